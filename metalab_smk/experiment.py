@@ -1,0 +1,96 @@
+"""Experiment: what to run (operation), over what (params x seeds), in which context."""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+from metalab_smk.context import context_fingerprint
+from metalab_smk.errors import ExperimentError
+from metalab_smk.operation import Operation
+from metalab_smk.params.resolver import with_resolver
+from metalab_smk.params.source import ParamSource
+from metalab_smk.seeds import SeedPlan
+
+__all__ = ["Experiment"]
+
+
+def _check_params(params: Any) -> ParamSource:
+    if isinstance(params, ParamSource):
+        return params
+    if isinstance(params, dict):
+        raise ExperimentError(
+            "Experiment(params=dict): wrap it in a param source: metalab.grid(**values) for a "
+            "sweep or metalab.manual([params]) for a single case."
+        )
+    raise ExperimentError(
+        f"Experiment(params={params!r}): expected a param source such as metalab.grid(...), "
+        "metalab.random(...) or metalab.manual([...])."
+    )
+
+
+def _check_seeds(seeds: Any) -> SeedPlan:
+    if isinstance(seeds, SeedPlan):
+        return seeds
+    raise ExperimentError(
+        f"Experiment(seeds={seeds!r}): expected metalab.seeds(base=..., replicates=...)."
+    )
+
+
+class Experiment:
+    """A named, versioned sweep; ``experiment_id == f"{name}:{version}"``."""
+
+    def __init__(
+        self,
+        name: str,
+        version: str,
+        context: Any,
+        operation: Operation | Any,
+        params: ParamSource,
+        seeds: SeedPlan,
+        description: str | None = None,
+        tags: list[str] | None = None,
+        param_resolver: Any = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> None:
+        if not isinstance(name, str) or not name.strip():
+            raise ExperimentError(f"Experiment(name={name!r}) must be a non-empty string.")
+        if isinstance(version, bool) or not isinstance(version, (str, int, float)):
+            raise ExperimentError(f"Experiment(version={version!r}) must be a string like '1'.")
+        self.name = name
+        self.version = str(version)
+        self.context = context
+        self.operation = operation if isinstance(operation, Operation) else Operation(operation)
+        self.params = _check_params(params)
+        self.seeds = _check_seeds(seeds)
+        self.description = description
+        if isinstance(tags, str):
+            raise ExperimentError(f"Experiment(tags={tags!r}) expects a list of strings.")
+        self.tags = list(tags or [])
+        self.param_resolver = param_resolver
+        self.metadata = dict(metadata or {})
+
+    @property
+    def experiment_id(self) -> str:
+        return f"{self.name}:{self.version}"
+
+    @functools.cached_property
+    def param_source(self) -> ParamSource:
+        """The params as runs see them (after ``param_resolver`` when one is set)."""
+        if self.param_resolver is None:
+            return self.params
+        return with_resolver(self.params, self.param_resolver)
+
+    @functools.cached_property
+    def context_fp(self) -> str:
+        return context_fingerprint(self.context)
+
+    @property
+    def n_runs(self) -> int:
+        return len(self.param_source) * self.seeds.replicates
+
+    def __repr__(self) -> str:
+        return (
+            f"Experiment({self.experiment_id!r}, operation={self.operation.name!r}, "
+            f"cases={len(self.param_source)}, replicates={self.seeds.replicates})"
+        )
