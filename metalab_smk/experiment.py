@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import sys
 from typing import Any
 
 from metalab_smk.context import context_fingerprint
@@ -69,6 +70,9 @@ class Experiment:
         self.tags = list(tags or [])
         self.param_resolver = param_resolver
         self.metadata = dict(metadata or {})
+        caller = sys._getframe(1).f_globals
+        self.source_file: str | None = caller.get("__file__")
+        self.source_module: str | None = caller.get("__name__")
 
     @property
     def experiment_id(self) -> str:

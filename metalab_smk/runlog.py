@@ -1,0 +1,87 @@
+"""Route everything a run prints or logs into its log file.
+
+While a run executes, file descriptors 1 and 2 (so ``print``, C extensions and child
+processes too), the ``metalab.run`` logger, subscribed loggers and warnings all go to
+``logs/<run_id>_run.log.partial``; the file is renamed to its final name at the end.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import warnings
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+__all__ = ["LOG_FORMAT", "RunLog"]
+
+LOG_FORMAT = "%(asctime)s [%(levelname)-7s] [%(name)s] %(message)s"
+LOG_DATE_FORMAT = "%Y-%m-%d %H:%M:%S"
+
+
+class RunLog:
+    """Context manager that captures output of one run into ``path``."""
+
+    def __init__(self, path: Path, run_id: str) -> None:
+        self.path = path
+        self.partial = path.with_name(path.name + ".partial")
+        self.logger = logging.getLogger(f"metalab.run.{run_id}")
+        self.logger.setLevel(logging.DEBUG)
+        self.logger.propagate = False
+        self.warnings: list[dict[str, Any]] = []
+        self._subscribed: list[tuple[logging.Logger, int]] = []
+        self._saved_fds: list[int] = []
+
+    def __enter__(self) -> RunLog:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._file = open(self.partial, "a", buffering=1, encoding="utf-8")
+        self.handler = logging.StreamHandler(self._file)
+        self.handler.setFormatter(logging.Formatter(LOG_FORMAT, LOG_DATE_FORMAT))
+        self.logger.addHandler(self.handler)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        for fd in (1, 2):
+            self._saved_fds.append(os.dup(fd))
+            os.dup2(self._file.fileno(), fd)
+        self._saved_showwarning = warnings.showwarning
+        warnings.showwarning = self._show_warning
+        self._warning_filters = warnings.catch_warnings()
+        self._warning_filters.__enter__()
+        warnings.simplefilter("default")
+        return self
+
+    def _show_warning(self, message, category, filename, lineno, file=None, line=None) -> None:
+        self.warnings.append(
+            {"category": category.__name__, "message": str(message),
+             "filename": str(filename), "lineno": lineno}
+        )
+        self.logger.warning(f"{category.__name__}: {message} ({filename}:{lineno})")
+
+    def subscribe(self, name: str, level: int | str = logging.DEBUG) -> None:
+        """Also write records of the logger ``name`` (and its children) to this run's log."""
+        target = logging.getLogger(name)
+        self._subscribed.append((target, target.level))
+        target.addHandler(self.handler)
+        target.setLevel(level)
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._warning_filters.__exit__(None, None, None)
+        warnings.showwarning = self._saved_showwarning
+        sys.stdout.flush()
+        sys.stderr.flush()
+        for fd, saved in zip((1, 2), self._saved_fds, strict=True):
+            os.dup2(saved, fd)
+            os.close(saved)
+        for target, level in self._subscribed:
+            target.removeHandler(self.handler)
+            target.setLevel(level)
+        self.logger.removeHandler(self.handler)
+        self._file.close()
+        os.replace(self.partial, self.path)

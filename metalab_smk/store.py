@@ -1,0 +1,190 @@
+"""On-disk layout of an experiment directory, atomic writes and strict JSON.
+
+``{root}/{safe_experiment_id}/`` holds everything of one experiment (DESIGN section 5).
+Every file is written to a temporary name in the same directory and renamed into place,
+so a reader never sees a half-written file.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote, unquote
+
+__all__ = [
+    "ExperimentDir",
+    "FileStoreConfig",
+    "atomic_write_bytes",
+    "atomic_write_json",
+    "atomic_write_text",
+    "from_strict_json",
+    "read_json",
+    "safe_experiment_id",
+    "to_strict_json",
+]
+
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+_FILE_MODE = 0o666 & ~_UMASK
+_SAFE = "-._"  # besides letters and digits; everything else is %-escaped
+
+
+def safe_experiment_id(experiment_id: str) -> str:
+    """Directory name for ``name:version``: both parts %-escaped, joined by ``+``."""
+    name, _, version = experiment_id.rpartition(":")
+    return f"{quote(name, safe=_SAFE)}+{quote(version, safe=_SAFE)}"
+
+
+def experiment_id_from_dir(dirname: str) -> str:
+    name, _, version = dirname.rpartition("+")
+    return f"{unquote(name)}:{unquote(version)}"
+
+
+def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
+    """Write ``data`` to ``path`` via a temporary file and rename (same directory)."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        os.chmod(tmp, _FILE_MODE)
+        os.replace(tmp, target)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+
+
+def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def _strict(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return {"$float": repr(value)}  # 'nan', 'inf', '-inf'
+    if isinstance(value, dict):
+        return {str(k): _strict(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_strict(v) for v in value]
+    if type(value).__module__ == "numpy" and hasattr(value, "tolist"):
+        return _strict(value.tolist())
+    return value
+
+
+def _unstrict(value: dict[str, Any]) -> Any:
+    if len(value) == 1 and "$float" in value:
+        return float(value["$float"])
+    return value
+
+
+def to_strict_json(obj: Any, indent: int | None = None) -> str:
+    """JSON without bare NaN/Infinity tokens: non-finite floats become ``{"$float": "nan"}``."""
+    return json.dumps(_strict(obj), indent=indent, allow_nan=False, default=str)
+
+
+def from_strict_json(text: str | bytes) -> Any:
+    return json.loads(text, object_hook=_unstrict)
+
+
+def atomic_write_json(path: str | os.PathLike[str], obj: Any, indent: int | None = 1) -> None:
+    atomic_write_text(path, to_strict_json(obj, indent=indent))
+
+
+def read_json(path: str | os.PathLike[str]) -> Any:
+    with open(path, "rb") as handle:
+        return from_strict_json(handle.read())
+
+
+@dataclass(frozen=True)
+class ExperimentDir:
+    """Paths inside one experiment directory."""
+
+    root: Path
+
+    @classmethod
+    def at(cls, path: str | os.PathLike[str]) -> ExperimentDir:
+        return cls(Path(path).absolute())
+
+    @property
+    def snakefile(self) -> Path:
+        return self.root / "Snakefile"
+
+    @property
+    def meta_dir(self) -> Path:
+        return self.root / ".metalab"
+
+    @property
+    def compiled(self) -> Path:
+        return self.meta_dir / "compiled.json"
+
+    @property
+    def run_table(self) -> Path:
+        """One run ID per line; line i is global run index i (fixed width, 17 bytes)."""
+        return self.meta_dir / "run_ids.txt"
+
+    @property
+    def runs_dir(self) -> Path:
+        return self.root / "runs"
+
+    @property
+    def failed_dir(self) -> Path:
+        return self.root / "failed"
+
+    @property
+    def summary_dir(self) -> Path:
+        return self.root / "summary"
+
+    def record(self, run_id: str) -> Path:
+        return self.runs_dir / f"{run_id}.json"
+
+    def failed_record(self, run_id: str) -> Path:
+        return self.failed_dir / f"{run_id}.json"
+
+    def artifacts(self, run_id: str) -> Path:
+        return self.root / "artifacts" / run_id
+
+    def log(self, run_id: str) -> Path:
+        return self.root / "logs" / f"{run_id}_run.log"
+
+    def results(self, run_id: str) -> Path:
+        return self.root / "results" / run_id
+
+    def derived(self, run_id: str) -> Path:
+        return self.root / "derived" / f"{run_id}.json"
+
+    def read_run_ids(self) -> list[str]:
+        return self.run_table.read_text().split()
+
+    def exists(self) -> bool:
+        return self.compiled.is_file()
+
+
+@dataclass(frozen=True)
+class FileStoreConfig:
+    """A collection root holding one directory per experiment."""
+
+    root: Path
+
+    def __init__(self, root: str | os.PathLike[str]) -> None:
+        object.__setattr__(self, "root", Path(root).absolute())
+
+    def experiment_dir(self, experiment_id: str) -> ExperimentDir:
+        return ExperimentDir(self.root / safe_experiment_id(experiment_id))
+
+    def list_experiments(self) -> list[str]:
+        """Experiment IDs of the compiled experiments under this root, sorted."""
+        if not self.root.is_dir():
+            return []
+        found = []
+        for child in sorted(self.root.iterdir()):
+            if (child / ".metalab" / "compiled.json").is_file():
+                found.append(read_json(child / ".metalab" / "compiled.json")["experiment_id"])
+        return found
