@@ -1,4 +1,11 @@
-"""``import metalab``: the public name of metalab-smk (re-exports ``metalab_smk``)."""
+"""``import metalab``: the public name of metalab-smk.
 
-from metalab_smk import *  # noqa: F403
-from metalab_smk import __all__, __version__  # noqa: F401
+``metalab`` *is* the ``metalab_smk`` module (an alias in ``sys.modules``), so both import
+names give the same objects and the same lazy loading.
+"""
+
+import sys
+
+import metalab_smk
+
+sys.modules[__name__] = metalab_smk

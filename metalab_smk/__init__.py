@@ -39,7 +39,47 @@ from metalab_smk.seeds import SeedBundle, SeedPlan, seeds
 
 __version__ = "0.1.0"
 
+# Names whose modules import pandas or start processes load on first use, so a job's
+# worker (which imports this package) starts fast.
+_LAZY = {
+    "run": "metalab_smk.runner",
+    "start": "metalab_smk.runner",
+    "RunHandle": "metalab_smk.runner",
+    "LocalExecutor": "metalab_smk.runner",
+    "reconnect": "metalab_smk.runner",
+    "Results": "metalab_smk.results",
+    "Run": "metalab_smk.results",
+    "load_results": "metalab_smk.results",
+    "compile_experiment": "metalab_smk.compile",
+    "collect": "metalab_smk.reduce",
+    "FileStoreConfig": "metalab_smk.store",
+    "RunRecord": "metalab_smk.records",
+    "Status": "metalab_smk.records",
+    "ArtifactDescriptor": "metalab_smk.records",
+    "Provenance": "metalab_smk.records",
+    "Capture": "metalab_smk.capture",
+    "Runtime": "metalab_smk.capture",
+    "CaptureError": "metalab_smk.capture",
+}
+
+
+def __getattr__(name: str):
+    module_name = _LAZY.get(name)
+    if module_name is None:
+        raise AttributeError(f"module 'metalab' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module_name), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_LAZY])
+
+
 __all__ = [
+    *_LAZY,
     "CanonicalizeError",
     "DirPath",
     "DuplicateRunError",

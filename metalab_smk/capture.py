@@ -21,8 +21,13 @@ __all__ = ["Capture", "CaptureError", "RunCancelled", "Runtime"]
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]*")
 _LEVELS = {"debug": 10, "info": 20, "warning": 30, "warn": 30, "error": 40, "critical": 50}
-_FORMAT_SUFFIX = {"json": ".json", "numpy": ".npy", "pickle": ".pkl", "bytes": ".bin",
-                  "text": ".txt"}
+_FORMAT_SUFFIX = {
+    "json": ".json",
+    "numpy": ".npy",
+    "pickle": ".pkl",
+    "bytes": ".bin",
+    "text": ".txt",
+}
 
 
 class CaptureError(MetalabError, ValueError):
@@ -46,9 +51,9 @@ def check_name(kind: str, name: Any) -> str:
 
 def scalar(name: str, value: Any) -> int | float | bool | str:
     """``value`` as a Python scalar, or a CaptureError saying what to use instead."""
-    if type(value).__module__ == "numpy" and hasattr(value, "item"):
-        if getattr(value, "ndim", 0) == 0:
-            value = value.item()
+    numpy_scalar = type(value).__module__ == "numpy" and getattr(value, "ndim", 1) == 0
+    if numpy_scalar and hasattr(value, "item"):
+        value = value.item()
     if isinstance(value, (bool, int, float, str)):
         return value
     raise CaptureError(
@@ -131,8 +136,9 @@ class Capture:
             raise CaptureError(f"data {name!r} is not JSON-serialisable: {exc}") from None
 
     # artifacts -----------------------------------------------------------------------
-    def _store(self, name: str, kind: str, fmt: str, write, suffix: str,
-               metadata: dict[str, Any] | None) -> ArtifactDescriptor:
+    def _store(
+        self, name: str, kind: str, fmt: str, write, suffix: str, metadata: dict[str, Any] | None
+    ) -> ArtifactDescriptor:
         target = self._layout.artifacts(self._run_id) / f"{name}{suffix}"
         if any(a.name == name for a in self._artifacts):
             raise CaptureError(f"artifact {name!r} was already captured in this run.")
@@ -179,11 +185,22 @@ class Capture:
                 "allow_pickle=True)."
             )
         data = _serialise(name, obj, fmt)
-        return self._store(name, kind or fmt, fmt, lambda t: atomic_write_bytes(t, data),
-                           _FORMAT_SUFFIX[fmt], metadata)
+        return self._store(
+            name,
+            kind or fmt,
+            fmt,
+            lambda t: atomic_write_bytes(t, data),
+            _FORMAT_SUFFIX[fmt],
+            metadata,
+        )
 
-    def file(self, name: str, path: str | Path, kind: str | None = None,
-             metadata: dict[str, Any] | None = None) -> ArtifactDescriptor:
+    def file(
+        self,
+        name: str,
+        path: str | Path,
+        kind: str | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> ArtifactDescriptor:
         """Copy the file at ``path`` into the run's artifacts."""
         check_name("file", name)
         source = Path(path)
@@ -199,9 +216,16 @@ class Capture:
         fmt = source.suffix.lstrip(".") or "file"
         return self._store(name, kind or "file", fmt, copy, source.suffix, metadata)
 
-    def figure(self, name: str, fig: Any, format: str = "png", dpi: int = 150,
-               metadata: dict[str, Any] | None = None, close: bool = True,
-               **savefig_kwargs: Any) -> ArtifactDescriptor:
+    def figure(
+        self,
+        name: str,
+        fig: Any,
+        format: str = "png",
+        dpi: int = 150,
+        metadata: dict[str, Any] | None = None,
+        close: bool = True,
+        **savefig_kwargs: Any,
+    ) -> ArtifactDescriptor:
         """Save a matplotlib figure (``fig.savefig``) as an artifact."""
         check_name("figure", name)
         buffer = io.BytesIO()
@@ -215,8 +239,9 @@ class Capture:
             except ImportError:
                 pass
         data = buffer.getvalue()
-        return self._store(name, "figure", format, lambda t: atomic_write_bytes(t, data),
-                           f".{format}", metadata)
+        return self._store(
+            name, "figure", format, lambda t: atomic_write_bytes(t, data), f".{format}", metadata
+        )
 
     @property
     def artifacts(self) -> list[ArtifactDescriptor]:
@@ -238,8 +263,12 @@ class Capture:
     def finalize(self) -> dict[str, Any]:
         """Write stepped metrics; return what the record needs."""
         for name, points in self._steps.items():
-            payload = {"name": name, "type": "stepped_metric", "data": points,
-                       "metadata": {"columns": ["step", "value"]}}
+            payload = {
+                "name": name,
+                "type": "stepped_metric",
+                "data": points,
+                "metadata": {"columns": ["step", "value"]},
+            }
             atomic_write_json(self._layout.results(self._run_id) / f"{name}.json", payload)
         return {
             "metrics": self.metrics,
@@ -283,4 +312,3 @@ def _json_default(value: Any) -> Any:
     if hasattr(value, "tolist"):
         return value.tolist()
     raise TypeError(f"{type(value).__name__} is not JSON-serialisable")
-

@@ -7,6 +7,78 @@ import sys
 from collections.abc import Sequence
 
 from metalab_smk import __version__
+from metalab_smk.errors import MetalabError
+
+
+def _load(path: str, experiment: str | None):
+    from metalab_smk.loader import load_experiment_file
+
+    return load_experiment_file(path).select(experiment, path)
+
+
+def _cmd_compile(args: argparse.Namespace) -> int:
+    from metalab_smk.compile import compile_experiment, snakemake_command
+
+    experiment = _load(args.file, args.experiment)
+    layout = compile_experiment(experiment, args.store)
+    n_runs = len(layout.read_run_ids())
+    print(f"compiled {experiment.experiment_id!r}: {n_runs} runs in {layout.root}")
+    print("run it with:")
+    print(f"  {snakemake_command(layout)}")
+    return 0
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from metalab_smk.runner import LocalExecutor, run
+
+    experiment = _load(args.file, args.experiment)
+    handle = run(
+        experiment,
+        store=args.store,
+        resume=not args.no_resume,
+        executor=LocalExecutor(cores=args.cores, chunk_size=args.chunk_size),
+    )
+    handle.wait()
+    status = handle.status
+    if status.failed:
+        print(status.as_text())
+    return 0 if status.is_complete else 1
+
+
+def _cmd_status(args: argparse.Namespace) -> int:
+    from metalab_smk.compiled import CompiledExperiment
+    from metalab_smk.status import sweep_status
+    from metalab_smk.store import ExperimentDir
+
+    layout = ExperimentDir.at(args.directory)
+    CompiledExperiment.read(layout)
+    print(sweep_status(layout).as_text())
+    return 0
+
+
+def _cmd_collect(args: argparse.Namespace) -> int:
+    from metalab_smk.reduce import main as reduce_main
+
+    return reduce_main([args.directory])
+
+
+def _cmd_results(args: argparse.Namespace) -> int:
+    from metalab_smk.results import load_results
+
+    results = load_results(args.directory, experiment_id=args.experiment)
+    frame = results.to_dataframe()
+    if args.csv:
+        frame.to_csv(args.csv, index=False)
+        print(f"wrote {len(frame)} rows to {args.csv}")
+    elif args.parquet:
+        frame.to_parquet(args.parquet, index=False)
+        print(f"wrote {len(frame)} rows to {args.parquet}")
+    else:
+        import pandas as pd
+
+        with pd.option_context("display.max_rows", args.max_rows, "display.width", 200):
+            print(frame)
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -14,7 +86,42 @@ def build_parser() -> argparse.ArgumentParser:
         prog="metalab", description="Define a sweep once; run it with Snakemake."
     )
     parser.add_argument("--version", action="version", version=f"metalab-smk {__version__}")
-    parser.add_subparsers(dest="command", metavar="command")
+    commands = parser.add_subparsers(dest="command", metavar="command")
+
+    def experiment_file(sub: argparse.ArgumentParser) -> None:
+        sub.add_argument("file", help="the experiment's Python file")
+        sub.add_argument("--store", default=None, help="collection root (default ./runs)")
+        sub.add_argument(
+            "--experiment", default=None, help="name or name:version when the file defines several"
+        )
+
+    sub = commands.add_parser("compile", help="write the experiment directory and Snakefile")
+    experiment_file(sub)
+    sub.set_defaults(func=_cmd_compile)
+
+    sub = commands.add_parser("run", help="compile and run the missing runs locally")
+    experiment_file(sub)
+    sub.add_argument("--cores", type=int, default=None, help="parallel jobs (default: all)")
+    sub.add_argument("--chunk-size", type=int, default=None, help="runs per Snakemake job")
+    sub.add_argument("--no-resume", action="store_true", help="re-run every run")
+    sub.set_defaults(func=_cmd_run)
+
+    sub = commands.add_parser("status", help="done / failed / missing runs, with errors")
+    sub.add_argument("directory", help="experiment directory")
+    sub.set_defaults(func=_cmd_status)
+
+    sub = commands.add_parser("collect", help="write summary/*.parquet from the records")
+    sub.add_argument("directory", help="experiment directory")
+    sub.set_defaults(func=_cmd_collect)
+
+    for name in ("results", "show"):
+        sub = commands.add_parser(name, help="print or export the results table")
+        sub.add_argument("directory", help="experiment directory or collection root")
+        sub.add_argument("--experiment", default=None, help="name:version under a root")
+        sub.add_argument("--csv", default=None, help="write the table to this CSV file")
+        sub.add_argument("--parquet", default=None, help="write the table to this file")
+        sub.add_argument("--max-rows", type=int, default=60)
+        sub.set_defaults(func=_cmd_results)
     return parser
 
 
@@ -24,7 +131,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 0
-    return 0
+    try:
+        return args.func(args)
+    except (MetalabError, RuntimeError, FileNotFoundError) as exc:
+        print(f"metalab {args.command}: error: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

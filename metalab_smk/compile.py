@@ -55,7 +55,10 @@ def _git_commit(directory: Path) -> str | None:
     try:
         done = subprocess.run(
             ["git", "-C", str(directory), "rev-parse", "HEAD"],
-            capture_output=True, text=True, timeout=5, check=False,
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=False,
         )
     except (OSError, subprocess.SubprocessError):
         return None
@@ -157,11 +160,10 @@ def compile_experiment(
     manifest = layout.root / "experiments" / f"{layout.root.name}.json"
     _write_if_changed(manifest, to_strict_json(description, indent=1).encode())
     _write_if_changed(layout.root / "_meta.json", b'{"store": "metalab-smk", "layout": 1}\n')
+    _write_if_changed(layout.snakefile, _generated_snakefile(experiment, len(plan)).encode())
     _write_if_changed(
-        layout.snakefile, _generated_snakefile(experiment, len(plan)).encode()
+        layout.root / "profiles" / "default" / "config.yaml", WORKFLOW_PROFILE.encode()
     )
-    _write_if_changed(layout.root / "profiles" / "default" / "config.yaml",
-                      WORKFLOW_PROFILE.encode())
     return layout
 
 

@@ -108,7 +108,7 @@ def execute_run(
             )
             if isinstance(returned, dict):
                 capture.log_metrics(returned)
-        except BaseException as exc:  # noqa: BLE001 - every failure becomes a record
+        except BaseException as exc:
             if isinstance(exc, KeyboardInterrupt) and not runtime.cancelled:
                 raise
             status = Status.CANCELLED if runtime.cancelled else Status.FAILED
@@ -116,7 +116,7 @@ def execute_run(
             runlog.logger.error("run failed:\n%s", error["traceback"])
         try:
             captured = capture.finalize()
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             status, error = Status.FAILED, _error_of(exc)
             captured = {"metrics": capture.metrics, "stepped_metrics": [], "artifacts": []}
     shutil.rmtree(scratch, ignore_errors=True)
@@ -143,10 +143,7 @@ def execute_run(
     )
     if status is Status.SUCCESS:
         atomic_write_json(layout.record(run.run_id), record.to_dict())
-        try:
-            os.unlink(layout.failed_record(run.run_id))
-        except FileNotFoundError:
-            pass
+        layout.failed_record(run.run_id).unlink(missing_ok=True)
     else:
         atomic_write_json(layout.failed_record(run.run_id), record.to_dict())
     return record

@@ -7,6 +7,7 @@ at top level without a ``__main__`` guard can still be compiled and run by jobs.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib
 import importlib.util
@@ -58,8 +59,10 @@ class LoadedFile:
                 f"{path} defines several experiments ({', '.join(sorted(self.experiments))});"
                 " choose one with --experiment NAME (or name:version)."
             )
-        for candidate in (experiment_id, *[k for k in self.experiments if k.split(":")[0] ==
-                                           experiment_id]):
+        for candidate in (
+            experiment_id,
+            *[k for k in self.experiments if k.split(":")[0] == experiment_id],
+        ):
             if candidate in self.experiments:
                 return self.experiments[candidate]
         raise ExperimentError(
@@ -112,10 +115,8 @@ def load_experiment_file(
     start = len(_recorded)
 
     def execute() -> ModuleType:
-        try:
+        with contextlib.suppress(_StopDefinition):
             spec.loader.exec_module(module)
-        except _StopDefinition:
-            pass
         return module
 
     _exec_in_definition_mode(execute)

@@ -20,11 +20,21 @@ import pyarrow.parquet as pq
 
 from metalab_smk.store import ExperimentDir, read_json
 
-__all__ = ["RESERVED_COLUMNS", "collect", "record_row", "records_frame"]
+__all__ = ["RESERVED_COLUMNS", "collect", "record_row", "records_frame", "summary_is_current"]
 
 RESERVED_COLUMNS = (
-    "run_id", "experiment_id", "status", "run_index", "seed_root", "seed_replicate",
-    "duration_ms", "started_at", "finished_at", "error_type", "error_message", "tags",
+    "run_id",
+    "experiment_id",
+    "status",
+    "run_index",
+    "seed_root",
+    "seed_replicate",
+    "duration_ms",
+    "started_at",
+    "finished_at",
+    "error_type",
+    "error_message",
+    "tags",
 )
 
 
@@ -114,6 +124,16 @@ def _write_parquet(frame: pd.DataFrame, path: Path) -> None:
     finally:
         if tmp.exists():
             tmp.unlink()
+
+
+def summary_is_current(layout: ExperimentDir) -> bool:
+    """True when the summary is newer than every record directory and the run table."""
+    summary = layout.summary_dir / "runs.parquet"
+    if not summary.is_file():
+        return False
+    built = summary.stat().st_mtime_ns
+    watched = [layout.runs_dir, layout.failed_dir, layout.run_table]
+    return all(not p.exists() or p.stat().st_mtime_ns <= built for p in watched)
 
 
 def collect(directory: str | os.PathLike[str]) -> tuple[pd.DataFrame, pd.DataFrame]:

@@ -54,8 +54,12 @@ class RunLog:
 
     def _show_warning(self, message, category, filename, lineno, file=None, line=None) -> None:
         self.warnings.append(
-            {"category": category.__name__, "message": str(message),
-             "filename": str(filename), "lineno": lineno}
+            {
+                "category": category.__name__,
+                "message": str(message),
+                "filename": str(filename),
+                "lineno": lineno,
+            }
         )
         self.logger.warning(f"{category.__name__}: {message} ({filename}:{lineno})")
 

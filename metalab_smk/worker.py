@@ -80,13 +80,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         run = plan.run(index)
         if layout.record(run.run_id).is_file():
             continue
-        record = execute_run(layout, plan, experiment, run, compiled.description,
-                             cancellation.attach)
+        record = execute_run(
+            layout, plan, experiment, run, compiled.description, cancellation.attach
+        )
         cancellation.runtime = None
         if record.status is not Status.SUCCESS:
             failures += 1
-            print(f"metalab: run {run.run_id} {record.status}: {record.error['type']}: "
-                  f"{record.error['message']} (log: {layout.log(run.run_id)})", file=sys.stderr)
+            print(
+                f"metalab: run {run.run_id} {record.status}: {record.error['type']}: "
+                f"{record.error['message']} (log: {layout.log(run.run_id)})",
+                file=sys.stderr,
+            )
     if command == "batch" and not failures:
         atomic_write_text(layout.meta_dir / "batches" / f"{key}.done", f"{len(indices)}\n")
     return 1 if failures else 0
