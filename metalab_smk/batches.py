@@ -8,26 +8,61 @@ each run's record on its own, so a failed or killed batch loses no finished run.
 from __future__ import annotations
 
 import math
+import os
+import statistics
 import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from metalab_smk.store import ExperimentDir, atomic_write_text
+from metalab_smk.store import ExperimentDir, atomic_write_text, read_json
 
-__all__ = ["MAX_AUTO_CHUNK", "choose_chunk_size", "clear_batches", "write_batches"]
+__all__ = [
+    "MAX_AUTO_CHUNK",
+    "choose_chunk_size",
+    "clear_batches",
+    "median_run_seconds",
+    "write_batches",
+]
 
 MAX_AUTO_CHUNK = 200
-JOBS_PER_CORE = 4  # enough jobs per core to balance uneven run times
+JOBS_PER_WORKER = 4  # enough jobs per parallel slot to balance uneven run times
+LONG_RUN_SECONDS = 30.0  # runs at least this long get a job each
 
 
-def choose_chunk_size(n_runs: int, cores: int, chunk_size: int | None = None) -> int:
-    """Runs per job: ``chunk_size`` when given, else about JOBS_PER_CORE jobs per core."""
+def choose_chunk_size(
+    n_runs: int,
+    parallel: int,
+    chunk_size: int | None = None,
+    min_chunk: int = 1,
+    median_run_seconds: float | None = None,
+) -> int:
+    """Runs per job: ``chunk_size`` when given; one when earlier runs of the experiment
+    took at least LONG_RUN_SECONDS; else about JOBS_PER_WORKER jobs per parallel slot,
+    at least ``min_chunk`` (a SLURM job costs seconds to start) and at most MAX_AUTO_CHUNK."""
     if chunk_size is not None:
         if chunk_size < 1:
             raise ValueError(f"chunk_size={chunk_size} must be at least 1.")
         return chunk_size
-    jobs = max(1, cores * JOBS_PER_CORE)
-    return max(1, min(MAX_AUTO_CHUNK, math.ceil(n_runs / jobs)))
+    if median_run_seconds is not None and median_run_seconds >= LONG_RUN_SECONDS:
+        return 1
+    spread = math.ceil(n_runs / max(1, parallel * JOBS_PER_WORKER))
+    return max(1, min(MAX_AUTO_CHUNK, max(min_chunk, spread)))
+
+
+def median_run_seconds(layout: ExperimentDir, sample: int = 50) -> float | None:
+    """Median duration of up to ``sample`` finished runs of this experiment, if any."""
+    if not layout.runs_dir.is_dir():
+        return None
+    durations = []
+    with os.scandir(layout.runs_dir) as entries:
+        for entry in entries:
+            if len(durations) >= sample:
+                break
+            try:
+                durations.append(read_json(entry.path)["duration_ms"] / 1000)
+            except (OSError, ValueError, KeyError):
+                continue
+    return statistics.median(durations) if durations else None
 
 
 def clear_batches(layout: ExperimentDir) -> None:

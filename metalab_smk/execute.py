@@ -9,7 +9,6 @@ import functools
 import os
 import platform
 import shutil
-import socket
 import tempfile
 import time
 import traceback
@@ -44,7 +43,7 @@ def _provenance(code_fp: str, compiled: dict[str, Any], log_path: Path) -> dict[
     slurm_job = os.environ.get("SLURM_JOB_ID")
     if slurm_job:
         extra["slurm_job_id"] = slurm_job
-        extra["slurm_node"] = os.environ.get("SLURMD_NODENAME", socket.gethostname())
+        extra["slurm_node"] = os.environ.get("SLURMD_NODENAME", os.uname().nodename)
         extra["slurm_log"] = os.environ.get("METALAB_SLURM_LOG", "")
     extra["log"] = str(log_path)
     return {
@@ -53,7 +52,7 @@ def _provenance(code_fp: str, compiled: dict[str, Any], log_path: Path) -> dict[
         "metalab_version": __version__,
         "snakemake_version": _snakemake_version(),
         "executor_id": "slurm" if slurm_job else "local",
-        "host": socket.gethostname(),
+        "host": os.uname().nodename,
         "extra": extra,
     }
 

@@ -59,8 +59,9 @@ class Run:
     tags = property(lambda self: list(self.record.tags))
 
     @property
-    def seed(self) -> SeedBundle:
-        return SeedBundle.from_dict(self.record.seed)
+    def seed(self) -> SeedBundle | None:
+        """The run's seeds (None for records of the original metalab, which lack them)."""
+        return SeedBundle.from_dict(self.record.seed) if self.record.seed else None
 
     @property
     def derived(self) -> dict[str, Any]:

@@ -14,12 +14,17 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from metalab_smk.batches import choose_chunk_size, clear_batches, write_batches
+from metalab_smk.batches import (
+    choose_chunk_size,
+    clear_batches,
+    median_run_seconds,
+    write_batches,
+)
 from metalab_smk.compile import compile_experiment
+from metalab_smk.executors import LocalExecutor, SlurmExecutor
 from metalab_smk.experiment import Experiment
 from metalab_smk.loader import in_definition_mode, stop_definition
 from metalab_smk.locks import live_snakemake_pids, recover_stale_lock
@@ -28,20 +33,6 @@ from metalab_smk.status import SweepStatus, sweep_status
 from metalab_smk.store import ExperimentDir
 
 __all__ = ["LocalExecutor", "RunHandle", "reconnect", "run", "start"]
-
-
-@dataclass(frozen=True)
-class LocalExecutor:
-    """Run on this machine with ``cores`` parallel jobs (default: all cores).
-
-    ``chunk_size`` runs are packed into each Snakemake job (default: chosen from the
-    sweep size so each core gets a few jobs)."""
-
-    cores: int | None = None
-    chunk_size: int | None = None
-
-    def total_cores(self) -> int:
-        return self.cores or os.cpu_count() or 1
 
 
 def _forget(layout: ExperimentDir, run_ids: list[str]) -> None:
@@ -153,7 +144,7 @@ class RunHandle:
 
 def start(
     layout: ExperimentDir,
-    executor: LocalExecutor | None = None,
+    executor: LocalExecutor | SlurmExecutor | None = None,
     resume: bool = True,
     progress: bool | None = None,
     on_event: Callable[[dict[str, Any]], None] | None = None,
@@ -175,16 +166,17 @@ def start(
             f"{layout.root} (it is no longer running)."
         )
     clear_batches(layout)
-    cores = executor.total_cores()
-    chunk = choose_chunk_size(len(missing), cores, executor.chunk_size)
+    parallel = executor.total_cores()
+    chunk = choose_chunk_size(
+        len(missing), parallel, executor.chunk_size, executor.min_chunk, median_run_seconds(layout)
+    )
     targets = write_batches(layout, missing, chunk)
     command = [
         sys.executable,
         "-m",
         "snakemake",
         *[str(t.relative_to(layout.root)) for t in targets],
-        "--cores",
-        str(cores),
+        *executor.snakemake_args(),
         "--quiet",
         "progress",
         "rules",
@@ -194,9 +186,10 @@ def start(
     log.write(f"\n$ {' '.join(command)}\n".encode())
     log.flush()
     if verbose:
+        where = "on SLURM" if isinstance(executor, SlurmExecutor) else f"{parallel} cores"
         print(
             f"metalab: running {len(missing)} of {len(layout.read_run_ids())} runs "
-            f"({len(targets)} Snakemake jobs, {cores} cores) in {layout.root}"
+            f"({len(targets)} Snakemake jobs of up to {chunk} runs, {where}) in {layout.root}"
         )
     process = subprocess.Popen(
         command,
@@ -213,7 +206,7 @@ def start(
 def run(
     experiment: Experiment,
     store: str | os.PathLike[str] | None = None,
-    executor: LocalExecutor | None = None,
+    executor: LocalExecutor | SlurmExecutor | None = None,
     resume: bool = True,
     progress: bool | None = None,
     on_event: Callable[[dict[str, Any]], None] | None = None,

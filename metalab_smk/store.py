@@ -7,6 +7,7 @@ so a reader never sees a half-written file.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -66,25 +67,44 @@ def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
 
 def _strict(value: Any) -> Any:
     if isinstance(value, float) and not math.isfinite(value):
-        return {"$float": repr(value)}  # 'nan', 'inf', '-inf'
+        return {"$float": repr(float(value))}  # 'nan', 'inf', '-inf'
     if isinstance(value, dict):
-        return {str(k): _strict(v) for k, v in value.items()}
+        encoded = {str(k): _strict(v) for k, v in value.items()}
+        if len(encoded) == 1 and set(encoded) & _MARKERS:  # escape: a list of key/value pairs
+            return {"$dict": [[k, v] for k, v in encoded.items()]}
+        return encoded
     if isinstance(value, (list, tuple)):
         return [_strict(v) for v in value]
     if type(value).__module__ == "numpy" and hasattr(value, "tolist"):
         return _strict(value.tolist())
+    if isinstance(value, (set, frozenset)):
+        return _strict(sorted(value, key=repr))
+    if isinstance(value, bytes):
+        return {"__bytes__": value.hex()}
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return _strict({f.name: getattr(value, f.name) for f in dataclasses.fields(value)})
     return value
 
 
+def _refuse(value: Any) -> Any:
+    raise TypeError(f"{type(value).__name__} is not JSON-serialisable")
+
+
+_MARKERS = {"$float", "$dict"}
+
+
 def _unstrict(value: dict[str, Any]) -> Any:
-    if len(value) == 1 and "$float" in value:
-        return float(value["$float"])
+    if len(value) == 1:
+        if "$float" in value:
+            return float(value["$float"])
+        if "$dict" in value:  # a user dict whose only key looked like a marker
+            return dict(value["$dict"])
     return value
 
 
 def to_strict_json(obj: Any, indent: int | None = None) -> str:
     """JSON without bare NaN/Infinity tokens: non-finite floats become ``{"$float": "nan"}``."""
-    return json.dumps(_strict(obj), indent=indent, allow_nan=False, default=str)
+    return json.dumps(_strict(obj), indent=indent, allow_nan=False, default=_refuse)
 
 
 def from_strict_json(text: str | bytes) -> Any:
