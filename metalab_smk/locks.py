@@ -2,12 +2,35 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 import subprocess
 import sys
 from pathlib import Path
 
-__all__ = ["live_snakemake_pids", "recover_stale_lock"]
+__all__ = ["RunnerLock", "live_snakemake_pids", "recover_stale_lock"]
+
+
+class RunnerLock:
+    """An exclusive lock on ``.metalab/runner.lock`` held while metalab drives Snakemake
+    in a directory, so a second ``metalab run`` there refuses instead of interfering."""
+
+    def __init__(self, meta_dir: Path) -> None:
+        meta_dir.mkdir(parents=True, exist_ok=True)
+        self._handle = open(meta_dir / "runner.lock", "a+")  # noqa: SIM115 - held open
+        try:
+            fcntl.flock(self._handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self._handle.close()
+            raise RuntimeError(
+                f"another metalab run is active in {meta_dir.parent}; wait for it to finish "
+                "(`metalab status` shows progress) or cancel it first."
+            ) from None
+
+    def release(self) -> None:
+        if not self._handle.closed:
+            fcntl.flock(self._handle, fcntl.LOCK_UN)
+            self._handle.close()
 
 
 def live_snakemake_pids(directory: Path) -> list[int]:

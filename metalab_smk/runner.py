@@ -27,7 +27,7 @@ from metalab_smk.compile import compile_experiment
 from metalab_smk.executors import LocalExecutor, SlurmExecutor
 from metalab_smk.experiment import Experiment
 from metalab_smk.loader import in_definition_mode, stop_definition
-from metalab_smk.locks import live_snakemake_pids, recover_stale_lock
+from metalab_smk.locks import RunnerLock, live_snakemake_pids, recover_stale_lock
 from metalab_smk.progress import Progress
 from metalab_smk.status import SweepStatus, sweep_status
 from metalab_smk.store import ExperimentDir
@@ -59,9 +59,11 @@ class RunHandle:
         process: subprocess.Popen[bytes] | None = None,
         progress: Progress | None = None,
         follow_existing: bool = False,
+        lock: RunnerLock | None = None,
     ) -> None:
         self.layout = layout
         self.process = process
+        self._lock = lock
         self._progress = progress
         self._done = threading.Event()
         self.returncode: int | None = None
@@ -96,6 +98,8 @@ class RunHandle:
                 collect(self.layout.root)
             self._report_snakemake_error()
         finally:
+            if self._lock is not None:
+                self._lock.release()
             if self._progress is not None:
                 self._progress.close(sweep_status(self.layout))
             self._done.set()
@@ -152,19 +156,36 @@ def start(
 ) -> RunHandle:
     """Run what is missing in a compiled experiment directory."""
     executor = executor or LocalExecutor()
-    if not resume:
-        _forget(layout, layout.read_run_ids())
-    missing = _missing_indices(layout)
-    display = Progress.create(progress, verbose, on_event, total=len(layout.read_run_ids()))
-    if not missing:
+    total = len(layout.read_run_ids())
+    if resume and not _missing_indices(layout):
         if verbose:
-            print(f"metalab: all runs of {layout.root.name} are done; nothing to run.")
+            print(f"metalab: all {total} runs of {layout.root.name} are done; nothing to run.")
         return RunHandle(layout, None, None)
-    if recover_stale_lock(layout.root) and verbose:
-        print(
-            "metalab: removed the lock of an interrupted Snakemake run in "
-            f"{layout.root} (it is no longer running)."
-        )
+    lock = RunnerLock(layout.meta_dir)
+    try:
+        if recover_stale_lock(layout.root) and verbose:
+            print(
+                f"metalab: removed the lock of an interrupted Snakemake run in {layout.root} "
+                "(no snakemake is running there any more)."
+            )
+        if not resume:
+            _forget(layout, layout.read_run_ids())
+        process = _launch(layout, executor, _missing_indices(layout), total, verbose)
+    except BaseException:
+        lock.release()
+        raise
+    display = Progress.create(progress, verbose, on_event, total=total)
+    return RunHandle(layout, process, display, lock=lock)
+
+
+def _launch(
+    layout: ExperimentDir,
+    executor: LocalExecutor | SlurmExecutor,
+    missing: list[int],
+    total: int,
+    verbose: bool,
+) -> subprocess.Popen[bytes]:
+    """Write the batches of ``missing`` runs and start Snakemake on them."""
     clear_batches(layout)
     parallel = executor.total_cores()
     chunk = choose_chunk_size(
@@ -182,25 +203,23 @@ def start(
         "rules",
         "host",
     ]
-    log = open(layout.meta_dir / "snakemake.log", "ab")  # noqa: SIM115 - handed to Popen
-    log.write(f"\n$ {' '.join(command)}\n".encode())
-    log.flush()
     if verbose:
         where = "on SLURM" if isinstance(executor, SlurmExecutor) else f"{parallel} cores"
         print(
-            f"metalab: running {len(missing)} of {len(layout.read_run_ids())} runs "
-            f"({len(targets)} Snakemake jobs of up to {chunk} runs, {where}) in {layout.root}"
+            f"metalab: running {len(missing)} of {total} runs ({len(targets)} Snakemake "
+            f"jobs of up to {chunk} runs, {where}) in {layout.root}"
         )
-    process = subprocess.Popen(
-        command,
-        cwd=layout.root,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        stdin=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    log.close()
-    return RunHandle(layout, process, display)
+    with open(layout.meta_dir / "snakemake.log", "ab") as log:
+        log.write(f"\n$ {' '.join(command)}\n".encode())
+        log.flush()
+        return subprocess.Popen(
+            command,
+            cwd=layout.root,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
 
 
 def run(
