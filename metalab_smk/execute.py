@@ -9,6 +9,7 @@ import functools
 import os
 import platform
 import shutil
+import subprocess
 import tempfile
 import time
 import traceback
@@ -36,15 +37,38 @@ def _snakemake_version() -> str:
         return ""
 
 
+@functools.cache
+def slurm_facts() -> dict[str, str]:
+    """SLURM job ID, node and job log path when running inside a SLURM job, else {}."""
+    job_id = os.environ.get("SLURM_JOB_ID")
+    if not job_id:
+        return {}
+    facts = {
+        "slurm_job_id": job_id,
+        "slurm_node": os.environ.get("SLURMD_NODENAME", os.uname().nodename),
+    }
+    try:
+        shown = subprocess.run(
+            ["scontrol", "show", "job", "-o", job_id],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=False,
+        ).stdout
+        for field in shown.split():
+            if field.startswith("StdOut="):
+                facts["slurm_log"] = field[len("StdOut=") :]
+    except (OSError, subprocess.SubprocessError):
+        pass
+    return facts
+
+
 def _provenance(code_fp: str, compiled: dict[str, Any], log_path: Path) -> dict[str, Any]:
     extra: dict[str, Any] = {}
     if compiled.get("git_commit"):
         extra["git_commit"] = compiled["git_commit"]
-    slurm_job = os.environ.get("SLURM_JOB_ID")
-    if slurm_job:
-        extra["slurm_job_id"] = slurm_job
-        extra["slurm_node"] = os.environ.get("SLURMD_NODENAME", os.uname().nodename)
-        extra["slurm_log"] = os.environ.get("METALAB_SLURM_LOG", "")
+    extra.update(slurm_facts())
+    slurm_job = extra.get("slurm_job_id")
     extra["log"] = str(log_path)
     return {
         "code_hash": code_fp,
@@ -81,6 +105,17 @@ def execute_run(
     started_at, start = _now(), time.perf_counter()
     scratch = Path(tempfile.mkdtemp(prefix=f"metalab-{run.run_id}-"))
     log_path = layout.log(run.run_id)
+    marker = layout.running_marker(run.run_id)
+    atomic_write_json(
+        marker,
+        {
+            "pid": os.getpid(),
+            "host": os.uname().nodename,
+            "started_at": started_at,
+            "log": str(log_path),
+            **slurm_facts(),
+        },
+    )
     error: dict[str, Any] | None = None
     status = Status.SUCCESS
     with RunLog(log_path, run.run_id) as runlog:
@@ -145,4 +180,5 @@ def execute_run(
         layout.failed_record(run.run_id).unlink(missing_ok=True)
     else:
         atomic_write_json(layout.failed_record(run.run_id), record.to_dict())
+    marker.unlink(missing_ok=True)
     return record

@@ -174,6 +174,14 @@ class ExperimentDir:
     def results(self, run_id: str) -> Path:
         return self.root / "results" / run_id
 
+    @property
+    def running_dir(self) -> Path:
+        """``<run_id>.json`` markers of runs in progress (left behind if a run is killed)."""
+        return self.meta_dir / "running"
+
+    def running_marker(self, run_id: str) -> Path:
+        return self.running_dir / f"{run_id}.json"
+
     def derived(self, run_id: str) -> Path:
         return self.root / "derived" / f"{run_id}.json"
 

@@ -428,7 +428,7 @@ def test_results_cli_writes_csv(sweep: Sweep, tmp_path: Path) -> None:
 
 def test_status_cli_counts_a_finished_sweep(sweep: Sweep) -> None:
     done = _ok(_metalab(sweep.base, "status", str(sweep.root)))
-    assert done.stdout.strip() == "engine:1: 8 runs: 8 done, 0 failed, 0 missing"
+    assert done.stdout.strip() == "engine:1: 8 runs: 8 done, 0 running, 0 failed, 0 pending"
 
 
 def test_load_results_from_collection_root_and_list_experiments(sweep: Sweep) -> None:
@@ -525,7 +525,7 @@ def test_failed_run_is_recorded_summarised_reported_and_retried(tmp_path: Path) 
     assert frame.loc[2, "score"] == pytest.approx(2.0)
 
     status = _ok(_metalab(tmp_path, "status", str(layout.root)))
-    assert "failing:1: 3 runs: 2 done, 1 failed, 0 missing" in status.stdout
+    assert "failing:1: 3 runs: 2 done, 0 running, 1 failed, 0 pending" in status.stdout
     assert f"failed {bad}: ValueError: bad lr" in status.stdout
     assert str(layout.log(bad)) in status.stdout
 
@@ -556,7 +556,7 @@ def test_failed_run_is_recorded_summarised_reported_and_retried(tmp_path: Path) 
     assert list(frame["status"]) == ["success"] * 3
     assert frame["score"].tolist() == pytest.approx([0.2, 1.0, 2.0])
     status = _ok(_metalab(tmp_path, "status", str(layout.root)))
-    assert status.stdout.strip() == "failing:1: 3 runs: 3 done, 0 failed, 0 missing"
+    assert status.stdout.strip() == "failing:1: 3 runs: 3 done, 0 running, 0 failed, 0 pending"
     assert len(Results(layout).failed) == 0
 
 
@@ -710,7 +710,7 @@ def test_recompile_unchanged_then_added_grid_value_runs_only_new_runs(tmp_path: 
     _ok(_metalab(tmp_path, "compile", "exp.py", "--store", "S"))
     status = _ok(_metalab(tmp_path, "status", str(layout.root)))
     assert status.stdout.strip() == (
-        "growing:1: 2 runs: 2 done, 0 failed, 0 missing (1 stale records)"
+        "growing:1: 2 runs: 2 done, 0 running, 0 failed, 0 pending (1 stale records)"
     )
     assert layout.record(run_ids[2]).is_file()
     assert [run.params["x"] for run in Results(layout)] == [1, 3]
