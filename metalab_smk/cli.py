@@ -45,14 +45,47 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return 0 if status.is_complete else 1
 
 
+def _cmd_submit(args: argparse.Namespace) -> int:
+    import os
+
+    from metalab_smk.compile import compile_experiment
+    from metalab_smk.executors import LocalExecutor, ProfileExecutor
+    from metalab_smk.head import submit
+
+    experiment = _load(args.file, args.experiment)
+    executor = (
+        ProfileExecutor(args.profile, chunk_size=args.chunk_size)
+        if args.profile
+        else LocalExecutor(cores=args.cores, chunk_size=args.chunk_size)
+    )
+    layout = compile_experiment(experiment, args.store)
+    head = submit(layout, executor, head_time=args.head_time, local=args.local)
+    where = (
+        f"as SLURM job {head['job_id']}"
+        if head["kind"] == "slurm"
+        else f"in the background (pid {head['pid']})"
+    )
+    print(
+        f"submitted {experiment.experiment_id!r} ({len(layout.read_run_ids())} runs): the "
+        f"Snakemake head runs {where}; its log: {head['log']}"
+    )
+    print(f"follow it with:  metalab status {os.path.relpath(layout.root)}")
+    return 0
+
+
 def _cmd_status(args: argparse.Namespace) -> int:
     from metalab_smk.compiled import CompiledExperiment
+    from metalab_smk.head import head_alive
     from metalab_smk.status import sweep_status
-    from metalab_smk.store import ExperimentDir
+    from metalab_smk.store import ExperimentDir, read_json
 
     layout = ExperimentDir.at(args.directory)
     CompiledExperiment.read(layout)
     print(sweep_status(layout).as_text())
+    head = layout.meta_dir / "head.json"
+    if head.is_file():
+        state = "running" if head_alive(layout) else "finished"
+        print(f"submitted head process: {state} (log: {read_json(head)['log']})")
     return 0
 
 
@@ -105,6 +138,25 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--chunk-size", type=int, default=None, help="runs per Snakemake job")
     sub.add_argument("--no-resume", action="store_true", help="re-run every run")
     sub.set_defaults(func=_cmd_run)
+
+    sub = commands.add_parser("submit", help="compile and start a detached sweep; exit")
+    experiment_file(sub)
+    sub.add_argument(
+        "--profile",
+        default=None,
+        help="Snakemake profile directory (e.g. a copy of profiles/slurm)",
+    )
+    sub.add_argument("--chunk-size", type=int, default=None, help="runs per job")
+    sub.add_argument("--cores", type=int, default=None, help="local parallel jobs")
+    sub.add_argument(
+        "--local",
+        action="store_true",
+        help="run the head in the background here, not as a SLURM job",
+    )
+    sub.add_argument(
+        "--head-time", default="1-00:00:00", help="SLURM time limit of the head job (default 1 day)"
+    )
+    sub.set_defaults(func=_cmd_submit)
 
     sub = commands.add_parser("status", help="done / failed / missing runs, with errors")
     sub.add_argument("directory", help="experiment directory")

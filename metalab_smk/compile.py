@@ -141,6 +141,7 @@ def compile_experiment(
         "tags": experiment.tags,
         "metadata": experiment.metadata,
         "operation": experiment.operation.name,
+        "resources": experiment.resources,
         "n_runs": len(plan),
         "n_cases": plan.n_cases,
         "replicates": plan.replicates,

@@ -8,11 +8,21 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 from metalab_smk.errors import MetalabError
 
-__all__ = ["LocalExecutor", "SlurmConfig", "SlurmExecutor", "memory_mb", "minutes"]
+__all__ = [
+    "LocalExecutor",
+    "ProfileExecutor",
+    "SlurmConfig",
+    "SlurmExecutor",
+    "executor_from_dict",
+    "executor_to_dict",
+    "memory_mb",
+    "minutes",
+]
 
 
 class ExecutorError(MetalabError, ValueError):
@@ -152,3 +162,59 @@ class SlurmExecutor:
             "30",
             *self.config.snakemake_options,
         ]
+
+
+@dataclass(frozen=True)
+class ProfileExecutor:
+    """Run with a Snakemake profile directory (``--profile``), e.g. ``profiles/slurm``."""
+
+    profile: str
+    chunk_size: int | None = None
+
+    def __post_init__(self) -> None:
+        if not (Path(self.profile) / "config.yaml").is_file():
+            raise ExecutorError(
+                f"profile {self.profile!r} has no config.yaml; pass a Snakemake profile "
+                "directory such as profiles/slurm (copy it and edit the partition)."
+            )
+        object.__setattr__(self, "profile", str(Path(self.profile).absolute()))
+
+    def settings(self) -> dict:
+        import yaml  # a dependency of snakemake
+
+        return yaml.safe_load((Path(self.profile) / "config.yaml").read_text()) or {}
+
+    @property
+    def is_slurm(self) -> bool:
+        return self.settings().get("executor") == "slurm"
+
+    @property
+    def min_chunk(self) -> int:
+        return SlurmExecutor.min_chunk if self.is_slurm else 1
+
+    def total_cores(self) -> int:
+        settings = self.settings()
+        value = settings.get("jobs") or settings.get("cores")
+        return int(value) if str(value).isdigit() else (os.cpu_count() or 1)
+
+    def snakemake_args(self) -> list[str]:
+        return ["--profile", self.profile]
+
+
+def executor_to_dict(executor: LocalExecutor | SlurmExecutor | ProfileExecutor) -> dict:
+    """A JSON form of an executor, for the detached head process."""
+    if isinstance(executor, SlurmExecutor):
+        return {"kind": "slurm", **asdict(executor.config)}
+    if isinstance(executor, ProfileExecutor):
+        return {"kind": "profile", "profile": executor.profile, "chunk_size": executor.chunk_size}
+    return {"kind": "local", "cores": executor.cores, "chunk_size": executor.chunk_size}
+
+
+def executor_from_dict(data: dict) -> LocalExecutor | SlurmExecutor | ProfileExecutor:
+    fields = dict(data)
+    kind = fields.pop("kind")
+    if kind == "slurm":
+        return SlurmExecutor(SlurmConfig(**fields))
+    if kind == "profile":
+        return ProfileExecutor(**fields)
+    return LocalExecutor(**fields)

@@ -38,8 +38,30 @@ def _check_seeds(seeds: Any) -> SeedPlan:
     )
 
 
+def _check_resources(resources: Any) -> dict[str, int | str]:
+    if resources is None:
+        return {}
+    if not isinstance(resources, dict):
+        raise ExperimentError(
+            "Experiment(resources=...) expects a dict of Snakemake resources, e.g. "
+            "{'mem_mb': 4000, 'runtime': 60, 'slurm_partition': 'gpu', 'gpu': 1}."
+        )
+    for key, value in resources.items():
+        if not isinstance(key, str) or not key.isidentifier():
+            raise ExperimentError(f"Experiment(resources=...): {key!r} is not a resource name.")
+        if isinstance(value, bool) or not isinstance(value, (int, str)):
+            raise ExperimentError(
+                f"Experiment(resources={{{key!r}: {value!r}}}): values must be ints or strings."
+            )
+    return dict(resources)
+
+
 class Experiment:
-    """A named, versioned sweep; ``experiment_id == f"{name}:{version}"``."""
+    """A named, versioned sweep; ``experiment_id == f"{name}:{version}"``.
+
+    ``resources`` (Snakemake resources such as ``mem_mb``, ``runtime`` in minutes,
+    ``cpus_per_task``, ``slurm_partition``, ``gpu``) apply to every job of the sweep
+    and take precedence over an executor's or profile's defaults."""
 
     def __init__(
         self,
@@ -53,6 +75,7 @@ class Experiment:
         tags: list[str] | None = None,
         param_resolver: Any = None,
         metadata: dict[str, Any] | None = None,
+        resources: dict[str, int | str] | None = None,
     ) -> None:
         if not isinstance(name, str) or not name.strip():
             raise ExperimentError(f"Experiment(name={name!r}) must be a non-empty string.")
@@ -70,6 +93,7 @@ class Experiment:
         self.tags = list(tags or [])
         self.param_resolver = param_resolver
         self.metadata = dict(metadata or {})
+        self.resources = _check_resources(resources)
         caller = sys._getframe(1).f_globals
         self.source_file: str | None = caller.get("__file__")
         self.source_module: str | None = caller.get("__name__")

@@ -24,8 +24,9 @@ from metalab_smk.batches import (
     write_batches,
 )
 from metalab_smk.compile import compile_experiment
-from metalab_smk.executors import LocalExecutor, SlurmExecutor
+from metalab_smk.executors import LocalExecutor, ProfileExecutor, SlurmExecutor
 from metalab_smk.experiment import Experiment
+from metalab_smk.head import head_alive, submit
 from metalab_smk.loader import in_definition_mode, stop_definition
 from metalab_smk.locks import RunnerLock, live_snakemake_pids, recover_stale_lock
 from metalab_smk.progress import Progress
@@ -80,7 +81,7 @@ class RunHandle:
     def _running(self) -> bool:
         if self.process is not None:
             return self.process.poll() is None
-        return bool(live_snakemake_pids(self.layout.root))
+        return head_alive(self.layout) or bool(live_snakemake_pids(self.layout.root))
 
     def _watch(self) -> None:
         while self._running():
@@ -148,7 +149,7 @@ class RunHandle:
 
 def start(
     layout: ExperimentDir,
-    executor: LocalExecutor | SlurmExecutor | None = None,
+    executor: LocalExecutor | SlurmExecutor | ProfileExecutor | None = None,
     resume: bool = True,
     progress: bool | None = None,
     on_event: Callable[[dict[str, Any]], None] | None = None,
@@ -180,7 +181,7 @@ def start(
 
 def _launch(
     layout: ExperimentDir,
-    executor: LocalExecutor | SlurmExecutor,
+    executor: LocalExecutor | SlurmExecutor | ProfileExecutor,
     missing: list[int],
     total: int,
     verbose: bool,
@@ -204,7 +205,7 @@ def _launch(
         "host",
     ]
     if verbose:
-        where = "on SLURM" if isinstance(executor, SlurmExecutor) else f"{parallel} cores"
+        where = f"up to {parallel} at once"
         print(
             f"metalab: running {len(missing)} of {total} runs ({len(targets)} Snakemake "
             f"jobs of up to {chunk} runs, {where}) in {layout.root}"
@@ -225,17 +226,37 @@ def _launch(
 def run(
     experiment: Experiment,
     store: str | os.PathLike[str] | None = None,
-    executor: LocalExecutor | SlurmExecutor | None = None,
+    executor: LocalExecutor | SlurmExecutor | ProfileExecutor | None = None,
     resume: bool = True,
     progress: bool | None = None,
     on_event: Callable[[dict[str, Any]], None] | None = None,
     derived_metrics: Any = None,
     verbose: bool = True,
+    wait: bool = True,
 ) -> RunHandle:
-    """Compile ``experiment`` and run its missing runs with Snakemake; returns a handle."""
+    """Compile ``experiment`` and run its missing runs with Snakemake; returns a handle.
+
+    ``wait=False`` submits and returns at once: the Snakemake head process runs detached
+    (as its own SLURM job with a SLURM executor, else in the background); follow it with
+    the handle, ``metalab status DIR`` or ``metalab.reconnect(DIR)``."""
     if in_definition_mode():  # imported by `metalab compile` or a job: never a nested sweep
         stop_definition(experiment)
     layout = compile_experiment(experiment, store)
+    if not wait:
+        if not resume:
+            raise ValueError("run(wait=False) resumes; use resume=False only with wait=True.")
+        head = submit(layout, executor or LocalExecutor())
+        if verbose:
+            where = (
+                f"SLURM job {head['job_id']}"
+                if head["kind"] == "slurm"
+                else f"background process {head['pid']}"
+            )
+            print(
+                f"metalab: submitted {layout.root} ({where}); follow it with "
+                f"`metalab status {os.path.relpath(layout.root)}`"
+            )
+        return reconnect(layout.root)
     return start(layout, executor, resume, progress, on_event, verbose)
 
 
