@@ -1,0 +1,239 @@
+"""Sweeps on a real SLURM cluster (scripts/local-slurm-start.sh starts one; .ci/run does)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _cluster_ready() -> str | None:
+    if shutil.which("sinfo") is None or shutil.which("sbatch") is None:
+        return "no SLURM client tools; start a cluster with scripts/local-slurm-start.sh"
+    done = subprocess.run(
+        ["sinfo", "-h", "-o", "%a %t"], capture_output=True, text=True, check=False
+    )
+    if done.returncode != 0 or "up" not in done.stdout:
+        return "no SLURM cluster answers sinfo; start one with scripts/local-slurm-start.sh"
+    return None
+
+
+_REASON = _cluster_ready()
+pytestmark = [pytest.mark.slurm, pytest.mark.skipif(_REASON is not None, reason=_REASON or "")]
+
+FAST_POLLING = [
+    "--slurm-init-seconds-before-status-checks",
+    "1",
+    "--seconds-between-status-checks",
+    "1",
+]
+
+EXPERIMENT = textwrap.dedent(
+    """
+    import os, time
+    import metalab
+
+    @metalab.operation
+    def op(params, seeds, capture):
+        if os.path.exists(os.path.join({marker_dir!r}, f"fail-{{params['x']}}")):
+            raise ValueError(f"x={{params['x']}} is marked to fail")
+        time.sleep(params.get("sleep", 0))
+        capture.metric("y", params["x"] * 10 + seeds.replicate_index)
+
+    exp = metalab.Experiment(name={name!r}, version="1", context={{}}, operation=op,
+        params=metalab.grid(x=list(range({n})), sleep=[{sleep}]), seeds=metalab.seeds(1))
+    """
+)
+
+
+def _experiment(tmp_path: Path, name: str, n: int, sleep: float = 0) -> Path:
+    path = tmp_path / f"{name}.py"
+    path.write_text(EXPERIMENT.format(marker_dir=str(tmp_path), name=name, n=n, sleep=sleep))
+    return path
+
+
+def _metalab(tmp_path: Path, *args: str, timeout: int = 300) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "metalab_smk.cli", *args],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def _records(exp_dir: Path) -> dict[str, dict]:
+    return {p.stem: json.loads(p.read_text()) for p in (exp_dir / "runs").glob("*.json")}
+
+
+def _sacct(job_ids: set[str], fields: str) -> dict[str, list[str]]:
+    out = subprocess.run(
+        ["sacct", "-n", "-X", "-P", "-o", f"JobID,{fields}", "-j", ",".join(sorted(job_ids))],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    return {line.split("|")[0]: line.split("|")[1:] for line in out.splitlines() if line}
+
+
+def _slurm_profile(tmp_path: Path) -> Path:
+    """The repository's SLURM profile as a user would copy it, with fast polling."""
+    profile = tmp_path / "my-slurm-profile"
+    shutil.copytree(REPO / "profiles" / "slurm", profile)
+    config = profile / "config.yaml"
+    text = config.read_text()
+    for key in ("slurm-init-seconds-before-status-checks", "seconds-between-status-checks"):
+        text = text.replace(f"{key}: 10", f"{key}: 1")
+    config.write_text(text)
+    return profile
+
+
+def test_plain_snakemake_with_the_slurm_profile_runs_the_sweep(tmp_path: Path) -> None:
+    _experiment(tmp_path, "viaprofile", 3)
+    assert _metalab(tmp_path, "compile", "viaprofile.py").returncode == 0
+    exp_dir = tmp_path / "runs" / "viaprofile+1"
+    done = subprocess.run(
+        [
+            "timeout",
+            "-k",
+            "5",
+            "240",
+            sys.executable,
+            "-m",
+            "snakemake",
+            "--profile",
+            str(_slurm_profile(tmp_path)),
+        ],
+        cwd=exp_dir,
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    records = _records(exp_dir)
+    assert len(records) == 3
+    jobs = {r["provenance"]["extra"]["slurm_job_id"] for r in records.values()}
+    assert len(jobs) == 3  # unpacked: one SLURM job per run
+    assert {r["provenance"]["executor_id"] for r in records.values()} == {"slurm"}
+    assert all(r["provenance"]["extra"]["slurm_node"] for r in records.values())
+    assert set(_sacct(jobs, "State")) == jobs
+    assert (exp_dir / "summary" / "runs.parquet").is_file()
+
+
+def test_metalab_run_with_slurm_executor_packs_runs_and_requests_resources(
+    tmp_path: Path,
+) -> None:
+    script = tmp_path / "packed_run.py"
+    _experiment(tmp_path, "packed", 20)
+    script.write_text(
+        textwrap.dedent("""
+        import metalab
+        from packed import exp
+
+        config = metalab.SlurmConfig(partition="debug", time="00:05:00", memory="600M",
+                                     chunk_size=5, status_interval=1)
+        results = metalab.run(exp, executor=metalab.SlurmExecutor(config)).result()
+        frame = results.to_dataframe()
+        print("ROWS", len(frame), "OK", (frame["status"] == "success").sum(),
+              "SUM", int(frame["y"].sum()))
+    """)
+    )
+    done = subprocess.run(
+        [sys.executable, str(script)], cwd=tmp_path, capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "ROWS 20 OK 20 SUM 1900" in done.stdout
+    records = _records(tmp_path / "runs" / "packed+1")
+    jobs = {r["provenance"]["extra"]["slurm_job_id"] for r in records.values()}
+    assert len(jobs) == 4  # 20 runs / chunk_size 5 = 4 submissions
+    accounting = _sacct(jobs, "ReqMem,Timelimit,State")
+    assert len(accounting) == 4
+    for req_mem, limit, state in accounting.values():
+        assert req_mem == "600M" and limit == "00:05:00" and state == "COMPLETED"
+    log = records[next(iter(records))]["provenance"]["extra"]["slurm_log"]
+    assert log.endswith(".log")
+
+
+def test_failed_run_on_slurm_is_reported_and_retried(tmp_path: Path) -> None:
+    _experiment(tmp_path, "flaky", 3)
+    (tmp_path / "fail-1").touch()
+    profile = str(_slurm_profile(tmp_path))
+    first = _metalab(tmp_path, "submit", "flaky.py", "--profile", profile, "--local")
+    assert first.returncode == 0, first.stderr
+    exp_dir = tmp_path / "runs" / "flaky+1"
+    deadline = time.monotonic() + 240
+    while "submitted head process: running" in _metalab(tmp_path, "status", str(exp_dir)).stdout:
+        assert time.monotonic() < deadline
+        time.sleep(1)
+    status = _metalab(tmp_path, "status", str(exp_dir)).stdout
+    assert "3 runs: 2 done, 0 running, 1 failed, 0 pending" in status
+    assert "x=1 is marked to fail" in status and "ValueError" in status
+    (tmp_path / "fail-1").unlink()
+    before = {p.name: p.stat().st_mtime_ns for p in (exp_dir / "runs").glob("*.json")}
+    second = _metalab(tmp_path, "run", "flaky.py")  # retried (locally this time)
+    assert second.returncode == 0, second.stderr
+    assert "running 1 of 3 runs" in second.stdout
+    after = {p.name: p.stat().st_mtime_ns for p in (exp_dir / "runs").glob("*.json")}
+    assert len(after) == 3 and all(after[name] == mtime for name, mtime in before.items())
+    assert not list((exp_dir / "failed").glob("*.json"))
+
+
+def test_time_limit_shows_timeout_in_status(tmp_path: Path) -> None:
+    script = tmp_path / "limited_run.py"
+    _experiment(tmp_path, "limited", 1, sleep=600)
+    script.write_text(
+        textwrap.dedent("""
+        import metalab
+        from limited import exp
+
+        config = metalab.SlurmConfig(partition="debug", time=1, memory="500M",
+                                     status_interval=1)
+        metalab.run(exp, executor=metalab.SlurmExecutor(config)).result()
+    """)
+    )
+    done = subprocess.run(
+        [sys.executable, str(script)], cwd=tmp_path, capture_output=True, text=True, timeout=400
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    status = _metalab(tmp_path, "status", "runs/limited+1")
+    assert "1 runs: 0 done, 0 running, 1 failed, 0 pending" in status.stdout
+    assert "SLURM TIMEOUT" in status.stdout
+    assert "SLURM log:" in status.stdout and "log: " in status.stdout
+
+
+def test_killed_head_then_resubmit_finishes_without_recomputing(tmp_path: Path) -> None:
+    _experiment(tmp_path, "resubmit", 12, sleep=1)
+    profile = str(_slurm_profile(tmp_path))
+    exp_dir = tmp_path / "runs" / "resubmit+1"
+    first = _metalab(tmp_path, "submit", "resubmit.py", "--profile", profile, "--chunk-size", "3")
+    assert first.returncode == 0, first.stderr
+    head = json.loads((exp_dir / ".metalab" / "head.json").read_text())
+    assert head["kind"] == "slurm"
+    deadline = time.monotonic() + 240
+    while len(list((exp_dir / "runs").glob("*.json"))) < 3:
+        assert time.monotonic() < deadline
+        time.sleep(0.5)
+    subprocess.run(["scancel", "--signal=KILL", "--full", head["job_id"]], check=True)
+    while "submitted head process: running" in _metalab(tmp_path, "status", str(exp_dir)).stdout:
+        assert time.monotonic() < deadline
+        time.sleep(1)
+    time.sleep(5)  # orphaned batch jobs finish the run they are in
+    finished = {p.name: p.stat().st_mtime_ns for p in (exp_dir / "runs").glob("*.json")}
+    second = _metalab(tmp_path, "submit", "resubmit.py", "--profile", profile, "--chunk-size", "3")
+    assert second.returncode == 0, second.stderr
+    while "submitted head process: running" in _metalab(tmp_path, "status", str(exp_dir)).stdout:
+        assert time.monotonic() < deadline + 120
+        time.sleep(1)
+    status = _metalab(tmp_path, "status", str(exp_dir)).stdout
+    assert "12 runs: 12 done" in status, status
+    after = {p.name: p.stat().st_mtime_ns for p in (exp_dir / "runs").glob("*.json")}
+    assert all(after[name] == mtime for name, mtime in finished.items())
+    assert os.path.isfile(exp_dir / "summary" / "runs.parquet")
