@@ -25,7 +25,7 @@ __all__ = [
 ]
 
 MAX_AUTO_CHUNK = 200
-JOBS_PER_WORKER = 4  # enough jobs per parallel slot to balance uneven run times
+JOBS_PER_WORKER = 2  # a few jobs per parallel slot balance uneven run times
 LONG_RUN_SECONDS = 30.0  # runs at least this long get a job each
 
 

@@ -8,6 +8,7 @@ import json
 import logging
 import re
 import shutil
+import tempfile
 import threading
 from pathlib import Path
 from typing import Any
@@ -67,11 +68,22 @@ class Runtime:
     """Run facts for the operation: ``logger``, ``scratch_dir`` (removed afterwards),
     ``metadata`` and cancellation (``cancelled``, ``check_cancelled()``)."""
 
-    def __init__(self, logger: logging.Logger, scratch_dir: Path, metadata: dict[str, Any]):
+    def __init__(self, logger: logging.Logger, metadata: dict[str, Any]):
         self.logger = logger
-        self.scratch_dir = scratch_dir
         self.metadata = metadata
         self._cancel = threading.Event()
+        self._scratch: Path | None = None
+
+    @property
+    def scratch_dir(self) -> Path:
+        """A private temporary directory, created on first use, removed after the run."""
+        if self._scratch is None:
+            self._scratch = Path(tempfile.mkdtemp(prefix=f"metalab-{self.metadata['run_id']}-"))
+        return self._scratch
+
+    def remove_scratch(self) -> None:
+        if self._scratch is not None:
+            shutil.rmtree(self._scratch, ignore_errors=True)
 
     @property
     def cancelled(self) -> bool:

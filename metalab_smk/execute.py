@@ -8,9 +8,7 @@ import datetime as _dt
 import functools
 import os
 import platform
-import shutil
 import subprocess
-import tempfile
 import time
 import traceback
 from pathlib import Path
@@ -103,26 +101,20 @@ def execute_run(
 ) -> RunRecord:
     """Run ``run`` and write its record; never raises for errors of the operation."""
     started_at, start = _now(), time.perf_counter()
-    scratch = Path(tempfile.mkdtemp(prefix=f"metalab-{run.run_id}-"))
     log_path = layout.log(run.run_id)
-    marker = layout.running_marker(run.run_id)
-    atomic_write_json(
-        marker,
-        {
-            "pid": os.getpid(),
-            "host": os.uname().nodename,
-            "started_at": started_at,
-            "log": str(log_path),
-            **slurm_facts(),
-        },
-    )
     error: dict[str, Any] | None = None
     status = Status.SUCCESS
-    with RunLog(log_path, run.run_id) as runlog:
+    header = {
+        "run_id": run.run_id,
+        "pid": os.getpid(),
+        "host": os.uname().nodename,
+        "started_at": started_at,
+        **slurm_facts(),
+    }
+    with RunLog(log_path, header) as runlog:
         capture = Capture(layout, run.run_id, runlog)
         runtime = Runtime(
             runlog.logger,
-            scratch,
             {
                 "run_id": run.run_id,
                 "run_index": run.index,
@@ -153,7 +145,7 @@ def execute_run(
         except Exception as exc:
             status, error = Status.FAILED, _error_of(exc)
             captured = {"metrics": capture.metrics, "stepped_metrics": [], "artifacts": []}
-    shutil.rmtree(scratch, ignore_errors=True)
+    runtime.remove_scratch()
     record = RunRecord(
         run_id=run.run_id,
         experiment_id=plan.experiment_id,
@@ -176,9 +168,8 @@ def execute_run(
         stepped_metrics=captured["stepped_metrics"],
     )
     if status is Status.SUCCESS:
-        atomic_write_json(layout.record(run.run_id), record.to_dict())
+        atomic_write_json(layout.record(run.run_id), record.to_dict(), indent=None)
         layout.failed_record(run.run_id).unlink(missing_ok=True)
     else:
-        atomic_write_json(layout.failed_record(run.run_id), record.to_dict())
-    marker.unlink(missing_ok=True)
+        atomic_write_json(layout.failed_record(run.run_id), record.to_dict(), indent=None)
     return record

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import enum
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 __all__ = ["SCHEMA_VERSION", "ArtifactDescriptor", "Provenance", "RunRecord", "Status"]
@@ -76,7 +76,7 @@ class RunRecord:
     stepped_metrics: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
+        data = {name: getattr(self, name) for name in self.__dataclass_fields__}
         data["status"] = str(self.status)
         data["_schema_version"] = SCHEMA_VERSION
         return data

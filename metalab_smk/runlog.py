@@ -1,5 +1,7 @@
 """Route everything a run prints or logs into its log file.
 
+The first line of the log names the process running it (pid, host, SLURM job), so a
+``.partial`` log left behind tells ``metalab status`` which run was in progress where.
 While a run executes, file descriptors 1 and 2 (so ``print``, C extensions and child
 processes too), the ``metalab.run`` logger, subscribed loggers and warnings all go to
 ``logs/<run_id>_run.log.partial``; the file is renamed to its final name at the end.
@@ -7,6 +9,7 @@ processes too), the ``metalab.run`` logger, subscribed loggers and warnings all 
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import sys
@@ -15,30 +18,37 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-__all__ = ["LOG_FORMAT", "RunLog"]
+__all__ = ["HEADER_PREFIX", "LOG_FORMAT", "RunLog", "read_header"]
 
+HEADER_PREFIX = "# metalab run "  # first line of a run log: who runs it (pid, host, SLURM job)
 LOG_FORMAT = "%(asctime)s [%(levelname)-7s] [%(name)s] %(message)s"
 LOG_DATE_FORMAT = "%Y-%m-%d %H:%M:%S"
+
+
+_RUN_LOGGER = logging.getLogger("metalab.run")  # one per process; its handler changes per run
+_RUN_LOGGER.setLevel(logging.DEBUG)
+_RUN_LOGGER.propagate = False
+_FORMATTER = logging.Formatter(LOG_FORMAT, LOG_DATE_FORMAT)
 
 
 class RunLog:
     """Context manager that captures output of one run into ``path``."""
 
-    def __init__(self, path: Path, run_id: str) -> None:
+    def __init__(self, path: Path, header: dict[str, Any]) -> None:
         self.path = path
+        self.header = header
         self.partial = path.with_name(path.name + ".partial")
-        self.logger = logging.getLogger(f"metalab.run.{run_id}")
-        self.logger.setLevel(logging.DEBUG)
-        self.logger.propagate = False
+        self.logger = _RUN_LOGGER
         self.warnings: list[dict[str, Any]] = []
         self._subscribed: list[tuple[logging.Logger, int]] = []
         self._saved_fds: list[int] = []
 
     def __enter__(self) -> RunLog:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._file = open(self.partial, "a", buffering=1, encoding="utf-8")
+        self._file = open(self.partial, "w", buffering=1, encoding="utf-8")
+        self._file.write(f"{HEADER_PREFIX}{json.dumps(self.header)}\n")
         self.handler = logging.StreamHandler(self._file)
-        self.handler.setFormatter(logging.Formatter(LOG_FORMAT, LOG_DATE_FORMAT))
+        self.handler.setFormatter(_FORMATTER)
         self.logger.addHandler(self.handler)
         sys.stdout.flush()
         sys.stderr.flush()
@@ -89,3 +99,18 @@ class RunLog:
         self.logger.removeHandler(self.handler)
         self._file.close()
         os.replace(self.partial, self.path)
+
+
+def read_header(path: Path) -> dict[str, Any]:
+    """The header of a run log (``{}`` when it has none or cannot be read)."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            first = handle.readline()
+    except OSError:
+        return {}
+    if not first.startswith(HEADER_PREFIX):
+        return {}
+    try:
+        return json.loads(first[len(HEADER_PREFIX) :])
+    except ValueError:
+        return {}

@@ -87,7 +87,7 @@ class RunHandle:
         while self._running():
             if self._progress is not None:
                 self._progress.update(sweep_status(self.layout, with_errors=False))
-            time.sleep(0.25)
+            time.sleep(0.1)
         self.returncode = self.process.returncode if self.process is not None else None
         self._finish()
 

@@ -1,8 +1,8 @@
 """Progress of a sweep read from the files alone: done / running / failed / pending.
 
 A run is done when its success record exists, failed when only its failed record does,
-running while its ``.metalab/running`` marker belongs to a live process or SLURM job,
-and pending otherwise. A marker whose process died (SIGKILL, out of memory, a SLURM
+running while its ``.partial`` log names a live process or SLURM job, and pending
+otherwise. A partial log whose process died (SIGKILL, out of memory, a SLURM
 time limit) makes the run count as failed, with the SLURM state when ``sacct`` knows it.
 """
 
@@ -14,6 +14,7 @@ import subprocess
 from dataclasses import dataclass, field
 from typing import Any
 
+from metalab_smk.runlog import read_header
 from metalab_smk.store import ExperimentDir, read_json
 
 __all__ = ["FailedRun", "SweepStatus", "slurm_states", "sweep_status"]
@@ -77,6 +78,14 @@ class SweepStatus:
         return "\n".join(lines)
 
 
+def _partial_logs(layout: ExperimentDir) -> set[str]:
+    """Run IDs with a ``.partial`` log: in progress, or killed while running."""
+    if not layout.logs_dir.is_dir():
+        return set()
+    suffix = "_run.log.partial"
+    return {n[: -len(suffix)] for n in os.listdir(layout.logs_dir) if n.endswith(suffix)}
+
+
 def _names(directory) -> set[str]:
     if not directory.is_dir():
         return set()
@@ -128,10 +137,8 @@ def sweep_status(layout: ExperimentDir, with_errors: bool = True) -> SweepStatus
     current = set(run_ids)
     done_ids = _names(layout.runs_dir)
     failed_ids = _names(layout.failed_dir) - done_ids
-    markers = {
-        rid: _read(layout.running_marker(rid))
-        for rid in (_names(layout.running_dir) & current) - done_ids
-    }
+    in_progress = (_partial_logs(layout) & current) - done_ids
+    markers = {rid: read_header(layout.partial_log(rid)) for rid in in_progress}
     jobs = {m["slurm_job_id"] for m in markers.values() if m.get("slurm_job_id")}
     failed_records = (
         {rid: _read(layout.failed_record(rid)) for rid in failed_ids & current}
@@ -181,10 +188,10 @@ def sweep_status(layout: ExperimentDir, with_errors: bool = True) -> SweepStatus
 
 
 def _newer(layout: ExperimentDir, run_id: str) -> bool:
-    """The running marker is newer than the failed record (a later attempt died)."""
+    """The partial log is newer than the failed record (a later attempt died)."""
     try:
         return (
-            layout.running_marker(run_id).stat().st_mtime_ns
+            layout.partial_log(run_id).stat().st_mtime_ns
             > layout.failed_record(run_id).stat().st_mtime_ns
         )
     except OSError:

@@ -7,11 +7,12 @@ so a reader never sees a half-written file.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import math
 import os
-import tempfile
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,9 +30,6 @@ __all__ = [
     "to_strict_json",
 ]
 
-_UMASK = os.umask(0)
-os.umask(_UMASK)
-_FILE_MODE = 0o666 & ~_UMASK
 _SAFE = "-._"  # besides letters and digits; everything else is %-escaped
 
 
@@ -47,17 +45,26 @@ def experiment_id_from_dir(dirname: str) -> str:
 
 
 def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
-    """Write ``data`` to ``path`` via a temporary file and rename (same directory)."""
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    """Write ``data`` to ``path`` via a temporary file and rename (same directory).
+
+    The temporary name carries the process and thread, so concurrent writers of the
+    same file never share one; the last rename wins with a complete file."""
+    target = os.fspath(path)
+    directory, name = os.path.split(target)
+    tmp = os.path.join(directory, f".{name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC
+    try:
+        fd = os.open(tmp, flags, 0o666)
+    except FileNotFoundError:
+        os.makedirs(directory or ".", exist_ok=True)
+        fd = os.open(tmp, flags, 0o666)
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
-        os.chmod(tmp, _FILE_MODE)
         os.replace(tmp, target)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
         raise
 
 
@@ -104,6 +111,12 @@ def _unstrict(value: dict[str, Any]) -> Any:
 
 def to_strict_json(obj: Any, indent: int | None = None) -> str:
     """JSON without bare NaN/Infinity tokens: non-finite floats become ``{"$float": "nan"}``."""
+    try:  # the common case needs no conversion at all
+        text = json.dumps(obj, indent=indent, allow_nan=False)
+        if '"$' not in text:  # nothing that could be mistaken for a marker
+            return text
+    except (TypeError, ValueError):
+        pass
     return json.dumps(_strict(obj), indent=indent, allow_nan=False, default=_refuse)
 
 
@@ -169,18 +182,18 @@ class ExperimentDir:
         return self.root / "artifacts" / run_id
 
     def log(self, run_id: str) -> Path:
-        return self.root / "logs" / f"{run_id}_run.log"
+        return self.logs_dir / f"{run_id}_run.log"
 
     def results(self, run_id: str) -> Path:
         return self.root / "results" / run_id
 
     @property
-    def running_dir(self) -> Path:
-        """``<run_id>.json`` markers of runs in progress (left behind if a run is killed)."""
-        return self.meta_dir / "running"
+    def logs_dir(self) -> Path:
+        return self.root / "logs"
 
-    def running_marker(self, run_id: str) -> Path:
-        return self.running_dir / f"{run_id}.json"
+    def partial_log(self, run_id: str) -> Path:
+        """The log of a run in progress (left behind when its process is killed)."""
+        return self.logs_dir / f"{run_id}_run.log.partial"
 
     def derived(self, run_id: str) -> Path:
         return self.root / "derived" / f"{run_id}.json"

@@ -15,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from metalab_smk import store
-from metalab_smk.batches import MAX_AUTO_CHUNK, choose_chunk_size
+from metalab_smk.batches import JOBS_PER_WORKER, MAX_AUTO_CHUNK, choose_chunk_size
 from metalab_smk.capture import CaptureError, check_name, scalar
 from metalab_smk.records import SCHEMA_VERSION, ArtifactDescriptor, RunRecord, Status
 from metalab_smk.store import (
@@ -387,11 +387,12 @@ def test_scalar_refuses_structures_with_a_hint(value: object, type_name: str) ->
     [
         (0, 2, 1),
         (1, 2, 1),
-        (8, 2, 1),
-        (9, 2, 2),
-        (16, 2, 2),
-        (17, 2, 3),
-        (1000, 2, 125),
+        (4, 2, 1),
+        (5, 2, 2),
+        (8, 2, 2),
+        (9, 2, 3),
+        (1000, 2, 200),
+        (1000, 4, 125),
         (100_000, 2, MAX_AUTO_CHUNK),
         (100, 0, 100),  # no core count: one slot
     ],
@@ -411,10 +412,16 @@ def test_choose_chunk_size_explicit_wins_and_must_be_positive() -> None:
 @settings(max_examples=300, deadline=None)
 @given(st.integers(0, 2_000_000), st.integers(1, 256))
 def test_choose_chunk_size_is_the_smallest_giving_a_few_jobs_per_core(n_runs, cores) -> None:
-    jobs_per_core = 4
+    jobs_per_core = JOBS_PER_WORKER
     chunk = choose_chunk_size(n_runs, cores)
     assert 1 <= chunk <= MAX_AUTO_CHUNK
     if chunk < MAX_AUTO_CHUNK:
         assert math.ceil(n_runs / chunk) <= cores * jobs_per_core
     if 1 < chunk < MAX_AUTO_CHUNK:
         assert math.ceil(n_runs / (chunk - 1)) > cores * jobs_per_core
+
+
+def test_choose_chunk_size_uses_earlier_durations_and_the_minimum() -> None:
+    assert choose_chunk_size(200, 2, median_run_seconds=60.0) == 1  # long runs: one each
+    assert choose_chunk_size(200, 2, median_run_seconds=0.01) == 50
+    assert choose_chunk_size(20, 100, min_chunk=10) == 10  # SLURM: at least 10 per job
