@@ -24,7 +24,7 @@ __all__ = [
     "write_batches",
 ]
 
-MAX_AUTO_CHUNK = 200
+MAX_AUTO_CHUNK = 1000
 JOBS_PER_WORKER = 2  # a few jobs per parallel slot balance uneven run times
 LONG_RUN_SECONDS = 30.0  # runs at least this long get a job each
 

@@ -93,10 +93,6 @@ def _snapshot(layout: ExperimentDir, source: dict[str, Any]) -> dict[str, Any]:
     return {**source, "snapshot": str(snapshot.relative_to(layout.root))}
 
 
-def _run_table(plan: Plan) -> bytes:
-    return "".join(f"{run_id}\n" for run_id in plan.run_ids()).encode()
-
-
 def _params_manifest(experiment: Experiment) -> dict[str, Any] | str:
     try:
         return experiment.param_source.to_manifest()
@@ -128,11 +124,11 @@ def compile_experiment(
 ) -> ExperimentDir:
     """Write (or refresh) the experiment directory of ``experiment`` under ``store``."""
     plan = Plan(experiment)
-    plan.check_unique()
+    run_ids = plan.run_table()  # raises on duplicate run IDs
     layout = FileStoreConfig(store or DEFAULT_STORE).experiment_dir(experiment.experiment_id)
     layout.root.mkdir(parents=True, exist_ok=True)
     source = _snapshot(layout, _source_of(experiment))
-    _write_if_changed(layout.run_table, _run_table(plan))
+    _write_if_changed(layout.run_table, "".join(f"{rid}\n" for rid in run_ids).encode())
     description = {
         "experiment_id": experiment.experiment_id,
         "name": experiment.name,

@@ -10,9 +10,9 @@ import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from metalab_smk.errors import DuplicateRunError, ParamError
+from metalab_smk.errors import DuplicateRunError
 from metalab_smk.experiment import Experiment
-from metalab_smk.identity import fingerprint, seed_fingerprint, sha16
+from metalab_smk.identity import seed_fingerprint, sha16
 from metalab_smk.params.source import ParamCase
 from metalab_smk.seeds import SeedBundle
 
@@ -73,12 +73,6 @@ class Plan:
     def make_run_id(self, params_fp: str, replicate_index: int) -> str:
         return sha16(f'{self._id_prefix}{params_fp}","seed_fp":"{self.seed_fp(replicate_index)}"}}')
 
-    def params_fingerprint(self, case_index: int, case: ParamCase) -> str:
-        try:
-            return fingerprint(case.params, "params")
-        except ValueError as exc:
-            raise ParamError(f"param case {case_index} ({case.params!r}): {exc}") from None
-
     def _planned(
         self, case_index: int, replicate: int, case: ParamCase, params_fp: str
     ) -> PlannedRun:
@@ -100,39 +94,56 @@ class Plan:
             raise IndexError(f"run index {index} out of range for {total} runs")
         case_index, replicate = divmod(position, self.replicates)
         case = self.source[case_index]
-        return self._planned(case_index, replicate, case, self.params_fingerprint(case_index, case))
+        return self._planned(case_index, replicate, case, case.case_id)
 
     def __getitem__(self, index: int) -> PlannedRun:
         return self.run(index)
 
     def __iter__(self) -> Iterator[PlannedRun]:
         for case_index, case in enumerate(self.source):
-            params_fp = self.params_fingerprint(case_index, case)
             for replicate in range(self.replicates):
-                yield self._planned(case_index, replicate, case, params_fp)
+                yield self._planned(case_index, replicate, case, case.case_id)
 
     def run_ids(self) -> Iterator[str]:
         """Every run ID in run order (cheaper than iterating PlannedRuns)."""
-        for case_index, case in enumerate(self.source):
-            params_fp = self.params_fingerprint(case_index, case)
-            for replicate in range(self.replicates):
-                yield self.make_run_id(params_fp, replicate)
+        seed_fps = [self.seed_fp(r) for r in range(self.replicates)]
+        prefix = self._id_prefix
+        for case in self.source:
+            for seed_fp in seed_fps:
+                yield sha16(f'{prefix}{case.case_id}","seed_fp":"{seed_fp}"}}')
 
     def duplicates(self) -> list[list[int]]:
         """Groups of case indices whose params are identical (so their run IDs collide)."""
+        return self._duplicates(case.case_id for case in self.source)
+
+    @staticmethod
+    def _duplicates(case_ids) -> list[list[int]]:
         first_seen: dict[str, int] = {}
         groups: dict[str, list[int]] = {}
-        for case_index, case in enumerate(self.source):
-            params_fp = self.params_fingerprint(case_index, case)
-            if params_fp in first_seen:
-                groups.setdefault(params_fp, [first_seen[params_fp]]).append(case_index)
-            else:
-                first_seen[params_fp] = case_index
+        for case_index, case_id in enumerate(case_ids):
+            seen = first_seen.setdefault(case_id, case_index)
+            if seen != case_index:
+                groups.setdefault(case_id, [seen]).append(case_index)
         return list(groups.values())
+
+    def run_table(self) -> list[str]:
+        """All run IDs in run order, after checking that no two cases share them (one pass
+        over the param source)."""
+        case_ids = [case.case_id for case in self.source]
+        self._raise_duplicates(self._duplicates(case_ids))
+        seed_fps = [self.seed_fp(r) for r in range(self.replicates)]
+        prefix = self._id_prefix
+        return [
+            sha16(f'{prefix}{case_id}","seed_fp":"{seed_fp}"}}')
+            for case_id in case_ids
+            for seed_fp in seed_fps
+        ]
 
     def check_unique(self) -> None:
         """Raise DuplicateRunError when two param cases would share run IDs."""
-        groups = self.duplicates()
+        self._raise_duplicates(self.duplicates())
+
+    def _raise_duplicates(self, groups: list[list[int]]) -> None:
         if not groups:
             return
         shown = "; ".join(

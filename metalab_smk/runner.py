@@ -84,6 +84,8 @@ class RunHandle:
         return head_alive(self.layout) or bool(live_snakemake_pids(self.layout.root))
 
     def _watch(self) -> None:
+        import metalab_smk.reduce  # noqa: F401 - load pandas/pyarrow while Snakemake works
+
         while self._running():
             if self._progress is not None:
                 self._progress.update(sweep_status(self.layout, with_errors=False))

@@ -158,3 +158,30 @@ def test_lambda_resolver_cannot_be_written_to_a_manifest() -> None:
     source = metalab.with_resolver(metalab.grid(x=[1]), lambda m, p: p)
     with pytest.raises(ParamError, match="module level"):
         source.to_manifest()
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.dictionaries(
+        st.text(min_size=1, max_size=4),
+        st.lists(
+            st.one_of(
+                st.integers(),
+                st.floats(allow_nan=False, allow_infinity=False),
+                st.text(max_size=4),
+                st.none(),
+                st.booleans(),
+                st.lists(st.integers(), max_size=2),
+                st.dictionaries(st.text(max_size=2), st.integers(), max_size=2),
+            ),
+            min_size=1,
+            max_size=3,
+        ),
+        min_size=1,
+        max_size=3,
+    )
+)
+def test_grid_case_id_fast_path_equals_fingerprint(values: dict) -> None:
+    source = metalab.grid(**values)
+    for case in source:
+        assert case.case_id == metalab.fingerprint(case.params)

@@ -391,7 +391,7 @@ def test_scalar_refuses_structures_with_a_hint(value: object, type_name: str) ->
         (5, 2, 2),
         (8, 2, 2),
         (9, 2, 3),
-        (1000, 2, 200),
+        (1000, 2, 250),
         (1000, 4, 125),
         (100_000, 2, MAX_AUTO_CHUNK),
         (100, 0, 100),  # no core count: one slot

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import itertools
+import json
 from collections.abc import Iterator
 from typing import Any
 
 from metalab_smk.errors import ParamError
+from metalab_smk.identity import encode, sha16
 from metalab_smk.params.source import ParamCase, ParamSource, check_value
 
 __all__ = ["GridSource", "grid"]
@@ -55,6 +57,17 @@ class GridSource(ParamSource):
         self._size = 1
         for items in self._values:
             self._size *= len(items)
+        # canonical JSON of each key and value, so a case's ID is one join and one hash
+        self._key_json = [json.dumps(key) + ":" for key in self._keys]
+        self._value_json = [
+            [json.dumps(encode(v), sort_keys=True, separators=(",", ":")) for v in items]
+            for items in self._values
+        ]
+
+    def _make(self, digits: tuple[int, ...]) -> ParamCase:
+        params = {key: self._values[k][digits[k]] for k, key in enumerate(self._keys)}
+        text = ",".join(self._key_json[k] + self._value_json[k][d] for k, d in enumerate(digits))
+        return ParamCase(params, sha16("{" + text + "}"), [])
 
     @property
     def spec(self) -> dict[str, list[Any]]:
@@ -64,16 +77,14 @@ class GridSource(ParamSource):
         return self._size
 
     def _case(self, index: int) -> ParamCase:
-        chosen: list[Any] = [None] * len(self._keys)
+        digits = [0] * len(self._keys)
         for position in range(len(self._keys) - 1, -1, -1):
-            items = self._values[position]
-            index, digit = divmod(index, len(items))
-            chosen[position] = items[digit]
-        return ParamCase.of(dict(zip(self._keys, chosen, strict=True)))
+            index, digits[position] = divmod(index, len(self._values[position]))
+        return self._make(tuple(digits))
 
     def __iter__(self) -> Iterator[ParamCase]:
-        for combo in itertools.product(*self._values):
-            yield ParamCase.of(dict(zip(self._keys, combo, strict=True)))
+        for digits in itertools.product(*(range(len(items)) for items in self._values)):
+            yield self._make(digits)
 
     def to_manifest(self) -> dict[str, Any]:
         return {"type": self.manifest_type, "spec": self.spec, "total_cases": self._size}
