@@ -113,7 +113,7 @@ def _generated_snakefile(experiment: Experiment, n_runs: int) -> str:
         "rule all:\n"
         "    default_target: True\n"
         "    input:\n"
-        "        METALAB_RUN_TARGETS,\n"
+        "        metalab_run_targets,\n"
         '        "summary/runs.parquet",\n'
         '        "summary/steps.parquet",\n'
     )
@@ -153,9 +153,12 @@ def compile_experiment(
     previous = read_json(layout.compiled) if layout.compiled.is_file() else {}
     if {**previous, "compiled_at": None} != {**description, "compiled_at": None}:
         description["compiled_at"] = _dt.datetime.now(_dt.UTC).isoformat()
-        atomic_write_json(layout.compiled, description)
+        atomic_write_json(layout.compiled, description, indent=None)
+    _write_if_changed(
+        layout.meta_dir / "resources.json", to_strict_json(experiment.resources).encode()
+    )
     manifest = layout.root / "experiments" / f"{layout.root.name}.json"
-    _write_if_changed(manifest, to_strict_json(description, indent=1).encode())
+    _write_if_changed(manifest, to_strict_json(description).encode())
     _write_if_changed(layout.root / "_meta.json", b'{"store": "metalab-smk", "layout": 1}\n')
     _write_if_changed(layout.snakefile, _generated_snakefile(experiment, len(plan)).encode())
     _write_if_changed(

@@ -20,9 +20,17 @@ __all__ = [
     "SlurmExecutor",
     "executor_from_dict",
     "executor_to_dict",
+    "snakemake_env",
     "memory_mb",
     "minutes",
 ]
+
+
+def snakemake_env() -> dict[str, str]:
+    """Environment for Snakemake processes: PYTHONSAFEPATH keeps ``python -m snakemake``
+    from putting the experiment directory on sys.path, where Snakemake's plugin discovery
+    would list every file of runs/ and logs/ (seconds at 100,000 runs)."""
+    return {**os.environ, "PYTHONSAFEPATH": "1"}
 
 
 class ExecutorError(MetalabError, ValueError):

@@ -24,6 +24,7 @@ from metalab_smk.executors import (
     SlurmExecutor,
     executor_from_dict,
     executor_to_dict,
+    snakemake_env,
 )
 from metalab_smk.store import ExperimentDir, atomic_write_json, read_json
 
@@ -85,7 +86,11 @@ def submit(
         if _partition(executor):
             sbatch += ["--partition", str(_partition(executor))]
         done = subprocess.run(
-            [*sbatch, "--wrap", " ".join(command)], capture_output=True, text=True, check=False
+            [*sbatch, "--wrap", " ".join(command)],
+            capture_output=True,
+            text=True,
+            check=False,
+            env=snakemake_env(),
         )
         if done.returncode != 0:
             raise MetalabError(f"sbatch refused the head job: {done.stderr.strip()}")
@@ -106,6 +111,7 @@ def submit(
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
                 start_new_session=True,
+                env=snakemake_env(),
             )
         head = {
             "kind": "local",

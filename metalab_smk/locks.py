@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from metalab_smk.executors import snakemake_env
+
 __all__ = ["RunnerLock", "live_snakemake_pids", "recover_stale_lock"]
 
 
@@ -75,5 +77,6 @@ def recover_stale_lock(directory: Path) -> bool:
         cwd=directory,
         capture_output=True,
         check=False,
+        env=snakemake_env(),
     )
     return True

@@ -70,16 +70,20 @@ def record_row(record: dict[str, Any]) -> dict[str, Any]:
     return row
 
 
-def _record_paths(layout: ExperimentDir) -> Iterable[Path]:
-    """Path of the record of every run in the run table that has one, in run order."""
-    done = set(os.listdir(layout.runs_dir)) if layout.runs_dir.is_dir() else set()
-    failed = set(os.listdir(layout.failed_dir)) if layout.failed_dir.is_dir() else set()
+def _record_paths(layout: ExperimentDir) -> list[tuple[str, str, str]]:
+    """(run ID, record path, "success" | "failed") of every run in the run table that has
+    a record, in run order; the success record wins over a failed one."""
+    runs_dir, failed_dir = str(layout.runs_dir), str(layout.failed_dir)
+    done = set(os.listdir(runs_dir)) if os.path.isdir(runs_dir) else set()
+    failed = set(os.listdir(failed_dir)) if os.path.isdir(failed_dir) else set()
+    found = []
     for run_id in layout.read_run_ids():
         name = f"{run_id}.json"
         if name in done:
-            yield layout.runs_dir / name
+            found.append((run_id, os.path.join(runs_dir, name), "success"))
         elif name in failed:
-            yield layout.failed_dir / name
+            found.append((run_id, os.path.join(failed_dir, name), "failed"))
+    return found
 
 
 def _steps_rows(layout: ExperimentDir, record: dict[str, Any]) -> Iterable[dict[str, Any]]:
@@ -90,15 +94,60 @@ def _steps_rows(layout: ExperimentDir, record: dict[str, Any]) -> Iterable[dict[
                 yield {"run_id": record["run_id"], "name": name, "step": step, "value": value}
 
 
-def records_frame(layout: ExperimentDir) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(runs, steps) DataFrames built from the records on disk."""
+def _previous(layout: ExperimentDir) -> tuple[pd.DataFrame, pd.DataFrame, int] | None:
+    """The last summaries and when they were written, to reuse rows of unchanged records."""
+    runs_path = layout.summary_dir / "runs.parquet"
+    steps_path = layout.summary_dir / "steps.parquet"
+    if not (runs_path.is_file() and steps_path.is_file()):
+        return None
+    try:
+        built = min(runs_path.stat().st_mtime_ns, steps_path.stat().st_mtime_ns)
+        return pd.read_parquet(runs_path), pd.read_parquet(steps_path), built
+    except (OSError, ValueError, pa.ArrowException):
+        return None
+
+
+def records_frame(
+    layout: ExperimentDir, incremental: bool = True
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(runs, steps) DataFrames of the records on disk.
+
+    With ``incremental``, rows of the last summary are reused for records that have not
+    changed since it was written (same status, file older than the summary), so only new
+    or rewritten records are read."""
+    paths = _record_paths(layout)
+    previous = _previous(layout) if incremental else None
+    kept: dict[str, int] = {}  # run ID -> row in the previous summary
+    if previous is not None:
+        old_runs, old_steps, built = previous
+        position = {rid: i for i, rid in enumerate(old_runs["run_id"].tolist())}
+        old_status = old_runs["status"].tolist()
+        for run_id, path, kind in paths:
+            row = position.get(run_id)
+            if (
+                row is not None
+                and (old_status[row] == "success") == (kind == "success")
+                and os.stat(path).st_mtime_ns < built
+            ):
+                kept[run_id] = row
     rows, steps = [], []
-    for path in _record_paths(layout):
-        record = read_json(path)
-        rows.append(record_row(record))
-        steps.extend(_steps_rows(layout, record))
+    for run_id, path, _ in paths:
+        if run_id not in kept:
+            record = read_json(path)
+            rows.append(record_row(record))
+            steps.extend(_steps_rows(layout, record))
     runs = pd.DataFrame(rows, columns=None if rows else list(RESERVED_COLUMNS))
     step_frame = pd.DataFrame(steps, columns=["run_id", "name", "step", "value"])
+    if kept:
+        reused = old_runs.iloc[sorted(kept.values())]
+        runs = pd.concat([reused, runs], ignore_index=True)
+        if len(old_steps):
+            step_ids = old_steps["run_id"].to_numpy(dtype=object)
+            keep_steps = [rid in kept for rid in step_ids]
+            step_frame = pd.concat([old_steps[keep_steps], step_frame], ignore_index=True)
+        order = {run_id: i for i, (run_id, _, _) in enumerate(paths)}
+        ranks = [order[rid] for rid in runs["run_id"].tolist()]
+        runs = runs.iloc[sorted(range(len(ranks)), key=ranks.__getitem__)].reset_index(drop=True)
     if not step_frame.empty:
         step_frame["value"] = pd.to_numeric(step_frame["value"], errors="coerce")
     return runs, step_frame

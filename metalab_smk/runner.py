@@ -24,7 +24,7 @@ from metalab_smk.batches import (
     write_batches,
 )
 from metalab_smk.compile import compile_experiment
-from metalab_smk.executors import LocalExecutor, ProfileExecutor, SlurmExecutor
+from metalab_smk.executors import LocalExecutor, ProfileExecutor, SlurmExecutor, snakemake_env
 from metalab_smk.experiment import Experiment
 from metalab_smk.head import head_alive, submit
 from metalab_smk.loader import in_definition_mode, stop_definition
@@ -222,6 +222,7 @@ def _launch(
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             start_new_session=True,
+            env=snakemake_env(),
         )
 
 

@@ -1,15 +1,25 @@
 # metalab-smk rules, included by every generated Snakefile. The rule bodies must stay
 # the same across versions: a changed body makes Snakemake's `code` trigger re-run
 # everything (the generated workflow profile also sets `rerun-triggers: mtime`).
+# Parsing must stay cheap at any sweep size (every SLURM job parses this file): the run
+# table is read only when Snakemake evaluates an input function that needs it.
 import json
+import os
 import sys
 
+# Jobs (e.g. SLURM job steps running `python -m snakemake`) inherit this: it keeps the
+# experiment directory off their sys.path, so plugin discovery does not list runs/ and logs/.
+os.environ.setdefault("PYTHONSAFEPATH", "1")
 METALAB_PYTHON = sys.executable
-with open(".metalab/run_ids.txt") as _run_table:
-    METALAB_RUN_IDS = _run_table.read().split()
-with open(".metalab/compiled.json") as _compiled:
-    METALAB_RESOURCES = json.load(_compiled).get("resources") or {}
-METALAB_RUN_TARGETS = expand("runs/{run_id}.json", run_id=METALAB_RUN_IDS)
+with open(".metalab/resources.json") as _resources:
+    METALAB_RESOURCES = json.load(_resources)
+
+
+def metalab_run_targets(wildcards=None):
+    """The target of every run, runs/<run_id>.json, in run order."""
+    with open(".metalab/run_ids.txt") as run_table:
+        return [f"runs/{run_id}.json" for run_id in run_table.read().split()]
+
 
 wildcard_constraints:
     run_id="[0-9a-f]{16}",
@@ -40,7 +50,7 @@ rule metalab_batch:
 
 rule metalab_summary:
     input:
-        METALAB_RUN_TARGETS,
+        metalab_run_targets,
     output:
         "summary/runs.parquet",
         "summary/steps.parquet",

@@ -1,0 +1,82 @@
+"""Reduce: one row per run in run-table order, incremental reuse of unchanged rows."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from metalab_smk import reduce
+from metalab_smk.store import ExperimentDir, atomic_write_json, atomic_write_text
+
+IDS = [f"{i:016x}" for i in range(1, 6)]
+
+
+def _record(run_id: str, status: str = "success", **metrics) -> dict:
+    return {
+        "run_id": run_id,
+        "experiment_id": "r:1",
+        "status": status,
+        "duration_ms": 3,
+        "started_at": "t0",
+        "finished_at": "t1",
+        "params_resolved": {"x": int(run_id, 16)},
+        "metrics": metrics,
+        "seed": {"root_seed": 1, "replicate_index": 0},
+        "error": {"type": "ValueError", "message": "bad"} if status == "failed" else None,
+    }
+
+
+@pytest.fixture
+def layout(tmp_path: Path) -> ExperimentDir:
+    layout = ExperimentDir.at(tmp_path / "r+1")
+    atomic_write_text(layout.run_table, "".join(f"{rid}\n" for rid in IDS))
+    for rid in IDS[:3]:
+        atomic_write_json(layout.record(rid), _record(rid, y=int(rid, 16) * 2))
+    atomic_write_json(layout.failed_record(IDS[3]), _record(IDS[3], "failed"))
+    return layout
+
+
+def _backdate(layout: ExperimentDir) -> None:
+    """Make every record older than the summary (file times have coarse resolution)."""
+    for directory in (layout.runs_dir, layout.failed_dir):
+        for path in directory.glob("*.json"):
+            os.utime(path, ns=(1, 1))
+
+
+def test_collect_writes_one_row_per_recorded_run_in_order(layout: ExperimentDir) -> None:
+    runs, steps = reduce.collect(layout.root)
+    assert list(runs["run_id"]) == IDS[:4]
+    assert list(runs["status"]) == ["success"] * 3 + ["failed"]
+    assert list(runs["param_x"]) == [1, 2, 3, 4]
+    assert runs["error_message"].iloc[3] == "bad"
+    on_disk = pd.read_parquet(layout.summary_dir / "runs.parquet")
+    assert list(on_disk["run_id"]) == IDS[:4] and steps.empty
+
+
+def test_collect_rereads_only_new_or_changed_records(layout, monkeypatch) -> None:
+    _backdate(layout)
+    reduce.collect(layout.root)
+    atomic_write_json(layout.record(IDS[4]), _record(IDS[4], y=99))  # a new run
+    atomic_write_json(layout.record(IDS[3]), _record(IDS[3], y=8))  # the failed run retried
+    reads: list[str] = []
+    real = reduce.read_json
+    monkeypatch.setattr(reduce, "read_json", lambda p: reads.append(Path(p).stem) or real(p))
+    runs, _ = reduce.collect(layout.root)
+    assert sorted(reads) == sorted([IDS[3], IDS[4]])
+    assert list(runs["run_id"]) == IDS
+    assert list(runs["status"]) == ["success"] * 5
+    assert list(runs["y"]) == [2, 4, 6, 8, 99]
+    assert reduce.summary_is_current(layout)
+
+
+def test_full_rebuild_reads_everything(layout, monkeypatch) -> None:
+    _backdate(layout)
+    reduce.collect(layout.root)
+    reads: list[str] = []
+    real = reduce.read_json
+    monkeypatch.setattr(reduce, "read_json", lambda p: reads.append(Path(p).stem) or real(p))
+    runs, _ = reduce.records_frame(layout, incremental=False)
+    assert len(reads) == 4 and len(runs) == 4
