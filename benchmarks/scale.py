@@ -60,7 +60,7 @@ BODIES = {
     "resume": "import metalab\nfrom exp import exp\n"
     "r = metalab.run(exp, store='store', verbose=False).result()\ninfo = len(r)",
     "reduce": "from metalab_smk.reduce import collect\n"
-    "runs, steps = collect('store/scale+1')\ninfo = len(runs)",
+    "runs, steps = collect('store/scale+1', incremental=False)\ninfo = len(runs)",
     "dataframe": "import metalab\n"
     "df = metalab.load_results('store/scale+1').to_dataframe()\ninfo = len(df)",
 }

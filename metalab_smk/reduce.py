@@ -185,10 +185,13 @@ def summary_is_current(layout: ExperimentDir) -> bool:
     return all(not p.exists() or p.stat().st_mtime_ns <= built for p in watched)
 
 
-def collect(directory: str | os.PathLike[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Write both summaries of the experiment directory and return them."""
+def collect(
+    directory: str | os.PathLike[str], incremental: bool = True
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Write both summaries of the experiment directory and return them (``incremental``:
+    reuse the rows of records unchanged since the last summary)."""
     layout = ExperimentDir.at(directory)
-    runs, steps = records_frame(layout)
+    runs, steps = records_frame(layout, incremental)
     _write_parquet(runs, layout.summary_dir / "runs.parquet")
     _write_parquet(steps, layout.summary_dir / "steps.parquet")
     return runs, steps
