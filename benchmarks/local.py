@@ -2,7 +2,8 @@
 
 The baseline is the floor for any Python framework: a ``multiprocessing`` pool of 2
 processes calling the same operation and writing one JSON record per run. Each
-measurement runs in a fresh directory and a fresh process.
+measurement runs in a fresh directory and a fresh process; the best of ``--repeat``
+measurements is shown.
 
     python benchmarks/local.py [--sizes 200 1000]
 """
@@ -78,13 +79,14 @@ def _timed(script: str, n_runs: int) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--sizes", type=int, nargs="+", default=[200, 1000])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[200, 1000, 10000])
+    parser.add_argument("--repeat", type=int, default=3, help="best of N (noisy machines)")
     args = parser.parse_args()
     print(f"{'runs':>7} {'pool (s)':>9} {'metalab.run (s)':>16} {'ratio':>7}")
     rows = []
     for size in args.sizes:
-        pool = _timed(BASELINE, size)
-        ours = _timed(EXPERIMENT, size)
+        pool = min(_timed(BASELINE, size) for _ in range(args.repeat))
+        ours = min(_timed(EXPERIMENT, size) for _ in range(args.repeat))
         rows.append({"runs": size, "pool_s": pool, "metalab_s": ours, "ratio": ours / pool})
         print(f"{size:>7} {pool:>9.2f} {ours:>16.2f} {ours / pool:>6.1f}x", flush=True)
     print(json.dumps(rows))
