@@ -73,6 +73,7 @@ class Runtime:
         self.metadata = metadata
         self._cancel = threading.Event()
         self._scratch: Path | None = None
+        self.in_operation = False  # True while the operation's own code runs
 
     @property
     def scratch_dir(self) -> Path:

@@ -125,6 +125,7 @@ def execute_run(
         if runtime_hook is not None:
             runtime_hook(runtime)
         try:
+            runtime.in_operation = True
             returned = experiment.operation.invoke(
                 context=experiment.context,
                 params=dict(run.params),
@@ -132,9 +133,11 @@ def execute_run(
                 runtime=runtime,
                 capture=capture,
             )
+            runtime.in_operation = False
             if isinstance(returned, dict):
                 capture.log_metrics(returned)
-        except BaseException as exc:
+        except BaseException as exc:  # every failure of the operation becomes a record
+            runtime.in_operation = False
             if isinstance(exc, KeyboardInterrupt) and not runtime.cancelled:
                 raise
             status = Status.CANCELLED if runtime.cancelled else Status.FAILED

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+import subprocess
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -21,6 +22,7 @@ __all__ = [
     "executor_from_dict",
     "executor_to_dict",
     "snakemake_env",
+    "start_detached",
     "memory_mb",
     "minutes",
 ]
@@ -31,6 +33,23 @@ def snakemake_env() -> dict[str, str]:
     from putting the experiment directory on sys.path, where Snakemake's plugin discovery
     would list every file of runs/ and logs/ (seconds at 100,000 runs)."""
     return {**os.environ, "PYTHONSAFEPATH": "1"}
+
+
+def start_detached(command: list[str], cwd: Path, log: Path) -> subprocess.Popen[bytes]:
+    """Start ``command`` in its own session (so it can be signalled as a group and outlive
+    its parent), appending its output to ``log``."""
+    with open(log, "ab") as handle:
+        handle.write(f"\n$ {' '.join(command)}\n".encode())
+        handle.flush()
+        return subprocess.Popen(
+            command,
+            cwd=cwd,
+            stdout=handle,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            env=snakemake_env(),
+        )
 
 
 class ExecutorError(MetalabError, ValueError):

@@ -25,13 +25,14 @@ from metalab_smk.executors import (
     executor_from_dict,
     executor_to_dict,
     snakemake_env,
+    start_detached,
 )
+from metalab_smk.status import ALIVE_STATES, pid_alive, slurm_states
 from metalab_smk.store import ExperimentDir, atomic_write_json, read_json
 
 __all__ = ["head_alive", "submit"]
 
 Executor = LocalExecutor | SlurmExecutor | ProfileExecutor
-_ALIVE = {"PENDING", "RUNNING", "CONFIGURING", "COMPLETING", "REQUEUED", "SUSPENDED"}
 
 
 def _head_file(layout: ExperimentDir):
@@ -103,16 +104,7 @@ def submit(
         }
     else:
         log = layout.meta_dir / "head.log"
-        with open(log, "ab") as handle:
-            process = subprocess.Popen(
-                command,
-                cwd=layout.root,
-                stdout=handle,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,
-                env=snakemake_env(),
-            )
+        process = start_detached(command, layout.root, log)
         head = {
             "kind": "local",
             "pid": process.pid,
@@ -131,18 +123,12 @@ def head_alive(layout: ExperimentDir) -> bool:
         return False
     head = read_json(path)
     if head.get("kind") == "slurm":
-        from metalab_smk.status import slurm_states
-
         state = slurm_states({head["job_id"]}).get(head["job_id"]) or _squeue_state(head)
         if state is None:  # not known to the scheduler yet, or long gone
             submitted = _dt.datetime.fromisoformat(head["submitted_at"])
             return (_dt.datetime.now(_dt.UTC) - submitted).total_seconds() < 60
-        return state in _ALIVE
-    if head.get("host") != os.uname().nodename:
-        return False
-    try:
-        os.kill(int(head["pid"]), 0)
-    except (OSError, ValueError, KeyError):
+        return state in ALIVE_STATES
+    if not pid_alive(head):
         return False
     try:  # a reused PID: the head's command line names this module
         with open(f"/proc/{head['pid']}/cmdline", "rb") as handle:

@@ -24,7 +24,7 @@ from metalab_smk.batches import (
     write_batches,
 )
 from metalab_smk.compile import compile_experiment
-from metalab_smk.executors import LocalExecutor, ProfileExecutor, SlurmExecutor, snakemake_env
+from metalab_smk.executors import LocalExecutor, ProfileExecutor, SlurmExecutor, start_detached
 from metalab_smk.experiment import Experiment
 from metalab_smk.head import head_alive, submit
 from metalab_smk.loader import in_definition_mode, stop_definition
@@ -212,18 +212,7 @@ def _launch(
             f"metalab: running {len(missing)} of {total} runs ({len(targets)} Snakemake "
             f"jobs of up to {chunk} runs, {where}) in {layout.root}"
         )
-    with open(layout.meta_dir / "snakemake.log", "ab") as log:
-        log.write(f"\n$ {' '.join(command)}\n".encode())
-        log.flush()
-        return subprocess.Popen(
-            command,
-            cwd=layout.root,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-            env=snakemake_env(),
-        )
+    return start_detached(command, layout.root, layout.meta_dir / "snakemake.log")
 
 
 def run(

@@ -17,9 +17,16 @@ from typing import Any
 from metalab_smk.runlog import read_header
 from metalab_smk.store import ExperimentDir, read_json
 
-__all__ = ["FailedRun", "SweepStatus", "slurm_states", "sweep_status"]
+__all__ = [
+    "ALIVE_STATES",
+    "FailedRun",
+    "SweepStatus",
+    "pid_alive",
+    "slurm_states",
+    "sweep_status",
+]
 
-_ALIVE_STATES = {
+ALIVE_STATES = {
     "PENDING",
     "RUNNING",
     "REQUEUED",
@@ -114,7 +121,8 @@ def slurm_states(job_ids: set[str]) -> dict[str, str]:
     return states
 
 
-def _pid_alive(marker: dict[str, Any]) -> bool:
+def pid_alive(marker: dict[str, Any]) -> bool:
+    """Whether the process ``{"pid", "host"}`` names runs on this host."""
     if marker.get("host") != os.uname().nodename:
         return False
     try:
@@ -154,7 +162,7 @@ def sweep_status(layout: ExperimentDir, with_errors: bool = True) -> SweepStatus
     running, dead = set(), {}
     for run_id, marker in markers.items():
         job = marker.get("slurm_job_id")
-        alive = states.get(job) in _ALIVE_STATES if job else _pid_alive(marker)
+        alive = states.get(job) in ALIVE_STATES if job else pid_alive(marker)
         if job and job not in states:  # sacct does not know it (yet): trust the marker
             alive = True
         if alive:

@@ -33,8 +33,10 @@ class _Cancellation:
 
     def _handle(self, signum: int, frame: object) -> None:
         self.requested = True
-        if self.runtime is not None:
-            self.runtime.cancel()
+        runtime = self.runtime
+        if runtime is not None and runtime.in_operation:
+            runtime.in_operation = False  # raise once; later signals must not interrupt
+            runtime.cancel()  # writing the cancelled record
             raise RunCancelled(
                 "terminated by SIGTERM (the run was cancelled or hit its time limit)"
             )

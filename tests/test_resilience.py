@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -189,3 +190,52 @@ def test_unknown_operation_argument_is_refused_by_compile(tmp_path: Path) -> Non
     )
     assert done.returncode == 2
     assert "declares argument 'config'" in done.stderr
+
+
+def test_sigterm_records_a_cancelled_run_even_when_signalled_twice(tmp_path: Path) -> None:
+    (tmp_path / "exp.py").write_text(
+        textwrap.dedent("""
+        import time
+        import metalab
+
+        @metalab.operation
+        def op(params, runtime):
+            time.sleep(60)
+
+        exp = metalab.Experiment(name="term", version="1", context={}, operation=op,
+            params=metalab.grid(x=[1]), seeds=metalab.seeds(1))
+    """)
+    )
+    compiled = subprocess.run(
+        [sys.executable, "-m", "metalab_smk.cli", "compile", "exp.py"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert compiled.returncode == 0, compiled.stderr
+    exp_dir = tmp_path / "runs" / "term+1"
+    run_id = (exp_dir / ".metalab" / "run_ids.txt").read_text().split()[0]
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "metalab_smk.worker", "run", run_id],
+        cwd=exp_dir,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    _wait_for(lambda: (exp_dir / "logs" / f"{run_id}_run.log.partial").is_file(), 30)
+    time.sleep(0.5)
+    worker.send_signal(signal.SIGTERM)
+    worker.send_signal(signal.SIGTERM)  # SLURM may signal more than once
+    assert worker.wait(30) == 1
+    record = json.loads((exp_dir / "failed" / f"{run_id}.json").read_text())
+    assert record["status"] == "cancelled"
+    assert record["error"]["type"] == "RunCancelled"
+    assert "SIGTERM" in record["error"]["message"]
+    status = subprocess.run(
+        [sys.executable, "-m", "metalab_smk.cli", "status", str(exp_dir)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    ).stdout
+    assert "1 runs: 0 done, 0 running, 1 failed, 0 pending" in status
+    assert f"cancelled {run_id}: RunCancelled" in status
