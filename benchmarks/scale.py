@@ -51,7 +51,7 @@ STEP = textwrap.dedent(
 )
 
 BODIES = {
-    "compile": "import metalab\nfrom metalab_smk.compile import compile_experiment\n"
+    "compile": "import metalab\nfrom metalab_smk.compile.compiler import compile_experiment\n"
     "from exp import exp\nlayout = compile_experiment(exp, 'store')\n"
     "info = len(layout.read_run_ids())",
     "run": "import metalab\nfrom exp import exp\n"
@@ -59,7 +59,7 @@ BODIES = {
     "info = len(r.successful)",
     "resume": "import metalab\nfrom exp import exp\n"
     "r = metalab.run(exp, store='store', verbose=False).result()\ninfo = len(r)",
-    "reduce": "from metalab_smk.reduce import collect\n"
+    "reduce": "from metalab_smk.results.summary import collect\n"
     "runs, steps = collect('store/scale+1', incremental=False)\ninfo = len(runs)",
     "dataframe": "import metalab\n"
     "df = metalab.load_results('store/scale+1').to_dataframe()\ninfo = len(df)",

@@ -3,21 +3,12 @@
 Users import it as ``metalab`` (``import metalab``); this package holds the implementation.
 """
 
-from metalab_smk.context import DirPath, FilePath, Fingerprintable, context_spec
-from metalab_smk.errors import (
-    CanonicalizeError,
-    DuplicateRunError,
-    ExperimentError,
-    MetalabError,
-    MissingPathError,
-    OperationError,
-    ParamError,
-)
-from metalab_smk.experiment import Experiment
-from metalab_smk.filehash import dir_hash, file_hash
-from metalab_smk.identity import canonical, fingerprint, run_id
-from metalab_smk.operation import Operation, operation
-from metalab_smk.params import (
+from metalab_smk.core.context import DirPath, FilePath, Fingerprintable, context_spec
+from metalab_smk.core.experiment import Experiment
+from metalab_smk.core.filehash import dir_hash, file_hash
+from metalab_smk.core.identity import canonical, fingerprint, run_id
+from metalab_smk.core.operation import Operation, operation
+from metalab_smk.core.params import (
     GridSource,
     ManualSource,
     ParamCase,
@@ -34,34 +25,43 @@ from metalab_smk.params import (
     uniform,
     with_resolver,
 )
-from metalab_smk.plan import Plan, PlannedRun
-from metalab_smk.seeds import SeedBundle, SeedPlan, seeds
+from metalab_smk.core.plan import Plan, PlannedRun
+from metalab_smk.core.seeds import SeedBundle, SeedPlan, seeds
+from metalab_smk.errors import (
+    CanonicalizeError,
+    DuplicateRunError,
+    ExperimentError,
+    MetalabError,
+    MissingPathError,
+    OperationError,
+    ParamError,
+)
 
 __version__ = "0.1.0"
 
 # Names whose modules import pandas or start processes load on first use, so a job's
 # worker (which imports this package) starts fast.
 _LAZY = {
-    "run": "metalab_smk.runner",
-    "start": "metalab_smk.runner",
-    "RunHandle": "metalab_smk.runner",
-    "LocalExecutor": "metalab_smk.executors",
-    "SlurmExecutor": "metalab_smk.executors",
-    "SlurmConfig": "metalab_smk.executors",
-    "reconnect": "metalab_smk.runner",
-    "Results": "metalab_smk.results",
-    "Run": "metalab_smk.results",
-    "load_results": "metalab_smk.results",
-    "compile_experiment": "metalab_smk.compile",
-    "collect": "metalab_smk.reduce",
-    "FileStoreConfig": "metalab_smk.store",
-    "RunRecord": "metalab_smk.records",
-    "Status": "metalab_smk.records",
-    "ArtifactDescriptor": "metalab_smk.records",
-    "Provenance": "metalab_smk.records",
-    "Capture": "metalab_smk.capture",
-    "Runtime": "metalab_smk.capture",
-    "CaptureError": "metalab_smk.capture",
+    "run": "metalab_smk.sweep.runner",
+    "start": "metalab_smk.sweep.runner",
+    "RunHandle": "metalab_smk.sweep.runner",
+    "LocalExecutor": "metalab_smk.sweep.executors",
+    "SlurmExecutor": "metalab_smk.sweep.executors",
+    "SlurmConfig": "metalab_smk.slurm.config",
+    "reconnect": "metalab_smk.sweep.runner",
+    "Results": "metalab_smk.results.results",
+    "Run": "metalab_smk.results.results",
+    "load_results": "metalab_smk.results.results",
+    "compile_experiment": "metalab_smk.compile.compiler",
+    "collect": "metalab_smk.results.summary",
+    "FileStoreConfig": "metalab_smk.store.config",
+    "RunRecord": "metalab_smk.store.records",
+    "Status": "metalab_smk.store.records",
+    "ArtifactDescriptor": "metalab_smk.store.records",
+    "Provenance": "metalab_smk.store.records",
+    "Capture": "metalab_smk.job.capture",
+    "Runtime": "metalab_smk.job.capture",
+    "CaptureError": "metalab_smk.job.capture",
 }
 
 

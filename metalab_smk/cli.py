@@ -11,13 +11,13 @@ from metalab_smk.errors import MetalabError
 
 
 def _load(path: str, experiment: str | None):
-    from metalab_smk.loader import load_experiment_file
+    from metalab_smk.compile.loader import load_experiment_file
 
     return load_experiment_file(path).select(experiment, path)
 
 
 def _cmd_compile(args: argparse.Namespace) -> int:
-    from metalab_smk.compile import compile_experiment, snakemake_command
+    from metalab_smk.compile.compiler import compile_experiment, snakemake_command
 
     experiment = _load(args.file, args.experiment)
     layout = compile_experiment(experiment, args.store)
@@ -29,7 +29,7 @@ def _cmd_compile(args: argparse.Namespace) -> int:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from metalab_smk.runner import LocalExecutor, run
+    from metalab_smk.sweep.runner import LocalExecutor, run
 
     experiment = _load(args.file, args.experiment)
     handle = run(
@@ -48,9 +48,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
 def _cmd_submit(args: argparse.Namespace) -> int:
     import os
 
-    from metalab_smk.compile import compile_experiment
-    from metalab_smk.executors import LocalExecutor, ProfileExecutor
-    from metalab_smk.head import submit
+    from metalab_smk.compile.compiler import compile_experiment
+    from metalab_smk.sweep.detached import submit
+    from metalab_smk.sweep.executors import LocalExecutor, ProfileExecutor
 
     experiment = _load(args.file, args.experiment)
     executor = (
@@ -74,10 +74,11 @@ def _cmd_submit(args: argparse.Namespace) -> int:
 
 
 def _cmd_status(args: argparse.Namespace) -> int:
-    from metalab_smk.compiled import CompiledExperiment
-    from metalab_smk.head import head_alive
-    from metalab_smk.status import sweep_status
-    from metalab_smk.store import ExperimentDir, read_json
+    from metalab_smk.compile.reader import CompiledExperiment
+    from metalab_smk.store.jsonio import read_json
+    from metalab_smk.store.layout import ExperimentDir
+    from metalab_smk.sweep.detached import head_alive
+    from metalab_smk.sweep.status import sweep_status
 
     layout = ExperimentDir.at(args.directory)
     CompiledExperiment.read(layout)
@@ -90,13 +91,13 @@ def _cmd_status(args: argparse.Namespace) -> int:
 
 
 def _cmd_collect(args: argparse.Namespace) -> int:
-    from metalab_smk.reduce import main as reduce_main
+    from metalab_smk.results.summary import main as reduce_main
 
     return reduce_main([args.directory])
 
 
 def _cmd_results(args: argparse.Namespace) -> int:
-    from metalab_smk.results import load_results
+    from metalab_smk.results.results import load_results
 
     results = load_results(args.directory, experiment_id=args.experiment)
     frame = results.to_dataframe()

@@ -29,3 +29,7 @@ class DuplicateRunError(MetalabError, ValueError):
 
 class MissingPathError(MetalabError, FileNotFoundError):
     """A FilePath or DirPath points at nothing."""
+
+
+class ExecutorError(MetalabError, ValueError):
+    """An executor was configured wrongly."""

@@ -22,9 +22,10 @@ import pandas as pd
 import pytest
 
 import metalab
-from metalab_smk.results import Results
-from metalab_smk.seeds import SeedBundle
-from metalab_smk.store import ExperimentDir, read_json
+from metalab_smk.core.seeds import SeedBundle
+from metalab_smk.results.results import Results
+from metalab_smk.store.jsonio import read_json
+from metalab_smk.store.layout import ExperimentDir
 
 pytestmark = pytest.mark.integration
 

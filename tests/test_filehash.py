@@ -10,8 +10,8 @@ import pytest
 
 import metalab
 from metalab import DirPath, FilePath, MissingPathError
-from metalab_smk import filehash
-from metalab_smk.filehash import HashCache, dir_hash, file_hash
+from metalab_smk.core import filehash
+from metalab_smk.core.filehash import HashCache, dir_hash, file_hash
 
 
 def _write(path: Path, data: bytes) -> Path:

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 import metalab
+from metalab_smk.core.identity import canonical, fingerprint, run_id, seed_fingerprint
 from metalab_smk.errors import CanonicalizeError
-from metalab_smk.identity import canonical, fingerprint, run_id, seed_fingerprint
 
 
 def test_golden_canonical_and_fingerprints() -> None:

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 import metalab
 from metalab import ParamError
-from metalab_smk.params import source_from_manifest
+from metalab_smk.core.params import source_from_manifest
 
 
 def double_lr(context_meta: dict, params: dict) -> dict:

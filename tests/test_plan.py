@@ -11,7 +11,7 @@ import pytest
 
 import metalab
 from metalab import DuplicateRunError, ExperimentError, Plan
-from metalab_smk.identity import fingerprint, run_id, seed_fingerprint
+from metalab_smk.core.identity import fingerprint, run_id, seed_fingerprint
 
 
 @metalab.operation

@@ -8,8 +8,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from metalab_smk import reduce
-from metalab_smk.store import ExperimentDir, atomic_write_json, atomic_write_text
+from metalab_smk.results import summary as reduce
+from metalab_smk.store.jsonio import atomic_write_json, atomic_write_text
+from metalab_smk.store.layout import ExperimentDir
 
 IDS = [f"{i:016x}" for i in range(1, 6)]
 

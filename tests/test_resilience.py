@@ -45,7 +45,7 @@ def _wait_for(predicate, timeout: float = 60.0) -> None:
 
 
 def _snakemake_pids(directory: Path) -> list[int]:
-    from metalab_smk.locks import live_snakemake_pids
+    from metalab_smk.sweep.locks import live_snakemake_pids
 
     return live_snakemake_pids(directory)
 
@@ -79,7 +79,7 @@ def test_sigkill_of_snakemake_then_run_again_finishes_without_recomputing(tmp_pa
             not [
                 p
                 for p in Path("/proc").iterdir()
-                if p.name.isdigit() and b"metalab_smk.worker" in _cmdline(p)
+                if p.name.isdigit() and b"metalab_smk.job.worker" in _cmdline(p)
             ]
         ),
         60,
@@ -217,7 +217,7 @@ def test_sigterm_records_a_cancelled_run_even_when_signalled_twice(tmp_path: Pat
     exp_dir = tmp_path / "runs" / "term+1"
     run_id = (exp_dir / ".metalab" / "run_ids.txt").read_text().split()[0]
     worker = subprocess.Popen(
-        [sys.executable, "-m", "metalab_smk.worker", "run", run_id],
+        [sys.executable, "-m", "metalab_smk.job.worker", "run", run_id],
         cwd=exp_dir,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

@@ -14,22 +14,20 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from metalab_smk import store
-from metalab_smk.batches import JOBS_PER_WORKER, MAX_AUTO_CHUNK, choose_chunk_size
-from metalab_smk.capture import CaptureError, check_name, scalar
-from metalab_smk.records import SCHEMA_VERSION, ArtifactDescriptor, RunRecord, Status
-from metalab_smk.store import (
-    ExperimentDir,
-    FileStoreConfig,
+from metalab_smk.job.capture import CaptureError, check_name, scalar
+from metalab_smk.store import jsonio
+from metalab_smk.store.config import FileStoreConfig
+from metalab_smk.store.jsonio import (
     atomic_write_bytes,
     atomic_write_json,
     atomic_write_text,
-    experiment_id_from_dir,
     from_strict_json,
     read_json,
-    safe_experiment_id,
     to_strict_json,
 )
+from metalab_smk.store.layout import ExperimentDir, experiment_id_from_dir, safe_experiment_id
+from metalab_smk.store.records import SCHEMA_VERSION, ArtifactDescriptor, RunRecord, Status
+from metalab_smk.sweep.batches import JOBS_PER_WORKER, MAX_AUTO_CHUNK, choose_chunk_size
 
 
 def _reject_constants(token: str) -> None:
@@ -195,7 +193,7 @@ def test_interrupted_rename_keeps_the_old_file_and_no_temp_file(
     def fail(*args: object) -> None:
         raise error
 
-    monkeypatch.setattr(store.os, "replace", fail)
+    monkeypatch.setattr(jsonio.os, "replace", fail)
     with pytest.raises(type(error)):
         atomic_write_json(target, {"v": 2})
     monkeypatch.undo()

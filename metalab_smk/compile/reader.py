@@ -1,0 +1,78 @@
+"""Read a compiled experiment back: the snapshot module, the Experiment, run indices."""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass
+from typing import Any
+
+from metalab_smk.compile.loader import (
+    import_module_in_definition_mode,
+    load_experiment_file,
+)
+from metalab_smk.core.experiment import Experiment
+from metalab_smk.errors import ExperimentError
+from metalab_smk.store.jsonio import read_json
+from metalab_smk.store.layout import ExperimentDir
+
+__all__ = ["CompiledExperiment", "RUN_TABLE_LINE"]
+
+RUN_TABLE_LINE = 17  # 16 hex digits and a newline
+
+
+@dataclass
+class CompiledExperiment:
+    """The compiled description of an experiment directory, and lookups on its run table."""
+
+    layout: ExperimentDir
+    description: dict[str, Any]
+
+    @classmethod
+    def read(cls, layout: ExperimentDir) -> CompiledExperiment:
+        if not layout.compiled.is_file():
+            raise ExperimentError(
+                f"{layout.root} is not a compiled experiment directory (no "
+                ".metalab/compiled.json); run `metalab compile exp.py` first."
+            )
+        return cls(layout, read_json(layout.compiled))
+
+    @property
+    def experiment_id(self) -> str:
+        return self.description["experiment_id"]
+
+    @property
+    def n_runs(self) -> int:
+        return int(self.description["n_runs"])
+
+    def load_experiment(self) -> Experiment:
+        """Import the snapshot (in definition mode, from the compile-time working
+        directory, so relative paths mean what they meant) and return the Experiment."""
+        source = self.description["source"]
+        cwd = self.description.get("cwd")
+        if cwd and os.path.isdir(cwd):
+            os.chdir(cwd)
+        for entry in reversed(source.get("sys_path", [])):
+            if entry not in sys.path:
+                sys.path.insert(0, entry)
+        if "module" in source:
+            loaded = import_module_in_definition_mode(source["module"])
+        else:
+            snapshot = self.layout.root / source["snapshot"]
+            name = "metalab_snapshot_" + snapshot.stem.replace("-", "_")
+            loaded = load_experiment_file(snapshot, module_name=name)
+        return loaded.select(self.experiment_id, source["source_file"])
+
+    def index_of(self, run_id: str) -> int:
+        """Global run index of ``run_id`` in the run table."""
+        data = self.layout.run_table.read_bytes()
+        position = data.find(f"{run_id}\n".encode())
+        while position >= 0 and position % RUN_TABLE_LINE:
+            position = data.find(f"{run_id}\n".encode(), position + 1)
+        if position < 0:
+            raise ExperimentError(
+                f"run {run_id} is not in the run table of {self.experiment_id!r}; the "
+                "experiment changed since this workflow was started: run `metalab compile` "
+                "again (finished runs are kept)."
+            )
+        return position // RUN_TABLE_LINE

@@ -1,0 +1,124 @@
+"""Experiment: what to run (operation), over what (params x seeds), in which context."""
+
+from __future__ import annotations
+
+import functools
+import sys
+from typing import Any
+
+from metalab_smk.core.context import context_fingerprint
+from metalab_smk.core.operation import Operation
+from metalab_smk.core.params.resolver import with_resolver
+from metalab_smk.core.params.source import ParamSource
+from metalab_smk.core.seeds import SeedPlan
+from metalab_smk.errors import ExperimentError
+
+__all__ = ["Experiment"]
+
+
+def _check_params(params: Any) -> ParamSource:
+    if isinstance(params, ParamSource):
+        return params
+    if isinstance(params, dict):
+        raise ExperimentError(
+            "Experiment(params=dict): wrap it in a param source: metalab.grid(**values) for a "
+            "sweep or metalab.manual([params]) for a single case."
+        )
+    raise ExperimentError(
+        f"Experiment(params={params!r}): expected a param source such as metalab.grid(...), "
+        "metalab.random(...) or metalab.manual([...])."
+    )
+
+
+def _check_seeds(seeds: Any) -> SeedPlan:
+    if isinstance(seeds, SeedPlan):
+        return seeds
+    raise ExperimentError(
+        f"Experiment(seeds={seeds!r}): expected metalab.seeds(base=..., replicates=...)."
+    )
+
+
+def _check_resources(resources: Any) -> dict[str, int | str]:
+    if resources is None:
+        return {}
+    if not isinstance(resources, dict):
+        raise ExperimentError(
+            "Experiment(resources=...) expects a dict of Snakemake resources, e.g. "
+            "{'mem_mb': 4000, 'runtime': 60, 'slurm_partition': 'gpu', 'gpu': 1}."
+        )
+    for key, value in resources.items():
+        if not isinstance(key, str) or not key.isidentifier():
+            raise ExperimentError(f"Experiment(resources=...): {key!r} is not a resource name.")
+        if isinstance(value, bool) or not isinstance(value, (int, str)):
+            raise ExperimentError(
+                f"Experiment(resources={{{key!r}: {value!r}}}): values must be ints or strings."
+            )
+    return dict(resources)
+
+
+class Experiment:
+    """A named, versioned sweep; ``experiment_id == f"{name}:{version}"``.
+
+    ``resources`` (Snakemake resources such as ``mem_mb``, ``runtime`` in minutes,
+    ``cpus_per_task``, ``slurm_partition``, ``gpu``) apply to every job of the sweep
+    and take precedence over an executor's or profile's defaults."""
+
+    def __init__(
+        self,
+        name: str,
+        version: str,
+        context: Any,
+        operation: Operation | Any,
+        params: ParamSource,
+        seeds: SeedPlan,
+        description: str | None = None,
+        tags: list[str] | None = None,
+        param_resolver: Any = None,
+        metadata: dict[str, Any] | None = None,
+        resources: dict[str, int | str] | None = None,
+    ) -> None:
+        if not isinstance(name, str) or not name.strip():
+            raise ExperimentError(f"Experiment(name={name!r}) must be a non-empty string.")
+        if isinstance(version, bool) or not isinstance(version, (str, int, float)):
+            raise ExperimentError(f"Experiment(version={version!r}) must be a string like '1'.")
+        self.name = name
+        self.version = str(version)
+        self.context = context
+        self.operation = operation if isinstance(operation, Operation) else Operation(operation)
+        self.params = _check_params(params)
+        self.seeds = _check_seeds(seeds)
+        self.description = description
+        if isinstance(tags, str):
+            raise ExperimentError(f"Experiment(tags={tags!r}) expects a list of strings.")
+        self.tags = list(tags or [])
+        self.param_resolver = param_resolver
+        self.metadata = dict(metadata or {})
+        self.resources = _check_resources(resources)
+        caller = sys._getframe(1).f_globals
+        self.source_file: str | None = caller.get("__file__")
+        self.source_module: str | None = caller.get("__name__")
+
+    @property
+    def experiment_id(self) -> str:
+        return f"{self.name}:{self.version}"
+
+    @functools.cached_property
+    def param_source(self) -> ParamSource:
+        """The params as runs see them (after ``param_resolver`` when one is set)."""
+        if self.param_resolver is None:
+            return self.params
+        return with_resolver(self.params, self.param_resolver)
+
+    @functools.cached_property
+    def context_fp(self) -> str:
+        return context_fingerprint(self.context)
+
+    @property
+    def n_runs(self) -> int:
+        return len(self.param_source) * self.seeds.replicates
+
+    def __repr__(self) -> str:
+        return (
+            f"Experiment({self.experiment_id!r}, operation={self.operation.name!r}, "
+            f"cases={len(self.param_source)}, replicates={self.seeds.replicates})"
+        )

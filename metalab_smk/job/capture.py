@@ -1,0 +1,328 @@
+"""Capture and Runtime: what an operation uses to record results and to know its run."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import logging
+import re
+import shutil
+import tempfile
+import threading
+from pathlib import Path
+from typing import Any
+
+from metalab_smk.errors import MetalabError
+from metalab_smk.job.runlog import RunLog
+from metalab_smk.store.jsonio import atomic_write_bytes, atomic_write_json
+from metalab_smk.store.layout import ExperimentDir
+from metalab_smk.store.records import ArtifactDescriptor
+
+__all__ = ["Capture", "CaptureError", "RunCancelled", "Runtime"]
+
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]*")
+_LEVELS = {"debug": 10, "info": 20, "warning": 30, "warn": 30, "error": 40, "critical": 50}
+_FORMAT_SUFFIX = {
+    "json": ".json",
+    "numpy": ".npy",
+    "pickle": ".pkl",
+    "bytes": ".bin",
+    "text": ".txt",
+}
+
+
+class CaptureError(MetalabError, ValueError):
+    """An operation asked Capture for something it refuses (bad name, non-scalar metric)."""
+
+
+class RunCancelled(MetalabError, RuntimeError):
+    """The run was asked to stop (SIGTERM: cancel, or a SLURM time limit)."""
+
+
+def check_name(kind: str, name: Any) -> str:
+    """A name safe to use as one file name inside the run's directory."""
+    if not isinstance(name, str) or not _NAME.fullmatch(name) or ".." in name:
+        raise CaptureError(
+            f"{kind} name {name!r} is not allowed: names become file names inside the run's "
+            "directory, so use letters, digits, '_', '-' and '.' only (no '/', no '..', not "
+            "starting with '.'), e.g. 'weights' or 'loss_curve'."
+        )
+    return name
+
+
+def scalar(name: str, value: Any) -> int | float | bool | str:
+    """``value`` as a Python scalar, or a CaptureError saying what to use instead."""
+    numpy_scalar = type(value).__module__ == "numpy" and getattr(value, "ndim", 1) == 0
+    if numpy_scalar and hasattr(value, "item"):
+        value = value.item()
+    if isinstance(value, (bool, int, float, str)):
+        return value
+    raise CaptureError(
+        f"metric {name!r} must be a scalar (int, float, bool or str), got "
+        f"{type(value).__name__}; record arrays and structures with capture.data({name!r}, "
+        "value) or capture.artifact(...)."
+    )
+
+
+class Runtime:
+    """Run facts for the operation: ``logger``, ``scratch_dir`` (removed afterwards),
+    ``metadata`` and cancellation (``cancelled``, ``check_cancelled()``)."""
+
+    def __init__(self, logger: logging.Logger, metadata: dict[str, Any]):
+        self.logger = logger
+        self.metadata = metadata
+        self._cancel = threading.Event()
+        self._scratch: Path | None = None
+        self.in_operation = False  # True while the operation's own code runs
+
+    @property
+    def scratch_dir(self) -> Path:
+        """A private temporary directory, created on first use, removed after the run."""
+        if self._scratch is None:
+            self._scratch = Path(tempfile.mkdtemp(prefix=f"metalab-{self.metadata['run_id']}-"))
+        return self._scratch
+
+    def remove_scratch(self) -> None:
+        if self._scratch is not None:
+            shutil.rmtree(self._scratch, ignore_errors=True)
+
+    @property
+    def cancelled(self) -> bool:
+        return self._cancel.is_set()
+
+    def cancel(self) -> None:
+        self._cancel.set()
+
+    def check_cancelled(self) -> None:
+        """Raise RunCancelled if the run was asked to stop."""
+        if self.cancelled:
+            raise RunCancelled("the run was cancelled")
+
+
+class Capture:
+    """Records metrics, stepped metrics, data, artifacts and log lines of one run."""
+
+    def __init__(
+        self, layout: ExperimentDir, run_id: str, runlog: RunLog, allow_pickle: bool = False
+    ) -> None:
+        self._layout = layout
+        self._run_id = run_id
+        self._runlog = runlog
+        self._allow_pickle = allow_pickle
+        self._metrics: dict[str, Any] = {}
+        self._steps: dict[str, list[list[Any]]] = {}
+        self._data_names: set[str] = set()
+        self._artifacts: list[ArtifactDescriptor] = []
+
+    # metrics -------------------------------------------------------------------------
+    def metric(self, name: str, value: Any, step: int | None = None) -> None:
+        """Record a scalar; with ``step`` it joins a curve and the latest value is kept."""
+        check_name("metric", name)
+        value = scalar(name, value)
+        if step is not None:
+            if isinstance(step, bool) or not isinstance(step, int):
+                raise CaptureError(f"metric {name!r}: step must be an int, got {step!r}.")
+            if name in self._data_names:
+                raise CaptureError(f"metric {name!r}: that name is already used by data.")
+            self._steps.setdefault(name, []).append([step, value])
+        self._metrics[name] = value
+
+    def log_metrics(self, values: dict[str, Any], step: int | None = None) -> None:
+        for name, value in values.items():
+            self.metric(name, value, step)
+
+    @property
+    def metrics(self) -> dict[str, Any]:
+        return dict(self._metrics)
+
+    # structured data -----------------------------------------------------------------
+    def data(self, name: str, obj: Any, metadata: dict[str, Any] | None = None) -> None:
+        """Store JSON-like ``obj`` (numpy arrays converted) as ``results/<run>/<name>.json``."""
+        check_name("data", name)
+        if name in self._steps:
+            raise CaptureError(f"data {name!r}: that name is already a stepped metric.")
+        self._data_names.add(name)
+        payload = {"name": name, "type": "data", "data": obj, "metadata": metadata or {}}
+        try:
+            atomic_write_json(self._layout.results(self._run_id) / f"{name}.json", payload)
+        except (TypeError, ValueError) as exc:
+            raise CaptureError(f"data {name!r} is not JSON-serialisable: {exc}") from None
+
+    # artifacts -----------------------------------------------------------------------
+    def _store(
+        self, name: str, kind: str, fmt: str, write, suffix: str, metadata: dict[str, Any] | None
+    ) -> ArtifactDescriptor:
+        target = self._layout.artifacts(self._run_id) / f"{name}{suffix}"
+        if any(a.name == name for a in self._artifacts):
+            raise CaptureError(f"artifact {name!r} was already captured in this run.")
+        write(target)
+        content = target.read_bytes()
+        descriptor = ArtifactDescriptor(
+            artifact_id=f"{self._run_id}/{name}",
+            name=name,
+            kind=kind,
+            format=fmt,
+            uri=target.relative_to(self._layout.root).as_posix(),
+            content_hash=hashlib.sha256(content).hexdigest()[:16],
+            size_bytes=len(content),
+            metadata=dict(metadata or {}),
+        )
+        self._artifacts.append(descriptor)
+        atomic_write_json(
+            self._layout.artifacts(self._run_id) / "_manifest.json",
+            [a.__dict__ for a in self._artifacts],
+        )
+        return descriptor
+
+    def artifact(
+        self,
+        name: str,
+        obj: Any,
+        kind: str | None = None,
+        format: str | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> ArtifactDescriptor:
+        """Store ``obj``: numpy arrays as .npy, JSON-like values as .json; pickle only with
+        ``format="pickle"``."""
+        check_name("artifact", name)
+        fmt = format or (kind if kind in _FORMAT_SUFFIX else None) or _infer_format(obj)
+        if fmt not in _FORMAT_SUFFIX:
+            raise CaptureError(
+                f"artifact {name!r}: unknown format {fmt!r}; use one of "
+                f"{', '.join(_FORMAT_SUFFIX)}."
+            )
+        if fmt == "pickle" and format != "pickle" and not self._allow_pickle:
+            raise CaptureError(
+                f"artifact {name!r}: {type(obj).__name__} has no JSON or numpy form; pass "
+                "format='pickle' to store it as a pickle (loading it later needs "
+                "allow_pickle=True)."
+            )
+        data = _serialise(name, obj, fmt)
+        return self._store(
+            name,
+            kind or fmt,
+            fmt,
+            lambda t: atomic_write_bytes(t, data),
+            _FORMAT_SUFFIX[fmt],
+            metadata,
+        )
+
+    def file(
+        self,
+        name: str,
+        path: str | Path,
+        kind: str | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> ArtifactDescriptor:
+        """Copy the file at ``path`` into the run's artifacts."""
+        check_name("file", name)
+        source = Path(path)
+        if not source.is_file():
+            raise CaptureError(f"capture.file({name!r}, {str(path)!r}): no such file.")
+
+        def copy(target: Path) -> None:
+            tmp = target.with_name(f".{target.name}.tmp")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(source, tmp)
+            tmp.replace(target)
+
+        fmt = source.suffix.lstrip(".") or "file"
+        return self._store(name, kind or "file", fmt, copy, source.suffix, metadata)
+
+    def figure(
+        self,
+        name: str,
+        fig: Any,
+        format: str = "png",
+        dpi: int = 150,
+        metadata: dict[str, Any] | None = None,
+        close: bool = True,
+        **savefig_kwargs: Any,
+    ) -> ArtifactDescriptor:
+        """Save a matplotlib figure (``fig.savefig``) as an artifact."""
+        check_name("figure", name)
+        buffer = io.BytesIO()
+        savefig_kwargs.setdefault("bbox_inches", "tight")
+        fig.savefig(buffer, format=format, dpi=dpi, **savefig_kwargs)
+        if close:
+            try:
+                import matplotlib.pyplot as plt
+
+                plt.close(fig)
+            except ImportError:
+                pass
+        data = buffer.getvalue()
+        return self._store(
+            name, "figure", format, lambda t: atomic_write_bytes(t, data), f".{format}", metadata
+        )
+
+    @property
+    def artifacts(self) -> list[ArtifactDescriptor]:
+        return list(self._artifacts)
+
+    # logging -------------------------------------------------------------------------
+    @property
+    def logger(self) -> logging.Logger:
+        return self._runlog.logger
+
+    def log(self, message: str, level: str = "info") -> None:
+        self._runlog.logger.log(_LEVELS.get(str(level).lower(), logging.INFO), message)
+
+    def subscribe_logger(self, name: str, level: int | str = logging.DEBUG) -> None:
+        """Send records of the logger ``name`` to this run's log."""
+        self._runlog.subscribe(name, level)
+
+    # end of run ----------------------------------------------------------------------
+    def finalize(self) -> dict[str, Any]:
+        """Write stepped metrics; return what the record needs."""
+        for name, points in self._steps.items():
+            payload = {
+                "name": name,
+                "type": "stepped_metric",
+                "data": points,
+                "metadata": {"columns": ["step", "value"]},
+            }
+            atomic_write_json(self._layout.results(self._run_id) / f"{name}.json", payload)
+        return {
+            "metrics": self.metrics,
+            "stepped_metrics": sorted(self._steps),
+            "artifacts": [a.__dict__ for a in self._artifacts],
+        }
+
+
+def _infer_format(obj: Any) -> str:
+    if type(obj).__module__ == "numpy":
+        return "numpy"
+    if isinstance(obj, bytes):
+        return "bytes"
+    if obj is None or isinstance(obj, (dict, list, tuple, str, int, float, bool)):
+        return "json"
+    return "pickle"
+
+
+def _serialise(name: str, obj: Any, fmt: str) -> bytes:
+    if fmt == "numpy":
+        import numpy as np
+
+        buffer = io.BytesIO()
+        np.save(buffer, np.asarray(obj), allow_pickle=False)
+        return buffer.getvalue()
+    if fmt == "json":
+        try:
+            return json.dumps(obj, default=_json_default, allow_nan=True).encode()
+        except (TypeError, ValueError) as exc:
+            raise CaptureError(f"artifact {name!r} is not JSON-serialisable: {exc}") from None
+    if fmt == "pickle":
+        import pickle
+
+        return pickle.dumps(obj)
+    if fmt == "bytes":
+        return bytes(obj)
+    return str(obj).encode()
+
+
+def _json_default(value: Any) -> Any:
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    raise TypeError(f"{type(value).__name__} is not JSON-serialisable")

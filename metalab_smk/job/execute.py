@@ -1,0 +1,179 @@
+"""Execute one planned run: call the operation with seeds, runtime and capture, then
+write its RunRecord atomically (``runs/<id>.json`` on success, ``failed/<id>.json``
+otherwise)."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import functools
+import os
+import platform
+import subprocess
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+from metalab_smk import __version__
+from metalab_smk.core.experiment import Experiment
+from metalab_smk.core.plan import Plan, PlannedRun
+from metalab_smk.job.capture import Capture, Runtime
+from metalab_smk.job.runlog import RunLog
+from metalab_smk.store.jsonio import atomic_write_json
+from metalab_smk.store.layout import ExperimentDir
+from metalab_smk.store.records import RunRecord, Status
+
+__all__ = ["execute_run"]
+
+
+@functools.cache
+def _snakemake_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("snakemake")
+    except PackageNotFoundError:
+        return ""
+
+
+@functools.cache
+def slurm_facts() -> dict[str, str]:
+    """SLURM job ID, node and job log path when running inside a SLURM job, else {}."""
+    job_id = os.environ.get("SLURM_JOB_ID")
+    if not job_id:
+        return {}
+    facts = {
+        "slurm_job_id": job_id,
+        "slurm_node": os.environ.get("SLURMD_NODENAME", os.uname().nodename),
+    }
+    try:
+        shown = subprocess.run(
+            ["scontrol", "show", "job", "-o", job_id],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=False,
+        ).stdout
+        for field in shown.split():
+            if field.startswith("StdOut="):
+                facts["slurm_log"] = field[len("StdOut=") :]
+    except (OSError, subprocess.SubprocessError):
+        pass
+    return facts
+
+
+def _provenance(code_fp: str, compiled: dict[str, Any], log_path: Path) -> dict[str, Any]:
+    extra: dict[str, Any] = {}
+    if compiled.get("git_commit"):
+        extra["git_commit"] = compiled["git_commit"]
+    extra.update(slurm_facts())
+    slurm_job = extra.get("slurm_job_id")
+    extra["log"] = str(log_path)
+    return {
+        "code_hash": code_fp,
+        "python_version": platform.python_version(),
+        "metalab_version": __version__,
+        "snakemake_version": _snakemake_version(),
+        "executor_id": "slurm" if slurm_job else "local",
+        "host": os.uname().nodename,
+        "extra": extra,
+    }
+
+
+def _error_of(exc: BaseException) -> dict[str, Any]:
+    return {
+        "type": type(exc).__name__,
+        "message": str(exc),
+        "traceback": "".join(traceback.format_exception(exc)),
+    }
+
+
+def _now() -> str:
+    return _dt.datetime.now(_dt.UTC).isoformat()
+
+
+def execute_run(
+    layout: ExperimentDir,
+    plan: Plan,
+    experiment: Experiment,
+    run: PlannedRun,
+    compiled: dict[str, Any],
+    runtime_hook: Any = None,
+) -> RunRecord:
+    """Run ``run`` and write its record; never raises for errors of the operation."""
+    started_at, start = _now(), time.perf_counter()
+    log_path = layout.log(run.run_id)
+    error: dict[str, Any] | None = None
+    status = Status.SUCCESS
+    header = {
+        "run_id": run.run_id,
+        "pid": os.getpid(),
+        "host": os.uname().nodename,
+        "started_at": started_at,
+        **slurm_facts(),
+    }
+    with RunLog(log_path, header) as runlog:
+        capture = Capture(layout, run.run_id, runlog)
+        runtime = Runtime(
+            runlog.logger,
+            {
+                "run_id": run.run_id,
+                "run_index": run.index,
+                "experiment_id": plan.experiment_id,
+                "experiment_dir": str(layout.root),
+            },
+        )
+        if runtime_hook is not None:
+            runtime_hook(runtime)
+        try:
+            runtime.in_operation = True
+            returned = experiment.operation.invoke(
+                context=experiment.context,
+                params=dict(run.params),
+                seeds=run.seed,
+                runtime=runtime,
+                capture=capture,
+            )
+            runtime.in_operation = False
+            if isinstance(returned, dict):
+                capture.log_metrics(returned)
+        except BaseException as exc:  # every failure of the operation becomes a record
+            runtime.in_operation = False
+            if isinstance(exc, KeyboardInterrupt) and not runtime.cancelled:
+                raise
+            status = Status.CANCELLED if runtime.cancelled else Status.FAILED
+            error = _error_of(exc)
+            runlog.logger.error("run failed:\n%s", error["traceback"])
+        try:
+            captured = capture.finalize()
+        except Exception as exc:
+            status, error = Status.FAILED, _error_of(exc)
+            captured = {"metrics": capture.metrics, "stepped_metrics": [], "artifacts": []}
+    runtime.remove_scratch()
+    record = RunRecord(
+        run_id=run.run_id,
+        experiment_id=plan.experiment_id,
+        status=status,
+        context_fingerprint=plan.context_fp,
+        params_fingerprint=run.params_fp,
+        seed_fingerprint=plan.seed_fp(run.replicate_index),
+        started_at=started_at,
+        finished_at=_now(),
+        duration_ms=round((time.perf_counter() - start) * 1000),
+        metrics=captured["metrics"],
+        provenance=_provenance(plan.code_fp, compiled, log_path.relative_to(layout.root)),
+        error=error,
+        params_resolved=dict(run.params),
+        tags=list(run.case.tags),
+        warnings=runlog.warnings,
+        artifacts=captured["artifacts"],
+        seed=run.seed.to_dict(),
+        run_index=run.index,
+        stepped_metrics=captured["stepped_metrics"],
+    )
+    if status is Status.SUCCESS:
+        atomic_write_json(layout.record(run.run_id), record.to_dict(), indent=None)
+        layout.failed_record(run.run_id).unlink(missing_ok=True)
+    else:
+        atomic_write_json(layout.failed_record(run.run_id), record.to_dict(), indent=None)
+    return record

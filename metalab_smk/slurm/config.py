@@ -1,0 +1,94 @@
+"""SLURM settings of a sweep: partition, time, memory, packing."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from metalab_smk.errors import ExecutorError
+
+
+def minutes(time: str | int) -> int:
+    """SLURM time in minutes: an int of minutes, or ``"M"``, ``"M:S"``, ``"H:M:S"``,
+    ``"D-H"``, ``"D-H:M"``, ``"D-H:M:S"``."""
+    text = str(time).strip()
+    try:
+        if isinstance(time, bool):
+            raise ValueError
+        days, _, clock = text.rpartition("-")
+        parts = [int(p) for p in clock.split(":")]
+        if days:
+            hours, mins, secs = [*parts, 0, 0][:3]
+        elif len(parts) == 3:
+            hours, mins, secs = parts
+        elif len(parts) == 2:
+            hours, (mins, secs) = 0, parts
+        elif len(parts) == 1:
+            hours, mins, secs = 0, parts[0], 0
+        else:
+            raise ValueError
+        total = int(days or 0) * 1440 + hours * 60 + mins + (1 if secs else 0)
+    except ValueError:
+        raise ExecutorError(
+            f"SlurmConfig(time={time!r}): use minutes (90) or 'HH:MM:SS' / 'D-HH:MM:SS'."
+        ) from None
+    if total < 1:
+        raise ExecutorError(f"SlurmConfig(time={time!r}) must be at least one minute.")
+    return total
+
+
+def memory_mb(memory: str | int) -> int:
+    """``"4G"``, ``"500M"``, ``"1T"`` or an int of MB, in MB."""
+    if isinstance(memory, int) and not isinstance(memory, bool):
+        return memory
+    match = re.fullmatch(r"(\d+(?:\.\d+)?)\s*([KMGT]?)B?", str(memory).strip().upper())
+    if match is None:
+        raise ExecutorError(f"SlurmConfig(memory={memory!r}): use e.g. '4G', '500M' or MB.")
+    scale = {"K": 1 / 1024, "": 1, "M": 1, "G": 1024, "T": 1024 * 1024}[match.group(2)]
+    return max(1, round(float(match.group(1)) * scale))
+
+
+@dataclass(frozen=True)
+class SlurmConfig:
+    """Resources of each SLURM job (one job runs ``chunk_size`` runs).
+
+    ``time`` and ``memory`` are per job; ``max_concurrent`` caps the jobs submitted at
+    once; ``extra`` is passed to sbatch as is (e.g. ``"--qos=short"``)."""
+
+    partition: str | None = None
+    time: str | int = "00:30:00"
+    cpus: int = 1
+    memory: str | int = "1G"
+    gpus: int = 0
+    max_concurrent: int = 100
+    chunk_size: int | None = None
+    account: str | None = None
+    extra: str | None = None
+    status_interval: int = 10
+    snakemake_options: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        minutes(self.time)
+        memory_mb(self.memory)
+        for name in ("cpus", "max_concurrent"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ExecutorError(f"SlurmConfig({name}={value!r}) must be a positive int.")
+        if self.chunk_size is not None and self.chunk_size < 1:
+            raise ExecutorError(f"SlurmConfig(chunk_size={self.chunk_size}) must be >= 1.")
+
+    def default_resources(self) -> list[str]:
+        resources = [
+            f"runtime={minutes(self.time)}",
+            f"mem_mb={memory_mb(self.memory)}",
+            f"cpus_per_task={self.cpus}",
+        ]
+        if self.partition:
+            resources.append(f"slurm_partition={self.partition}")
+        if self.account:
+            resources.append(f"slurm_account={self.account}")
+        if self.gpus:
+            resources.append(f"gpu={self.gpus}")
+        if self.extra:
+            resources.append(f"slurm_extra={self.extra!r}")
+        return resources

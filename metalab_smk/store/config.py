@@ -1,0 +1,33 @@
+"""A file store: a collection root holding one directory per experiment."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from metalab_smk.store.jsonio import read_json
+from metalab_smk.store.layout import ExperimentDir, safe_experiment_id
+
+
+@dataclass(frozen=True)
+class FileStoreConfig:
+    """A collection root holding one directory per experiment."""
+
+    root: Path
+
+    def __init__(self, root: str | os.PathLike[str]) -> None:
+        object.__setattr__(self, "root", Path(root).absolute())
+
+    def experiment_dir(self, experiment_id: str) -> ExperimentDir:
+        return ExperimentDir(self.root / safe_experiment_id(experiment_id))
+
+    def list_experiments(self) -> list[str]:
+        """Experiment IDs of the compiled experiments under this root, sorted."""
+        if not self.root.is_dir():
+            return []
+        found = []
+        for child in sorted(self.root.iterdir()):
+            if (child / ".metalab" / "compiled.json").is_file():
+                found.append(read_json(child / ".metalab" / "compiled.json")["experiment_id"])
+        return found

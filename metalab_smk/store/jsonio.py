@@ -1,0 +1,100 @@
+"""Strict JSON (NaN/inf and non-string keys encoded) and atomic file writes."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import math
+import os
+import threading
+from typing import Any
+
+
+def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
+    """Write ``data`` to ``path`` via a temporary file and rename (same directory).
+
+    The temporary name carries the process and thread, so concurrent writers of the
+    same file never share one; the last rename wins with a complete file."""
+    target = os.fspath(path)
+    directory, name = os.path.split(target)
+    tmp = os.path.join(directory, f".{name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC
+    try:
+        fd = os.open(tmp, flags, 0o666)
+    except FileNotFoundError:
+        os.makedirs(directory or ".", exist_ok=True)
+        fd = os.open(tmp, flags, 0o666)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def _strict(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return {"$float": repr(float(value))}  # 'nan', 'inf', '-inf'
+    if isinstance(value, dict):
+        encoded = {str(k): _strict(v) for k, v in value.items()}
+        if len(encoded) == 1 and set(encoded) & _MARKERS:  # escape: a list of key/value pairs
+            return {"$dict": [[k, v] for k, v in encoded.items()]}
+        return encoded
+    if isinstance(value, (list, tuple)):
+        return [_strict(v) for v in value]
+    if type(value).__module__ == "numpy" and hasattr(value, "tolist"):
+        return _strict(value.tolist())
+    if isinstance(value, (set, frozenset)):
+        return _strict(sorted(value, key=repr))
+    if isinstance(value, bytes):
+        return {"__bytes__": value.hex()}
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return _strict({f.name: getattr(value, f.name) for f in dataclasses.fields(value)})
+    return value
+
+
+def _refuse(value: Any) -> Any:
+    raise TypeError(f"{type(value).__name__} is not JSON-serialisable")
+
+
+_MARKERS = {"$float", "$dict"}
+
+
+def _unstrict(value: dict[str, Any]) -> Any:
+    if len(value) == 1:
+        if "$float" in value:
+            return float(value["$float"])
+        if "$dict" in value:  # a user dict whose only key looked like a marker
+            return dict(value["$dict"])
+    return value
+
+
+def to_strict_json(obj: Any, indent: int | None = None) -> str:
+    """JSON without bare NaN/Infinity tokens: non-finite floats become ``{"$float": "nan"}``."""
+    try:  # the common case needs no conversion at all
+        text = json.dumps(obj, indent=indent, allow_nan=False)
+        if '"$' not in text:  # nothing that could be mistaken for a marker
+            return text
+    except (TypeError, ValueError):
+        pass
+    return json.dumps(_strict(obj), indent=indent, allow_nan=False, default=_refuse)
+
+
+def from_strict_json(text: str | bytes) -> Any:
+    return json.loads(text, object_hook=_unstrict)
+
+
+def atomic_write_json(path: str | os.PathLike[str], obj: Any, indent: int | None = 1) -> None:
+    atomic_write_text(path, to_strict_json(obj, indent=indent))
+
+
+def read_json(path: str | os.PathLike[str]) -> Any:
+    with open(path, "rb") as handle:
+        return from_strict_json(handle.read())

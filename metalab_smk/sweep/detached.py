@@ -1,0 +1,168 @@
+"""Submit and exit: a detached head process drives Snakemake for a compiled experiment.
+
+``metalab submit`` (and ``metalab.run(..., wait=False)``) start
+``python -m metalab_smk.sweep.detached DIR`` as its own SLURM job when the sweep runs on SLURM and
+``sbatch`` exists, and as a background process otherwise; ``.metalab/head.json`` says
+where it runs so that ``metalab status`` and ``metalab.reconnect`` can follow it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from metalab_smk.errors import MetalabError
+from metalab_smk.store.jsonio import atomic_write_json, read_json
+from metalab_smk.store.layout import ExperimentDir
+from metalab_smk.sweep.executors import (
+    LocalExecutor,
+    ProfileExecutor,
+    SlurmExecutor,
+    executor_from_dict,
+    executor_to_dict,
+)
+from metalab_smk.sweep.processes import snakemake_env, start_detached
+from metalab_smk.sweep.status import ALIVE_STATES, pid_alive, slurm_states
+
+__all__ = ["head_alive", "submit"]
+
+Executor = LocalExecutor | SlurmExecutor | ProfileExecutor
+
+
+def _head_file(layout: ExperimentDir):
+    return layout.meta_dir / "head.json"
+
+
+def _on_slurm(executor: Executor) -> bool:
+    return isinstance(executor, SlurmExecutor) or (
+        isinstance(executor, ProfileExecutor) and executor.is_slurm
+    )
+
+
+def _partition(executor: Executor) -> str | None:
+    if isinstance(executor, SlurmExecutor):
+        return executor.config.partition
+    if isinstance(executor, ProfileExecutor):
+        return (executor.settings().get("default-resources") or {}).get("slurm_partition")
+    return None
+
+
+def submit(
+    layout: ExperimentDir, executor: Executor, head_time: str = "1-00:00:00", local: bool = False
+) -> dict[str, Any]:
+    """Start the head process detached and return what ``.metalab/head.json`` records."""
+    if head_alive(layout):
+        raise MetalabError(
+            f"a submitted sweep is still running in {layout.root}; follow it with "
+            f"`metalab status {os.path.relpath(layout.root)}`."
+        )
+    settings = layout.meta_dir / "executor.json"
+    atomic_write_json(settings, executor_to_dict(executor))
+    command = [sys.executable, "-m", "metalab_smk.sweep.detached", str(layout.root)]
+    now = _dt.datetime.now(_dt.UTC).isoformat()
+    if _on_slurm(executor) and not local and shutil.which("sbatch"):
+        log = layout.meta_dir / "head-%j.log"
+        sbatch = [
+            "sbatch",
+            "--parsable",
+            "--job-name",
+            f"metalab-head-{layout.root.name}",
+            "--output",
+            str(log),
+            "--time",
+            head_time,
+            "--cpus-per-task",
+            "1",
+            "--mem",
+            "1000",
+            "--chdir",
+            str(layout.root),
+        ]
+        if _partition(executor):
+            sbatch += ["--partition", str(_partition(executor))]
+        done = subprocess.run(
+            [*sbatch, "--wrap", " ".join(command)],
+            capture_output=True,
+            text=True,
+            check=False,
+            env=snakemake_env(),
+        )
+        if done.returncode != 0:
+            raise MetalabError(f"sbatch refused the head job: {done.stderr.strip()}")
+        job_id = done.stdout.strip().split(";")[0]
+        head = {
+            "kind": "slurm",
+            "job_id": job_id,
+            "submitted_at": now,
+            "log": str(log).replace("%j", job_id),
+        }
+    else:
+        log = layout.meta_dir / "head.log"
+        process = start_detached(command, layout.root, log)
+        head = {
+            "kind": "local",
+            "pid": process.pid,
+            "host": os.uname().nodename,
+            "submitted_at": now,
+            "log": str(log),
+        }
+    atomic_write_json(_head_file(layout), head)
+    return head
+
+
+def head_alive(layout: ExperimentDir) -> bool:
+    """Whether the head process recorded in ``.metalab/head.json`` is still alive."""
+    path = _head_file(layout)
+    if not path.is_file():
+        return False
+    head = read_json(path)
+    if head.get("kind") == "slurm":
+        state = slurm_states({head["job_id"]}).get(head["job_id"]) or _squeue_state(head)
+        if state is None:  # not known to the scheduler yet, or long gone
+            submitted = _dt.datetime.fromisoformat(head["submitted_at"])
+            return (_dt.datetime.now(_dt.UTC) - submitted).total_seconds() < 60
+        return state in ALIVE_STATES
+    if not pid_alive(head):
+        return False
+    try:  # a reused PID: the head's command line names this module
+        with open(f"/proc/{head['pid']}/cmdline", "rb") as handle:
+            return b"metalab_smk.sweep.detached" in handle.read()
+    except OSError:
+        return True
+
+
+def _squeue_state(head: dict[str, Any]) -> str | None:
+    if shutil.which("squeue") is None:
+        return None
+    done = subprocess.run(
+        ["squeue", "-h", "-j", head["job_id"], "-o", "%T"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return done.stdout.strip() or None
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m metalab_smk.sweep.detached")
+    parser.add_argument("directory")
+    args = parser.parse_args(argv)
+    from metalab_smk.sweep.runner import start
+
+    layout = ExperimentDir.at(args.directory)
+    executor = executor_from_dict(read_json(layout.meta_dir / "executor.json"))
+    handle = start(layout, executor, progress=True, verbose=True)
+    handle.wait()
+    status = handle.status
+    print(status.as_text(), flush=True)
+    return 0 if status.is_complete else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,117 @@
+"""Where Snakemake runs the jobs: this machine (LocalExecutor), SLURM (SlurmExecutor) or a profile.
+
+An executor only builds Snakemake's options and says how many runs go into each job."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from metalab_smk.errors import ExecutorError
+from metalab_smk.slurm.config import SlurmConfig
+
+
+@dataclass(frozen=True)
+class LocalExecutor:
+    """Run on this machine with ``cores`` parallel jobs (default: all cores)."""
+
+    cores: int | None = None
+    chunk_size: int | None = None
+    min_chunk: int = 1
+
+    def total_cores(self) -> int:
+        return self.cores or os.cpu_count() or 1
+
+    def snakemake_args(self) -> list[str]:
+        return ["--cores", str(self.total_cores())]
+
+
+@dataclass(frozen=True)
+class SlurmExecutor:
+    """Run every job as a SLURM job through snakemake-executor-plugin-slurm."""
+
+    config: SlurmConfig = field(default_factory=SlurmConfig)
+
+    min_chunk: int = 10  # each SLURM job costs seconds of start-up
+
+    @property
+    def chunk_size(self) -> int | None:
+        return self.config.chunk_size
+
+    def total_cores(self) -> int:
+        return self.config.max_concurrent
+
+    def snakemake_args(self) -> list[str]:
+        interval = str(self.config.status_interval)
+        return [
+            "--executor",
+            "slurm",
+            "--jobs",
+            str(self.config.max_concurrent),
+            "--default-resources",
+            *self.config.default_resources(),
+            "--slurm-init-seconds-before-status-checks",
+            interval,
+            "--seconds-between-status-checks",
+            interval,
+            "--latency-wait",
+            "30",
+            *self.config.snakemake_options,
+        ]
+
+
+@dataclass(frozen=True)
+class ProfileExecutor:
+    """Run with a Snakemake profile directory (``--profile``), e.g. ``profiles/slurm``."""
+
+    profile: str
+    chunk_size: int | None = None
+
+    def __post_init__(self) -> None:
+        if not (Path(self.profile) / "config.yaml").is_file():
+            raise ExecutorError(
+                f"profile {self.profile!r} has no config.yaml; pass a Snakemake profile "
+                "directory such as profiles/slurm (copy it and edit the partition)."
+            )
+        object.__setattr__(self, "profile", str(Path(self.profile).absolute()))
+
+    def settings(self) -> dict:
+        import yaml  # a dependency of snakemake
+
+        return yaml.safe_load((Path(self.profile) / "config.yaml").read_text()) or {}
+
+    @property
+    def is_slurm(self) -> bool:
+        return self.settings().get("executor") == "slurm"
+
+    @property
+    def min_chunk(self) -> int:
+        return SlurmExecutor.min_chunk if self.is_slurm else 1
+
+    def total_cores(self) -> int:
+        settings = self.settings()
+        value = settings.get("jobs") or settings.get("cores")
+        return int(value) if str(value).isdigit() else (os.cpu_count() or 1)
+
+    def snakemake_args(self) -> list[str]:
+        return ["--profile", self.profile]
+
+
+def executor_to_dict(executor: LocalExecutor | SlurmExecutor | ProfileExecutor) -> dict:
+    """A JSON form of an executor, for the detached head process."""
+    if isinstance(executor, SlurmExecutor):
+        return {"kind": "slurm", **asdict(executor.config)}
+    if isinstance(executor, ProfileExecutor):
+        return {"kind": "profile", "profile": executor.profile, "chunk_size": executor.chunk_size}
+    return {"kind": "local", "cores": executor.cores, "chunk_size": executor.chunk_size}
+
+
+def executor_from_dict(data: dict) -> LocalExecutor | SlurmExecutor | ProfileExecutor:
+    fields = dict(data)
+    kind = fields.pop("kind")
+    if kind == "slurm":
+        return SlurmExecutor(SlurmConfig(**fields))
+    if kind == "profile":
+        return ProfileExecutor(**fields)
+    return LocalExecutor(**fields)

@@ -1,0 +1,82 @@
+"""Is Snakemake running in a directory, and recovering from one that was killed."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from metalab_smk.sweep.processes import snakemake_env
+
+__all__ = ["RunnerLock", "live_snakemake_pids", "recover_stale_lock"]
+
+
+class RunnerLock:
+    """An exclusive lock on ``.metalab/runner.lock`` held while metalab drives Snakemake
+    in a directory, so a second ``metalab run`` there refuses instead of interfering."""
+
+    def __init__(self, meta_dir: Path) -> None:
+        meta_dir.mkdir(parents=True, exist_ok=True)
+        self._handle = open(meta_dir / "runner.lock", "a+")  # noqa: SIM115 - held open
+        try:
+            fcntl.flock(self._handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self._handle.close()
+            raise RuntimeError(
+                f"another metalab run is active in {meta_dir.parent}; wait for it to finish "
+                "(`metalab status` shows progress) or cancel it first."
+            ) from None
+
+    def release(self) -> None:
+        if not self._handle.closed:
+            fcntl.flock(self._handle, fcntl.LOCK_UN)
+            self._handle.close()
+
+
+def live_snakemake_pids(directory: Path) -> list[int]:
+    """PIDs of snakemake processes whose working directory is ``directory`` (Linux /proc)."""
+    found = []
+    target = os.path.realpath(directory)
+    proc = Path("/proc")
+    if not proc.is_dir():
+        return found
+    for entry in proc.iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            if os.path.realpath(entry / "cwd") != target:
+                continue
+            cmdline = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if any(b"snakemake" in part for part in cmdline[:4]) and b"slurm-jobstep" not in b" ".join(
+            cmdline
+        ):
+            found.append(int(entry.name))
+    return found
+
+
+def recover_stale_lock(directory: Path) -> bool:
+    """Remove Snakemake's lock when no snakemake runs here (it was killed); True if removed.
+
+    Raises RuntimeError when a snakemake process is still running in ``directory``.
+    """
+    locks = directory / ".snakemake" / "locks"
+    if not locks.is_dir() or not any(locks.iterdir()):
+        return False
+    pids = live_snakemake_pids(directory)
+    if pids:
+        raise RuntimeError(
+            f"snakemake is already running in {directory} (pid {', '.join(map(str, pids))}); "
+            "wait for it to finish (`metalab status` shows progress) or stop it first."
+        )
+    subprocess.run(
+        [sys.executable, "-m", "snakemake", "--unlock", "--cores", "1", "--quiet", "all"],
+        cwd=directory,
+        capture_output=True,
+        check=False,
+        env=snakemake_env(),
+    )
+    return True
