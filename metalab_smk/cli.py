@@ -42,6 +42,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
     status = handle.status
     if status.failed:
         print(status.as_text())
+    if handle.summary_error:
+        print(f"metalab run: error: {handle.summary_error}", file=sys.stderr)
+        return 1
     return 0 if status.is_complete else 1
 
 
@@ -75,6 +78,7 @@ def _cmd_submit(args: argparse.Namespace) -> int:
 
 def _cmd_status(args: argparse.Namespace) -> int:
     from metalab_smk.compile.reader import CompiledExperiment
+    from metalab_smk.results.summary import ensure_summary
     from metalab_smk.store.jsonio import read_json
     from metalab_smk.store.layout import ExperimentDir
     from metalab_smk.sweep.detached import head_alive
@@ -82,7 +86,13 @@ def _cmd_status(args: argparse.Namespace) -> int:
 
     layout = ExperimentDir.at(args.directory)
     CompiledExperiment.read(layout)
-    print(sweep_status(layout).as_text())
+    status = sweep_status(layout, verify=args.verify)
+    try:
+        if ensure_summary(layout):  # it validated new records: count again
+            status = sweep_status(layout)
+    except MetalabError as exc:  # e.g. a read-only store: the counts still hold
+        print(f"metalab status: warning: {exc}", file=sys.stderr)
+    print(status.as_text())
     head = layout.meta_dir / "head.json"
     if head.is_file():
         state = "running" if head_alive(layout) else "finished"
@@ -161,6 +171,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub = commands.add_parser("status", help="done / failed / missing runs, with errors")
     sub.add_argument("directory", help="experiment directory")
+    sub.add_argument(
+        "--verify",
+        action="store_true",
+        help="read and validate every record; quarantine bad ones so they are re-run",
+    )
     sub.set_defaults(func=_cmd_status)
 
     sub = commands.add_parser("collect", help="write summary/*.parquet from the records")

@@ -33,3 +33,15 @@ class MissingPathError(MetalabError, FileNotFoundError):
 
 class ExecutorError(MetalabError, ValueError):
     """An executor was configured wrongly."""
+
+
+class StorePathError(MetalabError, ValueError):
+    """A path read from a record leads outside the experiment directory."""
+
+
+class RecordError(MetalabError, ValueError):
+    """A run record does not parse or does not belong to its file name."""
+
+
+class SummaryError(MetalabError, RuntimeError):
+    """The summary could not be written or read back complete."""

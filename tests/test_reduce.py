@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import os
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -40,11 +40,23 @@ def layout(tmp_path: Path) -> ExperimentDir:
     return layout
 
 
-def _backdate(layout: ExperimentDir) -> None:
-    """Make every record older than the summary (file times have coarse resolution)."""
-    for directory in (layout.runs_dir, layout.failed_dir):
-        for path in directory.glob("*.json"):
-            os.utime(path, ns=(1, 1))
+@pytest.fixture
+def _backdate(monkeypatch) -> None:
+    """Records written before a collect count as unchanged at once (normally a record
+    changed within REUSE_MARGIN_NS of the last listing is read again)."""
+    monkeypatch.setattr(reduce, "REUSE_MARGIN_NS", 0)
+    time.sleep(0.05)  # beyond the file-time resolution
+
+
+def _count_reads(monkeypatch) -> list[str]:
+    reads: list[str] = []
+    real = reduce.read_valid_record
+    monkeypatch.setattr(
+        reduce,
+        "read_valid_record",
+        lambda layout, p, rid=None: reads.append(Path(p).stem) or real(layout, p, rid),
+    )
+    return reads
 
 
 def test_collect_writes_one_row_per_recorded_run_in_order(layout: ExperimentDir) -> None:
@@ -57,14 +69,12 @@ def test_collect_writes_one_row_per_recorded_run_in_order(layout: ExperimentDir)
     assert list(on_disk["run_id"]) == IDS[:4] and steps.empty
 
 
-def test_collect_rereads_only_new_or_changed_records(layout, monkeypatch) -> None:
-    _backdate(layout)
+def test_collect_rereads_only_new_or_changed_records(layout, monkeypatch, _backdate) -> None:
     reduce.collect(layout.root)
+    time.sleep(0.05)
     atomic_write_json(layout.record(IDS[4]), _record(IDS[4], y=99))  # a new run
     atomic_write_json(layout.record(IDS[3]), _record(IDS[3], y=8))  # the failed run retried
-    reads: list[str] = []
-    real = reduce.read_json
-    monkeypatch.setattr(reduce, "read_json", lambda p: reads.append(Path(p).stem) or real(p))
+    reads = _count_reads(monkeypatch)
     runs, _ = reduce.collect(layout.root)
     assert sorted(reads) == sorted([IDS[3], IDS[4]])
     assert list(runs["run_id"]) == IDS
@@ -73,11 +83,8 @@ def test_collect_rereads_only_new_or_changed_records(layout, monkeypatch) -> Non
     assert reduce.summary_is_current(layout)
 
 
-def test_full_rebuild_reads_everything(layout, monkeypatch) -> None:
-    _backdate(layout)
+def test_full_rebuild_reads_everything(layout, monkeypatch, _backdate) -> None:
     reduce.collect(layout.root)
-    reads: list[str] = []
-    real = reduce.read_json
-    monkeypatch.setattr(reduce, "read_json", lambda p: reads.append(Path(p).stem) or real(p))
+    reads = _count_reads(monkeypatch)
     runs, _ = reduce.records_frame(layout, incremental=False)
     assert len(reads) == 4 and len(runs) == 4

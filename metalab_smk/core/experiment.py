@@ -7,6 +7,7 @@ import sys
 from typing import Any
 
 from metalab_smk.core.context import context_fingerprint
+from metalab_smk.core.naming import check_name_version
 from metalab_smk.core.operation import Operation
 from metalab_smk.core.params.resolver import with_resolver
 from metalab_smk.core.params.source import ParamSource
@@ -81,6 +82,7 @@ class Experiment:
             raise ExperimentError(f"Experiment(name={name!r}) must be a non-empty string.")
         if isinstance(version, bool) or not isinstance(version, (str, int, float)):
             raise ExperimentError(f"Experiment(version={version!r}) must be a string like '1'.")
+        check_name_version(name, str(version))
         self.name = name
         self.version = str(version)
         self.context = context

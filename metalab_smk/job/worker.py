@@ -1,7 +1,7 @@
 """What a Snakemake job executes: ``python -m metalab_smk.job.worker run <run_id>`` or
 ``... batch <name>`` (the run indices listed in ``.metalab/batches/<name>.txt``).
 
-Runs whose success record already exists are skipped, so a batch that is started again
+Runs whose valid success record exists are skipped, so a batch that is started again
 never recomputes a finished run. Exit status 1 when any run failed.
 """
 
@@ -20,6 +20,7 @@ from metalab_smk.job.execute import execute_run
 from metalab_smk.store.jsonio import atomic_write_text
 from metalab_smk.store.layout import ExperimentDir
 from metalab_smk.store.records import Status
+from metalab_smk.store.validate import valid_record_exists
 
 USAGE = "usage: python -m metalab_smk.job.worker (run RUN_ID | batch NAME)"
 
@@ -81,7 +82,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             failures += 1
             break
         run = plan.run(index)
-        if layout.record(run.run_id).is_file():
+        if valid_record_exists(layout, run.run_id):  # a bad one is quarantined and re-run
             continue
         record = execute_run(
             layout, plan, experiment, run, compiled.description, cancellation.attach

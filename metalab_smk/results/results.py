@@ -5,24 +5,28 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from metalab_smk.core.seeds import SeedBundle
-from metalab_smk.errors import MetalabError
+from metalab_smk.errors import MetalabError, RecordError
+from metalab_smk.results.columns import read_frame
 from metalab_smk.results.summary import (
     RESERVED_COLUMNS,
+    ensure_summary,
     record_row,
     records_frame,
-    summary_is_current,
 )
 from metalab_smk.store.config import FileStoreConfig
-from metalab_smk.store.jsonio import read_json
+from metalab_smk.store.jsonio import read_json, to_strict_json
 from metalab_smk.store.layout import ExperimentDir
 from metalab_smk.store.records import RunRecord
+from metalab_smk.store.validate import check_record
 
 __all__ = ["Results", "Run", "load_results"]
 
@@ -30,9 +34,13 @@ RECORD_COLUMNS = ["run_id", "experiment_id", "status", "duration_ms", "started_a
 
 
 def _load_frame(layout: ExperimentDir) -> pd.DataFrame:
-    if summary_is_current(layout):
-        return pd.read_parquet(layout.summary_dir / "runs.parquet")
-    return records_frame(layout)[0]
+    """The summary when it covers every record; else rebuilt (in memory when the store
+    cannot be written)."""
+    try:
+        ensure_summary(layout)
+        return read_frame(layout.summary)
+    except (MetalabError, OSError, ValueError):
+        return records_frame(layout)[0]
 
 
 class Run:
@@ -53,7 +61,7 @@ class Run:
             path = self._layout.record(self.run_id)
             if not path.is_file():
                 path = self._layout.failed_record(self.run_id)
-            self._record = RunRecord.from_dict(read_json(path))
+            self._record = RunRecord.from_dict(_valid_record(path, self.run_id))
         return self._record
 
     status = property(lambda self: str(self.record.status))
@@ -83,7 +91,9 @@ class Run:
         for descriptor in self.record.artifacts:
             if descriptor["name"] == name:
                 return _load_artifact(
-                    self._layout.root / descriptor["uri"], descriptor["format"], allow_pickle
+                    self._layout.resolve_inside(descriptor["uri"]),
+                    descriptor["format"],
+                    allow_pickle,
                 )
         known = ", ".join(a["name"] for a in self.record.artifacts) or "none"
         raise KeyError(f"run {self.run_id} has no artifact {name!r} (it has: {known})")
@@ -93,7 +103,7 @@ class Run:
         return sorted(p.stem for p in directory.glob("*.json")) if directory.is_dir() else []
 
     def data(self, name: str) -> Any:
-        path = self._layout.results(self.run_id) / f"{name}.json"
+        path = self._layout.resolve_inside(f"results/{self.run_id}/{name}.json")
         if not path.is_file():
             raise KeyError(
                 f"run {self.run_id} has no data {name!r} (it has: "
@@ -103,6 +113,19 @@ class Run:
 
     def __repr__(self) -> str:
         return f"Run({self.run_id!r}, status={self._row.get('status')!r})"
+
+
+def _valid_record(path: Path, run_id: str) -> dict[str, Any]:
+    """The record at ``path``; a clear MetalabError naming it when it is missing or bad."""
+    try:
+        return check_record(path.read_bytes(), run_id)
+    except FileNotFoundError:
+        raise MetalabError(f"run {run_id} has no record ({path} is missing).") from None
+    except RecordError as exc:
+        raise MetalabError(
+            f"{path} is not a valid record ({exc}); `metalab status --verify` moves it to "
+            "quarantine so the run is recomputed."
+        ) from None
 
 
 def _load_artifact(path: Path, fmt: str, allow_pickle: bool) -> Any:
@@ -126,12 +149,53 @@ def _load_artifact(path: Path, fmt: str, allow_pickle: bool) -> Any:
     return path.read_bytes() if fmt in ("bytes",) else path
 
 
+def _same(value: Any, wanted: Any) -> bool:
+    """Equality that keeps ``True``, ``1`` and ``1.0`` apart (values of exact columns)."""
+    return type(value) is type(wanted) and value == wanted
+
+
 def _matches(series: pd.Series, wanted: Any) -> pd.Series:
+    """Rows whose value equals ``wanted`` (a bool matches only bools; in columns that
+    mix ints and floats, an int matches only ints), is in a list, or passes a predicate."""
     if callable(wanted):
         return series.map(lambda v: bool(wanted(v)))
     if isinstance(wanted, (list, tuple, set, frozenset)):
-        return series.isin(list(wanted))
-    return series == wanted
+        mask = pd.Series(False, index=series.index)
+        for item in wanted:
+            mask |= _matches(series, item)
+        return mask
+    if type(wanted).__module__ == "numpy" and hasattr(wanted, "item"):
+        wanted = wanted.item()
+    if series.dtype == object:
+        return series.map(lambda v: _same(v, wanted)).astype(bool)
+    if isinstance(wanted, bool) != pd.api.types.is_bool_dtype(series.dtype):
+        return pd.Series(False, index=series.index)
+    return (series == wanted).fillna(False).astype(bool)
+
+
+def _numeric(frame: pd.DataFrame, name: str) -> pd.Series | None:
+    """The metric ``name`` as numbers for aggregation: numeric columns as they are; an
+    exact (mixed) column by its int/float values, with a warning naming how many other
+    values (strings, bools, ...) count as missing; None when it holds no numbers."""
+    column = frame[name]
+    if column.dtype != object:
+        return column if pd.api.types.is_numeric_dtype(column.dtype) else None
+    values = column.tolist()
+    numbers = [
+        float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else None
+        for v in values
+    ]
+    found = sum(v is not None for v in numbers)
+    if not found:
+        return None
+    other = sum(v is not None for v in values) - found
+    if other:
+        warnings.warn(
+            f"metric {name!r} mixes numbers with {other} other values (strings or bools); "
+            "summary() aggregates its numbers and counts the others as missing.",
+            stacklevel=3,
+        )
+    return pd.Series([np.nan if v is None else v for v in numbers], index=column.index)
 
 
 class Results:
@@ -236,10 +300,20 @@ class Results:
         return Results(self.layout, self._frame[self._frame["status"] != "success"])
 
     def summary(self) -> pd.DataFrame:
-        """Mean, std and count of each metric per param case (over replicates)."""
+        """Mean, std and count of each metric per param case (over replicates).
+
+        Exact param columns (see ``results.columns``) group by each value's JSON text."""
         params = [f"param_{n}" for n in self.param_names()]
-        metrics = [m for m in self.metric_names() if pd.api.types.is_numeric_dtype(self._frame[m])]
-        ok = self._frame[self._frame["status"] == "success"]
+        ok = self._frame[self._frame["status"] == "success"].copy()
+        metrics = []
+        for name in self.metric_names():
+            numbers = _numeric(ok, name)
+            if numbers is not None:
+                ok[name] = numbers
+                metrics.append(name)
+        for name in params:  # exact columns group by JSON text: True, 1 and 1.0 stay apart
+            if ok[name].dtype == object:
+                ok[name] = ok[name].map(lambda v: v if isinstance(v, str) else to_strict_json(v))
         if not params or not metrics:
             return ok[metrics].agg(["mean", "std", "count"]) if metrics else pd.DataFrame()
         return ok.groupby(params, dropna=False)[metrics].agg(["mean", "std", "count"])
@@ -259,7 +333,7 @@ class Results:
         return pd.DataFrame(rows)
 
     def load(self, run_id: str, artifact: str, allow_pickle: bool = False) -> Any:
-        row = record_row(read_json(self.layout.record(run_id)))
+        row = record_row(_valid_record(self.layout.record(run_id), run_id))
         return Run(self.layout, row).artifact(artifact, allow_pickle)
 
     def __repr__(self) -> str:

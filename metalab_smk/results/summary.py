@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -18,10 +19,20 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from metalab_smk.errors import SummaryError
+from metalab_smk.results.columns import concat_typed, read_frame, to_table, typed_frame
 from metalab_smk.store.jsonio import read_json
 from metalab_smk.store.layout import ExperimentDir
+from metalab_smk.store.validate import clean_leftovers, read_valid_record
 
-__all__ = ["RESERVED_COLUMNS", "collect", "record_row", "records_frame", "summary_is_current"]
+__all__ = [
+    "RESERVED_COLUMNS",
+    "collect",
+    "ensure_summary",
+    "record_row",
+    "records_frame",
+    "summary_is_current",
+]
 
 RESERVED_COLUMNS = (
     "run_id",
@@ -40,6 +51,7 @@ RESERVED_COLUMNS = (
 
 
 def _scalar_or_json(value: Any) -> Any:
+    """Scalars as they are; lists, dicts and other values as their (sorted) JSON text."""
     if value is None or isinstance(value, (bool, int, float, str)):
         return value
     return json.dumps(value, sort_keys=True, default=str)
@@ -71,131 +83,244 @@ def record_row(record: dict[str, Any]) -> dict[str, Any]:
     return row
 
 
-def _record_paths(layout: ExperimentDir) -> list[tuple[str, str, str]]:
-    """(run ID, record path, "success" | "failed") of every run in the run table that has
-    a record, in run order; the success record wins over a failed one."""
-    runs_dir, failed_dir = str(layout.runs_dir), str(layout.failed_dir)
-    done = set(os.listdir(runs_dir)) if os.path.isdir(runs_dir) else set()
-    failed = set(os.listdir(failed_dir)) if os.path.isdir(failed_dir) else set()
-    found = []
-    for run_id in layout.read_run_ids():
-        name = f"{run_id}.json"
-        if name in done:
-            found.append((run_id, os.path.join(runs_dir, name), "success"))
-        elif name in failed:
-            found.append((run_id, os.path.join(failed_dir, name), "failed"))
-    return found
+COVERAGE_KEY = b"metalab.coverage"
+REUSE_MARGIN_NS = 2_000_000_000  # records changed this close to the last listing are re-read
+
+
+def is_exact_column(name: str) -> bool:
+    """Params keep ints and floats apart; metrics mixing them become floats."""
+    return name.startswith("param_")
+
+
+def _listing(directory: Path) -> set[str]:
+    try:
+        return {n for n in os.listdir(directory) if n.endswith(".json")}
+    except FileNotFoundError:
+        return set()
+
+
+def _mtime(path: Path) -> int | None:
+    try:
+        return path.stat().st_mtime_ns
+    except FileNotFoundError:
+        return None
+
+
+def coverage_snapshot(layout: ExperimentDir) -> tuple[dict[str, Any], set[str], set[str]]:
+    """What a summary built now covers: the record directories' and run table's mtimes
+    and file counts (read before listing, so a record landing later changes them), and
+    the two listings."""
+    state = {
+        "runs_mtime_ns": _mtime(layout.runs_dir),
+        "failed_mtime_ns": _mtime(layout.failed_dir),
+        "table_mtime_ns": _mtime(layout.run_table),
+    }
+    done, failed = _listing(layout.runs_dir), _listing(layout.failed_dir)
+    state.update(n_runs_files=len(done), n_failed_files=len(failed))
+    return state, done, failed
+
+
+def _stored_coverage(path: Path) -> dict[str, Any] | None:
+    try:
+        meta = pq.read_schema(path).metadata or {}
+        return json.loads(meta[COVERAGE_KEY])
+    except (OSError, KeyError, ValueError, pa.ArrowException):
+        return None
+
+
+def summary_is_current(layout: ExperimentDir) -> bool:
+    """True when both summaries are readable and cover exactly the records on disk now
+    (same record counts, directory and run-table mtimes as when they were built)."""
+    stored = _stored_coverage(layout.summary)
+    if stored is None or _stored_coverage(layout.steps_summary) != stored:
+        return False
+    state, _, _ = coverage_snapshot(layout)
+    return all(stored.get(key) == value for key, value in state.items())
 
 
 def _steps_rows(layout: ExperimentDir, record: dict[str, Any]) -> Iterable[dict[str, Any]]:
     for name in record.get("stepped_metrics") or []:
-        path = layout.results(record["run_id"]) / f"{name}.json"
-        if path.is_file():
-            for step, value in read_json(path)["data"]:
-                yield {"run_id": record["run_id"], "name": name, "step": step, "value": value}
+        path = layout.resolve_inside(f"results/{record['run_id']}/{name}.json")
+        try:
+            data = read_json(path)["data"]
+        except FileNotFoundError:
+            continue
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            print(
+                f"metalab: warning: skipped unreadable stepped metric {path}: {exc}",
+                file=sys.stderr,
+            )
+            continue
+        for step, value in data:
+            yield {"run_id": record["run_id"], "name": name, "step": step, "value": value}
 
 
 def _previous(layout: ExperimentDir) -> tuple[pd.DataFrame, pd.DataFrame, int] | None:
-    """The last summaries and when they were written, to reuse rows of unchanged records."""
-    runs_path = layout.summary_dir / "runs.parquet"
-    steps_path = layout.summary_dir / "steps.parquet"
-    if not (runs_path.is_file() and steps_path.is_file()):
+    """The last summaries and when their records were listed, to reuse rows of records
+    unchanged since (None when they are missing, unreadable or of an older format)."""
+    stored = _stored_coverage(layout.summary)
+    if stored is None or "listed_at_ns" not in stored:
         return None
     try:
-        built = min(runs_path.stat().st_mtime_ns, steps_path.stat().st_mtime_ns)
-        return pd.read_parquet(runs_path), pd.read_parquet(steps_path), built
-    except (OSError, ValueError, pa.ArrowException):
+        return (
+            read_frame(layout.summary),
+            pd.read_parquet(layout.steps_summary),
+            int(stored["listed_at_ns"]),
+        )
+    except (OSError, ValueError, KeyError, pa.ArrowException):
         return None
+
+
+def _build(
+    layout: ExperimentDir,
+    done: set[str],
+    failed: set[str],
+    previous: tuple[pd.DataFrame, pd.DataFrame, int] | None,
+    cache: dict[tuple[str, int, int], tuple[dict[str, Any], list[dict[str, Any]]]],
+) -> tuple[pd.DataFrame, pd.DataFrame, int]:
+    """(runs, steps, number of records quarantined) over the run table."""
+    position: dict[str, int] = {}
+    old_status: list[Any] = []
+    if previous is not None:
+        old_runs, old_steps, listed_at = previous
+        position = {rid: i for i, rid in enumerate(old_runs["run_id"].tolist())}
+        old_status = old_runs["status"].tolist()
+    kept: dict[str, int] = {}
+    order: dict[str, int] = {}
+    rows, steps, bad = [], [], 0
+    for run_id in layout.read_run_ids():
+        name = f"{run_id}.json"
+        if name in done:
+            path, success = layout.runs_dir / name, True
+        elif name in failed:
+            path, success = layout.failed_dir / name, False
+        else:
+            continue
+        try:
+            info = os.stat(path)
+        except FileNotFoundError:
+            continue
+        changed = max(info.st_mtime_ns, info.st_ctime_ns)
+        row = position.get(run_id)
+        if (
+            row is not None
+            and (old_status[row] == "success") == success
+            and info.st_size > 0
+            and changed < listed_at - REUSE_MARGIN_NS
+        ):
+            kept[run_id] = row
+            order[run_id] = len(order)
+            continue
+        key = (str(path), changed, info.st_size)
+        if key not in cache:
+            record = read_valid_record(layout, path, run_id)
+            if record is None:
+                bad += 1
+                continue
+            cache[key] = (record_row(record), list(_steps_rows(layout, record)))
+        row_data, step_rows = cache[key]
+        rows.append(row_data)
+        steps.extend(step_rows)
+        order[run_id] = len(order)
+    fresh = typed_frame(
+        pd.DataFrame(rows, dtype=object) if rows else pd.DataFrame(columns=list(RESERVED_COLUMNS)),
+        is_exact_column,
+    )
+    step_frame = pd.DataFrame(steps, columns=["run_id", "name", "step", "value"])
+    runs = fresh
+    if kept:
+        reused = old_runs.iloc[sorted(kept.values())]
+        runs = concat_typed([reused, fresh], is_exact_column)
+        if len(old_steps):
+            step_ids = old_steps["run_id"].to_numpy(dtype=object)
+            keep_steps = [rid in kept for rid in step_ids]
+            step_frame = pd.concat([old_steps[keep_steps], step_frame], ignore_index=True)
+        ranks = [order[rid] for rid in runs["run_id"].tolist()]
+        runs = runs.iloc[sorted(range(len(ranks)), key=ranks.__getitem__)].reset_index(drop=True)
+    if not step_frame.empty:
+        step_frame["value"] = pd.to_numeric(step_frame["value"], errors="coerce")
+    return runs, step_frame, bad
+
+
+def _records(
+    layout: ExperimentDir, incremental: bool
+) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any]]:
+    """(runs, steps, coverage) of the valid records on disk; bad ones are quarantined
+    and the listing repeated, so the coverage describes the directories as left."""
+    previous = _previous(layout) if incremental else None
+    cache: dict[tuple[str, int, int], tuple[dict[str, Any], list[dict[str, Any]]]] = {}
+    for _ in range(10):
+        listed_at = time.time_ns()
+        state, done, failed = coverage_snapshot(layout)
+        runs, steps, bad = _build(layout, done, failed, previous, cache)
+        if not bad:
+            break
+    state["listed_at_ns"] = listed_at
+    state["n_rows"] = len(runs)
+    return runs, steps, state
 
 
 def records_frame(
     layout: ExperimentDir, incremental: bool = True
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(runs, steps) DataFrames of the records on disk.
+    """(runs, steps) DataFrames of the valid records on disk (bad ones are quarantined).
 
     With ``incremental``, rows of the last summary are reused for records that have not
-    changed since it was written (same status, file older than the summary), so only new
-    or rewritten records are read."""
-    paths = _record_paths(layout)
-    previous = _previous(layout) if incremental else None
-    kept: dict[str, int] = {}  # run ID -> row in the previous summary
-    if previous is not None:
-        old_runs, old_steps, built = previous
-        position = {rid: i for i, rid in enumerate(old_runs["run_id"].tolist())}
-        old_status = old_runs["status"].tolist()
-        for run_id, path, kind in paths:
-            row = position.get(run_id)
-            if (
-                row is not None
-                and (old_status[row] == "success") == (kind == "success")
-                and os.stat(path).st_mtime_ns < built
-            ):
-                kept[run_id] = row
-    rows, steps = [], []
-    for run_id, path, _ in paths:
-        if run_id not in kept:
-            record = read_json(path)
-            rows.append(record_row(record))
-            steps.extend(_steps_rows(layout, record))
-    runs = pd.DataFrame(rows, columns=None if rows else list(RESERVED_COLUMNS))
-    step_frame = pd.DataFrame(steps, columns=["run_id", "name", "step", "value"])
-    if kept:
-        reused = old_runs.iloc[sorted(kept.values())]
-        runs = pd.concat([reused, runs], ignore_index=True)
-        if len(old_steps):
-            step_ids = old_steps["run_id"].to_numpy(dtype=object)
-            keep_steps = [rid in kept for rid in step_ids]
-            step_frame = pd.concat([old_steps[keep_steps], step_frame], ignore_index=True)
-        order = {run_id: i for i, (run_id, _, _) in enumerate(paths)}
-        ranks = [order[rid] for rid in runs["run_id"].tolist()]
-        runs = runs.iloc[sorted(range(len(ranks)), key=ranks.__getitem__)].reset_index(drop=True)
-    if not step_frame.empty:
-        step_frame["value"] = pd.to_numeric(step_frame["value"], errors="coerce")
-    return runs, step_frame
+    changed since it listed them, so only new or rewritten records are read."""
+    runs, steps, _ = _records(layout, incremental)
+    return runs, steps
 
 
-def _to_table(frame: pd.DataFrame) -> pa.Table:
-    """Arrow table; columns of mixed types are stored as strings rather than failing."""
-    frame = frame.copy()
-    for column in frame.columns:
-        try:
-            pa.array(frame[column], from_pandas=True)
-        except (pa.ArrowInvalid, pa.ArrowTypeError):
-            frame[column] = frame[column].map(lambda v: None if v is None else str(v))
-    return pa.Table.from_pandas(frame, preserve_index=False)
-
-
-def _write_parquet(frame: pd.DataFrame, path: Path) -> None:
+def _write_parquet(table: pa.Table, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        pq.write_table(_to_table(frame), tmp)
+        with open(tmp, "wb") as handle:
+            pq.write_table(table, handle)
+            handle.flush()
+            os.fsync(handle.fileno())
         os.replace(tmp, path)
     finally:
         if tmp.exists():
             tmp.unlink()
 
 
-def summary_is_current(layout: ExperimentDir) -> bool:
-    """True when the summary is newer than every record directory and the run table."""
-    summary = layout.summary_dir / "runs.parquet"
-    if not summary.is_file():
-        return False
-    built = summary.stat().st_mtime_ns
-    watched = [layout.runs_dir, layout.failed_dir, layout.run_table]
-    return all(not p.exists() or p.stat().st_mtime_ns <= built for p in watched)
-
-
 def collect(
     directory: str | os.PathLike[str], incremental: bool = True
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Write both summaries of the experiment directory and return them (``incremental``:
-    reuse the rows of records unchanged since the last summary)."""
+    reuse the rows of records unchanged since the last summary). Bad records are
+    quarantined, stale temporary files and empty partial logs removed."""
     layout = ExperimentDir.at(directory)
-    runs, steps = records_frame(layout, incremental)
-    _write_parquet(runs, layout.summary_dir / "runs.parquet")
-    _write_parquet(steps, layout.summary_dir / "steps.parquet")
+    clean_leftovers(layout)
+    runs, steps, state = _records(layout, incremental)
+    metadata = {COVERAGE_KEY: json.dumps(state).encode()}
+    _write_parquet(to_table(runs, metadata), layout.summary)
+    steps_table = pa.Table.from_pandas(steps, preserve_index=False)
+    steps_table = steps_table.replace_schema_metadata(
+        {**(steps_table.schema.metadata or {}), **metadata}
+    )
+    _write_parquet(steps_table, layout.steps_summary)
     return runs, steps
+
+
+def ensure_summary(layout: ExperimentDir) -> bool:
+    """Rebuild the summary unless it is current; True when it was rebuilt. Raises
+    SummaryError saying why when no readable, complete summary can be left."""
+    if summary_is_current(layout):
+        return False
+    try:
+        collect(layout.root)
+    except (OSError, ValueError, pa.ArrowException) as exc:
+        raise SummaryError(
+            f"could not write the summary of {layout.root}: {exc}; fix the cause and run "
+            f"`metalab collect {layout.root}`."
+        ) from exc
+    try:
+        read_frame(layout.summary)
+    except (OSError, ValueError, pa.ArrowException) as exc:
+        raise SummaryError(f"the summary {layout.summary} cannot be read back: {exc}") from exc
+    return True
 
 
 def main(argv: Sequence[str] | None = None) -> int:

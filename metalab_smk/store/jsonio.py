@@ -11,14 +11,35 @@ import threading
 from typing import Any
 
 
-def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
+def _fsync_directory(directory: str) -> None:
+    """Make a rename inside ``directory`` durable (no-op where directories cannot be opened)."""
+    try:
+        fd = os.open(directory or ".", os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:  # some filesystems refuse fsync on directories
+        pass
+    finally:
+        os.close(fd)
+
+
+def temp_name(name: str) -> str:
+    """The temporary file name ``atomic_write_bytes`` uses for ``name`` in this thread."""
+    return f".{name}.{os.getpid()}.{threading.get_ident()}.tmp"
+
+
+def atomic_write_bytes(path: str | os.PathLike[str], data: bytes, durable: bool = True) -> None:
     """Write ``data`` to ``path`` via a temporary file and rename (same directory).
 
     The temporary name carries the process and thread, so concurrent writers of the
-    same file never share one; the last rename wins with a complete file."""
+    same file never share one; the last rename wins with a complete file. With
+    ``durable`` (the default) the file is fsynced before the rename and the directory
+    after it, so a crash or power loss never leaves an empty or truncated file."""
     target = os.fspath(path)
     directory, name = os.path.split(target)
-    tmp = os.path.join(directory, f".{name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    tmp = os.path.join(directory, temp_name(name))
     flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC
     try:
         fd = os.open(tmp, flags, 0o666)
@@ -28,15 +49,20 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
+            if durable:
+                handle.flush()
+                os.fsync(handle.fileno())
         os.replace(tmp, target)
+        if durable:
+            _fsync_directory(directory)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
 
 
-def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
-    atomic_write_bytes(path, text.encode("utf-8"))
+def atomic_write_text(path: str | os.PathLike[str], text: str, durable: bool = True) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"), durable)
 
 
 def _strict(value: Any) -> Any:
@@ -91,8 +117,10 @@ def from_strict_json(text: str | bytes) -> Any:
     return json.loads(text, object_hook=_unstrict)
 
 
-def atomic_write_json(path: str | os.PathLike[str], obj: Any, indent: int | None = 1) -> None:
-    atomic_write_text(path, to_strict_json(obj, indent=indent))
+def atomic_write_json(
+    path: str | os.PathLike[str], obj: Any, indent: int | None = 1, durable: bool = True
+) -> None:
+    atomic_write_text(path, to_strict_json(obj, indent=indent), durable)
 
 
 def read_json(path: str | os.PathLike[str]) -> Any:

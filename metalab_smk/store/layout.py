@@ -5,15 +5,17 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import quote, unquote
+from urllib.parse import unquote
 
-_SAFE = "-._"  # besides letters and digits; everything else is %-escaped
+from metalab_smk.core.naming import experiment_dirname
+from metalab_smk.errors import StorePathError
 
 
 def safe_experiment_id(experiment_id: str) -> str:
-    """Directory name for ``name:version``: both parts %-escaped, joined by ``+``."""
-    name, _, version = experiment_id.rpartition(":")
-    return f"{quote(name, safe=_SAFE)}+{quote(version, safe=_SAFE)}"
+    """Directory name for ``name:version``: both parts %-escaped, joined by ``+``
+    (names cannot contain ``:``, so the first ``:`` separates them)."""
+    name, _, version = experiment_id.partition(":")
+    return experiment_dirname(name, version)
 
 
 def experiment_id_from_dir(dirname: str) -> str:
@@ -59,6 +61,41 @@ class ExperimentDir:
     @property
     def summary_dir(self) -> Path:
         return self.root / "summary"
+
+    @property
+    def quarantine_dir(self) -> Path:
+        """Where records that do not validate are moved (their runs then count as missing)."""
+        return self.root / "quarantine"
+
+    @property
+    def summary(self) -> Path:
+        return self.summary_dir / "runs.parquet"
+
+    @property
+    def steps_summary(self) -> Path:
+        return self.summary_dir / "steps.parquet"
+
+    def resolve_inside(self, relpath: str | os.PathLike[str]) -> Path:
+        """``relpath`` (read from a record) as a path inside this experiment directory.
+
+        Absolute paths and ``..`` steps that leave the directory are refused, so a crafted
+        record can never steer a reader elsewhere (checked on the path text; symlinks
+        placed inside the store by its owner are followed as usual)."""
+        text = os.fspath(relpath)
+        if not isinstance(text, str) or not text or "\0" in text:
+            raise StorePathError(f"{self.root}: {relpath!r} is not a path inside the store.")
+        if os.path.isabs(text) or text.startswith("~"):
+            raise StorePathError(
+                f"{self.root}: refusing the absolute path {text!r} found in a record; paths "
+                "in records must be relative to the experiment directory."
+            )
+        normal = os.path.normpath(text)
+        if normal == ".." or normal.startswith("../") or normal == ".":
+            raise StorePathError(
+                f"{self.root}: refusing {text!r} found in a record: it leads outside the "
+                "experiment directory."
+            )
+        return self.root / normal
 
     def record(self, run_id: str) -> Path:
         return self.runs_dir / f"{run_id}.json"

@@ -21,6 +21,7 @@ from metalab_smk.compile.compiler import compile_experiment
 from metalab_smk.compile.loader import in_definition_mode, stop_definition
 from metalab_smk.core.experiment import Experiment
 from metalab_smk.store.layout import ExperimentDir
+from metalab_smk.store.validate import valid_names
 from metalab_smk.sweep.batches import (
     choose_chunk_size,
     clear_batches,
@@ -47,8 +48,10 @@ def _forget(layout: ExperimentDir, run_ids: list[str]) -> None:
 
 
 def _missing_indices(layout: ExperimentDir) -> list[int]:
-    done = set(os.listdir(layout.runs_dir)) if layout.runs_dir.is_dir() else set()
-    return [i for i, rid in enumerate(layout.read_run_ids()) if f"{rid}.json" not in done]
+    """Indices of runs without a success record; empty records are quarantined (records
+    not yet in the summary were validated by ``ensure_summary`` before)."""
+    done = valid_names(layout, layout.runs_dir)
+    return [i for i, rid in enumerate(layout.read_run_ids()) if rid not in done]
 
 
 class RunHandle:
@@ -69,6 +72,7 @@ class RunHandle:
         self._progress = progress
         self._done = threading.Event()
         self.returncode: int | None = None
+        self.summary_error: str | None = None  # set when no complete summary could be left
         if process is None and not follow_existing:
             self.returncode = 0
             self._finish()
@@ -95,11 +99,15 @@ class RunHandle:
         self._finish()
 
     def _finish(self) -> None:
-        from metalab_smk.results.summary import collect, summary_is_current
+        from metalab_smk.errors import MetalabError
+        from metalab_smk.results.summary import ensure_summary
 
         try:
-            if not summary_is_current(self.layout):
-                collect(self.layout.root)
+            try:
+                ensure_summary(self.layout)  # also quarantines bad records that landed
+            except MetalabError as exc:
+                self.summary_error = str(exc)
+                print(f"metalab: error: {exc}", file=sys.stderr)
             self._report_snakemake_error()
         finally:
             if self._lock is not None:
@@ -159,8 +167,12 @@ def start(
     verbose: bool = True,
 ) -> RunHandle:
     """Run what is missing in a compiled experiment directory."""
+    from metalab_smk.results.summary import ensure_summary
+
     executor = executor or LocalExecutor()
     total = len(layout.read_run_ids())
+    if resume:
+        ensure_summary(layout)  # validates records it has not seen (bad ones: quarantined)
     if resume and not _missing_indices(layout):
         if verbose:
             print(f"metalab: all {total} runs of {layout.root.name} are done; nothing to run.")

@@ -17,6 +17,7 @@ from typing import Any
 from metalab_smk.job.runlog import read_header
 from metalab_smk.store.jsonio import read_json
 from metalab_smk.store.layout import ExperimentDir
+from metalab_smk.store.validate import read_valid_record
 
 __all__ = [
     "ALIVE_STATES",
@@ -133,27 +134,37 @@ def pid_alive(marker: dict[str, Any]) -> bool:
     return True
 
 
-def _read(path) -> dict[str, Any]:
-    try:
-        return read_json(path)
-    except (OSError, ValueError):
-        return {}
+def _verify(layout: ExperimentDir, directory, current: set[str]) -> None:
+    """Validate every record of the run table in ``directory`` (bad ones are quarantined)."""
+    for run_id in _names(directory) & current:
+        read_valid_record(layout, directory / f"{run_id}.json", run_id)
 
 
-def sweep_status(layout: ExperimentDir, with_errors: bool = True) -> SweepStatus:
-    """Done / running / failed / pending over the run table of ``layout``."""
+def sweep_status(
+    layout: ExperimentDir, with_errors: bool = True, verify: bool = False
+) -> SweepStatus:
+    """Done / running / failed / pending over the run table of ``layout``.
+
+    With ``verify`` every record is read and validated first (bad ones are quarantined,
+    so their runs count as pending and plain ``snakemake`` recomputes them)."""
     run_ids = layout.read_run_ids()
     current = set(run_ids)
+    if verify:
+        _verify(layout, layout.runs_dir, current)
+        _verify(layout, layout.failed_dir, current)
     done_ids = _names(layout.runs_dir)
     failed_ids = _names(layout.failed_dir) - done_ids
     in_progress = (_partial_logs(layout) & current) - done_ids
     markers = {rid: read_header(layout.partial_log(rid)) for rid in in_progress}
     jobs = {m["slurm_job_id"] for m in markers.values() if m.get("slurm_job_id")}
-    failed_records = (
-        {rid: _read(layout.failed_record(rid)) for rid in failed_ids & current}
-        if with_errors
-        else {}
-    )
+    failed_records = {}
+    if with_errors:
+        for rid in failed_ids & current:
+            record = read_valid_record(layout, layout.failed_record(rid), rid)
+            if record is None:
+                failed_ids.discard(rid)
+            else:
+                failed_records[rid] = record
     jobs |= {
         r.get("provenance", {}).get("extra", {}).get("slurm_job_id")
         for r in failed_records.values()

@@ -1,0 +1,174 @@
+"""One place that decides whether a run record counts, and what happens when it does not.
+
+A record counts when its file parses as a JSON object whose ``run_id`` equals its file
+name and whose ``status`` is known. Anything else (empty, truncated, garbage, a record
+copied under the wrong name) is moved to ``quarantine/`` with one warning line naming it,
+so its run is missing again and the next ``metalab run`` (or plain ``snakemake``)
+recomputes it. Temporary files of dead writers and empty ``.partial`` logs are removed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from metalab_smk.errors import RecordError
+from metalab_smk.store.jsonio import from_strict_json
+from metalab_smk.store.layout import ExperimentDir
+
+__all__ = [
+    "STALE_TEMP_SECONDS",
+    "check_record",
+    "clean_leftovers",
+    "quarantine",
+    "read_valid_record",
+    "valid_names",
+    "valid_record_exists",
+]
+
+RUN_ID = re.compile(r"[0-9a-f]{16}")
+_STATUSES = {"success", "failed", "running", "cancelled"}
+# ".<name>.<pid>.<tid>.tmp" (jsonio) and ".<name>.<pid>.tmp" (summary writer)
+_TEMP = re.compile(r"^\..+?\.(\d+)(?:\.\d+)?\.tmp$")
+STALE_TEMP_SECONDS = 600.0  # a temp file this old whose writer is not alive here is removed
+STALE_PARTIAL_SECONDS = 60.0  # an empty .partial log this old never got its header
+
+
+def check_record(data: bytes, run_id: str, expect_success: bool | None = None) -> dict[str, Any]:
+    """The record in ``data`` if it is valid for ``run_id``, else raise RecordError."""
+    if not data.strip():
+        raise RecordError("the file is empty")
+    try:
+        record = from_strict_json(data)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise RecordError(f"it is not valid JSON ({exc})") from None
+    if not isinstance(record, dict):
+        raise RecordError(f"it holds a JSON {type(record).__name__}, not a record object")
+    found = record.get("run_id")
+    if found != run_id:
+        raise RecordError(f"its run_id is {found!r}, not {run_id!r} as its file name says")
+    status = record.get("status")
+    if status not in _STATUSES:
+        raise RecordError(f"its status {status!r} is not one of {sorted(_STATUSES)}")
+    if expect_success is not None and (status == "success") != expect_success:
+        where = "runs/" if expect_success else "failed/"
+        raise RecordError(f"a record with status {status!r} does not belong in {where}")
+    return record
+
+
+def quarantine(layout: ExperimentDir, path: Path, reason: str) -> Path | None:
+    """Move the bad record ``path`` to ``quarantine/`` and print one warning line."""
+    target_dir = layout.quarantine_dir / path.parent.name
+    target_dir.mkdir(parents=True, exist_ok=True)
+    target = target_dir / f"{path.name}.{time.time_ns()}"
+    try:
+        os.replace(path, target)
+    except FileNotFoundError:  # another reader moved it first
+        return None
+    print(
+        f"metalab: warning: {path} is not a valid record ({reason}); moved it to "
+        f"{os.path.relpath(target, layout.root)}: run {path.stem} is recomputed by the next run.",
+        file=sys.stderr,
+    )
+    return target
+
+
+def read_valid_record(
+    layout: ExperimentDir, path: Path, run_id: str | None = None
+) -> dict[str, Any] | None:
+    """The record at ``path`` (``runs/`` or ``failed/``), or None when it is missing or
+    invalid (an invalid one is quarantined)."""
+    run_id = run_id or path.stem
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return None
+    expect = {"runs": True, "failed": False}.get(path.parent.name)
+    try:
+        return check_record(data, run_id, expect)
+    except RecordError as exc:
+        quarantine(layout, path, str(exc))
+        return None
+
+
+def valid_record_exists(layout: ExperimentDir, run_id: str) -> bool:
+    """Whether ``runs/<run_id>.json`` is a valid success record (a bad one is quarantined)."""
+    return read_valid_record(layout, layout.record(run_id), run_id) is not None
+
+
+def valid_names(layout: ExperimentDir, directory: Path) -> set[str]:
+    """Run IDs with a record file in ``directory`` that is not empty (empty ones, as a
+    crash without fsync leaves them, are quarantined): one directory scan, one stat each."""
+    found = set()
+    try:
+        entries = list(os.scandir(directory))
+    except FileNotFoundError:
+        return found
+    for entry in entries:
+        if not entry.name.endswith(".json") or entry.name.startswith("."):
+            continue
+        try:
+            empty = entry.stat().st_size == 0
+        except OSError:
+            continue
+        if empty:
+            read_valid_record(layout, Path(entry.path), entry.name[:-5])
+        else:
+            found.add(entry.name[:-5])
+    return found
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # exists but belongs to someone else
+        return True
+    return True
+
+
+def _stale_temp(entry: os.DirEntry[str], now: float) -> bool:
+    match = _TEMP.match(entry.name)
+    if match is None:
+        return False
+    try:
+        age = now - entry.stat().st_mtime
+    except OSError:
+        return False
+    return age > STALE_TEMP_SECONDS and not _pid_alive(int(match.group(1)))
+
+
+def clean_leftovers(layout: ExperimentDir) -> list[Path]:
+    """Remove temporary files of dead writers (older than STALE_TEMP_SECONDS, whose pid
+    is not alive on this host) and empty ``.partial`` logs; return what was removed."""
+    now = time.time()
+    removed: list[Path] = []
+    for directory in (
+        layout.runs_dir,
+        layout.failed_dir,
+        layout.summary_dir,
+        layout.meta_dir,
+        layout.root / "derived",
+    ):
+        with contextlib.suppress(OSError), os.scandir(directory) as entries:
+            for entry in entries:
+                if entry.name.startswith(".") and _stale_temp(entry, now):
+                    with contextlib.suppress(OSError):
+                        os.unlink(entry.path)
+                        removed.append(Path(entry.path))
+    with contextlib.suppress(OSError), os.scandir(layout.logs_dir) as entries:
+        for entry in entries:
+            if not entry.name.endswith(".partial"):
+                continue
+            with contextlib.suppress(OSError):
+                info = entry.stat()
+                if info.st_size == 0 and now - info.st_mtime > STALE_PARTIAL_SECONDS:
+                    os.unlink(entry.path)
+                    removed.append(Path(entry.path))
+    return removed
