@@ -176,7 +176,7 @@ def read_frame(path: Path) -> pd.DataFrame:
     for name in json.loads(meta.get(JSON_COLUMNS_KEY, b"[]")):
         if name in frame.columns:
             frame[name] = pd.Series(
-                [None if v is None else from_strict_json(v) for v in frame[name].tolist()],
+                [None if _is_null(v) else from_strict_json(v) for v in frame[name].tolist()],
                 index=frame.index,
                 dtype=object,
             )

@@ -140,14 +140,14 @@ def summary_is_current(layout: ExperimentDir) -> bool:
 
 def _steps_rows(layout: ExperimentDir, record: dict[str, Any]) -> Iterable[dict[str, Any]]:
     for name in record.get("stepped_metrics") or []:
-        path = layout.resolve_inside(f"results/{record['run_id']}/{name}.json")
         try:
+            path = layout.resolve_inside(f"results/{record['run_id']}/{name}.json")
             data = read_json(path)["data"]
         except FileNotFoundError:
             continue
-        except (OSError, ValueError, KeyError, TypeError) as exc:
+        except (OSError, ValueError, KeyError, TypeError) as exc:  # incl. StorePathError
             print(
-                f"metalab: warning: skipped unreadable stepped metric {path}: {exc}",
+                f"metalab: warning: run {record['run_id']}: skipped stepped metric {name!r}: {exc}",
                 file=sys.stderr,
             )
             continue

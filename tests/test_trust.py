@@ -1,0 +1,371 @@
+"""Records you can trust: bad records quarantined, summaries that cover every record,
+column types that survive, readers that stay inside the store, no leftovers, safe names."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import metalab
+from metalab_smk.core.naming import experiment_dirname
+from metalab_smk.errors import ExperimentError, MetalabError, RecordError, StorePathError
+from metalab_smk.results import summary as reduce
+from metalab_smk.results.results import load_results
+from metalab_smk.store.jsonio import atomic_write_json, atomic_write_text, read_json
+from metalab_smk.store.layout import ExperimentDir
+from metalab_smk.store.validate import check_record, clean_leftovers, valid_record_exists
+from metalab_smk.sweep.runner import _missing_indices
+from metalab_smk.sweep.status import sweep_status
+
+IDS = [f"{i:016x}" for i in range(1, 7)]
+
+
+def _record(run_id: str, status: str = "success", params=None, **metrics) -> dict:
+    return {
+        "run_id": run_id,
+        "experiment_id": "t:1",
+        "status": status,
+        "duration_ms": 3,
+        "started_at": "t0",
+        "finished_at": "t1",
+        "params_resolved": {"x": int(run_id, 16)} if params is None else params,
+        "metrics": metrics,
+        "seed": {"root_seed": 1, "replicate_index": 0},
+        "error": {"type": "ValueError", "message": "bad"} if status != "success" else None,
+    }
+
+
+@pytest.fixture
+def layout(tmp_path: Path) -> ExperimentDir:
+    layout = ExperimentDir.at(tmp_path / "t+1")
+    atomic_write_text(layout.run_table, "".join(f"{rid}\n" for rid in IDS))
+    atomic_write_json(layout.compiled, {"experiment_id": "t:1"})
+    return layout
+
+
+def _write_records(layout: ExperimentDir, n: int = 4) -> None:
+    for rid in IDS[:n]:
+        atomic_write_json(layout.record(rid), _record(rid, y=int(rid, 16) * 2))
+
+
+def _quarantined(layout: ExperimentDir) -> list[str]:
+    return sorted(p.name.split(".")[0] for p in layout.quarantine_dir.rglob("*.json.*"))
+
+
+# 1. a record is valid or it does not count ------------------------------------------------
+@pytest.mark.parametrize(
+    ("data", "reason"),
+    [
+        (b"", "empty"),
+        (b'{"run_id": "0000000000000001", "stat', "not valid JSON"),
+        (b"\x00\x00garbage", "not valid JSON"),
+        (b"[1, 2]", "JSON list"),
+        (b'{"run_id": "00000000000000ff", "status": "success"}', "run_id is"),
+        (b'{"run_id": "0000000000000001", "status": "weird"}', "status"),
+    ],
+)
+def test_check_record_refuses_damaged_records(data: bytes, reason: str) -> None:
+    with pytest.raises(RecordError, match=reason):
+        check_record(data, IDS[0])
+
+
+def test_check_record_accepts_a_record_and_refuses_failed_one_in_runs() -> None:
+    text = read_json_bytes(_record(IDS[0]))
+    assert check_record(text, IDS[0], expect_success=True)["run_id"] == IDS[0]
+    with pytest.raises(RecordError, match="does not belong in runs/"):
+        check_record(read_json_bytes(_record(IDS[0], "failed")), IDS[0], expect_success=True)
+
+
+def read_json_bytes(obj: dict) -> bytes:
+    from metalab_smk.store.jsonio import to_strict_json
+
+    return to_strict_json(obj).encode()
+
+
+def test_collect_quarantines_bad_records_with_one_warning_line_each(layout, capsys) -> None:
+    _write_records(layout, 4)
+    layout.record(IDS[0]).write_bytes(b"")  # crash before fsync
+    layout.record(IDS[1]).write_bytes(b'{"run_id": "00000')  # truncated
+    atomic_write_json(layout.record(IDS[2]), _record(IDS[5]))  # copied under the wrong name
+    runs, _ = reduce.collect(layout.root)
+    assert list(runs["run_id"]) == [IDS[3]]
+    assert _quarantined(layout) == sorted(IDS[:3])
+    assert not any(layout.record(rid).exists() for rid in IDS[:3])
+    lines = [line for line in capsys.readouterr().err.splitlines() if "warning" in line]
+    assert len(lines) == 3
+    for rid, line in zip(IDS[:3], sorted(lines, key=lambda t: t.split("/runs/")[1]), strict=True):
+        assert str(layout.record(rid)) in line and "quarantine/runs/" in line
+    assert reduce.summary_is_current(layout)
+    assert list(load_results(layout.root).frame["run_id"]) == [IDS[3]]
+
+
+def test_a_bad_success_record_falls_back_to_the_failed_one(layout) -> None:
+    atomic_write_json(layout.failed_record(IDS[0]), _record(IDS[0], "failed"))
+    layout.runs_dir.mkdir()
+    layout.record(IDS[0]).write_bytes(b"garbage")
+    runs, _ = reduce.collect(layout.root)
+    assert list(runs["status"]) == ["failed"]
+    assert reduce.summary_is_current(layout)
+
+
+def test_status_missing_scan_and_worker_check_do_not_count_bad_records(layout, capsys) -> None:
+    _write_records(layout, 4)
+    atomic_write_json(layout.failed_record(IDS[4]), _record(IDS[4], "failed"))
+    layout.failed_record(IDS[4]).write_bytes(b"{not json")  # status reads failed records
+    layout.record(IDS[0]).write_bytes(b"")
+    status = sweep_status(layout)  # no crash; the bad failed record is quarantined
+    assert status.failed == 0 and _quarantined(layout) == [IDS[4]]
+    assert _missing_indices(layout) == [0, 4, 5]  # the empty record does not count
+    assert IDS[0] in _quarantined(layout)
+    layout.record(IDS[1]).write_bytes(b"garbage")
+    assert not valid_record_exists(layout, IDS[1])  # the worker re-runs it
+    assert valid_record_exists(layout, IDS[2])
+    layout.record(IDS[2]).write_bytes(b"[]")
+    verified = sweep_status(layout, verify=True)
+    assert verified.done == 1 and verified.pending == 5
+    assert _quarantined(layout) == sorted([IDS[0], IDS[1], IDS[2], IDS[4]])
+    assert capsys.readouterr().err.count("is not a valid record") == 4
+
+
+def test_results_name_a_bad_record_instead_of_crashing(layout) -> None:
+    _write_records(layout, 2)
+    results = load_results(layout.root)
+    layout.record(IDS[0]).write_bytes(b"garbage")  # damaged after the summary was built
+    with pytest.raises(MetalabError, match=f"{IDS[0]}.json is not a valid record"):
+        results[0].metrics  # noqa: B018
+
+
+# 2. a summary is current only if it covers every record ---------------------------------
+def test_a_record_landing_mid_collect_makes_the_summary_stale(layout, monkeypatch) -> None:
+    _write_records(layout, 3)
+    real = reduce._build
+
+    def build_then_land(*args, **kwargs):
+        result = real(*args, **kwargs)
+        atomic_write_json(layout.record(IDS[3]), _record(IDS[3], y=8))  # after the listing
+        return result
+
+    monkeypatch.setattr(reduce, "_build", build_then_land)
+    runs, _ = reduce.collect(layout.root)
+    monkeypatch.setattr(reduce, "_build", real)
+    assert len(runs) == 3  # the summary lacks the record ...
+    assert not reduce.summary_is_current(layout)  # ... so it does not count as current
+    assert len(load_results(layout.root)) == 4  # and readers rebuild it
+    assert reduce.summary_is_current(layout)
+    assert len(pd.read_parquet(layout.summary)) == 4
+
+
+def test_a_garbage_or_foreign_summary_is_rebuilt(layout) -> None:
+    _write_records(layout, 3)
+    reduce.collect(layout.root)
+    layout.summary.write_bytes(b"garbage")
+    assert not reduce.summary_is_current(layout)
+    assert len(load_results(layout.root)) == 3
+    assert reduce.summary_is_current(layout)
+    pd.DataFrame({"run_id": [IDS[0]]}).to_parquet(layout.summary)  # readable, no coverage
+    assert not reduce.summary_is_current(layout)
+    assert reduce.ensure_summary(layout) is True
+    assert len(pd.read_parquet(layout.summary)) == 3
+
+
+def test_summary_coverage_changes_with_a_removed_or_replaced_record(layout) -> None:
+    _write_records(layout, 3)
+    reduce.collect(layout.root)
+    assert reduce.summary_is_current(layout)
+    layout.record(IDS[2]).unlink()
+    assert not reduce.summary_is_current(layout)
+    reduce.collect(layout.root)
+    atomic_write_json(layout.failed_record(IDS[4]), _record(IDS[4], "failed"))
+    assert not reduce.summary_is_current(layout)
+
+
+# 3. types survive -------------------------------------------------------------------------
+def test_int_columns_stay_int_across_incremental_collects_and_failed_runs(layout, tmp_path):
+    for rid in IDS[:2]:
+        atomic_write_json(layout.record(rid), _record(rid, params={"n": 20}, k=5))
+    reduce.collect(layout.root)
+    atomic_write_json(layout.failed_record(IDS[2]), _record(IDS[2], "failed", params={"n": 21}))
+    atomic_write_json(layout.record(IDS[3]), _record(IDS[3], params={"n": 22}, k=7))
+    runs, _ = reduce.collect(layout.root)
+    assert str(runs["param_n"].dtype) == "int64"
+    assert str(runs["k"].dtype) == "Int64" and runs["k"].isna().tolist() == [0, 0, 1, 0]
+    frame = load_results(layout.root).to_dataframe()
+    assert str(frame["param_n"].dtype) == "int64" and str(frame["k"].dtype) == "Int64"
+    assert str(frame["duration_ms"].dtype) == "int64"
+    frame.to_csv(tmp_path / "out.csv", index=False)
+    text = (tmp_path / "out.csv").read_text()
+    assert "20.0" not in text and ",20," in text
+
+
+def test_huge_ints_are_stored_exactly_and_never_break_the_reduce(layout) -> None:
+    atomic_write_json(layout.record(IDS[0]), _record(IDS[0], params={"p": 2**64}, m=10**30))
+    atomic_write_json(layout.record(IDS[1]), _record(IDS[1], params={"p": 3}, m=1.5))
+    atomic_write_json(
+        layout.failed_record(IDS[2]), _record(IDS[2], "failed", params={"p": -(2**70)})
+    )
+    runs, _ = reduce.collect(layout.root)
+    assert runs["param_p"].tolist() == [2**64, 3, -(2**70)]
+    frame = load_results(layout.root).frame
+    assert frame["param_p"].tolist() == [2**64, 3, -(2**70)]
+    assert type(frame["param_p"][0]) is int
+    assert frame["m"].tolist()[:2] == [10**30, 1.5]  # beyond 64 bits: exact, not a float
+    assert type(frame["m"][0]) is int
+    summary = load_results(layout.root).summary()
+    assert summary.loc["3", ("m", "mean")] == 1.5  # exact params group by JSON text
+
+
+def test_string_and_number_metric_is_kept_and_summary_says_what_it_does(layout) -> None:
+    values = ["n/a", 2.0, 4, "err"]
+    for rid, value in zip(IDS[:4], values, strict=True):
+        atomic_write_json(layout.record(rid), _record(rid, params={"a": 1}, acc=value))
+    reduce.collect(layout.root)
+    results = load_results(layout.root)
+    assert results.frame["acc"].tolist() == values  # exact, types kept
+    with pytest.warns(UserWarning, match="'acc' mixes numbers with 2 other values"):
+        summary = results.summary()
+    assert summary.loc[1, ("acc", "mean")] == 3.0
+    assert summary.loc[1, ("acc", "count")] == 2
+
+
+def test_true_one_and_one_point_zero_stay_distinct(layout) -> None:
+    for rid, value in zip(IDS[:3], [1, 1.0, True], strict=True):
+        atomic_write_json(layout.record(rid), _record(rid, params={"x": value}, y=1.0))
+    reduce.collect(layout.root)
+    results = load_results(layout.root)
+    values = results.frame["param_x"].tolist()
+    assert [type(v) for v in values] == [int, float, bool]
+    assert [r.run_id for r in results.filter(x=True)] == [IDS[2]]
+    assert [r.run_id for r in results.filter(x=1)] == [IDS[0]]
+    assert [r.run_id for r in results.filter(x=1.0)] == [IDS[1]]
+    assert [r.run_id for r in results.filter(x=[1, True])] == [IDS[0], IDS[2]]
+    assert len(results.summary()) == 3
+
+
+def test_bool_and_int_columns_do_not_match_each_other(layout) -> None:
+    for i, rid in enumerate(IDS[:2]):
+        atomic_write_json(layout.record(rid), _record(rid, params={"b": bool(i), "n": i}))
+    reduce.collect(layout.root)
+    results = load_results(layout.root)
+    assert results.frame["param_b"].dtype == bool
+    assert len(results.filter(b=1)) == 0 and len(results.filter(b=True)) == 1
+    assert len(results.filter(n=True)) == 0 and len(results.filter(n=np.int64(1))) == 1
+
+
+# 4. readers stay inside the store ---------------------------------------------------------
+@pytest.mark.parametrize("uri", ["../outside.npy", "/tmp/outside.npy", "artifacts/../../x.npy"])
+def test_artifact_paths_that_leave_the_store_are_refused(layout, uri: str) -> None:
+    np.save(layout.root.parent / "outside.npy", np.arange(3))
+    record = _record(IDS[0])
+    record["artifacts"] = [{"name": "w", "format": "numpy", "uri": uri, "kind": "array"}]
+    atomic_write_json(layout.record(IDS[0]), record)
+    run = load_results(layout.root)[0]
+    with pytest.raises(StorePathError, match="refusing"):
+        run.artifact("w")
+
+
+def test_data_and_stepped_metric_names_cannot_escape(layout, capsys) -> None:
+    outside = layout.root.parent / "secret.json"
+    atomic_write_json(outside, {"data": [[0, 1.0]]})
+    record = _record(IDS[0])
+    record["stepped_metrics"] = ["../../../secret"]
+    atomic_write_json(layout.record(IDS[0]), record)
+    _, steps = reduce.collect(layout.root)
+    assert steps.empty and "skipped stepped metric" in capsys.readouterr().err
+    with pytest.raises(StorePathError):
+        load_results(layout.root)[0].data("../../../secret")
+
+
+def test_resolve_inside_allows_paths_within_the_store(layout) -> None:
+    assert layout.resolve_inside("artifacts/a/../b/w.npy") == layout.root / "artifacts/b/w.npy"
+    for bad in ("", "..", "/etc/passwd", "a/../../b", "~/x"):
+        with pytest.raises(StorePathError):
+            layout.resolve_inside(bad)
+
+
+# 5. no leftovers --------------------------------------------------------------------------
+def test_collect_removes_temp_files_of_dead_writers_and_empty_partial_logs(layout) -> None:
+    _write_records(layout, 1)
+    old = time.time() - 3600
+    dead = 4_000_000  # above pid_max: never alive
+    stale = [
+        layout.summary_dir / f".runs.parquet.{dead}.tmp",
+        layout.runs_dir / f".{IDS[1]}.json.{dead}.140.tmp",
+        layout.logs_dir / f"{IDS[2]}_run.log.partial",
+    ]
+    fresh = [
+        layout.summary_dir / f".steps.parquet.{dead}.tmp",  # too recent to judge
+        layout.runs_dir / f".{IDS[3]}.json.{os.getpid()}.1.tmp",  # alive writer
+        layout.logs_dir / f"{IDS[4]}_run.log.partial",  # not empty: a run in progress
+    ]
+    for path in stale + fresh:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"x" if path == fresh[2] else b"")
+    for path in stale + fresh[1:]:
+        os.utime(path, (old, old))
+    reduce.collect(layout.root)
+    assert [p.exists() for p in stale] == [False, False, False]
+    assert [p.exists() for p in fresh] == [True, True, True]
+    assert clean_leftovers(layout) == []
+
+
+def test_atomic_writes_leave_no_temp_file(tmp_path: Path) -> None:
+    atomic_write_json(tmp_path / "a.json", {"a": 1})
+    assert [p.name for p in tmp_path.iterdir()] == ["a.json"]
+    assert read_json(tmp_path / "a.json") == {"a": 1}
+
+
+# 6. names ---------------------------------------------------------------------------------
+def _experiment(name: str, version) -> metalab.Experiment:
+    @metalab.operation
+    def op(params, seeds, capture):
+        capture.metric("y", 1)
+
+    return metalab.Experiment(
+        name=name,
+        version=version,
+        context={},
+        operation=op,
+        params=metalab.grid(x=[1]),
+        seeds=metalab.seeds(1, 1),
+    )
+
+
+@pytest.mark.parametrize(
+    ("name", "version", "message"),
+    [
+        ("x" * 300, "1", "limit of file names"),
+        ("é" * 50, "1", "limit of file names"),  # 6 bytes each after escaping
+        ("a", "", "version is empty"),
+        ("a", "  ", "version is empty"),
+        ("a:b", "1", "cannot contain it"),
+    ],
+)
+def test_names_that_cannot_make_a_directory_are_refused_in_one_line(name, version, message):
+    with pytest.raises(ExperimentError, match=message) as caught:
+        _experiment(name, version)
+    assert "\n" not in str(caught.value)
+
+
+def test_different_name_version_pairs_never_share_a_directory() -> None:
+    pairs = [("a", "b:1"), ("a", "b+1"), ("a+b", "1"), ("a%2Bb", "1"), ("a b", "1"), ("a_b", "1")]
+    pairs += [("x" * 120, "1"), ("x" * 119, "x1"), ("A", "1")]
+    dirs = {experiment_dirname(n, v) for n, v in pairs}
+    ids = {_experiment(n, v).experiment_id for n, v in pairs}
+    assert len(dirs) == len(ids) == len(pairs)
+    assert ExperimentDir.at("/s").root.name == "s"
+
+
+def test_longest_allowed_name_compiles(tmp_path: Path) -> None:
+    from metalab_smk.store.config import FileStoreConfig
+
+    name = "n" * 240
+    _experiment(name, "1")
+    layout = FileStoreConfig(tmp_path).experiment_dir(f"{name}:1")
+    layout.root.mkdir(parents=True)
+    (layout.root.parent / "experiments").mkdir()
+    (layout.root.parent / "experiments" / f"{layout.root.name}.json").write_text("{}")
