@@ -21,7 +21,7 @@ def _cmd_compile(args: argparse.Namespace) -> int:
 
     experiment = _load(args.file, args.experiment)
     layout = compile_experiment(experiment, args.store)
-    n_runs = len(layout.read_run_ids())
+    n_runs = layout.count_runs()
     print(f"compiled {experiment.experiment_id!r}: {n_runs} runs in {layout.root}")
     print("run it with:")
     print(f"  {snakemake_command(layout)}")
@@ -69,7 +69,7 @@ def _cmd_submit(args: argparse.Namespace) -> int:
         else f"in the background (pid {head['pid']})"
     )
     print(
-        f"submitted {experiment.experiment_id!r} ({len(layout.read_run_ids())} runs): the "
+        f"submitted {experiment.experiment_id!r} ({layout.count_runs()} runs): the "
         f"Snakemake head runs {where}; its log: {head['log']}"
     )
     print(f"follow it with:  metalab status {os.path.relpath(layout.root)}")
@@ -78,20 +78,23 @@ def _cmd_submit(args: argparse.Namespace) -> int:
 
 def _cmd_status(args: argparse.Namespace) -> int:
     from metalab_smk.compile.reader import CompiledExperiment
-    from metalab_smk.results.summary import ensure_summary
+    from metalab_smk.store.coverage import summary_is_current
     from metalab_smk.store.jsonio import read_json
     from metalab_smk.store.layout import ExperimentDir
     from metalab_smk.sweep.detached import head_alive
     from metalab_smk.sweep.status import sweep_status
 
     layout = ExperimentDir.at(args.directory)
-    CompiledExperiment.read(layout)
-    status = sweep_status(layout, verify=args.verify)
-    try:
-        if ensure_summary(layout):  # it validated new records: count again
-            status = sweep_status(layout)
-    except MetalabError as exc:  # e.g. a read-only store: the counts still hold
-        print(f"metalab status: warning: {exc}", file=sys.stderr)
+    experiment_id = CompiledExperiment.read(layout).experiment_id
+    status = sweep_status(layout, verify=args.verify, experiment_id=experiment_id)
+    if not summary_is_current(layout):  # pandas is imported only to rebuild it
+        from metalab_smk.results.summary import ensure_summary
+
+        try:
+            ensure_summary(layout)  # validates new records: count again
+            status = sweep_status(layout, experiment_id=experiment_id)
+        except MetalabError as exc:  # e.g. a read-only store: the counts still hold
+            print(f"metalab status: warning: {exc}", file=sys.stderr)
     print(status.as_text())
     head = layout.meta_dir / "head.json"
     if head.is_file():

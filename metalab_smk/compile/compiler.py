@@ -10,13 +10,16 @@ from __future__ import annotations
 import datetime as _dt
 import os
 import shlex
+import shutil
 import subprocess
 import sys
+from array import array
 from pathlib import Path
 from typing import Any
 
 from metalab_smk import __version__
 from metalab_smk.core.experiment import Experiment
+from metalab_smk.core.identity import sha16
 from metalab_smk.core.plan import Plan
 from metalab_smk.errors import ExperimentError
 from metalab_smk.store.config import FileStoreConfig
@@ -24,11 +27,12 @@ from metalab_smk.store.jsonio import (
     atomic_write_bytes,
     atomic_write_json,
     read_json,
+    temp_name,
     to_strict_json,
 )
 from metalab_smk.store.layout import ExperimentDir
 
-__all__ = ["DEFAULT_STORE", "compile_experiment", "snakemake_command"]
+__all__ = ["DEFAULT_STORE", "compile_experiment", "snakemake_command", "write_run_table"]
 
 DEFAULT_STORE = "./runs"
 
@@ -49,6 +53,62 @@ def _write_if_changed(path: Path, data: bytes) -> bool:
         return False
     atomic_write_bytes(path, data)
     return True
+
+
+def _same_content(path: Path, other: Path) -> bool:
+    try:
+        if path.stat().st_size != other.stat().st_size:
+            return False
+        with open(path, "rb") as a, open(other, "rb") as b:
+            while True:
+                block = a.read(1 << 20)
+                if block != b.read(1 << 20):
+                    return False
+                if not block:
+                    return True
+    except FileNotFoundError:
+        return False
+
+
+def write_run_table(layout: ExperimentDir, plan: Plan) -> int:
+    """Stream the run table to disk (one pass over the param source, memory bounded by
+    8 bytes per case for the duplicate check) and return the number of runs. The file is
+    replaced only when its content changed. Raises DuplicateRunError."""
+    import numpy as np
+
+    target = layout.run_table
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(temp_name(target.name))
+    case_ids = array("Q")
+    seed_fps = [plan.seed_fp(r) for r in range(plan.replicates)]
+    prefix = plan._id_prefix
+    try:
+        with open(tmp, "w", encoding="ascii") as out:
+            lines: list[str] = []
+            for case_id in plan.source.case_ids():
+                case_ids.append(int(case_id, 16))
+                lines.extend(
+                    sha16(f'{prefix}{case_id}","seed_fp":"{seed_fp}"}}') + "\n"
+                    for seed_fp in seed_fps
+                )
+                if len(lines) >= 65536:
+                    out.write("".join(lines))
+                    lines.clear()
+            out.write("".join(lines))
+            out.flush()
+            os.fsync(out.fileno())
+        ids = np.frombuffer(case_ids, dtype=np.uint64)
+        del case_ids
+        ordered = np.sort(ids)
+        if len(ordered) > 1 and bool((ordered[1:] == ordered[:-1]).any()):
+            del ordered, ids
+            plan.check_unique()  # the slow path, only to name the duplicates
+        if not _same_content(tmp, target):
+            os.replace(tmp, target)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return plan.n_cases * plan.replicates
 
 
 def _git_commit(directory: Path) -> str | None:
@@ -124,11 +184,17 @@ def compile_experiment(
 ) -> ExperimentDir:
     """Write (or refresh) the experiment directory of ``experiment`` under ``store``."""
     plan = Plan(experiment)
-    run_ids = plan.run_table()  # raises on duplicate run IDs
     layout = FileStoreConfig(store or DEFAULT_STORE).experiment_dir(experiment.experiment_id)
+    source_of = _source_of(experiment)
+    created = [p for p in (layout.root.parent, layout.root) if not p.exists()]
     layout.root.mkdir(parents=True, exist_ok=True)
-    source = _snapshot(layout, _source_of(experiment))
-    _write_if_changed(layout.run_table, "".join(f"{rid}\n" for rid in run_ids).encode())
+    try:
+        write_run_table(layout, plan)  # raises on duplicate run IDs
+    except BaseException:
+        if created:  # bad input leaves nothing behind
+            shutil.rmtree(created[0], ignore_errors=True)
+        raise
+    source = _snapshot(layout, source_of)
     description = {
         "experiment_id": experiment.experiment_id,
         "name": experiment.name,
@@ -150,10 +216,19 @@ def compile_experiment(
         "git_commit": _git_commit(Path(source["source_file"]).parent),
         "metalab_version": __version__,
     }
+    # compiled.json stays small (every job and `metalab status` reads it); the param
+    # manifest, which lists every grid value, lives beside it
+    params_file = layout.params_manifest
+    _write_if_changed(params_file, to_strict_json(description["params"]).encode())
+    compiled = {**description, "params": {"file": str(params_file.relative_to(layout.root))}}
     previous = read_json(layout.compiled) if layout.compiled.is_file() else {}
-    if {**previous, "compiled_at": None} != {**description, "compiled_at": None}:
-        description["compiled_at"] = _dt.datetime.now(_dt.UTC).isoformat()
-        atomic_write_json(layout.compiled, description, indent=None)
+    if {**previous, "compiled_at": None} != {**compiled, "compiled_at": None}:
+        compiled["compiled_at"] = description["compiled_at"] = _dt.datetime.now(
+            _dt.UTC
+        ).isoformat()
+        atomic_write_json(layout.compiled, compiled, indent=None)
+    else:
+        description["compiled_at"] = previous.get("compiled_at")
     _write_if_changed(
         layout.meta_dir / "resources.json", to_strict_json(experiment.resources).encode()
     )

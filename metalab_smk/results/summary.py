@@ -21,6 +21,7 @@ import pyarrow.parquet as pq
 
 from metalab_smk.errors import SummaryError
 from metalab_smk.results.columns import concat_typed, read_frame, to_table, typed_frame
+from metalab_smk.store.coverage import coverage_snapshot, summary_is_current, write_coverage
 from metalab_smk.store.jsonio import read_json
 from metalab_smk.store.layout import ExperimentDir
 from metalab_smk.store.validate import clean_leftovers, read_valid_record
@@ -92,52 +93,6 @@ def is_exact_column(name: str) -> bool:
     return name.startswith("param_")
 
 
-def _listing(directory: Path) -> set[str]:
-    try:
-        return {n for n in os.listdir(directory) if n.endswith(".json")}
-    except FileNotFoundError:
-        return set()
-
-
-def _mtime(path: Path) -> int | None:
-    try:
-        return path.stat().st_mtime_ns
-    except FileNotFoundError:
-        return None
-
-
-def coverage_snapshot(layout: ExperimentDir) -> tuple[dict[str, Any], set[str], set[str]]:
-    """What a summary built now covers: the record directories' and run table's mtimes
-    and file counts (read before listing, so a record landing later changes them), and
-    the two listings."""
-    state = {
-        "runs_mtime_ns": _mtime(layout.runs_dir),
-        "failed_mtime_ns": _mtime(layout.failed_dir),
-        "table_mtime_ns": _mtime(layout.run_table),
-    }
-    done, failed = _listing(layout.runs_dir), _listing(layout.failed_dir)
-    state.update(n_runs_files=len(done), n_failed_files=len(failed))
-    return state, done, failed
-
-
-def _stored_coverage(path: Path) -> dict[str, Any] | None:
-    try:
-        meta = pq.read_schema(path).metadata or {}
-        return json.loads(meta[COVERAGE_KEY])
-    except (OSError, KeyError, ValueError, pa.ArrowException):
-        return None
-
-
-def summary_is_current(layout: ExperimentDir) -> bool:
-    """True when both summaries are readable and cover exactly the records on disk now
-    (same record counts, directory and run-table mtimes as when they were built)."""
-    stored = _stored_coverage(layout.summary)
-    if stored is None or _stored_coverage(layout.steps_summary) != stored:
-        return False
-    state, _, _ = coverage_snapshot(layout)
-    return all(stored.get(key) == value for key, value in state.items())
-
-
 def _steps_rows(layout: ExperimentDir, record: dict[str, Any]) -> Iterable[dict[str, Any]]:
     for name in record.get("stepped_metrics") or []:
         try:
@@ -153,6 +108,14 @@ def _steps_rows(layout: ExperimentDir, record: dict[str, Any]) -> Iterable[dict[
             continue
         for step, value in data:
             yield {"run_id": record["run_id"], "name": name, "step": step, "value": value}
+
+
+def _stored_coverage(path: Path) -> dict[str, Any] | None:
+    try:
+        meta = pq.read_schema(path).metadata or {}
+        return json.loads(meta[COVERAGE_KEY])
+    except (OSError, KeyError, ValueError, pa.ArrowException):
+        return None
 
 
 def _previous(layout: ExperimentDir) -> tuple[pd.DataFrame, pd.DataFrame, int] | None:
@@ -301,6 +264,7 @@ def collect(
         {**(steps_table.schema.metadata or {}), **metadata}
     )
     _write_parquet(steps_table, layout.steps_summary)
+    write_coverage(layout, state)
     return runs, steps
 
 

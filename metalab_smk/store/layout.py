@@ -46,6 +46,11 @@ class ExperimentDir:
         return self.meta_dir / "compiled.json"
 
     @property
+    def params_manifest(self) -> Path:
+        """The param source's manifest (every grid value), kept out of compiled.json."""
+        return self.meta_dir / "params.json"
+
+    @property
     def run_table(self) -> Path:
         """One run ID per line; line i is global run index i (fixed width, 17 bytes)."""
         return self.meta_dir / "run_ids.txt"
@@ -74,6 +79,11 @@ class ExperimentDir:
     @property
     def steps_summary(self) -> Path:
         return self.summary_dir / "steps.parquet"
+
+    @property
+    def coverage_file(self) -> Path:
+        """What the summary covers (see store/coverage.py)."""
+        return self.summary_dir / "coverage.json"
 
     def resolve_inside(self, relpath: str | os.PathLike[str]) -> Path:
         """``relpath`` (read from a record) as a path inside this experiment directory.
@@ -122,6 +132,10 @@ class ExperimentDir:
 
     def derived(self, run_id: str) -> Path:
         return self.root / "derived" / f"{run_id}.json"
+
+    def count_runs(self) -> int:
+        """Runs in the run table, from its size (fixed-width lines)."""
+        return self.run_table.stat().st_size // 17
 
     def read_run_ids(self) -> list[str]:
         return self.run_table.read_text().split()

@@ -170,7 +170,7 @@ def start(
     from metalab_smk.results.summary import ensure_summary
 
     executor = executor or LocalExecutor()
-    total = len(layout.read_run_ids())
+    total = layout.count_runs()
     if resume:
         ensure_summary(layout)  # validates records it has not seen (bad ones: quarantined)
     if resume and not _missing_indices(layout):

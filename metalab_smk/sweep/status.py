@@ -17,6 +17,7 @@ from typing import Any
 from metalab_smk.job.runlog import read_header
 from metalab_smk.store.jsonio import read_json
 from metalab_smk.store.layout import ExperimentDir
+from metalab_smk.store.runtable import RunTable
 from metalab_smk.store.validate import read_valid_record
 
 __all__ = [
@@ -134,32 +135,39 @@ def pid_alive(marker: dict[str, Any]) -> bool:
     return True
 
 
-def _verify(layout: ExperimentDir, directory, current: set[str]) -> None:
+def _verify(layout: ExperimentDir, directory, table: RunTable) -> None:
     """Validate every record of the run table in ``directory`` (bad ones are quarantined)."""
-    for run_id in _names(directory) & current:
+    for run_id in table.positions(_names(directory)):
         read_valid_record(layout, directory / f"{run_id}.json", run_id)
 
 
 def sweep_status(
-    layout: ExperimentDir, with_errors: bool = True, verify: bool = False
+    layout: ExperimentDir,
+    with_errors: bool = True,
+    verify: bool = False,
+    experiment_id: str | None = None,
 ) -> SweepStatus:
     """Done / running / failed / pending over the run table of ``layout``.
 
     With ``verify`` every record is read and validated first (bad ones are quarantined,
     so their runs count as pending and plain ``snakemake`` recomputes them)."""
-    run_ids = layout.read_run_ids()
-    current = set(run_ids)
+    table = RunTable(layout.run_table)
     if verify:
-        _verify(layout, layout.runs_dir, current)
-        _verify(layout, layout.failed_dir, current)
-    done_ids = _names(layout.runs_dir)
-    failed_ids = _names(layout.failed_dir) - done_ids
-    in_progress = (_partial_logs(layout) & current) - done_ids
+        _verify(layout, layout.runs_dir, table)
+        _verify(layout, layout.failed_dir, table)
+    done_names = _names(layout.runs_dir)
+    failed_names = _names(layout.failed_dir) - done_names
+    done_current = table.positions(done_names)
+    failed_current_ids = table.positions(failed_names)
+    position = {**failed_current_ids}
+    in_progress = table.positions(_partial_logs(layout) - done_names)
+    position.update(in_progress)
+    failed_ids = set(failed_current_ids)
     markers = {rid: read_header(layout.partial_log(rid)) for rid in in_progress}
     jobs = {m["slurm_job_id"] for m in markers.values() if m.get("slurm_job_id")}
     failed_records = {}
     if with_errors:
-        for rid in failed_ids & current:
+        for rid in list(failed_ids):
             record = read_valid_record(layout, layout.failed_record(rid), rid)
             if record is None:
                 failed_ids.discard(rid)
@@ -181,9 +189,7 @@ def sweep_status(
             running.add(run_id)
         elif run_id not in failed_ids or _newer(layout, run_id):
             dead[run_id] = marker
-    failed_current = [
-        rid for rid in run_ids if (rid in failed_ids and rid not in running) or rid in dead
-    ]
+    failed_current = sorted((failed_ids - running) | set(dead), key=position.__getitem__)
     failed_runs = []
     if with_errors:
         for run_id in failed_current:
@@ -193,16 +199,19 @@ def sweep_status(
                 )
             )
     return SweepStatus(
-        experiment_id=read_json(layout.compiled)["experiment_id"]
-        if layout.compiled.is_file()
-        else layout.root.name,
+        experiment_id=experiment_id
+        or (
+            read_json(layout.compiled)["experiment_id"]
+            if layout.compiled.is_file()
+            else layout.root.name
+        ),
         directory=os.path.relpath(layout.root),
-        total=len(run_ids),
-        done=len(done_ids & current),
+        total=len(table),
+        done=len(done_current),
         failed=len(failed_current),
         running=len(running),
-        pending=len(run_ids) - len(done_ids & current) - len(failed_current) - len(running),
-        stale=len((done_ids | failed_ids) - current),
+        pending=len(table) - len(done_current) - len(failed_current) - len(running),
+        stale=len(done_names) - len(done_current) + len(failed_names) - len(failed_current_ids),
         failed_runs=failed_runs,
     )
 

@@ -13,6 +13,9 @@ from metalab_smk.errors import ParamError
 
 __all__ = ["GridSource", "grid"]
 
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"))
+_PLAIN = (int, str, bool, type(None))
+
 
 def _as_value_list(name: str, values: Any) -> list[Any]:
     if isinstance(values, (str, bytes)):
@@ -42,8 +45,18 @@ def _as_value_list(name: str, values: Any) -> list[Any]:
     if not items:
         raise ParamError(f"grid({name}=[]): the value list is empty; give at least one value.")
     for position, item in enumerate(items):
-        check_value(item, f"{name}[{position}]")
+        if type(item) not in _PLAIN:  # ints, strings, bools and None always encode
+            check_value(item, f"{name}[{position}]")
     return items
+
+
+def _value_json(value: Any) -> str:
+    """Canonical JSON text of one grid value (ints and strings on a fast path)."""
+    if type(value) is int:
+        return repr(value)
+    if type(value) is str:
+        return _CANONICAL.encode(value)
+    return _CANONICAL.encode(encode(value))
 
 
 class GridSource(ParamSource):
@@ -59,10 +72,7 @@ class GridSource(ParamSource):
             self._size *= len(items)
         # canonical JSON of each key and value, so a case's ID is one join and one hash
         self._key_json = [json.dumps(key) + ":" for key in self._keys]
-        self._value_json = [
-            [json.dumps(encode(v), sort_keys=True, separators=(",", ":")) for v in items]
-            for items in self._values
-        ]
+        self._value_json = [[_value_json(v) for v in items] for items in self._values]
 
     def _make(self, digits: tuple[int, ...]) -> ParamCase:
         params = {key: self._values[k][digits[k]] for k, key in enumerate(self._keys)}
@@ -85,6 +95,14 @@ class GridSource(ParamSource):
     def __iter__(self) -> Iterator[ParamCase]:
         for digits in itertools.product(*(range(len(items)) for items in self._values)):
             yield self._make(digits)
+
+    def case_ids(self) -> Iterator[str]:
+        """Every case ID in order, without building the cases (what a run table needs)."""
+        columns = [
+            [self._key_json[k] + text for text in texts] for k, texts in enumerate(self._value_json)
+        ]
+        for parts in itertools.product(*columns):
+            yield sha16("{" + ",".join(parts) + "}")
 
     def to_manifest(self) -> dict[str, Any]:
         return {"type": self.manifest_type, "spec": self.spec, "total_cases": self._size}

@@ -63,6 +63,10 @@ class ParamSource:
     def __iter__(self) -> Iterator[ParamCase]:
         return (self._case(i) for i in range(len(self)))
 
+    def case_ids(self) -> Iterator[str]:
+        """Every case ID in order (sources may compute them without building cases)."""
+        return (case.case_id for case in self)
+
     def to_manifest(self) -> dict[str, Any]:
         raise NotImplementedError
 
