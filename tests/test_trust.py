@@ -369,3 +369,82 @@ def test_longest_allowed_name_compiles(tmp_path: Path) -> None:
     layout.root.mkdir(parents=True)
     (layout.root.parent / "experiments").mkdir()
     (layout.root.parent / "experiments" / f"{layout.root.name}.json").write_text("{}")
+
+
+# 7. large grids: the streamed run table and the status lookups ---------------------------
+def test_streamed_run_table_matches_the_plan_and_run_table_lookups(tmp_path: Path) -> None:
+    from metalab_smk.compile.compiler import write_run_table
+    from metalab_smk.core.plan import Plan
+    from metalab_smk.store.runtable import RunTable
+
+    experiment = _experiment("big", "1")
+    experiment.params = metalab.grid(a=list(range(300)), b=["x", 1.5, None, True])
+    experiment.seeds = metalab.seeds(3, replicates=2)
+    experiment.__dict__.pop("param_source", None)
+    plan = Plan(experiment)
+    layout = ExperimentDir.at(tmp_path / "big+1")
+    assert write_run_table(layout, plan) == 2400
+    expected = plan.run_table()
+    assert layout.read_run_ids() == expected and layout.count_runs() == 2400
+    mtime = layout.run_table.stat().st_mtime_ns
+    write_run_table(layout, plan)  # unchanged content: the file is not rewritten
+    assert layout.run_table.stat().st_mtime_ns == mtime
+    table = RunTable(layout.run_table)
+    wanted = [expected[7], expected[2399], "f" * 16, "not-a-run", expected[0]]
+    assert table.positions(wanted) == {expected[7]: 7, expected[2399]: 2399, expected[0]: 0}
+    assert table.run_id(5) == expected[5] and len(table) == 2400
+
+
+# end to end: `metalab run`, `metalab status --verify` and plain `snakemake` --------------
+EXPERIMENT = """
+import metalab
+
+@metalab.operation(code_version="1")
+def op(params, seeds, capture):
+    capture.metric("y", params["x"] * 2)
+
+exp = metalab.Experiment(name="trust", version="1", context={}, operation=op,
+    params=metalab.grid(x=[1, 2, 3, 4]), seeds=metalab.seeds(1))
+"""
+
+
+def _cli(cwd: Path, *args: str):
+    import subprocess
+    import sys
+
+    env = {**os.environ, "METALAB_HASH_CACHE": str(cwd / "hash.sqlite")}
+    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
+    command = [sys.executable, "-m", *args]
+    return subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
+
+
+@pytest.mark.integration
+def test_metalab_run_recomputes_damaged_records_and_snakemake_after_verify(tmp_path):
+    (tmp_path / "exp.py").write_text(EXPERIMENT)
+    done = _cli(tmp_path, "metalab_smk.cli", "run", "exp.py", "--store", "store")
+    assert done.returncode == 0, done.stderr
+    layout = ExperimentDir.at(tmp_path / "store" / "trust+1")
+    ids = layout.read_run_ids()
+    time.sleep(2.1)  # past the margin for coarse file times
+    layout.record(ids[0]).write_bytes(b"")  # a crash without fsync, in place
+    layout.record(ids[1]).write_bytes(b"\x00garbage")  # damaged in place (summary current)
+    (layout.runs_dir / "copy.tmp").write_bytes(b'{"run_id": "0000000000000000"}')
+    os.replace(layout.runs_dir / "copy.tmp", layout.record(ids[3]))  # a bad copy
+    done = _cli(tmp_path, "metalab_smk.cli", "run", "exp.py", "--store", "store")
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.count("is not a valid record") == 3
+    assert "running 3 of 4 runs" in done.stdout
+    assert all(read_json(layout.record(rid))["run_id"] == rid for rid in ids)
+    assert reduce.summary_is_current(layout)
+    assert sorted(pd.read_parquet(layout.summary)["y"]) == [2, 4, 6, 8]
+
+    layout.record(ids[2]).write_bytes(b'{"run_id": "0000000000000000", "status": "success"}')
+    done = _cli(tmp_path, "metalab_smk.cli", "status", "--verify", str(layout.root))
+    assert done.returncode == 0, done.stderr
+    assert "3 done" in done.stdout and "1 pending" in done.stdout
+    assert str(layout.record(ids[2])) in done.stderr
+    done = _cli(layout.root, "snakemake", "--cores", "1")  # plain Snakemake re-runs it
+    assert done.returncode == 0, done.stderr
+    assert read_json(layout.record(ids[2]))["metrics"] == {"y": 6}
+    assert reduce.summary_is_current(layout)
+    assert len(pd.read_parquet(layout.summary)) == 4

@@ -11,6 +11,7 @@ import json
 import os
 import sys
 import time
+import uuid
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -220,6 +221,7 @@ def _records(
             break
     state["listed_at_ns"] = listed_at
     state["n_rows"] = len(runs)
+    state["summary_id"] = uuid.uuid4().hex
     return runs, steps, state
 
 

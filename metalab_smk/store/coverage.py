@@ -2,7 +2,8 @@
 
 A collect notes, before listing the record directories, their mtimes, the run table's
 mtime and how many record files each directory holds; after writing the parquet files
-it saves that state with the files' own size and mtime in ``summary/coverage.json``.
+it saves that state in ``summary/coverage.json`` under a fresh ``summary_id`` that is
+also written into both parquet files' metadata.
 The summary is current only while all of it still matches: a record landing during or
 after the collect, a removed or replaced record, a recompile, or a summary file
 rewritten by anything else makes it stale. Checking needs no pandas or pyarrow.
@@ -34,12 +35,30 @@ def _mtime(path: Path) -> int | None:
         return None
 
 
-def _file_state(path: Path) -> list[int] | None:
+def _footer(path: Path) -> bytes | None:
+    """The footer of a parquet file (where its key/value metadata lives), or None."""
     try:
-        info = path.stat()
-    except FileNotFoundError:
+        with open(path, "rb") as handle:
+            handle.seek(0, os.SEEK_END)
+            size = handle.tell()
+            if size < 12:
+                return None
+            handle.seek(size - 8)
+            tail = handle.read(8)
+            length = int.from_bytes(tail[:4], "little")
+            if tail[4:] != b"PAR1" or length > size - 12:
+                return None
+            handle.seek(size - 8 - length)
+            return handle.read(length)
+    except OSError:
         return None
-    return [info.st_size, info.st_mtime_ns]
+
+
+def _carries(path: Path, summary_id: str) -> bool:
+    """Whether the parquet file at ``path`` was written with ``summary_id`` in its
+    metadata (Snakemake may touch outputs, so file times cannot tell)."""
+    footer = _footer(path)
+    return footer is not None and summary_id.encode() in footer
 
 
 def coverage_snapshot(layout: ExperimentDir) -> tuple[dict[str, Any], set[str], set[str]]:
@@ -56,9 +75,8 @@ def coverage_snapshot(layout: ExperimentDir) -> tuple[dict[str, Any], set[str], 
 
 
 def write_coverage(layout: ExperimentDir, state: dict[str, Any]) -> None:
-    """Save ``state`` with the current size and mtime of both summary files."""
-    files = {"runs": _file_state(layout.summary), "steps": _file_state(layout.steps_summary)}
-    atomic_write_json(layout.coverage_file, {**state, "files": files})
+    """Save ``state``; it holds the ``summary_id`` written into both parquet files."""
+    atomic_write_json(layout.coverage_file, state)
 
 
 def stored_coverage(layout: ExperimentDir) -> dict[str, Any] | None:
@@ -68,12 +86,10 @@ def stored_coverage(layout: ExperimentDir) -> dict[str, Any] | None:
         stored = read_json(layout.coverage_file)
     except (OSError, ValueError):
         return None
-    if not isinstance(stored, dict):
+    if not isinstance(stored, dict) or not isinstance(stored.get("summary_id"), str):
         return None
-    files = stored.get("files") or {}
-    if files.get("runs") != _file_state(layout.summary) or files.get("steps") != _file_state(
-        layout.steps_summary
-    ):
+    summary_id = stored["summary_id"]
+    if not (_carries(layout.summary, summary_id) and _carries(layout.steps_summary, summary_id)):
         return None
     return stored
 
@@ -81,7 +97,7 @@ def stored_coverage(layout: ExperimentDir) -> dict[str, Any] | None:
 def summary_is_current(layout: ExperimentDir) -> bool:
     """True when the summary covers exactly the records on disk now."""
     stored = stored_coverage(layout)
-    if stored is None or stored["files"]["runs"] is None:
+    if stored is None:
         return False
     state, _, _ = coverage_snapshot(layout)
     return all(stored.get(key) == value for key, value in state.items())

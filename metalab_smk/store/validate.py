@@ -101,10 +101,17 @@ def valid_record_exists(layout: ExperimentDir, run_id: str) -> bool:
     return read_valid_record(layout, layout.record(run_id), run_id) is not None
 
 
-def valid_names(layout: ExperimentDir, directory: Path) -> set[str]:
-    """Run IDs with a record file in ``directory`` that is not empty (empty ones, as a
-    crash without fsync leaves them, are quarantined): one directory scan, one stat each."""
+def valid_names(
+    layout: ExperimentDir, directory: Path, validated_before_ns: int | None = None
+) -> set[str]:
+    """Run IDs with a usable record file in ``directory``: one scan, one stat each.
+
+    Empty files (a crash without fsync) are quarantined. With ``validated_before_ns``
+    (when the summary last listed and validated the records), files changed since then
+    (less a 2 s margin for coarse file times) are read and validated too, so a record
+    damaged in place after the summary was built does not count either."""
     found = set()
+    horizon = None if validated_before_ns is None else validated_before_ns - 2_000_000_000
     try:
         entries = list(os.scandir(directory))
     except FileNotFoundError:
@@ -112,14 +119,16 @@ def valid_names(layout: ExperimentDir, directory: Path) -> set[str]:
     for entry in entries:
         if not entry.name.endswith(".json") or entry.name.startswith("."):
             continue
+        run_id = entry.name[:-5]
         try:
-            empty = entry.stat().st_size == 0
+            info = entry.stat()
         except OSError:
             continue
-        if empty:
-            read_valid_record(layout, Path(entry.path), entry.name[:-5])
-        else:
-            found.add(entry.name[:-5])
+        suspect = info.st_size == 0 or (
+            horizon is not None and max(info.st_mtime_ns, info.st_ctime_ns) >= horizon
+        )
+        if not suspect or read_valid_record(layout, Path(entry.path), run_id) is not None:
+            found.add(run_id)
     return found
 
 

@@ -20,6 +20,7 @@ from typing import Any
 from metalab_smk.compile.compiler import compile_experiment
 from metalab_smk.compile.loader import in_definition_mode, stop_definition
 from metalab_smk.core.experiment import Experiment
+from metalab_smk.store.coverage import stored_coverage
 from metalab_smk.store.layout import ExperimentDir
 from metalab_smk.store.validate import valid_names
 from metalab_smk.sweep.batches import (
@@ -48,9 +49,10 @@ def _forget(layout: ExperimentDir, run_ids: list[str]) -> None:
 
 
 def _missing_indices(layout: ExperimentDir) -> list[int]:
-    """Indices of runs without a success record; empty records are quarantined (records
-    not yet in the summary were validated by ``ensure_summary`` before)."""
-    done = valid_names(layout, layout.runs_dir)
+    """Indices of runs without a valid success record. Empty records, and records changed
+    since the summary validated them, are checked here (bad ones are quarantined)."""
+    coverage = stored_coverage(layout) or {}
+    done = valid_names(layout, layout.runs_dir, coverage.get("listed_at_ns"))
     return [i for i, rid in enumerate(layout.read_run_ids()) if rid not in done]
 
 
@@ -171,9 +173,11 @@ def start(
 
     executor = executor or LocalExecutor()
     total = layout.count_runs()
+    missing: list[int] | None = None
     if resume:
         ensure_summary(layout)  # validates records it has not seen (bad ones: quarantined)
-    if resume and not _missing_indices(layout):
+        missing = _missing_indices(layout)
+    if resume and not missing:
         if verbose:
             print(f"metalab: all {total} runs of {layout.root.name} are done; nothing to run.")
         return RunHandle(layout, None, None)
@@ -186,7 +190,8 @@ def start(
             )
         if not resume:
             _forget(layout, layout.read_run_ids())
-        process = _launch(layout, executor, _missing_indices(layout), total, verbose)
+            missing = _missing_indices(layout)
+        process = _launch(layout, executor, missing or [], total, verbose)
     except BaseException:
         lock.release()
         raise
