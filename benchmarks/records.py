@@ -125,7 +125,7 @@ def main() -> None:
         print(f"metalab status on {row['runs']:,} runs: {seconds:.2f} s (target < 2 s): {line}")
         if args.huge:
             shutil.rmtree(directory / "store")
-            axes = f"a=range(1000), b=range(100), c=range({max(1, args.runs // 100_000)})"
+            axes = f"a=range(1000), b=range(100), c=range({max(1, args.runs // 10_000)})"
             row = _compile(directory, axes)
             print(
                 f"compile {row['runs']:,} runs (grid({axes})): {row['seconds']:.2f} s wall, "
