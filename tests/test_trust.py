@@ -448,3 +448,26 @@ def test_metalab_run_recomputes_damaged_records_and_snakemake_after_verify(tmp_p
     assert read_json(layout.record(ids[2]))["metrics"] == {"y": 6}
     assert reduce.summary_is_current(layout)
     assert len(pd.read_parquet(layout.summary)) == 4
+
+
+def test_status_rebuilds_a_stale_summary_and_a_summary_that_cannot_be_written_is_an_error(
+    layout, capsys
+) -> None:
+    from metalab_smk.cli import main
+    from metalab_smk.errors import SummaryError
+
+    _write_records(layout, 2)
+    assert main(["status", str(layout.root)]) == 0
+    assert "2 done" in capsys.readouterr().out and reduce.summary_is_current(layout)
+    layout.summary.write_bytes(b"junk")
+    assert main(["status", str(layout.root)]) == 0
+    assert len(pd.read_parquet(layout.summary)) == 2
+    for path in layout.summary_dir.iterdir():
+        path.unlink()
+    layout.summary_dir.rmdir()
+    layout.summary_dir.write_text("not a directory")
+    with pytest.raises(SummaryError, match="could not write the summary"):
+        reduce.ensure_summary(layout)
+    assert main(["status", str(layout.root)]) == 0  # counts still shown, with a warning
+    captured = capsys.readouterr()
+    assert "2 done" in captured.out and "warning: could not write the summary" in captured.err
