@@ -471,3 +471,16 @@ def test_status_rebuilds_a_stale_summary_and_a_summary_that_cannot_be_written_is
     assert main(["status", str(layout.root)]) == 0  # counts still shown, with a warning
     captured = capsys.readouterr()
     assert "2 done" in captured.out and "warning: could not write the summary" in captured.err
+
+
+def test_fsync_is_on_by_default_and_can_be_turned_off(tmp_path, monkeypatch) -> None:
+    from metalab_smk.store import jsonio
+
+    calls: list[int] = []
+    real = os.fsync
+    monkeypatch.setattr(jsonio.os, "fsync", lambda fd: calls.append(fd) or real(fd))
+    atomic_write_json(tmp_path / "a.json", {"a": 1})
+    assert len(calls) == 2  # the file before the rename, the directory after
+    monkeypatch.setenv("METALAB_FSYNC", "0")
+    atomic_write_json(tmp_path / "b.json", {"b": 1})
+    assert len(calls) == 2 and read_json(tmp_path / "b.json") == {"b": 1}

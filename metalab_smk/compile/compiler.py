@@ -223,9 +223,7 @@ def compile_experiment(
     compiled = {**description, "params": {"file": str(params_file.relative_to(layout.root))}}
     previous = read_json(layout.compiled) if layout.compiled.is_file() else {}
     if {**previous, "compiled_at": None} != {**compiled, "compiled_at": None}:
-        compiled["compiled_at"] = description["compiled_at"] = _dt.datetime.now(
-            _dt.UTC
-        ).isoformat()
+        compiled["compiled_at"] = description["compiled_at"] = _dt.datetime.now(_dt.UTC).isoformat()
         atomic_write_json(layout.compiled, compiled, indent=None)
     else:
         description["compiled_at"] = previous.get("compiled_at")

@@ -23,7 +23,7 @@ import pyarrow.parquet as pq
 from metalab_smk.errors import SummaryError
 from metalab_smk.results.columns import concat_typed, read_frame, to_table, typed_frame
 from metalab_smk.store.coverage import coverage_snapshot, summary_is_current, write_coverage
-from metalab_smk.store.jsonio import read_json
+from metalab_smk.store.jsonio import fsync_enabled, read_json
 from metalab_smk.store.layout import ExperimentDir
 from metalab_smk.store.validate import clean_leftovers, read_valid_record
 
@@ -95,10 +95,12 @@ def is_exact_column(name: str) -> bool:
 
 
 def _steps_rows(layout: ExperimentDir, record: dict[str, Any]) -> Iterable[dict[str, Any]]:
+    """Rows of the record's stepped metrics; a missing, unreadable or escaping file is
+    skipped (with a warning unless it is just missing)."""
     for name in record.get("stepped_metrics") or []:
         try:
             path = layout.resolve_inside(f"results/{record['run_id']}/{name}.json")
-            data = read_json(path)["data"]
+            data = [(step, value) for step, value in read_json(path)["data"]]
         except FileNotFoundError:
             continue
         except (OSError, ValueError, KeyError, TypeError) as exc:  # incl. StorePathError
@@ -243,7 +245,8 @@ def _write_parquet(table: pa.Table, path: Path) -> None:
         with open(tmp, "wb") as handle:
             pq.write_table(table, handle)
             handle.flush()
-            os.fsync(handle.fileno())
+            if fsync_enabled():
+                os.fsync(handle.fileno())
         os.replace(tmp, path)
     finally:
         if tmp.exists():

@@ -30,13 +30,24 @@ def temp_name(name: str) -> str:
     return f".{name}.{os.getpid()}.{threading.get_ident()}.tmp"
 
 
-def atomic_write_bytes(path: str | os.PathLike[str], data: bytes, durable: bool = True) -> None:
+def fsync_enabled() -> bool:
+    """Durable writes are the default; ``METALAB_FSYNC=0`` turns fsync off (for scratch
+    filesystems where losing files on a crash does not matter)."""
+    return os.environ.get("METALAB_FSYNC", "1") != "0"
+
+
+def atomic_write_bytes(
+    path: str | os.PathLike[str], data: bytes, durable: bool | None = None
+) -> None:
     """Write ``data`` to ``path`` via a temporary file and rename (same directory).
 
     The temporary name carries the process and thread, so concurrent writers of the
     same file never share one; the last rename wins with a complete file. With
     ``durable`` (the default) the file is fsynced before the rename and the directory
-    after it, so a crash or power loss never leaves an empty or truncated file."""
+    after it, so a crash or power loss never leaves an empty or truncated file (None:
+    as ``fsync_enabled()`` says)."""
+    if durable is None:
+        durable = fsync_enabled()
     target = os.fspath(path)
     directory, name = os.path.split(target)
     tmp = os.path.join(directory, temp_name(name))
@@ -61,7 +72,7 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes, durable: bool 
         raise
 
 
-def atomic_write_text(path: str | os.PathLike[str], text: str, durable: bool = True) -> None:
+def atomic_write_text(path: str | os.PathLike[str], text: str, durable: bool | None = None) -> None:
     atomic_write_bytes(path, text.encode("utf-8"), durable)
 
 
@@ -118,7 +129,7 @@ def from_strict_json(text: str | bytes) -> Any:
 
 
 def atomic_write_json(
-    path: str | os.PathLike[str], obj: Any, indent: int | None = 1, durable: bool = True
+    path: str | os.PathLike[str], obj: Any, indent: int | None = 1, durable: bool | None = None
 ) -> None:
     atomic_write_text(path, to_strict_json(obj, indent=indent), durable)
 
