@@ -84,6 +84,50 @@ def _compile(directory: Path, params: str) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+RESUME = textwrap.dedent(
+    """
+    import json, resource, sys, time
+    sys.path.insert(0, ".")
+    start = time.perf_counter()
+    import metalab
+    from exp import exp
+    results = metalab.run(exp, store="store", verbose=False).result()
+    elapsed = time.perf_counter() - start
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps({"seconds": elapsed, "peak_mb": peak, "rows": len(results)}))
+    """
+)
+
+
+def _fake_records(directory: Path) -> int:
+    """A success record for every run of the compiled experiment (no fsync: setup only)."""
+    from metalab_smk.store.jsonio import atomic_write_json
+    from metalab_smk.store.layout import ExperimentDir
+
+    layout = ExperimentDir.at(directory / "store" / "big+1")
+    for index, run_id in enumerate(layout.read_run_ids()):
+        record = {
+            "run_id": run_id,
+            "experiment_id": "big:1",
+            "status": "success",
+            "run_index": index,
+            "duration_ms": 1,
+            "params_resolved": {"i": index},
+            "metrics": {"y": 1},
+        }
+        atomic_write_json(layout.record(run_id), record, indent=None, durable=False)
+    return layout.count_runs()
+
+
+def _resume(directory: Path) -> dict:
+    done = subprocess.run(
+        [sys.executable, "-c", RESUME], cwd=directory, capture_output=True, text=True
+    )
+    if done.returncode != 0:
+        raise SystemExit(f"resume failed:\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
 def _status_seconds(directory: Path) -> tuple[float, str]:
     """Wall time of the `metalab status` command (a fresh process, imports included)."""
     exp_dir = directory / "store" / "big+1"
@@ -104,6 +148,9 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=1_000_000)
     parser.add_argument("--records", type=int, default=300)
     parser.add_argument("--huge", action="store_true", help="also compile 10^7 runs")
+    parser.add_argument(
+        "--resume", type=int, default=0, help="also time a no-op resume over N finished runs"
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="metalab-records-") as tmp:
         costs = _record_cost(Path(tmp), args.records)
@@ -123,6 +170,18 @@ def main() -> None:
         _status_seconds(directory)  # warm the page cache once
         seconds, line = _status_seconds(directory)
         print(f"metalab status on {row['runs']:,} runs: {seconds:.2f} s (target < 2 s): {line}")
+        if args.resume:
+            shutil.rmtree(directory / "store")
+            _compile(directory, f"i=range({args.resume})")
+            _fake_records(directory)
+            first = _resume(directory)  # validates every record once, builds the summary
+            again = _resume(directory)
+            print(
+                f"metalab.run(...).result() over {args.resume:,} finished runs: first "
+                f"{first['seconds']:.2f} s (validates and summarises every record), "
+                f"no-op resume {again['seconds']:.2f} s, peak {again['peak_mb']:.0f} MB "
+                "(target < 2 s)"
+            )
         if args.huge:
             shutil.rmtree(directory / "store")
             axes = f"a=range(1000), b=range(100), c=range({max(1, args.runs // 10_000)})"
