@@ -361,14 +361,21 @@ def test_different_name_version_pairs_never_share_a_directory() -> None:
 
 
 def test_longest_allowed_name_compiles(tmp_path: Path) -> None:
-    from metalab_smk.store.config import FileStoreConfig
+    from metalab_smk.compile.compiler import compile_experiment
 
-    name = "n" * 240
-    _experiment(name, "1")
-    layout = FileStoreConfig(tmp_path).experiment_dir(f"{name}:1")
-    layout.root.mkdir(parents=True)
-    (layout.root.parent / "experiments").mkdir()
-    (layout.root.parent / "experiments" / f"{layout.root.name}.json").write_text("{}")
+    name = "n" * 246  # "n" * 246 + "+1" is 248 bytes: at the limit with room for ".json"
+    layout = compile_experiment(_experiment(name, "1"), tmp_path)
+    assert layout.root.name == f"{name}+1" and layout.count_runs() == 1
+    assert (tmp_path / f"{name}+1" / "experiments" / f"{name}+1.json").is_file()
+
+
+def test_damaged_data_file_is_named(layout) -> None:
+    _write_records(layout, 1)
+    data = layout.results(IDS[0]) / "loss.json"
+    data.parent.mkdir(parents=True)
+    data.write_text("{trunc")
+    with pytest.raises(MetalabError, match=r"loss\.json is not valid JSON"):
+        load_results(layout.root)[0].data("loss")
 
 
 # 7. large grids: the streamed run table and the status lookups ---------------------------

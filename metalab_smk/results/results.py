@@ -81,7 +81,7 @@ class Run:
     @property
     def derived(self) -> dict[str, Any]:
         path = self._layout.derived(self.run_id)
-        return read_json(path) if path.is_file() else {}
+        return _read_store_json(path) if path.is_file() else {}
 
     def artifacts(self) -> list[dict[str, Any]]:
         return list(self.record.artifacts)
@@ -109,10 +109,18 @@ class Run:
                 f"run {self.run_id} has no data {name!r} (it has: "
                 f"{', '.join(self.list_data()) or 'none'})"
             )
-        return read_json(path)["data"]
+        return _read_store_json(path)["data"]
 
     def __repr__(self) -> str:
         return f"Run({self.run_id!r}, status={self._row.get('status')!r})"
+
+
+def _read_store_json(path: Path) -> Any:
+    """A JSON file of the store; a MetalabError naming it when it does not parse."""
+    try:
+        return read_json(path)
+    except ValueError as exc:
+        raise MetalabError(f"{path} is not valid JSON ({exc}); it was damaged.") from None
 
 
 def _valid_record(path: Path, run_id: str) -> dict[str, Any]:

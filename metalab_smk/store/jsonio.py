@@ -26,8 +26,9 @@ def _fsync_directory(directory: str) -> None:
 
 
 def temp_name(name: str) -> str:
-    """The temporary file name ``atomic_write_bytes`` uses for ``name`` in this thread."""
-    return f".{name}.{os.getpid()}.{threading.get_ident()}.tmp"
+    """The temporary file name ``atomic_write_bytes`` uses for ``name`` in this thread
+    (a long name is shortened, so the temporary name fits where ``name`` fits)."""
+    return f".{name[:120]}.{os.getpid()}.{threading.get_ident()}.tmp"
 
 
 def fsync_enabled() -> bool:
