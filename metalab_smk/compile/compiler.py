@@ -7,7 +7,6 @@ is unchanged are not rewritten, so recompiling touches nothing Snakemake looks a
 
 from __future__ import annotations
 
-import datetime as _dt
 import os
 import shlex
 import subprocess
@@ -18,6 +17,7 @@ from typing import Any
 from metalab_smk import __version__
 from metalab_smk.core.experiment import Experiment
 from metalab_smk.core.plan import Plan
+from metalab_smk.core.values import utc_now
 from metalab_smk.errors import ExperimentError
 from metalab_smk.store.config import FileStoreConfig
 from metalab_smk.store.jsonio import (
@@ -88,7 +88,7 @@ def _snapshot(layout: ExperimentDir, source: dict[str, Any]) -> dict[str, Any]:
     if "module" in source:
         return source
     original = Path(source["source_file"])
-    snapshot = layout.meta_dir / "snapshot" / original.name
+    snapshot = layout.snapshot_dir / original.name
     _write_if_changed(snapshot, original.read_bytes())
     return {**source, "snapshot": str(snapshot.relative_to(layout.root))}
 
@@ -152,17 +152,17 @@ def compile_experiment(
     }
     previous = read_json(layout.compiled) if layout.compiled.is_file() else {}
     if {**previous, "compiled_at": None} != {**description, "compiled_at": None}:
-        description["compiled_at"] = _dt.datetime.now(_dt.UTC).isoformat()
+        description["compiled_at"] = utc_now()
         atomic_write_json(layout.compiled, description, indent=None)
     _write_if_changed(
-        layout.meta_dir / "resources.json", to_strict_json(experiment.resources).encode()
+        layout.resources_file, to_strict_json(experiment.resources).encode()
     )
-    manifest = layout.root / "experiments" / f"{layout.root.name}.json"
+    manifest = layout.manifest
     _write_if_changed(manifest, to_strict_json(description).encode())
-    _write_if_changed(layout.root / "_meta.json", b'{"store": "metalab-smk", "layout": 1}\n')
+    _write_if_changed(layout.store_marker, b'{"store": "metalab-smk", "layout": 1}\n')
     _write_if_changed(layout.snakefile, _generated_snakefile(experiment, len(plan)).encode())
     _write_if_changed(
-        layout.root / "profiles" / "default" / "config.yaml", WORKFLOW_PROFILE.encode()
+        layout.workflow_profile, WORKFLOW_PROFILE.encode()
     )
     return layout
 

@@ -4,7 +4,6 @@ otherwise)."""
 
 from __future__ import annotations
 
-import datetime as _dt
 import functools
 import os
 import platform
@@ -17,6 +16,7 @@ from typing import Any
 from metalab_smk import __version__
 from metalab_smk.core.experiment import Experiment
 from metalab_smk.core.plan import Plan, PlannedRun
+from metalab_smk.core.values import utc_now
 from metalab_smk.job.capture import Capture, Runtime
 from metalab_smk.job.runlog import RunLog
 from metalab_smk.store.jsonio import atomic_write_json
@@ -88,10 +88,6 @@ def _error_of(exc: BaseException) -> dict[str, Any]:
     }
 
 
-def _now() -> str:
-    return _dt.datetime.now(_dt.UTC).isoformat()
-
-
 def execute_run(
     layout: ExperimentDir,
     plan: Plan,
@@ -101,7 +97,7 @@ def execute_run(
     runtime_hook: Any = None,
 ) -> RunRecord:
     """Run ``run`` and write its record; never raises for errors of the operation."""
-    started_at, start = _now(), time.perf_counter()
+    started_at, start = utc_now(), time.perf_counter()
     log_path = layout.log(run.run_id)
     error: dict[str, Any] | None = None
     status = Status.SUCCESS
@@ -158,7 +154,7 @@ def execute_run(
         params_fingerprint=run.params_fp,
         seed_fingerprint=plan.seed_fp(run.replicate_index),
         started_at=started_at,
-        finished_at=_now(),
+        finished_at=utc_now(),
         duration_ms=round((time.perf_counter() - start) * 1000),
         metrics=captured["metrics"],
         provenance=_provenance(plan.code_fp, compiled, log_path.relative_to(layout.root)),

@@ -20,6 +20,7 @@ from typing import Any
 from metalab_smk.compile.compiler import compile_experiment
 from metalab_smk.compile.loader import in_definition_mode, stop_definition
 from metalab_smk.core.experiment import Experiment
+from metalab_smk.errors import UsageError
 from metalab_smk.store.layout import ExperimentDir
 from metalab_smk.sweep.batches import (
     choose_chunk_size,
@@ -47,8 +48,8 @@ def _forget(layout: ExperimentDir, run_ids: list[str]) -> None:
 
 
 def _missing_indices(layout: ExperimentDir) -> list[int]:
-    done = set(os.listdir(layout.runs_dir)) if layout.runs_dir.is_dir() else set()
-    return [i for i, rid in enumerate(layout.read_run_ids()) if f"{rid}.json" not in done]
+    done = layout.done_ids()
+    return [i for i, rid in enumerate(layout.read_run_ids()) if rid not in done]
 
 
 class RunHandle:
@@ -112,7 +113,7 @@ class RunHandle:
         """Snakemake failed without any run failing (a workflow error): show its log."""
         if not self.returncode or sweep_status(self.layout, with_errors=False).failed:
             return
-        log = self.layout.meta_dir / "snakemake.log"
+        log = self.layout.snakemake_log
         tail = log.read_text(errors="replace").splitlines()[-15:] if log.is_file() else []
         print(
             f"metalab: snakemake exited with status {self.returncode}; the end of {log}:\n"
@@ -165,9 +166,9 @@ def start(
         if verbose:
             print(f"metalab: all {total} runs of {layout.root.name} are done; nothing to run.")
         return RunHandle(layout, None, None)
-    lock = RunnerLock(layout.meta_dir)
+    lock = RunnerLock(layout)
     try:
-        if recover_stale_lock(layout.root) and verbose:
+        if recover_stale_lock(layout) and verbose:
             print(
                 f"metalab: removed the lock of an interrupted Snakemake run in {layout.root} "
                 "(no snakemake is running there any more)."
@@ -213,7 +214,7 @@ def _launch(
             f"metalab: running {len(missing)} of {total} runs ({len(targets)} Snakemake "
             f"jobs of up to {chunk} runs, {where}) in {layout.root}"
         )
-    return start_detached(command, layout.root, layout.meta_dir / "snakemake.log")
+    return start_detached(command, layout.root, layout.snakemake_log)
 
 
 def run(
@@ -237,7 +238,7 @@ def run(
     layout = compile_experiment(experiment, store)
     if not wait:
         if not resume:
-            raise ValueError("run(wait=False) resumes; use resume=False only with wait=True.")
+            raise UsageError("run(wait=False) resumes; use resume=False only with wait=True.")
         head = submit(layout, executor or LocalExecutor())
         if verbose:
             where = (
