@@ -1,4 +1,4 @@
-"""Canonical JSON, fingerprints and run IDs (DESIGN section 3).
+"""Canonical JSON, fingerprints and run IDs (docs/architecture.md, "Identity rules").
 
 These rules decide which runs count as done, so they must never change by accident;
 the golden values in the tests pin them.

@@ -4,6 +4,7 @@ otherwise)."""
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import os
 import platform
@@ -21,7 +22,7 @@ from metalab_smk.job.capture import Capture, Runtime
 from metalab_smk.job.runlog import RunLog
 from metalab_smk.store.jsonio import atomic_write_json
 from metalab_smk.store.layout import ExperimentDir
-from metalab_smk.store.records import RunRecord, Status
+from metalab_smk.store.records import Provenance, RunRecord, Status
 
 __all__ = ["execute_run"]
 
@@ -69,15 +70,17 @@ def _provenance(code_fp: str, compiled: dict[str, Any], log_path: Path) -> dict[
     extra.update(slurm_facts())
     slurm_job = extra.get("slurm_job_id")
     extra["log"] = str(log_path)
-    return {
-        "code_hash": code_fp,
-        "python_version": platform.python_version(),
-        "metalab_version": __version__,
-        "snakemake_version": _snakemake_version(),
-        "executor_id": "slurm" if slurm_job else "local",
-        "host": os.uname().nodename,
-        "extra": extra,
-    }
+    return dataclasses.asdict(
+        Provenance(
+            code_hash=code_fp,
+            python_version=platform.python_version(),
+            metalab_version=__version__,
+            snakemake_version=_snakemake_version(),
+            executor_id="slurm" if slurm_job else "local",
+            host=os.uname().nodename,
+            extra=extra,
+        )
+    )
 
 
 def _error_of(exc: BaseException) -> dict[str, Any]:

@@ -15,7 +15,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from metalab_smk.compile.compiler import compile_experiment
 from metalab_smk.compile.loader import in_definition_mode, stop_definition
@@ -34,6 +34,9 @@ from metalab_smk.sweep.locks import RunnerLock, live_snakemake_pids, recover_sta
 from metalab_smk.sweep.processes import start_detached
 from metalab_smk.sweep.progress import Progress
 from metalab_smk.sweep.status import SweepStatus, sweep_status
+
+if TYPE_CHECKING:
+    from metalab_smk.results.results import Results
 
 __all__ = ["LocalExecutor", "RunHandle", "reconnect", "run", "start"]
 
@@ -132,7 +135,7 @@ class RunHandle:
     def wait(self, timeout: float | None = None) -> bool:
         return self._done.wait(timeout)
 
-    def result(self, timeout: float | None = None) -> Any:
+    def result(self, timeout: float | None = None) -> Results:
         """Wait for the sweep (up to ``timeout`` s) and return its Results."""
         from metalab_smk.results.results import Results
 
@@ -235,6 +238,11 @@ def run(
     the handle, ``metalab status DIR`` or ``metalab.reconnect(DIR)``."""
     if in_definition_mode():  # imported by `metalab compile` or a job: never a nested sweep
         stop_definition(experiment)
+    if derived_metrics:
+        raise UsageError(
+            "run(derived_metrics=...) is not supported yet; compute them from "
+            "load_results(...) after the sweep."
+        )
     layout = compile_experiment(experiment, store)
     if not wait:
         if not resume:

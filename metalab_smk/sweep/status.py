@@ -17,6 +17,7 @@ from typing import Any
 from metalab_smk.job.runlog import read_header
 from metalab_smk.store.jsonio import read_json
 from metalab_smk.store.layout import ExperimentDir
+from metalab_smk.store.records import Status
 
 __all__ = [
     "ALIVE_STATES",
@@ -213,7 +214,7 @@ def _failed_run(
         state = states.get(job) if job else None
         return FailedRun(
             run_id,
-            "killed",
+            Status.KILLED,
             state or "Killed",
             "the run's process died without writing a record"
             + (f" (SLURM job {job} ended {state})" if state else ""),
