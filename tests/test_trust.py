@@ -157,20 +157,20 @@ def test_a_record_landing_mid_collect_makes_the_summary_stale(layout, monkeypatc
     assert not reduce.summary_is_current(layout)  # ... so it does not count as current
     assert len(load_results(layout.root)) == 4  # and readers rebuild it
     assert reduce.summary_is_current(layout)
-    assert len(pd.read_parquet(layout.summary)) == 4
+    assert len(pd.read_parquet(layout.summary_runs)) == 4
 
 
 def test_a_garbage_or_foreign_summary_is_rebuilt(layout) -> None:
     _write_records(layout, 3)
     reduce.collect(layout.root)
-    layout.summary.write_bytes(b"garbage")
+    layout.summary_runs.write_bytes(b"garbage")
     assert not reduce.summary_is_current(layout)
     assert len(load_results(layout.root)) == 3
     assert reduce.summary_is_current(layout)
-    pd.DataFrame({"run_id": [IDS[0]]}).to_parquet(layout.summary)  # readable, no coverage
+    pd.DataFrame({"run_id": [IDS[0]]}).to_parquet(layout.summary_runs)  # readable, no coverage
     assert not reduce.summary_is_current(layout)
     assert reduce.ensure_summary(layout) is True
-    assert len(pd.read_parquet(layout.summary)) == 3
+    assert len(pd.read_parquet(layout.summary_runs)) == 3
 
 
 def test_summary_coverage_changes_with_a_removed_or_replaced_record(layout) -> None:
@@ -443,7 +443,7 @@ def test_metalab_run_recomputes_damaged_records_and_snakemake_after_verify(tmp_p
     assert "running 3 of 4 runs" in done.stdout
     assert all(read_json(layout.record(rid))["run_id"] == rid for rid in ids)
     assert reduce.summary_is_current(layout)
-    assert sorted(pd.read_parquet(layout.summary)["y"]) == [2, 4, 6, 8]
+    assert sorted(pd.read_parquet(layout.summary_runs)["y"]) == [2, 4, 6, 8]
 
     layout.record(ids[2]).write_bytes(b'{"run_id": "0000000000000000", "status": "success"}')
     done = _cli(tmp_path, "metalab_smk.cli", "status", "--verify", str(layout.root))
@@ -454,7 +454,7 @@ def test_metalab_run_recomputes_damaged_records_and_snakemake_after_verify(tmp_p
     assert done.returncode == 0, done.stderr
     assert read_json(layout.record(ids[2]))["metrics"] == {"y": 6}
     assert reduce.summary_is_current(layout)
-    assert len(pd.read_parquet(layout.summary)) == 4
+    assert len(pd.read_parquet(layout.summary_runs)) == 4
 
 
 def test_status_rebuilds_a_stale_summary_and_a_summary_that_cannot_be_written_is_an_error(
@@ -466,9 +466,9 @@ def test_status_rebuilds_a_stale_summary_and_a_summary_that_cannot_be_written_is
     _write_records(layout, 2)
     assert main(["status", str(layout.root)]) == 0
     assert "2 done" in capsys.readouterr().out and reduce.summary_is_current(layout)
-    layout.summary.write_bytes(b"junk")
+    layout.summary_runs.write_bytes(b"junk")
     assert main(["status", str(layout.root)]) == 0
-    assert len(pd.read_parquet(layout.summary)) == 2
+    assert len(pd.read_parquet(layout.summary_runs)) == 2
     for path in layout.summary_dir.iterdir():
         path.unlink()
     layout.summary_dir.rmdir()

@@ -38,7 +38,7 @@ def _load_frame(layout: ExperimentDir) -> pd.DataFrame:
     cannot be written)."""
     try:
         ensure_summary(layout)
-        return read_frame(layout.summary)
+        return read_frame(layout.summary_runs)
     except (MetalabError, OSError, ValueError):
         return records_frame(layout)[0]
 

@@ -23,7 +23,7 @@ import pyarrow.parquet as pq
 from metalab_smk.errors import SummaryError
 from metalab_smk.results.columns import concat_typed, read_frame, to_table, typed_frame
 from metalab_smk.store.coverage import coverage_snapshot, summary_is_current, write_coverage
-from metalab_smk.store.jsonio import fsync_enabled, read_json
+from metalab_smk.store.jsonio import atomic_write_via, read_json
 from metalab_smk.store.layout import ExperimentDir
 from metalab_smk.store.validate import clean_leftovers, read_valid_record
 
@@ -124,13 +124,13 @@ def _stored_coverage(path: Path) -> dict[str, Any] | None:
 def _previous(layout: ExperimentDir) -> tuple[pd.DataFrame, pd.DataFrame, int] | None:
     """The last summaries and when their records were listed, to reuse rows of records
     unchanged since (None when they are missing, unreadable or of an older format)."""
-    stored = _stored_coverage(layout.summary)
+    stored = _stored_coverage(layout.summary_runs)
     if stored is None or "listed_at_ns" not in stored:
         return None
     try:
         return (
-            read_frame(layout.summary),
-            pd.read_parquet(layout.steps_summary),
+            read_frame(layout.summary_runs),
+            pd.read_parquet(layout.summary_steps),
             int(stored["listed_at_ns"]),
         )
     except (OSError, ValueError, KeyError, pa.ArrowException):
@@ -239,18 +239,7 @@ def records_frame(
 
 
 def _write_parquet(table: pa.Table, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as handle:
-            pq.write_table(table, handle)
-            handle.flush()
-            if fsync_enabled():
-                os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    atomic_write_via(path, lambda tmp: pq.write_table(table, tmp))
 
 
 def collect(
@@ -263,12 +252,12 @@ def collect(
     clean_leftovers(layout)
     runs, steps, state = _records(layout, incremental)
     metadata = {COVERAGE_KEY: json.dumps(state).encode()}
-    _write_parquet(to_table(runs, metadata), layout.summary)
+    _write_parquet(to_table(runs, metadata), layout.summary_runs)
     steps_table = pa.Table.from_pandas(steps, preserve_index=False)
     steps_table = steps_table.replace_schema_metadata(
         {**(steps_table.schema.metadata or {}), **metadata}
     )
-    _write_parquet(steps_table, layout.steps_summary)
+    _write_parquet(steps_table, layout.summary_steps)
     write_coverage(layout, state)
     return runs, steps
 
@@ -286,9 +275,9 @@ def ensure_summary(layout: ExperimentDir) -> bool:
             f"`metalab collect {layout.root}`."
         ) from exc
     try:
-        read_frame(layout.summary)
+        read_frame(layout.summary_runs)
     except (OSError, ValueError, pa.ArrowException) as exc:
-        raise SummaryError(f"the summary {layout.summary} cannot be read back: {exc}") from exc
+        raise SummaryError(f"the summary {layout.summary_runs} cannot be read back: {exc}") from exc
     return True
 
 

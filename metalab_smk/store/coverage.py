@@ -89,7 +89,9 @@ def stored_coverage(layout: ExperimentDir) -> dict[str, Any] | None:
     if not isinstance(stored, dict) or not isinstance(stored.get("summary_id"), str):
         return None
     summary_id = stored["summary_id"]
-    if not (_carries(layout.summary, summary_id) and _carries(layout.steps_summary, summary_id)):
+    if not (
+        _carries(layout.summary_runs, summary_id) and _carries(layout.summary_steps, summary_id)
+    ):
         return None
     return stored
 

@@ -8,13 +8,32 @@ import json
 import math
 import os
 import threading
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
+from metalab_smk.core.values import is_numpy, numpy_to_python
 
-def _fsync_directory(directory: str) -> None:
-    """Make a rename inside ``directory`` durable (no-op where directories cannot be opened)."""
+
+def temp_path(target: str) -> str:
+    """The temporary name a writer of ``target`` uses: ``.{name}.{pid}.{thread}.tmp`` beside
+    it, so concurrent writers never share one and a dead writer's leftover names its pid
+    (a long name is shortened, so the temporary name fits where ``target`` fits)."""
+    directory, name = os.path.split(target)
+    return os.path.join(directory, f".{name[:120]}.{os.getpid()}.{threading.get_ident()}.tmp")
+
+
+def fsync_enabled() -> bool:
+    """Durable writes are the default; ``METALAB_FSYNC=0`` turns fsync off (for scratch
+    filesystems where losing files on a crash does not matter)."""
+    return os.environ.get("METALAB_FSYNC", "1") != "0"
+
+
+def _fsync_path(path: str | os.PathLike[str]) -> None:
+    """fsync a file, or a directory so that a rename inside it is durable (no-op where
+    the filesystem refuses)."""
     try:
-        fd = os.open(directory or ".", os.O_RDONLY)
+        fd = os.open(path, os.O_RDONLY)
     except OSError:
         return
     try:
@@ -25,16 +44,23 @@ def _fsync_directory(directory: str) -> None:
         os.close(fd)
 
 
-def temp_name(name: str) -> str:
-    """The temporary file name ``atomic_write_bytes`` uses for ``name`` in this thread
-    (a long name is shortened, so the temporary name fits where ``name`` fits)."""
-    return f".{name[:120]}.{os.getpid()}.{threading.get_ident()}.tmp"
-
-
-def fsync_enabled() -> bool:
-    """Durable writes are the default; ``METALAB_FSYNC=0`` turns fsync off (for scratch
-    filesystems where losing files on a crash does not matter)."""
-    return os.environ.get("METALAB_FSYNC", "1") != "0"
+def atomic_write_via(path: str | os.PathLike[str], write: Callable[[Path], None]) -> None:
+    """Let ``write`` fill a temporary file beside ``path``, then rename it into place
+    (fsyncing the file before and the directory after, unless ``METALAB_FSYNC=0``)."""
+    target = Path(path)
+    tmp = Path(temp_path(os.fspath(target)))
+    target.parent.mkdir(parents=True, exist_ok=True)
+    durable = fsync_enabled()
+    try:
+        write(tmp)
+        if durable:
+            _fsync_path(tmp)
+        os.replace(tmp, target)
+        if durable:
+            _fsync_path(target.parent)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
 
 
 def atomic_write_bytes(
@@ -42,16 +68,15 @@ def atomic_write_bytes(
 ) -> None:
     """Write ``data`` to ``path`` via a temporary file and rename (same directory).
 
-    The temporary name carries the process and thread, so concurrent writers of the
-    same file never share one; the last rename wins with a complete file. With
-    ``durable`` (the default) the file is fsynced before the rename and the directory
-    after it, so a crash or power loss never leaves an empty or truncated file (None:
-    as ``fsync_enabled()`` says)."""
+    The last rename wins with a complete file; a reader never sees a half-written one.
+    With ``durable`` (default: ``fsync_enabled()``) the file is fsynced before the rename
+    and the directory after it, so a crash or power loss never leaves an empty or
+    truncated file."""
     if durable is None:
         durable = fsync_enabled()
     target = os.fspath(path)
-    directory, name = os.path.split(target)
-    tmp = os.path.join(directory, temp_name(name))
+    directory = os.path.dirname(target)
+    tmp = temp_path(target)
     flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC
     try:
         fd = os.open(tmp, flags, 0o666)
@@ -66,7 +91,7 @@ def atomic_write_bytes(
                 os.fsync(handle.fileno())
         os.replace(tmp, target)
         if durable:
-            _fsync_directory(directory)
+            _fsync_path(directory or ".")
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
@@ -87,8 +112,8 @@ def _strict(value: Any) -> Any:
         return encoded
     if isinstance(value, (list, tuple)):
         return [_strict(v) for v in value]
-    if type(value).__module__ == "numpy" and hasattr(value, "tolist"):
-        return _strict(value.tolist())
+    if is_numpy(value):
+        return _strict(numpy_to_python(value))
     if isinstance(value, (set, frozenset)):
         return _strict(sorted(value, key=repr))
     if isinstance(value, bytes):

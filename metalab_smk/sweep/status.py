@@ -17,6 +17,7 @@ from typing import Any
 from metalab_smk.job.runlog import read_header
 from metalab_smk.store.jsonio import read_json
 from metalab_smk.store.layout import ExperimentDir
+from metalab_smk.store.records import Status
 from metalab_smk.store.runtable import RunTable
 from metalab_smk.store.validate import read_valid_record
 
@@ -96,12 +97,6 @@ def _partial_logs(layout: ExperimentDir) -> set[str]:
     return {n[: -len(suffix)] for n in os.listdir(layout.logs_dir) if n.endswith(suffix)}
 
 
-def _names(directory) -> set[str]:
-    if not directory.is_dir():
-        return set()
-    return {n[:-5] for n in os.listdir(directory) if n.endswith(".json")}
-
-
 def slurm_states(job_ids: set[str]) -> dict[str, str]:
     """SLURM state (``TIMEOUT``, ``OUT_OF_MEMORY``, ...) of each job, from ``sacct``."""
     if not job_ids or shutil.which("sacct") is None:
@@ -135,10 +130,12 @@ def pid_alive(marker: dict[str, Any]) -> bool:
     return True
 
 
-def _verify(layout: ExperimentDir, directory, table: RunTable) -> None:
-    """Validate every record of the run table in ``directory`` (bad ones are quarantined)."""
-    for run_id in table.positions(_names(directory)):
-        read_valid_record(layout, directory / f"{run_id}.json", run_id)
+def _verify(layout: ExperimentDir, table: RunTable) -> None:
+    """Validate every record of the run table (bad ones are quarantined)."""
+    for run_id in table.positions(layout.done_ids()):
+        read_valid_record(layout, layout.record(run_id), run_id)
+    for run_id in table.positions(layout.failed_ids()):
+        read_valid_record(layout, layout.failed_record(run_id), run_id)
 
 
 def sweep_status(
@@ -153,10 +150,9 @@ def sweep_status(
     so their runs count as pending and plain ``snakemake`` recomputes them)."""
     table = RunTable(layout.run_table)
     if verify:
-        _verify(layout, layout.runs_dir, table)
-        _verify(layout, layout.failed_dir, table)
-    done_names = _names(layout.runs_dir)
-    failed_names = _names(layout.failed_dir) - done_names
+        _verify(layout, table)
+    done_names = layout.done_ids()
+    failed_names = layout.failed_ids() - done_names
     done_current = table.positions(done_names)
     failed_current_ids = table.positions(failed_names)
     position = {**failed_current_ids}
@@ -239,7 +235,7 @@ def _failed_run(
         state = states.get(job) if job else None
         return FailedRun(
             run_id,
-            "killed",
+            Status.KILLED,
             state or "Killed",
             "the run's process died without writing a record"
             + (f" (SLURM job {job} ended {state})" if state else ""),
