@@ -52,11 +52,15 @@ def _forget(layout: ExperimentDir, run_ids: list[str]) -> None:
             shutil.rmtree(directory, ignore_errors=True)
 
 
-def _missing_indices(layout: ExperimentDir) -> list[int]:
-    """Indices of runs without a valid success record. Empty records, and records changed
-    since the summary validated them, are checked here (bad ones are quarantined)."""
-    coverage = stored_coverage(layout) or {}
-    done = valid_names(layout, layout.runs_dir, coverage.get("listed_at_ns"))
+def _missing_indices(layout: ExperimentDir, scan: bool = True) -> list[int]:
+    """Indices of runs without a valid success record. With ``scan``, empty records and
+    records changed since the summary validated them are checked (one stat per record;
+    bad ones are quarantined); a collect that just ran did the same, so it passes False."""
+    if scan:
+        coverage = stored_coverage(layout) or {}
+        done = valid_names(layout, layout.runs_dir, coverage.get("listed_at_ns"))
+    else:
+        done = layout.done_ids()
     return [i for i, rid in enumerate(layout.read_run_ids()) if rid not in done]
 
 
@@ -71,6 +75,7 @@ class RunHandle:
         progress: Progress | None = None,
         follow_existing: bool = False,
         lock: RunnerLock | None = None,
+        summary_checked: bool = False,
     ) -> None:
         self.layout = layout
         self.process = process
@@ -79,6 +84,7 @@ class RunHandle:
         self._done = threading.Event()
         self.returncode: int | None = None
         self.summary_error: str | None = None  # set when no complete summary could be left
+        self._summary_checked = summary_checked  # a no-op start has just ensured it
         if process is None and not follow_existing:
             self.returncode = 0
             self._finish()
@@ -110,7 +116,8 @@ class RunHandle:
 
         try:
             try:
-                ensure_summary(self.layout)  # also quarantines bad records that landed
+                if not self._summary_checked:
+                    ensure_summary(self.layout)  # also quarantines bad records that landed
             except MetalabError as exc:
                 self.summary_error = str(exc)
                 print(f"metalab: error: {exc}", file=sys.stderr)
@@ -179,12 +186,14 @@ def start(
     total = layout.count_runs()
     missing: list[int] | None = None
     if resume:
-        ensure_summary(layout)  # validates records it has not seen (bad ones: quarantined)
-        missing = _missing_indices(layout)
+        # a rebuild validates the records it has not seen and stats every one (bad ones
+        # are quarantined); otherwise the missing-runs scan does that stat pass
+        rebuilt = ensure_summary(layout)
+        missing = _missing_indices(layout, scan=not rebuilt)
     if resume and not missing:
         if verbose:
             print(f"metalab: all {total} runs of {layout.root.name} are done; nothing to run.")
-        return RunHandle(layout, None, None)
+        return RunHandle(layout, None, None, summary_checked=True)
     lock = RunnerLock(layout)
     try:
         if recover_stale_lock(layout) and verbose:
