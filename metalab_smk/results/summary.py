@@ -137,6 +137,13 @@ def _previous(layout: ExperimentDir) -> tuple[pd.DataFrame, pd.DataFrame, int] |
         return None
 
 
+def _open_dir(directory: Path) -> int | None:
+    try:
+        return os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError:
+        return None
+
+
 def _build(
     layout: ExperimentDir,
     done: set[str],
@@ -154,40 +161,47 @@ def _build(
     kept: dict[str, int] = {}
     order: dict[str, int] = {}
     rows, steps, bad = [], [], 0
-    for run_id in layout.read_run_ids():
-        name = f"{run_id}.json"
-        if name in done:
-            path, success = layout.runs_dir / name, True
-        elif name in failed:
-            path, success = layout.failed_dir / name, False
-        else:
-            continue
-        try:
-            info = os.stat(path)
-        except FileNotFoundError:
-            continue
-        changed = max(info.st_mtime_ns, info.st_ctime_ns)
-        row = position.get(run_id)
-        if (
-            row is not None
-            and (old_status[row] == "success") == success
-            and info.st_size > 0
-            and changed < listed_at - REUSE_MARGIN_NS
-        ):
-            kept[run_id] = row
-            order[run_id] = len(order)
-            continue
-        key = (str(path), changed, info.st_size)
-        if key not in cache:
-            record = read_valid_record(layout, path, run_id)
-            if record is None:
-                bad += 1
+    fds = {True: _open_dir(layout.runs_dir), False: _open_dir(layout.failed_dir)}
+    try:
+        for run_id in layout.read_run_ids():
+            name = f"{run_id}.json"
+            if name in done:
+                path, success = layout.runs_dir / name, True
+            elif name in failed:
+                path, success = layout.failed_dir / name, False
+            else:
                 continue
-            cache[key] = (record_row(record), list(_steps_rows(layout, record)))
-        row_data, step_rows = cache[key]
-        rows.append(row_data)
-        steps.extend(step_rows)
-        order[run_id] = len(order)
+            try:  # relative to the directory's descriptor: about twice as fast
+                fd = fds[success]
+                info = os.stat(path) if fd is None else os.stat(name, dir_fd=fd)
+            except FileNotFoundError:
+                continue
+            changed = max(info.st_mtime_ns, info.st_ctime_ns)
+            row = position.get(run_id)
+            if (
+                row is not None
+                and (old_status[row] == "success") == success
+                and info.st_size > 0
+                and changed < listed_at - REUSE_MARGIN_NS
+            ):
+                kept[run_id] = row
+                order[run_id] = len(order)
+                continue
+            key = (str(path), changed, info.st_size)
+            if key not in cache:
+                record = read_valid_record(layout, path, run_id)
+                if record is None:
+                    bad += 1
+                    continue
+                cache[key] = (record_row(record), list(_steps_rows(layout, record)))
+            row_data, step_rows = cache[key]
+            rows.append(row_data)
+            steps.extend(step_rows)
+            order[run_id] = len(order)
+    finally:
+        for fd in fds.values():
+            if fd is not None:
+                os.close(fd)
     fresh = typed_frame(
         pd.DataFrame(rows, dtype=object) if rows else pd.DataFrame(columns=list(RESERVED_COLUMNS)),
         is_exact_column,
