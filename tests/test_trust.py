@@ -491,3 +491,13 @@ def test_fsync_is_on_by_default_and_can_be_turned_off(tmp_path, monkeypatch) -> 
     monkeypatch.setenv("METALAB_FSYNC", "0")
     atomic_write_json(tmp_path / "b.json", {"b": 1})
     assert len(calls) == 2 and read_json(tmp_path / "b.json") == {"b": 1}
+
+
+def test_a_bad_record_that_cannot_be_moved_is_skipped_with_a_warning(layout, capsys) -> None:
+    _write_records(layout, 2)
+    layout.record(IDS[0]).write_bytes(b"garbage")
+    layout.quarantine_dir.write_text("not a directory")  # the move fails
+    runs, _ = reduce.collect(layout.root)
+    assert list(runs["run_id"]) == [IDS[1]]
+    assert capsys.readouterr().err.count("could not move it to quarantine") == 1
+    assert layout.record(IDS[0]).exists()

@@ -149,7 +149,7 @@ def _build(
     done: set[str],
     failed: set[str],
     previous: tuple[pd.DataFrame, pd.DataFrame, int] | None,
-    cache: dict[tuple[str, int, int], tuple[dict[str, Any], list[dict[str, Any]]]],
+    cache: dict[tuple[str, int, int], tuple[dict[str, Any], list[dict[str, Any]]] | None],
 ) -> tuple[pd.DataFrame, pd.DataFrame, int]:
     """(runs, steps, number of records quarantined) over the run table."""
     position: dict[str, int] = {}
@@ -190,11 +190,15 @@ def _build(
             key = (str(path), changed, info.st_size)
             if key not in cache:
                 record = read_valid_record(layout, path, run_id)
-                if record is None:
+                if record is None:  # quarantined (or skipped): list again
                     bad += 1
+                    cache[key] = None
                     continue
                 cache[key] = (record_row(record), list(_steps_rows(layout, record)))
-            row_data, step_rows = cache[key]
+            cached = cache[key]
+            if cached is None:
+                continue
+            row_data, step_rows = cached
             rows.append(row_data)
             steps.extend(step_rows)
             order[run_id] = len(order)
@@ -228,7 +232,7 @@ def _records(
     """(runs, steps, coverage) of the valid records on disk; bad ones are quarantined
     and the listing repeated, so the coverage describes the directories as left."""
     previous = _previous(layout) if incremental else None
-    cache: dict[tuple[str, int, int], tuple[dict[str, Any], list[dict[str, Any]]]] = {}
+    cache: dict[tuple[str, int, int], tuple[dict[str, Any], list[dict[str, Any]]] | None] = {}
     for _ in range(10):
         listed_at = time.time_ns()
         state, done, failed = coverage_snapshot(layout)

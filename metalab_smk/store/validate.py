@@ -64,11 +64,18 @@ def check_record(data: bytes, run_id: str, expect_success: bool | None = None) -
 def quarantine(layout: ExperimentDir, path: Path, reason: str) -> Path | None:
     """Move the bad record ``path`` to ``quarantine/`` and print one warning line."""
     target_dir = layout.quarantine_dir / path.parent.name
-    target_dir.mkdir(parents=True, exist_ok=True)
     target = target_dir / f"{path.name}.{time.time_ns()}"
     try:
+        target_dir.mkdir(parents=True, exist_ok=True)
         os.replace(path, target)
     except FileNotFoundError:  # another reader moved it first
+        return None
+    except OSError as exc:  # e.g. a read-only store: skip it, leave it where it is
+        print(
+            f"metalab: warning: {path} is not a valid record ({reason}); skipped it (could "
+            f"not move it to quarantine: {exc}).",
+            file=sys.stderr,
+        )
         return None
     print(
         f"metalab: warning: {path} is not a valid record ({reason}); moved it to "
