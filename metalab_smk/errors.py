@@ -33,3 +33,19 @@ class MissingPathError(MetalabError, FileNotFoundError):
 
 class ExecutorError(MetalabError, ValueError):
     """An executor was configured wrongly."""
+
+
+class ExperimentFileError(MetalabError):
+    """The experiment file fails to import (syntax error, missing module, ...)."""
+
+
+class NotAnExperimentError(MetalabError, FileNotFoundError):
+    """A path given where an experiment directory was expected is something else."""
+
+
+class StoreError(MetalabError, ValueError):
+    """A store (collection root) path cannot hold experiments."""
+
+
+class SweepBusyError(MetalabError, RuntimeError):
+    """Another metalab or snakemake process is already driving the directory."""

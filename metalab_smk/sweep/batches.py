@@ -14,6 +14,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from metalab_smk.errors import ExecutorError
 from metalab_smk.store.jsonio import atomic_write_text, read_json
 from metalab_smk.store.layout import ExperimentDir
 
@@ -42,7 +43,7 @@ def choose_chunk_size(
     at least ``min_chunk`` (a SLURM job costs seconds to start) and at most MAX_AUTO_CHUNK."""
     if chunk_size is not None:
         if chunk_size < 1:
-            raise ValueError(f"chunk_size={chunk_size} must be at least 1.")
+            raise ExecutorError(f"chunk_size={chunk_size} must be at least 1.")
         return chunk_size
     if median_run_seconds is not None and median_run_seconds >= LONG_RUN_SECONDS:
         return 1

@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from metalab_smk.errors import SweepBusyError
 from metalab_smk.sweep.processes import snakemake_env
 
 __all__ = ["RunnerLock", "live_snakemake_pids", "recover_stale_lock"]
@@ -24,7 +25,7 @@ class RunnerLock:
             fcntl.flock(self._handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             self._handle.close()
-            raise RuntimeError(
+            raise SweepBusyError(
                 f"another metalab run is active in {meta_dir.parent}; wait for it to finish "
                 "(`metalab status` shows progress) or cancel it first."
             ) from None
@@ -61,14 +62,14 @@ def live_snakemake_pids(directory: Path) -> list[int]:
 def recover_stale_lock(directory: Path) -> bool:
     """Remove Snakemake's lock when no snakemake runs here (it was killed); True if removed.
 
-    Raises RuntimeError when a snakemake process is still running in ``directory``.
+    Raises SweepBusyError when a snakemake process is still running in ``directory``.
     """
     locks = directory / ".snakemake" / "locks"
     if not locks.is_dir() or not any(locks.iterdir()):
         return False
     pids = live_snakemake_pids(directory)
     if pids:
-        raise RuntimeError(
+        raise SweepBusyError(
             f"snakemake is already running in {directory} (pid {', '.join(map(str, pids))}); "
             "wait for it to finish (`metalab status` shows progress) or stop it first."
         )

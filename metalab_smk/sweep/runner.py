@@ -20,6 +20,7 @@ from typing import Any
 from metalab_smk.compile.compiler import compile_experiment
 from metalab_smk.compile.loader import in_definition_mode, stop_definition
 from metalab_smk.core.experiment import Experiment
+from metalab_smk.errors import ExecutorError
 from metalab_smk.store.layout import ExperimentDir
 from metalab_smk.sweep.batches import (
     choose_chunk_size,
@@ -237,7 +238,7 @@ def run(
     layout = compile_experiment(experiment, store)
     if not wait:
         if not resume:
-            raise ValueError("run(wait=False) resumes; use resume=False only with wait=True.")
+            raise ExecutorError("run(wait=False) resumes; use resume=False only with wait=True.")
         head = submit(layout, executor or LocalExecutor())
         if verbose:
             where = (
