@@ -1,20 +1,18 @@
 """Submit and exit: a detached head process drives Snakemake for a compiled experiment.
 
 ``metalab submit`` (and ``metalab.run(..., wait=False)``) start
-``python -m metalab_smk.sweep.detached DIR`` as its own SLURM job when the sweep runs on SLURM and
+``python -m metalab_smk.sweep.head DIR`` as its own SLURM job when the sweep runs on SLURM and
 ``sbatch`` exists, and as a background process otherwise; ``.metalab/head.json`` says
 where it runs so that ``metalab status`` and ``metalab.reconnect`` can follow it.
 """
 
 from __future__ import annotations
 
-import argparse
 import datetime as _dt
 import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Sequence
 from typing import Any
 
 from metalab_smk.errors import MetalabError
@@ -24,7 +22,6 @@ from metalab_smk.sweep.executors import (
     LocalExecutor,
     ProfileExecutor,
     SlurmExecutor,
-    executor_from_dict,
     executor_to_dict,
 )
 from metalab_smk.sweep.processes import snakemake_env, start_detached
@@ -64,7 +61,7 @@ def submit(
         )
     settings = layout.meta_dir / "executor.json"
     atomic_write_json(settings, executor_to_dict(executor))
-    command = [sys.executable, "-m", "metalab_smk.sweep.detached", str(layout.root)]
+    command = [sys.executable, "-m", "metalab_smk.sweep.head", str(layout.root)]
     now = _dt.datetime.now(_dt.UTC).isoformat()
     if _on_slurm(executor) and not local and shutil.which("sbatch"):
         log = layout.meta_dir / "head-%j.log"
@@ -132,7 +129,7 @@ def head_alive(layout: ExperimentDir) -> bool:
         return False
     try:  # a reused PID: the head's command line names this module
         with open(f"/proc/{head['pid']}/cmdline", "rb") as handle:
-            return b"metalab_smk.sweep.detached" in handle.read()
+            return b"metalab_smk.sweep.head" in handle.read()
     except OSError:
         return True
 
@@ -147,22 +144,3 @@ def _squeue_state(head: dict[str, Any]) -> str | None:
         check=False,
     )
     return done.stdout.strip() or None
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m metalab_smk.sweep.detached")
-    parser.add_argument("directory")
-    args = parser.parse_args(argv)
-    from metalab_smk.sweep.runner import start
-
-    layout = ExperimentDir.at(args.directory)
-    executor = executor_from_dict(read_json(layout.meta_dir / "executor.json"))
-    handle = start(layout, executor, progress=True, verbose=True)
-    handle.wait()
-    status = handle.status
-    print(status.as_text(), flush=True)
-    return 0 if status.is_complete else 1
-
-
-if __name__ == "__main__":
-    sys.exit(main())
