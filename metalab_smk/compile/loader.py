@@ -7,7 +7,6 @@ at top level without a ``__main__`` guard can still be compiled and run by jobs.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import importlib
 import importlib.util
@@ -116,9 +115,7 @@ def describe_import_error(exc: BaseException, path: Path) -> str:
         text = f": `{exc.text.strip()}`" if exc.text and exc.text.strip() else ""
         return f"{where}: {type(exc).__name__}: {exc.msg}{text}"
     folder = str(path.parent) + os.sep
-    frames = [
-        f for f in traceback.extract_tb(exc.__traceback__) if f.filename.startswith(folder)
-    ]
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename.startswith(folder)]
     message = f"{type(exc).__name__}: {exc}"
     if not frames:
         return f"{_shown(path)}: {message}"

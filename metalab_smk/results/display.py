@@ -68,6 +68,7 @@ def _aggregate(frame: pd.DataFrame, params: list[str], metrics: list[str]) -> pd
         stats = ok[metric].agg(["mean", "std", "count"])
         for stat in ("mean", "std", "count"):
             rows[f"{metric}.{stat}"] = stats[stat]
+        rows[f"{metric}.count"] = rows[f"{metric}.count"].fillna(0)
     return rows.reset_index(drop=True)
 
 
@@ -92,6 +93,8 @@ def case_table(frame: pd.DataFrame, width: int = 80, max_rows: int = 20) -> str:
     params = [c for c in frame.columns if c.startswith("param_")]
     metrics = _metric_columns(frame)
     table = _aggregate(frame, params, metrics)
+    fixed = [p for p in params if len(table) > 1 and table[p].map(repr).nunique() == 1]
+    params = [p for p in params if p not in fixed]
     shown = table.head(max_rows)
     header = [p[len("param_") :] for p in params] + ["ok"]
     rows = [
@@ -105,17 +108,21 @@ def case_table(frame: pd.DataFrame, width: int = 80, max_rows: int = 20) -> str:
             _cell(row[f"{metric}.mean"], row[f"{metric}.std"], int(row[f"{metric}.count"]))
             for _, row in shown.iterrows()
         ]
-        candidate = _render([*header, metric], [r + [c] for r, c in zip(rows, cells)], [
-            *numeric,
-            True,
-        ])
+        candidate = _render(
+            [*header, metric],
+            [[*r, c] for r, c in zip(rows, cells, strict=True)],
+            [*numeric, True],
+        )
         if left_out or max(len(line) for line in candidate) > width:
             left_out.append(metric)
             continue
         header.append(metric)
-        rows = [r + [c] for r, c in zip(rows, cells, strict=True)]
+        rows = [[*r, c] for r, c in zip(rows, cells, strict=True)]
         numeric.append(True)
     lines = _render(header, rows, numeric)
+    if fixed:
+        same = ", ".join(f"{p[len('param_') :]}={_value(table[p].iloc[0])}" for p in fixed)
+        lines.insert(0, f"every case has {same if len(same) < 60 else same[:57] + '...'}")
     if len(table) > max_rows:
         lines.append(f"... {len(table) - max_rows} more cases")
     if metrics and len(left_out) < len(metrics):
@@ -126,23 +133,34 @@ def case_table(frame: pd.DataFrame, width: int = 80, max_rows: int = 20) -> str:
     return "\n".join(lines)
 
 
-def next_commands(directory: str | os.PathLike[str]) -> list[str]:
-    """Where the results are and what to run next, as lines."""
+def next_commands(directory: str | os.PathLike[str], width: int = 80) -> list[str]:
+    """Where the results are and what to run next, as lines (comments dropped when a
+    line would not fit in ``width``)."""
     try:
         path = os.path.relpath(directory)
     except ValueError:
         path = str(directory)
     path = path if len(path) < len(str(directory)) else str(directory)
-    return [
-        f"results in {path}/ (summary/runs.parquet; records in runs/, logs in logs/)",
-        "next:",
-        f"  metalab status {path}        # progress, failures grouped by error",
-        f"  metalab results {path} --csv results.csv   # every run as a table",
-        f"  metalab ui {path}            # browse runs in a web page",
+    commands = [
+        (f"metalab status {path}", "failures grouped by error"),
+        (f"metalab results {path}", "--csv FILE exports every run"),
+        (f"metalab ui {path}", "browse the runs"),
     ]
+    pad = max(len(c) for c, _ in commands)
+    lines = [f"results: {path}/  (summary/runs.parquet, runs/, logs/)", "next steps:"]
+    for command, comment in commands:
+        line = f"  {command.ljust(pad)}  # {comment}"
+        lines.append(line if len(line) <= width else f"  {command}")
+    return lines
 
 
-def closing_report(frame: pd.DataFrame, directory: str | os.PathLike[str], total: int) -> str:
+def closing_report(
+    frame: pd.DataFrame,
+    directory: str | os.PathLike[str],
+    total: int,
+    width: int = 80,
+    max_rows: int = 20,
+) -> str:
     """What ``metalab run`` and the quickstart end with: counts, the case table, where the
     results are and the next commands."""
     counts = frame["status"].value_counts().to_dict() if "status" in frame else {}
@@ -151,4 +169,5 @@ def closing_report(frame: pd.DataFrame, directory: str | os.PathLike[str], total
     missing = total - len(frame)
     head = f"{total} runs: {done} done" + (f", {other}" if other else "")
     head += f", {missing} not run" if missing > 0 else ""
-    return "\n".join([head, case_table(frame), "", *next_commands(directory)])
+    table = case_table(frame, width, max_rows)
+    return "\n".join([head, table, "", *next_commands(directory, width)])

@@ -13,6 +13,7 @@ import pandas as pd
 
 from metalab_smk.core.seeds import SeedBundle
 from metalab_smk.errors import MetalabError
+from metalab_smk.results.display import closing_report
 from metalab_smk.results.summary import (
     RESERVED_COLUMNS,
     record_row,
@@ -246,6 +247,13 @@ class Results:
 
     def display(self) -> None:
         print(self.table())
+
+    def report(self, width: int = 80, max_rows: int = 20) -> str:
+        """A terminal summary: counts, one line per param case (params, then metrics as
+        mean ± std over replicates, as many as fit in ``width``), where the results are
+        and the next commands."""
+        total = len(self.layout.read_run_ids()) if self.layout.run_table.is_file() else len(self)
+        return closing_report(self.to_dataframe(), self.layout.root, total, width, max_rows)
 
     def compute_derived(self, fns: dict[str, Callable[[Run], Any]]) -> pd.DataFrame:
         """Evaluate ``fns`` on every run and store them in ``derived/<run_id>.json``."""

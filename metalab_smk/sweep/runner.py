@@ -22,6 +22,7 @@ from metalab_smk.compile.loader import in_definition_mode, stop_definition
 from metalab_smk.core.experiment import Experiment
 from metalab_smk.errors import ExecutorError
 from metalab_smk.store.layout import ExperimentDir
+from metalab_smk.store.locate import shown
 from metalab_smk.sweep.batches import (
     choose_chunk_size,
     clear_batches,
@@ -164,7 +165,10 @@ def start(
     total = len(layout.read_run_ids())
     if resume and not _missing_indices(layout):
         if verbose:
-            print(f"metalab: all {total} runs of {layout.root.name} are done; nothing to run.")
+            print(
+                f"metalab: all {total} runs are done; nothing to run "
+                f"(results: {shown(layout.root)})"
+            )
         return RunHandle(layout, None, None)
     lock = RunnerLock(layout.meta_dir)
     try:
@@ -212,7 +216,7 @@ def _launch(
         where = f"up to {parallel} at once"
         print(
             f"metalab: running {len(missing)} of {total} runs ({len(targets)} Snakemake "
-            f"jobs of up to {chunk} runs, {where}) in {layout.root}"
+            f"jobs of up to {chunk} runs, {where}) in {shown(layout.root)}"
         )
     return start_detached(command, layout.root, layout.meta_dir / "snakemake.log")
 
@@ -235,7 +239,7 @@ def run(
     the handle, ``metalab status DIR`` or ``metalab.reconnect(DIR)``."""
     if in_definition_mode():  # imported by `metalab compile` or a job: never a nested sweep
         stop_definition(experiment)
-    layout = compile_experiment(experiment, store)
+    layout = compile_experiment(experiment, store, verbose=verbose)
     if not wait:
         if not resume:
             raise ExecutorError("run(wait=False) resumes; use resume=False only with wait=True.")
