@@ -31,7 +31,12 @@ from metalab_smk.sweep.batches import (
 )
 from metalab_smk.sweep.detached import head_alive, submit
 from metalab_smk.sweep.executors import LocalExecutor, ProfileExecutor, SlurmExecutor
-from metalab_smk.sweep.locks import RunnerLock, live_snakemake_pids, recover_stale_lock
+from metalab_smk.sweep.locks import (
+    RunnerLock,
+    end_orphaned_snakemake,
+    live_snakemake_pids,
+    recover_stale_lock,
+)
 from metalab_smk.sweep.processes import start_detached
 from metalab_smk.sweep.progress import Progress
 from metalab_smk.sweep.status import SweepStatus, sweep_status
@@ -159,8 +164,13 @@ def start(
     progress: bool | None = None,
     on_event: Callable[[dict[str, Any]], None] | None = None,
     verbose: bool = True,
+    tie_to_parent: bool = False,
 ) -> RunHandle:
-    """Run what is missing in a compiled experiment directory."""
+    """Run what is missing in a compiled experiment directory.
+
+    ``tie_to_parent`` makes Snakemake end when this process dies (the head of a
+    submitted sweep). Snakemake left running by a metalab process that was killed is
+    ended first (SIGTERM, then SIGKILL after a minute)."""
     executor = executor or LocalExecutor()
     total = len(layout.read_run_ids())
     if resume and not _missing_indices(layout):
@@ -172,6 +182,12 @@ def start(
         return RunHandle(layout, None, None)
     lock = RunnerLock(layout.meta_dir)
     try:
+        ended = end_orphaned_snakemake(layout.root)
+        if ended and verbose:
+            print(
+                f"metalab: ended the Snakemake (pid {', '.join(map(str, ended))}) that a "
+                "killed metalab run left in this directory."
+            )
         if recover_stale_lock(layout.root) and verbose:
             print(
                 f"metalab: removed the lock of an interrupted Snakemake run in {layout.root} "
@@ -179,7 +195,7 @@ def start(
             )
         if not resume:
             _forget(layout, layout.read_run_ids())
-        process = _launch(layout, executor, _missing_indices(layout), total, verbose)
+        process = _launch(layout, executor, _missing_indices(layout), total, verbose, tie_to_parent)
     except BaseException:
         lock.release()
         raise
@@ -193,6 +209,7 @@ def _launch(
     missing: list[int],
     total: int,
     verbose: bool,
+    tie_to_parent: bool = False,
 ) -> subprocess.Popen[bytes]:
     """Write the batches of ``missing`` runs and start Snakemake on them."""
     clear_batches(layout)
@@ -218,7 +235,9 @@ def _launch(
             f"metalab: running {len(missing)} of {total} runs ({len(targets)} Snakemake "
             f"jobs of up to {chunk} runs, {where}) in {shown(layout.root)}"
         )
-    return start_detached(command, layout.root, layout.meta_dir / "snakemake.log")
+    return start_detached(
+        command, layout.root, layout.meta_dir / "snakemake.log", tie_to_parent=tie_to_parent
+    )
 
 
 def run(

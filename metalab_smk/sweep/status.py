@@ -127,9 +127,9 @@ class SweepStatus:
             for run in runs[:examples]:
                 state = f" (SLURM {run.slurm_state})" if run.slurm_state else ""
                 lines.append(_clip(f"    e.g. {run.run_id}{state}  {_params_text(run.params)}"))
-                lines.append(_clip(f"         log: {_short(run.log)}"))
+                lines.append(f"         log: {_short(run.log)}")
                 if run.slurm_log:
-                    lines.append(_clip(f"         SLURM log: {_short(run.slurm_log)}"))
+                    lines.append(f"         SLURM log: {_short(run.slurm_log)}")
             if len(runs) > examples:
                 lines.append(f"    ... and {len(runs) - examples} more")
         if len(groups) > max_groups:
