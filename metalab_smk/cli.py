@@ -46,8 +46,10 @@ def _cmd_compile(args: argparse.Namespace) -> int:
     n_runs = len(layout.read_run_ids())
     print(f"compiled {experiment.experiment_id!r}: {n_runs} runs in {shown(layout.root)}")
     print("run it, packing short runs into few jobs (fast):")
-    print(f"  metalab run {args.file}       # here, on all cores")
-    print(f"  metalab submit {args.file} --profile DIR   # detached, e.g. on SLURM")
+    commands = [f"metalab run {args.file}", f"metalab submit {args.file} --profile DIR"]
+    pad = max(map(len, commands))
+    print(f"  {commands[0].ljust(pad)}  # here, on all cores")
+    print(f"  {commands[1].ljust(pad)}  # detached, e.g. on SLURM")
     print("or with plain Snakemake (one job per run: slow for many short runs):")
     print(f"  {snakemake_command(layout)}")
     return 0

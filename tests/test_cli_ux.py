@@ -295,9 +295,10 @@ def test_plan_counts_and_explains_reuse_and_reruns(tmp_path, monkeypatch, capsys
         "warning: code outside the operation changed since the last compile (exp.py, "
         "localmod.py) but the run IDs did not: results are reused; bump the version or set "
         "@metalab.operation(code_version=...) to recompute."
-    ) in out
+    ) in " ".join(out.split())
+    assert all(len(line) <= 80 for line in out.splitlines())
     code, out, err = _cli(capsys, "compile", "exp.py")  # run/compile warn too, once
-    assert "metalab: warning: code outside the operation changed" in err
+    assert "metalab: warning: code outside the operation changed" in " ".join(err.split())
     assert "warning" not in _cli(capsys, "plan", "exp.py")[1]
 
     # identity parts change: named, with a short diff
@@ -413,3 +414,14 @@ def test_readme_setup_in_a_fresh_venv_runs_the_quickstart(tmp_path):
         ["git", "status", "--porcelain"], cwd=clone, capture_output=True, text=True
     )
     assert git_status.stdout == ""  # generated folders are ignored
+
+
+def test_slurm_tests_skip_without_the_executor_plugin(monkeypatch):
+    import importlib.util
+
+    monkeypatch.syspath_prepend(str(REPO / "tests"))
+    import test_slurm
+
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
+    reason = test_slurm._cluster_ready()
+    assert reason is not None and "SLURM executor plugin is not installed" in reason

@@ -12,6 +12,7 @@ import os
 import shlex
 import subprocess
 import sys
+import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -158,6 +159,13 @@ def describe(experiment: Experiment, plan: Plan, layout: ExperimentDir) -> dict[
     }
 
 
+def _any_done(layout: ExperimentDir, run_ids: list[str]) -> bool:
+    """Whether a success record exists for one of ``run_ids`` (they would be reused)."""
+    if not layout.runs_dir.is_dir():
+        return False
+    return bool({f"{r}.json" for r in run_ids} & set(os.listdir(layout.runs_dir)))
+
+
 def compile_experiment(
     experiment: Experiment, store: str | os.PathLike[str] | None = None, verbose: bool = True
 ) -> ExperimentDir:
@@ -172,8 +180,9 @@ def compile_experiment(
     description = describe(experiment, plan, layout)
     previous = read_json(layout.compiled) if layout.compiled.is_file() else {}
     warning = reuse_warning(previous, description)
-    if warning and verbose:
-        print(f"metalab: warning: {warning}", file=sys.stderr)
+    if warning and verbose and _any_done(layout, run_ids):
+        text = textwrap.fill(f"metalab: warning: {warning}", 80, subsequent_indent="  ")
+        print(text, file=sys.stderr)
     layout.root.mkdir(parents=True, exist_ok=True)
     _snapshot(layout, description["source"])
     _write_if_changed(layout.run_table, "".join(f"{rid}\n" for rid in run_ids).encode())

@@ -8,6 +8,7 @@ description).
 from __future__ import annotations
 
 import os
+import textwrap
 from dataclasses import dataclass, field
 
 from metalab_smk.compile.compiler import describe
@@ -70,7 +71,7 @@ class DryRun:
         else:
             lines.append("run IDs are the same as at the last compile.")
         if self.warning:
-            lines.append(f"warning: {self.warning}")
+            lines.append(textwrap.fill(f"warning: {self.warning}", 80, subsequent_indent="  "))
         return "\n".join(lines)
 
 
@@ -103,5 +104,5 @@ def dry_run(experiment: Experiment, store: str | os.PathLike[str] | None = None)
         compiled_before=bool(previous),
         other_versions=others,
         changes=identity_changes(previous, description) if previous else [],
-        warning=reuse_warning(previous, description),
+        warning=reuse_warning(previous, description) if current & done else None,
     )

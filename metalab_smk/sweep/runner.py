@@ -230,10 +230,9 @@ def _launch(
         "host",
     ]
     if verbose:
-        where = f"up to {parallel} at once"
         print(
-            f"metalab: running {len(missing)} of {total} runs ({len(targets)} Snakemake "
-            f"jobs of up to {chunk} runs, {where}) in {shown(layout.root)}"
+            f"metalab: running {len(missing)} of {total} runs in {shown(layout.root)}: "
+            f"{len(targets)} Snakemake jobs of up to {chunk} runs, {parallel} at once"
         )
     return start_detached(
         command, layout.root, layout.meta_dir / "snakemake.log", tie_to_parent=tie_to_parent
