@@ -103,9 +103,10 @@ def _cmd_submit(args: argparse.Namespace) -> int:
         else f"in the background (pid {head['pid']})"
     )
     print(
-        f"submitted {experiment.experiment_id!r} ({len(layout.read_run_ids())} runs): the "
-        f"Snakemake head runs {where}; its log: {head['log']}"
+        f"submitted {experiment.experiment_id!r} ({len(layout.read_run_ids())} runs); the "
+        f"Snakemake head runs {where}"
     )
+    print(f"its log: {shown(head['log'])}")
     print(f"follow it with:  metalab status {shown(layout.root)}")
     return 0
 
