@@ -118,7 +118,7 @@ def _cmd_status(args: argparse.Namespace) -> int:
 
     layout = _locate(args)
     print(sweep_status(layout).as_text(every_run=args.all))
-    head = layout.meta_dir / "head.json"
+    head = layout.head_file
     if head.is_file():
         state = "running" if head_alive(layout) else "finished"
         print(f"submitted head process: {state} (log: {read_json(head)['log']})")

@@ -22,7 +22,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     layout = ExperimentDir.at(args.directory)
-    executor = executor_from_dict(read_json(layout.meta_dir / "executor.json"))
+    executor = executor_from_dict(read_json(layout.executor_file))
     # Snakemake ends with this process: a scancel or time limit of the head job ends the
     # sweep instead of leaving an orphan that the next head would collide with.
     handle = start(layout, executor, progress=True, verbose=True, tie_to_parent=True)

@@ -15,12 +15,12 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from metalab_smk.compile.compiler import compile_experiment
 from metalab_smk.compile.loader import in_definition_mode, stop_definition
 from metalab_smk.core.experiment import Experiment
-from metalab_smk.errors import ExecutorError
+from metalab_smk.errors import UsageError
 from metalab_smk.store.layout import ExperimentDir
 from metalab_smk.store.locate import shown
 from metalab_smk.sweep.batches import (
@@ -41,6 +41,9 @@ from metalab_smk.sweep.processes import start_detached
 from metalab_smk.sweep.progress import Progress
 from metalab_smk.sweep.status import SweepStatus, sweep_status
 
+if TYPE_CHECKING:
+    from metalab_smk.results.results import Results
+
 __all__ = ["LocalExecutor", "RunHandle", "reconnect", "run", "start"]
 
 
@@ -54,8 +57,8 @@ def _forget(layout: ExperimentDir, run_ids: list[str]) -> None:
 
 
 def _missing_indices(layout: ExperimentDir) -> list[int]:
-    done = set(os.listdir(layout.runs_dir)) if layout.runs_dir.is_dir() else set()
-    return [i for i, rid in enumerate(layout.read_run_ids()) if f"{rid}.json" not in done]
+    done = layout.done_ids()
+    return [i for i, rid in enumerate(layout.read_run_ids()) if rid not in done]
 
 
 class RunHandle:
@@ -119,7 +122,7 @@ class RunHandle:
         """Snakemake failed without any run failing (a workflow error): show its log."""
         if not self.returncode or sweep_status(self.layout, with_errors=False).failed:
             return
-        log = self.layout.meta_dir / "snakemake.log"
+        log = self.layout.snakemake_log
         tail = log.read_text(errors="replace").splitlines()[-15:] if log.is_file() else []
         print(
             f"metalab: snakemake exited with status {self.returncode}; the end of {log}:\n"
@@ -138,7 +141,7 @@ class RunHandle:
     def wait(self, timeout: float | None = None) -> bool:
         return self._done.wait(timeout)
 
-    def result(self, timeout: float | None = None) -> Any:
+    def result(self, timeout: float | None = None) -> Results:
         """Wait for the sweep (up to ``timeout`` s) and return its Results."""
         from metalab_smk.results.results import Results
 
@@ -180,7 +183,7 @@ def start(
                 f"(results: {shown(layout.root)})"
             )
         return RunHandle(layout, None, None)
-    lock = RunnerLock(layout.meta_dir)
+    lock = RunnerLock(layout)
     try:
         ended = end_orphaned_snakemake(layout.root)
         if ended and verbose:
@@ -188,7 +191,7 @@ def start(
                 f"metalab: ended the Snakemake (pid {', '.join(map(str, ended))}) that a "
                 "killed metalab run left in this directory."
             )
-        if recover_stale_lock(layout.root) and verbose:
+        if recover_stale_lock(layout) and verbose:
             print(
                 f"metalab: removed the lock of an interrupted Snakemake run in {layout.root} "
                 "(no snakemake is running there any more)."
@@ -234,9 +237,7 @@ def _launch(
             f"metalab: running {len(missing)} of {total} runs in {shown(layout.root)}: "
             f"{len(targets)} Snakemake jobs of up to {chunk} runs, {parallel} at once"
         )
-    return start_detached(
-        command, layout.root, layout.meta_dir / "snakemake.log", tie_to_parent=tie_to_parent
-    )
+    return start_detached(command, layout.root, layout.snakemake_log, tie_to_parent=tie_to_parent)
 
 
 def run(
@@ -257,10 +258,15 @@ def run(
     the handle, ``metalab status DIR`` or ``metalab.reconnect(DIR)``."""
     if in_definition_mode():  # imported by `metalab compile` or a job: never a nested sweep
         stop_definition(experiment)
+    if derived_metrics:
+        raise UsageError(
+            "run(derived_metrics=...) is not supported yet; compute them from "
+            "load_results(...) after the sweep."
+        )
     layout = compile_experiment(experiment, store, verbose=verbose)
     if not wait:
         if not resume:
-            raise ExecutorError("run(wait=False) resumes; use resume=False only with wait=True.")
+            raise UsageError("run(wait=False) resumes; use resume=False only with wait=True.")
         head = submit(layout, executor or LocalExecutor())
         if verbose:
             where = (
