@@ -162,9 +162,7 @@ def describe(experiment: Experiment, plan: Plan, layout: ExperimentDir) -> dict[
 
 def _any_done(layout: ExperimentDir, run_ids: list[str]) -> bool:
     """Whether a success record exists for one of ``run_ids`` (they would be reused)."""
-    if not layout.runs_dir.is_dir():
-        return False
-    return bool({f"{r}.json" for r in run_ids} & set(os.listdir(layout.runs_dir)))
+    return not layout.done_ids().isdisjoint(run_ids)
 
 
 def compile_experiment(

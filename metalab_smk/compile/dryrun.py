@@ -23,12 +23,6 @@ from metalab_smk.store.locate import check_store, shown
 __all__ = ["DryRun", "dry_run"]
 
 
-def _record_names(directory) -> set[str]:
-    if not directory.is_dir():
-        return set()
-    return {n[:-5] for n in os.listdir(directory) if n.endswith(".json")}
-
-
 @dataclass
 class DryRun:
     """Counts of a planned sweep against its directory, and what changed since the last
@@ -84,8 +78,8 @@ def dry_run(experiment: Experiment, store: str | os.PathLike[str] | None = None)
     plan = Plan(experiment)
     run_ids = plan.run_table()
     current = set(run_ids)
-    done = _record_names(layout.runs_dir)
-    failed = _record_names(layout.failed_dir) - done
+    done = layout.done_ids()
+    failed = layout.failed_ids() - done
     previous = read_json(layout.compiled) if layout.compiled.is_file() else {}
     description = describe(experiment, plan, layout)
     others = [
