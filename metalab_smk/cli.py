@@ -113,6 +113,7 @@ def _cmd_submit(args: argparse.Namespace) -> int:
 
 def _cmd_status(args: argparse.Namespace) -> int:
     from metalab_smk.store.jsonio import read_json
+    from metalab_smk.store.locate import shown
     from metalab_smk.sweep.detached import head_alive
     from metalab_smk.sweep.status import sweep_status
 
@@ -121,7 +122,7 @@ def _cmd_status(args: argparse.Namespace) -> int:
     head = layout.head_file
     if head.is_file():
         state = "running" if head_alive(layout) else "finished"
-        print(f"submitted head process: {state} (log: {read_json(head)['log']})")
+        print(f"submitted head process: {state} (log: {shown(read_json(head)['log'])})")
     return 0
 
 
