@@ -771,7 +771,7 @@ def test_metalab_run_script_resumes_and_reruns_without_resume(tmp_path: Path) ->
     first = _ok(_script(tmp_path, script))
     assert "RESULTS 4 ['success', 'success', 'success', 'success']" in first.stdout
     assert "DOUBLES [2, 2, 4, 4]" in first.stdout
-    started = r"metalab: running 4 of 4 runs in S/scripted\+2: 2 Snakemake jobs\b.*, 2 at once"
+    started = r"metalab: running 4 of 4 runs in S/scripted\+2\n  \(2 Snakemake jobs\b.*, 2 at once"
     assert re.search(started, first.stdout)
     assert len(_command_lines(snakemake_log)) == 1
     records = _mtimes(layout.runs_dir)

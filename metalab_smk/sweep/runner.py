@@ -234,8 +234,8 @@ def _launch(
     ]
     if verbose:
         print(
-            f"metalab: running {len(missing)} of {total} runs in {shown(layout.root)}: "
-            f"{len(targets)} Snakemake jobs of up to {chunk} runs, {parallel} at once"
+            f"metalab: running {len(missing)} of {total} runs in {shown(layout.root)}\n"
+            f"  ({len(targets)} Snakemake jobs of up to {chunk} runs, {parallel} at once)"
         )
     return start_detached(command, layout.root, layout.snakemake_log, tie_to_parent=tie_to_parent)
 
