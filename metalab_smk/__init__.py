@@ -3,6 +3,9 @@
 Users import it as ``metalab`` (``import metalab``); this package holds the implementation.
 """
 
+import sys
+
+from metalab_smk import _aliases
 from metalab_smk.core.context import DirPath, FilePath, Fingerprintable, context_spec
 from metalab_smk.core.experiment import Experiment
 from metalab_smk.core.filehash import dir_hash, file_hash
@@ -38,6 +41,8 @@ from metalab_smk.errors import (
 )
 
 __version__ = "0.1.0"
+
+_aliases.install(sys.modules[__name__])  # upstream module paths: metalab.types, ...
 
 # Names whose modules import pandas or start processes load on first use, so a job's
 # worker (which imports this package) starts fast.

@@ -6,9 +6,11 @@ import enum
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["SCHEMA_VERSION", "ArtifactDescriptor", "Provenance", "RunRecord", "Status"]
+__all__ = ["SCHEMA_VERSION", "ArtifactDescriptor", "Metric", "Provenance", "RunRecord", "Status"]
 
 SCHEMA_VERSION = 1
+
+Metric = float | int | str | bool  # a scalar metric value (upstream's metalab.types.Metric)
 
 
 class Status(enum.StrEnum):
