@@ -33,6 +33,10 @@ class ArtifactDescriptor:
     size_bytes: int | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
 
+    def __getitem__(self, key: str) -> Any:
+        """Dict-style access (``descriptor["name"]``) as in earlier metalab-smk versions."""
+        return getattr(self, key)
+
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ArtifactDescriptor:
         known = {k: data[k] for k in cls.__dataclass_fields__ if k in data}
