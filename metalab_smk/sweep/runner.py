@@ -374,7 +374,9 @@ def reconnect(
     ``metalab submit`` or plain ``snakemake``); ``progress`` and ``on_event`` as in ``run``."""
     from metalab_smk.compile.reader import CompiledExperiment
 
-    layout = ExperimentDir.at(getattr(directory, "root", directory))
+    if not isinstance(directory, (str, os.PathLike)):  # a FileStore
+        directory = directory.root
+    layout = ExperimentDir.at(directory)
     CompiledExperiment.read(layout)  # clear error when it is not an experiment directory
     display = _tracker(progress, False, layout.root.name)
     return RunHandle(
