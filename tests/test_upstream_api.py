@@ -391,3 +391,50 @@ def test_executors_map_to_local_cores_and_slurm_setup_lines() -> None:
     assert "slurm_extra='--qos=short --exclusive'" in args
     with pytest.raises(metalab.MetalabError, match="executor='threads' is not supported"):
         as_executor("threads")
+
+
+# SLURM: setup lines run in every job -------------------------------------------------------
+def _slurm_missing() -> str | None:
+    import shutil
+
+    if shutil.which("sinfo") is None or shutil.which("sbatch") is None:
+        return "no SLURM client tools; start a cluster with scripts/local-slurm-start.sh"
+    done = subprocess.run(["sinfo", "-h", "-o", "%a"], capture_output=True, text=True)
+    if done.returncode != 0 or "up" not in done.stdout:
+        return "no SLURM cluster answers sinfo; start one with scripts/local-slurm-start.sh"
+    return None
+
+
+SLURM_SCRIPT = """\
+    import os
+    import metalab
+
+    @metalab.operation
+    def op(params, capture):
+        capture.metric("mark", os.environ.get("METALAB_SETUP_MARK", "unset"))
+        capture.metric("sbatch", os.environ.get("SLURM_DISTRIBUTION", "unset"))
+
+    exp = metalab.Experiment(name="setup_lines", version="1", context={}, operation=op,
+        params=metalab.grid(x=[1, 2, 3, 4]), seeds=metalab.seeds(base=1))
+
+    if __name__ == "__main__":
+        config = metalab.SlurmConfig(partition="debug", time="00:05:00", memory="500M",
+            setup=["export METALAB_SETUP_MARK=from-setup"], extra_sbatch={"distribution": "cyclic"},
+            chunk_size=2, status_interval=1)
+        results = metalab.run(exp, executor=metalab.SlurmExecutor(config)).result()
+        print("MARKS", sorted(r.metrics["mark"] for r in results))
+        print("SBATCH", sorted({r.metrics["sbatch"] for r in results}))
+        print("JOBS", sorted({r.record.provenance["extra"]["slurm_job_id"] for r in results}))
+"""
+
+
+@pytest.mark.slurm
+@pytest.mark.skipif(_slurm_missing() is not None, reason=_slurm_missing() or "")
+def test_slurm_config_setup_lines_and_extra_sbatch_reach_every_job(tmp_path: Path) -> None:
+    script = tmp_path / "setup_lines.py"
+    script.write_text(textwrap.dedent(SLURM_SCRIPT))
+    done = _python(tmp_path, str(script))
+    assert "MARKS ['from-setup', 'from-setup', 'from-setup', 'from-setup']" in done.stdout
+    assert "SBATCH ['cyclic']" in done.stdout  # sbatch --distribution=cyclic
+    jobs = json.loads(done.stdout.split("JOBS ", 1)[1].splitlines()[0].replace("'", '"'))
+    assert len(jobs) == 2  # chunk_size=2
