@@ -36,14 +36,31 @@ UPSTREAM_MODULES = {
     "metalab.runtime": "metalab_smk.job.capture",
     "metalab.store.file": "metalab_smk.store.filestore",
     "metalab.store.records": "metalab_smk.store.records",
+    # upstream submodules whose contents live in one module here
+    "metalab.seeds.bundle": "metalab_smk.core.seeds",
+    "metalab.seeds.plan": "metalab_smk.core.seeds",
+    "metalab.context.spec": "metalab_smk.core.context",
+    "metalab.capture.capture": "metalab_smk.job.capture",
+    "metalab.progress.base": "metalab_smk.sweep.progress",
+    "metalab.executor.thread": "metalab_smk.sweep.executors",
+    "metalab.executor.process": "metalab_smk.sweep.executors",
+    "metalab.executor.slurm": "metalab_smk.sweep.executors",
+    "metalab.executor.handle": "metalab_smk.sweep.runner",
 }
 
 _PREFIX = "metalab."
 
 
 def target_of(fullname: str) -> str:
-    """The real module behind ``metalab.<x>`` (``metalab_smk.<x>`` unless mapped)."""
-    return UPSTREAM_MODULES.get(fullname) or "metalab_smk." + fullname[len(_PREFIX) :]
+    """The real module behind ``metalab.<x>``: the mapping of its longest mapped prefix
+    (``metalab.params.grid`` -> ``metalab_smk.core.params.grid``), else ``metalab_smk.<x>``."""
+    head, tail = fullname, ""
+    while head != "metalab":
+        if head in UPSTREAM_MODULES:
+            return UPSTREAM_MODULES[head] + tail
+        head, _, last = head.rpartition(".")
+        tail = f".{last}{tail}"
+    return "metalab_smk" + tail
 
 
 class _AliasLoader:
@@ -73,6 +90,10 @@ class _AliasFinder:
             if error.name and target.startswith(error.name):
                 return None  # no such module: the ordinary "No module named ..." error
             raise
+        if not hasattr(module, "__path__"):  # a plain module standing for an upstream package
+            for child, child_target in UPSTREAM_MODULES.items():
+                if child.rpartition(".")[0] == fullname and child not in sys.modules:
+                    sys.modules[child] = importlib.import_module(child_target)
         return ModuleSpec(fullname, _AliasLoader(module))
 
 

@@ -151,6 +151,9 @@ from metalab.operation import OperationWrapper, operation
 from metalab.progress import Progress
 from metalab.executor import ThreadExecutor, ProcessExecutor, SlurmExecutor
 from metalab.derived import get_func_ref
+from metalab.seeds.bundle import SeedBundle as SeedBundle2
+from metalab.params.grid import GridSource
+from metalab.executor.slurm import SlurmConfig
 import metalab.seeds
 
 assert callable(metalab.seeds) and not isinstance(metalab.seeds, types.ModuleType)
@@ -164,6 +167,8 @@ def op(params, capture):
 assert isinstance(op, OperationWrapper) and op.name == "op"
 assert FileStoreConfig2 is FileStoreConfig is metalab.FileStoreConfig
 assert Results is metalab.Results and Status is metalab.Status and SeedBundle is metalab.SeedBundle
+assert SeedBundle2 is SeedBundle and GridSource is metalab.GridSource
+assert SlurmConfig is metalab.SlurmConfig
 for alias, target in [
     ("metalab.types", "metalab_smk.store.records"),
     ("metalab.result", "metalab_smk.results.results"),
@@ -438,3 +443,52 @@ def test_slurm_config_setup_lines_and_extra_sbatch_reach_every_job(tmp_path: Pat
     assert "SBATCH ['cyclic']" in done.stdout  # sbatch --distribution=cyclic
     jobs = json.loads(done.stdout.split("JOBS ", 1)[1].splitlines()[0].replace("'", '"'))
     assert len(jobs) == 2  # chunk_size=2
+
+
+RETRY_SCRIPT = """\
+    import json
+    import os
+    import sys
+
+    import metalab
+    from metalab.events import EventKind
+
+
+    @metalab.operation
+    def op(params, capture):
+        if params["x"] == 2 and os.path.exists("fail-marker"):
+            raise RuntimeError("marked to fail")
+        capture.metric("y", params["x"])
+
+
+    exp = metalab.Experiment(name="retry", version="1", context={}, operation=op,
+        params=metalab.grid(x=[1, 2, 3]), seeds=metalab.seeds(base=1))
+
+    if __name__ == "__main__":
+        events = []
+        handle = metalab.run(exp, store="runs", progress=False, on_event=events.append)
+        handle.result()
+        print("EVENTS " + json.dumps([[str(e.kind), e.run_id] for e in events
+                                      if e.kind != EventKind.PROGRESS]))
+"""
+
+
+def test_a_retried_failed_run_gets_fresh_events(tmp_path: Path) -> None:
+    script = tmp_path / "retry.py"
+    script.write_text(textwrap.dedent(RETRY_SCRIPT))
+    (tmp_path / "fail-marker").write_text("")
+
+    def events() -> list[list[str]]:
+        done = _python(tmp_path, str(script))
+        return json.loads(done.stdout.split("EVENTS ", 1)[1].splitlines()[0])
+
+    first = events()
+    failed = [rid for kind, rid in first if kind == "run_failed"]
+    assert len(failed) == 1 and [k for k, _ in first].count("run_finished") == 2
+    (tmp_path / "fail-marker").unlink()
+    second = events()  # the old failed record is not news: only the retry's outcome is
+    assert [k for k, rid in second if rid == failed[0]] in (
+        ["run_finished"],
+        ["run_started", "run_finished"],
+    )
+    assert [k for k, _ in second].count("run_skipped") == 2 and second[-1][0] == "finished"

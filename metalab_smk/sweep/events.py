@@ -9,6 +9,7 @@ sweep goes on.
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import os
 import sys
@@ -133,8 +134,36 @@ class EventWatcher:
         self.finished = 0
         self.failed = 0
         self._last: tuple[int, int, int] | None = None
+        # files left by earlier invocations (a failed record, a killed run's partial log)
+        # are not news: only a newer version of them is
+        self._old_failed = self._mtimes(self.layout.failed_record, ".json", layout.failed_dir)
+        self._old_partial = self._mtimes(
+            self.layout.partial_log, "_run.log.partial", layout.logs_dir
+        )
         for run_id in self.skipped:
             emit_event(callback, Event.run_skipped(run_id))
+
+    def _mtimes(
+        self, path_of: Callable[[str], os.PathLike[str]], suffix: str, directory: os.PathLike[str]
+    ) -> dict[str, int]:
+        found = {}
+        for run_id in _names(directory, suffix) & self.pending:
+            with contextlib.suppress(OSError):
+                found[run_id] = os.stat(path_of(run_id)).st_mtime_ns
+        return found
+
+    def _new(self, names: set[str], old: dict[str, int], path_of: Callable[[str], Any]) -> set[str]:
+        fresh = set()
+        for run_id in names:
+            if run_id in old:
+                try:
+                    if os.stat(path_of(run_id)).st_mtime_ns == old[run_id]:
+                        continue
+                except OSError:
+                    continue
+                del old[run_id]
+            fresh.add(run_id)
+        return fresh
 
     def poll(self) -> None:
         """Emit the events of everything that happened since the last poll."""
@@ -142,7 +171,9 @@ class EventWatcher:
             return
         done = _names(self.layout.runs_dir, ".json") & self.pending
         failed = (_names(self.layout.failed_dir, ".json") & self.pending) - done
+        failed = self._new(failed, self._old_failed, self.layout.failed_record)
         partial = _names(self.layout.logs_dir, "_run.log.partial") & self.pending
+        partial = self._new(partial, self._old_partial, self.layout.partial_log)
         for run_id in sorted(partial - self.started - done - failed):
             self.started.add(run_id)
             emit_event(self.callback, Event.run_started(run_id))
