@@ -1,7 +1,9 @@
-"""Stores: the experiment directory layout, records and JSON I/O.
+"""The files of an experiment directory: paths, strict JSON and atomic writes, records.
 
-``FileStore``, ``FileStoreConfig`` and ``export_store`` load on first use (upstream's
-``from metalab.store import FileStore``)."""
+See docs/architecture.md for the layers and what each may import. ``FileStore``,
+``FileStoreConfig`` and ``export_store`` load on first use (upstream's ``from
+metalab.store import FileStore``).
+"""
 
 _LAZY = {
     "FileStore": "metalab_smk.store.filestore",

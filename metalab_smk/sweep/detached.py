@@ -15,6 +15,7 @@ import subprocess
 import sys
 from typing import Any
 
+from metalab_smk.core.values import utc_now
 from metalab_smk.errors import MetalabError
 from metalab_smk.store.jsonio import atomic_write_json, read_json
 from metalab_smk.store.layout import ExperimentDir
@@ -33,7 +34,7 @@ Executor = LocalExecutor | SlurmExecutor | ProfileExecutor
 
 
 def _head_file(layout: ExperimentDir):
-    return layout.meta_dir / "head.json"
+    return layout.head_file
 
 
 def _on_slurm(executor: Executor) -> bool:
@@ -59,12 +60,12 @@ def submit(
             f"a submitted sweep is still running in {layout.root}; follow it with "
             f"`metalab status {os.path.relpath(layout.root)}`."
         )
-    settings = layout.meta_dir / "executor.json"
+    settings = layout.executor_file
     atomic_write_json(settings, executor_to_dict(executor))
     command = [sys.executable, "-m", "metalab_smk.sweep.head", str(layout.root)]
-    now = _dt.datetime.now(_dt.UTC).isoformat()
+    now = utc_now()
     if _on_slurm(executor) and not local and shutil.which("sbatch"):
-        log = layout.meta_dir / "head-%j.log"
+        log = layout.head_log(on_slurm=True)
         sbatch = [
             "sbatch",
             "--parsable",
@@ -100,7 +101,7 @@ def submit(
             "log": str(log).replace("%j", job_id),
         }
     else:
-        log = layout.meta_dir / "head.log"
+        log = layout.head_log(on_slurm=False)
         process = start_detached(command, layout.root, log)
         head = {
             "kind": "local",

@@ -15,11 +15,12 @@ import threading
 import time
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from metalab_smk.compile.compiler import compile_experiment
 from metalab_smk.compile.loader import in_definition_mode, stop_definition
 from metalab_smk.core.experiment import Experiment
+from metalab_smk.errors import UsageError
 from metalab_smk.results.derived import normalise_functions
 from metalab_smk.store.jsonio import read_json
 from metalab_smk.store.layout import ExperimentDir
@@ -42,6 +43,9 @@ from metalab_smk.sweep.processes import start_detached
 from metalab_smk.sweep.progress import Progress
 from metalab_smk.sweep.status import SweepStatus, sweep_status
 
+if TYPE_CHECKING:
+    from metalab_smk.results.results import Results
+
 __all__ = ["LocalExecutor", "RunHandle", "reconnect", "run", "start"]
 
 
@@ -55,8 +59,8 @@ def _forget(layout: ExperimentDir, run_ids: list[str]) -> None:
 
 
 def _missing_indices(layout: ExperimentDir) -> list[int]:
-    done = set(os.listdir(layout.runs_dir)) if layout.runs_dir.is_dir() else set()
-    return [i for i, rid in enumerate(layout.read_run_ids()) if f"{rid}.json" not in done]
+    done = layout.done_ids()
+    return [i for i, rid in enumerate(layout.read_run_ids()) if rid not in done]
 
 
 def _tracker(progress: bool | Progress | None, verbose: bool, title: str) -> Progress | None:
@@ -119,7 +123,7 @@ class RunHandle:
     def job_id(self) -> str:
         """The SLURM job ID of a submitted head, else ``local-<pid>`` of Snakemake's
         (or the detached head's) process."""
-        head = self.layout.meta_dir / "head.json"
+        head = self.layout.head_file
         if self.process is not None:
             return f"local-{self.process.pid}"
         if head.is_file():
@@ -193,7 +197,7 @@ class RunHandle:
         """Snakemake failed without any run failing (a workflow error): show its log."""
         if not self.returncode or sweep_status(self.layout, with_errors=False).failed:
             return
-        log = self.layout.meta_dir / "snakemake.log"
+        log = self.layout.snakemake_log
         tail = log.read_text(errors="replace").splitlines()[-15:] if log.is_file() else []
         print(
             f"metalab: snakemake exited with status {self.returncode}; the end of {log}:\n"
@@ -215,7 +219,7 @@ class RunHandle:
     def wait(self, timeout: float | None = None) -> bool:
         return self._done.wait(timeout)
 
-    def result(self, timeout: float | None = None) -> Any:
+    def result(self, timeout: float | None = None) -> Results:
         """Wait for the sweep (up to ``timeout`` s) and return its Results."""
         from metalab_smk.results.results import Results
 
@@ -235,8 +239,8 @@ class RunHandle:
 
 
 def _done_ids(layout: ExperimentDir) -> list[str]:
-    done = set(os.listdir(layout.runs_dir)) if layout.runs_dir.is_dir() else set()
-    return [rid for rid in layout.read_run_ids() if f"{rid}.json" in done]
+    done = layout.done_ids()
+    return [rid for rid in layout.read_run_ids() if rid in done]
 
 
 def start(
@@ -264,9 +268,9 @@ def start(
             derived_metrics=derived_metrics,
             skipped=_done_ids(layout),
         )
-    lock = RunnerLock(layout.meta_dir)
+    lock = RunnerLock(layout)
     try:
-        if recover_stale_lock(layout.root) and verbose:
+        if recover_stale_lock(layout) and verbose:
             print(
                 f"metalab: removed the lock of an interrupted Snakemake run in {layout.root} "
                 "(no snakemake is running there any more)."
@@ -320,7 +324,7 @@ def _launch(
             f"metalab: running {len(missing)} of {total} runs ({len(targets)} Snakemake "
             f"jobs of up to {chunk} runs, {where}) in {layout.root}"
         )
-    return start_detached(command, layout.root, layout.meta_dir / "snakemake.log")
+    return start_detached(command, layout.root, layout.snakemake_log)
 
 
 def run(
@@ -347,7 +351,7 @@ def run(
     layout = compile_experiment(experiment, store)
     if not wait:
         if not resume:
-            raise ValueError("run(wait=False) resumes; use resume=False only with wait=True.")
+            raise UsageError("run(wait=False) resumes; use resume=False only with wait=True.")
         head = submit(layout, as_executor(executor))
         if verbose:
             where = (
