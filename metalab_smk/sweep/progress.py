@@ -17,7 +17,7 @@ from typing import Any
 
 from metalab_smk.sweep.events import Event, EventKind
 
-__all__ = ["MetricDisplay", "Progress"]
+__all__ = ["MetricDisplay", "Progress", "SimpleProgressTracker", "create_progress_tracker"]
 
 
 @dataclass
@@ -171,3 +171,16 @@ class Progress:
         elif force or time.monotonic() - self._last_print >= self.interval:
             self._last_print = time.monotonic()
             print(f"metalab: {self.line()}", flush=True)
+
+
+SimpleProgressTracker = Progress  # upstream's plain-text tracker
+
+
+def create_progress_tracker(
+    total: int = 0,
+    title: str = "Experiment",
+    display_metrics: list[str | MetricDisplay] | None = None,
+    **_ignored: object,
+) -> Progress:
+    """Upstream's factory: a ``Progress`` (rich when available, plain lines otherwise)."""
+    return Progress(title=title, display_metrics=display_metrics, total=total)
