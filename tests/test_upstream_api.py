@@ -280,6 +280,20 @@ def test_results_and_runs_like_upstream(sweep: Sweep) -> None:
     assert (ok["derived_final_score"] == ok["score"] * 2).all()
     assert (ok["derived_weight_sum"] == ok["param_lr"] * 4).all()
 
+    def on_the_fly(run):
+        return {"accuracy_pct": run.metrics["score"] * 100}
+
+    fly = results.successful.to_dataframe(derived_metrics=[on_the_fly])
+    assert (fly["accuracy_pct"] == fly["score"] * 100).all()
+    assert "accuracy_pct" not in str(results.store.get_derived(run.run_id))  # not stored
+    assert results.store.derived_exists(run.run_id)
+    assert not results.store.derived_exists("0" * 16)
+
+    store = FileStore(sweep.root)  # upstream's constructor: Results(store, records)
+    rebuilt = Results(store, store.list_run_records()[:2])
+    assert [r.run_id for r in rebuilt] == [r.run_id for r in results.records[:2]]
+    assert len(Results(store=store, records=[])) == 0
+
     reduced = results.to_dataframe(artifact_reducers={"weights": lambda a: {"w0": float(a[0])}})
     assert (reduced.loc[reduced["status"] == "success", "w0"] == ok["param_lr"]).all()
 

@@ -218,7 +218,27 @@ def _reduce_artifact(run: Run, reducer: Callable[..., Any], name: str) -> dict[s
 class Results:
     """The runs of one experiment as a table and as Run objects."""
 
-    def __init__(self, layout: ExperimentDir, frame: pd.DataFrame | None = None) -> None:
+    def __init__(
+        self,
+        layout: ExperimentDir | FileStore | None = None,
+        frame: pd.DataFrame | list[RunRecord] | None = None,
+        *,
+        store: FileStore | None = None,
+        records: list[RunRecord] | None = None,
+    ) -> None:
+        """``Results(layout)``, or upstream's ``Results(store, records)``."""
+        layout = layout if layout is not None else store
+        frame = frame if frame is not None else records
+        if isinstance(layout, FileStore):
+            dirs = layout.experiment_dirs()
+            layout = dirs[0] if len(dirs) == 1 else ExperimentDir.at(layout.root)
+        if layout is None:
+            raise MetalabError("Results needs an experiment directory or a FileStore.")
+        if isinstance(frame, list):
+            frame = pd.DataFrame(
+                [record_row(r.to_dict() if isinstance(r, RunRecord) else r) for r in frame],
+                columns=None if frame else list(RESERVED_COLUMNS),
+            )
         self.layout = layout
         self._frame = _load_frame(layout) if frame is None else frame
 
@@ -282,13 +302,16 @@ class Results:
         include_metrics: bool = True,
         include_record: bool = True,
         include_derived: bool = False,
-        derived_metrics: dict[str, Callable[[Run], Any]] | None = None,
+        derived_metrics: list[Callable[[Run], dict[str, Any]]]
+        | dict[str, Callable[[Run], Any]]
+        | None = None,
         artifact_reducers: dict[str, Callable[..., dict[str, Any]]] | None = None,
     ) -> pd.DataFrame:
         """Columns: run_id, experiment_id, status, duration_ms, started_at, finished_at
         (``include_record``), param_<name>..., <metrics>..., derived_<name>...
         (``include_derived``: the stored derived metrics), then the columns of
-        ``derived_metrics`` ({name: fn(run)}) and ``artifact_reducers`` ({artifact: fn})."""
+        ``derived_metrics`` (``[fn(run) -> dict]``, computed now and not stored; or
+        ``{name: fn(run)}``) and ``artifact_reducers`` ({artifact: fn})."""
         columns = list(RECORD_COLUMNS) if include_record else []
         if include_params:
             columns += [f"param_{n}" for n in self.param_names()]
@@ -298,9 +321,13 @@ class Results:
         extra = []
         if include_derived:
             extra.append(self._derived_frame())
-        if derived_metrics:
+        if derived_metrics:  # computed now, not stored
+            functions = normalise_functions(derived_metrics)
             extra.append(
-                pd.DataFrame([{k: fn(run) for k, fn in derived_metrics.items()} for run in self])
+                pd.DataFrame(
+                    [compute_derived_for_run(run, functions) for run in self],
+                    index=range(len(self)),
+                )
             )
         if artifact_reducers:
             rows = []

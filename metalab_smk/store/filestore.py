@@ -105,8 +105,14 @@ class FileStore:
         return None
 
     def get_derived(self, run_id: str) -> dict[str, Any] | None:
-        path = self._layout_of(run_id).derived(run_id)
+        try:
+            path = self._layout_of(run_id).derived(run_id)
+        except KeyError:
+            return None
         return read_json(path) if path.is_file() else None
+
+    def derived_exists(self, run_id: str) -> bool:
+        return self.get_derived(run_id) is not None
 
     def put_derived(self, run_id: str, values: dict[str, Any]) -> None:
         atomic_write_json(self._layout_of(run_id).derived(run_id), values)
