@@ -371,6 +371,13 @@ def test_operation_wrapper_seed_plan_and_file_hashes(tmp_path: Path) -> None:
         return {"x": params["x"], "seed": seeds.derive("a")}
 
     assert isinstance(op, OperationWrapper) and op.name == "custom"
+    assert repr(op) == "Operation(custom)"
+    with pytest.raises(ValueError, match="invalid parameter"):
+
+        @metalab.operation(name="bad")
+        def bad(params, unknown_param, capture):
+            pass
+
     assert len(op.code_hash) == 16 and op.code_hash == op.code_fp
     bundle = SeedBundle(3, 0)
     assert op.run(params={"x": 1}, seeds=bundle) == {"x": 1, "seed": bundle.derive("a")}

@@ -41,8 +41,8 @@ def _declared_arguments(fn: Callable[..., Any], name: str) -> tuple[tuple[str, .
             declared.append(parameter.name)
         elif parameter.default is parameter.empty:
             raise OperationError(
-                f"operation {name!r} declares argument {parameter.name!r}, which metalab "
-                f"cannot provide; rename it to one of {', '.join(ARGUMENTS)} or give it a "
+                f"operation {name!r} has an invalid parameter {parameter.name!r}: metalab "
+                f"cannot provide it; rename it to one of {', '.join(ARGUMENTS)} or give it a "
                 "default value."
             )
     return tuple(declared), takes_all
@@ -109,7 +109,7 @@ class Operation:
         return self.fn(*args, **kwargs)
 
     def __repr__(self) -> str:
-        return f"Operation({self.name!r}, arguments={self.arguments})"
+        return f"Operation({self.name})"  # upstream's form
 
 
 OperationWrapper = Operation  # upstream's class name
