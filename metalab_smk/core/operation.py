@@ -41,9 +41,9 @@ def _declared_arguments(fn: Callable[..., Any], name: str) -> tuple[tuple[str, .
             declared.append(parameter.name)
         elif parameter.default is parameter.empty:
             raise OperationError(
-                f"operation {name!r} has an invalid parameter {parameter.name!r}: metalab "
-                f"cannot provide it; rename it to one of {', '.join(ARGUMENTS)} or give it a "
-                "default value."
+                f"operation {name!r} declares argument {parameter.name!r} (an invalid "
+                "parameter: metalab cannot provide it); rename it to one of "
+                f"{', '.join(ARGUMENTS)} or give it a default value."
             )
     return tuple(declared), takes_all
 
