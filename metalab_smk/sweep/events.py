@@ -124,6 +124,7 @@ class EventWatcher:
         running: Iterable[str],
         skipped: Iterable[str],
         callback: EventCallback,
+        skip_events: bool = True,
     ) -> None:
         self.layout = layout
         self.callback = callback
@@ -140,7 +141,7 @@ class EventWatcher:
         self._old_partial = self._mtimes(
             self.layout.partial_log, "_run.log.partial", layout.logs_dir
         )
-        for run_id in self.skipped:
+        for run_id in self.skipped if skip_events else ():
             emit_event(callback, Event.run_skipped(run_id))
 
     def _mtimes(

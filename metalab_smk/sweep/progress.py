@@ -116,6 +116,7 @@ class Progress:
             self.failed += 1
         elif kind == EventKind.RUN_SKIPPED:
             self.skipped += 1
+            return  # shown with the next progress event (resume may skip 100,000 runs)
         elif kind == EventKind.PROGRESS:
             self.total = event.payload.get("total", self.total)
             self.running = event.payload.get("running", self.running)

@@ -100,11 +100,16 @@ class RunHandle:
         self._skipped = list(skipped or [])
         self._watcher: EventWatcher | None = None
         if progress is not None or on_event is not None:
-            running = [rid for rid in layout.read_run_ids() if rid not in set(self._skipped)]
+            skipped_ids = set(self._skipped)
+            running = [rid for rid in layout.read_run_ids() if rid not in skipped_ids]
             if progress is not None:
                 progress.total = len(running) + len(self._skipped)
+                if on_event is None:  # no per-run skip events needed: just the count
+                    progress.skipped = len(self._skipped)
                 progress.__enter__()
-            self._watcher = EventWatcher(layout, running, self._skipped, self._emit)
+            self._watcher = EventWatcher(
+                layout, running, self._skipped, self._emit, skip_events=on_event is not None
+            )
         if process is None and not follow_existing:
             self.returncode = 0
             self._finish()
