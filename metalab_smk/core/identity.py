@@ -18,6 +18,8 @@ from metalab_smk.errors import CanonicalizeError
 __all__ = ["canonical", "encode", "fingerprint", "run_id", "seed_fingerprint", "sha16"]
 
 
+
+
 def _encode_float(value: float, path: str) -> str:
     if math.isnan(value) or math.isinf(value):
         where = f" at {path}" if path else ""
