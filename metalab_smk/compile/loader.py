@@ -20,6 +20,7 @@ from types import ModuleType
 
 from metalab_smk.core.experiment import Experiment
 from metalab_smk.errors import ExperimentError, ExperimentFileError, MetalabError
+from metalab_smk.store.locate import shown
 
 __all__ = ["LoadedFile", "in_definition_mode", "load_experiment_file", "stop_definition"]
 
@@ -98,33 +99,24 @@ def _exec_in_definition_mode(loader_fn) -> ModuleType:
         _definition_depth -= 1
 
 
-def _shown(path: str | Path) -> str:
-    """``path`` relative to the working directory when that is shorter."""
-    try:
-        relative = os.path.relpath(path)
-    except ValueError:
-        return str(path)
-    return relative if len(relative) < len(str(path)) else str(path)
-
-
 def describe_import_error(exc: BaseException, path: Path) -> str:
     """One line naming the user's file, line and message of an error raised while
     importing the experiment file ``path`` (no metalab or importlib frames)."""
     if isinstance(exc, SyntaxError) and not isinstance(exc, ImportError):
-        where = f"{_shown(exc.filename or path)}, line {exc.lineno}"
+        where = f"{shown(exc.filename or path)}, line {exc.lineno}"
         text = f": `{exc.text.strip()}`" if exc.text and exc.text.strip() else ""
         return f"{where}: {type(exc).__name__}: {exc.msg}{text}"
     folder = str(path.parent) + os.sep
     frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename.startswith(folder)]
     message = f"{type(exc).__name__}: {exc}"
     if not frames:
-        return f"{_shown(path)}: {message}"
+        return f"{shown(path)}: {message}"
     deepest = frames[-1]
-    where = f"{_shown(deepest.filename)}, line {deepest.lineno}"
+    where = f"{shown(deepest.filename)}, line {deepest.lineno}"
     if deepest.filename != str(path):
         top = next((f for f in frames if f.filename == str(path)), None)
         if top is not None:
-            where += f" (imported from {_shown(path)}, line {top.lineno})"
+            where += f" (imported from {shown(path)}, line {top.lineno})"
     return f"{where}: {message}"
 
 
@@ -142,14 +134,14 @@ def load_experiment_file(
     """
     path = Path(path).absolute()
     if not path.is_file():
-        raise ExperimentError(f"experiment file {_shown(path)} does not exist.")
+        raise ExperimentError(f"experiment file {shown(path)} does not exist.")
     for entry in [str(path.parent), *(extra_sys_path or [])]:
         if entry not in sys.path:
             sys.path.insert(0, entry)
     name = module_name or _module_name_for(path)
     spec = importlib.util.spec_from_file_location(name, path)
     if spec is None or spec.loader is None:
-        raise ExperimentError(f"{_shown(path)} cannot be imported as a Python module.")
+        raise ExperimentError(f"{shown(path)} cannot be imported as a Python module.")
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module
     start = len(_recorded)

@@ -9,6 +9,8 @@ from typing import Any
 
 import pandas as pd
 
+from metalab_smk.store.locate import shown
+
 __all__ = ["case_table", "closing_report", "next_commands"]
 
 RECORD_COLUMNS = {"run_id", "experiment_id", "status", "duration_ms", "started_at", "finished_at"}
@@ -136,11 +138,7 @@ def case_table(frame: pd.DataFrame, width: int = 80, max_rows: int = 20) -> str:
 def next_commands(directory: str | os.PathLike[str], width: int = 80) -> list[str]:
     """Where the results are and what to run next, as lines (comments dropped when a
     line would not fit in ``width``)."""
-    try:
-        path = os.path.relpath(directory)
-    except ValueError:
-        path = str(directory)
-    path = path if len(path) < len(str(directory)) else str(directory)
+    path = shown(directory)
     commands = [
         (f"metalab status {path}", "failures grouped by error"),
         (f"metalab results {path}", "--csv FILE exports every run"),

@@ -18,6 +18,7 @@ from typing import Any
 from metalab_smk.job.runlog import read_header
 from metalab_smk.store.jsonio import read_json
 from metalab_smk.store.layout import ExperimentDir
+from metalab_smk.store.locate import shown
 from metalab_smk.store.records import Status
 
 __all__ = [
@@ -138,9 +139,9 @@ class SweepStatus:
             for run in runs[:examples]:
                 state = f" (SLURM {run.slurm_state})" if run.slurm_state else ""
                 lines.append(_clip(f"    e.g. {run.run_id}{state}  {_params_text(run.params)}"))
-                lines.append(f"         log: {_short(run.log)}")
+                lines.append(f"         log: {shown(run.log)}")
                 if run.slurm_log:
-                    lines.append(f"         SLURM log: {_short(run.slurm_log)}")
+                    lines.append(f"         SLURM log: {shown(run.slurm_log)}")
             if len(runs) > examples:
                 lines.append(f"    ... and {len(runs) - examples} more")
         if len(groups) > max_groups:
@@ -171,14 +172,6 @@ def _params_text(params: dict[str, Any] | None, limit: int | None = 50) -> str:
         return ""
     text = ", ".join(f"{k}={v!r}" for k, v in params.items())
     return text if limit is None or len(text) <= limit else text[: limit - 3] + "..."
-
-
-def _short(path: str) -> str:
-    try:
-        relative = os.path.relpath(path)
-    except ValueError:
-        return path
-    return relative if len(relative) < len(path) else path
 
 
 def _clip(line: str, width: int = 80) -> str:
