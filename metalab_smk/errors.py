@@ -51,6 +51,18 @@ class SummaryError(MetalabError, RuntimeError):
     """The summary could not be written or read back complete."""
 
 
+class ExperimentFileError(MetalabError):
+    """The experiment file fails to import (syntax error, missing module, ...)."""
+
+
+class NotAnExperimentError(MetalabError, FileNotFoundError):
+    """A path given where an experiment directory was expected is something else."""
+
+
+class StoreError(MetalabError, ValueError):
+    """A store (collection root) path cannot hold experiments."""
+
+
 class CaptureError(MetalabError, ValueError):
     """An operation asked Capture for something it refuses (bad name, non-scalar metric)."""
 

@@ -215,7 +215,7 @@ def test_huge_ints_are_stored_exactly_and_never_break_the_reduce(layout) -> None
     assert type(frame["param_p"][0]) is int
     assert frame["m"].tolist()[:2] == [10**30, 1.5]  # beyond 64 bits: exact, not a float
     assert type(frame["m"][0]) is int
-    summary = load_results(layout.root).summary()
+    summary = load_results(layout.root).aggregate()
     assert summary.loc["3", ("m", "mean")] == 1.5  # exact params group by JSON text
 
 
@@ -227,7 +227,7 @@ def test_string_and_number_metric_is_kept_and_summary_says_what_it_does(layout) 
     results = load_results(layout.root)
     assert results.frame["acc"].tolist() == values  # exact, types kept
     with pytest.warns(UserWarning, match="'acc' mixes numbers with 2 other values"):
-        summary = results.summary()
+        summary = results.aggregate()
     assert summary.loc[1, ("acc", "mean")] == 3.0
     assert summary.loc[1, ("acc", "count")] == 2
 
@@ -243,7 +243,7 @@ def test_true_one_and_one_point_zero_stay_distinct(layout) -> None:
     assert [r.run_id for r in results.filter(x=1)] == [IDS[0]]
     assert [r.run_id for r in results.filter(x=1.0)] == [IDS[1]]
     assert [r.run_id for r in results.filter(x=[1, True])] == [IDS[0], IDS[2]]
-    assert len(results.summary()) == 3
+    assert len(results.aggregate()) == 3
 
 
 def test_bool_and_int_columns_do_not_match_each_other(layout) -> None:
@@ -261,7 +261,9 @@ def test_bool_and_int_columns_do_not_match_each_other(layout) -> None:
 def test_artifact_paths_that_leave_the_store_are_refused(layout, uri: str) -> None:
     np.save(layout.root.parent / "outside.npy", np.arange(3))
     record = _record(IDS[0])
-    record["artifacts"] = [{"name": "w", "format": "numpy", "uri": uri, "kind": "array"}]
+    record["artifacts"] = [
+        {"artifact_id": "a1", "name": "w", "format": "numpy", "uri": uri, "kind": "array"}
+    ]
     atomic_write_json(layout.record(IDS[0]), record)
     run = load_results(layout.root)[0]
     with pytest.raises(StorePathError, match="refusing"):

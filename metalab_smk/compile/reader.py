@@ -16,9 +16,24 @@ from metalab_smk.errors import ExperimentError
 from metalab_smk.store.jsonio import read_json
 from metalab_smk.store.layout import ExperimentDir
 
-__all__ = ["CompiledExperiment", "RUN_TABLE_LINE"]
+__all__ = ["PARAMS_STUB", "CompiledExperiment", "RUN_TABLE_LINE", "read_compiled"]
 
 RUN_TABLE_LINE = 17  # 16 hex digits and a newline
+PARAMS_STUB = ".metalab/params.json"  # compiled.json's "params" points there: {"file": ...}
+
+
+def read_compiled(layout: ExperimentDir) -> dict[str, Any]:
+    """The full compiled description (``{}`` when there is none), with the param manifest
+    that ``compiled.json`` keeps in ``.metalab/params.json`` joined back in."""
+    if not layout.compiled.is_file():
+        return {}
+    description = read_json(layout.compiled)
+    if description.get("params") == {"file": PARAMS_STUB}:
+        try:
+            description["params"] = read_json(layout.params_manifest)
+        except (OSError, ValueError):
+            description["params"] = None
+    return description
 
 
 @dataclass
@@ -60,7 +75,9 @@ class CompiledExperiment:
         else:
             snapshot = self.layout.root / source["snapshot"]
             name = "metalab_snapshot_" + snapshot.stem.replace("-", "_")
-            loaded = load_experiment_file(snapshot, module_name=name)
+            loaded = load_experiment_file(
+                snapshot, module_name=name, shown_as=source["source_file"]
+            )
         return loaded.select(self.experiment_id, source["source_file"])
 
     def index_of(self, run_id: str) -> int:

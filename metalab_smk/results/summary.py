@@ -239,6 +239,7 @@ def _records(
         runs, steps, bad = _build(layout, done, failed, previous, cache)
         if not bad:
             break
+    runs = _with_derived(layout, runs)
     state["listed_at_ns"] = listed_at
     state["n_rows"] = len(runs)
     state["summary_id"] = uuid.uuid4().hex
@@ -254,6 +255,38 @@ def records_frame(
     changed since it listed them, so only new or rewritten records are read."""
     runs, steps, _ = _records(layout, incremental)
     return runs, steps
+
+
+def _with_derived(layout: ExperimentDir, runs: pd.DataFrame) -> pd.DataFrame:
+    """``derived_<name>`` columns from ``derived/<run_id>.json`` (read afresh each time)."""
+    runs = runs.drop(columns=[c for c in runs.columns if str(c).startswith("derived_")])
+    stored = _names_in(layout.derived_dir)
+    if not stored or runs.empty:
+        return runs
+    rows = [
+        {f"derived_{k}": _scalar_or_json(v) for k, v in _derived(layout, rid).items()}
+        if rid in stored
+        else {}
+        for rid in runs["run_id"].tolist()
+    ]
+    extra = typed_frame(pd.DataFrame(rows, index=runs.index, dtype=object), is_exact_column)
+    return pd.concat([runs, extra], axis=1)
+
+
+def _derived(layout: ExperimentDir, run_id: str) -> dict[str, Any]:
+    """The stored derived metrics of one run ({} with a warning when the file is bad)."""
+    try:
+        values = read_json(layout.derived(run_id))
+    except (OSError, ValueError) as exc:
+        print(f"metalab: warning: skipped {layout.derived(run_id)}: {exc}", file=sys.stderr)
+        return {}
+    return values if isinstance(values, dict) else {}
+
+
+def _names_in(directory: Path) -> set[str]:
+    if not directory.is_dir():
+        return set()
+    return {n[:-5] for n in os.listdir(directory) if n.endswith(".json")}
 
 
 def _write_parquet(table: pa.Table, path: Path) -> None:

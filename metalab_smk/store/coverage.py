@@ -68,9 +68,14 @@ def coverage_snapshot(layout: ExperimentDir) -> tuple[dict[str, Any], set[str], 
         "runs_mtime_ns": _mtime(layout.runs_dir),
         "failed_mtime_ns": _mtime(layout.failed_dir),
         "table_mtime_ns": _mtime(layout.run_table),
+        "derived_mtime_ns": _mtime(layout.derived_dir),
     }
     done, failed = _listing(layout.runs_dir), _listing(layout.failed_dir)
-    state.update(n_runs_files=len(done), n_failed_files=len(failed))
+    state.update(
+        n_runs_files=len(done),
+        n_failed_files=len(failed),
+        n_derived_files=len(_listing(layout.derived_dir)),
+    )
     return state, done, failed
 
 
