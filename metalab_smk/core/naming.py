@@ -35,5 +35,5 @@ def check_name_version(name: str, version: str) -> None:
         raise ExperimentError(
             f"Experiment(name={name[:40]!r}..., version={version[:20]!r}): the directory name "
             f"would be {length} bytes (after escaping), above the {MAX_DIRNAME_BYTES}-byte "
-            "limit of file names; shorten the name or version."
+            "limit of file names; use a shorter name or version."
         )
