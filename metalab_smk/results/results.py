@@ -244,6 +244,18 @@ class Results:
             return ok[metrics].agg(["mean", "std", "count"]) if metrics else pd.DataFrame()
         return ok.groupby(params, dropna=False)[metrics].agg(["mean", "std", "count"])
 
+    def aggregate(
+        self,
+        metrics: list[str] | None = None,
+        by: list[str] | None = None,
+        stats: tuple[str, ...] = ("mean", "std", "sem", "ci95", "count"),
+    ) -> pd.DataFrame:
+        """Replicate statistics per param case (or per ``by`` column); see
+        :func:`metalab_smk.results.aggregate.aggregate`."""
+        from metalab_smk.results.aggregate import aggregate
+
+        return aggregate(self.to_dataframe(), metrics=metrics, by=by, stats=stats)
+
     def display(self) -> None:
         print(self.table())
 
