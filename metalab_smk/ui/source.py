@@ -1,0 +1,265 @@
+"""Where the dashboard and the report read from: the file store, through the Results layer.
+
+``DataSource`` is the seam: a database-backed index (``--db``) implements the same methods.
+Every name coming from a request (experiment ID, run ID, artifact or data name) is looked
+up among the names the store lists; nothing is joined into a path unchecked.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import pandas as pd
+
+from metalab_smk.errors import MetalabError
+from metalab_smk.results.results import Results
+from metalab_smk.store.jsonio import read_json
+from metalab_smk.store.layout import ExperimentDir
+
+__all__ = ["DataSource", "FileSource", "NotFound", "open_source"]
+
+RUN_ID = re.compile(r"^[0-9a-f]{16}$")
+LOG_TAIL_BYTES = 256 * 1024
+
+
+class NotFound(MetalabError):
+    """A name from a request that the store does not hold."""
+
+
+class DataSource(Protocol):
+    """What the dashboard needs from a store (files here; a database index later)."""
+
+    label: str
+
+    def experiments(self) -> list[dict[str, Any]]: ...
+    def frame(self, experiment_id: str) -> pd.DataFrame: ...
+    def steps(self, experiment_id: str) -> pd.DataFrame: ...
+    def record(self, experiment_id: str, run_id: str) -> dict[str, Any]: ...
+    def run_steps(self, experiment_id: str, run_id: str) -> dict[str, list[list[float]]]: ...
+    def log(self, experiment_id: str, run_id: str) -> dict[str, Any]: ...
+    def artifact_path(self, experiment_id: str, run_id: str, name: str) -> tuple[Path, str]: ...
+    def data(self, experiment_id: str, run_id: str, name: str) -> Any: ...
+
+
+def _mtime(path: Path) -> int:
+    try:
+        return path.stat().st_mtime_ns
+    except OSError:
+        return 0
+
+
+def _inside(root: Path, path: Path) -> Path:
+    """``path`` resolved, refusing anything outside ``root`` (symlinks included)."""
+    resolved = path.resolve()
+    if not resolved.is_relative_to(root.resolve()):
+        raise NotFound(f"{path.name} is outside the served directory")
+    return resolved
+
+
+@dataclass
+class _Cached:
+    key: tuple[int, ...]
+    value: Any
+
+
+class FileSource:
+    """A store root (one directory per experiment) or one experiment directory."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.root = Path(path).absolute()
+        if not self.root.is_dir():
+            raise MetalabError(f"{path} is not a directory; pass a store root or experiment dir")
+        self.label = str(path)
+        self._single = ExperimentDir.at(self.root).exists()
+        self._lock = threading.Lock()
+        self._frames: dict[str, _Cached] = {}
+        self._steps: dict[str, _Cached] = {}
+        self._layouts: dict[str, ExperimentDir] = {}
+        self._layouts_key: tuple[int, ...] | None = None
+
+    # -- experiments -------------------------------------------------------------------
+    def layouts(self) -> dict[str, ExperimentDir]:
+        """Experiment ID -> directory, re-listed when the root changes."""
+        key = (_mtime(self.root),)
+        if key == self._layouts_key:
+            return self._layouts
+        found: dict[str, ExperimentDir] = {}
+        if self._single:
+            layout = ExperimentDir.at(self.root)
+            found[read_json(layout.compiled)["experiment_id"]] = layout
+        else:
+            for child in sorted(self.root.iterdir()):
+                layout = ExperimentDir(child)
+                if child.is_dir() and layout.exists():
+                    try:
+                        found[read_json(layout.compiled)["experiment_id"]] = layout
+                    except (OSError, ValueError, KeyError):
+                        continue
+        self._layouts, self._layouts_key = found, key
+        return found
+
+    def layout(self, experiment_id: str) -> ExperimentDir:
+        layout = self.layouts().get(experiment_id)
+        if layout is None:
+            raise NotFound(f"no experiment {experiment_id!r} here")
+        return layout
+
+    def experiments(self) -> list[dict[str, Any]]:
+        from metalab_smk.sweep.detached import head_alive
+        from metalab_smk.sweep.status import sweep_status
+
+        out = []
+        for experiment_id, layout in self.layouts().items():
+            status = sweep_status(layout, with_errors=False)
+            compiled = read_json(layout.compiled)
+            head = layout.meta_dir / "head.json"
+            head_state = None
+            if head.is_file():
+                info = read_json(head)
+                alive = head_alive(layout)
+                kind = "SLURM job " + str(info.get("job_id")) if info.get("job_id") else "local"
+                head_state = f"{kind}: {'running' if alive else 'finished'}"
+            activity = max(_mtime(p) for p in (layout.runs_dir, layout.failed_dir, layout.logs_dir))
+            out.append(
+                {
+                    "experiment_id": experiment_id,
+                    "name": compiled.get("name", experiment_id.rpartition(":")[0]),
+                    "version": compiled.get("version", experiment_id.rpartition(":")[2]),
+                    "description": compiled.get("description") or "",
+                    "directory": layout.root.name,
+                    "total": status.total,
+                    "done": status.done,
+                    "running": status.running,
+                    "failed": status.failed,
+                    "pending": status.pending,
+                    "last_activity_ns": activity or None,
+                    "head": head_state,
+                }
+            )
+        return out
+
+    # -- tables ------------------------------------------------------------------------
+    def _frame_key(self, layout: ExperimentDir) -> tuple[int, ...]:
+        return tuple(
+            _mtime(p)
+            for p in (
+                layout.summary_dir / "runs.parquet",
+                layout.runs_dir,
+                layout.failed_dir,
+                layout.run_table,
+            )
+        )
+
+    def frame(self, experiment_id: str) -> pd.DataFrame:
+        """The runs table (record columns, ``param_*``, metrics, tags), cached until a
+        record or the summary changes."""
+        layout = self.layout(experiment_id)
+        key = self._frame_key(layout)
+        with self._lock:
+            cached = self._frames.get(experiment_id)
+            if cached is not None and cached.key == key:
+                return cached.value
+        frame = Results(layout).frame.reset_index(drop=True)
+        with self._lock:
+            self._frames[experiment_id] = _Cached(key, frame)
+        return frame
+
+    def steps(self, experiment_id: str) -> pd.DataFrame:
+        """``summary/steps.parquet`` (run_id, name, step, value); empty when absent."""
+        layout = self.layout(experiment_id)
+        path = layout.summary_dir / "steps.parquet"
+        key = (_mtime(path),)
+        cached = self._steps.get(experiment_id)
+        if cached is not None and cached.key == key:
+            return cached.value
+        frame = (
+            pd.read_parquet(path)
+            if path.is_file()
+            else pd.DataFrame(columns=["run_id", "name", "step", "value"])
+        )
+        self._steps[experiment_id] = _Cached(key, frame)
+        return frame
+
+    # -- one run -----------------------------------------------------------------------
+    def _run_id(self, layout: ExperimentDir, run_id: str) -> str:
+        if not RUN_ID.match(run_id):
+            raise NotFound(f"{run_id!r} is not a run ID (16 hex digits)")
+        return run_id
+
+    def record(self, experiment_id: str, run_id: str) -> dict[str, Any]:
+        layout = self.layout(experiment_id)
+        self._run_id(layout, run_id)
+        for path in (layout.record(run_id), layout.failed_record(run_id)):
+            if path.is_file():
+                return read_json(path)
+        raise NotFound(f"run {run_id} of {experiment_id} has no record (pending or running)")
+
+    def run_steps(self, experiment_id: str, run_id: str) -> dict[str, list[list[float]]]:
+        """Every stepped metric of the run, read from its data files."""
+        layout = self.layout(experiment_id)
+        record = self.record(experiment_id, run_id)
+        out = {}
+        for name in record.get("stepped_metrics") or []:
+            try:
+                out[name] = self._data_file(layout, run_id, name)["data"]
+            except (NotFound, OSError, ValueError, KeyError):
+                continue
+        return out
+
+    def log(self, experiment_id: str, run_id: str) -> dict[str, Any]:
+        """The run's log (its last 256 KiB), or the partial log of a run in progress."""
+        layout = self.layout(experiment_id)
+        self._run_id(layout, run_id)
+        for path, partial in ((layout.log(run_id), False), (layout.partial_log(run_id), True)):
+            if path.is_file():
+                path = _inside(layout.root, path)
+                size = path.stat().st_size
+                with open(path, "rb") as handle:
+                    handle.seek(max(0, size - LOG_TAIL_BYTES))
+                    text = handle.read().decode("utf-8", errors="replace")
+                return {"text": text, "partial": partial, "truncated": size > LOG_TAIL_BYTES}
+        return {"text": "", "partial": False, "truncated": False, "missing": True}
+
+    def artifact_path(self, experiment_id: str, run_id: str, name: str) -> tuple[Path, str]:
+        """(path, format) of the artifact ``name`` listed in the run's record."""
+        layout = self.layout(experiment_id)
+        for descriptor in self.record(experiment_id, run_id).get("artifacts") or []:
+            if descriptor.get("name") == name:
+                uri = str(descriptor.get("uri", ""))
+                path = _inside(layout.root, layout.root / uri)
+                return path, str(descriptor.get("format", ""))
+        raise NotFound(f"run {run_id} has no artifact {name!r}")
+
+    def data_names(self, experiment_id: str, run_id: str) -> list[str]:
+        layout = self.layout(experiment_id)
+        directory = layout.results(self._run_id(layout, run_id))
+        if not directory.is_dir():
+            return []
+        return sorted(p.stem for p in directory.glob("*.json"))
+
+    def _data_file(self, layout: ExperimentDir, run_id: str, name: str) -> dict[str, Any]:
+        directory = layout.results(self._run_id(layout, run_id))
+        listed = {p.stem: p for p in directory.glob("*.json")} if directory.is_dir() else {}
+        if name not in listed:
+            raise NotFound(f"run {run_id} has no data {name!r}")
+        return read_json(_inside(layout.root, listed[name]))
+
+    def data(self, experiment_id: str, run_id: str, name: str) -> Any:
+        return self._data_file(self.layout(experiment_id), run_id, name)
+
+
+def open_source(path: str | os.PathLike[str] | None, db: str | None = None) -> DataSource:
+    """The data source for a path (default: the default store ``./runs``) or a database."""
+    if db:
+        raise MetalabError(
+            "--db: the PostgreSQL index is not available in this version; "
+            "drop --db to read the files directly."
+        )
+    from metalab_smk.compile.compiler import DEFAULT_STORE
+
+    return FileSource(path if path is not None else DEFAULT_STORE)
