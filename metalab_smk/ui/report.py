@@ -29,18 +29,6 @@ MAX_CHARTS = 40
 MAX_GROUPS = 8
 MAX_FAILURES = 200
 
-CSS = """
-body { font: 14px/1.45 system-ui, sans-serif; color: #1d2330; margin: 24px auto; max-width: 1200px; padding: 0 16px; }
-h1 { font-size: 22px; } h2 { font-size: 18px; margin-top: 32px; border-bottom: 1px solid #ddd; }
-h3 { font-size: 15px; margin-top: 20px; }
-table { border-collapse: collapse; margin: 8px 0; }
-th, td { padding: 4px 8px; border-bottom: 1px solid #e3e6ec; text-align: left; vertical-align: top; }
-th { background: #f0f2f6; } td.num { text-align: right; font-variant-numeric: tabular-nums; }
-.muted { color: #667085; } .error { color: #c0352b; }
-.charts { display: grid; grid-template-columns: repeat(auto-fit, minmax(480px, 1fr)); gap: 12px; }
-.chart { height: 340px; border: 1px solid #e3e6ec; border-radius: 6px; }
-pre { background: #f5f6f8; padding: 8px; overflow: auto; max-height: 300px; white-space: pre-wrap; }
-"""
 
 BOOT = """
 (function () {
@@ -171,9 +159,8 @@ def build_report(path: str | os.PathLike[str], experiment_id: str | None = None)
     ids = list(source.layouts())
     if experiment_id is not None:
         if experiment_id not in ids:
-            raise MetalabError(
-                f"no experiment {experiment_id!r} under {path}; it holds: {', '.join(ids) or 'none'}."
-            )
+            held = ", ".join(ids) or "none"
+            raise MetalabError(f"no experiment {experiment_id!r} under {path}; it holds: {held}.")
         ids = [experiment_id]
     if not ids:
         raise MetalabError(f"{path} holds no compiled experiment; pass a store or experiment dir.")
@@ -182,10 +169,11 @@ def build_report(path: str | os.PathLike[str], experiment_id: str | None = None)
     when = _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     library = (STATIC / "vendor" / "echarts.min.js").read_text(encoding="utf-8")
     charts = (STATIC / "charts.js").read_text(encoding="utf-8")
+    css = (STATIC / "report.css").read_text(encoding="utf-8")
     title = "metalab report: " + ", ".join(ids)
     return (
         "<!doctype html><html lang='en'><head><meta charset='utf-8'>"
-        f"<title>{html.escape(title)}</title><style>{CSS}</style></head><body>"
+        f"<title>{html.escape(title)}</title><style>{css}</style></head><body>"
         f"<h1>{html.escape(title)}</h1><p class='muted'>generated {when} from "
         f"{html.escape(str(path))}; error bars and ± are 95 % Student-t intervals of the "
         "mean over seed replicates.</p>"

@@ -8,6 +8,7 @@ content sniffing, and the front end inserts values as text, never as HTML.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 from pathlib import Path
@@ -121,10 +122,8 @@ def artifact_preview(path: Path, fmt: str) -> dict[str, Any]:
     if fmt == "json" or suffix == "json":
         text, truncated = _text_head(path)
         if not truncated:
-            try:
+            with contextlib.suppress(ValueError):
                 text = json.dumps(json.loads(text), indent=2, sort_keys=True)
-            except ValueError:
-                pass
         return {"type": "json", "text": text, "truncated": truncated}
     if fmt in IMAGE_TYPES or suffix in IMAGE_TYPES:
         return {"type": "image"}
