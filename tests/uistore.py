@@ -5,9 +5,12 @@ value that is HTML."""
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 import textwrap
+import time
+import urllib.request
 from pathlib import Path
 
 XSS = "<script>alert(1)</script>"
@@ -82,3 +85,29 @@ def build_store(base: Path) -> Path:
     if not (root / "uidemo+1" / "summary" / "runs.parquet").is_file():
         raise RuntimeError(f"demo sweep failed:\n{result.stdout}\n{result.stderr}")
     return root
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start_server(path: Path, port: int) -> tuple[subprocess.Popen[str], list[str]]:
+    """``metalab ui PATH --port PORT``; returns the process and its first output lines."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "metalab_smk.cli", "ui", str(path), "--port", str(port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    lines = [process.stdout.readline().rstrip() for _ in range(3)]
+    deadline = time.time() + 20
+    while time.time() < deadline:
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2)
+            return process, lines
+        except OSError:
+            time.sleep(0.2)
+    process.kill()
+    raise RuntimeError(f"metalab ui did not start: {lines}")
