@@ -180,6 +180,9 @@ def compare(records: list[dict[str, Any]]) -> dict[str, Any]:
     add("run", "duration_ms", [r.get("duration_ms") for r in records])
     add("run", "seed", [(r.get("seed") or {}).get("root_seed") for r in records])
     add("run", "replicate", [(r.get("seed") or {}).get("replicate_index") for r in records])
+    errors = [r.get("error") or {} for r in records]
+    if any(errors):
+        add("run", "error", [f"{e.get('type')}: {e.get('message')}" if e else None for e in errors])
     for section, field in sections:
         keys = sorted({k for r in records for k in (r.get(field) or {})})
         for key in keys:
