@@ -25,6 +25,7 @@ pytest.importorskip("uvicorn", reason="the dashboard needs the 'ui' extra")
 
 pytestmark = pytest.mark.integration
 EXP = "#/e/uidemo%3A1"
+DASH = "\u2013"  # an en dash: the count reads "runs 1<dash>18 of 18"
 
 
 @pytest.fixture(scope="module")
@@ -83,7 +84,8 @@ def _series(page, selector: str = ".chart") -> list[int]:
     page.wait_for_function(
         f"document.querySelectorAll('{selector}[data-series]').length > 0", timeout=15000
     )
-    return [int(n) for n in page.eval_on_selector_all(selector, "els => els.map(e => e.dataset.series)")]
+    counts = page.eval_on_selector_all(selector, "els => els.map(e => e.dataset.series)")
+    return [int(n) for n in counts]
 
 
 def test_experiments_page(page, server, shots) -> None:
@@ -98,7 +100,7 @@ def test_experiments_page(page, server, shots) -> None:
 def test_runs_table_shows_params_and_escapes_html(page, server, shots) -> None:
     _open(page, server + EXP, "#runs tbody tr")
     assert page.locator("#runs tbody tr").count() == 18
-    assert page.inner_text("#count") == "runs 1–18 of 18"
+    assert page.inner_text("#count") == f"runs 1{DASH}18 of 18"
     headers = page.locator("#runs thead th").all_inner_texts()
     assert headers[1:5] == ["run_id", "status", "label", "lr"]
     first = page.locator("#runs tbody tr").first.locator("td").all_inner_texts()
@@ -115,18 +117,20 @@ def test_runs_filter_sort_search_and_columns(page, server) -> None:
     page.fill("#filter-value", "0.1")
     page.click("#filter-add")
     page.wait_for_function("document.querySelector('#count').textContent.includes('of 6')")
-    assert page.inner_text("#count") == "runs 1–6 of 6 (filtered from 18)"
+    assert page.inner_text("#count") == f"runs 1{DASH}6 of 6 (filtered from 18)"
     assert "filter=" in page.url
     page.click("#runs thead th:has-text('score')")
     page.wait_for_function("location.hash.includes('sort=score')")
     page.wait_for_timeout(300)
     col = page.locator("#runs thead th").all_inner_texts().index("score")
-    scores = [float(r.locator("td").nth(col).inner_text()) for r in page.locator("#runs tbody tr").all()]
+    rows = page.locator("#runs tbody tr").all()
+    scores = [float(r.locator("td").nth(col).inner_text()) for r in rows]
     assert scores == sorted(scores)
     prefix = page.locator("#runs tbody tr").first.get_attribute("data-run")[:5]
     page.fill("#search", prefix)
     page.press("#search", "Enter")
-    page.wait_for_function("document.querySelector('#count').textContent.startsWith('runs 1–1 ')")
+    count = "document.querySelector('#count').textContent"
+    page.wait_for_function(f"{count}.startsWith('runs 1{DASH}1 ')")
     page.click("#columns-button")
     page.locator(".menu label:has-text('loss') input").uncheck()
     page.wait_for_function("!location.hash.includes('loss')")
@@ -145,7 +149,8 @@ def test_run_detail(page, server, store, shots) -> None:
     assert _series(page, "#steps .chart") == [1]
     page.wait_for_selector("#artifacts table.array")
     array = page.locator("#artifacts table.array tbody tr")
-    assert array.count() == 3 and array.nth(2).locator("td").all_inner_texts() == ["2", "8", "9", "10", "11"]
+    assert array.count() == 3
+    assert array.nth(2).locator("td").all_inner_texts() == ["2", "8", "9", "10", "11"]
     page.wait_for_function("document.querySelector('#artifacts img')?.naturalWidth === 160")
     assert "note" in page.inner_text("#artifacts pre")
     page.screenshot(path=shots / "run.png", full_page=True)
@@ -212,11 +217,12 @@ def test_live_refresh(page, store, tmp_path) -> None:
     process, _ = start_server(copy, port)
     try:
         _open(page, f"http://127.0.0.1:{port}/?refresh_ms=500{EXP}", "#runs tbody tr")
-        assert page.inner_text("#count") == "runs 1–18 of 18"
+        assert page.inner_text("#count") == f"runs 1{DASH}18 of 18"
         for record in sorted((copy / "uidemo+1" / "failed").glob("*.json"))[:2]:
             record.unlink()  # as when a sweep retries failed runs
         page.wait_for_function(
-            "document.querySelector('#count').textContent === 'runs 1–16 of 16'", timeout=10000
+            f"document.querySelector('#count').textContent === 'runs 1{DASH}16 of 16'",
+            timeout=10000,
         )
         page.goto(f"http://127.0.0.1:{port}/?refresh_ms=500#/")
         page.wait_for_selector("#experiments")
