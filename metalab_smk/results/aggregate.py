@@ -80,7 +80,10 @@ def t_quantile_975(df: int) -> float:
 
         return float(t.ppf(0.975, df))
     except ImportError:
-        pass
+        return _t_without_scipy(df)
+
+
+def _t_without_scipy(df: int) -> float:
     if df <= len(_T975):
         return _T975[df - 1]
     z = _Z975
@@ -99,20 +102,21 @@ def _check_stats(stats: Sequence[str]) -> None:
 
 def _stats_of(grouped, stats: Sequence[str]) -> pd.DataFrame:
     """Statistics of a grouped Series, one column per statistic."""
-    base = grouped.agg(["mean", "median", "min", "max", "std", "count"])
-    n = base["count"]
-    sem = base["std"] / n.pow(0.5)
-    t = n.map(lambda k: t_quantile_975(int(k) - 1))
-    half = t * sem
+    derived = {"sem", "ci95", "ci95_low", "ci95_high"}
+    needed = ["mean", "std", "count"] + [s for s in ("median", "min", "max") if s in stats]
+    if not derived & set(stats):
+        needed = [s for s in needed if s in stats] or ["count"]
+    base = grouped.agg(needed)
     out = pd.DataFrame(index=base.index)
-    extra = {
-        "sem": sem,
-        "ci95": half,
-        "ci95_low": base["mean"] - half,
-        "ci95_high": base["mean"] + half,
-    }
+    if derived & set(stats):
+        n = base["count"]
+        sem = base["std"] / n.pow(0.5)
+        quantiles = {int(k): t_quantile_975(int(k) - 1) for k in n.unique()}
+        half = n.map(quantiles) * sem
+        base["sem"], base["ci95"] = sem, half
+        base["ci95_low"], base["ci95_high"] = base["mean"] - half, base["mean"] + half
     for stat in stats:
-        out[stat] = extra[stat] if stat in extra else base[stat]
+        out[stat] = base[stat]
     if "count" in out:
         out["count"] = out["count"].astype("int64")
     return out

@@ -56,8 +56,12 @@ def xy(
     _need(frame, x, y, group, facet)
     if agg not in AGGS or err not in ERRORS:
         raise BadQuery(f"agg must be one of {AGGS} and err one of {ERRORS}")
-    ok = frame[frame["status"] == "success"] if "status" in frame.columns else frame
-    ok = ok[pd.to_numeric(ok[y], errors="coerce").notna()]
+    columns = list(dict.fromkeys(c for c in ("status", x, y, group, facet) if c in frame))
+    ok = frame[columns]  # only the columns plotted: filtering rows then copies little
+    keep = pd.to_numeric(ok[y], errors="coerce").notna().to_numpy(dtype=bool, copy=True)
+    if "status" in ok:
+        keep &= (ok["status"] == "success").to_numpy(dtype=bool)
+    ok = ok[keep]
     categorical = not _numeric(ok[x]) if len(ok) else False
     keys = [c for c in dict.fromkeys([facet, group]) if c]
     panels: dict[str, dict[str, list[list[Any]]]] = {}
@@ -65,29 +69,33 @@ def xy(
         for values, part in ok.groupby(keys, dropna=False, sort=True) if keys else [((), ok)]:
             values = values if isinstance(values, tuple) else (values,)
             named = dict(zip(keys, values, strict=True))
-            points = [
-                [jsonable(a), jsonable(b), None, None, 1]
-                for a, b in zip(part[x].tolist()[:MAX_POINTS], part[y].tolist(), strict=False)
-            ]
+            xs = jsonable(part[x].tolist()[:MAX_POINTS])
+            ys = jsonable(part[y].tolist()[:MAX_POINTS])
+            points = [[a, b, None, None, 1] for a, b in zip(xs, ys, strict=True)]
             panel = panels.setdefault(_facet(facet, named[facet]) if facet else "", {})
             panel[_label(named[group]) if group else y] = points
     else:
         by = list(dict.fromkeys([*keys, x]))
-        stats = ("mean", "median", "min", "max", "std", "sem", "ci95", "count")
+        stats = tuple(dict.fromkeys([agg, "count"] + ([err] if err != "none" else [])))
         table = aggregate(ok, metrics=[y], by=by, stats=stats)
-        for row in table.to_dict("records"):
-            center = row[f"{y}_{agg}"]
-            spread = row[f"{y}_{err}"] if err != "none" else None
-            spread = None if spread is None or np.isnan(spread) else spread
+        n = len(table)
+        xs = jsonable(table[x].tolist())
+        centers = jsonable(table[f"{y}_{agg}"].tolist())
+        spreads = jsonable(table[f"{y}_{err}"].tolist()) if err != "none" else [None] * n
+        counts = table[f"{y}_count"].tolist()
+        facets = [_facet(facet, v) for v in table[facet].tolist()] if facet else [""] * n
+        groups = [_label(v) for v in table[group].tolist()] if group else [y] * n
+        for i in range(n):
+            center, spread = centers[i], spreads[i]
+            bounded = center is not None and spread is not None
             point = [
-                jsonable(row[x]),
-                jsonable(center),
-                jsonable(center - spread) if spread is not None else None,
-                jsonable(center + spread) if spread is not None else None,
-                int(row[f"{y}_count"]),
+                xs[i],
+                center,
+                center - spread if bounded else None,
+                center + spread if bounded else None,
+                int(counts[i]),
             ]
-            panel = panels.setdefault(_facet(facet, row[facet]) if facet else "", {})
-            panel.setdefault(_label(row[group]) if group else y, []).append(point)
+            panels.setdefault(facets[i], {}).setdefault(groups[i], []).append(point)
     return {
         "kind": "xy",
         "x": x,
@@ -112,11 +120,17 @@ def histogram(frame: pd.DataFrame, y: str, group: str = "", bins: int = 20) -> d
     if values.empty:
         return {"kind": "hist", "y": y, "edges": [], "series": []}
     edges = np.histogram_bin_edges(values.to_numpy(dtype=float), bins=bins)
-    groups = frame.loc[keep, group].map(_label) if group else pd.Series(y, index=values.index)
-    series = []
-    for name in sorted(groups.unique(), key=str):
-        counts, _ = np.histogram(values[groups == name].to_numpy(dtype=float), bins=edges)
-        series.append({"name": name, "counts": counts.tolist()})
+    data = values.to_numpy(dtype=float)
+    slot = np.clip(np.searchsorted(edges, data, side="right") - 1, 0, bins - 1)
+    if group:
+        codes, names = pd.factorize(frame.loc[keep, group], sort=True, use_na_sentinel=False)
+    else:
+        codes, names = np.zeros(len(data), dtype=int), [y]
+    counts = np.bincount(codes * bins + slot, minlength=len(names) * bins).reshape(-1, bins)
+    series = [
+        {"name": _label(name) if group else y, "counts": row.tolist()}
+        for name, row in zip(names, counts, strict=True)
+    ]
     return {"kind": "hist", "y": y, "edges": jsonable(edges.tolist()), "series": series}
 
 
@@ -133,31 +147,44 @@ def stepped(
     _need(frame, group)
     if err not in ERRORS:
         raise BadQuery(f"err must be one of {ERRORS}")
-    ids = frame.loc[frame["status"] == "success", "run_id"] if "status" in frame else frame.run_id
-    chosen = steps[(steps["name"] == name) & steps["run_id"].isin(ids)]
+    sub = frame[list(dict.fromkeys(c for c in ("run_id", "status", group) if c))]
+    ok = sub[(sub["status"] == "success").to_numpy(dtype=bool)] if "status" in sub else sub
+    of_name = steps[(steps["name"] == name).to_numpy(dtype=bool)]
     series = []
     if mode == "runs":
-        for run_id in list(dict.fromkeys(chosen["run_id"].tolist()))[:MAX_RUN_CURVES]:
-            part = chosen[chosen["run_id"] == run_id].sort_values("step")
+        wanted = set(ok["run_id"].tolist())
+        run_ids = of_name["run_id"].to_numpy(dtype=object)
+        keep = [rid in wanted for rid in run_ids]
+        chosen = of_name[keep]
+        order = list(dict.fromkeys(chosen["run_id"].tolist()))[:MAX_RUN_CURVES]
+        for run_id, part in chosen[chosen["run_id"].isin(order)].groupby("run_id", sort=False):
+            part = part.sort_values("step")
             points = [
-                [jsonable(s), jsonable(v), None, None]
+                [s, v, None, None]
                 for s, v in zip(part["step"].tolist(), part["value"].tolist(), strict=True)
             ]
-            series.append({"name": run_id, "points": points})
+            series.append({"name": str(run_id), "points": jsonable(points)})
     else:
         by = [group] if group else []
-        runs = frame[["run_id", "status", *by]] if "status" in frame else frame[["run_id", *by]]
-        table = aggregate_steps(chosen, runs, by=by, stats=("mean", "std", "sem", "ci95"))
-        for key, part in table.groupby(by, dropna=False, sort=True) if by else [((), table)]:
-            key = key if isinstance(key, tuple) else (key,)
+        table = aggregate_steps(
+            of_name, ok[["run_id", *by]], by=by, stats=("mean",) + ((err,) if err != "none" else ())
+        )
+        table = table.sort_values([*by, "step"], kind="stable")
+        step_values, means = table["step"].tolist(), table["mean"].tolist()
+        spreads = table[err].tolist() if err != "none" else [None] * len(table)
+        groups = (
+            table.groupby(by, dropna=False, sort=True).indices if by else {(): range(len(table))}
+        )
+        for key, rows in groups.items():
             points = []
-            for row in part.sort_values("step").to_dict("records"):
-                spread = row.get(err) if err != "none" else None
-                spread = None if spread is None or np.isnan(spread) else spread
-                low = row["mean"] - spread if spread is not None else None
-                high = row["mean"] + spread if spread is not None else None
-                points.append(jsonable([row["step"], row["mean"], low, high]))
-            series.append({"name": _label(key[0]) if by else name, "points": points})
+            for i in rows:
+                spread = spreads[i]
+                spread = None if spread is None or spread != spread else spread
+                low = means[i] - spread if spread is not None else None
+                high = means[i] + spread if spread is not None else None
+                points.append([step_values[i], means[i], low, high])
+            key = key if isinstance(key, tuple) else (key,)
+            series.append({"name": _label(key[0]) if by else name, "points": jsonable(points)})
     return {"kind": "steps", "name": name, "mode": mode, "err": err, "series": series}
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -105,38 +106,72 @@ def _condition(frame: pd.DataFrame, column: str, op: str, value: str) -> pd.Seri
     }[op](wanted).fillna(False)
 
 
-def filter_frame(frame: pd.DataFrame, query: TableQuery) -> pd.DataFrame:
-    """The rows of the view (search, status and filters), in table order."""
+def view_mask(frame: pd.DataFrame, query: TableQuery) -> np.ndarray | None:
+    """Which rows the search, status and filters keep (None: all of them)."""
     mask = np.ones(len(frame), dtype=bool)
     if query.search:
-        mask &= frame["run_id"].str.startswith(query.search).to_numpy()
+        mask &= frame["run_id"].str.startswith(query.search).to_numpy(dtype=bool)
     if query.status:
-        mask &= (frame["status"] == query.status).to_numpy()
+        mask &= (frame["status"] == query.status).to_numpy(dtype=bool)
     for column, op, value in query.filters:
         mask &= _condition(frame, column, op, value).to_numpy(dtype=bool)
-    return frame if mask.all() else frame[mask]
+    return None if mask.all() else mask
 
 
-def sort_frame(frame: pd.DataFrame, column: str, desc: bool) -> pd.DataFrame:
-    if not column:
-        return frame
+def sort_order(frame: pd.DataFrame, column: str, desc: bool) -> np.ndarray:
+    """Row positions sorted by ``column`` (stable, missing values last); only the one
+    column is sorted, never the whole table."""
     if column not in frame.columns:
         raise BadQuery(f"no column {column!r} to sort by")
+    series = frame[column].reset_index(drop=True)
     try:
-        return frame.sort_values(column, ascending=not desc, na_position="last", kind="stable")
-    except TypeError:  # mixed types: compare as text
-        return frame.sort_values(
-            column,
-            ascending=not desc,
-            na_position="last",
-            kind="stable",
-            key=lambda s: s.astype(str),
+        ordered = series.sort_values(ascending=not desc, na_position="last", kind="stable")
+    except TypeError:  # mixed types: compare as text, missing values still last
+        text = series.map(lambda v: None if v is None or v != v else str(v))
+        ordered = text.sort_values(ascending=not desc, na_position="last", kind="stable")
+    return ordered.index.to_numpy()
+
+
+class SortCache:
+    """The sort orders of the last few (table, column, direction): paging through a
+    sorted view of 100,000 runs sorts once. Entries hold their table, so a hit is exact."""
+
+    def __init__(self, size: int = 8) -> None:
+        self._size = size
+        self._items: OrderedDict[tuple[int, str, bool], tuple[pd.DataFrame, np.ndarray]] = (
+            OrderedDict()
         )
 
+    def order(self, frame: pd.DataFrame, column: str, desc: bool) -> np.ndarray:
+        key = (id(frame), column, desc)
+        hit = self._items.get(key)
+        if hit is not None and hit[0] is frame:
+            self._items.move_to_end(key)
+            return hit[1]
+        result = sort_order(frame, column, desc)
+        self._items[key] = (frame, result)
+        while len(self._items) > self._size:
+            self._items.popitem(last=False)
+        return result
 
-def view_frame(frame: pd.DataFrame, query: TableQuery) -> pd.DataFrame:
-    """Filtered and sorted rows (all of them: what export writes)."""
-    return sort_frame(filter_frame(frame, query), query.sort, query.desc)
+
+def view_positions(
+    frame: pd.DataFrame, query: TableQuery, sorter: SortCache | None = None
+) -> np.ndarray | None:
+    """Row positions of the view in display order (None: every row, in table order)."""
+    mask = view_mask(frame, query)
+    if not query.sort:
+        return None if mask is None else np.flatnonzero(mask)
+    order = (sorter.order if sorter else sort_order)(frame, query.sort, query.desc)
+    return order if mask is None else order[mask[order]]
+
+
+def view_frame(
+    frame: pd.DataFrame, query: TableQuery, sorter: SortCache | None = None
+) -> pd.DataFrame:
+    """Filtered and sorted rows (all of them: what export writes and plots use)."""
+    positions = view_positions(frame, query, sorter)
+    return frame if positions is None else frame.iloc[positions]
 
 
 def default_columns(frame: pd.DataFrame, max_metrics: int = 6) -> list[str]:
@@ -159,16 +194,21 @@ def jsonable(value: Any) -> Any:
     return value
 
 
-def run_query(frame: pd.DataFrame, query: TableQuery) -> dict[str, Any]:
+def run_query(
+    frame: pd.DataFrame, query: TableQuery, sorter: SortCache | None = None
+) -> dict[str, Any]:
     """One page of the view: ``{total, offset, limit, columns, rows}`` (rows as lists)."""
-    view = view_frame(frame, query)
+    positions = view_positions(frame, query, sorter)
+    total = len(frame) if positions is None else len(positions)
     columns = [c for c in (query.columns or default_columns(frame)) if c in frame.columns]
     if "run_id" not in columns:
         columns.insert(0, "run_id")
-    page = view.iloc[query.offset : query.offset + query.limit][columns]
+    window = slice(query.offset, query.offset + query.limit)
+    rows_at = np.arange(len(frame))[window] if positions is None else positions[window]
+    page = frame.iloc[rows_at, [frame.columns.get_loc(c) for c in columns]]
     rows = [jsonable(list(row)) for row in page.itertuples(index=False, name=None)]
     return {
-        "total": len(view),
+        "total": total,
         "all": len(frame),
         "offset": query.offset,
         "limit": query.limit,

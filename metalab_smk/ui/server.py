@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +25,15 @@ from starlette.staticfiles import StaticFiles
 
 from metalab_smk.errors import MetalabError
 from metalab_smk.ui import plots
-from metalab_smk.ui.query import BadQuery, TableQuery, columns_of, jsonable, run_query, view_frame
+from metalab_smk.ui.query import (
+    BadQuery,
+    SortCache,
+    TableQuery,
+    columns_of,
+    jsonable,
+    run_query,
+    view_frame,
+)
 from metalab_smk.ui.source import DataSource, NotFound
 
 __all__ = ["build_app"]
@@ -48,7 +57,10 @@ CSP = (
 
 class _Json(JSONResponse):
     def render(self, content: Any) -> bytes:
-        return json.dumps(jsonable(content), allow_nan=False, default=str).encode("utf-8")
+        try:  # plot data and pages are plain JSON already: the C encoder alone
+            return json.dumps(content, allow_nan=False).encode("utf-8")
+        except (TypeError, ValueError):
+            return json.dumps(jsonable(content), allow_nan=False, default=str).encode("utf-8")
 
 
 class _SecurityHeaders:
@@ -136,6 +148,8 @@ def artifact_preview(path: Path, fmt: str) -> dict[str, Any]:
 def build_app(source: DataSource) -> Starlette:
     """The dashboard app over ``source``."""
 
+    sorter = SortCache()
+
     def table_query(request: Request) -> TableQuery:
         return TableQuery.from_params(request.query_params)
 
@@ -157,11 +171,11 @@ def build_app(source: DataSource) -> Starlette:
         return _Json(kinds)
 
     async def runs(request: Request) -> Response:
-        return _Json(run_query(source.frame(eid(request)), table_query(request)))
+        return _Json(run_query(source.frame(eid(request)), table_query(request), sorter))
 
     async def export(request: Request) -> Response:
         query = table_query(request)
-        view = view_frame(source.frame(eid(request)), query)
+        view = view_frame(source.frame(eid(request)), query, sorter)
         if query.columns:
             view = view[[c for c in ["run_id", *query.columns] if c in view.columns]]
             view = view.loc[:, ~view.columns.duplicated()]
@@ -221,9 +235,25 @@ def build_app(source: DataSource) -> Starlette:
         records = [source.record(eid(request), run_id) for run_id in ids]
         return _Json(plots.compare(records))
 
+    plot_cache: OrderedDict[tuple[Any, ...], tuple[Any, Any, bytes]] = OrderedDict()
+
     async def plot(request: Request) -> Response:
+        """Plot data, cached per table version and query (live polling of an unchanged
+        sweep costs nothing)."""
+        table, steps = source.frame(eid(request)), source.steps(eid(request))
+        key = (eid(request), id(table), id(steps), tuple(sorted(request.query_params.items())))
+        hit = plot_cache.get(key)
+        if hit is not None and hit[0] is table and hit[1] is steps:
+            return Response(hit[2], media_type="application/json")
+        response = _Json(_plot_data(request, table, steps))
+        plot_cache[key] = (table, steps, response.body)
+        while len(plot_cache) > 16:
+            plot_cache.popitem(last=False)
+        return response
+
+    def _plot_data(request: Request, table: pd.DataFrame, steps: pd.DataFrame) -> dict[str, Any]:
         q = request.query_params
-        frame = view_frame(source.frame(eid(request)), table_query(request))
+        frame = view_frame(table, table_query(request), sorter)
         kind = q.get("kind", "xy")
         if kind == "xy":
             data = plots.xy(
@@ -242,7 +272,7 @@ def build_app(source: DataSource) -> Starlette:
         elif kind == "steps":
             data = plots.stepped(
                 frame,
-                source.steps(eid(request)),
+                steps,
                 q.get("y", ""),
                 group=q.get("group", ""),
                 mode=q.get("mode", "mean"),
@@ -250,7 +280,7 @@ def build_app(source: DataSource) -> Starlette:
             )
         else:
             raise BadQuery("kind must be xy, hist or steps")
-        return _Json(data)
+        return data
 
     async def not_found(request: Request, exc: Exception) -> Response:
         return _Json({"error": str(exc)}, status_code=404)

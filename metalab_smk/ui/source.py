@@ -10,6 +10,8 @@ from __future__ import annotations
 import os
 import re
 import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -25,6 +27,7 @@ __all__ = ["DataSource", "FileSource", "NotFound", "open_source"]
 
 RUN_ID = re.compile(r"^[0-9a-f]{16}$")
 LOG_TAIL_BYTES = 256 * 1024
+BACKGROUND_ROWS = 5000  # larger tables reload in the background while the old one is served
 
 
 class NotFound(MetalabError):
@@ -44,6 +47,10 @@ class DataSource(Protocol):
     def log(self, experiment_id: str, run_id: str) -> dict[str, Any]: ...
     def artifact_path(self, experiment_id: str, run_id: str, name: str) -> tuple[Path, str]: ...
     def data(self, experiment_id: str, run_id: str, name: str) -> Any: ...
+
+
+def _no(_: Any) -> bool:
+    return False
 
 
 def _mtime(path: Path) -> int:
@@ -67,6 +74,48 @@ class _Cached:
     value: Any
 
 
+class _Refresher:
+    """Values cached by name and reloaded when their key (file times) changes: at once
+    when the last load was quick, otherwise in a background thread while the previous
+    value is still served (so pages stay fast during a live sweep of 100,000 runs)."""
+
+    SYNC_SECONDS = 0.1
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._entries: dict[Any, tuple[Any, Any, float]] = {}
+        self._loading: set[Any] = set()
+
+    def get(
+        self, name: Any, key: Any, load: Callable[[], Any], large: Callable[[Any], bool] = bool
+    ) -> Any:
+        """The value for ``key``; when stale and the last load was slow or its value
+        ``large``, the stale value while a background thread reloads."""
+        with self._lock:
+            entry = self._entries.get(name)
+            if entry is not None and entry[0] == key:
+                return entry[1]
+            if entry is not None and (entry[2] >= self.SYNC_SECONDS or large(entry[1])):
+                if name not in self._loading:
+                    self._loading.add(name)
+                    thread = threading.Thread(target=self._load, args=(name, key, load))
+                    thread.daemon = True
+                    thread.start()
+                return entry[1]
+        return self._load(name, key, load)
+
+    def _load(self, name: Any, key: Any, load: Callable[[], Any]) -> Any:
+        start = time.perf_counter()
+        try:
+            value = load()
+        finally:
+            with self._lock:
+                self._loading.discard(name)
+        with self._lock:
+            self._entries[name] = (key, value, time.perf_counter() - start)
+        return value
+
+
 class FileSource:
     """A store root (one directory per experiment) or one experiment directory."""
 
@@ -76,8 +125,7 @@ class FileSource:
             raise MetalabError(f"{path} is not a directory; pass a store root or experiment dir")
         self.label = str(path)
         self._single = ExperimentDir.at(self.root).exists()
-        self._lock = threading.Lock()
-        self._frames: dict[str, _Cached] = {}
+        self._cache = _Refresher()
         self._steps: dict[str, _Cached] = {}
         self._layouts: dict[str, ExperimentDir] = {}
         self._layouts_key: tuple[int, ...] | None = None
@@ -110,38 +158,48 @@ class FileSource:
         return layout
 
     def experiments(self) -> list[dict[str, Any]]:
+        """Each experiment with done / running / failed / pending counts, last activity
+        and the state of a submitted head process."""
+        out = []
+        for experiment_id, layout in self.layouts().items():
+            key = (
+                *(_mtime(p) for p in (layout.runs_dir, layout.failed_dir, layout.logs_dir)),
+                _mtime(layout.run_table),
+                _mtime(layout.meta_dir / "head.json"),
+                int(time.time() // 10),  # liveness of running processes: every 10 s
+            )
+            load = lambda e=experiment_id, lay=layout: self._experiment(e, lay)  # noqa: E731
+            out.append(self._cache.get(("status", experiment_id), key, load, large=_no))
+        return out
+
+    def _experiment(self, experiment_id: str, layout: ExperimentDir) -> dict[str, Any]:
         from metalab_smk.sweep.detached import head_alive
         from metalab_smk.sweep.status import sweep_status
 
-        out = []
-        for experiment_id, layout in self.layouts().items():
-            status = sweep_status(layout, with_errors=False)
-            compiled = read_json(layout.compiled)
-            head = layout.meta_dir / "head.json"
-            head_state = None
-            if head.is_file():
-                info = read_json(head)
-                alive = head_alive(layout)
-                kind = "SLURM job " + str(info.get("job_id")) if info.get("job_id") else "local"
-                head_state = f"{kind}: {'running' if alive else 'finished'}"
-            activity = max(_mtime(p) for p in (layout.runs_dir, layout.failed_dir, layout.logs_dir))
-            out.append(
-                {
-                    "experiment_id": experiment_id,
-                    "name": compiled.get("name", experiment_id.rpartition(":")[0]),
-                    "version": compiled.get("version", experiment_id.rpartition(":")[2]),
-                    "description": compiled.get("description") or "",
-                    "directory": layout.root.name,
-                    "total": status.total,
-                    "done": status.done,
-                    "running": status.running,
-                    "failed": status.failed,
-                    "pending": status.pending,
-                    "last_activity_ns": activity or None,
-                    "head": head_state,
-                }
-            )
-        return out
+        status = sweep_status(layout, with_errors=False)
+        compiled = read_json(layout.compiled)
+        head = layout.meta_dir / "head.json"
+        head_state = None
+        if head.is_file():
+            info = read_json(head)
+            alive = head_alive(layout)
+            kind = "SLURM job " + str(info.get("job_id")) if info.get("job_id") else "local"
+            head_state = f"{kind}: {'running' if alive else 'finished'}"
+        activity = max(_mtime(p) for p in (layout.runs_dir, layout.failed_dir, layout.logs_dir))
+        return {
+            "experiment_id": experiment_id,
+            "name": compiled.get("name", experiment_id.rpartition(":")[0]),
+            "version": compiled.get("version", experiment_id.rpartition(":")[2]),
+            "description": compiled.get("description") or "",
+            "directory": layout.root.name,
+            "total": status.total,
+            "done": status.done,
+            "running": status.running,
+            "failed": status.failed,
+            "pending": status.pending,
+            "last_activity_ns": activity or None,
+            "head": head_state,
+        }
 
     # -- tables ------------------------------------------------------------------------
     def _frame_key(self, layout: ExperimentDir) -> tuple[int, ...]:
@@ -156,18 +214,15 @@ class FileSource:
         )
 
     def frame(self, experiment_id: str) -> pd.DataFrame:
-        """The runs table (record columns, ``param_*``, metrics, tags), cached until a
-        record or the summary changes."""
+        """The runs table (record columns, ``param_*``, metrics, tags), reloaded when a
+        record or the summary changes (see ``_Refresher``)."""
         layout = self.layout(experiment_id)
-        key = self._frame_key(layout)
-        with self._lock:
-            cached = self._frames.get(experiment_id)
-            if cached is not None and cached.key == key:
-                return cached.value
-        frame = Results(layout).frame.reset_index(drop=True)
-        with self._lock:
-            self._frames[experiment_id] = _Cached(key, frame)
-        return frame
+        return self._cache.get(
+            ("frame", experiment_id),
+            self._frame_key(layout),
+            lambda: Results(layout).frame.reset_index(drop=True),
+            large=lambda frame: len(frame) >= BACKGROUND_ROWS,
+        )
 
     def steps(self, experiment_id: str) -> pd.DataFrame:
         """``summary/steps.parquet`` (run_id, name, step, value); empty when absent."""
