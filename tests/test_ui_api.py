@@ -274,3 +274,29 @@ def test_live_changes_show_without_restart(store: Path, tmp_path: Path) -> None:
         assert _runs(client)["total"] == 17
         counts = client.get("/api/experiments").json()["experiments"][0]
         assert (counts["failed"], counts["pending"]) == (2, 1)
+
+
+def test_derived_metrics_and_manifest(store: Path, tmp_path: Path) -> None:
+    from metalab_smk.results.results import load_results
+
+    copy = tmp_path / "store"
+    shutil.copytree(store, copy)
+    results = load_results(copy, experiment_id=EID)
+    results.successful.compute_derived({"double": lambda run: 2 * run.metrics["score"]})
+    with TestClient(build_app(FileSource(copy))) as client:
+        assert "derived_double" in client.get(f"{API}/columns").json()["metrics"]
+        page = _runs(client, columns="score,derived_double", sort="derived_double", limit="100")
+        rows = [r for r in page["rows"] if r[1] is not None]
+        assert len(rows) == 15 and all(r[2] == pytest.approx(2 * r[1]) for r in rows)
+        top = _runs(client, filter=json.dumps([["derived_double", ">", "1.5"]]))
+        assert 0 < top["total"] < 15
+        manifest = client.get(f"{API}/manifest").json()
+        assert manifest["n_runs"] == 18 and manifest["replicates"] == 3
+        assert manifest["params"]["spec"]["lr"] == [0.1, 0.05, 0.01]
+
+
+def test_foreign_host_header_is_refused(client: TestClient) -> None:
+    """DNS rebinding: a page served under another name cannot read the API."""
+    response = client.get("/api/experiments", headers={"host": "evil.example:8000"})
+    assert response.status_code == 400
+    assert client.get("/api/experiments", headers={"host": "127.0.0.1:8000"}).status_code == 200

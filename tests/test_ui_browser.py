@@ -101,6 +101,7 @@ def test_runs_table_shows_params_and_escapes_html(page, server, shots) -> None:
     _open(page, server + EXP, "#runs tbody tr")
     assert page.locator("#runs tbody tr").count() == 18
     assert page.inner_text("#count") == f"runs 1{DASH}18 of 18"
+    assert "18 runs = 6 param cases \u00d7 3 replicates" in page.inner_text("#manifest summary")
     headers = page.locator("#runs thead th").all_inner_texts()
     assert headers[1:5] == ["run_id", "status", "label", "lr"]
     first = page.locator("#runs tbody tr").first.locator("td").all_inner_texts()
@@ -147,12 +148,15 @@ def test_run_detail(page, server, store, shots) -> None:
     assert any(XSS in text for text in params)
     assert "training lr=0.1" in page.inner_text("#log")
     assert _series(page, "#steps .chart") == [1]
-    page.wait_for_selector("#artifacts table.array")
-    array = page.locator("#artifacts table.array tbody tr")
+    page.wait_for_selector("[data-artifact=weights] table.array")
+    array = page.locator("[data-artifact=weights] table.array tbody tr")
     assert array.count() == 3
     assert array.nth(2).locator("td").all_inner_texts() == ["2", "8", "9", "10", "11"]
     page.wait_for_function("document.querySelector('#artifacts img')?.naturalWidth === 160")
+    assert _series(page, "[data-artifact=curve] .chart") == [1]  # a 1-D array is also drawn
+    assert page.locator("[data-artifact=curve] table.array tbody tr").count() == 20
     assert "note" in page.inner_text("#artifacts pre")
+    assert "git commit (at compile)" in page.inner_text("#provenance")
     page.screenshot(path=shots / "run.png", full_page=True)
 
 

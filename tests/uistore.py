@@ -45,6 +45,7 @@ EXPERIMENT = textwrap.dedent(
         offset = 0.3 if params["label"] == "plain" else 0.0
         capture.metric("score", params["lr"] * 10 + offset + rng.normal() * 0.1)
         capture.artifact("weights", np.arange(12.0).reshape(3, 4))
+        capture.artifact("curve", np.linspace(0.0, 1.0, 20) ** 2)
         capture.artifact("config", {"lr": params["lr"], "note": params["label"]})
         path = runtime.scratch_dir / "plot.png"
         path.write_bytes(_png())

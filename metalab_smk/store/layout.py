@@ -83,8 +83,12 @@ class ExperimentDir:
         """The log of a run in progress (left behind when its process is killed)."""
         return self.logs_dir / f"{run_id}_run.log.partial"
 
+    @property
+    def derived_dir(self) -> Path:
+        return self.root / "derived"
+
     def derived(self, run_id: str) -> Path:
-        return self.root / "derived" / f"{run_id}.json"
+        return self.derived_dir / f"{run_id}.json"
 
     def read_run_ids(self) -> list[str]:
         return self.run_table.read_text().split()

@@ -42,7 +42,10 @@ def serve(
     from metalab_smk.ui.source import open_source
 
     source = open_source(path, db)
-    app = build_app(source)
+    extra = [] if host in ("127.0.0.1", "localhost", "::1") else [host, socket.gethostname()]
+    if host in ("0.0.0.0", "::"):
+        extra = ["*"]  # listening everywhere: the user chose to accept any name
+    app = build_app(source, allowed_hosts=extra)
     config = uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False)
     server = uvicorn.Server(config)
     try:

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from starlette.applications import Starlette
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Mount, Route
@@ -145,8 +146,9 @@ def artifact_preview(path: Path, fmt: str) -> dict[str, Any]:
     return {"type": "none", "reason": f"no preview for format {fmt!r} (only safe formats)"}
 
 
-def build_app(source: DataSource) -> Starlette:
-    """The dashboard app over ``source``."""
+def build_app(source: DataSource, allowed_hosts: list[str] | None = None) -> Starlette:
+    """The dashboard app over ``source``; requests must name this machine in their Host
+    header (localhost, 127.0.0.1 or ``allowed_hosts``, e.g. the ``--host`` address)."""
 
     sorter = SortCache()
 
@@ -169,6 +171,9 @@ def build_app(source: DataSource) -> Starlette:
         kinds["stepped"] = sorted(steps["name"].unique().tolist()) if len(steps) else []
         kinds["all"] = list(frame.columns)
         return _Json(kinds)
+
+    async def manifest(request: Request) -> Response:
+        return _Json(source.manifest(eid(request)))
 
     async def runs(request: Request) -> Response:
         return _Json(run_query(source.frame(eid(request)), table_query(request), sorter))
@@ -299,6 +304,7 @@ def build_app(source: DataSource) -> Starlette:
         Route("/api/experiments", experiments),
         Route(exp + "/columns", columns),
         Route(exp + "/runs", runs),
+        Route(exp + "/manifest", manifest),
         Route(exp + "/export", export),
         Route(exp + "/plot", plot),
         Route(exp + "/compare", compare),
@@ -324,4 +330,7 @@ def build_app(source: DataSource) -> Starlette:
     }
     app = Starlette(routes=routes, exception_handlers=handlers)
     app.add_middleware(_SecurityHeaders)
+    # DNS rebinding: a web page cannot reach this server under a name of its own
+    hosts = ["127.0.0.1", "localhost", "::1", "[::1]", "testserver", *(allowed_hosts or [])]
+    app.add_middleware(TrustedHostMiddleware, allowed_hosts=hosts)
     return app

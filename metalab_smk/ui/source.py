@@ -27,6 +27,24 @@ __all__ = ["DataSource", "FileSource", "NotFound", "open_source"]
 
 RUN_ID = re.compile(r"^[0-9a-f]{16}$")
 LOG_TAIL_BYTES = 256 * 1024
+MANIFEST_KEYS = (
+    "experiment_id",
+    "description",
+    "tags",
+    "metadata",
+    "operation",
+    "params",
+    "n_cases",
+    "replicates",
+    "n_runs",
+    "root_seed",
+    "resources",
+    "code_fp",
+    "context_fp",
+    "git_commit",
+    "metalab_version",
+    "compiled_at",
+)
 BACKGROUND_ROWS = 5000  # larger tables reload in the background while the old one is served
 
 
@@ -42,6 +60,7 @@ class DataSource(Protocol):
     def experiments(self) -> list[dict[str, Any]]: ...
     def frame(self, experiment_id: str) -> pd.DataFrame: ...
     def steps(self, experiment_id: str) -> pd.DataFrame: ...
+    def manifest(self, experiment_id: str) -> dict[str, Any]: ...
     def record(self, experiment_id: str, run_id: str) -> dict[str, Any]: ...
     def run_steps(self, experiment_id: str, run_id: str) -> dict[str, list[list[float]]]: ...
     def log(self, experiment_id: str, run_id: str) -> dict[str, Any]: ...
@@ -201,6 +220,11 @@ class FileSource:
             "head": head_state,
         }
 
+    def manifest(self, experiment_id: str) -> dict[str, Any]:
+        """What the experiment was compiled from: params spec, seeds, code and git."""
+        compiled = read_json(self.layout(experiment_id).compiled)
+        return {k: compiled.get(k) for k in MANIFEST_KEYS if k in compiled}
+
     # -- tables ------------------------------------------------------------------------
     def _frame_key(self, layout: ExperimentDir) -> tuple[int, ...]:
         return tuple(
@@ -210,6 +234,7 @@ class FileSource:
                 layout.runs_dir,
                 layout.failed_dir,
                 layout.run_table,
+                layout.derived_dir,
             )
         )
 
@@ -220,7 +245,7 @@ class FileSource:
         return self._cache.get(
             ("frame", experiment_id),
             self._frame_key(layout),
-            lambda: Results(layout).frame.reset_index(drop=True),
+            lambda: _with_derived(layout, Results(layout).frame.reset_index(drop=True)),
             large=lambda frame: len(frame) >= BACKGROUND_ROWS,
         )
 
@@ -306,6 +331,25 @@ class FileSource:
 
     def data(self, experiment_id: str, run_id: str, name: str) -> Any:
         return self._data_file(self.layout(experiment_id), run_id, name)
+
+
+def _with_derived(layout: ExperimentDir, frame: pd.DataFrame) -> pd.DataFrame:
+    """The table with derived metrics (``Results.compute_derived``) as ``derived_<name>``."""
+    directory = layout.derived_dir
+    if not directory.is_dir() or frame.empty:
+        return frame
+    present = {n[:-5] for n in os.listdir(directory) if n.endswith(".json")}
+    rows = {}
+    for run_id in frame["run_id"].tolist():
+        if run_id in present:
+            try:
+                rows[run_id] = read_json(layout.derived(run_id))
+            except (OSError, ValueError):
+                continue
+    if not rows:
+        return frame
+    derived = pd.DataFrame.from_dict(rows, orient="index").add_prefix("derived_")
+    return frame.join(derived, on="run_id")
 
 
 def open_source(path: str | os.PathLike[str] | None, db: str | None = None) -> DataSource:

@@ -1,5 +1,5 @@
 // The dashboard: a hash-routed single page over the JSON API (see server.py).
-import { h, api, enc, fmt, statusBadge, ago, select, columnLabel } from "./dom.js";
+import { h, api, enc, fmt, statusBadge, kvTable, ago, select, columnLabel } from "./dom.js";
 import { runPage } from "./run.js";
 import { plotPage } from "./plot.js";
 
@@ -111,7 +111,8 @@ function viewParams(params) {
 
 async function runsPage(eid, params, still) {
   setCrumbs([{ label: "experiments", href: "#/" }, { label: eid }]);
-  const cols = await api(`/api/experiments/${enc(eid)}/columns`);
+  const [cols, manifest] = await Promise.all([
+    api(`/api/experiments/${enc(eid)}/columns`), api(`/api/experiments/${enc(eid)}/manifest`)]);
   const filters = JSON.parse(params.get("filter") || "[]");
   const chosen = selected.get(eid) || new Set();
   selected.set(eid, chosen);
@@ -167,6 +168,7 @@ async function runsPage(eid, params, still) {
 
   main.replaceChildren(h("div", {},
     h("h1", {}, eid),
+    manifestCard(manifest),
     h("div", { class: "toolbar" }, search, status, h("span", { class: "muted" }, "filter:"), fCol, fOp, fValue, addFilter,
       picker, h("a", { href: exportHref("csv"), id: "export-csv", download: "" }, "CSV"),
       h("a", { href: exportHref("parquet"), id: "export-parquet", download: "" }, "parquet"), plotLink, compareButton),
@@ -224,6 +226,20 @@ async function runsPage(eid, params, still) {
   };
   await load();
   refresher = load;
+}
+
+function manifestCard(m) {
+  const spec = m.params || {};
+  const summary = `${m.n_runs ?? "?"} runs = ${m.n_cases ?? "?"} param cases × ${m.replicates ?? "?"} replicates` +
+    (m.git_commit ? ` · git ${String(m.git_commit).slice(0, 10)}` : "") + (m.description ? ` · ${m.description}` : "");
+  return h("details", { class: "card", id: "manifest" }, h("summary", {}, "manifest: ", summary),
+    kvTable([
+      ["params", h("pre", { class: "light" }, JSON.stringify(spec, null, 1))],
+      ["operation", m.operation], ["root seed", m.root_seed], ["tags", (m.tags || []).join(", ")],
+      ["code fingerprint", m.code_fp], ["context fingerprint", m.context_fp],
+      ["git commit", m.git_commit], ["resources", m.resources], ["metadata", m.metadata],
+      ["metalab version", m.metalab_version], ["compiled at", m.compiled_at],
+    ]));
 }
 
 // ---------------------------------------------------------------- compare

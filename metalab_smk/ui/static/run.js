@@ -23,8 +23,20 @@ function arrayTable(preview) {
       h("tbody", {}, rows))));
 }
 
+function arrayPlot(preview) {
+  // a 1-D numeric array (or one column) is also drawn as a line
+  const values = preview.rows.map((r) => (Array.isArray(r) ? r[0] : r));
+  const box = h("div", { class: "chart small" });
+  requestAnimationFrame(() => window.metalabCharts.draw(box,
+    window.metalabCharts.runStepsOption("value", values.map((v, i) => [i, v]))));
+  return box;
+}
+
 function previewOf(base, preview) {
-  if (preview.type === "array") return arrayTable(preview);
+  if (preview.type === "array") {
+    const oneD = preview.shape.length === 1 && preview.stats;
+    return oneD ? h("div", {}, arrayPlot(preview), arrayTable(preview)) : arrayTable(preview);
+  }
   if (preview.type === "json" || preview.type === "text") {
     return h("pre", { class: "light" }, preview.text + (preview.truncated ? "\n… (truncated)" : ""));
   }
@@ -35,7 +47,8 @@ function previewOf(base, preview) {
 export async function runPage(main, eid, runId, still) {
   setCrumbs([{ label: "experiments", href: "#/" }, { label: eid, href: expHref(eid) }, { label: "run " + runId }]);
   const base = `/api/experiments/${enc(eid)}/runs/${enc(runId)}`;
-  const [detail, log] = await Promise.all([api(base), api(base + "/log")]);
+  const [detail, log, manifest] = await Promise.all([
+    api(base), api(base + "/log"), api(`/api/experiments/${enc(eid)}/manifest`)]);
   if (!still()) return null;
   const r = detail.record;
   const seed = r.seed || {};
@@ -58,7 +71,11 @@ export async function runPage(main, eid, runId, still) {
       ["started", r.started_at], ["finished", r.finished_at], ["duration (ms)", r.duration_ms],
       ["tags", (r.tags || []).join(", ")], ["notes", r.notes],
     ])),
-    h("div", { class: "card", id: "provenance" }, h("h2", {}, "Provenance"), kvTable(flatten(prov, "", [])))));
+    h("div", { class: "card", id: "provenance" }, h("h2", {}, "Provenance"), kvTable([
+      ...flatten(prov, "", []),
+      ["git commit (at compile)", manifest.git_commit],
+      ["compiled at", manifest.compiled_at],
+    ]))));
 
   const stepNames = Object.keys(detail.steps || {});
   const chartBoxes = stepNames.map((name) => h("div", { class: "chart small", dataset: { metric: name } }));
