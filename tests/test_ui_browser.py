@@ -75,6 +75,13 @@ def page(browser):
     context.close()
 
 
+def _shot(page, path: Path, mask: tuple[str, ...] = (), full_page: bool = False) -> None:
+    """A screenshot; ``mask`` covers text that names this machine's paths (store
+    location, tracebacks) so the images can go into the docs."""
+    covered = [page.locator(selector) for selector in mask]
+    page.screenshot(path=path, full_page=full_page, mask=covered, mask_color="#dfe3ea")
+
+
 def _open(page, url: str, ready: str) -> None:
     page.goto(url)
     page.wait_for_selector(ready, timeout=15000)
@@ -94,7 +101,7 @@ def test_experiments_page(page, server, shots) -> None:
     assert row.count() == 1
     cells = row.first.locator("td").all_inner_texts()
     assert cells[0] == "uidemo" and cells[3:8] == ["15", "0", "3", "0", "18"]
-    page.screenshot(path=shots / "experiments.png")
+    _shot(page, shots / "experiments.png", mask=("#source",))
 
 
 def test_runs_table_shows_params_and_escapes_html(page, server, shots) -> None:
@@ -109,7 +116,7 @@ def test_runs_table_shows_params_and_escapes_html(page, server, shots) -> None:
     assert first[4] == "0.1"
     assert page.locator("#runs script").count() == 0
     assert page.evaluate("window.__xss === undefined")
-    page.screenshot(path=shots / "runs.png")
+    _shot(page, shots / "runs.png")
 
 
 def test_runs_filter_sort_search_and_columns(page, server) -> None:
@@ -157,7 +164,7 @@ def test_run_detail(page, server, store, shots) -> None:
     assert page.locator("[data-artifact=curve] table.array tbody tr").count() == 20
     assert "note" in page.inner_text("#artifacts pre")
     assert "git commit (at compile)" in page.inner_text("#provenance")
-    page.screenshot(path=shots / "run.png", full_page=True)
+    _shot(page, shots / "run.png", full_page=True)
 
 
 def test_failed_run_shows_error_and_traceback(page, server, shots) -> None:
@@ -167,7 +174,7 @@ def test_failed_run_shows_error_and_traceback(page, server, shots) -> None:
     assert "ValueError: diverged: loss is nan" in page.inner_text("#error .error")
     assert "Traceback (most recent call last)" in page.inner_text("#error pre")
     assert "diverged" in page.inner_text("#log")
-    page.screenshot(path=shots / "run-failed.png", full_page=True)
+    _shot(page, shots / "run-failed.png", mask=("#error pre", "#log"), full_page=True)
 
 
 def test_plot_builder_with_error_bars_and_url_state(page, server, shots) -> None:
@@ -177,7 +184,7 @@ def test_plot_builder_with_error_bars_and_url_state(page, server, shots) -> None
     page.wait_for_function("location.hash.includes('group=param_label')")
     page.wait_for_function("document.querySelector('.chart')?.dataset.series === '2'")
     url = page.url
-    page.screenshot(path=shots / "plot.png")
+    _shot(page, shots / "plot.png")
     page.goto("about:blank")
     _open(page, url, ".chart[data-series]")  # the shared link draws the same view
     assert _series(page) == [2]
@@ -190,7 +197,7 @@ def test_plot_builder_with_error_bars_and_url_state(page, server, shots) -> None
 def test_plot_histogram_and_stepped_curves(page, server, shots) -> None:
     _open(page, server + EXP + "/plot?kind=steps&y=loss&group=param_lr", "#charts")
     assert _series(page) == [3]
-    page.screenshot(path=shots / "steps.png")
+    _shot(page, shots / "steps.png")
     _open(page, server + EXP + "/plot?kind=steps&y=loss&mode=runs", "#charts")
     page.wait_for_function("document.querySelector('.chart')?.dataset.series === '15'")
     _open(page, server + EXP + "/plot?kind=hist&y=score&group=param_label", "#charts")
@@ -208,7 +215,7 @@ def test_compare_two_runs(page, server, shots) -> None:
     diff = page.locator("#compare-table tr.diff").all_inner_texts()
     assert any(row.split("\t")[1] == "status" for row in diff)
     assert any(row.split("\t")[1] == "label" for row in diff)
-    page.screenshot(path=shots / "compare.png", full_page=True)
+    _shot(page, shots / "compare.png", full_page=True)
     page.check("#only-diff")
     page.wait_for_function("location.hash.includes('diff=1')")
     assert page.locator("#compare-table tbody tr:not(.diff)").count() == 0
@@ -251,4 +258,4 @@ def test_report_in_the_browser(page, store, tmp_path, shots) -> None:
     assert _series(page) == [3, 3, 2, 2, 2]
     assert all(url.startswith(("file:", "data:", "blob:")) for url in requests), requests
     assert XSS in page.inner_text("table")
-    page.screenshot(path=shots / "report.png", full_page=True)
+    _shot(page, shots / "report.png", mask=("#generated", "pre"), full_page=True)

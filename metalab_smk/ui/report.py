@@ -174,7 +174,7 @@ def build_report(path: str | os.PathLike[str], experiment_id: str | None = None)
     return (
         "<!doctype html><html lang='en'><head><meta charset='utf-8'>"
         f"<title>{html.escape(title)}</title><style>{css}</style></head><body>"
-        f"<h1>{html.escape(title)}</h1><p class='muted'>generated {when} from "
+        f"<h1>{html.escape(title)}</h1><p class='muted' id='generated'>generated {when} from "
         f"{html.escape(str(path))}; error bars and ± are 95 % Student-t intervals of the "
         "mean over seed replicates.</p>"
         + "".join(sections)

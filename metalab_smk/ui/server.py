@@ -11,7 +11,9 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import threading
 from collections import OrderedDict
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -328,7 +330,15 @@ def build_app(source: DataSource, allowed_hosts: list[str] | None = None) -> Sta
         ValueError: value_error,
         pd.errors.ParserError: value_error,
     }
-    app = Starlette(routes=routes, exception_handlers=handlers)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        warm = getattr(source, "warm", None)
+        if warm is not None:
+            threading.Thread(target=warm, name="metalab-ui-warm", daemon=True).start()
+        yield
+
+    app = Starlette(routes=routes, exception_handlers=handlers, lifespan=lifespan)
     app.add_middleware(_SecurityHeaders)
     # DNS rebinding: a web page cannot reach this server under a name of its own
     hosts = ["127.0.0.1", "localhost", "::1", "[::1]", "testserver", *(allowed_hosts or [])]

@@ -60,6 +60,16 @@ class DataSource(Protocol):
     def experiments(self) -> list[dict[str, Any]]: ...
     def frame(self, experiment_id: str) -> pd.DataFrame: ...
     def steps(self, experiment_id: str) -> pd.DataFrame: ...
+    def warm(self) -> None:
+        """Read every experiment's counts, table and steps once (the server does this in
+        the background at start, so the first page a person opens is already cached)."""
+        try:
+            for experiment in self.experiments():
+                self.frame(experiment["experiment_id"])
+                self.steps(experiment["experiment_id"])
+        except (OSError, ValueError, MetalabError):
+            pass  # a broken experiment shows its error when its page is opened
+
     def manifest(self, experiment_id: str) -> dict[str, Any]: ...
     def record(self, experiment_id: str, run_id: str) -> dict[str, Any]: ...
     def run_steps(self, experiment_id: str, run_id: str) -> dict[str, list[list[float]]]: ...
@@ -219,6 +229,16 @@ class FileSource:
             "last_activity_ns": activity or None,
             "head": head_state,
         }
+
+    def warm(self) -> None:
+        """Read every experiment's counts, table and steps once (the server does this in
+        the background at start, so the first page a person opens is already cached)."""
+        try:
+            for experiment in self.experiments():
+                self.frame(experiment["experiment_id"])
+                self.steps(experiment["experiment_id"])
+        except (OSError, ValueError, MetalabError):
+            pass  # a broken experiment shows its error when its page is opened
 
     def manifest(self, experiment_id: str) -> dict[str, Any]:
         """What the experiment was compiled from: params spec, seeds, code and git."""

@@ -83,7 +83,7 @@ async function experimentsPage(still) {
       h("td", { class: "muted" }, e.description)));
     return h("div", {},
       h("h1", {}, "Experiments"),
-      h("p", { class: "muted" }, "store: ", data.source),
+      h("p", { class: "muted", id: "source" }, "store: ", data.source),
       data.experiments.length ? h("div", { class: "scroll" }, h("table", { id: "experiments" },
         h("thead", {}, h("tr", {}, ["experiment", "version", "progress", "done", "running", "failed",
           "pending", "total", "last activity", "head", "description"].map((c) => h("th", {}, c)))),

@@ -150,8 +150,8 @@
     return opt;
   }
 
-  function runStepsOption(name, points) {
-    const opt = base("", "step", name, "value");
+  function runStepsOption(name, points, xName) {
+    const opt = base("", xName || "step", name, "value");
     opt.legend = { show: false };
     opt.grid.bottom = 40;
     opt.series.push({ type: "line", name: name, data: points, showSymbol: points.length < 40 });

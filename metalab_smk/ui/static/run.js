@@ -28,7 +28,7 @@ function arrayPlot(preview) {
   const values = preview.rows.map((r) => (Array.isArray(r) ? r[0] : r));
   const box = h("div", { class: "chart small" });
   requestAnimationFrame(() => window.metalabCharts.draw(box,
-    window.metalabCharts.runStepsOption("value", values.map((v, i) => [i, v]))));
+    window.metalabCharts.runStepsOption("value", values.map((v, i) => [i, v]), "index")));
   return box;
 }
 
