@@ -14,26 +14,13 @@ from collections.abc import Sequence
 
 import pandas as pd
 
+from metalab_smk.results.summary import RESERVED_COLUMNS
+
 __all__ = ["STATS", "aggregate", "aggregate_steps", "t_quantile_975"]
 
 STATS = ("mean", "median", "min", "max", "std", "sem", "ci95", "ci95_low", "ci95_high", "count")
 DEFAULT_STATS = ("mean", "std", "sem", "ci95", "count")
-_NOT_METRICS = frozenset(
-    {
-        "run_id",
-        "experiment_id",
-        "status",
-        "run_index",
-        "seed_root",
-        "seed_replicate",
-        "duration_ms",
-        "started_at",
-        "finished_at",
-        "error_type",
-        "error_message",
-        "tags",
-    }
-)
+_NOT_METRICS = frozenset(RESERVED_COLUMNS)
 
 # t(0.975, df) for df = 1..30
 _T975 = (
