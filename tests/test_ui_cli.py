@@ -81,3 +81,28 @@ def test_report_bad_input(store: Path, tmp_path: Path) -> None:
     assert result.returncode == 2
     assert "no experiment 'nope:1'" in result.stderr and "uidemo:1" in result.stderr
     assert not (tmp_path / "x").exists()
+
+
+def test_compiled_but_not_run_experiment(store: Path, tmp_path: Path) -> None:
+    """A sweep that has not started: every run pending, an empty table, a report."""
+    pytest.importorskip("httpx", reason="Starlette's TestClient needs httpx")
+    from starlette.testclient import TestClient
+
+    from metalab_smk.ui.server import build_app
+    from metalab_smk.ui.source import FileSource
+
+    shutil.copy(store.parent / "uidemo.py", tmp_path / "uidemo.py")
+    compiled = _metalab("compile", "uidemo.py", "--store", "fresh", cwd=tmp_path)
+    assert compiled.returncode == 0, compiled.stderr
+    with TestClient(build_app(FileSource(tmp_path / "fresh"))) as client:
+        (exp,) = client.get("/api/experiments").json()["experiments"]
+        assert (exp["total"], exp["pending"], exp["done"]) == (18, 18, 0)
+        page = client.get("/api/experiments/uidemo:1/runs").json()
+        assert page["total"] == 0 and page["rows"] == []
+        plot = client.get("/api/experiments/uidemo:1/plot", params={"kind": "hist", "y": "x"})
+        assert plot.status_code == 400 and "no column 'x'" in plot.json()["error"]
+    report = _metalab("report", "fresh", "-o", "r.html", cwd=tmp_path)
+    assert report.returncode == 0, report.stderr
+    text = (tmp_path / "r.html").read_text()
+    assert "18 runs: 18 without a record yet" in text
+    assert "No failed runs." in text

@@ -119,8 +119,10 @@ def _experiment_section(source: FileSource, experiment_id: str, specs: list[dict
     out = [
         f"<h2>{_e(experiment_id)}</h2>",
         f"<p>{total} runs: "
-        + ", ".join(f"{_e(n)} {_e(k)}" for k, n in sorted(counts.items()))
-        + (f", {total - len(frame)} without a record" if total > len(frame) else "")
+        + ", ".join(
+            [f"{_e(n)} {_e(k)}" for k, n in sorted(counts.items())]
+            + ([f"{total - len(frame)} without a record yet"] if total > len(frame) else [])
+        )
         + "</p>",
         "<h3>Summary (replicate statistics per param case)</h3>",
         _summary_table(frame, params, metrics),

@@ -216,8 +216,9 @@ async function runsPage(eid, params, still) {
     });
     tableBox.replaceChildren(h("table", { id: "runs" }, h("thead", {}, head), h("tbody", {}, body)));
     const end = Math.min(data.offset + data.limit, data.total);
-    summary.textContent = `runs ${data.total ? data.offset + 1 : 0}–${end} of ${data.total}` +
-      (data.total !== data.all ? ` (filtered from ${data.all})` : "");
+    const n = (v) => v.toLocaleString("en-US");
+    summary.textContent = `runs ${n(data.total ? data.offset + 1 : 0)}–${n(end)} of ${n(data.total)}` +
+      (data.total !== data.all ? ` (filtered from ${n(data.all)})` : "");
     const page = (offset) => update({ offset: String(Math.max(0, offset)) });
     pager.replaceChildren(
       h("button", { disabled: data.offset === 0, onclick: () => page(data.offset - data.limit), id: "prev" }, "‹ prev"),
