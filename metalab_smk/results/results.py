@@ -31,7 +31,7 @@ RECORD_COLUMNS = ["run_id", "experiment_id", "status", "duration_ms", "started_a
 
 def _load_frame(layout: ExperimentDir) -> pd.DataFrame:
     if summary_is_current(layout):
-        return pd.read_parquet(layout.summary_dir / "runs.parquet")
+        return pd.read_parquet(layout.summary_runs)
     return records_frame(layout)[0]
 
 
