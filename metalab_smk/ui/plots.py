@@ -3,6 +3,7 @@ statistics come from :mod:`metalab_smk.results.aggregate`), drawn by the browser
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -23,6 +24,20 @@ def _need(frame: pd.DataFrame, *columns: str | None) -> None:
     for column in columns:
         if column and column not in frame.columns:
             raise BadQuery(f"no column {column!r} to plot")
+
+
+def _finite(values: list[Any]) -> list[Any]:
+    """A column's ``tolist()`` as JSON values: NaN and ±inf become None."""
+    return [
+        None if (type(v) is float and not math.isfinite(v)) or v is pd.NA else v for v in values
+    ]
+
+
+def _labels(column: pd.Series, label: Any) -> list[str]:
+    """``label`` of each value, computed once per distinct value."""
+    codes, uniques = pd.factorize(column, use_na_sentinel=False)
+    names = [label(v) for v in uniques]
+    return [names[c] for c in codes.tolist()]
 
 
 def _label(value: Any) -> str:
@@ -69,8 +84,8 @@ def xy(
         for values, part in ok.groupby(keys, dropna=False, sort=True) if keys else [((), ok)]:
             values = values if isinstance(values, tuple) else (values,)
             named = dict(zip(keys, values, strict=True))
-            xs = jsonable(part[x].tolist()[:MAX_POINTS])
-            ys = jsonable(part[y].tolist()[:MAX_POINTS])
+            xs = _finite(part[x].tolist()[:MAX_POINTS])
+            ys = _finite(part[y].tolist()[:MAX_POINTS])
             points = [[a, b, None, None, 1] for a, b in zip(xs, ys, strict=True)]
             panel = panels.setdefault(_facet(facet, named[facet]) if facet else "", {})
             panel[_label(named[group]) if group else y] = points
@@ -79,12 +94,12 @@ def xy(
         stats = tuple(dict.fromkeys([agg, "count"] + ([err] if err != "none" else [])))
         table = aggregate(ok, metrics=[y], by=by, stats=stats)
         n = len(table)
-        xs = jsonable(table[x].tolist())
-        centers = jsonable(table[f"{y}_{agg}"].tolist())
-        spreads = jsonable(table[f"{y}_{err}"].tolist()) if err != "none" else [None] * n
+        xs = _finite(table[x].tolist())
+        centers = _finite(table[f"{y}_{agg}"].tolist())
+        spreads = _finite(table[f"{y}_{err}"].tolist()) if err != "none" else [None] * n
         counts = table[f"{y}_count"].tolist()
-        facets = [_facet(facet, v) for v in table[facet].tolist()] if facet else [""] * n
-        groups = [_label(v) for v in table[group].tolist()] if group else [y] * n
+        facets = _labels(table[facet], lambda v: _facet(facet, v)) if facet else [""] * n
+        groups = _labels(table[group], _label) if group else [y] * n
         for i in range(n):
             center, spread = centers[i], spreads[i]
             bounded = center is not None and spread is not None
