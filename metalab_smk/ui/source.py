@@ -272,6 +272,7 @@ class FileSource:
             if path.is_file()
             else pd.DataFrame(columns=["run_id", "name", "step", "value"])
         )
+        frame["name"] = frame["name"].astype("category")  # few names: fast selection
         self._steps[experiment_id] = _Cached(key, frame)
         return frame
 
