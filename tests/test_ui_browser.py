@@ -259,3 +259,70 @@ def test_report_in_the_browser(page, store, tmp_path, shots) -> None:
     assert all(url.startswith(("file:", "data:", "blob:")) for url in requests), requests
     assert XSS in page.inner_text("table")
     _shot(page, shots / "report.png", mask=("#generated", "pre"), full_page=True)
+
+
+SLOW_EXPERIMENT = """
+import time
+import metalab
+
+
+@metalab.operation
+def slow(params, capture):
+    time.sleep(0.4)
+    capture.metric("y", params["i"] * 2.0)
+
+
+exp = metalab.Experiment(
+    name="slow", version="1", context={}, operation=slow,
+    params=metalab.grid(i=list(range(16))), seeds=metalab.seeds(1, 1),
+)
+"""
+
+
+def test_live_while_a_real_sweep_runs(page, tmp_path) -> None:
+    """`metalab run` in the background; the open runs page and the plot follow it."""
+    (tmp_path / "slow.py").write_text(SLOW_EXPERIMENT)
+    (tmp_path / "runs").mkdir()
+    port = free_port()
+    server, _ = start_server(tmp_path / "runs", port)
+    env = {**os.environ, "METALAB_HASH_CACHE": str(tmp_path / "hashes.sqlite")}
+    sweep = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "metalab_smk.cli",
+            "run",
+            "slow.py",
+            "--cores",
+            "1",
+            "--chunk-size",
+            "1",
+        ],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        base = f"http://127.0.0.1:{port}/?refresh_ms=300"
+        page.goto(base + "#/")
+        page.wait_for_selector("#experiments tbody tr", timeout=60000)
+        page.goto(base + "#/e/slow%3A1")
+        page.wait_for_selector("#count", timeout=30000)
+        seen = set()
+        for _ in range(300):
+            seen.add(page.inner_text("#count"))
+            if page.inner_text("#count") == f"runs 1{DASH}16 of 16":
+                break
+            page.wait_for_timeout(200)
+        assert f"runs 1{DASH}16 of 16" in seen
+        assert len(seen) >= 3, seen  # the count moved while the page stayed open
+        assert sweep.wait(timeout=120) == 0
+        page.goto(base + "#/e/slow%3A1/plot?x=param_i&y=y&agg=none")
+        page.wait_for_function("document.querySelector('.chart')?.dataset.series === '1'")
+    finally:
+        if sweep.poll() is None:
+            sweep.terminate()
+            sweep.wait(timeout=30)
+        server.terminate()
+        server.wait(timeout=10)

@@ -8,6 +8,7 @@ export async function plotPage(main, eid, params, still) {
   const cols = await api(`/api/experiments/${enc(eid)}/columns`);
   if (!still()) return null;
   const numericMetrics = cols.metrics.filter((c) => cols.numeric.includes(c));
+  if (cols.numeric.includes("duration_ms")) numericMetrics.push("duration_ms");
   const state = {
     kind: params.get("kind") || "xy",
     x: params.get("x") || cols.params[0] || numericMetrics[0] || "",
