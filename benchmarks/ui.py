@@ -97,8 +97,8 @@ def build(directory: Path, cases: int, replicates: int) -> Path:
     start = np.repeat([s[1] for s in steps], STEPS)
     step = np.tile(np.arange(STEPS), len(steps))
     frame = pd.DataFrame({"run_id": ids, "name": "loss", "step": step, "value": start / (1 + step)})
-    _write_parquet(frame, layout.summary_dir / "steps.parquet")
-    os.utime(layout.summary_dir / "runs.parquet")  # the summary stays newer than the records
+    _write_parquet(frame, layout.summary_steps)
+    os.utime(layout.summary_runs)  # the summary stays newer than the records
     return directory / "store"
 
 
@@ -159,6 +159,7 @@ def main() -> None:
 
     from starlette.testclient import TestClient
 
+    from metalab_smk.store.layout import ExperimentDir
     from metalab_smk.ui.server import build_app
     from metalab_smk.ui.source import FileSource
 
@@ -166,7 +167,7 @@ def main() -> None:
     directory.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     root = directory / "store"
-    if not (root / "uibench+1" / "summary" / "runs.parquet").is_file():
+    if not ExperimentDir(root / "uibench+1").summary_runs.is_file():
         root = build(directory, args.cases, args.replicates)
     print(
         f"store of {args.cases * args.replicates:,} runs ready in "
@@ -224,7 +225,7 @@ def main() -> None:
         f"{'OK' if worst < TARGET_MS else 'OVER'}"
     )
     if args.keep:  # the touched record is unchanged: keep the summary current
-        os.utime(layout.summary_dir / "runs.parquet")
+        os.utime(layout.summary_runs)
     else:
         shutil.rmtree(directory, ignore_errors=True)
 

@@ -184,7 +184,7 @@ class FileSource:
             key = (
                 *(_mtime(p) for p in (layout.runs_dir, layout.failed_dir, layout.logs_dir)),
                 _mtime(layout.run_table),
-                _mtime(layout.meta_dir / "head.json"),
+                _mtime(layout.head_file),
                 int(time.time() // 10),  # liveness of running processes: every 10 s
             )
             load = lambda e=experiment_id, lay=layout: self._experiment(e, lay)  # noqa: E731
@@ -197,7 +197,7 @@ class FileSource:
 
         status = sweep_status(layout, with_errors=False)
         compiled = read_json(layout.compiled)
-        head = layout.meta_dir / "head.json"
+        head = layout.head_file
         head_state = None
         if head.is_file():
             info = read_json(head)
@@ -240,7 +240,7 @@ class FileSource:
         return tuple(
             _mtime(p)
             for p in (
-                layout.summary_dir / "runs.parquet",
+                layout.summary_runs,
                 layout.runs_dir,
                 layout.failed_dir,
                 layout.run_table,
@@ -262,7 +262,7 @@ class FileSource:
     def steps(self, experiment_id: str) -> pd.DataFrame:
         """``summary/steps.parquet`` (run_id, name, step, value); empty when absent."""
         layout = self.layout(experiment_id)
-        path = layout.summary_dir / "steps.parquet"
+        path = layout.summary_steps
         key = (_mtime(path),)
         cached = self._steps.get(experiment_id)
         if cached is not None and cached.key == key:
