@@ -96,6 +96,10 @@
     };
   }
 
+  function cat(v) {
+    return v === null || v === undefined ? "(none)" : String(v);
+  }
+
   function xyOption(data, panel) {
     const categorical = data.categorical;
     const agg = data.agg !== "none";
@@ -103,13 +107,13 @@
       categorical ? "category" : "value");
     if (categorical) {
       const cats = [];
-      panel.series.forEach((s) => s.points.forEach((p) => { if (!cats.includes(p[0])) cats.push(p[0]); }));
+      panel.series.forEach((s) => s.points.forEach((p) => { if (!cats.includes(cat(p[0]))) cats.push(cat(p[0])); }));
       opt.xAxis.data = cats.map(String);
       opt.xAxis.scale = false;
     }
     panel.series.forEach((s, i) => {
       const color = PALETTE[i % PALETTE.length];
-      const points = s.points.map((p) => [categorical ? String(p[0]) : p[0], p[1], p[2], p[3], p[4]]);
+      const points = s.points.map((p) => [categorical ? cat(p[0]) : p[0], p[1], p[2], p[3], p[4]]);
       if (!categorical) points.sort((a, b) => a[0] - b[0]);
       opt.series.push({
         type: agg ? "line" : "scatter",
