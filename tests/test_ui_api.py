@@ -173,6 +173,8 @@ def test_compare_highlights_differences(client: TestClient) -> None:
     assert rows[("run", "status")]["differs"]
     assert rows[("run", "status")]["values"] == ["success", "success", "failed"]
     assert not rows[("provenance", "python_version")]["differs"]
+    (loss,) = data["steps"]  # the failed run has no curve
+    assert loss["name"] == "loss" and [s["name"] for s in loss["series"]] == ids[:2]
     assert client.get(f"{API}/compare", params={"ids": ids[0]}).status_code == 400
 
 

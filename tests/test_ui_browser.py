@@ -208,13 +208,14 @@ def test_compare_two_runs(page, server, shots) -> None:
     _open(page, server + EXP, "#runs tbody tr")
     boxes = page.locator("#runs tbody input[type=checkbox]")
     boxes.nth(0).check()
-    boxes.nth(17).check()
+    boxes.nth(10).check()
     page.click("#compare")
     page.wait_for_selector("#compare-table")
     assert page.locator("#compare-table thead th").count() == 4
     diff = page.locator("#compare-table tr.diff").all_inner_texts()
-    assert any(row.split("\t")[1] == "status" for row in diff)
     assert any(row.split("\t")[1] == "label" for row in diff)
+    assert any(row.split("\t")[1] == "score" for row in diff)
+    assert _series(page, "#compare-steps .chart") == [2]  # loss of both runs
     _shot(page, shots / "compare.png", full_page=True)
     page.check("#only-diff")
     page.wait_for_function("location.hash.includes('diff=1')")

@@ -236,3 +236,24 @@ def compare(records: list[dict[str, Any]]) -> dict[str, Any]:
                 continue
             add(section, key, values)
     return {"run_ids": [r["run_id"] for r in records], "rows": rows}
+
+
+def compare_steps(
+    run_ids: list[str], steps: list[dict[str, list[list[float]]]]
+) -> list[dict[str, Any]]:
+    """One plot per stepped metric, one curve per run (``stepped`` data, mode "runs")."""
+    names = sorted({name for per_run in steps for name in per_run})
+    return [
+        {
+            "kind": "steps",
+            "name": name,
+            "mode": "runs",
+            "err": "none",
+            "series": [
+                {"name": run_id, "points": jsonable([[s, v, None, None] for s, v in data[name]])}
+                for run_id, data in zip(run_ids, steps, strict=True)
+                if name in data
+            ],
+        }
+        for name in names
+    ]

@@ -240,7 +240,8 @@ def build_app(source: DataSource, allowed_hosts: list[str] | None = None) -> Sta
         if len(ids) < 2:
             raise BadQuery("compare needs at least two run IDs (ids=a,b)")
         records = [source.record(eid(request), run_id) for run_id in ids]
-        return _Json(plots.compare(records))
+        steps = [source.run_steps(eid(request), run_id) for run_id in ids]
+        return _Json({**plots.compare(records), "steps": plots.compare_steps(ids, steps)})
 
     plot_cache: OrderedDict[tuple[Any, ...], tuple[Any, Any, bytes]] = OrderedDict()
 

@@ -249,6 +249,7 @@ async function comparePage(eid, params, still) {
   const data = await api(`/api/experiments/${enc(eid)}/compare?ids=${enc(params.get("ids") || "")}`);
   if (!still()) return;
   const onlyDiff = params.get("diff") === "1";
+  const boxes = data.steps.map(() => h("div", { class: "chart" }));
   const rows = data.rows.filter((r) => !onlyDiff || r.differs).map((r) => h("tr", { class: r.differs ? "diff" : "" },
     h("td", { class: "muted" }, r.section), h("td", {}, r.key),
     r.values.map((v) => h("td", { class: "mono" }, fmt(v)))));
@@ -263,7 +264,10 @@ async function comparePage(eid, params, still) {
     h("div", { class: "scroll" }, h("table", { id: "compare-table" },
       h("thead", {}, h("tr", {}, h("th", {}, ""), h("th", {}, ""), data.run_ids.map((id) =>
         h("th", { class: "mono" }, h("a", { href: expHref(eid, "/run/" + enc(id)) }, id))))),
-      h("tbody", {}, rows)))));
+      h("tbody", {}, rows))),
+    data.steps.length ? h("div", { class: "card", id: "compare-steps" }, h("h2", {}, "Stepped metrics"),
+      h("div", { class: "charts" }, boxes)) : null));
+  data.steps.forEach((d, i) => window.metalabCharts.draw(boxes[i], window.metalabCharts.options(d)[0]));
 }
 
 // ---------------------------------------------------------------- live refresh
