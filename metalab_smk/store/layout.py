@@ -69,8 +69,9 @@ class ExperimentDir:
     def artifacts(self, run_id: str) -> Path:
         return self.root / "artifacts" / run_id
 
-    def log(self, run_id: str) -> Path:
-        return self.logs_dir / f"{run_id}_run.log"
+    def log(self, run_id: str, name: str = "run") -> Path:
+        """The log ``name`` of a run (``run``: everything the run printed and logged)."""
+        return self.logs_dir / f"{run_id}_{name}.log"
 
     def results(self, run_id: str) -> Path:
         return self.root / "results" / run_id

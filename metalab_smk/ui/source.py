@@ -255,7 +255,7 @@ class FileSource:
         return self._cache.get(
             ("frame", experiment_id),
             self._frame_key(layout),
-            lambda: _with_derived(layout, Results(layout).frame.reset_index(drop=True)),
+            lambda: Results(layout).frame.reset_index(drop=True),
             large=lambda frame: len(frame) >= BACKGROUND_ROWS,
         )
 
@@ -342,25 +342,6 @@ class FileSource:
 
     def data(self, experiment_id: str, run_id: str, name: str) -> Any:
         return self._data_file(self.layout(experiment_id), run_id, name)
-
-
-def _with_derived(layout: ExperimentDir, frame: pd.DataFrame) -> pd.DataFrame:
-    """The table with derived metrics (``Results.compute_derived``) as ``derived_<name>``."""
-    directory = layout.derived_dir
-    if not directory.is_dir() or frame.empty:
-        return frame
-    present = {n[:-5] for n in os.listdir(directory) if n.endswith(".json")}
-    rows = {}
-    for run_id in frame["run_id"].tolist():
-        if run_id in present:
-            try:
-                rows[run_id] = read_json(layout.derived(run_id))
-            except (OSError, ValueError):
-                continue
-    if not rows:
-        return frame
-    derived = pd.DataFrame.from_dict(rows, orient="index").add_prefix("derived_")
-    return frame.join(derived, on="run_id")
 
 
 def open_source(path: str | os.PathLike[str] | None, db: str | None = None) -> DataSource:
