@@ -181,7 +181,8 @@ def test_compare_highlights_differences(client: TestClient) -> None:
 def test_export_current_view(client: TestClient) -> None:
     view = {"filter": json.dumps([["param_lr", "=", "0.1"]]), "sort": "score"}
     csv = client.get(f"{API}/export", params={**view, "format": "csv"})
-    assert csv.status_code == 200 and "attachment" in csv.headers["content-disposition"]
+    assert csv.status_code == 200
+    assert csv.headers["content-disposition"] == 'attachment; filename="uidemo_1.csv"'
     frame = pd.read_csv(io.StringIO(csv.text))
     assert len(frame) == 6 and (frame["param_lr"] == 0.1).all()
     assert frame["score"].tolist() == sorted(frame["score"].tolist())
@@ -302,3 +303,71 @@ def test_foreign_host_header_is_refused(client: TestClient) -> None:
     response = client.get("/api/experiments", headers={"host": "evil.example:8000"})
     assert response.status_code == 400
     assert client.get("/api/experiments", headers={"host": "127.0.0.1:8000"}).status_code == 200
+
+
+class _MemorySource:
+    """A DataSource over tables in memory: what a database-backed index would provide."""
+
+    label = "memory"
+
+    def __init__(self, runs: pd.DataFrame, record: dict) -> None:
+        self.runs, self.one = runs, record
+
+    def experiments(self) -> list[dict]:
+        return [{"experiment_id": "mem:1", "name": "mem", "version": "1", "total": len(self.runs)}]
+
+    def _check(self, experiment_id: str, run_id: str | None = None) -> None:
+        from metalab_smk.ui.source import NotFound
+
+        if experiment_id != "mem:1" or (run_id is not None and run_id != self.one["run_id"]):
+            raise NotFound("not here")
+
+    def frame(self, experiment_id: str) -> pd.DataFrame:
+        self._check(experiment_id)
+        return self.runs
+
+    def steps(self, experiment_id: str) -> pd.DataFrame:
+        return pd.DataFrame(columns=["run_id", "name", "step", "value"])
+
+    def manifest(self, experiment_id: str) -> dict:
+        return {"experiment_id": experiment_id}
+
+    def record(self, experiment_id: str, run_id: str) -> dict:
+        self._check(experiment_id, run_id)
+        return self.one
+
+    def run_steps(self, experiment_id: str, run_id: str) -> dict:
+        return {}
+
+    def log(self, experiment_id: str, run_id: str) -> dict:
+        return {"text": "from the index", "partial": False, "truncated": False}
+
+    def artifact_path(self, experiment_id: str, run_id: str, name: str):
+        from metalab_smk.ui.source import NotFound
+
+        raise NotFound(name)
+
+    def data_names(self, experiment_id: str, run_id: str) -> list[str]:
+        return []
+
+    def data(self, experiment_id: str, run_id: str, name: str):
+        from metalab_smk.ui.source import NotFound
+
+        raise NotFound(name)
+
+
+def test_another_data_source_serves_the_same_api(store: Path) -> None:
+    """The seam for the database index: the app needs only the DataSource methods."""
+    files = FileSource(store)
+    runs = files.frame(EID).assign(experiment_id="mem:1")
+    ok = runs.loc[runs["status"] == "success", "run_id"].iloc[0]
+    source = _MemorySource(runs, files.record(EID, ok))
+    with TestClient(build_app(source)) as client:
+        base = "/api/experiments/mem:1"
+        assert client.get("/api/experiments").json()["source"] == "memory"
+        assert client.get(f"{base}/runs", params={"status": "failed"}).json()["total"] == 3
+        plot = client.get(f"{base}/plot", params={"x": "param_lr", "y": "score"}).json()
+        assert len(plot["panels"][0]["series"][0]["points"]) == 3
+        assert client.get(f"{base}/runs/{ok}/log").json()["text"] == "from the index"
+        assert client.get(f"{base}/runs/{ok}").json()["record"]["run_id"] == ok
+        assert client.get(f"{base}/runs/0123456789abcdef").status_code == 404

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import re
 import threading
 from collections import OrderedDict
 from collections.abc import AsyncIterator
@@ -186,7 +187,7 @@ def build_app(source: DataSource, allowed_hosts: list[str] | None = None) -> Sta
         if query.columns:
             view = view[[c for c in ["run_id", *query.columns] if c in view.columns]]
             view = view.loc[:, ~view.columns.duplicated()]
-        name = eid(request).replace(":", "_").replace("/", "_")
+        name = re.sub(r"[^A-Za-z0-9._-]+", "_", eid(request))  # a safe download name
         fmt = request.query_params.get("format", "csv")
         if fmt == "parquet":
             buffer = io.BytesIO()

@@ -53,7 +53,13 @@ class NotFound(MetalabError):
 
 
 class DataSource(Protocol):
-    """What the dashboard needs from a store (files here; a database index later)."""
+    """What the dashboard and the report need from a store: the seam for other back ends
+    (``FileSource`` reads the files; a database index implements the same methods).
+
+    Unknown names raise ``NotFound``; ``frame`` is a runs table like
+    ``Results.frame`` (``run_id``, ``status``, ``param_*``, metrics, ...); ``steps`` has
+    ``run_id, name, step, value``; a source may also have ``warm()`` (called in the
+    background when the server starts)."""
 
     label: str
 
@@ -65,6 +71,7 @@ class DataSource(Protocol):
     def run_steps(self, experiment_id: str, run_id: str) -> dict[str, list[list[float]]]: ...
     def log(self, experiment_id: str, run_id: str) -> dict[str, Any]: ...
     def artifact_path(self, experiment_id: str, run_id: str, name: str) -> tuple[Path, str]: ...
+    def data_names(self, experiment_id: str, run_id: str) -> list[str]: ...
     def data(self, experiment_id: str, run_id: str, name: str) -> Any: ...
 
 
