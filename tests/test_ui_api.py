@@ -371,3 +371,24 @@ def test_another_data_source_serves_the_same_api(store: Path) -> None:
         assert client.get(f"{base}/runs/{ok}/log").json()["text"] == "from the index"
         assert client.get(f"{base}/runs/{ok}").json()["record"]["run_id"] == ok
         assert client.get(f"{base}/runs/0123456789abcdef").status_code == 404
+
+
+BAD_EXPERIMENTS = ["..%2F..%2Fetc", "..", "uidemo+1", "%2Fetc%2Fpasswd", "uidemo:1%00"]
+BAD_RUNS = ["..%2F..%2Fcompiled", "..", "%2Fetc%2Fpasswd", "6d57ef012412d3d4%2F..", "ABCDEF"]
+
+
+@pytest.mark.parametrize("bad", BAD_EXPERIMENTS)
+def test_every_experiment_endpoint_refuses_unknown_names(client: TestClient, bad: str) -> None:
+    for tail in ("columns", "runs", "manifest", "export", "plot?x=a&y=b", "compare?ids=a,b"):
+        response = client.get(f"/api/experiments/{bad}/{tail}")
+        assert response.status_code in (400, 404), (bad, tail, response.status_code)
+        assert "root:" not in response.text
+
+
+@pytest.mark.parametrize("bad", BAD_RUNS)
+def test_every_run_endpoint_refuses_unknown_names(client: TestClient, bad: str) -> None:
+    for tail in ("", "/log", "/data/history", "/artifacts/weights", "/artifacts/picture/raw"):
+        response = client.get(f"{API}/runs/{bad}{tail}")
+        assert response.status_code in (400, 404), (bad, tail, response.status_code)
+    compare = client.get(f"{API}/compare", params={"ids": f"{bad},{bad}"})
+    assert compare.status_code == 404
