@@ -184,6 +184,23 @@ def test_plot_builder_with_error_bars_and_url_state(page, server, shots) -> None
     page.wait_for_function("location.hash.includes('group=param_label')")
     page.wait_for_function("document.querySelector('.chart')?.dataset.series === '2'")
     url = page.url
+    # hover a point of the series named by the HTML param value: the tooltip shows it as text
+    names = page.evaluate(
+        "echarts.getInstanceByDom(document.querySelector('.chart')).getOption()"
+        ".series.filter(s => s.type === 'line').map(s => s.name)"
+    )
+    index = names.index(XSS)
+    x, y = page.evaluate(
+        "i => { const c = echarts.getInstanceByDom(document.querySelector('.chart'));"
+        " const s = c.getOption().series.filter(s => s.type === 'line')[i];"
+        " return c.convertToPixel({seriesName: s.name}, [s.data[0][0], s.data[0][1]]); }",
+        index,
+    )
+    box = page.locator(".chart").first.bounding_box()
+    page.mouse.move(box["x"] + x, box["y"] + y)
+    tooltip = page.wait_for_selector(f".chart div:has-text('{XSS}')", timeout=5000)
+    assert XSS in tooltip.inner_text()
+    assert page.locator(".chart script").count() == 0
     _shot(page, shots / "plot.png")
     page.goto("about:blank")
     _open(page, url, ".chart[data-series]")  # the shared link draws the same view
