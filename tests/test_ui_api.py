@@ -392,3 +392,22 @@ def test_every_run_endpoint_refuses_unknown_names(client: TestClient, bad: str) 
         assert response.status_code in (400, 404), (bad, tail, response.status_code)
     compare = client.get(f"{API}/compare", params={"ids": f"{bad},{bad}"})
     assert compare.status_code == 404
+
+
+def test_runs_in_progress_and_their_partial_log(store: Path, tmp_path: Path) -> None:
+    copy = tmp_path / "store"
+    shutil.copytree(store, copy)
+    source = FileSource(copy)
+    layout = source.layout(EID)
+    run_id = sorted(layout.done_ids())[0]
+    layout.record(run_id).unlink()  # as while the run executes: a .partial log, no record
+    layout.partial_log(run_id).write_text("# metalab run {}\nstep 3 of 10\n")
+    with TestClient(build_app(source)) as client:
+        assert client.get(f"{API}/in_progress").json() == {"total": 1, "runs": [run_id]}
+        detail = client.get(f"{API}/runs/{run_id}").json()
+        assert detail["record"] is None and detail["in_progress"]
+        log = client.get(f"{API}/runs/{run_id}/log").json()
+        assert log["partial"] and "step 3 of 10" in log["text"]
+        pending = sorted(set(layout.read_run_ids()) - layout.done_ids() - layout.failed_ids())
+        other = next(r for r in pending if r != run_id) if len(pending) > 1 else "0" * 16
+        assert client.get(f"{API}/runs/{other}").status_code == 404

@@ -17,6 +17,8 @@ from pathlib import Path
 import pytest
 from uistore import XSS, build_store, free_port, start_server
 
+from metalab_smk.store.layout import ExperimentDir
+
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 if not os.path.exists(CHROMIUM):
     pytest.skip("no chromium: apt-get install chromium", allow_module_level=True)
@@ -344,3 +346,30 @@ def test_live_while_a_real_sweep_runs(page, tmp_path) -> None:
             sweep.wait(timeout=30)
         server.terminate()
         server.wait(timeout=10)
+
+
+def test_run_in_progress_follows_its_log_until_the_record_appears(page, store, tmp_path) -> None:
+    copy = tmp_path / "store"
+    shutil.copytree(store, copy)
+    layout = ExperimentDir(copy / "uidemo+1")
+    run_id = sorted(layout.done_ids())[0]
+    record = layout.record(run_id).read_bytes()
+    layout.record(run_id).unlink()
+    layout.partial_log(run_id).write_text("# metalab run {}\nepoch 1\n")
+    port = free_port()
+    process, _ = start_server(copy, port)
+    try:
+        _open(page, f"http://127.0.0.1:{port}/?refresh_ms=300{EXP}", "#in-progress a")
+        assert page.inner_text("#in-progress a") == run_id
+        page.click("#in-progress a")
+        page.wait_for_selector("#log")
+        assert "epoch 1" in page.inner_text("#log")
+        with layout.partial_log(run_id).open("a") as handle:
+            handle.write("epoch 2\n")
+        page.wait_for_function("document.querySelector('#log').textContent.includes('epoch 2')")
+        layout.record(run_id).write_bytes(record)  # the run finishes
+        page.wait_for_selector("#params", timeout=10000)  # the full run page replaces it
+        assert "lr" in page.inner_text("#params")
+    finally:
+        process.terminate()
+        process.wait(timeout=10)

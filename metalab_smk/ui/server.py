@@ -52,6 +52,7 @@ IMAGE_TYPES = {
 }
 TEXT_FORMATS = {"text", "txt", "csv", "tsv", "md", "log", "yaml", "yml", "toml"}
 PREVIEW_BYTES = 200_000
+MAX_IN_PROGRESS = 100
 ARRAY_ROWS, ARRAY_COLS = 200, 50
 CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
@@ -202,7 +203,12 @@ def build_app(source: DataSource, allowed_hosts: list[str] | None = None) -> Sta
 
     async def run_detail(request: Request) -> Response:
         experiment, run_id = eid(request), request.path_params["run_id"]
-        record = source.record(experiment, run_id)
+        try:
+            record = source.record(experiment, run_id)
+        except NotFound:
+            if run_id not in source.in_progress(experiment):
+                raise
+            return _Json({"record": None, "in_progress": True, "steps": {}, "data": []})
         return _Json(
             {
                 "record": record,
@@ -210,6 +216,10 @@ def build_app(source: DataSource, allowed_hosts: list[str] | None = None) -> Sta
                 "data": source.data_names(experiment, run_id),
             }
         )
+
+    async def in_progress(request: Request) -> Response:
+        runs = source.in_progress(eid(request))
+        return _Json({"total": len(runs), "runs": runs[:MAX_IN_PROGRESS]})
 
     async def run_log(request: Request) -> Response:
         return _Json(source.log(eid(request), request.path_params["run_id"]))
@@ -309,6 +319,7 @@ def build_app(source: DataSource, allowed_hosts: list[str] | None = None) -> Sta
         Route(exp + "/columns", columns),
         Route(exp + "/runs", runs),
         Route(exp + "/manifest", manifest),
+        Route(exp + "/in_progress", in_progress),
         Route(exp + "/export", export),
         Route(exp + "/plot", plot),
         Route(exp + "/compare", compare),

@@ -73,6 +73,7 @@ class DataSource(Protocol):
     def artifact_path(self, experiment_id: str, run_id: str, name: str) -> tuple[Path, str]: ...
     def data_names(self, experiment_id: str, run_id: str) -> list[str]: ...
     def data(self, experiment_id: str, run_id: str, name: str) -> Any: ...
+    def in_progress(self, experiment_id: str) -> list[str]: ...
 
 
 def _no(_: Any) -> bool:
@@ -309,11 +310,25 @@ class FileSource:
                 continue
         return out
 
+    def in_progress(self, experiment_id: str) -> list[str]:
+        """Run IDs with a ``.partial`` log and no success record: running now, or killed
+        (``metalab status`` tells which)."""
+        layout = self.layout(experiment_id)
+        if not layout.logs_dir.is_dir():
+            return []
+        suffix = "_run.log.partial"
+        found = {n[: -len(suffix)] for n in os.listdir(layout.logs_dir) if n.endswith(suffix)}
+        return sorted(i for i in found - layout.done_ids() if RUN_ID.match(i))
+
     def log(self, experiment_id: str, run_id: str) -> dict[str, Any]:
-        """The run's log (its last 256 KiB), or the partial log of a run in progress."""
+        """The run's log (its last 256 KiB), or the partial log of a run in progress
+        (when newer)."""
         layout = self.layout(experiment_id)
         self._run_id(layout, run_id)
-        for path, partial in ((layout.log(run_id), False), (layout.partial_log(run_id), True)):
+        candidates = [(layout.log(run_id), False), (layout.partial_log(run_id), True)]
+        if _mtime(layout.partial_log(run_id)) > _mtime(layout.log(run_id)):
+            candidates.reverse()  # a new attempt is running: its log, not the last one's
+        for path, partial in candidates:
             if path.is_file():
                 path = _inside(layout.root, path)
                 size = path.stat().st_size

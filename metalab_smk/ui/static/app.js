@@ -10,6 +10,10 @@ const selected = new Map(); // experiment -> Set of run IDs chosen for compariso
 let refresher = null; // the current page's live refresh
 let renderToken = 0;
 
+export function rerender() {
+  render();
+}
+
 export function route() {
   const raw = location.hash.replace(/^#/, "") || "/";
   const [path, query] = raw.split("?");
@@ -162,6 +166,7 @@ async function runsPage(eid, params, still) {
     `compare selected (${chosen.size})`);
   const plotLink = h("a", { href: expHref(eid, "/plot", viewParams(params)) }, "plot this view");
 
+  const progressBox = h("div", { id: "in-progress" });
   const tableBox = h("div", { class: "scroll" });
   const summary = h("span", { class: "muted", id: "count" });
   const pager = h("div", { class: "pager" });
@@ -174,11 +179,22 @@ async function runsPage(eid, params, still) {
       h("a", { href: exportHref("parquet"), id: "export-parquet", download: "" }, "parquet"), plotLink, compareButton),
     chips.length ? h("div", { class: "toolbar" }, chips) : null,
     h("div", { class: "toolbar" }, summary),
-    tableBox, pager));
+    progressBox, tableBox, pager));
 
   let last = "";
+  let lastProgress = "";
   const load = async () => {
-    const data = await api(`/api/experiments/${enc(eid)}/runs?${apiQuery()}`);
+    const [data, progress] = await Promise.all([
+      api(`/api/experiments/${enc(eid)}/runs?${apiQuery()}`),
+      api(`/api/experiments/${enc(eid)}/in_progress`)]);
+    const progressText = JSON.stringify(progress);
+    if (progressText !== lastProgress && still()) {
+      lastProgress = progressText;
+      progressBox.replaceChildren(...(progress.total ? [h("p", { class: "toolbar" },
+        h("span", { class: "muted" }, `in progress (or killed) without a record: ${progress.total}`),
+        progress.runs.slice(0, 12).map((id) => h("a", { class: "mono", href: expHref(eid, "/run/" + enc(id)) }, id)),
+        progress.total > 12 ? h("span", { class: "muted" }, "…") : null)] : []));
+    }
     const text = JSON.stringify(data);
     if (text === last || !still()) return;
     last = text;

@@ -1,6 +1,6 @@
 // Run detail: params, metrics, seed, provenance, stepped curves, data, artifacts, log, error.
 import { h, api, enc, fmt, statusBadge, kvTable } from "./dom.js";
-import { setCrumbs, expHref } from "./app.js";
+import { setCrumbs, expHref, rerender } from "./app.js";
 
 function flatten(obj, prefix, out) {
   for (const [k, v] of Object.entries(obj || {})) {
@@ -50,6 +50,7 @@ export async function runPage(main, eid, runId, still) {
   const [detail, log, manifest] = await Promise.all([
     api(base), api(base + "/log"), api(`/api/experiments/${enc(eid)}/manifest`)]);
   if (!still()) return null;
+  if (!detail.record) return inProgress(main, base, runId, log, still);
   const r = detail.record;
   const seed = r.seed || {};
   const prov = r.provenance || {};
@@ -126,5 +127,21 @@ export async function runPage(main, eid, runId, still) {
       logPre.textContent = next.text;
       logNote.textContent = noteOf(next);
     }
+  };
+}
+
+// A run with a .partial log and no record yet: its live log; the full page once it ends.
+function inProgress(main, base, runId, log, still) {
+  const logPre = h("pre", { id: "log" }, log.text || "(no output yet)");
+  main.replaceChildren(h("div", {},
+    h("h1", {}, h("span", { class: "mono" }, runId), " ", statusBadge("running")),
+    h("p", { class: "muted" }, "No record yet: the run is in progress, or its process was killed " +
+      "(metalab status tells which). The log below follows it live."),
+    h("div", { class: "card" }, h("h2", {}, "Log (in progress)"), logPre)));
+  return async () => {
+    const [detail, next] = await Promise.all([api(base), api(base + "/log")]);
+    if (!still()) return;
+    if (detail.record) rerender();
+    else if (next.text !== logPre.textContent) logPre.textContent = next.text;
   };
 }
