@@ -350,6 +350,9 @@ class _MemorySource:
     def data_names(self, experiment_id: str, run_id: str) -> list[str]:
         return []
 
+    def in_progress(self, experiment_id: str) -> list[str]:
+        return []
+
     def data(self, experiment_id: str, run_id: str, name: str):
         from metalab_smk.ui.source import NotFound
 
