@@ -28,6 +28,7 @@ STATIC = Path(__file__).parent / "static"
 MAX_CHARTS = 40
 MAX_GROUPS = 8
 MAX_FAILURES = 200
+MAX_SUMMARY_ROWS = 1000
 
 
 BOOT = """
@@ -72,7 +73,7 @@ def _summary_table(frame: pd.DataFrame, params: list[str], metrics: list[str]) -
     head += "".join(f"<th>{_e(m)} (mean ± 95% CI)</th><th>{_e(m)} std</th>" for m in metrics)
     head += "<th>n</th>"
     rows = []
-    for row in table.to_dict("records"):
+    for row in table.head(MAX_SUMMARY_ROWS).to_dict("records"):
         cells = "".join(f"<td>{_e(row[p])}</td>" for p in params)
         for m in metrics:
             mean, half = row[f"{m}_mean"], row[f"{m}_ci95"]
@@ -81,7 +82,13 @@ def _summary_table(frame: pd.DataFrame, params: list[str], metrics: list[str]) -
             cells += f"<td class='num'>{_e(row[f'{m}_std'])}</td>"
         count = max(int(row[f"{m}_count"]) for m in metrics)
         rows.append(f"<tr>{cells}<td class='num'>{count}</td></tr>")
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+    more = (
+        f"<p class='muted'>The first {MAX_SUMMARY_ROWS:,} of {len(table):,} param cases; "
+        "all of them: <code>load_results(...).aggregate()</code>.</p>"
+        if len(table) > MAX_SUMMARY_ROWS
+        else ""
+    )
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>{more}"
 
 
 def _failures(frame: pd.DataFrame, source: FileSource, experiment_id: str) -> str:
