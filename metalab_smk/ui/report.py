@@ -36,6 +36,7 @@ BOOT = """
   var specs = JSON.parse(document.getElementById("report-data").textContent);
   specs.forEach(function (spec) {
     var el = document.getElementById(spec.id);
+    el.dataset.renderer = "svg";  // crisp when printed or zoomed
     var opts = window.metalabCharts.options(spec.data);
     if (opts.length) window.metalabCharts.draw(el, opts[0]);
   });
