@@ -25,7 +25,7 @@ if not os.path.exists(CHROMIUM):
 sync_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright")
 pytest.importorskip("uvicorn", reason="the dashboard needs the 'ui' extra")
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]  # about a minute in all
+pytestmark = pytest.mark.integration  # about a minute in all
 EXP = "#/e/uidemo%3A1"
 DASH = "\u2013"  # an en dash: the count reads "runs 1<dash>18 of 18"
 
