@@ -13,7 +13,6 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from metalab_smk.core.seeds import SeedBundle
@@ -34,7 +33,7 @@ from metalab_smk.results.summary import (
 )
 from metalab_smk.store.config import FileStoreConfig
 from metalab_smk.store.filestore import FileStore
-from metalab_smk.store.jsonio import read_json, to_strict_json
+from metalab_smk.store.jsonio import read_json
 from metalab_smk.store.layout import ExperimentDir
 from metalab_smk.store.records import ArtifactDescriptor, RunRecord, Status
 from metalab_smk.store.validate import check_record
@@ -240,31 +239,6 @@ def _matches(series: pd.Series, wanted: Any) -> pd.Series:
     if isinstance(wanted, bool) != pd.api.types.is_bool_dtype(series.dtype):
         return pd.Series(False, index=series.index)
     return (series == wanted).fillna(False).astype(bool)
-
-
-def _numeric(frame: pd.DataFrame, name: str) -> pd.Series | None:
-    """The metric ``name`` as numbers for aggregation: numeric columns as they are; an
-    exact (mixed) column by its int/float values, with a warning naming how many other
-    values (strings, bools, ...) count as missing; None when it holds no numbers."""
-    column = frame[name]
-    if column.dtype != object:
-        return column if pd.api.types.is_numeric_dtype(column.dtype) else None
-    values = column.tolist()
-    numbers = [
-        float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else None
-        for v in values
-    ]
-    found = sum(v is not None for v in numbers)
-    if not found:
-        return None
-    other = sum(v is not None for v in values) - found
-    if other:
-        warnings.warn(
-            f"metric {name!r} mixes numbers with {other} other values (strings or bools); "
-            "summary() aggregates its numbers and counts the others as missing.",
-            stacklevel=3,
-        )
-    return pd.Series([np.nan if v is None else v for v in numbers], index=column.index)
 
 
 def _reduce_artifact(run: Run, reducer: Callable[..., Any], name: str) -> dict[str, Any]:
@@ -492,24 +466,17 @@ class Results:
     def cancelled(self) -> Results:
         return self.filter(status="cancelled")
 
-    def aggregate(self) -> pd.DataFrame:
-        """Mean, std and count of each metric per param case (over replicates).
+    def aggregate(
+        self,
+        metrics: list[str] | None = None,
+        by: list[str] | None = None,
+        stats: tuple[str, ...] = ("mean", "std", "sem", "ci95", "count"),
+    ) -> pd.DataFrame:
+        """Replicate statistics per param case (or per ``by`` column); see
+        :func:`metalab_smk.results.aggregate.aggregate`."""
+        from metalab_smk.results.aggregate import aggregate
 
-        Exact param columns (see ``results.columns``) group by each value's JSON text."""
-        params = [f"param_{n}" for n in self.param_names()]
-        ok = self._frame[self._frame["status"] == "success"].copy()
-        metrics = []
-        for name in self.metric_names():
-            numbers = _numeric(ok, name)
-            if numbers is not None:
-                ok[name] = numbers
-                metrics.append(name)
-        for name in params:  # exact columns group by JSON text: True, 1 and 1.0 stay apart
-            if ok[name].dtype == object:
-                ok[name] = ok[name].map(lambda v: v if isinstance(v, str) else to_strict_json(v))
-        if not params or not metrics:
-            return ok[metrics].agg(["mean", "std", "count"]) if metrics else pd.DataFrame()
-        return ok.groupby(params, dropna=False)[metrics].agg(["mean", "std", "count"])
+        return aggregate(self.to_dataframe(), metrics=metrics, by=by, stats=stats)
 
     def summary(self) -> dict[str, Any]:
         """``total_runs``, ``by_status`` counts and avg/min/max ``duration_ms`` (upstream's
