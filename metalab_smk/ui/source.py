@@ -18,6 +18,7 @@ from typing import Any, Protocol
 
 import pandas as pd
 
+from metalab_smk.compile.reader import read_compiled
 from metalab_smk.errors import MetalabError
 from metalab_smk.results.results import Results
 from metalab_smk.store.jsonio import read_json
@@ -240,7 +241,7 @@ class FileSource:
 
     def manifest(self, experiment_id: str) -> dict[str, Any]:
         """What the experiment was compiled from: params spec, seeds, code and git."""
-        compiled = read_json(self.layout(experiment_id).compiled)
+        compiled = read_compiled(self.layout(experiment_id))  # with the param manifest
         return {k: compiled.get(k) for k in MANIFEST_KEYS if k in compiled}
 
     # -- tables ------------------------------------------------------------------------
