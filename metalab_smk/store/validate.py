@@ -25,6 +25,7 @@ __all__ = [
     "STALE_TEMP_SECONDS",
     "check_record",
     "clean_leftovers",
+    "process_alive",
     "quarantine",
     "read_valid_record",
     "valid_names",
@@ -142,7 +143,8 @@ def valid_names(
     return found
 
 
-def _pid_alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
+    """Whether process ``pid`` exists on this host (also when it belongs to someone else)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -160,7 +162,7 @@ def _stale_temp(entry: os.DirEntry[str], now: float) -> bool:
         age = now - entry.stat().st_mtime
     except OSError:
         return False
-    return age > STALE_TEMP_SECONDS and not _pid_alive(int(match.group(1)))
+    return age > STALE_TEMP_SECONDS and not process_alive(int(match.group(1)))
 
 
 def clean_leftovers(layout: ExperimentDir) -> list[Path]:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from metalab_smk.errors import SweepBusyError
 from metalab_smk.store.layout import ExperimentDir
+from metalab_smk.store.validate import process_alive
 from metalab_smk.sweep.processes import DRIVER_VARIABLE, snakemake_env
 
 __all__ = ["RunnerLock", "end_orphaned_snakemake", "live_snakemake_pids", "recover_stale_lock"]
@@ -76,16 +77,6 @@ def _driver_of(pid: int) -> int | None:
     return None
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def end_orphaned_snakemake(directory: Path, grace: float = 60.0) -> list[int]:
     """End snakemake processes in ``directory`` that a metalab driver started and that
     outlived it (the driver was killed): SIGTERM to their group, SIGKILL after ``grace``
@@ -93,13 +84,13 @@ def end_orphaned_snakemake(directory: Path, grace: float = 60.0) -> list[int]:
     orphans = [
         pid
         for pid in live_snakemake_pids(directory)
-        if (driver := _driver_of(pid)) is not None and not _alive(driver)
+        if (driver := _driver_of(pid)) is not None and not process_alive(driver)
     ]
     for pid in orphans:
         with contextlib.suppress(OSError):
             os.killpg(pid, signal.SIGTERM)
     deadline = time.monotonic() + grace
-    while any(_alive(pid) for pid in orphans) and time.monotonic() < deadline:
+    while any(process_alive(pid) for pid in orphans) and time.monotonic() < deadline:
         time.sleep(0.5)
     for pid in orphans:
         with contextlib.suppress(OSError):
