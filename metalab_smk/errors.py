@@ -33,3 +33,11 @@ class MissingPathError(MetalabError, FileNotFoundError):
 
 class ExecutorError(MetalabError, ValueError):
     """An executor was configured wrongly."""
+
+
+class StoreURIError(MetalabError, ValueError):
+    """A store locator (path, file:// URI, database URL) is malformed or unsupported."""
+
+
+class IndexDatabaseError(MetalabError):
+    """The PostgreSQL index cannot be reached or used (message masks the password)."""

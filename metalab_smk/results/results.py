@@ -23,6 +23,12 @@ from metalab_smk.store.config import FileStoreConfig
 from metalab_smk.store.jsonio import read_json
 from metalab_smk.store.layout import ExperimentDir
 from metalab_smk.store.records import RunRecord
+from metalab_smk.store.upstream import (
+    FOREIGN_FORMATS,
+    load_foreign_artifact,
+    resolve_artifact_path,
+)
+from metalab_smk.store.uri import file_path
 
 __all__ = ["Results", "Run", "load_results"]
 
@@ -82,9 +88,8 @@ class Run:
         """Load the artifact ``name`` (pickles only with ``allow_pickle=True``)."""
         for descriptor in self.record.artifacts:
             if descriptor["name"] == name:
-                return _load_artifact(
-                    self._layout.root / descriptor["uri"], descriptor["format"], allow_pickle
-                )
+                path = resolve_artifact_path(self._layout.root, self.run_id, descriptor["uri"])
+                return _load_artifact(path, descriptor["format"], allow_pickle)
         known = ", ".join(a["name"] for a in self.record.artifacts) or "none"
         raise KeyError(f"run {self.run_id} has no artifact {name!r} (it has: {known})")
 
@@ -106,6 +111,8 @@ class Run:
 
 
 def _load_artifact(path: Path, fmt: str, allow_pickle: bool) -> Any:
+    if fmt in FOREIGN_FORMATS:  # written by the upstream metalab
+        return load_foreign_artifact(path, fmt, allow_pickle)
     if fmt == "numpy":
         import numpy as np
 
@@ -268,12 +275,19 @@ class Results:
 
 
 def load_results(
-    path_or_config: str | os.PathLike[str] | FileStoreConfig, experiment_id: str | None = None
+    path_or_config: str | os.PathLike[str] | FileStoreConfig,
+    experiment_id: str | None = None,
+    **query: Any,
 ) -> Results:
-    """Results of an experiment directory, or of ``experiment_id`` under a collection root."""
-    root = (
-        path_or_config.root if isinstance(path_or_config, FileStoreConfig) else Path(path_or_config)
-    )
+    """Results of an experiment directory, or of ``experiment_id`` under a collection root
+    (a path, ``file://`` URI or FileStoreConfig), of a store written by the upstream
+    metalab, or of a PostgreSQL index URL (``query``: see README, "Stores")."""
+    from metalab_smk.results.stores import open_special  # upstream stores, PostgreSQL
+
+    special = open_special(path_or_config, experiment_id, query)
+    if special is not None:
+        return special
+    root = file_path(path_or_config)
     if experiment_id is None and ExperimentDir.at(root).exists():
         return Results(ExperimentDir.at(root))
     store = FileStoreConfig(root)

@@ -75,6 +75,13 @@ class ExperimentDir:
     def results(self, run_id: str) -> Path:
         return self.root / "results" / run_id
 
+    def data_file(self, run_id: str, name: str) -> Path:
+        """``results/<run_id>/<name>.json``: one captured data or stepped metric."""
+        return self.results(run_id) / f"{name}.json"
+
+    def artifact_manifest(self, run_id: str) -> Path:
+        return self.artifacts(run_id) / "_manifest.json"
+
     @property
     def logs_dir(self) -> Path:
         return self.root / "logs"
