@@ -7,6 +7,7 @@ import sys
 from collections.abc import Sequence
 
 from metalab_smk import __version__
+from metalab_smk.cli_stores import add_store_commands
 from metalab_smk.errors import MetalabError
 
 
@@ -175,6 +176,7 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("--parquet", default=None, help="write the table to this file")
         sub.add_argument("--max-rows", type=int, default=60)
         sub.set_defaults(func=_cmd_results)
+    add_store_commands(commands)
     return parser
 
 
