@@ -44,6 +44,11 @@ class ExperimentDir:
         return self.meta_dir / "compiled.json"
 
     @property
+    def index_config(self) -> Path:
+        """The PostgreSQL index this experiment keeps up to date (``run(index=URL)``)."""
+        return self.meta_dir / "index.json"
+
+    @property
     def run_table(self) -> Path:
         """One run ID per line; line i is global run index i (fixed width, 17 bytes)."""
         return self.meta_dir / "run_ids.txt"

@@ -1,0 +1,149 @@
+"""``load_results("postgresql://...")``: Results from the PostgreSQL index.
+
+With ``experiment_id`` the table equals the file store's (same columns and values, run
+order); artifacts, data and logs are read from the experiment directory recorded in the
+index. Without it, runs of every indexed experiment matching the filters come back
+together (``experiment_id`` may also be a list or a ``%`` pattern).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from metalab_smk.errors import MetalabError
+from metalab_smk.results.results import Results, Run
+from metalab_smk.results.summary import RESERVED_COLUMNS
+from metalab_smk.store.layout import ExperimentDir
+from metalab_smk.store.pg import connect
+from metalab_smk.store.uri import mask_url
+
+__all__ = ["IndexedResults", "load_from_index"]
+
+
+class IndexedResults(Results):
+    """Results whose runs may come from several experiment directories."""
+
+    def __init__(self, layouts: dict[str, ExperimentDir], frame: pd.DataFrame) -> None:
+        self.layouts = layouts
+        first = next(iter(layouts.values()), ExperimentDir(Path(".")))
+        super().__init__(first, frame)
+
+    def _derive(self, frame: pd.DataFrame) -> IndexedResults:
+        return IndexedResults(self.layouts, frame)
+
+    def _run(self, position: int) -> Run:
+        row = self._frame.iloc[position].to_dict()
+        return Run(self.layouts[row["experiment_id"]], row)
+
+    def __getitem__(self, key: int | slice) -> Run | Results:
+        if isinstance(key, slice):
+            return self._derive(self._frame.iloc[key])
+        return self._run(key)
+
+    def filter(self, *args: Any, **kwargs: Any) -> Results:
+        kept = super().filter(*args, **kwargs)
+        return self._derive(kept.frame)
+
+    @property
+    def failed(self) -> Results:
+        return self._derive(self._frame[self._frame["status"] != "success"])
+
+    def __repr__(self) -> str:
+        counts = self._frame["status"].value_counts().to_dict() if len(self) else {}
+        return f"IndexedResults({len(self)} runs {counts}, {len(self.layouts)} experiments)"
+
+
+def _conditions(
+    experiment_id: str | Sequence[str] | None,
+    status: str | Sequence[str] | None,
+    tags: str | Sequence[str] | None,
+    params: dict[str, Any] | None,
+    metrics: dict[str, Any] | None,
+    where: str | None,
+) -> tuple[str, list[Any]]:
+    clauses, values = [], []
+    if isinstance(experiment_id, str) and "%" in experiment_id:
+        clauses.append("r.experiment_id LIKE %s")
+        values.append(experiment_id)
+    elif isinstance(experiment_id, str):
+        clauses.append("r.experiment_id = %s")
+        values.append(experiment_id)
+    elif experiment_id is not None:
+        clauses.append("r.experiment_id = ANY(%s)")
+        values.append(list(experiment_id))
+    if status is not None:
+        clauses.append("r.status = ANY(%s)")
+        values.append([status] if isinstance(status, str) else list(status))
+    if tags is not None:
+        clauses.append("r.tags @> %s::jsonb")
+        values.append(json.dumps([tags] if isinstance(tags, str) else list(tags)))
+    for column, wanted in (("params", params), ("metrics", metrics)):
+        if wanted:
+            clauses.append(f"r.{column} @> %s::jsonb")
+            values.append(json.dumps(wanted))
+    if where:
+        clauses.append(f"({where})")
+    return (" AND ".join(clauses) or "TRUE"), values
+
+
+def load_from_index(
+    url: str,
+    experiment_id: str | Sequence[str] | None = None,
+    *,
+    where: str | None = None,
+    status: str | Sequence[str] | None = None,
+    tags: str | Sequence[str] | None = None,
+    params: dict[str, Any] | None = None,
+    metrics: dict[str, Any] | None = None,
+) -> Results:
+    """Runs from the index at ``url``. Filters: ``status``, ``tags`` (all of them),
+    ``params`` / ``metrics`` (equality on each key, JSONB containment), and ``where``, an
+    SQL condition on ``metalab.runs`` aliased ``r`` (e.g. ``"(r.metrics->>'loss')::float
+    < 0.2"``)."""
+    condition, values = _conditions(experiment_id, status, tags, params, metrics, where)
+    import psycopg
+
+    with connect(url) as conn, conn.cursor() as cur:
+        try:
+            cur.execute(
+                "SELECT e.experiment_id, e.directory, e.columns::text FROM metalab.experiments e"
+                " ORDER BY e.experiment_id"
+            )
+            experiments = cur.fetchall()
+            cur.execute(
+                "SELECT coalesce(json_agg(r.row ORDER BY r.experiment_id, r.position), '[]')"
+                f"::text FROM metalab.runs r WHERE {condition}",
+                values,
+            )
+            rows = json.loads(cur.fetchone()[0])
+        except psycopg.errors.UndefinedTable:
+            raise MetalabError(
+                f"{mask_url(url)} holds no metalab index yet; build it with "
+                "`metalab index STORE --db URL`."
+            ) from None
+        except psycopg.Error as exc:
+            raise MetalabError(
+                f"query on the index at {mask_url(url)} failed: {' '.join(str(exc).split())}"
+            ) from None
+    known = {eid: (directory, json.loads(cols)) for eid, directory, cols in experiments}
+    if isinstance(experiment_id, str) and "%" not in experiment_id and experiment_id not in known:
+        raise MetalabError(
+            f"no experiment {experiment_id!r} in the index at {mask_url(url)}; it holds: "
+            f"{', '.join(known) or 'none'}."
+        )
+    present = dict.fromkeys(row["experiment_id"] for row in rows)
+    if isinstance(experiment_id, str) and "%" not in experiment_id:
+        present = {experiment_id: None}
+    columns: dict[str, None] = {}
+    for eid in present:
+        columns.update(dict.fromkeys(known[eid][1]))
+    frame = pd.DataFrame(rows, columns=list(columns) or list(RESERVED_COLUMNS))
+    layouts = {eid: ExperimentDir(Path(known[eid][0])) for eid in present}
+    if isinstance(experiment_id, str) and "%" not in experiment_id:
+        return Results(layouts[experiment_id], frame)
+    return IndexedResults(layouts, frame)
