@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from store_helpers import FIXTURES, RUN_IDS, copy_upstream, fail_run, raw_record
 
 import metalab
 from metalab_smk.errors import MetalabError, StoreURIError
@@ -20,38 +21,10 @@ from metalab_smk.store.config import FileStoreConfig
 from metalab_smk.store.upstream_import import import_upstream
 from metalab_smk.store.uri import file_path, mask_url
 
-FIXTURES = Path(__file__).parent / "fixtures"
-RUN_IDS = ["257dd093aea646f2", "831c85e33a316b23", "32f2490ad52927d6", "f1ad75abe0deaebd"]
-
 
 @pytest.fixture
 def upstream(tmp_path: Path) -> Path:
-    """A writable copy of the upstream store (collection root)."""
-    root = tmp_path / "upstream"
-    shutil.copytree(FIXTURES / "upstream-store", root)
-    for path in root.rglob("*"):
-        path.chmod(0o755 if path.is_dir() else 0o644)
-    return root
-
-
-def _raw(root: Path, run_id: str) -> dict:
-    return json.loads((root / "upsmall_1.0" / "runs" / f"{run_id}.json").read_text())
-
-
-def _fail_run(root: Path, run_id: str) -> None:
-    """Turn one upstream run into a failed one, the way upstream records failures."""
-    folder = root / "upsmall_1.0"
-    record = _raw(root, run_id)
-    record.update(
-        status="failed",
-        metrics={},
-        artifacts=[],
-        error={"type": "RuntimeError", "message": "diverged at lr=0.5", "traceback": "..."},
-    )
-    (folder / "runs" / f"{run_id}.json").write_text(json.dumps(record))
-    shutil.rmtree(folder / "artifacts" / run_id)
-    shutil.rmtree(folder / "results" / run_id)
-    (folder / "derived" / f"{run_id}.json").unlink()
+    return copy_upstream(tmp_path)
 
 
 def test_load_results_reads_an_upstream_root_and_experiment_folder(upstream: Path) -> None:
@@ -61,7 +34,7 @@ def test_load_results_reads_an_upstream_root_and_experiment_folder(upstream: Pat
     assert set(frame["status"]) == {"success"}
     assert frame["param_lr"].tolist() == [0.1, 0.1, 0.5, 0.5]
     for _, row in frame.iterrows():
-        raw = _raw(upstream, row["run_id"])
+        raw = raw_record(upstream, row["run_id"])
         assert row["final_loss"] == raw["metrics"]["final_loss"]
         assert row["loss"] == raw["metrics"]["final_loss"]  # last step of the stepped metric
     same = metalab.load_results(upstream / "upsmall_1.0").to_dataframe()
@@ -88,7 +61,7 @@ def test_upstream_pickle_artifacts_need_allow_pickle(upstream: Path) -> None:
     folder = upstream / "upsmall_1.0"
     run_id = RUN_IDS[0]
     (folder / "artifacts" / run_id / "state.pkl").write_bytes(pickle.dumps({"k": [1, 2]}))
-    record = _raw(upstream, run_id)
+    record = raw_record(upstream, run_id)
     record["artifacts"].append(
         {
             "artifact_id": "x",
@@ -107,7 +80,7 @@ def test_upstream_pickle_artifacts_need_allow_pickle(upstream: Path) -> None:
 
 
 def test_upstream_failed_runs_and_several_experiments(upstream: Path) -> None:
-    _fail_run(upstream, RUN_IDS[3])
+    fail_run(upstream, RUN_IDS[3])
     other = upstream / "other_2.0"
     shutil.copytree(upstream / "upsmall_1.0", other)
     for path in [other / "_meta.json", *other.glob("runs/*.json"), *other.glob("experiments/*")]:
@@ -165,7 +138,7 @@ def test_store_locators(tmp_path: Path) -> None:
 def test_imported_upstream_store_is_reused_by_run(upstream: Path, tmp_path: Path) -> None:
     """The fixture's operation, run on the converted store: finished runs are reused
     (same IDs, records untouched), the failed one is retried."""
-    _fail_run(upstream, RUN_IDS[3])
+    fail_run(upstream, RUN_IDS[3])
     dest = tmp_path / "ours"
     shutil.copy(FIXTURES / "upsmall_experiment.py", tmp_path / "upsmall_experiment.py")
     done = subprocess.run(
@@ -191,8 +164,8 @@ def test_imported_upstream_store_is_reused_by_run(upstream: Path, tmp_path: Path
     assert set(results.frame["status"]) == {"success"}
     started = dict(zip(results.frame["run_id"], results.frame["started_at"], strict=True))
     for run_id in RUN_IDS[:3]:
-        assert started[run_id] == _raw(upstream, run_id)["started_at"]  # reused, not rerun
-    assert started[RUN_IDS[3]] != _raw(upstream, RUN_IDS[3])["started_at"]  # retried
+        assert started[run_id] == raw_record(upstream, run_id)["started_at"]  # reused, not rerun
+    assert started[RUN_IDS[3]] != raw_record(upstream, RUN_IDS[3])["started_at"]  # retried
 
 
 @pytest.mark.integration
@@ -234,3 +207,11 @@ def test_export_import_move_and_resume(upstream: Path, tmp_path: Path) -> None:
     clash = import_archive(tmp_path / "s.tar.gz", moved)
     assert len(clash.conflicts) == 1 and RUN_IDS[0] in clash.conflicts[0]
     assert json.loads(layout.record(RUN_IDS[0]).read_text())["metrics"]["final_loss"] == 1.0
+
+
+def test_fixture_experiment_plans_the_upstream_run_ids(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Same definition, same run IDs as upstream (the operation's source is verbatim)."""
+    monkeypatch.syspath_prepend(str(FIXTURES))
+    import upsmall_experiment
+
+    assert [run.run_id for run in metalab.Plan(upsmall_experiment.exp)] == RUN_IDS

@@ -15,15 +15,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from metalab_smk.errors import MetalabError
+from metalab_smk.errors import MetalabError, StoreURIError
 from metalab_smk.results.summary import record_row
 from metalab_smk.store.config import FileStoreConfig
-from metalab_smk.store.jsonio import read_json
+from metalab_smk.store.jsonio import atomic_write_json, read_json
 from metalab_smk.store.layout import ExperimentDir
 from metalab_smk.store.pg import RUN_TABLES, connect, ensure_schema
-from metalab_smk.store.uri import file_path, mask_url
+from metalab_smk.store.uri import file_path, is_postgres_url, mask_url
 
-__all__ = ["IndexReport", "index_experiment", "index_store", "upkeep"]
+__all__ = [
+    "IndexReport",
+    "index_experiment",
+    "index_store",
+    "remember_index",
+    "upkeep",
+    "upkeep_after_reduce",
+]
 
 INDEX_URL_ENV = "METALAB_INDEX_URL"
 RUN_COLUMNS = (
@@ -292,3 +299,24 @@ def upkeep(layout: ExperimentDir, url: str | None = None) -> bool:
             file=sys.stderr,
         )
         return False
+
+
+def remember_index(layout: ExperimentDir, url: str) -> None:
+    """Keep ``url`` as this experiment's index (``metalab.run(..., index=URL)``)."""
+    if not is_postgres_url(url):
+        raise StoreURIError(
+            f"index={mask_url(str(url))}: expected a URL postgresql://user@host:port/database"
+        )
+    if not layout.index_config.is_file() or read_json(layout.index_config).get("url") != url:
+        atomic_write_json(layout.index_config, {"url": url})
+
+
+def upkeep_after_reduce(argv: list[str]) -> None:
+    """The index update of ``python -m metalab_smk.reduce DIR`` (not on ``--quiet``, the
+    error path, where the runner's own summary updates it)."""
+    if "--quiet" in argv:
+        return
+    paths = [a for a in argv if not a.startswith("--")] or ["."]
+    layout = ExperimentDir.at(paths[0])
+    if layout.exists():
+        upkeep(layout)
