@@ -8,6 +8,7 @@ together (``experiment_id`` may also be a list or a ``%`` pattern).
 
 from __future__ import annotations
 
+import io
 import json
 from collections.abc import Sequence
 from pathlib import Path
@@ -91,6 +92,25 @@ def _conditions(
     return (" AND ".join(clauses) or "TRUE"), values
 
 
+def _frame(lines: str) -> pd.DataFrame:
+    """The summary rows (newline-delimited JSON) as a DataFrame, parsed by Arrow when the
+    columns have one type each, else as pandas would build it from the dicts."""
+    if not lines:
+        return pd.DataFrame()
+    import pyarrow as pa
+    import pyarrow.json as pa_json
+
+    try:
+        table = pa_json.read_json(
+            io.BytesIO(lines.encode()),
+            parse_options=pa_json.ParseOptions(newlines_in_values=False),
+            read_options=pa_json.ReadOptions(block_size=1 << 26),
+        )
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return pd.DataFrame([json.loads(line) for line in lines.split("\n")])
+    return table.to_pandas()
+
+
 def load_from_index(
     url: str,
     experiment_id: str | Sequence[str] | None = None,
@@ -116,11 +136,11 @@ def load_from_index(
             )
             experiments = cur.fetchall()
             cur.execute(
-                "SELECT coalesce(json_agg(r.row ORDER BY r.experiment_id, r.position), '[]')"
-                f"::text FROM metalab.runs r WHERE {condition}",
+                "SELECT coalesce(string_agg(r.row::text, E'\\n' ORDER BY r.experiment_id,"
+                f" r.position), '') FROM metalab.runs r WHERE {condition}",
                 values,
             )
-            rows = json.loads(cur.fetchone()[0])
+            lines = cur.fetchone()[0]
         except psycopg.errors.UndefinedTable:
             raise MetalabError(
                 f"{mask_url(url)} holds no metalab index yet; build it with "
@@ -136,14 +156,14 @@ def load_from_index(
             f"no experiment {experiment_id!r} in the index at {mask_url(url)}; it holds: "
             f"{', '.join(known) or 'none'}."
         )
-    present = dict.fromkeys(row["experiment_id"] for row in rows)
-    if isinstance(experiment_id, str) and "%" not in experiment_id:
-        present = {experiment_id: None}
+    frame = _frame(lines)
+    single = isinstance(experiment_id, str) and "%" not in experiment_id
+    present = [experiment_id] if single else list(dict.fromkeys(frame.get("experiment_id", [])))
     columns: dict[str, None] = {}
     for eid in present:
         columns.update(dict.fromkeys(known[eid][1]))
-    frame = pd.DataFrame(rows, columns=list(columns) or list(RESERVED_COLUMNS))
+    frame = frame.reindex(columns=list(columns) or list(RESERVED_COLUMNS))
     layouts = {eid: ExperimentDir(Path(known[eid][0])) for eid in present}
-    if isinstance(experiment_id, str) and "%" not in experiment_id:
+    if single:
         return Results(layouts[experiment_id], frame)
     return IndexedResults(layouts, frame)

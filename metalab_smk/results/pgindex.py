@@ -9,6 +9,7 @@ experiment, so the index never shows half an update.
 from __future__ import annotations
 
 import json
+import math
 import os
 import sys
 from dataclasses import dataclass, field
@@ -56,8 +57,25 @@ class IndexReport:
         return [*out, f"index: {mask_url(self.url)}"]
 
 
+_ENCODER = json.JSONEncoder(allow_nan=False, default=str)
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_finite(v) for v in value]
+    return value
+
+
 def _dumps(value: Any) -> str:
-    return json.dumps(value, allow_nan=True, default=str).replace("NaN", "null")
+    """JSON text for PostgreSQL, which has no NaN/Infinity: those become null."""
+    try:
+        return _ENCODER.encode(value)
+    except ValueError:
+        return _ENCODER.encode(_finite(value))
 
 
 def _on_disk(layout: ExperimentDir) -> dict[str, tuple[int, str, int, int]]:
