@@ -199,6 +199,8 @@ def test_export_import_move_and_resume(upstream: Path, tmp_path: Path) -> None:
     import_archive(tmp_path / "s.tar.zst", slim)
     assert not list(slim.glob("*/artifacts/*/*.npz"))
     assert len(metalab.load_results(slim)) == 4
+    assert import_archive(tmp_path / "s.tar.gz", slim).unchanged == 4  # fills in artifacts
+    assert len(list(slim.glob("*/artifacts/*/*.npz"))) == 4
     # a record that differs is never overwritten: it is reported
     layout = FileStoreConfig(moved).experiment_dir("upsmall:1.0")
     record = json.loads(layout.record(RUN_IDS[0]).read_text())

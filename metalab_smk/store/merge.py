@@ -4,7 +4,7 @@ Used by ``metalab import`` for both archives and upstream stores. A run is writt
 whole (record, artifacts, data, derived metrics, log) or not at all:
 
 * no record there yet: written;
-* the same record there: skipped;
+* the same record there: kept; only missing output files are added;
 * a success record there and a failed one coming: skipped (the success stays);
 * a failed record there and a success coming: the success is added (it wins);
 * a different record with the same status there: a conflict, reported, nothing written.
@@ -67,6 +67,7 @@ def merge_run(
     if target.is_file():
         existing = read_json(target)
         if _same(existing, record):
+            copy_outputs(layout)  # fills in files an earlier import left out (--no-artifacts)
             report.unchanged += 1
         else:
             report.conflicts.append(
