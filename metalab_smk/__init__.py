@@ -61,7 +61,7 @@ _LAZY = {
     "Provenance": "metalab_smk.store.records",
     "Capture": "metalab_smk.job.capture",
     "Runtime": "metalab_smk.job.capture",
-    "CaptureError": "metalab_smk.job.capture",
+    "CaptureError": "metalab_smk.errors",
 }
 
 

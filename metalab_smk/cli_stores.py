@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+from metalab_smk.errors import MetalabError
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
@@ -27,7 +30,7 @@ def _cmd_import(args: argparse.Namespace) -> int:
 
     source = Path(args.source)
     if not source.exists():
-        raise FileNotFoundError(f"{source} does not exist (an archive, store or upstream store)")
+        raise MetalabError(f"{source} does not exist; pass an archive, a store or upstream store")
     if source.is_file():
         report = import_archive(source, args.dest)
     elif find_upstream(source):
@@ -46,6 +49,18 @@ def _cmd_index(args: argparse.Namespace) -> int:
     return 0
 
 
+def _one_line(command: Callable[[argparse.Namespace], int]) -> Callable[..., int]:
+    """File-system errors as one MetalabError line (the CLI prints it, exit 2)."""
+
+    def run(args: argparse.Namespace) -> int:
+        try:
+            return command(args)
+        except OSError as exc:
+            raise MetalabError(f"{exc.filename or ''}: {exc.strerror or exc}") from None
+
+    return run
+
+
 def add_store_commands(commands: Any) -> None:
     """Register the store commands on the ``metalab`` subparsers."""
     sub = commands.add_parser("export", help="write a store or experiment to one archive")
@@ -53,17 +68,17 @@ def add_store_commands(commands: Any) -> None:
     sub.add_argument("archive", help="archive to write (.tar.gz, or .tar.zst with zstandard)")
     sub.add_argument("--no-artifacts", action="store_true", help="leave artifact files out")
     sub.add_argument("--experiment", default=None, help="only this name:version")
-    sub.set_defaults(func=_cmd_export)
+    sub.set_defaults(func=_one_line(_cmd_export))
 
     sub = commands.add_parser(
         "import", help="merge an archive, a store or an upstream metalab store into a store"
     )
     sub.add_argument("source", help="archive, store directory or upstream metalab store")
     sub.add_argument("dest", help="store root to merge into")
-    sub.set_defaults(func=_cmd_import)
+    sub.set_defaults(func=_one_line(_cmd_import))
 
     sub = commands.add_parser("index", help="update the PostgreSQL index from the files")
     sub.add_argument("path", help="experiment directory or store root")
     sub.add_argument("--db", required=True, help="postgresql://user@host:port/database")
     sub.add_argument("--rebuild", action="store_true", help="drop and rebuild from the files")
-    sub.set_defaults(func=_cmd_index)
+    sub.set_defaults(func=_one_line(_cmd_index))

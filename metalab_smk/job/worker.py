@@ -55,7 +55,7 @@ def _indices(compiled: CompiledExperiment, plan: Plan, command: str, key: str) -
                 "context files or code changed since compiling; run `metalab compile` again."
             )
         return [index]
-    listing = compiled.layout.meta_dir / "batches" / f"{key}.txt"
+    listing = compiled.layout.batch_listing(key)
     return [int(line) for line in listing.read_text().split()]
 
 
@@ -95,7 +95,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 file=sys.stderr,
             )
     if command == "batch" and not failures:
-        atomic_write_text(layout.meta_dir / "batches" / f"{key}.done", f"{len(indices)}\n")
+        atomic_write_text(layout.batch_done(key), f"{len(indices)}\n")
     return 1 if failures else 0
 
 

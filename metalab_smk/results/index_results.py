@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -17,46 +18,12 @@ from typing import Any
 import pandas as pd
 
 from metalab_smk.errors import MetalabError
-from metalab_smk.results.results import Results, Run
 from metalab_smk.results.summary import RESERVED_COLUMNS
-from metalab_smk.store.layout import ExperimentDir
+from metalab_smk.store.layout import ExperimentDir, RunDirs
 from metalab_smk.store.pg import connect
 from metalab_smk.store.uri import mask_url
 
-__all__ = ["IndexedResults", "load_from_index"]
-
-
-class IndexedResults(Results):
-    """Results whose runs may come from several experiment directories."""
-
-    def __init__(self, layouts: dict[str, ExperimentDir], frame: pd.DataFrame) -> None:
-        self.layouts = layouts
-        first = next(iter(layouts.values()), ExperimentDir(Path(".")))
-        super().__init__(first, frame)
-
-    def _derive(self, frame: pd.DataFrame) -> IndexedResults:
-        return IndexedResults(self.layouts, frame)
-
-    def _run(self, position: int) -> Run:
-        row = self._frame.iloc[position].to_dict()
-        return Run(self.layouts[row["experiment_id"]], row)
-
-    def __getitem__(self, key: int | slice) -> Run | Results:
-        if isinstance(key, slice):
-            return self._derive(self._frame.iloc[key])
-        return self._run(key)
-
-    def filter(self, *args: Any, **kwargs: Any) -> Results:
-        kept = super().filter(*args, **kwargs)
-        return self._derive(kept.frame)
-
-    @property
-    def failed(self) -> Results:
-        return self._derive(self._frame[self._frame["status"] != "success"])
-
-    def __repr__(self) -> str:
-        counts = self._frame["status"].value_counts().to_dict() if len(self) else {}
-        return f"IndexedResults({len(self)} runs {counts}, {len(self.layouts)} experiments)"
+__all__ = ["load_from_index"]
 
 
 def _conditions(
@@ -120,11 +87,12 @@ def load_from_index(
     tags: str | Sequence[str] | None = None,
     params: dict[str, Any] | None = None,
     metrics: dict[str, Any] | None = None,
-) -> Results:
-    """Runs from the index at ``url``. Filters: ``status``, ``tags`` (all of them),
-    ``params`` / ``metrics`` (equality on each key, JSONB containment), and ``where``, an
-    SQL condition on ``metalab.runs`` aliased ``r`` (e.g. ``"(r.metrics->>'loss')::float
-    < 0.2"``)."""
+) -> tuple[ExperimentDir, pd.DataFrame]:
+    """(layout, table) of the runs in the index at ``url``, for ``Results``.
+
+    Filters: ``status``, ``tags`` (all of them), ``params`` / ``metrics`` (equality on
+    each key, JSONB containment), and ``where``, an SQL condition on ``metalab.runs``
+    aliased ``r`` (e.g. ``"(r.metrics->>'loss')::float < 0.2"``)."""
     condition, values = _conditions(experiment_id, status, tags, params, metrics, where)
     import psycopg
 
@@ -165,5 +133,8 @@ def load_from_index(
     frame = frame.reindex(columns=list(columns) or list(RESERVED_COLUMNS))
     layouts = {eid: ExperimentDir(Path(known[eid][0])) for eid in present}
     if single:
-        return Results(layouts[experiment_id], frame)
-    return IndexedResults(layouts, frame)
+        return layouts[experiment_id], frame
+    pairs = zip(frame["run_id"], frame["experiment_id"], strict=True)
+    by_run = {run_id: layouts[eid] for run_id, eid in pairs}
+    common = os.path.commonpath([str(d.root) for d in layouts.values()]) if layouts else "."
+    return RunDirs(Path(common), by_run), frame

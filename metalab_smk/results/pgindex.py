@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from metalab_smk.errors import MetalabError, StoreURIError
+from metalab_smk.errors import IndexDatabaseError, MetalabError, StoreURIError
 from metalab_smk.results.summary import record_row
 from metalab_smk.store.config import FileStoreConfig
 from metalab_smk.store.jsonio import atomic_write_json, read_json
@@ -281,10 +281,20 @@ def index_store(path: str | os.PathLike[str], url: str, rebuild: bool = False) -
     """Index every experiment under ``path`` (an experiment directory or store root)."""
     layouts = _layouts(path)
     report = IndexReport(url)
-    with connect(url) as conn:
-        ensure_schema(conn)
-        for layout in layouts:
-            report.experiments.append(index_experiment(conn, layout, rebuild))
+    try:
+        import psycopg
+
+        db_error: Any = psycopg.Error
+    except ImportError:
+        db_error = ()  # connect() names the missing package
+    try:
+        with connect(url) as conn:
+            ensure_schema(conn)
+            for layout in layouts:
+                report.experiments.append(index_experiment(conn, layout, rebuild))
+    except db_error as exc:
+        reason = " ".join(str(exc).split()).replace(url, mask_url(url))
+        raise IndexDatabaseError(f"indexing into {mask_url(url)} failed: {reason}") from None
     return report
 
 

@@ -37,7 +37,7 @@ RECORD_COLUMNS = ["run_id", "experiment_id", "status", "duration_ms", "started_a
 
 def _load_frame(layout: ExperimentDir) -> pd.DataFrame:
     if summary_is_current(layout):
-        return pd.read_parquet(layout.summary_dir / "runs.parquet")
+        return pd.read_parquet(layout.summary_runs)
     return records_frame(layout)[0]
 
 
@@ -88,7 +88,8 @@ class Run:
         """Load the artifact ``name`` (pickles only with ``allow_pickle=True``)."""
         for descriptor in self.record.artifacts:
             if descriptor["name"] == name:
-                path = resolve_artifact_path(self._layout.root, self.run_id, descriptor["uri"])
+                root = self._layout.run_root(self.run_id)
+                path = resolve_artifact_path(root, self.run_id, descriptor["uri"])
                 return _load_artifact(path, descriptor["format"], allow_pickle)
         known = ", ".join(a["name"] for a in self.record.artifacts) or "none"
         raise KeyError(f"run {self.run_id} has no artifact {name!r} (it has: {known})")
@@ -284,9 +285,9 @@ def load_results(
     metalab, or of a PostgreSQL index URL (``query``: see README, "Stores")."""
     from metalab_smk.results.stores import open_special  # upstream stores, PostgreSQL
 
-    special = open_special(path_or_config, experiment_id, query)
+    special = open_special(path_or_config, experiment_id, query)  # (layout, frame) | None
     if special is not None:
-        return special
+        return Results(*special)
     root = file_path(path_or_config)
     if experiment_id is None and ExperimentDir.at(root).exists():
         return Results(ExperimentDir.at(root))

@@ -18,9 +18,9 @@ from metalab_smk.store.uri import file_path, is_postgres_url
 __all__ = ["open_special"]
 
 
-def _upstream_results(root: os.PathLike[str], experiment_id: str | None) -> Any:
-    from metalab_smk.results.results import Results
-
+def _upstream_results(
+    root: os.PathLike[str], experiment_id: str | None
+) -> tuple[ExperimentDir, pd.DataFrame] | None:
     found = find_upstream(root)
     if not found:
         return None
@@ -38,12 +38,14 @@ def _upstream_results(root: os.PathLike[str], experiment_id: str | None) -> Any:
     experiment = chosen[0]
     rows = [record_row(record) for record in experiment.records()]
     frame = pd.DataFrame(rows, columns=None if rows else list(RESERVED_COLUMNS))
-    return Results(ExperimentDir(experiment.root), frame)
+    return ExperimentDir(experiment.root), frame
 
 
-def open_special(locator: Any, experiment_id: str | None, query: dict[str, Any]) -> Any:
-    """Results of a PostgreSQL index or an upstream store; None for this project's file
-    stores (``load_results`` handles those)."""
+def open_special(
+    locator: Any, experiment_id: str | None, query: dict[str, Any]
+) -> tuple[ExperimentDir, pd.DataFrame] | None:
+    """(layout, table) of a PostgreSQL index or an upstream store, for ``Results``; None
+    for this project's file stores (``load_results`` reads those itself)."""
     if is_postgres_url(locator):
         from metalab_smk.results.index_results import load_from_index
 

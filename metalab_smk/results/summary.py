@@ -18,7 +18,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from metalab_smk.store.jsonio import read_json
+from metalab_smk.store.jsonio import atomic_write_via, read_json
 from metalab_smk.store.layout import ExperimentDir
 
 __all__ = ["RESERVED_COLUMNS", "collect", "record_row", "records_frame", "summary_is_current"]
@@ -74,16 +74,13 @@ def record_row(record: dict[str, Any]) -> dict[str, Any]:
 def _record_paths(layout: ExperimentDir) -> list[tuple[str, str, str]]:
     """(run ID, record path, "success" | "failed") of every run in the run table that has
     a record, in run order; the success record wins over a failed one."""
-    runs_dir, failed_dir = str(layout.runs_dir), str(layout.failed_dir)
-    done = set(os.listdir(runs_dir)) if os.path.isdir(runs_dir) else set()
-    failed = set(os.listdir(failed_dir)) if os.path.isdir(failed_dir) else set()
+    done, failed = layout.done_ids(), layout.failed_ids()
     found = []
     for run_id in layout.read_run_ids():
-        name = f"{run_id}.json"
-        if name in done:
-            found.append((run_id, os.path.join(runs_dir, name), "success"))
-        elif name in failed:
-            found.append((run_id, os.path.join(failed_dir, name), "failed"))
+        if run_id in done:
+            found.append((run_id, str(layout.record(run_id)), "success"))
+        elif run_id in failed:
+            found.append((run_id, str(layout.failed_record(run_id)), "failed"))
     return found
 
 
@@ -97,8 +94,8 @@ def _steps_rows(layout: ExperimentDir, record: dict[str, Any]) -> Iterable[dict[
 
 def _previous(layout: ExperimentDir) -> tuple[pd.DataFrame, pd.DataFrame, int] | None:
     """The last summaries and when they were written, to reuse rows of unchanged records."""
-    runs_path = layout.summary_dir / "runs.parquet"
-    steps_path = layout.summary_dir / "steps.parquet"
+    runs_path = layout.summary_runs
+    steps_path = layout.summary_steps
     if not (runs_path.is_file() and steps_path.is_file()):
         return None
     try:
@@ -166,19 +163,13 @@ def _to_table(frame: pd.DataFrame) -> pa.Table:
 
 
 def _write_parquet(frame: pd.DataFrame, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        pq.write_table(_to_table(frame), tmp)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    table = _to_table(frame)
+    atomic_write_via(path, lambda tmp: pq.write_table(table, tmp))
 
 
 def summary_is_current(layout: ExperimentDir) -> bool:
     """True when the summary is newer than every record directory and the run table."""
-    summary = layout.summary_dir / "runs.parquet"
+    summary = layout.summary_runs
     if not summary.is_file():
         return False
     built = summary.stat().st_mtime_ns
@@ -193,8 +184,8 @@ def collect(
     reuse the rows of records unchanged since the last summary)."""
     layout = ExperimentDir.at(directory)
     runs, steps = records_frame(layout, incremental)
-    _write_parquet(runs, layout.summary_dir / "runs.parquet")
-    _write_parquet(steps, layout.summary_dir / "steps.parquet")
+    _write_parquet(runs, layout.summary_runs)
+    _write_parquet(steps, layout.summary_steps)
     return runs, steps
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from metalab_smk.core.values import is_int
 from metalab_smk.errors import ExecutorError
 
 
@@ -39,7 +40,7 @@ def minutes(time: str | int) -> int:
 
 def memory_mb(memory: str | int) -> int:
     """``"4G"``, ``"500M"``, ``"1T"`` or an int of MB, in MB."""
-    if isinstance(memory, int) and not isinstance(memory, bool):
+    if is_int(memory):
         return memory
     match = re.fullmatch(r"(\d+(?:\.\d+)?)\s*([KMGT]?)B?", str(memory).strip().upper())
     if match is None:
@@ -72,7 +73,7 @@ class SlurmConfig:
         memory_mb(self.memory)
         for name in ("cpus", "max_concurrent"):
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            if not is_int(value) or value < 1:
                 raise ExecutorError(f"SlurmConfig({name}={value!r}) must be a positive int.")
         if self.chunk_size is not None and self.chunk_size < 1:
             raise ExecutorError(f"SlurmConfig(chunk_size={self.chunk_size}) must be >= 1.")

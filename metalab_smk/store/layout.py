@@ -80,6 +80,10 @@ class ExperimentDir:
     def results(self, run_id: str) -> Path:
         return self.root / "results" / run_id
 
+    def run_root(self, run_id: str) -> Path:
+        """The experiment directory holding ``run_id`` (relative URIs start here)."""
+        return self.root
+
     def data_file(self, run_id: str, name: str) -> Path:
         """``results/<run_id>/<name>.json``: one captured data or stepped metric."""
         return self.results(run_id) / f"{name}.json"
@@ -98,8 +102,128 @@ class ExperimentDir:
     def derived(self, run_id: str) -> Path:
         return self.root / "derived" / f"{run_id}.json"
 
+    @property
+    def summary_runs(self) -> Path:
+        return self.summary_dir / "runs.parquet"
+
+    @property
+    def summary_steps(self) -> Path:
+        return self.summary_dir / "steps.parquet"
+
+    @property
+    def snapshot_dir(self) -> Path:
+        """Copies of the experiment file as compiled; jobs import these."""
+        return self.meta_dir / "snapshot"
+
+    @property
+    def resources_file(self) -> Path:
+        return self.meta_dir / "resources.json"
+
+    @property
+    def executor_file(self) -> Path:
+        """The executor a submitted head uses (written by ``metalab submit``)."""
+        return self.meta_dir / "executor.json"
+
+    @property
+    def head_file(self) -> Path:
+        """What ``metalab submit`` recorded about the detached head (pid or SLURM job)."""
+        return self.meta_dir / "head.json"
+
+    def head_log(self, on_slurm: bool) -> Path:
+        """The head's log; on SLURM the name holds ``%j``, which sbatch fills in."""
+        return self.meta_dir / ("head-%j.log" if on_slurm else "head.log")
+
+    @property
+    def snakemake_log(self) -> Path:
+        return self.meta_dir / "snakemake.log"
+
+    @property
+    def runner_lock(self) -> Path:
+        return self.meta_dir / "runner.lock"
+
+    @property
+    def snakemake_locks_dir(self) -> Path:
+        return self.root / ".snakemake" / "locks"
+
+    @property
+    def batches_dir(self) -> Path:
+        return self.meta_dir / "batches"
+
+    def batch_listing(self, key: str) -> Path:
+        """The run indices of one packed job, one per line."""
+        return self.batches_dir / f"{key}.txt"
+
+    def batch_done(self, key: str) -> Path:
+        """The Snakemake target a packed job writes when all its runs have a record."""
+        return self.batches_dir / f"{key}.done"
+
+    @property
+    def manifest(self) -> Path:
+        """The experiment manifest, where the original metalab keeps it."""
+        return self.root / "experiments" / f"{self.root.name}.json"
+
+    @property
+    def store_marker(self) -> Path:
+        return self.root / "_meta.json"
+
+    @property
+    def workflow_profile(self) -> Path:
+        """The workflow profile Snakemake applies by itself in this directory."""
+        return self.root / "profiles" / "default" / "config.yaml"
+
+    def done_ids(self) -> set[str]:
+        """Run IDs that have a success record (one directory listing, no file read)."""
+        return _json_stems(self.runs_dir)
+
+    def failed_ids(self) -> set[str]:
+        """Run IDs that have a failed record."""
+        return _json_stems(self.failed_dir)
+
     def read_run_ids(self) -> list[str]:
         return self.run_table.read_text().split()
 
     def exists(self) -> bool:
         return self.compiled.is_file()
+
+
+def _json_stems(directory: Path) -> set[str]:
+    try:
+        names = os.listdir(directory)
+    except FileNotFoundError:
+        return set()
+    return {name[:-5] for name in names if name.endswith(".json")}
+
+
+@dataclass(frozen=True, eq=False)
+class RunDirs(ExperimentDir):
+    """Runs of several experiments side by side: each run's paths are those of its own
+    experiment directory (``dirs``: run ID -> ExperimentDir)."""
+
+    dirs: dict[str, ExperimentDir] | None = None
+
+    def _of(self, run_id: str) -> ExperimentDir:
+        return (self.dirs or {})[run_id]
+
+    def run_root(self, run_id: str) -> Path:
+        return self._of(run_id).root
+
+    def record(self, run_id: str) -> Path:
+        return self._of(run_id).record(run_id)
+
+    def failed_record(self, run_id: str) -> Path:
+        return self._of(run_id).failed_record(run_id)
+
+    def artifacts(self, run_id: str) -> Path:
+        return self._of(run_id).artifacts(run_id)
+
+    def log(self, run_id: str) -> Path:
+        return self._of(run_id).log(run_id)
+
+    def partial_log(self, run_id: str) -> Path:
+        return self._of(run_id).partial_log(run_id)
+
+    def results(self, run_id: str) -> Path:
+        return self._of(run_id).results(run_id)
+
+    def derived(self, run_id: str) -> Path:
+        return self._of(run_id).derived(run_id)

@@ -12,10 +12,16 @@ SCHEMA_VERSION = 1
 
 
 class Status(enum.StrEnum):
+    """A run's state. Records hold SUCCESS, FAILED or CANCELLED; ``metalab status`` also
+    reports KILLED (the process died without a record, only a ``.partial`` log is left).
+    RUNNING is the original metalab's in-flight state: metalab-smk never writes a record
+    for a run in flight (its ``.partial`` log shows it), so records never hold it."""
+
     SUCCESS = "success"
     FAILED = "failed"
     RUNNING = "running"
     CANCELLED = "cancelled"
+    KILLED = "killed"
 
 
 @dataclass(frozen=True)

@@ -1,22 +1,21 @@
 """Submit and exit: a detached head process drives Snakemake for a compiled experiment.
 
 ``metalab submit`` (and ``metalab.run(..., wait=False)``) start
-``python -m metalab_smk.sweep.detached DIR`` as its own SLURM job when the sweep runs on SLURM and
+``python -m metalab_smk.sweep.head DIR`` as its own SLURM job when the sweep runs on SLURM and
 ``sbatch`` exists, and as a background process otherwise; ``.metalab/head.json`` says
 where it runs so that ``metalab status`` and ``metalab.reconnect`` can follow it.
 """
 
 from __future__ import annotations
 
-import argparse
 import datetime as _dt
 import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Sequence
 from typing import Any
 
+from metalab_smk.core.values import utc_now
 from metalab_smk.errors import MetalabError
 from metalab_smk.store.jsonio import atomic_write_json, read_json
 from metalab_smk.store.layout import ExperimentDir
@@ -24,7 +23,6 @@ from metalab_smk.sweep.executors import (
     LocalExecutor,
     ProfileExecutor,
     SlurmExecutor,
-    executor_from_dict,
     executor_to_dict,
 )
 from metalab_smk.sweep.processes import snakemake_env, start_detached
@@ -36,7 +34,7 @@ Executor = LocalExecutor | SlurmExecutor | ProfileExecutor
 
 
 def _head_file(layout: ExperimentDir):
-    return layout.meta_dir / "head.json"
+    return layout.head_file
 
 
 def _on_slurm(executor: Executor) -> bool:
@@ -62,12 +60,12 @@ def submit(
             f"a submitted sweep is still running in {layout.root}; follow it with "
             f"`metalab status {os.path.relpath(layout.root)}`."
         )
-    settings = layout.meta_dir / "executor.json"
+    settings = layout.executor_file
     atomic_write_json(settings, executor_to_dict(executor))
-    command = [sys.executable, "-m", "metalab_smk.sweep.detached", str(layout.root)]
-    now = _dt.datetime.now(_dt.UTC).isoformat()
+    command = [sys.executable, "-m", "metalab_smk.sweep.head", str(layout.root)]
+    now = utc_now()
     if _on_slurm(executor) and not local and shutil.which("sbatch"):
-        log = layout.meta_dir / "head-%j.log"
+        log = layout.head_log(on_slurm=True)
         sbatch = [
             "sbatch",
             "--parsable",
@@ -103,7 +101,7 @@ def submit(
             "log": str(log).replace("%j", job_id),
         }
     else:
-        log = layout.meta_dir / "head.log"
+        log = layout.head_log(on_slurm=False)
         process = start_detached(command, layout.root, log)
         head = {
             "kind": "local",
@@ -132,7 +130,7 @@ def head_alive(layout: ExperimentDir) -> bool:
         return False
     try:  # a reused PID: the head's command line names this module
         with open(f"/proc/{head['pid']}/cmdline", "rb") as handle:
-            return b"metalab_smk.sweep.detached" in handle.read()
+            return b"metalab_smk.sweep.head" in handle.read()
     except OSError:
         return True
 
@@ -147,22 +145,3 @@ def _squeue_state(head: dict[str, Any]) -> str | None:
         check=False,
     )
     return done.stdout.strip() or None
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m metalab_smk.sweep.detached")
-    parser.add_argument("directory")
-    args = parser.parse_args(argv)
-    from metalab_smk.sweep.runner import start
-
-    layout = ExperimentDir.at(args.directory)
-    executor = executor_from_dict(read_json(layout.meta_dir / "executor.json"))
-    handle = start(layout, executor, progress=True, verbose=True)
-    handle.wait()
-    status = handle.status
-    print(status.as_text(), flush=True)
-    return 0 if status.is_complete else 1
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -15,11 +15,12 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from metalab_smk.compile.compiler import compile_experiment
 from metalab_smk.compile.loader import in_definition_mode, stop_definition
 from metalab_smk.core.experiment import Experiment
+from metalab_smk.errors import UsageError
 from metalab_smk.store.layout import ExperimentDir
 from metalab_smk.sweep.batches import (
     choose_chunk_size,
@@ -34,6 +35,9 @@ from metalab_smk.sweep.processes import start_detached
 from metalab_smk.sweep.progress import Progress
 from metalab_smk.sweep.status import SweepStatus, sweep_status
 
+if TYPE_CHECKING:
+    from metalab_smk.results.results import Results
+
 __all__ = ["LocalExecutor", "RunHandle", "reconnect", "run", "start"]
 
 
@@ -47,8 +51,8 @@ def _forget(layout: ExperimentDir, run_ids: list[str]) -> None:
 
 
 def _missing_indices(layout: ExperimentDir) -> list[int]:
-    done = set(os.listdir(layout.runs_dir)) if layout.runs_dir.is_dir() else set()
-    return [i for i, rid in enumerate(layout.read_run_ids()) if f"{rid}.json" not in done]
+    done = layout.done_ids()
+    return [i for i, rid in enumerate(layout.read_run_ids()) if rid not in done]
 
 
 class RunHandle:
@@ -114,7 +118,7 @@ class RunHandle:
         """Snakemake failed without any run failing (a workflow error): show its log."""
         if not self.returncode or sweep_status(self.layout, with_errors=False).failed:
             return
-        log = self.layout.meta_dir / "snakemake.log"
+        log = self.layout.snakemake_log
         tail = log.read_text(errors="replace").splitlines()[-15:] if log.is_file() else []
         print(
             f"metalab: snakemake exited with status {self.returncode}; the end of {log}:\n"
@@ -133,7 +137,7 @@ class RunHandle:
     def wait(self, timeout: float | None = None) -> bool:
         return self._done.wait(timeout)
 
-    def result(self, timeout: float | None = None) -> Any:
+    def result(self, timeout: float | None = None) -> Results:
         """Wait for the sweep (up to ``timeout`` s) and return its Results."""
         from metalab_smk.results.results import Results
 
@@ -167,9 +171,9 @@ def start(
         if verbose:
             print(f"metalab: all {total} runs of {layout.root.name} are done; nothing to run.")
         return RunHandle(layout, None, None)
-    lock = RunnerLock(layout.meta_dir)
+    lock = RunnerLock(layout)
     try:
-        if recover_stale_lock(layout.root) and verbose:
+        if recover_stale_lock(layout) and verbose:
             print(
                 f"metalab: removed the lock of an interrupted Snakemake run in {layout.root} "
                 "(no snakemake is running there any more)."
@@ -215,7 +219,7 @@ def _launch(
             f"metalab: running {len(missing)} of {total} runs ({len(targets)} Snakemake "
             f"jobs of up to {chunk} runs, {where}) in {layout.root}"
         )
-    return start_detached(command, layout.root, layout.meta_dir / "snakemake.log")
+    return start_detached(command, layout.root, layout.snakemake_log)
 
 
 def run(
@@ -238,6 +242,11 @@ def run(
     PostgreSQL URL the summary step keeps up to date (as ``METALAB_INDEX_URL`` does)."""
     if in_definition_mode():  # imported by `metalab compile` or a job: never a nested sweep
         stop_definition(experiment)
+    if derived_metrics:
+        raise UsageError(
+            "run(derived_metrics=...) is not supported yet; compute them from "
+            "load_results(...) after the sweep."
+        )
     layout = compile_experiment(experiment, store)
     if index is not None:  # the summary step then also updates this PostgreSQL index
         from metalab_smk.results.pgindex import remember_index
@@ -245,7 +254,7 @@ def run(
         remember_index(layout, index)
     if not wait:
         if not resume:
-            raise ValueError("run(wait=False) resumes; use resume=False only with wait=True.")
+            raise UsageError("run(wait=False) resumes; use resume=False only with wait=True.")
         head = submit(layout, executor or LocalExecutor())
         if verbose:
             where = (
