@@ -22,7 +22,13 @@ import time
 import uuid
 from pathlib import Path
 
-TARGETS = {"index": 30.0, "load": 2.0, "query": 0.5}
+TARGETS = {
+    "index": 30.0,
+    "load": 2.0,
+    "load_best_of_3": 2.0,
+    "query": 0.5,
+    "query_best_of_3": 0.5,
+}
 
 
 def write_experiment(root: Path, experiment_id: str, n_runs: int) -> Path:
@@ -111,20 +117,28 @@ def main() -> int:
             big = write_experiment(Path(tmp) / "one", "big:1", args.runs)
             results["index"], _ = timed(index_store, big, url)
             results["reindex_unchanged"], _ = timed(index_store, big, url)
-            results["load"], loaded = timed(metalab.load_results, url, experiment_id="big:1")
-            assert len(loaded) == args.runs, len(loaded)
+            loads = [timed(metalab.load_results, url, experiment_id="big:1") for _ in range(3)]
+            results["load"] = loads[0][0]
+            results["load_best_of_3"] = min(t for t, _ in loads)
+            assert len(loads[0][1]) == args.runs, len(loads[0][1])
             many = Path(tmp) / "many"
             for k in range(10):
                 write_experiment(many, f"sweep{k}:1", args.runs // 10)
             results["index_10x"], _ = timed(index_store, many, url)
-            results["query"], hits = timed(
-                metalab.load_results,
-                url,
-                experiment_id="sweep%",
-                status="success",
-                params={"lr": 0.3, "opt": "adam"},
-                where="(r.metrics->>'accuracy')::float >= 0.5",
-            )
+            queries = [
+                timed(
+                    metalab.load_results,
+                    url,
+                    experiment_id="sweep%",
+                    status="success",
+                    params={"lr": 0.3, "opt": "adam"},
+                    where="(r.metrics->>'accuracy')::float >= 0.5",
+                )
+                for _ in range(3)
+            ]
+            results["query"] = queries[0][0]
+            results["query_best_of_3"] = min(t for t, _ in queries)
+            hits = queries[0][1]
             results["query_rows"] = len(hits)
             assert set(hits.frame["param_lr"]) == {0.3}
     finally:
