@@ -23,7 +23,7 @@ from metalab_smk.store.layout import ExperimentDir, RunDirs
 from metalab_smk.store.pg import connect
 from metalab_smk.store.uri import mask_url
 
-__all__ = ["load_from_index"]
+__all__ = ["fetch_rows", "frame_of_rows", "load_from_index"]
 
 
 def _conditions(
@@ -57,6 +57,21 @@ def _conditions(
     if where:
         clauses.append(f"({where})")
     return (" AND ".join(clauses) or "TRUE"), values
+
+
+def fetch_rows(cur: Any, condition: str, values: list[Any]) -> str:
+    """Summary rows matching ``condition`` as newline-delimited JSON, in run order."""
+    cur.execute(
+        "SELECT coalesce(string_agg(r.row::text, E'\\n' ORDER BY r.experiment_id,"
+        f" r.position), '') FROM metalab.runs r WHERE {condition}",
+        values,
+    )
+    return cur.fetchone()[0]
+
+
+def frame_of_rows(lines: str, columns: list[str]) -> pd.DataFrame:
+    """The results table of one experiment from its rows, in its column order."""
+    return _frame(lines).reindex(columns=columns or list(RESERVED_COLUMNS))
 
 
 def _frame(lines: str) -> pd.DataFrame:
@@ -94,6 +109,8 @@ def load_from_index(
     each key, JSONB containment), and ``where``, an SQL condition on ``metalab.runs``
     aliased ``r`` (e.g. ``"(r.metrics->>'loss')::float < 0.2"``)."""
     condition, values = _conditions(experiment_id, status, tags, params, metrics, where)
+    single = isinstance(experiment_id, str) and "%" not in experiment_id
+    summary = None
     import psycopg
 
     with connect(url) as conn, conn.cursor() as cur:
@@ -103,12 +120,14 @@ def load_from_index(
                 " ORDER BY e.experiment_id"
             )
             experiments = cur.fetchall()
-            cur.execute(
-                "SELECT coalesce(string_agg(r.row::text, E'\\n' ORDER BY r.experiment_id,"
-                f" r.position), '') FROM metalab.runs r WHERE {condition}",
-                values,
-            )
-            lines = cur.fetchone()[0]
+            if single and (status, tags, params, metrics, where) == (None,) * 5:
+                cur.execute(
+                    "SELECT summary FROM metalab.experiments WHERE experiment_id = %s",
+                    (experiment_id,),
+                )
+                found = cur.fetchone()
+                summary = found[0] if found else None
+            lines = None if summary is not None else fetch_rows(cur, condition, values)
         except psycopg.errors.UndefinedTable:
             raise MetalabError(
                 f"{mask_url(url)} holds no metalab index yet; build it with "
@@ -124,8 +143,9 @@ def load_from_index(
             f"no experiment {experiment_id!r} in the index at {mask_url(url)}; it holds: "
             f"{', '.join(known) or 'none'}."
         )
-    frame = _frame(lines)
-    single = isinstance(experiment_id, str) and "%" not in experiment_id
+    if summary is not None:  # the whole table, kept with the rows it was built from
+        return ExperimentDir(Path(known[experiment_id][0])), pd.read_parquet(io.BytesIO(summary))
+    frame = _frame(lines or "")
     present = [experiment_id] if single else list(dict.fromkeys(frame.get("experiment_id", [])))
     columns: dict[str, None] = {}
     for eid in present:

@@ -8,6 +8,7 @@ experiment, so the index never shows half an update.
 
 from __future__ import annotations
 
+import io
 import json
 import math
 import os
@@ -17,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from metalab_smk.errors import IndexDatabaseError, MetalabError, StoreURIError
+from metalab_smk.results.index_results import fetch_rows, frame_of_rows
 from metalab_smk.results.summary import record_row
 from metalab_smk.store.config import FileStoreConfig
 from metalab_smk.store.jsonio import atomic_write_json, read_json
@@ -259,8 +261,26 @@ def index_experiment(conn: Any, layout: ExperimentDir, rebuild: bool = False) ->
                 len(layout.read_run_ids()),
             ),
         )
+        if stale or found is None:
+            cur.execute(
+                "UPDATE metalab.experiments SET summary = %s WHERE experiment_id = %s",
+                (_summary_bytes(cur, layout, experiment_id, columns), experiment_id),
+            )
     conn.commit()
     return experiment_id, len(changed), len(removed), len(disk)
+
+
+def _summary_bytes(cur: Any, layout: ExperimentDir, experiment_id: str, columns: list) -> bytes:
+    """The whole results table as Parquet: the file store's own summary when current
+    (so loads match it exactly), else built from the indexed rows."""
+    from metalab_smk.results.summary import summary_is_current
+
+    if summary_is_current(layout):
+        return (layout.summary_dir / "runs.parquet").read_bytes()
+    lines = fetch_rows(cur, "r.experiment_id = %s", [experiment_id])
+    buffer = io.BytesIO()
+    frame_of_rows(lines, columns).to_parquet(buffer, index=False)
+    return buffer.getvalue()
 
 
 def _layouts(path: str | os.PathLike[str]) -> list[ExperimentDir]:

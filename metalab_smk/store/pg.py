@@ -7,7 +7,10 @@ tables live in the schema ``metalab``:
   ``name``, ``version``, ``directory`` (the experiment directory the rows came from;
   artifacts, data and logs are read from there), ``columns`` (JSONB list: the summary
   table's column order), ``compiled`` (JSONB: ``.metalab/compiled.json``), ``n_runs``,
-  ``indexed_at``.
+  ``indexed_at``, ``summary`` (the whole results table as Parquet, rewritten in the same
+  transaction as the runs: the file store's ``summary/runs.parquet`` when it is current,
+  else built from the rows; what an unfiltered ``load_results(URL, experiment_id=...)``
+  reads).
 * ``runs``: one row per run with a record: ``experiment_id``, ``run_id`` (primary key
   together), ``position`` (index in the run table), ``status``, ``run_index``,
   ``seed_root``, ``seed_replicate``, ``started_at``, ``finished_at`` (text, ISO 8601),
@@ -20,8 +23,9 @@ tables live in the schema ``metalab``:
   (relative to the experiment directory), ``content_hash``, ``size_bytes``, ``metadata``.
 
 Indexes: ``runs(run_id)``, ``runs(status)``, ``runs(experiment_id, position)``, GIN on
-``runs.params``, ``runs.metrics`` and ``runs.tags``; ``steps``, ``derived`` and
-``artifacts`` on ``(experiment_id, run_id)``.
+``runs.params`` (``jsonb_path_ops``: ``params @> ...``); ``steps`` and ``artifacts`` on
+``(experiment_id, run_id)``. Metrics and tags are filtered without an index of their
+own (a GIN index on metrics doubled the indexing time and cannot serve range filters).
 """
 
 from __future__ import annotations
@@ -46,7 +50,8 @@ CREATE TABLE IF NOT EXISTS metalab.experiments (
     columns jsonb NOT NULL,
     compiled jsonb,
     n_runs integer,
-    indexed_at timestamptz NOT NULL DEFAULT now()
+    indexed_at timestamptz NOT NULL DEFAULT now(),
+    summary bytea
 );
 CREATE TABLE IF NOT EXISTS metalab.runs (
     experiment_id text NOT NULL,
@@ -73,8 +78,6 @@ CREATE INDEX IF NOT EXISTS runs_run_id ON metalab.runs (run_id);
 CREATE INDEX IF NOT EXISTS runs_status ON metalab.runs (status);
 CREATE INDEX IF NOT EXISTS runs_position ON metalab.runs (experiment_id, position);
 CREATE INDEX IF NOT EXISTS runs_params ON metalab.runs USING gin (params jsonb_path_ops);
-CREATE INDEX IF NOT EXISTS runs_metrics ON metalab.runs USING gin (metrics jsonb_path_ops);
-CREATE INDEX IF NOT EXISTS runs_tags ON metalab.runs USING gin (tags);
 CREATE TABLE IF NOT EXISTS metalab.steps (
     experiment_id text NOT NULL,
     run_id text NOT NULL,
