@@ -32,6 +32,7 @@ ALLOWED: dict[str, set[str]] = {
     "worker": {"job"},
     "reduce": {"results"},
     "cli_stores": {"*"},
+    "_aliases": set(),  # upstream module paths; imports by name at import time only
 }
 # What the job side (and so every job's start) must never load.
 JOB_FORBIDDEN = ("pandas", "pyarrow", "snakemake", "metalab_smk.sweep", "metalab_smk.results")

@@ -44,7 +44,7 @@ def test_load_results_reads_an_upstream_root_and_experiment_folder(upstream: Pat
 
 def test_upstream_runs_give_artifacts_data_derived_and_logs(upstream: Path) -> None:
     run = metalab.load_results(upstream)[2]
-    assert not Path(run.artifacts()[0]["uri"]).exists()  # an absolute path of another machine
+    assert not Path(run.artifacts()[0].uri).exists()  # an absolute path of another machine
     np.testing.assert_array_equal(run.artifact("weights"), np.arange(6.0).reshape(2, 3) * 0.5)
     assert run.data("curve") == pytest.approx(
         [run.metrics["final_loss"], run.metrics["final_loss"] / 2]
@@ -52,7 +52,9 @@ def test_upstream_runs_give_artifacts_data_derived_and_logs(upstream: Path) -> N
     assert [row[0] for row in run.data("loss")] == [0, 1, 2]
     assert run.derived["half_final"] == pytest.approx(run.metrics["final_loss"] / 2)
     derived = metalab.load_results(upstream).to_dataframe(include_derived=True)
-    assert derived["half_final"].tolist() == pytest.approx((derived["final_loss"] / 2).tolist())
+    assert derived["derived_half_final"].tolist() == pytest.approx(
+        (derived["final_loss"] / 2).tolist()
+    )
     log = upstream / "upsmall_1.0" / "logs" / f"{run.run_id}_run.log"
     assert "done lr=0.5" in log.read_text()
 

@@ -78,6 +78,11 @@ class SeedPlan:
         object.__setattr__(self, "base", _check_int("base", self.base))
         object.__setattr__(self, "replicates", _check_int("replicates", self.replicates, 1))
 
+    @property
+    def base_seed(self) -> int:
+        """Upstream's name for ``base``."""
+        return self.base
+
     def __len__(self) -> int:
         return self.replicates
 
@@ -93,6 +98,10 @@ class SeedPlan:
 
     def to_manifest(self) -> dict[str, Any]:
         return {"type": "SeedPlan", "base": self.base, "replicates": self.replicates}
+
+    def to_manifest_dict(self) -> dict[str, Any]:
+        """Upstream's name for ``to_manifest``."""
+        return self.to_manifest()
 
     @classmethod
     def from_manifest(cls, data: dict[str, Any]) -> SeedPlan:

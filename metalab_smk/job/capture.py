@@ -59,11 +59,22 @@ def scalar(name: str, value: Any) -> int | float | bool | str:
 
 class Runtime:
     """Run facts for the operation: ``logger``, ``scratch_dir`` (removed afterwards),
-    ``metadata`` and cancellation (``cancelled``, ``check_cancelled()``)."""
+    ``metadata`` (the experiment's), ``run_id``, ``run_index``, ``experiment_id``,
+    ``experiment_dir`` and cancellation (``cancelled``, ``check_cancelled()``)."""
 
-    def __init__(self, logger: logging.Logger, metadata: dict[str, Any]):
+    def __init__(
+        self,
+        logger: logging.Logger,
+        facts: dict[str, Any],
+        metadata: dict[str, Any] | None = None,
+    ):
         self.logger = logger
-        self.metadata = metadata
+        self.facts = facts
+        self.metadata = dict(metadata or {})
+        self.run_id: str = facts["run_id"]
+        self.run_index: int | None = facts.get("run_index")
+        self.experiment_id: str | None = facts.get("experiment_id")
+        self.experiment_dir: str | None = facts.get("experiment_dir")
         self._cancel = threading.Event()
         self._scratch: Path | None = None
         self.in_operation = False  # True while the operation's own code runs
@@ -72,7 +83,7 @@ class Runtime:
     def scratch_dir(self) -> Path:
         """A private temporary directory, created on first use, removed after the run."""
         if self._scratch is None:
-            self._scratch = Path(tempfile.mkdtemp(prefix=f"metalab-{self.metadata['run_id']}-"))
+            self._scratch = Path(tempfile.mkdtemp(prefix=f"metalab-{self.run_id}-"))
         return self._scratch
 
     def remove_scratch(self) -> None:
@@ -136,6 +147,8 @@ class Capture:
             raise CaptureError(f"data {name!r}: that name is already a stepped metric.")
         self._data_names.add(name)
         payload = {"name": name, "type": "data", "data": obj, "metadata": metadata or {}}
+        if all(hasattr(obj, a) for a in ("dtype", "shape", "tolist")):  # numpy: rebuilt on load
+            payload.update(data=obj.tolist(), dtype=str(obj.dtype), shape=list(obj.shape))
         try:
             atomic_write_json(self._layout.results(self._run_id) / f"{name}.json", payload)
         except (TypeError, ValueError) as exc:

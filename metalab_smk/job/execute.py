@@ -121,6 +121,7 @@ def execute_run(
                 "experiment_id": plan.experiment_id,
                 "experiment_dir": str(layout.root),
             },
+            experiment.metadata,
         )
         if runtime_hook is not None:
             runtime_hook(runtime)

@@ -148,7 +148,28 @@ def records_frame(
         runs = runs.iloc[sorted(range(len(ranks)), key=ranks.__getitem__)].reset_index(drop=True)
     if not step_frame.empty:
         step_frame["value"] = pd.to_numeric(step_frame["value"], errors="coerce")
-    return runs, step_frame
+    return _with_derived(layout, runs), step_frame
+
+
+def _with_derived(layout: ExperimentDir, runs: pd.DataFrame) -> pd.DataFrame:
+    """``derived_<name>`` columns from ``derived/<run_id>.json`` (read afresh each time)."""
+    runs = runs.drop(columns=[c for c in runs.columns if str(c).startswith("derived_")])
+    stored = _names_in(layout.derived_dir)
+    if not stored or runs.empty:
+        return runs
+    rows = [
+        {f"derived_{k}": _scalar_or_json(v) for k, v in read_json(layout.derived(rid)).items()}
+        if rid in stored
+        else {}
+        for rid in runs["run_id"].tolist()
+    ]
+    return pd.concat([runs, pd.DataFrame(rows, index=runs.index)], axis=1)
+
+
+def _names_in(directory: Path) -> set[str]:
+    if not directory.is_dir():
+        return set()
+    return {n[:-5] for n in os.listdir(directory) if n.endswith(".json")}
 
 
 def _to_table(frame: pd.DataFrame) -> pa.Table:
@@ -173,7 +194,7 @@ def summary_is_current(layout: ExperimentDir) -> bool:
     if not summary.is_file():
         return False
     built = summary.stat().st_mtime_ns
-    watched = [layout.runs_dir, layout.failed_dir, layout.run_table]
+    watched = [layout.runs_dir, layout.failed_dir, layout.run_table, layout.derived_dir]
     return all(not p.exists() or p.stat().st_mtime_ns <= built for p in watched)
 
 

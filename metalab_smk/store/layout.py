@@ -74,8 +74,9 @@ class ExperimentDir:
     def artifacts(self, run_id: str) -> Path:
         return self.root / "artifacts" / run_id
 
-    def log(self, run_id: str) -> Path:
-        return self.logs_dir / f"{run_id}_run.log"
+    def log(self, run_id: str, name: str = "run") -> Path:
+        """The log ``name`` of a run (``run``: everything the run printed and logged)."""
+        return self.logs_dir / f"{run_id}_{name}.log"
 
     def results(self, run_id: str) -> Path:
         return self.root / "results" / run_id
@@ -99,8 +100,12 @@ class ExperimentDir:
         """The log of a run in progress (left behind when its process is killed)."""
         return self.logs_dir / f"{run_id}_run.log.partial"
 
+    @property
+    def derived_dir(self) -> Path:
+        return self.root / "derived"
+
     def derived(self, run_id: str) -> Path:
-        return self.root / "derived" / f"{run_id}.json"
+        return self.derived_dir / f"{run_id}.json"
 
     @property
     def summary_runs(self) -> Path:

@@ -6,9 +6,11 @@ import enum
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["SCHEMA_VERSION", "ArtifactDescriptor", "Provenance", "RunRecord", "Status"]
+__all__ = ["SCHEMA_VERSION", "ArtifactDescriptor", "Metric", "Provenance", "RunRecord", "Status"]
 
 SCHEMA_VERSION = 1
+
+Metric = float | int | str | bool  # a scalar metric value (upstream's metalab.types.Metric)
 
 
 class Status(enum.StrEnum):
@@ -36,6 +38,10 @@ class ArtifactDescriptor:
     content_hash: str | None = None
     size_bytes: int | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
+
+    def __getitem__(self, key: str) -> Any:
+        """Dict-style access (``descriptor["name"]``) as in earlier metalab-smk versions."""
+        return getattr(self, key)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ArtifactDescriptor:

@@ -63,6 +63,16 @@ class SweepStatus:
     pending: int
     stale: int
     failed_runs: list[FailedRun] = field(default_factory=list)
+    skipped: int = 0  # runs done before this invocation (set by a RunHandle)
+
+    @property
+    def completed(self) -> int:
+        """Successful runs of this invocation (upstream's ``completed``)."""
+        return self.done - self.skipped
+
+    @property
+    def in_flight(self) -> int:
+        return self.running + self.pending
 
     @property
     def missing(self) -> int:
