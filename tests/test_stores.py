@@ -219,3 +219,20 @@ def test_fixture_experiment_plans_the_upstream_run_ids(monkeypatch: pytest.Monke
     import upsmall_experiment
 
     assert [run.run_id for run in metalab.Plan(upsmall_experiment.exp)] == RUN_IDS
+
+
+def test_compile_into_a_file_uri(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``store="file:///abs"`` is that directory, not a literal ./file: directory."""
+    from metalab_smk.compile.compiler import compile_experiment
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(FIXTURES))
+    import upsmall_experiment
+
+    layout = compile_experiment(upsmall_experiment.exp, f"file://{tmp_path}/s")
+    assert layout.root == tmp_path / "s" / "upsmall+1.0" and layout.compiled.is_file()
+    assert not (tmp_path / "file:").exists()
+    again = compile_experiment(upsmall_experiment.exp, FileStoreConfig(tmp_path / "s"))
+    assert again.root == layout.root
+    with pytest.raises(StoreURIError, match="index="):
+        compile_experiment(upsmall_experiment.exp, "postgresql://me@h/db")
