@@ -60,10 +60,15 @@ def store(tmp_path: Path) -> Path:
     other = upstream / "other_2.0"
     shutil.copytree(upstream / "upsmall_1.0", other)
     for path in [other / "_meta.json", *other.glob("runs/*.json"), *other.glob("experiments/*")]:
-        text = (
-            path.read_text().replace("upsmall:1.0", "other:2.0").replace('"lr": 0.1', '"lr": 0.2')
-        )
+        text = path.read_text().replace("upsmall:1.0", "other:2.0")
+        text = text.replace('"lr": 0.1', '"lr": 0.2')
+        for run_id in RUN_IDS:  # run IDs of another experiment differ (they hash its ID)
+            text = text.replace(run_id, run_id[::-1])
         path.write_text(text)
+    for path in sorted(other.rglob("*"), key=lambda p: -len(p.parts)):
+        for run_id in RUN_IDS:
+            if run_id in path.name:
+                path.rename(path.with_name(path.name.replace(run_id, run_id[::-1])))
     root = tmp_path / "store"
     import_upstream(upstream, root)
     return root
@@ -117,6 +122,9 @@ def test_queries_across_experiments(db: str, store: Path) -> None:
     low = metalab.load_results(db, params={"lr": 0.2})
     assert set(low.frame["experiment_id"]) == {"other:2.0"} and len(low) == 2
     np.testing.assert_array_equal(low[0].artifact("weights"), np.arange(6.0).reshape(2, 3) * 0.1)
+    assert low[0].experiment.experiment_id == "other:2.0"
+    assert everything[0].experiment.experiment_id == "other:2.0"
+    assert everything[-1].experiment.experiment_id == "upsmall:1.0"
     ok = metalab.load_results(db, status="success", params={"lr": 0.5})
     assert len(ok) == 2 and set(ok.frame["status"]) == {"success"}
     fast = metalab.load_results(db, where="(r.metrics->>'final_loss')::float < 0.2")
@@ -125,7 +133,8 @@ def test_queries_across_experiments(db: str, store: Path) -> None:
     assert len(metalab.load_results(db, experiment_id=["other:2.0"], status="failed")) == 1
     assert len(metalab.load_results(db, tags="nope")) == 0
     sliced = everything.filter(status="failed")
-    assert {run.run_id for run in sliced} == {RUN_IDS[3]}
+    assert {run.run_id for run in sliced} == {RUN_IDS[3], RUN_IDS[3][::-1]}
+    assert {run.experiment.experiment_id for run in sliced} == {"other:2.0", "upsmall:1.0"}
     assert len(sliced[0:1]) == 1
 
 

@@ -124,7 +124,7 @@ class Run:
 
     @property
     def experiment(self) -> ExperimentInfo:
-        return ExperimentInfo.of(self._layout)
+        return ExperimentInfo.of(ExperimentDir(self._layout.run_root(self.run_id)))
 
     @property
     def seed(self) -> SeedBundle | None:
