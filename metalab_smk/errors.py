@@ -39,6 +39,18 @@ class ExecutorError(MetalabError, ValueError):
     """An executor was configured wrongly."""
 
 
+class ExperimentFileError(MetalabError):
+    """The experiment file fails to import (syntax error, missing module, ...)."""
+
+
+class NotAnExperimentError(MetalabError, FileNotFoundError):
+    """A path given where an experiment directory was expected is something else."""
+
+
+class StoreError(MetalabError, ValueError):
+    """A store (collection root) path cannot hold experiments."""
+
+
 class CaptureError(MetalabError, ValueError):
     """An operation asked Capture for something it refuses (bad name, non-scalar metric)."""
 

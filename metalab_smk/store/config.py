@@ -10,6 +10,8 @@ from metalab_smk.store.jsonio import read_json
 from metalab_smk.store.layout import ExperimentDir, safe_experiment_id
 from metalab_smk.store.uri import file_path
 
+DEFAULT_STORE = "./runs"  # the store every command and metalab.run use by default
+
 
 @dataclass(frozen=True)
 class FileStoreConfig:

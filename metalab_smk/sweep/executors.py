@@ -73,7 +73,7 @@ class ProfileExecutor:
         if not (Path(self.profile) / "config.yaml").is_file():
             raise ExecutorError(
                 f"profile {self.profile!r} has no config.yaml; pass a Snakemake profile "
-                "directory such as profiles/slurm (copy it and edit the partition)."
+                "directory; `metalab profile slurm DIR` writes one to edit."
             )
         object.__setattr__(self, "profile", str(Path(self.profile).absolute()))
 
