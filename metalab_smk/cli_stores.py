@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -79,6 +80,12 @@ def add_store_commands(commands: Any) -> None:
 
     sub = commands.add_parser("index", help="update the PostgreSQL index from the files")
     sub.add_argument("path", help="experiment directory or store root")
-    sub.add_argument("--db", required=True, help="postgresql://user@host:port/database")
+    url = os.environ.get("METALAB_INDEX_URL")
+    sub.add_argument(
+        "--db",
+        required=url is None,
+        default=url,
+        help="postgresql://user@host:port/database (default: $METALAB_INDEX_URL)",
+    )
     sub.add_argument("--rebuild", action="store_true", help="drop and rebuild from the files")
     sub.set_defaults(func=_one_line(_cmd_index))

@@ -53,6 +53,7 @@ CREATE TABLE IF NOT EXISTS metalab.experiments (
     indexed_at timestamptz NOT NULL DEFAULT now(),
     summary bytea
 );
+ALTER TABLE metalab.experiments ADD COLUMN IF NOT EXISTS summary bytea;
 CREATE TABLE IF NOT EXISTS metalab.runs (
     experiment_id text NOT NULL,
     run_id text NOT NULL,
