@@ -186,3 +186,21 @@ def test_sweeps_keep_the_index_up_to_date(db: str, tmp_path: Path) -> None:
     files = metalab.load_results(tmp_path / "b")
     pd.testing.assert_frame_equal(indexed.to_dataframe(), files.to_dataframe())
     assert set(indexed.frame["status"]) == {"success"}
+
+
+def test_the_summary_rule_updates_the_index(db: str, store: Path) -> None:
+    """``python -m metalab_smk.reduce DIR`` (the Snakemake summary rule) keeps the index
+    of METALAB_INDEX_URL up to date; a database that is down is one warning line."""
+    layout = FileStoreConfig(store).experiment_dir("upsmall:1.0")
+    reduce = [sys.executable, "-m", "metalab_smk.reduce", str(layout.root)]
+    env = {**os.environ, "METALAB_INDEX_URL": db}
+    done = subprocess.run(reduce, env=env, capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    indexed = metalab.load_results(db, experiment_id="upsmall:1.0")
+    pd.testing.assert_frame_equal(
+        indexed.to_dataframe(), metalab.load_results(layout.root).to_dataframe()
+    )
+    env["METALAB_INDEX_URL"] = "postgresql://me:s3cret@127.0.0.1:1/down"
+    down = subprocess.run(reduce, env=env, capture_output=True, text=True, check=False)
+    assert down.returncode == 0
+    assert len(down.stderr.strip().splitlines()) == 1 and "s3cret" not in down.stderr
