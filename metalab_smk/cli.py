@@ -158,6 +158,35 @@ def _cmd_results(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_ui(args: argparse.Namespace) -> int:
+    from metalab_smk.ui.app import serve
+
+    serve(args.path, host=args.host, port=args.port, db=args.db)
+    return 0
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from metalab_smk.ui.report import write_report
+
+    written = write_report(args.path, args.output, experiment_id=args.experiment)
+    print(f"wrote {written}")
+    return 0
+
+
+def _add_ui_commands(commands) -> None:
+    sub = commands.add_parser("ui", help="serve the web dashboard over a store or experiment")
+    sub.add_argument("path", nargs="?", default=None, help="store root or experiment dir")
+    sub.add_argument("--host", default="127.0.0.1", help="interface (default 127.0.0.1)")
+    sub.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    sub.add_argument("--db", default=None, help="PostgreSQL index URL (instead of the files)")
+    sub.set_defaults(func=_cmd_ui)
+    sub = commands.add_parser("report", help="write a self-contained HTML report")
+    sub.add_argument("path", help="store root or experiment dir")
+    sub.add_argument("-o", "--output", default="report.html", help="HTML file to write")
+    sub.add_argument("--experiment", default=None, help="only this name:version")
+    sub.set_defaults(func=_cmd_report)
+
+
 def _cmd_profile(args: argparse.Namespace) -> int:
     from metalab_smk.slurm.profile import write_profile
     from metalab_smk.store.locate import shown
@@ -268,7 +297,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("directory", help="directory to write config.yaml into (created)")
     sub.add_argument("--force", action="store_true", help="overwrite an existing config.yaml")
     sub.set_defaults(func=_cmd_profile)
-
+    _add_ui_commands(commands)
     add_store_commands(commands)
     return parser
 

@@ -431,6 +431,18 @@ class Results:
     def cancelled(self) -> Results:
         return self.filter(status="cancelled")
 
+    def aggregate(
+        self,
+        metrics: list[str] | None = None,
+        by: list[str] | None = None,
+        stats: tuple[str, ...] = ("mean", "std", "sem", "ci95", "count"),
+    ) -> pd.DataFrame:
+        """Replicate statistics per param case (or per ``by`` column); see
+        :func:`metalab_smk.results.aggregate.aggregate`."""
+        from metalab_smk.results.aggregate import aggregate
+
+        return aggregate(self.to_dataframe(), metrics=metrics, by=by, stats=stats)
+
     def summary(self) -> dict[str, Any]:
         """``total_runs``, ``by_status`` counts and avg/min/max ``duration_ms`` (upstream's
         summary; statistics per param case are ``aggregate()``)."""
