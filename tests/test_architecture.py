@@ -31,6 +31,7 @@ ALLOWED: dict[str, set[str]] = {
     "__init__": {"*"},
     "worker": {"job"},
     "reduce": {"results"},
+    "cli_stores": {"*"},
     "_aliases": set(),  # upstream module paths; imports by name at import time only
 }
 # What the job side (and so every job's start) must never load.

@@ -258,17 +258,45 @@ def test_bool_and_int_columns_do_not_match_each_other(layout) -> None:
 
 
 # 4. readers stay inside the store ---------------------------------------------------------
-@pytest.mark.parametrize("uri", ["../outside.npy", "/tmp/outside.npy", "artifacts/../../x.npy"])
+@pytest.mark.parametrize("uri", ["../outside.npy", "ABSOLUTE", "artifacts/../../outside.npy"])
 def test_artifact_paths_that_leave_the_store_are_refused(layout, uri: str) -> None:
-    np.save(layout.root.parent / "outside.npy", np.arange(3))
+    outside = layout.root.parent / "outside.npy"
+    np.save(outside, np.arange(3))
+    layout.artifacts(IDS[0]).mkdir(parents=True)  # so that "artifacts/../.." resolves
     record = _record(IDS[0])
     record["artifacts"] = [
-        {"artifact_id": "a1", "name": "w", "format": "numpy", "uri": uri, "kind": "array"}
+        {
+            "artifact_id": "a1",
+            "name": "w",
+            "format": "numpy",
+            "uri": str(outside) if uri == "ABSOLUTE" else uri,
+            "kind": "array",
+        }
     ]
     atomic_write_json(layout.record(IDS[0]), record)
     run = load_results(layout.root)[0]
     with pytest.raises(StorePathError, match="refusing"):
         run.artifact("w")
+
+
+def test_a_foreign_absolute_artifact_path_maps_into_the_store(layout) -> None:
+    """Upstream records hold absolute paths of the machine that wrote them: only the
+    file name is used, inside this store."""
+    target = layout.artifacts(IDS[0]) / "w.npy"
+    target.parent.mkdir(parents=True)
+    np.save(target, np.arange(4))
+    record = _record(IDS[0])
+    record["artifacts"] = [
+        {
+            "artifact_id": "a1",
+            "name": "w",
+            "format": "numpy",
+            "kind": "array",
+            "uri": "/elsewhere/store/artifacts/" + IDS[0] + "/w.npy",
+        }
+    ]
+    atomic_write_json(layout.record(IDS[0]), record)
+    assert load_results(layout.root)[0].artifact("w").tolist() == [0, 1, 2, 3]
 
 
 def test_data_and_stepped_metric_names_cannot_escape(layout, capsys) -> None:
@@ -285,6 +313,8 @@ def test_data_and_stepped_metric_names_cannot_escape(layout, capsys) -> None:
 
 def test_resolve_inside_allows_paths_within_the_store(layout) -> None:
     assert layout.resolve_inside("artifacts/a/../b/w.npy") == layout.root / "artifacts/b/w.npy"
+    inside = layout.root / "artifacts" / "w.npy"  # an absolute path into the directory is fine
+    assert layout.resolve_inside(str(inside)) == inside
     for bad in ("", "..", "/etc/passwd", "a/../../b", "~/x"):
         with pytest.raises(StorePathError):
             layout.resolve_inside(bad)
