@@ -33,3 +33,7 @@ class MissingPathError(MetalabError, FileNotFoundError):
 
 class ExecutorError(MetalabError, ValueError):
     """An executor was configured wrongly."""
+
+
+class SchedulerError(MetalabError, RuntimeError):
+    """A SLURM command is missing, failed, or refused a request."""

@@ -8,7 +8,6 @@ import datetime as _dt
 import functools
 import os
 import platform
-import subprocess
 import time
 import traceback
 from pathlib import Path
@@ -19,6 +18,7 @@ from metalab_smk.core.experiment import Experiment
 from metalab_smk.core.plan import Plan, PlannedRun
 from metalab_smk.job.capture import Capture, Runtime
 from metalab_smk.job.runlog import RunLog
+from metalab_smk.slurm import scheduler
 from metalab_smk.store.jsonio import atomic_write_json
 from metalab_smk.store.layout import ExperimentDir
 from metalab_smk.store.records import RunRecord, Status
@@ -47,18 +47,13 @@ def slurm_facts() -> dict[str, str]:
         "slurm_node": os.environ.get("SLURMD_NODENAME", os.uname().nodename),
     }
     try:
-        shown = subprocess.run(
-            ["scontrol", "show", "job", "-o", job_id],
-            capture_output=True,
-            text=True,
-            timeout=10,
-            check=False,
-        ).stdout
-        for field in shown.split():
-            if field.startswith("StdOut="):
-                facts["slurm_log"] = field[len("StdOut=") :]
-    except (OSError, subprocess.SubprocessError):
-        pass
+        shown = scheduler.parse_scontrol_job(
+            scheduler.call(scheduler.scontrol_job_argv(job_id), timeout=10)
+        )
+    except scheduler.SchedulerError:
+        shown = {}
+    if shown.get("StdOut"):
+        facts["slurm_log"] = shown["StdOut"]
     return facts
 
 

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import datetime as _dt
 import os
-import shutil
-import subprocess
 import sys
 from typing import Any
 
 from metalab_smk.errors import MetalabError
+from metalab_smk.slurm import scheduler
+from metalab_smk.slurm.config import minutes
 from metalab_smk.store.jsonio import atomic_write_json, read_json
 from metalab_smk.store.layout import ExperimentDir
 from metalab_smk.sweep.executors import (
@@ -25,7 +25,7 @@ from metalab_smk.sweep.executors import (
     executor_to_dict,
 )
 from metalab_smk.sweep.processes import snakemake_env, start_detached
-from metalab_smk.sweep.status import ALIVE_STATES, pid_alive, slurm_states
+from metalab_smk.sweep.status import pid_alive
 
 __all__ = ["head_alive", "submit"]
 
@@ -63,36 +63,22 @@ def submit(
     atomic_write_json(settings, executor_to_dict(executor))
     command = [sys.executable, "-m", "metalab_smk.sweep.head", str(layout.root)]
     now = _dt.datetime.now(_dt.UTC).isoformat()
-    if _on_slurm(executor) and not local and shutil.which("sbatch"):
+    if _on_slurm(executor) and not local and scheduler.available("sbatch"):
         log = layout.meta_dir / "head-%j.log"
-        sbatch = [
-            "sbatch",
-            "--parsable",
-            "--job-name",
-            f"metalab-head-{layout.root.name}",
-            "--output",
-            str(log),
-            "--time",
-            head_time,
-            "--cpus-per-task",
-            "1",
-            "--mem",
-            "1000",
-            "--chdir",
-            str(layout.root),
-        ]
-        if _partition(executor):
-            sbatch += ["--partition", str(_partition(executor))]
-        done = subprocess.run(
-            [*sbatch, "--wrap", " ".join(command)],
-            capture_output=True,
-            text=True,
-            check=False,
-            env=snakemake_env(),
+        argv = scheduler.sbatch_argv(
+            command,
+            job_name=f"metalab-head-{layout.root.name}",
+            output=str(log),
+            chdir=str(layout.root),
+            time_minutes=minutes(head_time),
+            memory_mb=1000,
+            cpus=1,
+            partition=_partition(executor),
         )
-        if done.returncode != 0:
-            raise MetalabError(f"sbatch refused the head job: {done.stderr.strip()}")
-        job_id = done.stdout.strip().split(";")[0]
+        try:
+            job_id = scheduler.parse_sbatch(scheduler.call(argv, env=snakemake_env()))
+        except scheduler.SchedulerError as exc:
+            raise MetalabError(f"the head job was not submitted: {exc}") from None
         head = {
             "kind": "slurm",
             "job_id": job_id,
@@ -120,11 +106,11 @@ def head_alive(layout: ExperimentDir) -> bool:
         return False
     head = read_json(path)
     if head.get("kind") == "slurm":
-        state = slurm_states({head["job_id"]}).get(head["job_id"]) or _squeue_state(head)
+        state = scheduler.job_states({head["job_id"]}).get(head["job_id"])
         if state is None:  # not known to the scheduler yet, or long gone
             submitted = _dt.datetime.fromisoformat(head["submitted_at"])
             return (_dt.datetime.now(_dt.UTC) - submitted).total_seconds() < 60
-        return state in ALIVE_STATES
+        return state in scheduler.ALIVE_STATES
     if not pid_alive(head):
         return False
     try:  # a reused PID: the head's command line names this module
@@ -132,15 +118,3 @@ def head_alive(layout: ExperimentDir) -> bool:
             return b"metalab_smk.sweep.head" in handle.read()
     except OSError:
         return True
-
-
-def _squeue_state(head: dict[str, Any]) -> str | None:
-    if shutil.which("squeue") is None:
-        return None
-    done = subprocess.run(
-        ["squeue", "-h", "-j", head["job_id"], "-o", "%T"],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    return done.stdout.strip() or None

@@ -9,33 +9,20 @@ time limit) makes the run count as failed, with the SLURM state when ``sacct`` k
 from __future__ import annotations
 
 import os
-import shutil
-import subprocess
 from dataclasses import dataclass, field
 from typing import Any
 
 from metalab_smk.job.runlog import read_header
+from metalab_smk.slurm import scheduler
 from metalab_smk.store.jsonio import read_json
 from metalab_smk.store.layout import ExperimentDir
 
 __all__ = [
-    "ALIVE_STATES",
     "FailedRun",
     "SweepStatus",
     "pid_alive",
-    "slurm_states",
     "sweep_status",
 ]
-
-ALIVE_STATES = {
-    "PENDING",
-    "RUNNING",
-    "REQUEUED",
-    "COMPLETING",
-    "CONFIGURING",
-    "SUSPENDED",
-    "RESIZING",
-}
 
 
 @dataclass(frozen=True)
@@ -100,28 +87,6 @@ def _names(directory) -> set[str]:
     return {n[:-5] for n in os.listdir(directory) if n.endswith(".json")}
 
 
-def slurm_states(job_ids: set[str]) -> dict[str, str]:
-    """SLURM state (``TIMEOUT``, ``OUT_OF_MEMORY``, ...) of each job, from ``sacct``."""
-    if not job_ids or shutil.which("sacct") is None:
-        return {}
-    try:
-        out = subprocess.run(
-            ["sacct", "-n", "-X", "-P", "-o", "JobID,State", "-j", ",".join(sorted(job_ids))],
-            capture_output=True,
-            text=True,
-            timeout=30,
-            check=False,
-        ).stdout
-    except (OSError, subprocess.SubprocessError):
-        return {}
-    states = {}
-    for line in out.splitlines():
-        job, _, state = line.partition("|")
-        if state:
-            states[job.strip()] = state.split()[0]
-    return states
-
-
 def pid_alive(marker: dict[str, Any]) -> bool:
     """Whether the process ``{"pid", "host"}`` names runs on this host."""
     if marker.get("host") != os.uname().nodename:
@@ -158,12 +123,12 @@ def sweep_status(layout: ExperimentDir, with_errors: bool = True) -> SweepStatus
         r.get("provenance", {}).get("extra", {}).get("slurm_job_id")
         for r in failed_records.values()
     } - {None}
-    states = slurm_states(jobs) if (with_errors or markers) else {}
+    states = scheduler.job_states(jobs) if (with_errors or markers) else {}
 
     running, dead = set(), {}
     for run_id, marker in markers.items():
         job = marker.get("slurm_job_id")
-        alive = states.get(job) in ALIVE_STATES if job else pid_alive(marker)
+        alive = states.get(job) in scheduler.ALIVE_STATES if job else pid_alive(marker)
         if job and job not in states:  # sacct does not know it (yet): trust the marker
             alive = True
         if alive:
