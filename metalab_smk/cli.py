@@ -54,7 +54,7 @@ def _cmd_submit(args: argparse.Namespace) -> int:
 
     experiment = _load(args.file, args.experiment)
     executor = (
-        ProfileExecutor(args.profile, chunk_size=args.chunk_size)
+        ProfileExecutor(args.profile, chunk_size=args.chunk_size, engine=args.engine)
         if args.profile
         else LocalExecutor(cores=args.cores, chunk_size=args.chunk_size)
     )
@@ -148,6 +148,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="Snakemake profile directory (e.g. a copy of profiles/slurm)",
     )
     sub.add_argument("--chunk-size", type=int, default=None, help="runs per job")
+    sub.add_argument(
+        "--engine",
+        choices=("array", "snakemake"),
+        default="array",
+        help="with a SLURM profile: one job array running the batch worker (default), or "
+        "Snakemake's SLURM executor (one job per batch)",
+    )
     sub.add_argument("--cores", type=int, default=None, help="local parallel jobs")
     sub.add_argument(
         "--local",

@@ -21,7 +21,7 @@ from metalab_smk.store.jsonio import atomic_write_text
 from metalab_smk.store.layout import ExperimentDir
 from metalab_smk.store.records import Status
 
-USAGE = "usage: python -m metalab_smk.job.worker (run RUN_ID | batch NAME)"
+USAGE = "usage: python -m metalab_smk.job.worker (run RUN_ID | batch NAME | task STAMP)"
 
 
 class _Cancellation:
@@ -55,18 +55,27 @@ def _indices(compiled: CompiledExperiment, plan: Plan, command: str, key: str) -
                 "context files or code changed since compiling; run `metalab compile` again."
             )
         return [index]
-    listing = compiled.layout.meta_dir / "batches" / f"{key}.txt"
-    return [int(line) for line in listing.read_text().split()]
+    return [int(line) for line in compiled.layout.batch_listing(key).read_text().split()]
+
+
+def _task_batch(stamp: str) -> str:
+    """The batch of this SLURM array task: ``<stamp>-<SLURM_ARRAY_TASK_ID, 6 digits>``."""
+    task = os.environ.get("SLURM_ARRAY_TASK_ID", "")
+    if not task.isdigit():
+        raise MetalabError("`worker task` runs only inside a SLURM array task")
+    return f"{stamp}-{int(task):06d}"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
-    if len(args) != 2 or args[0] not in ("run", "batch"):
+    if len(args) != 2 or args[0] not in ("run", "batch", "task"):
         print(USAGE, file=sys.stderr)
         return 2
     command, key = args
     layout = ExperimentDir.at(os.getcwd())
     try:
+        if command == "task":
+            command, key = "batch", _task_batch(key)
         compiled = CompiledExperiment.read(layout)
         experiment = compiled.load_experiment()
         plan = Plan(experiment)
@@ -94,8 +103,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 f"{record.error['message']} (log: {layout.log(run.run_id)})",
                 file=sys.stderr,
             )
-    if command == "batch" and not failures:
-        atomic_write_text(layout.meta_dir / "batches" / f"{key}.done", f"{len(indices)}\n")
+    if command == "batch":
+        if not failures:
+            atomic_write_text(layout.batch_done(key), f"{len(indices)}\n")
+        atomic_write_text(layout.batch_end(key), f"{failures}\n")
     return 1 if failures else 0
 
 

@@ -53,7 +53,10 @@ class SlurmConfig:
     """Resources of each SLURM job (one job runs ``chunk_size`` runs).
 
     ``time`` and ``memory`` are per job; ``max_concurrent`` caps the jobs submitted at
-    once; ``extra`` is passed to sbatch as is (e.g. ``"--qos=short"``)."""
+    once; ``extra`` is passed to sbatch as is (e.g. ``"--qos=short"``). ``engine="array"``
+    (default) submits one job array whose tasks run the batch worker directly;
+    ``engine="snakemake"`` runs Snakemake's SLURM executor plugin (one job per batch,
+    each starting Snakemake inside the job)."""
 
     partition: str | None = None
     time: str | int = "00:30:00"
@@ -66,6 +69,7 @@ class SlurmConfig:
     extra: str | None = None
     status_interval: int = 10
     snakemake_options: list[str] = field(default_factory=list)
+    engine: str = "array"
 
     def __post_init__(self) -> None:
         minutes(self.time)
@@ -74,6 +78,8 @@ class SlurmConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ExecutorError(f"SlurmConfig({name}={value!r}) must be a positive int.")
+        if self.engine not in ("array", "snakemake"):
+            raise ExecutorError(f"SlurmConfig(engine={self.engine!r}): use 'array' or 'snakemake'.")
         if self.chunk_size is not None and self.chunk_size < 1:
             raise ExecutorError(f"SlurmConfig(chunk_size={self.chunk_size}) must be >= 1.")
 

@@ -86,6 +86,27 @@ class ExperimentDir:
     def derived(self, run_id: str) -> Path:
         return self.root / "derived" / f"{run_id}.json"
 
+    @property
+    def batches_dir(self) -> Path:
+        """Batch listings ``<name>.txt`` (run indices) and their job's markers."""
+        return self.meta_dir / "batches"
+
+    def batch_listing(self, name: str) -> Path:
+        return self.batches_dir / f"{name}.txt"
+
+    def batch_done(self, name: str) -> Path:
+        """Written when every run of the batch succeeded (the Snakemake target)."""
+        return self.batches_dir / f"{name}.done"
+
+    def batch_end(self, name: str) -> Path:
+        """Written when the batch's job ends, whatever its runs did (number of failures)."""
+        return self.batches_dir / f"{name}.end"
+
+    @property
+    def slurm_logs_dir(self) -> Path:
+        """SLURM's own logs of the array tasks metalab submits."""
+        return self.meta_dir / "slurm"
+
     def read_run_ids(self) -> list[str]:
         return self.run_table.read_text().split()
 

@@ -68,7 +68,7 @@ def median_run_seconds(layout: ExperimentDir, sample: int = 50) -> float | None:
 
 def clear_batches(layout: ExperimentDir) -> None:
     """Remove batch files of earlier invocations (only call with no Snakemake running)."""
-    directory = layout.meta_dir / "batches"
+    directory = layout.batches_dir
     if directory.is_dir():
         for path in directory.iterdir():
             path.unlink(missing_ok=True)
@@ -80,7 +80,7 @@ def write_batches(layout: ExperimentDir, indices: Sequence[int], chunk: int) -> 
     targets = []
     for number, start in enumerate(range(0, len(indices), chunk)):
         name = f"{stamp}-{number:06d}"
-        listing = layout.meta_dir / "batches" / f"{name}.txt"
+        listing = layout.batch_listing(name)
         atomic_write_text(listing, "".join(f"{i}\n" for i in indices[start : start + chunk]))
-        targets.append(listing.with_suffix(".done"))
+        targets.append(layout.batch_done(name))
     return targets

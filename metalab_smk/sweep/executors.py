@@ -67,6 +67,7 @@ class ProfileExecutor:
 
     profile: str
     chunk_size: int | None = None
+    engine: str = "array"
 
     def __post_init__(self) -> None:
         if not (Path(self.profile) / "config.yaml").is_file():
@@ -97,13 +98,46 @@ class ProfileExecutor:
     def snakemake_args(self) -> list[str]:
         return ["--profile", self.profile]
 
+    def slurm_config(self) -> SlurmConfig:
+        """The profile's SLURM settings (default-resources, jobs) as a SlurmConfig."""
+        settings = self.settings()
+        resources = settings.get("default-resources") or {}
+        if isinstance(resources, list):  # ["runtime=30", ...]
+            resources = dict(str(item).split("=", 1) for item in resources)
+        extra = resources.get("slurm_extra")
+        return SlurmConfig(
+            partition=resources.get("slurm_partition"),
+            account=resources.get("slurm_account"),
+            time=int(resources.get("runtime", 30)),
+            memory=int(resources.get("mem_mb", 1000)),
+            cpus=int(resources.get("cpus_per_task", 1)),
+            gpus=int(resources.get("gpu", 0)),
+            max_concurrent=int(settings.get("jobs", 100)),
+            chunk_size=self.chunk_size,
+            extra=str(extra).strip("'\"") if extra else None,
+        )
+
+
+def array_config(executor: LocalExecutor | SlurmExecutor | ProfileExecutor) -> SlurmConfig | None:
+    """The SLURM settings when ``executor`` runs its batches as one SLURM job array."""
+    if isinstance(executor, SlurmExecutor) and executor.config.engine == "array":
+        return executor.config
+    if isinstance(executor, ProfileExecutor) and executor.engine == "array" and executor.is_slurm:
+        return executor.slurm_config()
+    return None
+
 
 def executor_to_dict(executor: LocalExecutor | SlurmExecutor | ProfileExecutor) -> dict:
     """A JSON form of an executor, for the detached head process."""
     if isinstance(executor, SlurmExecutor):
         return {"kind": "slurm", **asdict(executor.config)}
     if isinstance(executor, ProfileExecutor):
-        return {"kind": "profile", "profile": executor.profile, "chunk_size": executor.chunk_size}
+        return {
+            "kind": "profile",
+            "profile": executor.profile,
+            "chunk_size": executor.chunk_size,
+            "engine": executor.engine,
+        }
     return {"kind": "local", "cores": executor.cores, "chunk_size": executor.chunk_size}
 
 

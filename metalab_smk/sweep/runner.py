@@ -6,6 +6,7 @@ directory; the handle follows progress from the record files.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -14,6 +15,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +30,12 @@ from metalab_smk.sweep.batches import (
     write_batches,
 )
 from metalab_smk.sweep.detached import head_alive, submit
-from metalab_smk.sweep.executors import LocalExecutor, ProfileExecutor, SlurmExecutor
+from metalab_smk.sweep.executors import (
+    LocalExecutor,
+    ProfileExecutor,
+    SlurmExecutor,
+    array_config,
+)
 from metalab_smk.sweep.locks import RunnerLock, live_snakemake_pids, recover_stale_lock
 from metalab_smk.sweep.processes import start_detached
 from metalab_smk.sweep.progress import Progress
@@ -196,6 +203,18 @@ def _launch(
         len(missing), parallel, executor.chunk_size, executor.min_chunk, median_run_seconds(layout)
     )
     targets = write_batches(layout, missing, chunk)
+    slurm = array_config(executor)
+    if slurm is not None:
+        stamp = targets[0].stem.rsplit("-", 1)[0]
+        if verbose:
+            print(
+                f"metalab: running {len(missing)} of {total} runs (one SLURM array of "
+                f"{len(targets)} tasks of up to {chunk} runs) in {layout.root}"
+            )
+        config = json.dumps(asdict(slurm))
+        command = [sys.executable, "-m", "metalab_smk.slurm.array", str(layout.root)]
+        command += [stamp, str(len(targets)), config]
+        return start_detached(command, layout.root, layout.meta_dir / "slurm-array.log")
     command = [
         sys.executable,
         "-m",
