@@ -178,14 +178,16 @@ def main() -> None:
     n, sleep, chunk = WORKLOADS[args.workload]
     print(f"{args.workload}: {n} runs of {sleep} s, {chunk} runs per job")
     print(f"{'mode':>10} {'jobs':>5} {'wall (s)':>16} {'tail (s)':>14}")
-    for mode in args.modes.split(","):
-        rows = [
-            measure(mode, args.workload, args.partition, f"{mode}{i}") for i in range(args.repeat)
-        ]
-        walls = [r["seconds"] for r in rows]
-        tails = [r["tail"] for r in rows]
+    modes = args.modes.split(",")
+    rows: dict[str, list[dict]] = {mode: [] for mode in modes}
+    for i in range(args.repeat):  # interleaved, so that a busy cluster hits every mode
+        for mode in modes:
+            rows[mode].append(measure(mode, args.workload, args.partition, f"{mode}{i}"))
+    for mode in modes:
+        walls = [r["seconds"] for r in rows[mode]]
+        tails = [r["tail"] for r in rows[mode]]
         print(
-            f"{mode:>10} {rows[0]['jobs']:>5} "
+            f"{mode:>10} {rows[mode][0]['jobs']:>5} "
             f"{statistics.mean(walls):>6.1f} ({min(walls):.1f}-{max(walls):.1f}) "
             f"{statistics.mean(tails):>5.1f} ({min(tails):.1f}-{max(tails):.1f})",
             flush=True,

@@ -60,14 +60,18 @@ def _cmd_submit(args: argparse.Namespace) -> int:
     )
     layout = compile_experiment(experiment, args.store)
     head = submit(layout, executor, head_time=args.head_time, local=args.local)
-    where = (
-        f"as SLURM job {head['job_id']}"
-        if head["kind"] == "slurm"
-        else f"in the background (pid {head['pid']})"
-    )
+    if "array_job_id" in head:
+        what = (
+            f"SLURM array job {head['array_job_id']} ({head['tasks']} tasks), then the "
+            f"summary job {head['job_id']}"
+        )
+    elif head["kind"] == "slurm":
+        what = f"the Snakemake head runs as SLURM job {head['job_id']}"
+    else:
+        what = f"the Snakemake head runs in the background (pid {head['pid']})"
     print(
-        f"submitted {experiment.experiment_id!r} ({len(layout.read_run_ids())} runs): the "
-        f"Snakemake head runs {where}; its log: {head['log']}"
+        f"submitted {experiment.experiment_id!r} ({len(layout.read_run_ids())} runs): "
+        f"{what}; log: {head['log']}"
     )
     print(f"follow it with:  metalab status {os.path.relpath(layout.root)}")
     return 0
@@ -112,6 +116,23 @@ def _cmd_results(args: argparse.Namespace) -> int:
 
         with pd.option_context("display.max_rows", args.max_rows, "display.width", 200):
             print(frame)
+    return 0
+
+
+def _cmd_profile(args: argparse.Namespace) -> int:
+    from metalab_smk.slurm.profile import install_profile
+
+    config = install_profile(
+        args.directory,
+        force=args.force,
+        partition=args.partition,
+        account=args.account,
+        time=args.time,
+        memory=args.memory,
+        jobs=args.jobs,
+    )
+    where = "" if args.directory else " (use it by name: snakemake --profile slurm)"
+    print(f"wrote {config}{where}")
     return 0
 
 
@@ -182,6 +203,19 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("--parquet", default=None, help="write the table to this file")
         sub.add_argument("--max-rows", type=int, default=60)
         sub.set_defaults(func=_cmd_results)
+
+    sub = commands.add_parser("profile", help="install a Snakemake profile (slurm)")
+    sub.add_argument("kind", choices=("slurm",), help="the profile to write")
+    sub.add_argument(
+        "directory", nargs="?", default=None, help="default: your Snakemake config folder"
+    )
+    sub.add_argument("--partition", default=None, help="SLURM partition")
+    sub.add_argument("--account", default=None, help="SLURM account")
+    sub.add_argument("--time", default="30", help="time limit per job (minutes or H:M:S)")
+    sub.add_argument("--memory", default="1G", help="memory per job (e.g. 4G)")
+    sub.add_argument("--jobs", type=int, default=100, help="SLURM jobs at once")
+    sub.add_argument("--force", action="store_true", help="overwrite a different profile")
+    sub.set_defaults(func=_cmd_profile)
     return parser
 
 

@@ -24,7 +24,7 @@ from metalab_smk.store.jsonio import atomic_write_json
 from metalab_smk.store.layout import ExperimentDir
 from metalab_smk.store.records import RunRecord, Status
 
-__all__ = ["execute_run"]
+__all__ = ["execute_run", "record_crash"]
 
 
 @functools.cache
@@ -180,3 +180,45 @@ def execute_run(
     else:
         atomic_write_json(layout.failed_record(run.run_id), record.to_dict(), indent=None)
     return record
+
+
+def record_crash(
+    layout: ExperimentDir,
+    plan: Plan,
+    run: PlannedRun,
+    compiled: dict[str, Any],
+    started_at: str,
+    seconds: float,
+    message: str,
+) -> None:
+    """Write the failed record of a run whose process died (a signal, ``os._exit``, a
+    crash in native code) and close its log, so the run has a record like any other."""
+    partial, log_path = layout.partial_log(run.run_id), layout.log(run.run_id)
+    try:
+        with open(partial, "a") as handle:
+            handle.write(f"\nmetalab: {message}\n")
+        os.replace(partial, log_path)
+    except OSError:
+        pass
+    record = RunRecord(
+        run_id=run.run_id,
+        experiment_id=plan.experiment_id,
+        status=Status.FAILED,
+        context_fingerprint=plan.context_fp,
+        params_fingerprint=run.params_fp,
+        seed_fingerprint=plan.seed_fp(run.replicate_index),
+        started_at=started_at,
+        finished_at=_now(),
+        duration_ms=round(seconds * 1000),
+        metrics={},
+        provenance=_provenance(plan.code_fp, compiled, log_path.relative_to(layout.root)),
+        error={"type": "Crashed", "message": message, "traceback": ""},
+        params_resolved=dict(run.params),
+        tags=list(run.case.tags),
+        warnings=[],
+        artifacts=[],
+        seed=run.seed.to_dict(),
+        run_index=run.index,
+        stepped_metrics=[],
+    )
+    atomic_write_json(layout.failed_record(run.run_id), record.to_dict(), indent=None)

@@ -7,16 +7,21 @@ never recomputes a finished run. Exit status 1 when any run failed.
 
 from __future__ import annotations
 
+import datetime as _dt
 import os
 import signal
+import subprocess
 import sys
+import time
+import traceback
 from collections.abc import Sequence
 
 from metalab_smk.compile.reader import CompiledExperiment
-from metalab_smk.core.plan import Plan
+from metalab_smk.core.experiment import Experiment
+from metalab_smk.core.plan import Plan, PlannedRun
 from metalab_smk.errors import MetalabError
 from metalab_smk.job.capture import RunCancelled, Runtime
-from metalab_smk.job.execute import execute_run
+from metalab_smk.job.execute import execute_run, record_crash
 from metalab_smk.store.jsonio import atomic_write_text
 from metalab_smk.store.layout import ExperimentDir
 from metalab_smk.store.records import Status
@@ -66,12 +71,96 @@ def _task_batch(stamp: str) -> str:
     return f"{stamp}-{int(task):06d}"
 
 
+def _run(
+    layout: ExperimentDir,
+    plan: Plan,
+    experiment: Experiment,
+    run: PlannedRun,
+    description: dict,
+    cancellation: _Cancellation,
+) -> bool:
+    """Run ``run`` in this process; report a failure on stderr; True on success."""
+    record = execute_run(layout, plan, experiment, run, description, cancellation.attach)
+    cancellation.runtime = None
+    if record.status is Status.SUCCESS:
+        return True
+    print(
+        f"metalab: run {run.run_id} {record.status}: {record.error['type']}: "
+        f"{record.error['message']} (log: {layout.log(run.run_id)})",
+        file=sys.stderr,
+    )
+    return False
+
+
+def _run_in_child(
+    layout: ExperimentDir,
+    plan: Plan,
+    experiment: Experiment,
+    run: PlannedRun,
+    description: dict,
+    cancellation: _Cancellation,
+) -> bool:
+    """Run ``run`` in a forked child (about a millisecond), so that a run killing its
+    process (a signal, ``os._exit``, a native crash) loses only itself, never the later
+    runs of its batch; such a run gets a failed record written here."""
+    started_at, start = _dt.datetime.now(_dt.UTC).isoformat(), time.monotonic()
+    started_wall = time.time() - 1  # file times may be coarser than the clock
+    sys.stdout.flush()
+    sys.stderr.flush()
+    pid = os.fork()
+    if pid == 0:  # the child: run, then leave without running the parent's exit handlers
+        code = 1
+        try:
+            code = 0 if _run(layout, plan, experiment, run, description, cancellation) else 1
+        except BaseException:
+            traceback.print_exc()
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    if layout.record(run.run_id).is_file():
+        return True
+    failed = layout.failed_record(run.run_id)
+    if os.WIFEXITED(status) and failed.is_file() and failed.stat().st_mtime >= started_wall:
+        return False  # the child wrote the failed record and reported it
+    how = (
+        f"killed by signal {os.WTERMSIG(status)}"
+        if os.WIFSIGNALED(status)
+        else f"exited with status {os.WEXITSTATUS(status)}"
+    )
+    message = f"the run's process {how} without writing a record"
+    record_crash(layout, plan, run, description, started_at, time.monotonic() - start, message)
+    print(f"metalab: run {run.run_id} failed: {message}", file=sys.stderr)
+    return False
+
+
+def _summarise_if_last(layout: ExperimentDir, stamp: str) -> None:
+    """In a ``metalab submit`` array (METALAB_ARRAY_SUMMARY=1), the task that ends last
+    writes the summary at once (the dependent summary job is the fallback when a task
+    dies); a claim file makes sure only one task does."""
+    count = os.environ.get("SLURM_ARRAY_TASK_COUNT", "")
+    if os.environ.get("METALAB_ARRAY_SUMMARY") != "1" or not count.isdigit():
+        return
+    prefix = f"{stamp}-"
+    names = os.listdir(layout.batches_dir)
+    if sum(1 for n in names if n.startswith(prefix) and n.endswith(".end")) < int(count):
+        return
+    try:
+        os.close(os.open(layout.batches_dir / f"{stamp}.summary", os.O_CREAT | os.O_EXCL))
+    except FileExistsError:
+        return
+    sys.stdout.flush()
+    subprocess.run([sys.executable, "-m", "metalab_smk.reduce", "."], check=False)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     if len(args) != 2 or args[0] not in ("run", "batch", "task"):
         print(USAGE, file=sys.stderr)
         return 2
     command, key = args
+    stamp = key if command == "task" else None
     layout = ExperimentDir.at(os.getcwd())
     try:
         if command == "task":
@@ -84,6 +173,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"metalab worker: {exc}", file=sys.stderr)
         return 2
     cancellation = _Cancellation()
+    isolate = command == "batch" and len(indices) > 1 and hasattr(os, "fork")
     failures = 0
     for index in indices:
         if cancellation.requested:
@@ -92,21 +182,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         run = plan.run(index)
         if layout.record(run.run_id).is_file():
             continue
-        record = execute_run(
-            layout, plan, experiment, run, compiled.description, cancellation.attach
-        )
-        cancellation.runtime = None
-        if record.status is not Status.SUCCESS:
-            failures += 1
-            print(
-                f"metalab: run {run.run_id} {record.status}: {record.error['type']}: "
-                f"{record.error['message']} (log: {layout.log(run.run_id)})",
-                file=sys.stderr,
-            )
+        if isolate:
+            ok = _run_in_child(layout, plan, experiment, run, compiled.description, cancellation)
+        else:
+            ok = _run(layout, plan, experiment, run, compiled.description, cancellation)
+        failures += not ok
     if command == "batch":
         if not failures:
             atomic_write_text(layout.batch_done(key), f"{len(indices)}\n")
         atomic_write_text(layout.batch_end(key), f"{failures}\n")
+    if stamp is not None:
+        _summarise_if_last(layout, stamp)
     return 1 if failures else 0
 
 

@@ -27,13 +27,17 @@ from metalab_smk.slurm import scheduler
 from metalab_smk.slurm.config import SlurmConfig, memory_mb, minutes
 from metalab_smk.store.layout import ExperimentDir
 
-__all__ = ["QueuePolling", "array_argv", "main"]
+__all__ = ["QueuePolling", "array_argv", "main", "submit_array", "submit_summary"]
 
 MARKER_SECONDS = 0.2
 
 
-def array_argv(layout: ExperimentDir, stamp: str, n_tasks: int, config: SlurmConfig) -> list[str]:
-    """The ``sbatch --array`` of the batches ``STAMP-000000 .. STAMP-(n_tasks-1)``."""
+def array_argv(
+    layout: ExperimentDir, stamp: str, n_tasks: int, config: SlurmConfig, summary: bool = False
+) -> list[str]:
+    """The ``sbatch --array`` of the batches ``STAMP-000000 .. STAMP-(n_tasks-1)``;
+    ``summary``: the task ending last writes the summary."""
+    extra = ["--export=ALL,METALAB_ARRAY_SUMMARY=1"] if summary else []
     return scheduler.sbatch_argv(
         [sys.executable, "-m", "metalab_smk.worker", "task", stamp],
         job_name=f"metalab-{layout.root.name}",
@@ -46,8 +50,37 @@ def array_argv(layout: ExperimentDir, stamp: str, n_tasks: int, config: SlurmCon
         partition=config.partition,
         account=config.account,
         array=f"0-{n_tasks - 1}%{config.max_concurrent}",
-        extra=shlex.split(config.extra or ""),
+        extra=[*extra, *shlex.split(config.extra or "")],
     )
+
+
+def submit_array(
+    layout: ExperimentDir, stamp: str, n_tasks: int, config: SlurmConfig, summary: bool = False
+) -> str:
+    """Submit the array of the batches ``STAMP-*``; its job ID (SchedulerError if refused)."""
+    layout.slurm_logs_dir.mkdir(parents=True, exist_ok=True)
+    argv = array_argv(layout, stamp, n_tasks, config, summary)
+    return scheduler.parse_sbatch(scheduler.call(argv, timeout=120))
+
+
+def submit_summary(layout: ExperimentDir, config: SlurmConfig, after: str) -> tuple[str, str]:
+    """Submit the summary (``python -m metalab_smk.reduce .``) as a job that starts when
+    every task of the array ``after`` has ended; its job ID and log path."""
+    log = str(layout.slurm_logs_dir / "summary-%j.log")
+    argv = scheduler.sbatch_argv(
+        [sys.executable, "-m", "metalab_smk.reduce", "."],
+        job_name=f"metalab-summary-{layout.root.name}",
+        output=log,
+        chdir=str(layout.root),
+        time_minutes=max(10, minutes(config.time)),
+        memory_mb=max(2000, memory_mb(config.memory)),
+        cpus=1,
+        partition=config.partition,
+        account=config.account,
+        extra=[f"--dependency=afterany:{after}", *shlex.split(config.extra or "")],
+    )
+    job_id = scheduler.parse_sbatch(scheduler.call(argv, timeout=120))
+    return job_id, log.replace("%j", job_id)
 
 
 class QueuePolling:
@@ -124,11 +157,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     layout = ExperimentDir.at(directory)
     config = SlurmConfig(**json.loads(config_json))
     n_tasks = int(count)
-    layout.slurm_logs_dir.mkdir(parents=True, exist_ok=True)
     try:
-        job_id = scheduler.parse_sbatch(
-            scheduler.call(array_argv(layout, stamp, n_tasks, config), timeout=120)
-        )
+        job_id = submit_array(layout, stamp, n_tasks, config)
     except SchedulerError as exc:
         print(f"metalab: the SLURM array was not submitted: {exc}", file=sys.stderr, flush=True)
         return 2

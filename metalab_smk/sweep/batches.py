@@ -7,6 +7,7 @@ each run's record on its own, so a failed or killed batch loses no finished run.
 
 from __future__ import annotations
 
+import hashlib
 import math
 import os
 import statistics
@@ -21,6 +22,10 @@ __all__ = [
     "MAX_AUTO_CHUNK",
     "choose_chunk_size",
     "clear_batches",
+    "batch_stamp",
+    "dag_targets",
+    "missing_indices",
+    "plan_batches",
     "median_run_seconds",
     "write_batches",
 ]
@@ -74,6 +79,32 @@ def clear_batches(layout: ExperimentDir) -> None:
             path.unlink(missing_ok=True)
 
 
+def batch_stamp(targets: Sequence[Path]) -> str:
+    """The common stamp of the batches ``<stamp>-<number>`` written by write_batches."""
+    return targets[0].stem.rsplit("-", 1)[0]
+
+
+def missing_indices(layout: ExperimentDir) -> list[int]:
+    """Indices of the runs without a success record, in run order."""
+    done = set(os.listdir(layout.runs_dir)) if layout.runs_dir.is_dir() else set()
+    return [i for i, rid in enumerate(layout.read_run_ids()) if f"{rid}.json" not in done]
+
+
+def plan_batches(
+    layout: ExperimentDir,
+    missing: Sequence[int],
+    parallel: int,
+    chunk_size: int | None,
+    min_chunk: int,
+) -> tuple[list[Path], int]:
+    """Replace earlier batches by batches of ``missing``; return their targets and size."""
+    clear_batches(layout)
+    chunk = choose_chunk_size(
+        len(missing), parallel, chunk_size, min_chunk, median_run_seconds(layout)
+    )
+    return write_batches(layout, missing, chunk), chunk
+
+
 def write_batches(layout: ExperimentDir, indices: Sequence[int], chunk: int) -> list[Path]:
     """Write batch listings of ``chunk`` runs each; return the ``.done`` targets."""
     stamp = time.strftime("%Y%m%dT%H%M%S")
@@ -83,4 +114,36 @@ def write_batches(layout: ExperimentDir, indices: Sequence[int], chunk: int) -> 
         listing = layout.batch_listing(name)
         atomic_write_text(listing, "".join(f"{i}\n" for i in indices[start : start + chunk]))
         targets.append(layout.batch_done(name))
+    return targets
+
+
+def dag_targets(
+    root: str | os.PathLike[str], chunk: int | None, parallel: int, remote: bool
+) -> list[str]:
+    """What plain ``snakemake`` in an experiment directory builds: the record of each
+    finished run, and the missing runs packed into batch targets (``chunk`` runs each;
+    default from recorded durations and ``parallel``; at least 10 on a cluster, where
+    each job costs seconds to start). ``chunk=1`` gives one job per run.
+
+    Batch names hash the missing runs, so every evaluation within one invocation agrees;
+    a stale ``.done`` of an earlier batch of the same runs is removed (its runs are
+    missing again)."""
+    layout = ExperimentDir.at(root)
+    run_ids = layout.read_run_ids()
+    done = set(os.listdir(layout.runs_dir)) if layout.runs_dir.is_dir() else set()
+    missing = [i for i, rid in enumerate(run_ids) if f"{rid}.json" not in done]
+    median = median_run_seconds(layout) if missing else None
+    size = choose_chunk_size(len(missing), parallel, chunk, 10 if remote else 1, median)
+    if size == 1 or not missing:
+        return [f"runs/{rid}.json" for rid in run_ids]
+    targets = [f"runs/{rid}.json" for rid in run_ids if f"{rid}.json" in done]
+    digest = hashlib.sha256(f"{size}:{','.join(map(str, missing))}".encode()).hexdigest()
+    for number, start in enumerate(range(0, len(missing), size)):
+        name = f"dag-{digest[:12]}-{number:06d}"
+        listing = layout.batch_listing(name)
+        text = "".join(f"{i}\n" for i in missing[start : start + size])
+        if not listing.is_file() or listing.read_text() != text:
+            atomic_write_text(listing, text)
+        layout.batch_done(name).unlink(missing_ok=True)
+        targets.append(os.path.relpath(layout.batch_done(name), layout.root))
     return targets

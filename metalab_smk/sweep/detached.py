@@ -15,19 +15,22 @@ from typing import Any
 
 from metalab_smk.errors import MetalabError
 from metalab_smk.slurm import scheduler
-from metalab_smk.slurm.config import minutes
+from metalab_smk.slurm.array import submit_array, submit_summary
+from metalab_smk.slurm.config import SlurmConfig, minutes
 from metalab_smk.store.jsonio import atomic_write_json, read_json
 from metalab_smk.store.layout import ExperimentDir
+from metalab_smk.sweep.batches import batch_stamp, missing_indices, plan_batches
 from metalab_smk.sweep.executors import (
     LocalExecutor,
     ProfileExecutor,
     SlurmExecutor,
+    array_config,
     executor_to_dict,
 )
 from metalab_smk.sweep.processes import snakemake_env, start_detached
 from metalab_smk.sweep.status import pid_alive
 
-__all__ = ["head_alive", "submit"]
+__all__ = ["array_in_flight", "head_alive", "submit"]
 
 Executor = LocalExecutor | SlurmExecutor | ProfileExecutor
 
@@ -63,7 +66,11 @@ def submit(
     atomic_write_json(settings, executor_to_dict(executor))
     command = [sys.executable, "-m", "metalab_smk.sweep.head", str(layout.root)]
     now = _dt.datetime.now(_dt.UTC).isoformat()
-    if _on_slurm(executor) and not local and scheduler.available("sbatch"):
+    slurm = array_config(executor)
+    missing = missing_indices(layout)
+    if slurm is not None and missing and not local and scheduler.available("sbatch"):
+        head = _submit_array(layout, executor, slurm, missing, now)
+    elif _on_slurm(executor) and not local and scheduler.available("sbatch"):
         log = layout.meta_dir / "head-%j.log"
         argv = scheduler.sbatch_argv(
             command,
@@ -99,6 +106,28 @@ def submit(
     return head
 
 
+def _submit_array(
+    layout: ExperimentDir, executor: Executor, slurm: SlurmConfig, missing: list[int], now: str
+) -> dict[str, Any]:
+    """No head process: the array runs the batches, a dependent job writes the summary."""
+    targets, _ = plan_batches(
+        layout, missing, executor.total_cores(), slurm.chunk_size, executor.min_chunk
+    )
+    try:
+        array = submit_array(layout, batch_stamp(targets), len(targets), slurm, summary=True)
+        job_id, log = submit_summary(layout, slurm, after=array)
+    except scheduler.SchedulerError as exc:
+        raise MetalabError(f"the sweep was not submitted: {exc}") from None
+    return {
+        "kind": "slurm",
+        "job_id": job_id,
+        "array_job_id": array,
+        "tasks": len(targets),
+        "submitted_at": now,
+        "log": log,
+    }
+
+
 def head_alive(layout: ExperimentDir) -> bool:
     """Whether the head process recorded in ``.metalab/head.json`` is still alive."""
     path = _head_file(layout)
@@ -118,3 +147,9 @@ def head_alive(layout: ExperimentDir) -> bool:
             return b"metalab_smk.sweep.head" in handle.read()
     except OSError:
         return True
+
+
+def array_in_flight(layout: ExperimentDir) -> bool:
+    """Whether a job array submitted by ``metalab submit`` still runs (or its summary)."""
+    path = _head_file(layout)
+    return path.is_file() and "array_job_id" in read_json(path) and head_alive(layout)

@@ -22,14 +22,10 @@ from typing import Any
 from metalab_smk.compile.compiler import compile_experiment
 from metalab_smk.compile.loader import in_definition_mode, stop_definition
 from metalab_smk.core.experiment import Experiment
+from metalab_smk.errors import MetalabError
 from metalab_smk.store.layout import ExperimentDir
-from metalab_smk.sweep.batches import (
-    choose_chunk_size,
-    clear_batches,
-    median_run_seconds,
-    write_batches,
-)
-from metalab_smk.sweep.detached import head_alive, submit
+from metalab_smk.sweep.batches import batch_stamp, missing_indices, plan_batches
+from metalab_smk.sweep.detached import array_in_flight, head_alive, submit
 from metalab_smk.sweep.executors import (
     LocalExecutor,
     ProfileExecutor,
@@ -51,11 +47,6 @@ def _forget(layout: ExperimentDir, run_ids: list[str]) -> None:
         layout.failed_record(run_id).unlink(missing_ok=True)
         for directory in (layout.artifacts(run_id), layout.results(run_id)):
             shutil.rmtree(directory, ignore_errors=True)
-
-
-def _missing_indices(layout: ExperimentDir) -> list[int]:
-    done = set(os.listdir(layout.runs_dir)) if layout.runs_dir.is_dir() else set()
-    return [i for i, rid in enumerate(layout.read_run_ids()) if f"{rid}.json" not in done]
 
 
 class RunHandle:
@@ -168,10 +159,15 @@ def start(
     """Run what is missing in a compiled experiment directory."""
     executor = executor or LocalExecutor()
     total = len(layout.read_run_ids())
-    if resume and not _missing_indices(layout):
+    if resume and not missing_indices(layout):
         if verbose:
             print(f"metalab: all {total} runs of {layout.root.name} are done; nothing to run.")
         return RunHandle(layout, None, None)
+    if array_in_flight(layout):
+        raise MetalabError(
+            f"a submitted SLURM array still runs in {layout.root}; wait for it "
+            f"(`metalab status {os.path.relpath(layout.root)}`) or scancel it first."
+        )
     lock = RunnerLock(layout.meta_dir)
     try:
         if recover_stale_lock(layout.root) and verbose:
@@ -181,7 +177,7 @@ def start(
             )
         if not resume:
             _forget(layout, layout.read_run_ids())
-        process = _launch(layout, executor, _missing_indices(layout), total, verbose)
+        process = _launch(layout, executor, missing_indices(layout), total, verbose)
     except BaseException:
         lock.release()
         raise
@@ -197,23 +193,19 @@ def _launch(
     verbose: bool,
 ) -> subprocess.Popen[bytes]:
     """Write the batches of ``missing`` runs and start Snakemake on them."""
-    clear_batches(layout)
     parallel = executor.total_cores()
-    chunk = choose_chunk_size(
-        len(missing), parallel, executor.chunk_size, executor.min_chunk, median_run_seconds(layout)
+    targets, chunk = plan_batches(
+        layout, missing, parallel, executor.chunk_size, executor.min_chunk
     )
-    targets = write_batches(layout, missing, chunk)
     slurm = array_config(executor)
     if slurm is not None:
-        stamp = targets[0].stem.rsplit("-", 1)[0]
         if verbose:
             print(
                 f"metalab: running {len(missing)} of {total} runs (one SLURM array of "
                 f"{len(targets)} tasks of up to {chunk} runs) in {layout.root}"
             )
-        config = json.dumps(asdict(slurm))
         command = [sys.executable, "-m", "metalab_smk.slurm.array", str(layout.root)]
-        command += [stamp, str(len(targets)), config]
+        command += [batch_stamp(targets), str(len(targets)), json.dumps(asdict(slurm))]
         return start_detached(command, layout.root, layout.meta_dir / "slurm-array.log")
     command = [
         sys.executable,
