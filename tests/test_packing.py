@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -121,3 +122,33 @@ def test_chunk_config_sets_runs_per_job(tmp_path: Path) -> None:
     assert single.returncode == 0, single.stdout
     assert _jobs(single.stdout, "metalab_run") == 30
     assert _jobs(single.stdout, "metalab_batch") == 0
+
+
+def test_example_pipeline_uses_the_sweep_as_a_module(tmp_path: Path) -> None:
+    """examples/pipeline: a downstream rule consumes the sweep's summary/runs.parquet."""
+    pipeline = tmp_path / "pipeline"
+    shutil.copytree(Path(__file__).resolve().parents[1] / "examples" / "pipeline", pipeline)
+    first = _run(pipeline, "-m", "snakemake", "--cores", "2")
+    assert first.returncode == 0, first.stdout
+    assert _jobs(first.stdout, "sweep_metalab_batch") == 4  # 12 runs packed on 2 cores
+    assert _jobs(first.stdout, "sweep_metalab_summary") == 1
+    report = pd.read_csv(pipeline / "report" / "pi_by_size.csv")
+    assert list(report["param_n_samples"]) == [100, 1000, 10000]
+    assert list(report["count"]) == [4, 4, 4]
+    assert abs(report["mean"].iloc[-1] - 3.14159) < 0.05
+    layout = ExperimentDir.at(pipeline / "runs" / "pipeline_pi+1")
+    assert len(list(layout.runs_dir.glob("*.json"))) == 12
+    status = _run(pipeline, "-m", "metalab_smk.cli", "status", str(layout.root))
+    assert "12 runs: 12 done, 0 running, 0 failed, 0 pending" in status.stdout, status.stdout
+
+    before = {p.name: p.stat().st_mtime_ns for p in layout.runs_dir.glob("*.json")}
+    (layout.record(layout.read_run_ids()[5])).unlink()  # one run is missing again
+    second = _run(pipeline, "-m", "snakemake", "--cores", "2")
+    assert second.returncode == 0, second.stdout
+    assert _jobs(second.stdout, "sweep_metalab_run") == 1
+    after = {p.name: p.stat().st_mtime_ns for p in layout.runs_dir.glob("*.json")}
+    assert len(after) == 12
+    redone = f"{layout.read_run_ids()[5]}.json"
+    assert {k: after[k] for k in before if k != redone} == {
+        k: v for k, v in before.items() if k != redone
+    }
