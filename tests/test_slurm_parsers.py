@@ -188,3 +188,19 @@ def test_call_reports_a_missing_command() -> None:
     with pytest.raises(SchedulerError, match="no-such-slurm-command failed"):
         s.call(["no-such-slurm-command"])
     assert s.job_states([]) == {}
+
+
+def test_shipped_profile_is_the_installed_one(tmp_path) -> None:
+    from pathlib import Path
+
+    from metalab_smk.slurm.profile import install_profile, profile_text
+
+    shipped = Path(__file__).resolve().parents[1] / "profiles" / "slurm" / "config.yaml"
+    assert shipped.read_text() == profile_text(partition="debug", memory=1000)
+    config = install_profile(tmp_path / "p", partition="gpu", account="lab", time="2:00:00")
+    text = config.read_text()
+    assert 'slurm_partition: "gpu"' in text and 'slurm_account: "lab"' in text
+    assert "runtime: 120 " in text and "slurm-init-seconds-before-status-checks: 3" in text
+    with pytest.raises(MetalabError, match="--force"):
+        install_profile(tmp_path / "p", partition="other")
+    assert install_profile(tmp_path / "p", force=True, partition="other").is_file()

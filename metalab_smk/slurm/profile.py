@@ -14,13 +14,13 @@ from metalab_smk.errors import ExecutorError
 from metalab_smk.slurm.config import memory_mb, minutes
 from metalab_smk.store.jsonio import atomic_write_text
 
-__all__ = ["install_profile", "profile_text", "user_profile_dir"]
+__all__ = ["find_profile", "install_profile", "profile_text", "user_profile_dir"]
 
 TEMPLATE = """\
 # Snakemake profile written by `metalab profile slurm`: run a compiled metalab experiment
 # on SLURM through snakemake-executor-plugin-slurm (pip install "metalab-smk[slurm]").
 #   cd <experiment directory> && snakemake --profile slurm
-#   metalab submit exp.py --profile slurm      (packed job array, detached head)
+#   metalab submit exp.py --profile slurm      (one job array, then exit)
 # Plain snakemake packs short runs: each SLURM job runs a batch of runs (at least 10, from
 # recorded run durations; `--config chunk=K` sets it, chunk=1 gives one job per run).
 executor: slurm
@@ -80,6 +80,16 @@ def user_profile_dir(name: str = "slurm") -> Path:
         base = os.environ.get("XDG_CONFIG_HOME") or os.path.expanduser("~/.config")
         return Path(base) / "snakemake" / name
     return Path(user_config_dir("snakemake", "snakemake")) / name
+
+
+def find_profile(name: str) -> Path | None:
+    """The profile directory Snakemake would use for ``--profile name``: a directory
+    path, else ``name`` in the user's Snakemake config folder."""
+    if (Path(name) / "config.yaml").is_file():
+        return Path(name)
+    if os.sep not in name and (user_profile_dir(name) / "config.yaml").is_file():
+        return user_profile_dir(name)
+    return None
 
 
 def install_profile(

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from metalab_smk.errors import ExecutorError
 from metalab_smk.slurm.config import SlurmConfig
+from metalab_smk.slurm.profile import find_profile
 
 
 @dataclass(frozen=True)
@@ -70,12 +71,14 @@ class ProfileExecutor:
     engine: str = "array"
 
     def __post_init__(self) -> None:
-        if not (Path(self.profile) / "config.yaml").is_file():
+        found = find_profile(self.profile)
+        if found is None:
             raise ExecutorError(
                 f"profile {self.profile!r} has no config.yaml; pass a Snakemake profile "
-                "directory such as profiles/slurm (copy it and edit the partition)."
+                "directory such as profiles/slurm, or install one with "
+                "`metalab profile slurm --partition P` and pass its name, slurm."
             )
-        object.__setattr__(self, "profile", str(Path(self.profile).absolute()))
+        object.__setattr__(self, "profile", str(found.absolute()))
 
     def settings(self) -> dict:
         import yaml  # a dependency of snakemake
