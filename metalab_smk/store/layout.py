@@ -103,6 +103,16 @@ class ExperimentDir:
         return self.batches_dir / f"{name}.end"
 
     @property
+    def snakemake_log(self) -> Path:
+        """Output of the Snakemake process ``metalab run`` starts."""
+        return self.meta_dir / "snakemake.log"
+
+    @property
+    def array_log(self) -> Path:
+        """Output of the process that submits and follows a SLURM job array."""
+        return self.meta_dir / "slurm-array.log"
+
+    @property
     def slurm_logs_dir(self) -> Path:
         """SLURM's own logs of the array tasks metalab submits."""
         return self.meta_dir / "slurm"

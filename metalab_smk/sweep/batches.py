@@ -33,6 +33,7 @@ __all__ = [
 MAX_AUTO_CHUNK = 1000
 JOBS_PER_WORKER = 2  # a few jobs per parallel slot balance uneven run times
 LONG_RUN_SECONDS = 30.0  # runs at least this long get a job each
+MIN_JOB_SECONDS = 60.0  # on a cluster, short runs fill each job with about this much work
 
 
 def choose_chunk_size(
@@ -44,7 +45,9 @@ def choose_chunk_size(
 ) -> int:
     """Runs per job: ``chunk_size`` when given; one when earlier runs of the experiment
     took at least LONG_RUN_SECONDS; else about JOBS_PER_WORKER jobs per parallel slot,
-    at least ``min_chunk`` (a SLURM job costs seconds to start) and at most MAX_AUTO_CHUNK."""
+    at least ``min_chunk`` (a SLURM job costs seconds to start) and at most MAX_AUTO_CHUNK.
+    On a cluster (``min_chunk > 1``) with recorded durations, a job gets about
+    MIN_JOB_SECONDS of runs, as long as that still gives every parallel slot a job."""
     if chunk_size is not None:
         if chunk_size < 1:
             raise ValueError(f"chunk_size={chunk_size} must be at least 1.")
@@ -52,6 +55,9 @@ def choose_chunk_size(
     if median_run_seconds is not None and median_run_seconds >= LONG_RUN_SECONDS:
         return 1
     spread = math.ceil(n_runs / max(1, parallel * JOBS_PER_WORKER))
+    if median_run_seconds is not None and min_chunk > 1:
+        by_time = math.ceil(MIN_JOB_SECONDS / max(median_run_seconds, 1e-3))
+        spread = max(spread, min(by_time, math.ceil(n_runs / max(1, parallel))))
     return max(1, min(MAX_AUTO_CHUNK, max(min_chunk, spread)))
 
 

@@ -110,10 +110,11 @@ class RunHandle:
         """Snakemake failed without any run failing (a workflow error): show its log."""
         if not self.returncode or sweep_status(self.layout, with_errors=False).failed:
             return
-        log = self.layout.meta_dir / "snakemake.log"
+        logs = [p for p in (self.layout.snakemake_log, self.layout.array_log) if p.is_file()]
+        log = max(logs, key=lambda p: p.stat().st_mtime, default=self.layout.snakemake_log)
         tail = log.read_text(errors="replace").splitlines()[-15:] if log.is_file() else []
         print(
-            f"metalab: snakemake exited with status {self.returncode}; the end of {log}:\n"
+            f"metalab: {log.stem} exited with status {self.returncode}; the end of {log}:\n"
             + "\n".join(tail),
             file=sys.stderr,
         )
@@ -206,7 +207,7 @@ def _launch(
             )
         command = [sys.executable, "-m", "metalab_smk.slurm.array", str(layout.root)]
         command += [batch_stamp(targets), str(len(targets)), json.dumps(asdict(slurm))]
-        return start_detached(command, layout.root, layout.meta_dir / "slurm-array.log")
+        return start_detached(command, layout.root, layout.array_log)
     command = [
         sys.executable,
         "-m",
@@ -224,7 +225,7 @@ def _launch(
             f"metalab: running {len(missing)} of {total} runs ({len(targets)} Snakemake "
             f"jobs of up to {chunk} runs, {where}) in {layout.root}"
         )
-    return start_detached(command, layout.root, layout.meta_dir / "snakemake.log")
+    return start_detached(command, layout.root, layout.snakemake_log)
 
 
 def run(
