@@ -8,8 +8,9 @@ runs the same runs with the same chunking (runs per SLURM job or array task) in 
   the head polls the markers every 0.2 s.
 * ``run``: ``metalab.run(exp, executor=SlurmExecutor(...)).result()`` (default engine:
   one job array running the batch worker).
-* ``submit``: ``metalab submit`` (the head is a SLURM job itself) until
-  ``summary/runs.parquet`` of the finished sweep exists.
+* ``submit``: ``metalab submit`` (one job array plus a summary job, no head process), then
+  ``metalab.reconnect(dir).result()``; ``summary`` is when the summary job's
+  ``summary/runs.parquet`` appeared after the last task's end.
 * ``snakemake``: ``SlurmConfig(engine="snakemake")``, Snakemake's SLURM executor plugin
   (one job per batch, Snakemake started inside each job), status checks every second.
 
@@ -143,13 +144,20 @@ def _submit(directory: Path, n: int, chunk: int, partition: str) -> dict:
          "--chunk-size", str(chunk)],
         cwd=directory, capture_output=True, text=True, check=True,
     )  # fmt: skip
+    import metalab
+
     exp_dir = next((directory / "runs").iterdir())
-    summary = exp_dir / "summary" / "runs.parquet"
-    while not summary.is_file() or len(os.listdir(exp_dir / "runs")) < n:
-        time.sleep(0.1)
+    results = metalab.reconnect(exp_dir).result()  # what a user does after submitting
     end = time.time()
+    assert len(results.successful) == n, len(results.successful)
+    last = _last_end(exp_dir)
+    summary = exp_dir / "summary" / "runs.parquet"
+    deadline = time.time() + 60
+    while time.time() < deadline and (not summary.is_file() or summary.stat().st_mtime < last):
+        time.sleep(0.1)
     jobs = len(list((exp_dir / ".metalab" / "batches").glob("*.end")))
-    return {"seconds": end - start, "tail": end - _last_end(exp_dir), "jobs": jobs + 1}
+    return {"seconds": end - start, "tail": end - last, "jobs": jobs + 1,
+            "summary_tail": summary.stat().st_mtime - last}  # fmt: skip
 
 
 def measure(mode: str, workload: str, partition: str, tag: str) -> dict:
@@ -189,7 +197,12 @@ def main() -> None:
         print(
             f"{mode:>10} {rows[mode][0]['jobs']:>5} "
             f"{statistics.mean(walls):>6.1f} ({min(walls):.1f}-{max(walls):.1f}) "
-            f"{statistics.mean(tails):>5.1f} ({min(tails):.1f}-{max(tails):.1f})",
+            f"{statistics.mean(tails):>5.1f} ({min(tails):.1f}-{max(tails):.1f})"
+            + (
+                f"  summary file {min(summaries):.1f}-{max(summaries):.1f} s after the last task"
+                if (summaries := [r["summary_tail"] for r in rows[mode] if "summary_tail" in r])
+                else ""
+            ),
             flush=True,
         )
 

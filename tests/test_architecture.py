@@ -170,4 +170,5 @@ def test_scheduler_needs_only_the_standard_library() -> None:
     inner = {n for n in _imports(path) if n.startswith("metalab_smk")}
     assert inner <= {"metalab_smk.errors"}, inner
     outer = {n.split(".")[0] for n in _imports(path) if not n.startswith("metalab_smk")}
-    assert outer <= {"__future__", "shutil", "subprocess", "collections", "dataclasses"}, outer
+    stdlib = {"__future__", "shutil", "subprocess", "collections", "dataclasses", "datetime"}
+    assert outer <= stdlib, outer

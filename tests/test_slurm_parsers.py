@@ -204,3 +204,13 @@ def test_shipped_profile_is_the_installed_one(tmp_path) -> None:
     with pytest.raises(MetalabError, match="--force"):
         install_profile(tmp_path / "p", partition="other")
     assert install_profile(tmp_path / "p", force=True, partition="other").is_file()
+
+
+def test_sacct_since_narrows_to_the_submission() -> None:
+    import datetime as dt
+
+    since = dt.datetime(2026, 1, 2, 3, 4, 5, tzinfo=dt.UTC)
+    argv = s.sacct_argv(["9"], since)
+    local = since.astimezone().strftime("%Y-%m-%dT%H:%M:%S")
+    assert argv[-2:] == ["-S", local]
+    assert "-S" not in s.sacct_argv(["9"])

@@ -10,7 +10,6 @@ from __future__ import annotations
 import datetime as _dt
 import os
 import signal
-import subprocess
 import sys
 import time
 import traceback
@@ -135,32 +134,12 @@ def _run_in_child(
     return False
 
 
-def _summarise_if_last(layout: ExperimentDir, stamp: str) -> None:
-    """In a ``metalab submit`` array (METALAB_ARRAY_SUMMARY=1), the task that ends last
-    writes the summary at once (the dependent summary job is the fallback when a task
-    dies); a claim file makes sure only one task does."""
-    count = os.environ.get("SLURM_ARRAY_TASK_COUNT", "")
-    if os.environ.get("METALAB_ARRAY_SUMMARY") != "1" or not count.isdigit():
-        return
-    prefix = f"{stamp}-"
-    names = os.listdir(layout.batches_dir)
-    if sum(1 for n in names if n.startswith(prefix) and n.endswith(".end")) < int(count):
-        return
-    try:
-        os.close(os.open(layout.batches_dir / f"{stamp}.summary", os.O_CREAT | os.O_EXCL))
-    except FileExistsError:
-        return
-    sys.stdout.flush()
-    subprocess.run([sys.executable, "-m", "metalab_smk.reduce", "."], check=False)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     if len(args) != 2 or args[0] not in ("run", "batch", "task"):
         print(USAGE, file=sys.stderr)
         return 2
     command, key = args
-    stamp = key if command == "task" else None
     layout = ExperimentDir.at(os.getcwd())
     try:
         if command == "task":
@@ -191,8 +170,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not failures:
             atomic_write_text(layout.batch_done(key), f"{len(indices)}\n")
         atomic_write_text(layout.batch_end(key), f"{failures}\n")
-    if stamp is not None:
-        _summarise_if_last(layout, stamp)
     return 1 if failures else 0
 
 

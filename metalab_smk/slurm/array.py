@@ -27,17 +27,21 @@ from metalab_smk.slurm import scheduler
 from metalab_smk.slurm.config import SlurmConfig, memory_mb, minutes
 from metalab_smk.store.layout import ExperimentDir
 
-__all__ = ["QueuePolling", "array_argv", "main", "submit_array", "submit_summary"]
+__all__ = [
+    "QueuePolling",
+    "array_alive",
+    "array_argv",
+    "main",
+    "submit_array",
+    "submit_summary",
+    "tasks_ended",
+]
 
 MARKER_SECONDS = 0.2
 
 
-def array_argv(
-    layout: ExperimentDir, stamp: str, n_tasks: int, config: SlurmConfig, summary: bool = False
-) -> list[str]:
-    """The ``sbatch --array`` of the batches ``STAMP-000000 .. STAMP-(n_tasks-1)``;
-    ``summary``: the task ending last writes the summary."""
-    extra = ["--export=ALL,METALAB_ARRAY_SUMMARY=1"] if summary else []
+def array_argv(layout: ExperimentDir, stamp: str, n_tasks: int, config: SlurmConfig) -> list[str]:
+    """The ``sbatch --array`` of the batches ``STAMP-000000 .. STAMP-(n_tasks-1)``."""
     return scheduler.sbatch_argv(
         [sys.executable, "-m", "metalab_smk.worker", "task", stamp],
         job_name=f"metalab-{layout.root.name}",
@@ -50,16 +54,14 @@ def array_argv(
         partition=config.partition,
         account=config.account,
         array=f"0-{n_tasks - 1}%{config.max_concurrent}",
-        extra=[*extra, *shlex.split(config.extra or "")],
+        extra=shlex.split(config.extra or ""),
     )
 
 
-def submit_array(
-    layout: ExperimentDir, stamp: str, n_tasks: int, config: SlurmConfig, summary: bool = False
-) -> str:
+def submit_array(layout: ExperimentDir, stamp: str, n_tasks: int, config: SlurmConfig) -> str:
     """Submit the array of the batches ``STAMP-*``; its job ID (SchedulerError if refused)."""
     layout.slurm_logs_dir.mkdir(parents=True, exist_ok=True)
-    argv = array_argv(layout, stamp, n_tasks, config, summary)
+    argv = array_argv(layout, stamp, n_tasks, config)
     return scheduler.parse_sbatch(scheduler.call(argv, timeout=120))
 
 
@@ -99,8 +101,22 @@ class QueuePolling:
         return True
 
 
-def _tasks_alive(job_id: str) -> bool | None:
-    """Whether any task of the array is pending or running; None when squeue fails."""
+def tasks_ended(layout: ExperimentDir, stamp: str, n_tasks: int) -> bool:
+    """Whether every task of the array of ``stamp`` wrote its end marker."""
+    try:
+        names = os.listdir(layout.batches_dir)
+    except OSError:
+        return False
+    prefix = f"{stamp}-"
+    return sum(1 for n in names if n.startswith(prefix) and n.endswith(".end")) >= n_tasks
+
+
+def array_alive(job_id: str) -> bool | None:
+    """Whether a task of the array ``job_id`` is pending or running, from ``squeue`` (the
+    controller's live view: sacct lags behind and shows a split array's tasks late);
+    None when squeue is missing or fails."""
+    if not scheduler.available("squeue"):
+        return None
     try:
         out = scheduler.call(scheduler.squeue_argv([job_id]))
     except SchedulerError as exc:
@@ -134,7 +150,7 @@ def wait_for(layout: ExperimentDir, job_id: str, names: set[str]) -> int:
         failed += sum(1 for text in ended.values() if text != "0")
         if not waiting:
             break
-        if polling.due() and _tasks_alive(job_id) is False:
+        if polling.due() and array_alive(job_id) is False:
             time.sleep(MARKER_SECONDS)  # a marker written just before the task ended
             ended = _ended(layout, waiting)
             failed += sum(1 for t in ended.values() if t != "0") + len(waiting - set(ended))
@@ -170,7 +186,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         except SchedulerError as exc:
             print(f"metalab: {exc}", file=sys.stderr, flush=True)
         deadline = time.monotonic() + 20
-        while time.monotonic() < deadline and _tasks_alive(job_id) is not False:
+        while time.monotonic() < deadline and array_alive(job_id) is not False:
             time.sleep(0.5)
         sys.exit(1)
 

@@ -11,6 +11,7 @@ import shutil
 import subprocess
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
 from metalab_smk.errors import SchedulerError
 
@@ -89,9 +90,16 @@ def sbatch_argv(
     return [*argv, "--wrap", wrapped]
 
 
-def sacct_argv(job_ids: Iterable[str]) -> list[str]:
-    """``sacct`` for the allocation lines (no steps) of ``job_ids``: raw ID, ID, state."""
-    return ["sacct", "-n", "-X", "-P", "-o", "JobIDRaw,JobID,State", "-j", ",".join(job_ids)]
+def sacct_argv(job_ids: Iterable[str], since: datetime | None = None) -> list[str]:
+    """``sacct`` for the allocation lines (no steps) of ``job_ids``: raw ID, ID, state.
+
+    ``since`` (when the jobs were submitted) leaves out older jobs of the same IDs, which
+    the accounting database keeps when the controller restarts and counts from 1 again."""
+    argv = ["sacct", "-n", "-X", "-P", "-o", "JobIDRaw,JobID,State", "-j", ",".join(job_ids)]
+    if since is not None:
+        local = since.astimezone() if since.tzinfo else since  # sacct reads local time
+        argv += ["-S", local.strftime("%Y-%m-%dT%H:%M:%S")]
+    return argv
 
 
 def squeue_argv(job_ids: Iterable[str]) -> list[str]:
@@ -203,15 +211,16 @@ def call(argv: Sequence[str], timeout: float = 30, env: dict[str, str] | None = 
     return done.stdout
 
 
-def job_states(job_ids: Iterable[str]) -> dict[str, str]:
+def job_states(job_ids: Iterable[str], since: datetime | None = None) -> dict[str, str]:
     """State of each job (by SLURM_JOB_ID, array tasks included): sacct when it exists,
-    else squeue (which forgets finished jobs); {} when neither answers."""
+    else squeue (which forgets finished jobs); {} when neither answers. ``since``: no
+    job of these IDs was submitted before (see :func:`sacct_argv`)."""
     ids = sorted(set(job_ids))
     if not ids:
         return {}
     if available("sacct"):
         try:
-            rows = parse_sacct(call(sacct_argv(ids)))
+            rows = parse_sacct(call(sacct_argv(ids, since)))
         except SchedulerError:
             rows = []
         states = {r.raw_id: r.state for r in rows if not r.is_step}

@@ -15,7 +15,7 @@ from typing import Any
 
 from metalab_smk.errors import MetalabError
 from metalab_smk.slurm import scheduler
-from metalab_smk.slurm.array import submit_array, submit_summary
+from metalab_smk.slurm.array import array_alive, submit_array, submit_summary, tasks_ended
 from metalab_smk.slurm.config import SlurmConfig, minutes
 from metalab_smk.store.jsonio import atomic_write_json, read_json
 from metalab_smk.store.layout import ExperimentDir
@@ -114,7 +114,7 @@ def _submit_array(
         layout, missing, executor.total_cores(), slurm.chunk_size, executor.min_chunk
     )
     try:
-        array = submit_array(layout, batch_stamp(targets), len(targets), slurm, summary=True)
+        array = submit_array(layout, batch_stamp(targets), len(targets), slurm)
         job_id, log = submit_summary(layout, slurm, after=array)
     except scheduler.SchedulerError as exc:
         raise MetalabError(f"the sweep was not submitted: {exc}") from None
@@ -122,23 +122,34 @@ def _submit_array(
         "kind": "slurm",
         "job_id": job_id,
         "array_job_id": array,
+        "stamp": batch_stamp(targets),
         "tasks": len(targets),
         "submitted_at": now,
         "log": log,
     }
 
 
-def head_alive(layout: ExperimentDir) -> bool:
-    """Whether the head process recorded in ``.metalab/head.json`` is still alive."""
+def head_alive(layout: ExperimentDir, ask_scheduler: bool = True) -> bool:
+    """Whether the sweep submitted in ``.metalab/head.json`` still runs: its head process,
+    or the tasks of its job array (ended when every task wrote its end marker).
+    ``ask_scheduler=False`` answers from files only (alive unless known to have ended)."""
     path = _head_file(layout)
     if not path.is_file():
         return False
     head = read_json(path)
+    if "array_job_id" in head:
+        if tasks_ended(layout, head["stamp"], head["tasks"]):
+            return False
+        if not ask_scheduler:
+            return True
+        alive = array_alive(head["array_job_id"])
+        return _just_submitted(head) if alive is None else alive
     if head.get("kind") == "slurm":
-        state = scheduler.job_states({head["job_id"]}).get(head["job_id"])
+        if not ask_scheduler:
+            return True
+        state = scheduler.job_states({head["job_id"]}, _submitted(head)).get(head["job_id"])
         if state is None:  # not known to the scheduler yet, or long gone
-            submitted = _dt.datetime.fromisoformat(head["submitted_at"])
-            return (_dt.datetime.now(_dt.UTC) - submitted).total_seconds() < 60
+            return _just_submitted(head)
         return state in scheduler.ALIVE_STATES
     if not pid_alive(head):
         return False
@@ -149,7 +160,17 @@ def head_alive(layout: ExperimentDir) -> bool:
         return True
 
 
+def _submitted(head: dict[str, Any]) -> _dt.datetime:
+    """A minute before the submission (clocks of login and controller may differ)."""
+    return _dt.datetime.fromisoformat(head["submitted_at"]) - _dt.timedelta(minutes=1)
+
+
+def _just_submitted(head: dict[str, Any]) -> bool:
+    submitted = _dt.datetime.fromisoformat(head["submitted_at"])
+    return (_dt.datetime.now(_dt.UTC) - submitted).total_seconds() < 60
+
+
 def array_in_flight(layout: ExperimentDir) -> bool:
-    """Whether a job array submitted by ``metalab submit`` still runs (or its summary)."""
+    """Whether the tasks of a job array submitted by ``metalab submit`` still run."""
     path = _head_file(layout)
     return path.is_file() and "array_job_id" in read_json(path) and head_alive(layout)

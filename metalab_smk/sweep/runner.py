@@ -23,6 +23,7 @@ from metalab_smk.compile.compiler import compile_experiment
 from metalab_smk.compile.loader import in_definition_mode, stop_definition
 from metalab_smk.core.experiment import Experiment
 from metalab_smk.errors import MetalabError
+from metalab_smk.slurm.array import QueuePolling
 from metalab_smk.store.layout import ExperimentDir
 from metalab_smk.sweep.batches import batch_stamp, missing_indices, plan_batches
 from metalab_smk.sweep.detached import array_in_flight, head_alive, submit
@@ -77,15 +78,16 @@ class RunHandle:
     def directory(self) -> Path:
         return self.layout.root
 
-    def _running(self) -> bool:
+    def _running(self, ask_scheduler: bool = True) -> bool:
         if self.process is not None:
             return self.process.poll() is None
-        return head_alive(self.layout) or bool(live_snakemake_pids(self.layout.root))
+        return head_alive(self.layout, ask_scheduler) or bool(live_snakemake_pids(self.layout.root))
 
     def _watch(self) -> None:
         import metalab_smk.results.summary  # noqa: F401 - load pandas/pyarrow while Snakemake works
 
-        while self._running():
+        polling = QueuePolling()  # files every 0.1 s; the scheduler seldom, backing off
+        while self._running(polling.due()):
             if self._progress is not None:
                 self._progress.update(sweep_status(self.layout, with_errors=False))
             time.sleep(0.1)

@@ -8,6 +8,7 @@ time limit) makes the run count as failed, with the SLURM state when ``sacct`` k
 
 from __future__ import annotations
 
+import datetime as _dt
 import os
 from dataclasses import dataclass, field
 from typing import Any
@@ -123,7 +124,7 @@ def sweep_status(layout: ExperimentDir, with_errors: bool = True) -> SweepStatus
         r.get("provenance", {}).get("extra", {}).get("slurm_job_id")
         for r in failed_records.values()
     } - {None}
-    states = scheduler.job_states(jobs) if (with_errors or markers) else {}
+    states = scheduler.job_states(jobs, _earliest(markers, failed_records)) if jobs else {}
 
     running, dead = set(), {}
     for run_id, marker in markers.items():
@@ -159,6 +160,20 @@ def sweep_status(layout: ExperimentDir, with_errors: bool = True) -> SweepStatus
         stale=len((done_ids | failed_ids) - current),
         failed_runs=failed_runs,
     )
+
+
+def _earliest(
+    markers: dict[str, dict[str, Any]], records: dict[str, dict[str, Any]]
+) -> _dt.datetime | None:
+    """A minute before the earliest start among ``markers`` and ``records``: the jobs
+    asked about were submitted after it."""
+    times = []
+    for item in [*markers.values(), *records.values()]:
+        try:
+            times.append(_dt.datetime.fromisoformat(item["started_at"]))
+        except (KeyError, TypeError, ValueError):
+            return None  # unknown: do not narrow the query
+    return min(times) - _dt.timedelta(minutes=1) if times else None
 
 
 def _newer(layout: ExperimentDir, run_id: str) -> bool:
