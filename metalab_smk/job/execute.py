@@ -24,7 +24,7 @@ from metalab_smk.store.jsonio import atomic_write_json
 from metalab_smk.store.layout import ExperimentDir
 from metalab_smk.store.records import RunRecord, Status
 
-__all__ = ["execute_run", "record_crash"]
+__all__ = ["execute_run", "record_crash", "warm_up"]
 
 
 @functools.cache
@@ -46,7 +46,10 @@ def _snakemake_version() -> str:
 
 @functools.cache
 def slurm_facts() -> dict[str, str]:
-    """SLURM job ID, node and job log path when running inside a SLURM job, else {}."""
+    """SLURM job ID, node and job log path when running inside a SLURM job, else {}.
+
+    The log path comes from METALAB_SLURM_LOG when the submitter knows it (metalab's own
+    job arrays), else from ``scontrol show job`` (one call per process)."""
     job_id = os.environ.get("SLURM_JOB_ID")
     if not job_id:
         return {}
@@ -54,6 +57,9 @@ def slurm_facts() -> dict[str, str]:
         "slurm_job_id": job_id,
         "slurm_node": os.environ.get("SLURMD_NODENAME", os.uname().nodename),
     }
+    if os.environ.get("METALAB_SLURM_LOG"):
+        facts["slurm_log"] = os.environ["METALAB_SLURM_LOG"]
+        return facts
     try:
         shown = scheduler.parse_scontrol_job(
             scheduler.call(scheduler.scontrol_job_argv(job_id), timeout=10)
@@ -222,3 +228,9 @@ def record_crash(
         stepped_metrics=[],
     )
     atomic_write_json(layout.failed_record(run.run_id), record.to_dict(), indent=None)
+
+
+def warm_up() -> None:
+    """Look up the facts every record repeats once, before runs fork from this process."""
+    slurm_facts()
+    _snakemake_version()

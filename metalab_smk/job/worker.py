@@ -20,7 +20,7 @@ from metalab_smk.core.experiment import Experiment
 from metalab_smk.core.plan import Plan, PlannedRun
 from metalab_smk.errors import MetalabError
 from metalab_smk.job.capture import RunCancelled, Runtime
-from metalab_smk.job.execute import execute_run, record_crash
+from metalab_smk.job.execute import execute_run, record_crash, warm_up
 from metalab_smk.store.jsonio import atomic_write_text
 from metalab_smk.store.layout import ExperimentDir
 from metalab_smk.store.records import Status
@@ -62,11 +62,13 @@ def _indices(compiled: CompiledExperiment, plan: Plan, command: str, key: str) -
     return [int(line) for line in compiled.layout.batch_listing(key).read_text().split()]
 
 
-def _task_batch(stamp: str) -> str:
-    """The batch of this SLURM array task: ``<stamp>-<SLURM_ARRAY_TASK_ID, 6 digits>``."""
+def _task_batch(layout: ExperimentDir, stamp: str) -> str:
+    """The batch of this SLURM array task: ``<stamp>-<SLURM_ARRAY_TASK_ID, 6 digits>``;
+    its SLURM log is ``<stamp>-<task>.log`` (the array's ``--output``)."""
     task = os.environ.get("SLURM_ARRAY_TASK_ID", "")
     if not task.isdigit():
         raise MetalabError("`worker task` runs only inside a SLURM array task")
+    os.environ["METALAB_SLURM_LOG"] = str(layout.slurm_logs_dir / f"{stamp}-{task}.log")
     return f"{stamp}-{int(task):06d}"
 
 
@@ -143,7 +145,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     layout = ExperimentDir.at(os.getcwd())
     try:
         if command == "task":
-            command, key = "batch", _task_batch(key)
+            command, key = "batch", _task_batch(layout, key)
         compiled = CompiledExperiment.read(layout)
         experiment = compiled.load_experiment()
         plan = Plan(experiment)
@@ -153,6 +155,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     cancellation = _Cancellation()
     isolate = command == "batch" and len(indices) > 1 and hasattr(os, "fork")
+    if isolate:
+        warm_up()  # once here, not in every forked run
     failures = 0
     for index in indices:
         if cancellation.requested:
