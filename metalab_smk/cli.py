@@ -87,7 +87,7 @@ def _cmd_status(args: argparse.Namespace) -> int:
     layout = ExperimentDir.at(args.directory)
     CompiledExperiment.read(layout)
     print(sweep_status(layout).as_text())
-    head = layout.meta_dir / "head.json"
+    head = layout.head_file
     if head.is_file():
         state = "running" if head_alive(layout) else "finished"
         print(f"submitted head process: {state} (log: {read_json(head)['log']})")
@@ -227,7 +227,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     try:
         return args.func(args)
-    except (MetalabError, RuntimeError, FileNotFoundError) as exc:
+    except MetalabError as exc:
         print(f"metalab {args.command}: error: {exc}", file=sys.stderr)
         return 2
 

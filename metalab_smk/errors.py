@@ -1,4 +1,8 @@
-"""Exceptions raised for bad user input; each message names the problem and the fix."""
+"""Every exception class of metalab (docs/architecture.md, "Failure semantics").
+
+A ``MetalabError`` is raised on purpose for a user's mistake or a state the user can fix;
+its message names the problem and the fix, and the CLI prints it as one line (exit 2).
+Anything else escaping the CLI is a bug and shows its traceback."""
 
 from __future__ import annotations
 
@@ -37,3 +41,19 @@ class ExecutorError(MetalabError, ValueError):
 
 class SchedulerError(MetalabError, RuntimeError):
     """A SLURM command is missing, failed, or refused a request."""
+
+
+class CaptureError(MetalabError, ValueError):
+    """An operation asked Capture for something it refuses (bad name, non-scalar metric)."""
+
+
+class RunCancelled(MetalabError, RuntimeError):
+    """The run was asked to stop (SIGTERM: cancel, or a SLURM time limit)."""
+
+
+class SweepBusyError(MetalabError, RuntimeError):
+    """Another metalab run or Snakemake process is active in the experiment directory."""
+
+
+class UsageError(MetalabError, ValueError):
+    """A function was called with arguments that do not fit together."""

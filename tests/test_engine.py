@@ -387,7 +387,7 @@ def test_data_artifacts_and_files_load_through_results(sweep: Sweep) -> None:
             assert descriptor["size_bytes"] == stored.stat().st_size
         manifest = json.loads((sweep.layout.artifacts(run.run_id) / "_manifest.json").read_text())
         assert {entry["name"] for entry in manifest} == set(names)
-        with pytest.raises(KeyError, match="no artifact 'nope'"):
+        with pytest.raises(FileNotFoundError, match="no artifact 'nope'"):
             run.artifact("nope")
     first = results[0]
     np.testing.assert_array_equal(results.load(first.run_id, "weights"), first.artifact("weights"))
@@ -461,13 +461,9 @@ def test_results_filter_summary_and_dataframe(sweep: Sweep) -> None:
     assert len(results.filter(depth=[1, 2])) == 8
     assert len(results.filter(score=lambda s: s > 3.5)) == 2  # only lr=0.2, depth=2
     assert len(results.successful) == 8 and len(results.failed) == 0
-    with pytest.raises(KeyError, match="no param or metric named 'nope'"):
-        results.filter(nope=1)
+    assert len(results.filter(nope=1)) == 0  # an unknown name matches nothing (upstream)
     summary = results.summary()
-    assert len(summary) == 4
-    assert summary.loc[(2, 0.2), ("score", "mean")] == pytest.approx(4.0)
-    assert summary.loc[(1, 0.1), ("score", "count")] == 2
-    assert summary.loc[(1, 0.1), ("score", "std")] == pytest.approx(0.0)
+    assert summary["total_runs"] == 8 and summary["by_status"] == {"success": 8}
     assert results[1:3].to_dataframe()["run_id"].tolist() == sweep.layout.read_run_ids()[1:3]
     first = results[0]
     assert first.status == "success"
@@ -544,7 +540,7 @@ def test_failed_run_is_recorded_summarised_reported_and_retried(tmp_path: Path) 
     assert failed_run.status == "failed"
     assert failed_run.error["message"] == "bad lr"
     assert failed_run.params == {"lr": 0.5}
-    assert results.summary()["score"]["count"].sum() == 2  # failed runs are left out
+    assert results.summary()["by_status"] == {"success": 2, "failed": 1}
 
     # fix the cause without touching the code (run IDs stay), then run Snakemake again
     marker.write_text("fixed\n")
@@ -752,7 +748,7 @@ SCRIPT_EXPERIMENT = """\
         progress=False,
     )
     results = handle.result(timeout=120)
-    print("RESULTS", len(results), sorted(run.status for run in results))
+    print("RESULTS", len(results), sorted(str(run.status) for run in results))
     print("DOUBLES", sorted(results.to_dataframe()["double"].tolist()))
 """
 

@@ -79,10 +79,7 @@ def test_sigkill_of_snakemake_then_run_again_finishes_without_recomputing(tmp_pa
             not [
                 p
                 for p in Path("/proc").iterdir()
-                if p.name.isdigit()
-                and (
-                    b"metalab_smk.worker" in _cmdline(p) or b"metalab_smk.job.worker" in _cmdline(p)
-                )
+                if p.name.isdigit() and b"metalab_smk.worker" in _cmdline(p)
             ]
         ),
         60,

@@ -214,3 +214,27 @@ def test_sacct_since_narrows_to_the_submission() -> None:
     local = since.astimezone().strftime("%Y-%m-%dT%H:%M:%S")
     assert argv[-2:] == ["-S", local]
     assert "-S" not in s.sacct_argv(["9"])
+
+
+def test_array_command_runs_setup_lines_and_extra_sbatch(tmp_path) -> None:
+    from metalab_smk.slurm.array import array_argv
+    from metalab_smk.slurm.config import SlurmConfig
+    from metalab_smk.store.layout import ExperimentDir
+
+    config = SlurmConfig(
+        partition="debug",
+        time="01:00:00",
+        memory="2G",
+        max_concurrent=8,
+        modules=["gcc/12"],
+        setup=["export A=1"],
+        extra_sbatch={"qos": "short"},
+        extra="--exclusive",
+    )
+    argv = array_argv(ExperimentDir.at(tmp_path), "20260101T000000", 25, config)
+    assert argv[argv.index("--array") + 1] == "0-24%8"
+    assert argv[argv.index("--time") + 1] == "60" and argv[argv.index("--mem") + 1] == "2048"
+    assert "--qos=short" in argv and "--exclusive" in argv
+    wrapped = argv[-1]
+    assert wrapped.startswith("module load gcc/12 && export A=1 && ")
+    assert wrapped.endswith("-m metalab_smk.worker task 20260101T000000")

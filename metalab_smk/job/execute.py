@@ -4,7 +4,7 @@ otherwise)."""
 
 from __future__ import annotations
 
-import datetime as _dt
+import dataclasses
 import functools
 import os
 import platform
@@ -17,12 +17,13 @@ from typing import Any
 from metalab_smk import __version__
 from metalab_smk.core.experiment import Experiment
 from metalab_smk.core.plan import Plan, PlannedRun
+from metalab_smk.core.values import utc_now
 from metalab_smk.job.capture import Capture, Runtime
 from metalab_smk.job.runlog import RunLog
 from metalab_smk.slurm import scheduler
 from metalab_smk.store.jsonio import atomic_write_json
 from metalab_smk.store.layout import ExperimentDir
-from metalab_smk.store.records import RunRecord, Status
+from metalab_smk.store.records import Provenance, RunRecord, Status
 
 __all__ = ["execute_run", "record_crash", "warm_up"]
 
@@ -78,15 +79,17 @@ def _provenance(code_fp: str, compiled: dict[str, Any], log_path: Path) -> dict[
     extra.update(slurm_facts())
     slurm_job = extra.get("slurm_job_id")
     extra["log"] = str(log_path)
-    return {
-        "code_hash": code_fp,
-        "python_version": platform.python_version(),
-        "metalab_version": __version__,
-        "snakemake_version": _snakemake_version(),
-        "executor_id": "slurm" if slurm_job else "local",
-        "host": os.uname().nodename,
-        "extra": extra,
-    }
+    return dataclasses.asdict(
+        Provenance(
+            code_hash=code_fp,
+            python_version=platform.python_version(),
+            metalab_version=__version__,
+            snakemake_version=_snakemake_version(),
+            executor_id="slurm" if slurm_job else "local",
+            host=os.uname().nodename,
+            extra=extra,
+        )
+    )
 
 
 def _error_of(exc: BaseException) -> dict[str, Any]:
@@ -97,8 +100,40 @@ def _error_of(exc: BaseException) -> dict[str, Any]:
     }
 
 
-def _now() -> str:
-    return _dt.datetime.now(_dt.UTC).isoformat()
+def _record(
+    layout: ExperimentDir,
+    plan: Plan,
+    run: PlannedRun,
+    compiled: dict[str, Any],
+    status: Status,
+    started_at: str,
+    seconds: float,
+    captured: dict[str, Any],
+    error: dict[str, Any] | None,
+    warnings: list[Any],
+) -> RunRecord:
+    log_path = layout.log(run.run_id)
+    return RunRecord(
+        run_id=run.run_id,
+        experiment_id=plan.experiment_id,
+        status=status,
+        context_fingerprint=plan.context_fp,
+        params_fingerprint=run.params_fp,
+        seed_fingerprint=plan.seed_fp(run.replicate_index),
+        started_at=started_at,
+        finished_at=utc_now(),
+        duration_ms=round(seconds * 1000),
+        metrics=captured["metrics"],
+        provenance=_provenance(plan.code_fp, compiled, log_path.relative_to(layout.root)),
+        error=error,
+        params_resolved=dict(run.params),
+        tags=list(run.case.tags),
+        warnings=warnings,
+        artifacts=captured["artifacts"],
+        seed=run.seed.to_dict(),
+        run_index=run.index,
+        stepped_metrics=captured["stepped_metrics"],
+    )
 
 
 def execute_run(
@@ -110,7 +145,7 @@ def execute_run(
     runtime_hook: Any = None,
 ) -> RunRecord:
     """Run ``run`` and write its record; never raises for errors of the operation."""
-    started_at, start = _now(), time.perf_counter()
+    started_at, start = utc_now(), time.perf_counter()
     log_path = layout.log(run.run_id)
     error: dict[str, Any] | None = None
     status = Status.SUCCESS
@@ -131,6 +166,7 @@ def execute_run(
                 "experiment_id": plan.experiment_id,
                 "experiment_dir": str(layout.root),
             },
+            experiment.metadata,
         )
         if runtime_hook is not None:
             runtime_hook(runtime)
@@ -159,26 +195,17 @@ def execute_run(
             status, error = Status.FAILED, _error_of(exc)
             captured = {"metrics": capture.metrics, "stepped_metrics": [], "artifacts": []}
     runtime.remove_scratch()
-    record = RunRecord(
-        run_id=run.run_id,
-        experiment_id=plan.experiment_id,
-        status=status,
-        context_fingerprint=plan.context_fp,
-        params_fingerprint=run.params_fp,
-        seed_fingerprint=plan.seed_fp(run.replicate_index),
-        started_at=started_at,
-        finished_at=_now(),
-        duration_ms=round((time.perf_counter() - start) * 1000),
-        metrics=captured["metrics"],
-        provenance=_provenance(plan.code_fp, compiled, log_path.relative_to(layout.root)),
-        error=error,
-        params_resolved=dict(run.params),
-        tags=list(run.case.tags),
-        warnings=runlog.warnings,
-        artifacts=captured["artifacts"],
-        seed=run.seed.to_dict(),
-        run_index=run.index,
-        stepped_metrics=captured["stepped_metrics"],
+    record = _record(
+        layout,
+        plan,
+        run,
+        compiled,
+        status,
+        started_at,
+        time.perf_counter() - start,
+        captured,
+        error,
+        runlog.warnings,
     )
     if status is Status.SUCCESS:
         atomic_write_json(layout.record(run.run_id), record.to_dict(), indent=None)
@@ -206,26 +233,10 @@ def record_crash(
         os.replace(partial, log_path)
     except OSError:
         pass
-    record = RunRecord(
-        run_id=run.run_id,
-        experiment_id=plan.experiment_id,
-        status=Status.FAILED,
-        context_fingerprint=plan.context_fp,
-        params_fingerprint=run.params_fp,
-        seed_fingerprint=plan.seed_fp(run.replicate_index),
-        started_at=started_at,
-        finished_at=_now(),
-        duration_ms=round(seconds * 1000),
-        metrics={},
-        provenance=_provenance(plan.code_fp, compiled, log_path.relative_to(layout.root)),
-        error={"type": "Crashed", "message": message, "traceback": ""},
-        params_resolved=dict(run.params),
-        tags=list(run.case.tags),
-        warnings=[],
-        artifacts=[],
-        seed=run.seed.to_dict(),
-        run_index=run.index,
-        stepped_metrics=[],
+    captured = {"metrics": {}, "stepped_metrics": [], "artifacts": []}
+    error = {"type": "Crashed", "message": message, "traceback": ""}
+    record = _record(
+        layout, plan, run, compiled, Status.FAILED, started_at, seconds, captured, error, []
     )
     atomic_write_json(layout.failed_record(run.run_id), record.to_dict(), indent=None)
 

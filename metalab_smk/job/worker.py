@@ -7,7 +7,6 @@ never recomputes a finished run. Exit status 1 when any run failed.
 
 from __future__ import annotations
 
-import datetime as _dt
 import os
 import signal
 import sys
@@ -18,6 +17,7 @@ from collections.abc import Sequence
 from metalab_smk.compile.reader import CompiledExperiment
 from metalab_smk.core.experiment import Experiment
 from metalab_smk.core.plan import Plan, PlannedRun
+from metalab_smk.core.values import utc_now
 from metalab_smk.errors import MetalabError
 from metalab_smk.job.capture import RunCancelled, Runtime
 from metalab_smk.job.execute import execute_run, record_crash, warm_up
@@ -104,7 +104,7 @@ def _run_in_child(
     """Run ``run`` in a forked child (about a millisecond), so that a run killing its
     process (a signal, ``os._exit``, a native crash) loses only itself, never the later
     runs of its batch; such a run gets a failed record written here."""
-    started_at, start = _dt.datetime.now(_dt.UTC).isoformat(), time.monotonic()
+    started_at, start = utc_now(), time.monotonic()
     started_wall = time.time() - 1  # file times may be coarser than the clock
     sys.stdout.flush()
     sys.stderr.flush()

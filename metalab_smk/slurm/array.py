@@ -41,9 +41,13 @@ MARKER_SECONDS = 0.2
 
 
 def array_argv(layout: ExperimentDir, stamp: str, n_tasks: int, config: SlurmConfig) -> list[str]:
-    """The ``sbatch --array`` of the batches ``STAMP-000000 .. STAMP-(n_tasks-1)``."""
+    """The ``sbatch --array`` of the batches ``STAMP-000000 .. STAMP-(n_tasks-1)``; each
+    task first runs the config's setup lines (modules, conda, ``setup``)."""
+    command = shlex.join([sys.executable, "-m", "metalab_smk.worker", "task", stamp])
+    if config.precommand():
+        command = f"{config.precommand()} && {command}"
     return scheduler.sbatch_argv(
-        [sys.executable, "-m", "metalab_smk.worker", "task", stamp],
+        command,
         job_name=f"metalab-{layout.root.name}",
         output=str(layout.slurm_logs_dir / f"{stamp}-%a.log"),
         chdir=str(layout.root),
@@ -54,7 +58,7 @@ def array_argv(layout: ExperimentDir, stamp: str, n_tasks: int, config: SlurmCon
         partition=config.partition,
         account=config.account,
         array=f"0-{n_tasks - 1}%{config.max_concurrent}",
-        extra=shlex.split(config.extra or ""),
+        extra=[*shlex.split(config.extra or ""), *config.extra_sbatch_options()],
     )
 
 

@@ -28,6 +28,7 @@ class FileStoreConfig:
             return []
         found = []
         for child in sorted(self.root.iterdir()):
-            if (child / ".metalab" / "compiled.json").is_file():
-                found.append(read_json(child / ".metalab" / "compiled.json")["experiment_id"])
+            compiled = ExperimentDir(child).compiled
+            if compiled.is_file():
+                found.append(read_json(compiled)["experiment_id"])
         return found

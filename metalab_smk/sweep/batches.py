@@ -15,6 +15,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from metalab_smk.errors import ExecutorError
 from metalab_smk.store.jsonio import atomic_write_text, read_json
 from metalab_smk.store.layout import ExperimentDir
 
@@ -50,7 +51,7 @@ def choose_chunk_size(
     MIN_JOB_SECONDS of runs, as long as that still gives every parallel slot a job."""
     if chunk_size is not None:
         if chunk_size < 1:
-            raise ValueError(f"chunk_size={chunk_size} must be at least 1.")
+            raise ExecutorError(f"chunk_size={chunk_size} must be at least 1.")
         return chunk_size
     if median_run_seconds is not None and median_run_seconds >= LONG_RUN_SECONDS:
         return 1
@@ -92,8 +93,8 @@ def batch_stamp(targets: Sequence[Path]) -> str:
 
 def missing_indices(layout: ExperimentDir) -> list[int]:
     """Indices of the runs without a success record, in run order."""
-    done = set(os.listdir(layout.runs_dir)) if layout.runs_dir.is_dir() else set()
-    return [i for i, rid in enumerate(layout.read_run_ids()) if f"{rid}.json" not in done]
+    done = layout.done_ids()
+    return [i for i, rid in enumerate(layout.read_run_ids()) if rid not in done]
 
 
 def plan_batches(
@@ -102,12 +103,16 @@ def plan_batches(
     parallel: int,
     chunk_size: int | None,
     min_chunk: int,
+    max_jobs: int | None = None,
 ) -> tuple[list[Path], int]:
-    """Replace earlier batches by batches of ``missing``; return their targets and size."""
+    """Replace earlier batches by batches of ``missing``; return their targets and size.
+    ``max_jobs`` (a SLURM array's size limit) raises the size until the batches fit."""
     clear_batches(layout)
     chunk = choose_chunk_size(
         len(missing), parallel, chunk_size, min_chunk, median_run_seconds(layout)
     )
+    if max_jobs and math.ceil(len(missing) / chunk) > max_jobs:
+        chunk = math.ceil(len(missing) / max_jobs)
     return write_batches(layout, missing, chunk), chunk
 
 
@@ -136,13 +141,13 @@ def dag_targets(
     missing again)."""
     layout = ExperimentDir.at(root)
     run_ids = layout.read_run_ids()
-    done = set(os.listdir(layout.runs_dir)) if layout.runs_dir.is_dir() else set()
-    missing = [i for i, rid in enumerate(run_ids) if f"{rid}.json" not in done]
+    done = layout.done_ids()
+    missing = [i for i, rid in enumerate(run_ids) if rid not in done]
     median = median_run_seconds(layout) if missing else None
     size = choose_chunk_size(len(missing), parallel, chunk, 10 if remote else 1, median)
     if size == 1 or not missing:
         return [f"runs/{rid}.json" for rid in run_ids]
-    targets = [f"runs/{rid}.json" for rid in run_ids if f"{rid}.json" in done]
+    targets = [f"runs/{rid}.json" for rid in run_ids if rid in done]
     digest = hashlib.sha256(f"{size}:{','.join(map(str, missing))}".encode()).hexdigest()
     for number, start in enumerate(range(0, len(missing), size)):
         name = f"dag-{digest[:12]}-{number:06d}"

@@ -13,6 +13,7 @@ import os
 import sys
 from typing import Any
 
+from metalab_smk.core.values import utc_now
 from metalab_smk.errors import MetalabError
 from metalab_smk.slurm import scheduler
 from metalab_smk.slurm.array import array_alive, submit_array, submit_summary, tasks_ended
@@ -36,7 +37,7 @@ Executor = LocalExecutor | SlurmExecutor | ProfileExecutor
 
 
 def _head_file(layout: ExperimentDir):
-    return layout.meta_dir / "head.json"
+    return layout.head_file
 
 
 def _on_slurm(executor: Executor) -> bool:
@@ -62,16 +63,16 @@ def submit(
             f"a submitted sweep is still running in {layout.root}; follow it with "
             f"`metalab status {os.path.relpath(layout.root)}`."
         )
-    settings = layout.meta_dir / "executor.json"
+    settings = layout.executor_file
     atomic_write_json(settings, executor_to_dict(executor))
     command = [sys.executable, "-m", "metalab_smk.sweep.head", str(layout.root)]
-    now = _dt.datetime.now(_dt.UTC).isoformat()
+    now = utc_now()
     slurm = array_config(executor)
     missing = missing_indices(layout)
     if slurm is not None and missing and not local and scheduler.available("sbatch"):
         head = _submit_array(layout, executor, slurm, missing, now)
     elif _on_slurm(executor) and not local and scheduler.available("sbatch"):
-        log = layout.meta_dir / "head-%j.log"
+        log = layout.head_log(on_slurm=True)
         argv = scheduler.sbatch_argv(
             command,
             job_name=f"metalab-head-{layout.root.name}",
@@ -93,7 +94,7 @@ def submit(
             "log": str(log).replace("%j", job_id),
         }
     else:
-        log = layout.meta_dir / "head.log"
+        log = layout.head_log(on_slurm=False)
         process = start_detached(command, layout.root, log)
         head = {
             "kind": "local",
@@ -111,7 +112,12 @@ def _submit_array(
 ) -> dict[str, Any]:
     """No head process: the array runs the batches, a dependent job writes the summary."""
     targets, _ = plan_batches(
-        layout, missing, executor.total_cores(), slurm.chunk_size, executor.min_chunk
+        layout,
+        missing,
+        executor.total_cores(),
+        slurm.chunk_size,
+        executor.min_chunk,
+        slurm.max_array_size,
     )
     try:
         array = submit_array(layout, batch_stamp(targets), len(targets), slurm)

@@ -22,7 +22,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     layout = ExperimentDir.at(args.directory)
-    executor = executor_from_dict(read_json(layout.meta_dir / "executor.json"))
+    executor = executor_from_dict(read_json(layout.executor_file))
     handle = start(layout, executor, progress=True, verbose=True)
     handle.wait()
     status = handle.status

@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from metalab_smk.errors import SweepBusyError
+from metalab_smk.store.layout import ExperimentDir
 from metalab_smk.sweep.processes import snakemake_env
 
 __all__ = ["RunnerLock", "live_snakemake_pids", "recover_stale_lock"]
@@ -17,15 +19,15 @@ class RunnerLock:
     """An exclusive lock on ``.metalab/runner.lock`` held while metalab drives Snakemake
     in a directory, so a second ``metalab run`` there refuses instead of interfering."""
 
-    def __init__(self, meta_dir: Path) -> None:
-        meta_dir.mkdir(parents=True, exist_ok=True)
-        self._handle = open(meta_dir / "runner.lock", "a+")  # noqa: SIM115 - held open
+    def __init__(self, layout: ExperimentDir) -> None:
+        layout.meta_dir.mkdir(parents=True, exist_ok=True)
+        self._handle = open(layout.runner_lock, "a+")  # noqa: SIM115 - held open
         try:
             fcntl.flock(self._handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             self._handle.close()
-            raise RuntimeError(
-                f"another metalab run is active in {meta_dir.parent}; wait for it to finish "
+            raise SweepBusyError(
+                f"another metalab run is active in {layout.root}; wait for it to finish "
                 "(`metalab status` shows progress) or cancel it first."
             ) from None
 
@@ -58,17 +60,18 @@ def live_snakemake_pids(directory: Path) -> list[int]:
     return found
 
 
-def recover_stale_lock(directory: Path) -> bool:
+def recover_stale_lock(layout: ExperimentDir) -> bool:
     """Remove Snakemake's lock when no snakemake runs here (it was killed); True if removed.
 
-    Raises RuntimeError when a snakemake process is still running in ``directory``.
+    Raises SweepBusyError when a snakemake process is still running in ``directory``.
     """
-    locks = directory / ".snakemake" / "locks"
+    directory = layout.root
+    locks = layout.snakemake_locks_dir
     if not locks.is_dir() or not any(locks.iterdir()):
         return False
     pids = live_snakemake_pids(directory)
     if pids:
-        raise RuntimeError(
+        raise SweepBusyError(
             f"snakemake is already running in {directory} (pid {', '.join(map(str, pids))}); "
             "wait for it to finish (`metalab status` shows progress) or stop it first."
         )

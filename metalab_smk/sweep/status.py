@@ -17,6 +17,7 @@ from metalab_smk.job.runlog import read_header
 from metalab_smk.slurm import scheduler
 from metalab_smk.store.jsonio import read_json
 from metalab_smk.store.layout import ExperimentDir
+from metalab_smk.store.records import Status
 
 __all__ = [
     "FailedRun",
@@ -50,6 +51,16 @@ class SweepStatus:
     pending: int
     stale: int
     failed_runs: list[FailedRun] = field(default_factory=list)
+    skipped: int = 0  # runs done before this invocation (set by a RunHandle)
+
+    @property
+    def completed(self) -> int:
+        """Successful runs of this invocation (upstream's ``completed``)."""
+        return self.done - self.skipped
+
+    @property
+    def in_flight(self) -> int:
+        return self.running + self.pending
 
     @property
     def missing(self) -> int:
@@ -82,12 +93,6 @@ def _partial_logs(layout: ExperimentDir) -> set[str]:
     return {n[: -len(suffix)] for n in os.listdir(layout.logs_dir) if n.endswith(suffix)}
 
 
-def _names(directory) -> set[str]:
-    if not directory.is_dir():
-        return set()
-    return {n[:-5] for n in os.listdir(directory) if n.endswith(".json")}
-
-
 def pid_alive(marker: dict[str, Any]) -> bool:
     """Whether the process ``{"pid", "host"}`` names runs on this host."""
     if marker.get("host") != os.uname().nodename:
@@ -110,8 +115,8 @@ def sweep_status(layout: ExperimentDir, with_errors: bool = True) -> SweepStatus
     """Done / running / failed / pending over the run table of ``layout``."""
     run_ids = layout.read_run_ids()
     current = set(run_ids)
-    done_ids = _names(layout.runs_dir)
-    failed_ids = _names(layout.failed_dir) - done_ids
+    done_ids = layout.done_ids()
+    failed_ids = layout.failed_ids() - done_ids
     in_progress = (_partial_logs(layout) & current) - done_ids
     markers = {rid: read_header(layout.partial_log(rid)) for rid in in_progress}
     jobs = {m["slurm_job_id"] for m in markers.values() if m.get("slurm_job_id")}
@@ -199,7 +204,7 @@ def _failed_run(
         state = states.get(job) if job else None
         return FailedRun(
             run_id,
-            "killed",
+            Status.KILLED,
             state or "Killed",
             "the run's process died without writing a record"
             + (f" (SLURM job {job} ended {state})" if state else ""),
