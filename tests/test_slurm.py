@@ -158,7 +158,15 @@ def test_metalab_run_with_slurm_executor_packs_runs_and_requests_resources(
     records = _records(tmp_path / "runs" / "packed+1")
     jobs = {r["provenance"]["extra"]["slurm_job_id"] for r in records.values()}
     assert len(jobs) == 4  # 20 runs / chunk_size 5 = 4 array tasks
-    accounting = _sacct(jobs, "JobID,ReqMem,Timelimit,State")
+    deadline = time.monotonic() + 30  # the accounting database lags behind the controller
+    while True:
+        accounting = _sacct(jobs, "JobID,ReqMem,Timelimit,State")
+        settled = all(
+            row[0].count("_") == 1 and row[3] == "COMPLETED" for row in accounting.values()
+        )
+        if (len(accounting) == 4 and settled) or time.monotonic() > deadline:
+            break
+        time.sleep(1)
     assert len(accounting) == 4
     assert len({shown.split("_")[0] for shown, *_ in accounting.values()}) == 1  # one array
     for _, req_mem, limit, state in accounting.values():
