@@ -43,6 +43,18 @@ class SchedulerError(MetalabError, RuntimeError):
     """A SLURM command is missing, failed, or refused a request."""
 
 
+class ExperimentFileError(MetalabError):
+    """The experiment file fails to import (syntax error, missing module, ...)."""
+
+
+class NotAnExperimentError(MetalabError, FileNotFoundError):
+    """A path given where an experiment directory was expected is something else."""
+
+
+class StoreError(MetalabError, ValueError):
+    """A store (collection root) path cannot hold experiments."""
+
+
 class CaptureError(MetalabError, ValueError):
     """An operation asked Capture for something it refuses (bad name, non-scalar metric)."""
 

@@ -242,7 +242,10 @@ def sweep(tmp_path_factory: pytest.TempPathFactory) -> Sweep:
 def test_compile_prints_directory_and_snakemake_command(sweep: Sweep) -> None:
     _ok(sweep.compile)
     lines = sweep.compile.stdout.strip().splitlines()
-    assert lines[0] == f"compiled 'engine:1': 8 runs in {sweep.root}"
+    assert lines[0] == "compiled 'engine:1': 8 runs in S/engine+1"
+    # the packed path first, then plain Snakemake with its cost named
+    assert lines[2].split("#")[0].strip() == "metalab run exp.py"
+    assert "one job per run" in lines[-2]
     assert lines[-1].strip() == "cd S/engine+1 && snakemake --cores all"
     # the printed command works as printed (from the directory compile ran in)
     assert sweep.dry_run.returncode == 0, sweep.dry_run.stdout
@@ -528,8 +531,12 @@ def test_failed_run_is_recorded_summarised_reported_and_retried(tmp_path: Path) 
 
     status = _ok(_metalab(tmp_path, "status", str(layout.root)))
     assert "failing:1: 3 runs: 2 done, 0 running, 1 failed, 0 pending" in status.stdout
-    assert f"failed {bad}: ValueError: bad lr" in status.stdout
-    assert str(layout.log(bad)) in status.stdout
+    assert "  1 x failed ValueError: bad lr" in status.stdout
+    assert f"    e.g. {bad}  lr=0.5" in status.stdout
+    assert f"log: {os.path.relpath(layout.log(bad), tmp_path)}" in status.stdout
+    every = _ok(_metalab(tmp_path, "status", str(layout.root), "--all")).stdout
+    assert f"failed {bad}: ValueError: bad lr" in every
+    assert "params: lr=0.5" in every and str(layout.log(bad)) in every
 
     results = Results(layout)
     assert len(results) == 3
@@ -765,7 +772,7 @@ def test_metalab_run_script_resumes_and_reruns_without_resume(tmp_path: Path) ->
     first = _ok(_script(tmp_path, script))
     assert "RESULTS 4 ['success', 'success', 'success', 'success']" in first.stdout
     assert "DOUBLES [2, 2, 4, 4]" in first.stdout
-    started = r"metalab: running 4 of 4 runs \(2 Snakemake jobs\b.*, up to 2 at once\)"
+    started = r"metalab: running 4 of 4 runs in S/scripted\+2\n  \(2 Snakemake jobs\b.*, 2 at once"
     assert re.search(started, first.stdout)
     assert len(_command_lines(snakemake_log)) == 1
     records = _mtimes(layout.runs_dir)

@@ -238,4 +238,4 @@ def test_sigterm_records_a_cancelled_run_even_when_signalled_twice(tmp_path: Pat
         timeout=60,
     ).stdout
     assert "1 runs: 0 done, 0 running, 1 failed, 0 pending" in status
-    assert f"cancelled {run_id}: RunCancelled" in status
+    assert "1 x cancelled RunCancelled: " in status and f"e.g. {run_id}" in status

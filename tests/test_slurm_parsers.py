@@ -190,20 +190,25 @@ def test_call_reports_a_missing_command() -> None:
     assert s.job_states([]) == {}
 
 
-def test_shipped_profile_is_the_installed_one(tmp_path) -> None:
+def test_shipped_profile_is_the_template_and_options_fill_it(tmp_path) -> None:
     from pathlib import Path
 
-    from metalab_smk.slurm.profile import install_profile, profile_text
+    from metalab_smk.slurm.profile import profile_text, write_profile
 
-    shipped = Path(__file__).resolve().parents[1] / "profiles" / "slurm" / "config.yaml"
-    assert shipped.read_text() == profile_text(partition="debug", memory=1000)
-    config = install_profile(tmp_path / "p", partition="gpu", account="lab", time="2:00:00")
+    repo = Path(__file__).resolve().parents[1]
+    shipped = repo / "metalab_smk" / "workflow" / "profiles" / "slurm" / "config.yaml"
+    assert shipped.read_text() == profile_text()
+    assert (repo / "profiles" / "slurm" / "config.yaml").read_text() == profile_text()
+    config = write_profile(
+        "slurm", tmp_path / "p", partition="gpu", account="lab", time="2:00:00", memory="4G"
+    )
     text = config.read_text()
     assert 'slurm_partition: "gpu"' in text and 'slurm_account: "lab"' in text
-    assert "runtime: 120 " in text and "slurm-init-seconds-before-status-checks: 3" in text
+    assert "runtime: 120 " in text and "mem_mb: 4096" in text
+    assert "slurm-init-seconds-before-status-checks: 3" in text
     with pytest.raises(MetalabError, match="--force"):
-        install_profile(tmp_path / "p", partition="other")
-    assert install_profile(tmp_path / "p", force=True, partition="other").is_file()
+        write_profile("slurm", tmp_path / "p", partition="other")
+    assert "other" in write_profile("slurm", tmp_path / "p", True, partition="other").read_text()
 
 
 def test_sacct_since_narrows_to_the_submission() -> None:

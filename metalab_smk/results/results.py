@@ -23,6 +23,7 @@ from metalab_smk.results.derived import (
     read_derived,
     store_derived,
 )
+from metalab_smk.results.display import closing_report
 from metalab_smk.results.summary import (
     RESERVED_COLUMNS,
     record_row,
@@ -422,6 +423,18 @@ class Results:
     def cancelled(self) -> Results:
         return self.filter(status="cancelled")
 
+    def aggregate(
+        self,
+        metrics: list[str] | None = None,
+        by: list[str] | None = None,
+        stats: tuple[str, ...] = ("mean", "std", "sem", "ci95", "count"),
+    ) -> pd.DataFrame:
+        """Replicate statistics per param case (or per ``by`` column); see
+        :func:`metalab_smk.results.aggregate.aggregate`."""
+        from metalab_smk.results.aggregate import aggregate
+
+        return aggregate(self.to_dataframe(), metrics=metrics, by=by, stats=stats)
+
     def summary(self) -> dict[str, Any]:
         """``total_runs``, ``by_status`` counts and avg/min/max ``duration_ms`` (upstream's
         summary; statistics per param case are ``aggregate()``)."""
@@ -454,6 +467,13 @@ class Results:
                 ok = int((group["status"] == "success").sum())
                 bad = int((group["status"] == "failed").sum())
                 print(f"  {label}: {ok} success, {bad} failed, {len(group)} total")
+
+    def report(self, width: int = 80, max_rows: int = 20) -> str:
+        """A terminal summary: counts, one line per param case (params, then metrics as
+        mean ± std over replicates, as many as fit in ``width``), where the results are
+        and the next commands."""
+        total = len(self.layout.read_run_ids()) if self.layout.run_table.is_file() else len(self)
+        return closing_report(self.to_dataframe(), self.layout.root, total, width, max_rows)
 
     def compute_derived(
         self,

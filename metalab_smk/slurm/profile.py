@@ -1,20 +1,29 @@
-"""The Snakemake profile for SLURM, written where ``snakemake --profile slurm`` finds it.
+"""The Snakemake profiles metalab writes (``metalab profile slurm [DIR]``).
 
-Snakemake looks a profile name up in the working directory, then in the user's
-Snakemake config folder (``~/.config/snakemake`` on Linux), then the site's.
-``metalab profile slurm`` writes ``<that folder>/slurm/config.yaml``.
+The shipped template lives inside the package (``workflow/profiles/<name>/config.yaml``;
+the repository's ``profiles/slurm`` links to it). Without DIR the profile goes to the
+user's Snakemake config folder (``~/.config/snakemake/slurm`` on Linux), where
+``snakemake --profile slurm`` and ``metalab submit --profile slurm`` find it by name.
+Options (partition, account, time, memory, jobs) fill in the SLURM template.
 """
 
 from __future__ import annotations
 
 import os
+from importlib import resources
 from pathlib import Path
 
-from metalab_smk.errors import ExecutorError
+from metalab_smk.errors import MetalabError
 from metalab_smk.slurm.config import memory_mb, minutes
-from metalab_smk.store.jsonio import atomic_write_text
 
-__all__ = ["find_profile", "install_profile", "profile_text", "user_profile_dir"]
+__all__ = [
+    "available_profiles",
+    "find_profile",
+    "profile_template",
+    "profile_text",
+    "user_profile_dir",
+    "write_profile",
+]
 
 TEMPLATE = """\
 # Snakemake profile written by `metalab profile slurm`: run a compiled metalab experiment
@@ -47,26 +56,46 @@ latency-wait: 30      # seconds to wait for files written on another node
 """
 
 
+def _templates():
+    return resources.files("metalab_smk").joinpath("workflow", "profiles")
+
+
+def available_profiles() -> list[str]:
+    """Names of the shipped profile templates (e.g. ``slurm``)."""
+    return sorted(p.name for p in _templates().iterdir() if p.is_dir())
+
+
+def profile_template(name: str) -> str:
+    """The ``config.yaml`` text of the shipped profile ``name``."""
+    if name not in available_profiles():
+        raise MetalabError(
+            f"no profile template {name!r}; available: {', '.join(available_profiles())}."
+        )
+    return _templates().joinpath(name, "config.yaml").read_text(encoding="utf-8")
+
+
 def profile_text(
-    partition: str | None = None,
+    partition: str | None = "debug",
     account: str | None = None,
     time: str | int = 30,
-    memory: str | int = "1G",
+    memory: str | int = 1000,
     cpus: int = 1,
     jobs: int = 100,
     status_seconds: int = 3,
 ) -> str:
-    """The ``config.yaml`` of the profile."""
+    """The SLURM profile's ``config.yaml`` (the defaults give the shipped template)."""
     resources = {
-        "slurm_partition": f'"{partition}"' if partition else None,
+        "slurm_partition": f'"{partition}"      # your partition (see `sinfo -s`)'
+        if partition
+        else None,
         "slurm_account": f'"{account}"' if account else None,
         "runtime": f"{minutes(time)}                   # minutes per job",
         "mem_mb": str(memory_mb(memory)),
         "cpus_per_task": str(cpus),
     }
     lines = [f"  {key}: {value}" for key, value in resources.items() if value is not None]
-    if not partition:
-        lines.insert(0, '  # slurm_partition: "debug"   # your partition (see `sinfo -s`)')
+    if not account:
+        lines.insert(1 if partition else 0, '  # slurm_account: "myproject"  # if needed')
     return TEMPLATE.format(
         jobs=jobs, resources="\n".join(lines), status=max(1, int(status_seconds))
     )
@@ -92,18 +121,28 @@ def find_profile(name: str) -> Path | None:
     return None
 
 
-def install_profile(
-    directory: str | os.PathLike[str] | None = None, force: bool = False, **options: object
+def write_profile(
+    name: str,
+    directory: str | os.PathLike[str] | None = None,
+    overwrite: bool = False,
+    **options: object,
 ) -> Path:
-    """Write the profile's ``config.yaml`` into ``directory`` (default: the user's
-    Snakemake config folder); refuse to overwrite a different one unless ``force``."""
-    target = Path(directory) if directory else user_profile_dir()
+    """Write the profile ``name`` to ``directory/config.yaml`` (default: the user's
+    Snakemake config folder) and return that path: the shipped template, or the SLURM
+    template filled with ``options`` (partition, account, time, memory, jobs).
+
+    Refuses to replace an existing ``config.yaml`` unless ``overwrite``."""
+    text = profile_template(name)
+    if options:
+        if name != "slurm":
+            raise MetalabError(f"profile {name!r} takes no options; edit its config.yaml.")
+        text = profile_text(**options)  # type: ignore[arg-type]
+    target = Path(directory) if directory else user_profile_dir(name)
+    if target.exists() and not target.is_dir():
+        raise MetalabError(f"{target} is a file; give a directory for the profile.")
     config = target / "config.yaml"
-    text = profile_text(**options)
-    if config.is_file() and config.read_text() != text and not force:
-        raise ExecutorError(
-            f"{config} exists with other settings; pass --force to overwrite it "
-            "(or edit it by hand)."
-        )
-    atomic_write_text(config, text)
+    if config.exists() and not overwrite:
+        raise MetalabError(f"{config} exists; pass --force to overwrite it, or pick another DIR.")
+    target.mkdir(parents=True, exist_ok=True)
+    config.write_text(text, encoding="utf-8")
     return config

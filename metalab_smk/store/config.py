@@ -9,6 +9,8 @@ from pathlib import Path
 from metalab_smk.store.jsonio import read_json
 from metalab_smk.store.layout import ExperimentDir, safe_experiment_id
 
+DEFAULT_STORE = "./runs"  # the store every command and metalab.run use by default
+
 
 @dataclass(frozen=True)
 class FileStoreConfig:

@@ -76,8 +76,8 @@ class ProfileExecutor:
         if found is None:
             raise ExecutorError(
                 f"profile {self.profile!r} has no config.yaml; pass a Snakemake profile "
-                "directory such as profiles/slurm, or install one with "
-                "`metalab profile slurm --partition P` and pass its name, slurm."
+                "directory; `metalab profile slurm DIR` writes one to edit, and "
+                "`metalab profile slurm --partition P` installs one you pass by name, slurm."
             )
         object.__setattr__(self, "profile", str(found.absolute()))
 

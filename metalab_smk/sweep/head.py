@@ -23,7 +23,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     layout = ExperimentDir.at(args.directory)
     executor = executor_from_dict(read_json(layout.executor_file))
-    handle = start(layout, executor, progress=True, verbose=True)
+    # Snakemake ends with this process: a scancel or time limit of the head job ends the
+    # sweep instead of leaving an orphan that the next head would collide with.
+    handle = start(layout, executor, progress=True, verbose=True, tie_to_parent=True)
     handle.wait()
     status = handle.status
     print(status.as_text(), flush=True)

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from metalab_smk.errors import SweepBusyError
 from metalab_smk.store.layout import ExperimentDir
-from metalab_smk.sweep.processes import snakemake_env
+from metalab_smk.sweep.processes import DRIVER_VARIABLE, snakemake_env
 
-__all__ = ["RunnerLock", "live_snakemake_pids", "recover_stale_lock"]
+__all__ = ["RunnerLock", "end_orphaned_snakemake", "live_snakemake_pids", "recover_stale_lock"]
 
 
 class RunnerLock:
@@ -58,6 +61,50 @@ def live_snakemake_pids(directory: Path) -> list[int]:
         ):
             found.append(int(entry.name))
     return found
+
+
+def _driver_of(pid: int) -> int | None:
+    """The metalab process that started snakemake ``pid`` (from its environment)."""
+    try:
+        environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    except OSError:
+        return None
+    prefix = f"{DRIVER_VARIABLE}=".encode()
+    for entry in environ:
+        if entry.startswith(prefix):
+            return int(entry[len(prefix) :] or 0) or None
+    return None
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def end_orphaned_snakemake(directory: Path, grace: float = 60.0) -> list[int]:
+    """End snakemake processes in ``directory`` that a metalab driver started and that
+    outlived it (the driver was killed): SIGTERM to their group, SIGKILL after ``grace``
+    seconds. Snakemake started by hand, or by a live driver, is left alone."""
+    orphans = [
+        pid
+        for pid in live_snakemake_pids(directory)
+        if (driver := _driver_of(pid)) is not None and not _alive(driver)
+    ]
+    for pid in orphans:
+        with contextlib.suppress(OSError):
+            os.killpg(pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    while any(_alive(pid) for pid in orphans) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    for pid in orphans:
+        with contextlib.suppress(OSError):
+            os.killpg(pid, signal.SIGKILL)
+    return orphans
 
 
 def recover_stale_lock(layout: ExperimentDir) -> bool:

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import ctypes
 import os
+import signal
 import subprocess
 from pathlib import Path
+
+DRIVER_VARIABLE = "METALAB_DRIVER_PID"  # set in every Snakemake metalab starts
+_PR_SET_PDEATHSIG = 1
 
 
 def snakemake_env() -> dict[str, str]:
@@ -14,9 +19,24 @@ def snakemake_env() -> dict[str, str]:
     return {**os.environ, "PYTHONSAFEPATH": "1"}
 
 
-def start_detached(command: list[str], cwd: Path, log: Path) -> subprocess.Popen[bytes]:
-    """Start ``command`` in its own session (so it can be signalled as a group and outlive
-    its parent), appending its output to ``log``."""
+def _die_with(parent: int) -> None:
+    """In the child before exec: ask the kernel for SIGTERM when the parent dies."""
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, int(signal.SIGTERM))
+    except (OSError, AttributeError):  # not Linux: the next driver ends leftovers
+        return
+    if os.getppid() != parent:  # the parent died before prctl took effect
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
+def start_detached(
+    command: list[str], cwd: Path, log: Path, tie_to_parent: bool = False
+) -> subprocess.Popen[bytes]:
+    """Start ``command`` in its own session (so it can be signalled as a group), appending
+    its output to ``log``. It outlives its parent unless ``tie_to_parent``: then it gets
+    SIGTERM when the parent dies (a SLURM head job killed by scancel or its time limit,
+    whose Snakemake would otherwise be reparented to PID 1 and escape the job)."""
+    parent = os.getpid()
     with open(log, "ab") as handle:
         handle.write(f"\n$ {' '.join(command)}\n".encode())
         handle.flush()
@@ -27,5 +47,6 @@ def start_detached(command: list[str], cwd: Path, log: Path) -> subprocess.Popen
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             start_new_session=True,
-            env=snakemake_env(),
+            env={**snakemake_env(), DRIVER_VARIABLE: str(parent)},
+            preexec_fn=(lambda: _die_with(parent)) if tie_to_parent else None,
         )

@@ -26,6 +26,7 @@ from metalab_smk.results.derived import normalise_functions
 from metalab_smk.slurm.array import QueuePolling
 from metalab_smk.store.jsonio import read_json
 from metalab_smk.store.layout import ExperimentDir
+from metalab_smk.store.locate import shown
 from metalab_smk.sweep.batches import batch_stamp, missing_indices, plan_batches
 from metalab_smk.sweep.detached import array_in_flight, head_alive, submit
 from metalab_smk.sweep.events import Event, EventCallback, EventKind, EventWatcher, emit_event
@@ -36,7 +37,12 @@ from metalab_smk.sweep.executors import (
     array_config,
     as_executor,
 )
-from metalab_smk.sweep.locks import RunnerLock, live_snakemake_pids, recover_stale_lock
+from metalab_smk.sweep.locks import (
+    RunnerLock,
+    end_orphaned_snakemake,
+    live_snakemake_pids,
+    recover_stale_lock,
+)
 from metalab_smk.sweep.processes import start_detached
 from metalab_smk.sweep.progress import Progress
 from metalab_smk.sweep.status import SweepStatus, sweep_status
@@ -251,14 +257,22 @@ def start(
     on_event: EventCallback | None = None,
     verbose: bool = True,
     derived_metrics: list[Any] | None = None,
+    tie_to_parent: bool = False,
 ) -> RunHandle:
-    """Run what is missing in a compiled experiment directory."""
+    """Run what is missing in a compiled experiment directory.
+
+    ``tie_to_parent`` makes Snakemake end when this process dies (the head of a
+    submitted sweep). Snakemake left running by a metalab process that was killed is
+    ended first (SIGTERM, then SIGKILL after a minute)."""
     executor = as_executor(executor)
     total = len(layout.read_run_ids())
     title = layout.root.name
     if resume and not missing_indices(layout):
         if verbose:
-            print(f"metalab: all {total} runs of {layout.root.name} are done; nothing to run.")
+            print(
+                f"metalab: all {total} runs are done; nothing to run "
+                f"(results: {shown(layout.root)})"
+            )
         display = _tracker(progress, False, title) if isinstance(progress, Progress) else None
         return RunHandle(
             layout,
@@ -275,6 +289,12 @@ def start(
         )
     lock = RunnerLock(layout)
     try:
+        ended = end_orphaned_snakemake(layout.root)
+        if ended and verbose:
+            print(
+                f"metalab: ended the Snakemake (pid {', '.join(map(str, ended))}) that a "
+                "killed metalab run left in this directory."
+            )
         if recover_stale_lock(layout) and verbose:
             print(
                 f"metalab: removed the lock of an interrupted Snakemake run in {layout.root} "
@@ -283,7 +303,7 @@ def start(
         if not resume:
             _forget(layout, layout.read_run_ids())
         skipped = _done_ids(layout)
-        process = _launch(layout, executor, missing_indices(layout), total, verbose)
+        process = _launch(layout, executor, missing_indices(layout), total, verbose, tie_to_parent)
     except BaseException:
         lock.release()
         raise
@@ -304,6 +324,7 @@ def _launch(
     missing: list[int],
     total: int,
     verbose: bool,
+    tie_to_parent: bool = False,
 ) -> subprocess.Popen[bytes]:
     """Write the batches of ``missing`` runs and start Snakemake on them."""
     parallel = executor.total_cores()
@@ -315,12 +336,12 @@ def _launch(
     if slurm is not None:
         if verbose:
             print(
-                f"metalab: running {len(missing)} of {total} runs (one SLURM array of "
-                f"{len(targets)} tasks of up to {chunk} runs) in {layout.root}"
+                f"metalab: running {len(missing)} of {total} runs in {shown(layout.root)}\n"
+                f"  (one SLURM array of {len(targets)} tasks of up to {chunk} runs)"
             )
         command = [sys.executable, "-m", "metalab_smk.slurm.array", str(layout.root)]
         command += [batch_stamp(targets), str(len(targets)), json.dumps(asdict(slurm))]
-        return start_detached(command, layout.root, layout.array_log)
+        return start_detached(command, layout.root, layout.array_log, tie_to_parent=tie_to_parent)
     command = [
         sys.executable,
         "-m",
@@ -333,12 +354,11 @@ def _launch(
         "host",
     ]
     if verbose:
-        where = f"up to {parallel} at once"
         print(
-            f"metalab: running {len(missing)} of {total} runs ({len(targets)} Snakemake "
-            f"jobs of up to {chunk} runs, {where}) in {layout.root}"
+            f"metalab: running {len(missing)} of {total} runs in {shown(layout.root)}\n"
+            f"  ({len(targets)} Snakemake jobs of up to {chunk} runs, {parallel} at once)"
         )
-    return start_detached(command, layout.root, layout.snakemake_log)
+    return start_detached(command, layout.root, layout.snakemake_log, tie_to_parent=tie_to_parent)
 
 
 def run(
@@ -362,7 +382,7 @@ def run(
     if in_definition_mode():  # imported by `metalab compile` or a job: never a nested sweep
         stop_definition(experiment)
     functions = normalise_functions(derived_metrics)
-    layout = compile_experiment(experiment, store)
+    layout = compile_experiment(experiment, store, verbose=verbose)
     if not wait:
         if not resume:
             raise UsageError("run(wait=False) resumes; use resume=False only with wait=True.")
