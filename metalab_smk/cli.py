@@ -106,10 +106,7 @@ def _cmd_submit(args: argparse.Namespace) -> int:
         what = f"the Snakemake head runs as SLURM job {head['job_id']}"
     else:
         what = f"the Snakemake head runs in the background (pid {head['pid']})"
-    print(
-        f"submitted {experiment.experiment_id!r} ({len(layout.read_run_ids())} runs): "
-        f"{what}; log: {head['log']}"
-    )
+    print(f"submitted {experiment.experiment_id!r} ({len(layout.read_run_ids())} runs): {what}")
     print(f"its log: {shown(head['log'])}")
     print(f"follow it with:  metalab status {shown(layout.root)}")
     return 0

@@ -256,3 +256,31 @@ def test_killed_array_then_resubmit_finishes_without_recomputing(tmp_path: Path)
     after = {p.name: p.stat().st_mtime_ns for p in (exp_dir / "runs").glob("*.json")}
     assert all(after[name] == mtime for name, mtime in finished.items())
     assert os.path.isfile(exp_dir / "summary" / "runs.parquet")
+
+
+def test_snakemake_engine_still_runs_through_the_plugin(tmp_path: Path) -> None:
+    """SlurmConfig(engine="snakemake"): Snakemake's SLURM executor, one job per batch."""
+    _experiment(tmp_path, "viaplugin", 6)
+    script = tmp_path / "plugin_run.py"
+    script.write_text(
+        textwrap.dedent("""
+        import metalab
+        from viaplugin import exp
+
+        config = metalab.SlurmConfig(partition="debug", time=5, memory="500M", chunk_size=3,
+                                     status_interval=1, engine="snakemake")
+        results = metalab.run(exp, executor=metalab.SlurmExecutor(config)).result()
+        print("OK", len(results.successful))
+    """)
+    )
+    done = subprocess.run(
+        [sys.executable, str(script)], cwd=tmp_path, capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "OK 6" in done.stdout
+    records = _records(tmp_path / "runs" / "viaplugin+1")
+    jobs = {r["provenance"]["extra"]["slurm_job_id"] for r in records.values()}
+    assert len(jobs) == 2
+    accounting = _sacct(jobs, "JobID,State")
+    assert all("_" not in shown for shown, _ in accounting.values())  # not array tasks
+    assert (tmp_path / "runs" / "viaplugin+1" / ".metalab" / "snakemake.log").is_file()
