@@ -12,6 +12,7 @@ import sys
 from collections.abc import Sequence
 
 from metalab_smk import __version__
+from metalab_smk.cli_stores import add_store_commands
 from metalab_smk.errors import MetalabError
 from metalab_smk.store.config import DEFAULT_STORE
 
@@ -326,6 +327,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--force", action="store_true", help="overwrite an existing config.yaml")
     sub.set_defaults(func=_cmd_profile)
     _add_ui_commands(commands)
+    add_store_commands(commands)
     return parser
 
 

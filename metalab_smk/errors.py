@@ -69,3 +69,11 @@ class SweepBusyError(MetalabError, RuntimeError):
 
 class UsageError(MetalabError, ValueError):
     """A function was called with arguments that do not fit together."""
+
+
+class StoreURIError(MetalabError, ValueError):
+    """A store locator (path, file:// URI, database URL) is malformed or unsupported."""
+
+
+class IndexDatabaseError(MetalabError):
+    """The PostgreSQL index cannot be reached or used (message masks the password)."""

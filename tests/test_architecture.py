@@ -31,6 +31,7 @@ ALLOWED: dict[str, set[str]] = {
     "__init__": {"*"},
     "worker": {"job"},
     "reduce": {"results"},
+    "cli_stores": {"*"},
     "_aliases": set(),  # upstream module paths; imports by name at import time only
 }
 # The one SLURM module the job side may use (standard library only: scontrol on job start).

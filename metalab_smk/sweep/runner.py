@@ -162,6 +162,7 @@ class RunHandle:
         self._finish()
 
     def _finish(self) -> None:
+        from metalab_smk.results.pgindex import upkeep
         from metalab_smk.results.summary import collect, summary_is_current
 
         try:
@@ -171,6 +172,7 @@ class RunHandle:
                 self._compute_derived()
             if not summary_is_current(self.layout):
                 collect(self.layout.root)
+            upkeep(self.layout)  # the PostgreSQL index, when one is configured
             self._report_snakemake_error()
         finally:
             if self._lock is not None:
@@ -371,6 +373,7 @@ def run(
     derived_metrics: list[Any] | None = None,
     verbose: bool = True,
     wait: bool = True,
+    index: str | None = None,
 ) -> RunHandle:
     """Compile ``experiment`` and run its missing runs with Snakemake; returns a handle.
 
@@ -378,11 +381,16 @@ def run(
     every successful run when the sweep ends, stored in ``derived/<run_id>.json``.
     ``wait=False`` submits and returns at once: the Snakemake head process runs detached
     (as its own SLURM job with a SLURM executor, else in the background); follow it with
-    the handle, ``metalab status DIR`` or ``metalab.reconnect(DIR)``."""
+    the handle, ``metalab status DIR`` or ``metalab.reconnect(DIR)``. ``index``: a
+    PostgreSQL URL the summary step keeps up to date (as ``METALAB_INDEX_URL`` does)."""
     if in_definition_mode():  # imported by `metalab compile` or a job: never a nested sweep
         stop_definition(experiment)
     functions = normalise_functions(derived_metrics)
     layout = compile_experiment(experiment, store, verbose=verbose)
+    if index is not None:  # the summary step then also updates this PostgreSQL index
+        from metalab_smk.results.pgindex import remember_index
+
+        remember_index(layout, index)
     if not wait:
         if not resume:
             raise UsageError("run(wait=False) resumes; use resume=False only with wait=True.")
