@@ -51,6 +51,10 @@ class SummaryError(MetalabError, RuntimeError):
     """The summary could not be written or read back complete."""
 
 
+class SchedulerError(MetalabError, RuntimeError):
+    """A SLURM command is missing, failed, or refused a request."""
+
+
 class ExperimentFileError(MetalabError):
     """The experiment file fails to import (syntax error, missing module, ...)."""
 

@@ -19,7 +19,7 @@ from metalab_smk.results.results import load_results
 from metalab_smk.store.jsonio import atomic_write_json, atomic_write_text, read_json
 from metalab_smk.store.layout import ExperimentDir
 from metalab_smk.store.validate import check_record, clean_leftovers, valid_record_exists
-from metalab_smk.sweep.runner import _missing_indices
+from metalab_smk.sweep.batches import missing_indices
 from metalab_smk.sweep.status import sweep_status
 
 IDS = [f"{i:016x}" for i in range(1, 7)]
@@ -120,7 +120,7 @@ def test_status_missing_scan_and_worker_check_do_not_count_bad_records(layout, c
     layout.record(IDS[0]).write_bytes(b"")
     status = sweep_status(layout)  # no crash; the bad failed record is quarantined
     assert status.failed == 0 and _quarantined(layout) == [IDS[4]]
-    assert _missing_indices(layout) == [0, 4, 5]  # the empty record does not count
+    assert missing_indices(layout) == [0, 4, 5]  # the empty record does not count
     assert IDS[0] in _quarantined(layout)
     layout.record(IDS[1]).write_bytes(b"garbage")
     assert not valid_record_exists(layout, IDS[1])  # the worker re-runs it

@@ -233,6 +233,20 @@ class ExperimentDir:
         """Run IDs that have a failed record."""
         return _json_stems(self.failed_dir)
 
+    def batch_end(self, name: str) -> Path:
+        """Written when the batch's job ends, whatever its runs did (number of failures)."""
+        return self.batches_dir / f"{name}.end"
+
+    @property
+    def array_log(self) -> Path:
+        """Output of the process that submits and follows a SLURM job array."""
+        return self.meta_dir / "slurm-array.log"
+
+    @property
+    def slurm_logs_dir(self) -> Path:
+        """SLURM's own logs of the array tasks metalab submits."""
+        return self.meta_dir / "slurm"
+
     def read_run_ids(self) -> list[str]:
         return self.run_table.read_text().split()
 

@@ -6,6 +6,7 @@ directory; the handle follows progress from the record files.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -13,32 +14,27 @@ import subprocess
 import sys
 import threading
 import time
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from metalab_smk.compile.compiler import compile_experiment
 from metalab_smk.compile.loader import in_definition_mode, stop_definition
 from metalab_smk.core.experiment import Experiment
-from metalab_smk.errors import UsageError
+from metalab_smk.errors import SweepBusyError, UsageError
 from metalab_smk.results.derived import normalise_functions
-from metalab_smk.store.coverage import stored_coverage
+from metalab_smk.slurm.array import QueuePolling
 from metalab_smk.store.jsonio import read_json
 from metalab_smk.store.layout import ExperimentDir
 from metalab_smk.store.locate import shown
-from metalab_smk.store.validate import valid_names
-from metalab_smk.sweep.batches import (
-    choose_chunk_size,
-    clear_batches,
-    median_run_seconds,
-    write_batches,
-)
-from metalab_smk.sweep.detached import head_alive, submit
+from metalab_smk.sweep.batches import batch_stamp, missing_indices, plan_batches
+from metalab_smk.sweep.detached import array_in_flight, head_alive, submit
 from metalab_smk.sweep.events import Event, EventCallback, EventKind, EventWatcher, emit_event
 from metalab_smk.sweep.executors import (
     LocalExecutor,
     ProfileExecutor,
     SlurmExecutor,
+    array_config,
     as_executor,
 )
 from metalab_smk.sweep.locks import (
@@ -64,18 +60,6 @@ def _forget(layout: ExperimentDir, run_ids: list[str]) -> None:
         layout.failed_record(run_id).unlink(missing_ok=True)
         for directory in (layout.artifacts(run_id), layout.results(run_id)):
             shutil.rmtree(directory, ignore_errors=True)
-
-
-def _missing_indices(layout: ExperimentDir, scan: bool = True) -> list[int]:
-    """Indices of runs without a valid success record. With ``scan``, empty records and
-    records changed since the summary validated them are checked (one stat per record;
-    bad ones are quarantined); a collect that just ran did the same, so it passes False."""
-    if scan:
-        coverage = stored_coverage(layout) or {}
-        done = valid_names(layout, layout.runs_dir, coverage.get("listed_at_ns"))
-    else:
-        done = layout.done_ids()
-    return [i for i, rid in enumerate(layout.read_run_ids()) if rid not in done]
 
 
 def _tracker(progress: bool | Progress | None, verbose: bool, title: str) -> Progress | None:
@@ -161,16 +145,17 @@ class RunHandle:
 
         return FileStore(self.layout.root)
 
-    def _running(self) -> bool:
+    def _running(self, ask_scheduler: bool = True) -> bool:
         if self.process is not None:
             return self.process.poll() is None
-        return head_alive(self.layout) or bool(live_snakemake_pids(self.layout.root))
+        return head_alive(self.layout, ask_scheduler) or bool(live_snakemake_pids(self.layout.root))
 
     def _watch(self) -> None:
         import metalab_smk.results.summary  # noqa: F401 - load pandas/pyarrow while Snakemake works
 
+        polling = QueuePolling()  # files every 0.1 s; the scheduler seldom, backing off
         pause = 0.1
-        while self._running():
+        while self._running(polling.due()):
             if self._watcher is not None:
                 began = time.perf_counter()
                 self._watcher.poll()
@@ -227,10 +212,11 @@ class RunHandle:
         """Snakemake failed without any run failing (a workflow error): show its log."""
         if not self.returncode or sweep_status(self.layout, with_errors=False).failed:
             return
-        log = self.layout.snakemake_log
+        logs = [p for p in (self.layout.snakemake_log, self.layout.array_log) if p.is_file()]
+        log = max(logs, key=lambda p: p.stat().st_mtime, default=self.layout.snakemake_log)
         tail = log.read_text(errors="replace").splitlines()[-15:] if log.is_file() else []
         print(
-            f"metalab: snakemake exited with status {self.returncode}; the end of {log}:\n"
+            f"metalab: {log.stem} exited with status {self.returncode}; the end of {log}:\n"
             + "\n".join(tail),
             file=sys.stderr,
         )
@@ -298,7 +284,7 @@ def start(
         # a rebuild validates the records it has not seen and stats every one (bad ones
         # are quarantined); otherwise the missing-runs scan does that stat pass
         rebuilt = ensure_summary(layout)
-        missing = _missing_indices(layout, scan=not rebuilt)
+        missing = missing_indices(layout, scan=not rebuilt)
     if resume and not missing:
         if verbose:
             print(
@@ -315,6 +301,11 @@ def start(
             skipped=_done_ids(layout),
             summary_checked=True,
         )
+    if array_in_flight(layout):
+        raise SweepBusyError(
+            f"a submitted SLURM array still runs in {layout.root}; wait for it "
+            f"(`metalab status {os.path.relpath(layout.root)}`) or scancel it first."
+        )
     lock = RunnerLock(layout)
     try:
         ended = end_orphaned_snakemake(layout.root)
@@ -330,7 +321,7 @@ def start(
             )
         if not resume:
             _forget(layout, layout.read_run_ids())
-            missing = _missing_indices(layout)
+            missing = missing_indices(layout)
         skipped = _done_ids(layout)
         process = _launch(layout, executor, missing or [], total, verbose, tie_to_parent)
     except BaseException:
@@ -356,12 +347,21 @@ def _launch(
     tie_to_parent: bool = False,
 ) -> subprocess.Popen[bytes]:
     """Write the batches of ``missing`` runs and start Snakemake on them."""
-    clear_batches(layout)
     parallel = executor.total_cores()
-    chunk = choose_chunk_size(
-        len(missing), parallel, executor.chunk_size, executor.min_chunk, median_run_seconds(layout)
+    slurm = array_config(executor)
+    max_jobs = slurm.max_array_size if slurm is not None else None
+    targets, chunk = plan_batches(
+        layout, missing, parallel, executor.chunk_size, executor.min_chunk, max_jobs
     )
-    targets = write_batches(layout, missing, chunk)
+    if slurm is not None:
+        if verbose:
+            print(
+                f"metalab: running {len(missing)} of {total} runs in {shown(layout.root)}\n"
+                f"  (one SLURM array of {len(targets)} tasks of up to {chunk} runs)"
+            )
+        command = [sys.executable, "-m", "metalab_smk.slurm.array", str(layout.root)]
+        command += [batch_stamp(targets), str(len(targets)), json.dumps(asdict(slurm))]
+        return start_detached(command, layout.root, layout.array_log, tie_to_parent=tie_to_parent)
     command = [
         sys.executable,
         "-m",

@@ -8,14 +8,14 @@ time limit) makes the run count as failed, with the SLURM state when ``sacct`` k
 
 from __future__ import annotations
 
+import datetime as _dt
 import os
 import re
-import shutil
-import subprocess
 from dataclasses import dataclass, field
 from typing import Any
 
 from metalab_smk.job.runlog import read_header
+from metalab_smk.slurm import scheduler
 from metalab_smk.store.jsonio import read_json
 from metalab_smk.store.layout import ExperimentDir
 from metalab_smk.store.locate import shown
@@ -24,23 +24,11 @@ from metalab_smk.store.runtable import RunTable
 from metalab_smk.store.validate import read_valid_record
 
 __all__ = [
-    "ALIVE_STATES",
     "FailedRun",
     "SweepStatus",
     "pid_alive",
-    "slurm_states",
     "sweep_status",
 ]
-
-ALIVE_STATES = {
-    "PENDING",
-    "RUNNING",
-    "REQUEUED",
-    "COMPLETING",
-    "CONFIGURING",
-    "SUSPENDED",
-    "RESIZING",
-}
 
 
 _NUMBER = re.compile(r"\d+(\.\d+)?")
@@ -188,28 +176,6 @@ def _partial_logs(layout: ExperimentDir) -> set[str]:
     return {n[: -len(suffix)] for n in os.listdir(layout.logs_dir) if n.endswith(suffix)}
 
 
-def slurm_states(job_ids: set[str]) -> dict[str, str]:
-    """SLURM state (``TIMEOUT``, ``OUT_OF_MEMORY``, ...) of each job, from ``sacct``."""
-    if not job_ids or shutil.which("sacct") is None:
-        return {}
-    try:
-        out = subprocess.run(
-            ["sacct", "-n", "-X", "-P", "-o", "JobID,State", "-j", ",".join(sorted(job_ids))],
-            capture_output=True,
-            text=True,
-            timeout=30,
-            check=False,
-        ).stdout
-    except (OSError, subprocess.SubprocessError):
-        return {}
-    states = {}
-    for line in out.splitlines():
-        job, _, state = line.partition("|")
-        if state:
-            states[job.strip()] = state.split()[0]
-    return states
-
-
 def pid_alive(marker: dict[str, Any]) -> bool:
     """Whether the process ``{"pid", "host"}`` names runs on this host."""
     if marker.get("host") != os.uname().nodename:
@@ -264,12 +230,12 @@ def sweep_status(
         r.get("provenance", {}).get("extra", {}).get("slurm_job_id")
         for r in failed_records.values()
     } - {None}
-    states = slurm_states(jobs) if (with_errors or markers) else {}
+    states = scheduler.job_states(jobs, _earliest(markers, failed_records)) if jobs else {}
 
     running, dead = set(), {}
     for run_id, marker in markers.items():
         job = marker.get("slurm_job_id")
-        alive = states.get(job) in ALIVE_STATES if job else pid_alive(marker)
+        alive = states.get(job) in scheduler.ALIVE_STATES if job else pid_alive(marker)
         if job and job not in states:  # sacct does not know it (yet): trust the marker
             alive = True
         if alive:
@@ -301,6 +267,20 @@ def sweep_status(
         stale=len(done_names) - len(done_current) + len(failed_names) - len(failed_current_ids),
         failed_runs=failed_runs,
     )
+
+
+def _earliest(
+    markers: dict[str, dict[str, Any]], records: dict[str, dict[str, Any]]
+) -> _dt.datetime | None:
+    """A minute before the earliest start among ``markers`` and ``records``: the jobs
+    asked about were submitted after it."""
+    times = []
+    for item in [*markers.values(), *records.values()]:
+        try:
+            times.append(_dt.datetime.fromisoformat(item["started_at"]))
+        except (KeyError, TypeError, ValueError):
+            return None  # unknown: do not narrow the query
+    return min(times) - _dt.timedelta(minutes=1) if times else None
 
 
 def _newer(layout: ExperimentDir, run_id: str) -> bool:
