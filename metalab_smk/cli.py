@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import sys
 from collections.abc import Sequence
 
 from metalab_smk import __version__
-from metalab_smk.errors import MetalabError
+from metalab_smk.errors import MetalabError, SweepInterrupted
 
 
 def _load(path: str, experiment: str | None):
@@ -38,19 +39,26 @@ def _cmd_run(args: argparse.Namespace) -> int:
         resume=not args.no_resume,
         executor=LocalExecutor(cores=args.cores, chunk_size=args.chunk_size),
     )
-    handle.wait()
-    status = handle.status
-    if status.failed:
-        print(status.as_text())
-    return 0 if status.is_complete else 1
+    try:
+        handle.wait()
+    except SweepInterrupted:
+        return 130
+    if handle.error:
+        status = handle.status
+        if status.failed_runs:
+            print(status.as_text())
+        print(f"metalab run: error: {handle.error}", file=sys.stderr)
+        return 1
+    return 0
 
 
 def _cmd_submit(args: argparse.Namespace) -> int:
     import os
 
-    from metalab_smk.compile.compiler import compile_experiment
+    from metalab_smk.compile.compiler import compile_experiment, experiment_dir
     from metalab_smk.sweep.detached import submit
     from metalab_smk.sweep.executors import LocalExecutor, ProfileExecutor
+    from metalab_smk.sweep.locks import RunnerLock
 
     experiment = _load(args.file, args.experiment)
     executor = (
@@ -58,7 +66,12 @@ def _cmd_submit(args: argparse.Namespace) -> int:
         if args.profile
         else LocalExecutor(cores=args.cores, chunk_size=args.chunk_size)
     )
-    layout = compile_experiment(experiment, args.store)
+    layout = experiment_dir(experiment, args.store)
+    lock = RunnerLock(layout)  # nothing is written while another sweep runs here
+    try:
+        compile_experiment(experiment, args.store)
+    finally:
+        lock.release()
     head = submit(layout, executor, head_time=args.head_time, local=args.local)
     where = (
         f"as SLURM job {head['job_id']}"
@@ -77,16 +90,42 @@ def _cmd_status(args: argparse.Namespace) -> int:
     from metalab_smk.compile.reader import CompiledExperiment
     from metalab_smk.store.jsonio import read_json
     from metalab_smk.store.layout import ExperimentDir
-    from metalab_smk.sweep.detached import head_alive
+    from metalab_smk.sweep.detached import dead_head_error, head_alive, head_state
     from metalab_smk.sweep.status import sweep_status
 
     layout = ExperimentDir.at(args.directory)
     CompiledExperiment.read(layout)
     print(sweep_status(layout).as_text())
-    head = layout.meta_dir / "head.json"
-    if head.is_file():
-        state = "running" if head_alive(layout) else "finished"
-        print(f"submitted head process: {state} (log: {read_json(head)['log']})")
+    if layout.head_file.is_file():
+        head = read_json(layout.head_file)
+        reported = head_state(layout)
+        if head_alive(layout):
+            state = "running"
+        elif reported.get("state") in ("finished", "stopped"):
+            state = reported["state"]
+        elif reported.get("state") == "failed":
+            state = f"failed: {reported.get('error')}"
+        else:
+            state = f"died: {dead_head_error(layout, head)}"
+        print(f"submitted head process: {state} (log: {head['log']})")
+    return 0
+
+
+def _cmd_stop(args: argparse.Namespace) -> int:
+    from metalab_smk.compile.reader import CompiledExperiment
+    from metalab_smk.store.layout import ExperimentDir
+    from metalab_smk.sweep.status import sweep_status
+    from metalab_smk.sweep.stop import stop_sweep
+
+    layout = ExperimentDir.at(args.directory)
+    CompiledExperiment.read(layout)
+    stopped = stop_sweep(layout)
+    status = sweep_status(layout, with_errors=False)
+    what = f"stopped {'; '.join(stopped)}" if stopped else "nothing was running"
+    print(
+        f"metalab stop: {what}; {status.done} of {status.total} runs are done and kept. "
+        f"Resume with `metalab run` or `metalab submit` (or `snakemake` in {args.directory})."
+    )
     return 0
 
 
@@ -163,6 +202,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("directory", help="experiment directory")
     sub.set_defaults(func=_cmd_status)
 
+    sub = commands.add_parser("stop", help="stop a running sweep and its jobs (resumable)")
+    sub.add_argument("directory", help="experiment directory")
+    sub.set_defaults(func=_cmd_stop)
+
     sub = commands.add_parser("collect", help="write summary/*.parquet from the records")
     sub.add_argument("directory", help="experiment directory")
     sub.set_defaults(func=_cmd_collect)
@@ -186,8 +229,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     try:
         return args.func(args)
+    except SweepInterrupted:
+        return 130
+    except KeyboardInterrupt:
+        print(f"metalab {args.command}: interrupted", file=sys.stderr)
+        return 130
     except (MetalabError, RuntimeError, FileNotFoundError) as exc:
         print(f"metalab {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        if exc.errno != errno.ENOSPC:
+            raise
+        print(
+            f"metalab {args.command}: error: no space left on device ({exc.filename})",
+            file=sys.stderr,
+        )
         return 2
 
 

@@ -7,6 +7,7 @@ is unchanged are not rewritten, so recompiling touches nothing Snakemake looks a
 
 from __future__ import annotations
 
+import ast
 import datetime as _dt
 import os
 import shlex
@@ -18,7 +19,7 @@ from typing import Any
 from metalab_smk import __version__
 from metalab_smk.core.experiment import Experiment
 from metalab_smk.core.plan import Plan
-from metalab_smk.errors import ExperimentError
+from metalab_smk.errors import ShippingError
 from metalab_smk.store.config import FileStoreConfig
 from metalab_smk.store.jsonio import (
     atomic_write_bytes,
@@ -28,7 +29,7 @@ from metalab_smk.store.jsonio import (
 )
 from metalab_smk.store.layout import ExperimentDir
 
-__all__ = ["DEFAULT_STORE", "compile_experiment", "snakemake_command"]
+__all__ = ["DEFAULT_STORE", "compile_experiment", "experiment_dir", "snakemake_command"]
 
 DEFAULT_STORE = "./runs"
 
@@ -65,28 +66,86 @@ def _git_commit(directory: Path) -> str | None:
     return done.stdout.strip() or None if done.returncode == 0 else None
 
 
-def _source_of(experiment: Experiment) -> dict[str, Any]:
-    """How a job re-imports the experiment: a snapshot of its file, or its package module."""
+def _in_main_block(path: Path, line: int) -> bool:
+    """Whether ``line`` of ``path`` lies inside an ``if __name__ == "__main__":`` block."""
+    try:
+        tree = ast.parse(path.read_bytes())
+    except (OSError, SyntaxError, ValueError):
+        return False
+    for node in ast.walk(tree):
+        if (
+            isinstance(node, ast.If)
+            and "__name__" in ast.unparse(node.test)
+            and node.lineno <= line <= (node.end_lineno or node.lineno)
+        ):
+            return True
+    return False
+
+
+def by_value_reason(experiment: Experiment) -> str | None:
+    """Why jobs cannot re-import ``experiment`` by name from its file, or None if they can."""
     source_file = experiment.source_file
     if not source_file or not Path(source_file).is_file():
-        raise ExperimentError(
-            f"experiment {experiment.experiment_id!r} was not defined in a Python file (an "
-            "interactive session?); jobs re-import the experiment, so define it in a .py file."
-        )
+        return "not defined in a Python file (an interactive session or notebook)"
+    if getattr(experiment, "defined_in_function", False):
+        return "defined inside a function"
+    if experiment.source_module == "__main__" and _in_main_block(
+        Path(source_file), getattr(experiment, "source_line", 0)
+    ):
+        return "defined in an `if __name__ == '__main__':` block"
+    return None
+
+
+def _pickled(experiment: Experiment, reason: str) -> bytes:
+    """The Experiment by value: its file's own functions and classes are pickled by
+    value too, so editing the file mid-sweep changes nothing in running jobs."""
+    import cloudpickle
+
+    experiment.operation.code_fp  # noqa: B018 - computed now and shipped with it
+    experiment.context_fp  # noqa: B018
     module = sys.modules.get(experiment.source_module or "")
-    package = getattr(module, "__package__", None)
-    entry = {
-        "source_file": str(Path(source_file).absolute()),
+    by_value = module is not None and experiment.source_module not in ("__main__", None)
+    if by_value:
+        cloudpickle.register_pickle_by_value(module)
+    try:
+        return cloudpickle.dumps(experiment)
+    except Exception as exc:
+        raise ShippingError(
+            f"experiment {experiment.experiment_id!r} is {reason}, so jobs get it by value "
+            f"(cloudpickle), but it cannot be pickled: {type(exc).__name__}: {exc}. Define "
+            "the experiment at module level of a .py file, or make what it holds picklable."
+        ) from exc
+    finally:
+        if by_value:
+            cloudpickle.unregister_pickle_by_value(module)
+
+
+def _source_of(experiment: Experiment) -> dict[str, Any]:
+    """How a job gets the experiment: a snapshot of its file, its package module, or
+    (when neither can name it) a pickle of the Experiment itself."""
+    source_file = experiment.source_file
+    entry: dict[str, Any] = {
+        "source_file": str(Path(source_file).absolute()) if source_file else "",
         "sys_path": [p for p in sys.path if p and os.path.isdir(p)],
     }
+    reason = by_value_reason(experiment)
+    if reason:
+        return {**entry, "by_value": reason}
+    module = sys.modules.get(experiment.source_module or "")
+    package = getattr(module, "__package__", None)
     if package and experiment.source_module not in (None, "__main__"):
         return {**entry, "module": experiment.source_module}
     return entry
 
 
-def _snapshot(layout: ExperimentDir, source: dict[str, Any]) -> dict[str, Any]:
+def _snapshot(
+    layout: ExperimentDir, source: dict[str, Any], experiment: Experiment
+) -> dict[str, Any]:
     if "module" in source:
         return source
+    if "by_value" in source:
+        _write_if_changed(layout.experiment_pickle, _pickled(experiment, source["by_value"]))
+        return {**source, "pickle": str(layout.experiment_pickle.relative_to(layout.root))}
     original = Path(source["source_file"])
     snapshot = layout.meta_dir / "snapshot" / original.name
     _write_if_changed(snapshot, original.read_bytes())
@@ -125,9 +184,12 @@ def compile_experiment(
     """Write (or refresh) the experiment directory of ``experiment`` under ``store``."""
     plan = Plan(experiment)
     run_ids = plan.run_table()  # raises on duplicate run IDs
-    layout = FileStoreConfig(store or DEFAULT_STORE).experiment_dir(experiment.experiment_id)
+    layout = experiment_dir(experiment, store)
+    source = _source_of(experiment)
+    if "by_value" in source:
+        _pickled(experiment, source["by_value"])  # refuse before writing anything
     layout.root.mkdir(parents=True, exist_ok=True)
-    source = _snapshot(layout, _source_of(experiment))
+    source = _snapshot(layout, source, experiment)
     _write_if_changed(layout.run_table, "".join(f"{rid}\n" for rid in run_ids).encode())
     description = {
         "experiment_id": experiment.experiment_id,
@@ -147,7 +209,8 @@ def compile_experiment(
         "params": _params_manifest(experiment),
         "source": source,
         "cwd": os.getcwd(),
-        "git_commit": _git_commit(Path(source["source_file"]).parent),
+        "argv": list(sys.argv),
+        "git_commit": _git_commit(Path(source["source_file"] or ".").parent),
         "metalab_version": __version__,
     }
     previous = read_json(layout.compiled) if layout.compiled.is_file() else {}
@@ -170,3 +233,10 @@ def compile_experiment(
 def snakemake_command(layout: ExperimentDir, cores: str | int = "all") -> str:
     """The shell command that runs the compiled experiment."""
     return f"cd {shlex.quote(os.path.relpath(layout.root))} && snakemake --cores {cores}"
+
+
+def experiment_dir(
+    experiment: Experiment, store: str | os.PathLike[str] | None = None
+) -> ExperimentDir:
+    """Where ``experiment`` is compiled under ``store`` (nothing is written)."""
+    return FileStoreConfig(store or DEFAULT_STORE).experiment_dir(experiment.experiment_id)

@@ -4,6 +4,7 @@ otherwise)."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as _dt
 import functools
 import os
@@ -23,7 +24,7 @@ from metalab_smk.store.jsonio import atomic_write_json
 from metalab_smk.store.layout import ExperimentDir
 from metalab_smk.store.records import RunRecord, Status
 
-__all__ = ["execute_run"]
+__all__ = ["execute_run", "record_crash"]
 
 
 @functools.cache
@@ -112,7 +113,7 @@ def execute_run(
         "started_at": started_at,
         **slurm_facts(),
     }
-    with RunLog(log_path, header) as runlog:
+    with RunLog(log_path, header, layout.partial_log(run.run_id, os.getpid())) as runlog:
         capture = Capture(layout, run.run_id, runlog)
         runtime = Runtime(
             runlog.logger,
@@ -150,7 +151,24 @@ def execute_run(
             status, error = Status.FAILED, _error_of(exc)
             captured = {"metrics": capture.metrics, "stepped_metrics": [], "artifacts": []}
     runtime.remove_scratch()
-    record = RunRecord(
+    record = _record(layout, plan, run, compiled, status, error, started_at, start, captured)
+    record = dataclasses.replace(record, warnings=runlog.warnings)
+    _write(layout, record)
+    return record
+
+
+def _record(
+    layout: ExperimentDir,
+    plan: Plan,
+    run: PlannedRun,
+    compiled: dict[str, Any],
+    status: Status,
+    error: dict[str, Any] | None,
+    started_at: str,
+    start: float,
+    captured: dict[str, Any],
+) -> RunRecord:
+    return RunRecord(
         run_id=run.run_id,
         experiment_id=plan.experiment_id,
         status=status,
@@ -161,19 +179,48 @@ def execute_run(
         finished_at=_now(),
         duration_ms=round((time.perf_counter() - start) * 1000),
         metrics=captured["metrics"],
-        provenance=_provenance(plan.code_fp, compiled, log_path.relative_to(layout.root)),
+        provenance=_provenance(
+            plan.code_fp, compiled, layout.log(run.run_id).relative_to(layout.root)
+        ),
         error=error,
         params_resolved=dict(run.params),
         tags=list(run.case.tags),
-        warnings=runlog.warnings,
+        warnings=[],
         artifacts=captured["artifacts"],
         seed=run.seed.to_dict(),
         run_index=run.index,
         stepped_metrics=captured["stepped_metrics"],
     )
-    if status is Status.SUCCESS:
-        atomic_write_json(layout.record(run.run_id), record.to_dict(), indent=None)
-        layout.failed_record(run.run_id).unlink(missing_ok=True)
+
+
+def _write(layout: ExperimentDir, record: RunRecord) -> None:
+    if record.status is Status.SUCCESS:
+        atomic_write_json(layout.record(record.run_id), record.to_dict(), indent=None)
+        layout.failed_record(record.run_id).unlink(missing_ok=True)
     else:
-        atomic_write_json(layout.failed_record(run.run_id), record.to_dict(), indent=None)
+        atomic_write_json(layout.failed_record(record.run_id), record.to_dict(), indent=None)
+
+
+def record_crash(
+    layout: ExperimentDir,
+    plan: Plan,
+    run: PlannedRun,
+    compiled: dict[str, Any],
+    message: str,
+    pid: int,
+    started: float,
+) -> RunRecord:
+    """The failed record of a run whose process died (``message`` says how: signal,
+    exit code, out of memory); its partial log becomes the run's log."""
+    partial = layout.partial_log(run.run_id, pid)
+    try:
+        with open(partial, "a", encoding="utf-8") as handle:
+            handle.write(f"\nmetalab: the run's process {message}\n")
+        os.replace(partial, layout.log(run.run_id))
+    except OSError:
+        pass
+    captured = {"metrics": {}, "stepped_metrics": [], "artifacts": []}
+    error = {"type": "ProcessDied", "message": f"the run's process {message}", "traceback": ""}
+    record = _record(layout, plan, run, compiled, Status.FAILED, error, _now(), started, captured)
+    _write(layout, record)
     return record

@@ -79,9 +79,64 @@ class ExperimentDir:
     def logs_dir(self) -> Path:
         return self.root / "logs"
 
-    def partial_log(self, run_id: str) -> Path:
-        """The log of a run in progress (left behind when its process is killed)."""
-        return self.logs_dir / f"{run_id}_run.log.partial"
+    def partial_log(self, run_id: str, pid: int) -> Path:
+        """The log of a run in progress in process ``pid`` (left behind when the process
+        is killed); one per process, so two attempts never share a file."""
+        return self.logs_dir / f"{run_id}_run.log.{pid}.partial"
+
+    def partial_logs(self) -> dict[str, Path]:
+        """The newest partial log of each run that has one: ``{run_id: path}``."""
+        if not self.logs_dir.is_dir():
+            return {}
+        newest: dict[str, tuple[float, Path]] = {}
+        with os.scandir(self.logs_dir) as entries:
+            for entry in entries:
+                run_id, sep, rest = entry.name.partition("_run.log.")
+                if not sep or not rest.endswith(".partial"):
+                    continue
+                try:
+                    mtime = entry.stat().st_mtime
+                except OSError:
+                    continue
+                if run_id not in newest or mtime > newest[run_id][0]:
+                    newest[run_id] = (mtime, Path(entry.path))
+        return {run_id: path for run_id, (_, path) in newest.items()}
+
+    @property
+    def snakemake_log(self) -> Path:
+        return self.meta_dir / "snakemake.log"
+
+    @property
+    def runner_lock(self) -> Path:
+        """Held (flock) by the process driving Snakemake here; holds its pid."""
+        return self.meta_dir / "runner.lock"
+
+    @property
+    def head_file(self) -> Path:
+        """Where a submitted head process runs (``metalab submit``)."""
+        return self.meta_dir / "head.json"
+
+    @property
+    def head_state(self) -> Path:
+        """What the submitted head reports: started, finished, failed (with the error)."""
+        return self.meta_dir / "head-state.json"
+
+    @property
+    def experiment_pickle(self) -> Path:
+        """The Experiment by value (cloudpickle) when jobs cannot re-import it by name."""
+        return self.meta_dir / "experiment.pkl"
+
+    @property
+    def workers_dir(self) -> Path:
+        """One file per live job worker: ``<pid>@<host>`` (removed when it ends)."""
+        return self.meta_dir / "workers"
+
+    def worker_file(self, pid: int, host: str) -> Path:
+        return self.workers_dir / f"{pid}@{host}"
+
+    @property
+    def batches_dir(self) -> Path:
+        return self.meta_dir / "batches"
 
     def derived(self, run_id: str) -> Path:
         return self.root / "derived" / f"{run_id}.json"

@@ -12,9 +12,12 @@ import argparse
 import datetime as _dt
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from metalab_smk.errors import MetalabError
@@ -30,13 +33,9 @@ from metalab_smk.sweep.executors import (
 from metalab_smk.sweep.processes import snakemake_env, start_detached
 from metalab_smk.sweep.status import ALIVE_STATES, pid_alive, slurm_states
 
-__all__ = ["head_alive", "submit"]
+__all__ = ["dead_head_error", "head_alive", "head_state", "submit"]
 
 Executor = LocalExecutor | SlurmExecutor | ProfileExecutor
-
-
-def _head_file(layout: ExperimentDir):
-    return layout.meta_dir / "head.json"
 
 
 def _on_slurm(executor: Executor) -> bool:
@@ -112,13 +111,54 @@ def submit(
             "submitted_at": now,
             "log": str(log),
         }
-    atomic_write_json(_head_file(layout), head)
+    layout.head_state.unlink(missing_ok=True)
+    atomic_write_json(layout.head_file, head)
+    _wait_until_started(layout, head)
     return head
+
+
+def head_state(layout: ExperimentDir) -> dict[str, Any]:
+    """What the head reported (``state``: running, finished, failed, stopped), or {}."""
+    try:
+        return read_json(layout.head_state)
+    except (OSError, ValueError):
+        return {}
+
+
+def dead_head_error(layout: ExperimentDir, head: dict[str, Any]) -> str:
+    """Why a head that ended without reporting died, from its log."""
+    from metalab_smk.sweep.outcome import error_line
+
+    line = error_line(Path(head["log"])) if head.get("log") else None
+    return line or "it ended without a message"
+
+
+def _wait_until_started(
+    layout: ExperimentDir, head: dict[str, Any], queued_timeout: float = 60.0
+) -> None:
+    """Return once the head runs Snakemake (or is still queued after ``queued_timeout``
+    seconds); raise MetalabError with the head's error when it died at start."""
+    deadline = time.monotonic() + queued_timeout
+    while time.monotonic() < deadline:
+        state = head_state(layout)
+        if state.get("state") == "failed":
+            raise MetalabError(
+                f"the sweep's head failed at start: {state.get('error')} "
+                f"(log: {os.path.relpath(head['log'])})"
+            )
+        if state.get("state") in ("running", "finished", "stopped"):
+            return
+        if not head_alive(layout) and not head_state(layout):
+            raise MetalabError(
+                f"the sweep's head died at start: {dead_head_error(layout, head)} "
+                f"(log: {os.path.relpath(head['log'])})"
+            )
+        time.sleep(0.2)
 
 
 def head_alive(layout: ExperimentDir) -> bool:
     """Whether the head process recorded in ``.metalab/head.json`` is still alive."""
-    path = _head_file(layout)
+    path = layout.head_file
     if not path.is_file():
         return False
     head = read_json(path)
@@ -156,12 +196,45 @@ def main(argv: Sequence[str] | None = None) -> int:
     from metalab_smk.sweep.runner import start
 
     layout = ExperimentDir.at(args.directory)
-    executor = executor_from_dict(read_json(layout.meta_dir / "executor.json"))
-    handle = start(layout, executor, progress=True, verbose=True)
-    handle.wait()
+    signal.signal(signal.SIGTERM, _interrupt)  # metalab stop, scancel, a time limit
+    try:
+        executor = executor_from_dict(read_json(layout.meta_dir / "executor.json"))
+        handle = start(layout, executor, progress=True, verbose=True)
+        if not handle.wait(STARTUP_SECONDS):
+            _report(layout, "running")
+        handle.wait()
+    except KeyboardInterrupt:
+        _report(layout, "stopped", "stopped by a signal (metalab stop, scancel)", 130)
+        return 130
+    except Exception as exc:
+        message = str(exc) if isinstance(exc, MetalabError) else f"{type(exc).__name__}: {exc}"
+        print(f"metalab: error: {message}", flush=True)
+        _report(layout, "failed", message, 2)
+        return 2
     status = handle.status
     print(status.as_text(), flush=True)
-    return 0 if status.is_complete else 1
+    if handle.error:
+        print(f"metalab: error: {handle.error}", flush=True)
+        _report(layout, "failed", handle.error, 1)
+        return 1
+    _report(layout, "finished", None, 0)
+    return 0
+
+
+STARTUP_SECONDS = 3.0  # a head whose Snakemake lives this long counts as started
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def _report(
+    layout: ExperimentDir, state: str, error: str | None = None, code: int | None = None
+) -> None:
+    now = _dt.datetime.now(_dt.UTC).isoformat()
+    atomic_write_json(
+        layout.head_state, {"state": state, "error": error, "exit_code": code, "at": now}
+    )
 
 
 if __name__ == "__main__":

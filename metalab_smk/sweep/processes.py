@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import os
+import signal
 import subprocess
+import sys
 from pathlib import Path
+
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
 def snakemake_env() -> dict[str, str]:
@@ -14,9 +20,19 @@ def snakemake_env() -> dict[str, str]:
     return {**os.environ, "PYTHONSAFEPATH": "1"}
 
 
-def start_detached(command: list[str], cwd: Path, log: Path) -> subprocess.Popen[bytes]:
-    """Start ``command`` in its own session (so it can be signalled as a group and outlive
-    its parent), appending its output to ``log``."""
+def _die_with_parent() -> None:
+    """In the child before exec: get SIGTERM when the parent dies (Linux only; elsewhere
+    the jobs' own parent watch still ends them)."""
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+def start_detached(
+    command: list[str], cwd: Path, log: Path, die_with_parent: bool = False
+) -> subprocess.Popen[bytes]:
+    """Start ``command`` in its own session (so it can be signalled as a group and, unless
+    ``die_with_parent``, outlive its parent), appending its output to ``log``."""
     with open(log, "ab") as handle:
         handle.write(f"\n$ {' '.join(command)}\n".encode())
         handle.flush()
@@ -28,4 +44,14 @@ def start_detached(command: list[str], cwd: Path, log: Path) -> subprocess.Popen
             stdin=subprocess.DEVNULL,
             start_new_session=True,
             env=snakemake_env(),
+            preexec_fn=_die_with_parent if die_with_parent else None,
         )
+
+
+def signal_group(pid: int, signum: int) -> bool:
+    """Send ``signum`` to the process group led by ``pid``; False if it is gone."""
+    try:
+        os.killpg(pid, signum)
+    except (ProcessLookupError, PermissionError):
+        return False
+    return True

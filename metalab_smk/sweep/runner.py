@@ -6,6 +6,8 @@ directory; the handle follows progress from the record files.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import os
 import shutil
 import signal
@@ -17,9 +19,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from metalab_smk.compile.compiler import compile_experiment
+from metalab_smk.compile.compiler import compile_experiment, experiment_dir
 from metalab_smk.compile.loader import in_definition_mode, stop_definition
 from metalab_smk.core.experiment import Experiment
+from metalab_smk.errors import SweepBusyError, SweepError, SweepInterrupted
 from metalab_smk.store.layout import ExperimentDir
 from metalab_smk.sweep.batches import (
     choose_chunk_size,
@@ -30,7 +33,8 @@ from metalab_smk.sweep.batches import (
 from metalab_smk.sweep.detached import head_alive, submit
 from metalab_smk.sweep.executors import LocalExecutor, ProfileExecutor, SlurmExecutor
 from metalab_smk.sweep.locks import RunnerLock, live_snakemake_pids, recover_stale_lock
-from metalab_smk.sweep.processes import start_detached
+from metalab_smk.sweep.outcome import failure_cause
+from metalab_smk.sweep.processes import signal_group, start_detached
 from metalab_smk.sweep.progress import Progress
 from metalab_smk.sweep.status import SweepStatus, sweep_status
 
@@ -52,28 +56,45 @@ def _missing_indices(layout: ExperimentDir) -> list[int]:
 
 
 class RunHandle:
-    """A sweep in progress (or finished): ``status``, ``is_complete``, ``result()``,
-    ``cancel()``."""
+    """A sweep in progress (or finished): ``status``, ``is_complete``, ``wait()``,
+    ``result()``, ``cancel()``.
+
+    Ctrl-C while waiting (a KeyboardInterrupt in the waiting thread, e.g. a notebook's
+    interrupt) stops the sweep this handle started: Snakemake and its jobs get SIGTERM
+    (the running runs record themselves as cancelled), a second Ctrl-C kills them at
+    once; then SweepInterrupted is raised. Snakemake is started by the handle's watch
+    thread and dies with it (parent-death signal), so nothing outlives the caller."""
 
     def __init__(
         self,
         layout: ExperimentDir,
-        process: subprocess.Popen[bytes] | None = None,
+        launch: Callable[[list[int]], subprocess.Popen[bytes]] | None = None,
         progress: Progress | None = None,
         follow_existing: bool = False,
         lock: RunnerLock | None = None,
+        missing: list[int] | None = None,
     ) -> None:
         self.layout = layout
-        self.process = process
+        self.process: subprocess.Popen[bytes] | None = None
+        self._launch = launch
         self._lock = lock
         self._progress = progress
         self._done = threading.Event()
+        self._started = threading.Event()
+        self._launch_error: BaseException | None = None
+        self._stopping = False
         self.returncode: int | None = None
-        if process is None and not follow_existing:
+        self.error: str | None = None  # one line: why the sweep did not finish
+        if launch is None and not follow_existing:
             self.returncode = 0
             self._finish()
-        else:
-            threading.Thread(target=self._watch, daemon=True).start()
+            return
+        threading.Thread(
+            target=self._watch, args=(missing or [],), daemon=True, name="metalab-sweep"
+        ).start()
+        self._started.wait()
+        if self._launch_error is not None:
+            raise self._launch_error
 
     @property
     def directory(self) -> Path:
@@ -84,41 +105,55 @@ class RunHandle:
             return self.process.poll() is None
         return head_alive(self.layout) or bool(live_snakemake_pids(self.layout.root))
 
-    def _watch(self) -> None:
+    def _watch(self, missing: list[int]) -> None:
+        """Start Snakemake (in this thread, which lives as long as it does: its
+        parent-death signal is tied to the starting thread), follow it, and start one
+        more round for runs no job reached (a batch cut short by a time limit)."""
+        if self._launch is not None:
+            try:
+                self.process = self._launch(missing)
+            except BaseException as exc:  # reported by the constructor
+                self._launch_error = exc
+                self._started.set()
+                if self._lock is not None:
+                    self._lock.release()
+                return
+        self._started.set()
         import metalab_smk.results.summary  # noqa: F401 - load pandas/pyarrow while Snakemake works
 
-        while self._running():
-            if self._progress is not None:
-                self._progress.update(sweep_status(self.layout, with_errors=False))
-            time.sleep(0.1)
-        self.returncode = self.process.returncode if self.process is not None else None
+        rounds = 0
+        while True:
+            while self._running():
+                if self._progress is not None:
+                    self._progress.update(sweep_status(self.layout, with_errors=False))
+                time.sleep(0.1)
+            self.returncode = self.process.returncode if self.process is not None else None
+            untouched = _untouched_indices(self.layout)
+            if self._stopping or self._launch is None or rounds >= 2 or not untouched:
+                break
+            if len(untouched) == len(missing) and self.returncode:
+                break  # no job got anywhere: a second round would fail the same way
+            rounds, missing = rounds + 1, untouched
+            self.process = self._launch(untouched)
         self._finish()
 
     def _finish(self) -> None:
         from metalab_smk.results.summary import collect, summary_is_current
 
         try:
-            if not summary_is_current(self.layout):
-                collect(self.layout.root)
-            self._report_snakemake_error()
+            try:
+                if not summary_is_current(self.layout):
+                    collect(self.layout.root)
+            except Exception as exc:
+                self.error = f"the summary could not be written: {_reason(exc)}"
+            if self.error is None and not self._stopping:
+                self.error = failure_cause(self.layout, self.returncode)
         finally:
             if self._lock is not None:
                 self._lock.release()
             if self._progress is not None:
                 self._progress.close(sweep_status(self.layout))
             self._done.set()
-
-    def _report_snakemake_error(self) -> None:
-        """Snakemake failed without any run failing (a workflow error): show its log."""
-        if not self.returncode or sweep_status(self.layout, with_errors=False).failed:
-            return
-        log = self.layout.meta_dir / "snakemake.log"
-        tail = log.read_text(errors="replace").splitlines()[-15:] if log.is_file() else []
-        print(
-            f"metalab: snakemake exited with status {self.returncode}; the end of {log}:\n"
-            + "\n".join(tail),
-            file=sys.stderr,
-        )
 
     @property
     def status(self) -> SweepStatus:
@@ -129,25 +164,111 @@ class RunHandle:
         return self._done.is_set()
 
     def wait(self, timeout: float | None = None) -> bool:
-        return self._done.wait(timeout)
+        """Wait up to ``timeout`` s; True once the sweep ended. Ctrl-C stops the sweep."""
+        try:
+            return self._done.wait(timeout)
+        except KeyboardInterrupt:
+            if self.process is None:  # following a sweep started elsewhere: just stop waiting
+                raise
+            self._interrupted()
+            raise AssertionError("unreachable") from None
 
-    def result(self, timeout: float | None = None) -> Any:
-        """Wait for the sweep (up to ``timeout`` s) and return its Results."""
+    def _interrupted(self) -> None:
+        print(
+            "\nmetalab: stopping the sweep (Ctrl-C again to kill it at once)...",
+            file=sys.stderr,
+            flush=True,
+        )
+        try:
+            self._terminate()
+        except KeyboardInterrupt:
+            self._terminate(grace=0)
+        with contextlib.suppress(KeyboardInterrupt):
+            self._done.wait(60)
+        status = sweep_status(self.layout, with_errors=False)
+        where = os.path.relpath(self.layout.root)
+        message = (
+            f"metalab: interrupted: {status.done} of {status.total} runs finished and are "
+            f"kept; run the same command again (or `snakemake` in {where}) to resume."
+        )
+        print(message, file=sys.stderr, flush=True)
+        _quiet_interrupt_exit()
+        raise SweepInterrupted(message) from None
+
+    def _terminate(self, grace: float = 15.0) -> None:
+        """SIGTERM to Snakemake's process group (its local jobs too), SIGKILL after
+        ``grace`` seconds; returns when the group is gone."""
+        self._stopping = True
+        process = self.process
+        if process is None:
+            return
+        signal_group(process.pid, signal.SIGKILL if grace <= 0 else signal.SIGTERM)
+        deadline = time.monotonic() + grace
+        while process.poll() is None or signal_group(process.pid, 0):
+            if time.monotonic() > deadline:
+                signal_group(process.pid, signal.SIGKILL)
+                process.wait()
+                break
+            time.sleep(0.05)
+
+    def result(self, timeout: float | None = None, check: bool = True) -> Any:
+        """Wait for the sweep (up to ``timeout`` s) and return its Results.
+
+        Raises SweepError (with ``status`` and one line naming the cause) when Snakemake
+        failed, a run failed or is missing, or the summary could not be written; pass
+        ``check=False`` to get the Results of the finished runs anyway."""
         from metalab_smk.results.results import Results
 
-        if not self._done.wait(timeout):
+        if not self.wait(timeout):
             raise TimeoutError(f"the sweep in {self.layout.root} is still running")
+        if check and self.error:
+            raise SweepError(self.error, sweep_status(self.layout), self.returncode)
         return Results(self.layout)
 
     def cancel(self) -> None:
-        """Stop Snakemake and its running jobs (they record themselves as cancelled)."""
-        if self.process is not None and self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(30)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
+        """Stop the sweep: Snakemake and its running jobs (they record themselves as
+        cancelled), or a submitted sweep's head and jobs. Finished runs are kept."""
+        if self.process is not None:
+            self._terminate()
+        else:
+            from metalab_smk.sweep.stop import stop_sweep
+
+            self._stopping = True
+            stop_sweep(self.layout)
         self._done.wait()
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
+        return "no space left on device"
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _quiet_interrupt_exit() -> None:
+    """In a script, let an uncaught SweepInterrupted end it without a traceback (the
+    one-line message was printed); Python then exits as killed by SIGINT (status 130)."""
+    if hasattr(sys, "ps1") or "IPython" in sys.modules:
+        return
+    previous = sys.excepthook
+
+    def hook(kind, value, traceback) -> None:
+        if not issubclass(kind, SweepInterrupted):
+            previous(kind, value, traceback)
+
+    sys.excepthook = hook
+
+
+def _untouched_indices(layout: ExperimentDir) -> list[int]:
+    """Runs with neither a record nor a failed record nor a partial log: never started."""
+    names = [
+        set(os.listdir(d)) if d.is_dir() else set() for d in (layout.runs_dir, layout.failed_dir)
+    ]
+    started = layout.partial_logs().keys()
+    return [
+        i
+        for i, rid in enumerate(layout.read_run_ids())
+        if f"{rid}.json" not in names[0] and f"{rid}.json" not in names[1] and rid not in started
+    ]
 
 
 def start(
@@ -157,16 +278,18 @@ def start(
     progress: bool | None = None,
     on_event: Callable[[dict[str, Any]], None] | None = None,
     verbose: bool = True,
+    lock: RunnerLock | None = None,
 ) -> RunHandle:
-    """Run what is missing in a compiled experiment directory."""
+    """Run what is missing in a compiled experiment directory (holding its runner lock)."""
     executor = executor or LocalExecutor()
-    total = len(layout.read_run_ids())
-    if resume and not _missing_indices(layout):
-        if verbose:
-            print(f"metalab: all {total} runs of {layout.root.name} are done; nothing to run.")
-        return RunHandle(layout, None, None)
-    lock = RunnerLock(layout.meta_dir)
+    lock = lock or RunnerLock(layout)
     try:
+        total = len(layout.read_run_ids())
+        if resume and not _missing_indices(layout):
+            lock.release()
+            if verbose:
+                print(f"metalab: all {total} runs of {layout.root.name} are done; nothing to run.")
+            return RunHandle(layout, None, None)
         if recover_stale_lock(layout.root) and verbose:
             print(
                 f"metalab: removed the lock of an interrupted Snakemake run in {layout.root} "
@@ -174,12 +297,16 @@ def start(
             )
         if not resume:
             _forget(layout, layout.read_run_ids())
-        process = _launch(layout, executor, _missing_indices(layout), total, verbose)
+        missing = _missing_indices(layout)
     except BaseException:
         lock.release()
         raise
     display = Progress.create(progress, verbose, on_event, total=total)
-    return RunHandle(layout, process, display, lock=lock)
+
+    def launch(indices: list[int]) -> subprocess.Popen[bytes]:
+        return _launch(layout, executor, indices, total, verbose)
+
+    return RunHandle(layout, launch, display, lock=lock, missing=missing)
 
 
 def _launch(
@@ -213,7 +340,7 @@ def _launch(
             f"metalab: running {len(missing)} of {total} runs ({len(targets)} Snakemake "
             f"jobs of up to {chunk} runs, {where}) in {layout.root}"
         )
-    return start_detached(command, layout.root, layout.meta_dir / "snakemake.log")
+    return start_detached(command, layout.root, layout.snakemake_log, die_with_parent=True)
 
 
 def run(
@@ -234,10 +361,22 @@ def run(
     the handle, ``metalab status DIR`` or ``metalab.reconnect(DIR)``."""
     if in_definition_mode():  # imported by `metalab compile` or a job: never a nested sweep
         stop_definition(experiment)
-    layout = compile_experiment(experiment, store)
+    if not wait and not resume:
+        raise ValueError("run(wait=False) resumes; use resume=False only with wait=True.")
+    layout = experiment_dir(experiment, store)
+    lock = RunnerLock(layout)  # before writing anything: no recompile under a live sweep
+    try:
+        if not wait and head_alive(layout):
+            raise SweepBusyError(
+                f"a submitted sweep is still running in {os.path.relpath(layout.root)}; stop "
+                f"it with `metalab stop {os.path.relpath(layout.root)}`."
+            )
+        compile_experiment(experiment, store)
+    except BaseException:
+        lock.release()
+        raise
     if not wait:
-        if not resume:
-            raise ValueError("run(wait=False) resumes; use resume=False only with wait=True.")
+        lock.release()  # the head takes it
         head = submit(layout, executor or LocalExecutor())
         if verbose:
             where = (
@@ -250,7 +389,7 @@ def run(
                 f"`metalab status {os.path.relpath(layout.root)}`"
             )
         return reconnect(layout.root)
-    return start(layout, executor, resume, progress, on_event, verbose)
+    return start(layout, executor, resume, progress, on_event, verbose, lock=lock)
 
 
 def reconnect(directory: str | os.PathLike[str]) -> RunHandle:

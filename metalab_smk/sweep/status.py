@@ -86,14 +86,6 @@ class SweepStatus:
         return "\n".join(lines)
 
 
-def _partial_logs(layout: ExperimentDir) -> set[str]:
-    """Run IDs with a ``.partial`` log: in progress, or killed while running."""
-    if not layout.logs_dir.is_dir():
-        return set()
-    suffix = "_run.log.partial"
-    return {n[: -len(suffix)] for n in os.listdir(layout.logs_dir) if n.endswith(suffix)}
-
-
 def _names(directory) -> set[str]:
     if not directory.is_dir():
         return set()
@@ -146,8 +138,9 @@ def sweep_status(layout: ExperimentDir, with_errors: bool = True) -> SweepStatus
     current = set(run_ids)
     done_ids = _names(layout.runs_dir)
     failed_ids = _names(layout.failed_dir) - done_ids
-    in_progress = (_partial_logs(layout) & current) - done_ids
-    markers = {rid: read_header(layout.partial_log(rid)) for rid in in_progress}
+    partials = layout.partial_logs()
+    in_progress = (partials.keys() & current) - done_ids
+    markers = {rid: read_header(partials[rid]) for rid in in_progress}
     jobs = {m["slurm_job_id"] for m in markers.values() if m.get("slurm_job_id")}
     failed_records = (
         {rid: _read(layout.failed_record(rid)) for rid in failed_ids & current}
@@ -168,7 +161,7 @@ def sweep_status(layout: ExperimentDir, with_errors: bool = True) -> SweepStatus
             alive = True
         if alive:
             running.add(run_id)
-        elif run_id not in failed_ids or _newer(layout, run_id):
+        elif run_id not in failed_ids or _newer(layout, partials[run_id], run_id):
             dead[run_id] = marker
     failed_current = [
         rid for rid in run_ids if (rid in failed_ids and rid not in running) or rid in dead
@@ -196,13 +189,10 @@ def sweep_status(layout: ExperimentDir, with_errors: bool = True) -> SweepStatus
     )
 
 
-def _newer(layout: ExperimentDir, run_id: str) -> bool:
+def _newer(layout: ExperimentDir, partial, run_id: str) -> bool:
     """The partial log is newer than the failed record (a later attempt died)."""
     try:
-        return (
-            layout.partial_log(run_id).stat().st_mtime_ns
-            > layout.failed_record(run_id).stat().st_mtime_ns
-        )
+        return partial.stat().st_mtime_ns > layout.failed_record(run_id).stat().st_mtime_ns
     except OSError:
         return False
 
