@@ -21,11 +21,12 @@ def snakemake_env() -> dict[str, str]:
 
 
 def _die_with_parent() -> None:
-    """In the child before exec: get SIGTERM when the parent dies (Linux only; elsewhere
-    the jobs' own parent watch still ends them)."""
+    """In the child before exec: get SIGKILL when the parent dies (Linux only). SIGKILL,
+    because Snakemake on SIGTERM waits for its running jobs; the jobs notice that their
+    Snakemake is gone and cancel their runs themselves."""
     if sys.platform.startswith("linux"):
         with contextlib.suppress(OSError, AttributeError):
-            ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+            ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 def start_detached(

@@ -7,6 +7,7 @@ directory; the handle follows progress from the record files.
 from __future__ import annotations
 
 import contextlib
+import atexit
 import errno
 import os
 import shutil
@@ -129,7 +130,8 @@ class RunHandle:
                 time.sleep(0.1)
             self.returncode = self.process.returncode if self.process is not None else None
             untouched = _untouched_indices(self.layout)
-            if self._stopping or self._launch is None or rounds >= 2 or not untouched:
+            killed = self.returncode is not None and self.returncode < 0
+            if self._stopping or killed or self._launch is None or rounds >= 2 or not untouched:
                 break
             if len(untouched) == len(missing) and self.returncode:
                 break  # no job got anywhere: a second round would fail the same way
@@ -244,15 +246,32 @@ def _reason(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
+_interrupted_script = False
+
+
+def _exit_130_if_interrupted() -> None:
+    """At exit of a script ended by SweepInterrupted: exit status 130 (as for Ctrl-C)."""
+    if _interrupted_script:
+        import logging
+
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(130)
+
+
 def _quiet_interrupt_exit() -> None:
     """In a script, let an uncaught SweepInterrupted end it without a traceback (the
-    one-line message was printed); Python then exits as killed by SIGINT (status 130)."""
+    one-line message was printed) and with exit status 130."""
     if hasattr(sys, "ps1") or "IPython" in sys.modules:
         return
     previous = sys.excepthook
 
     def hook(kind, value, traceback) -> None:
-        if not issubclass(kind, SweepInterrupted):
+        global _interrupted_script
+        if issubclass(kind, SweepInterrupted):
+            _interrupted_script = True
+        else:
             previous(kind, value, traceback)
 
     sys.excepthook = hook
@@ -361,6 +380,8 @@ def run(
     the handle, ``metalab status DIR`` or ``metalab.reconnect(DIR)``."""
     if in_definition_mode():  # imported by `metalab compile` or a job: never a nested sweep
         stop_definition(experiment)
+    atexit.unregister(_exit_130_if_interrupted)
+    atexit.register(_exit_130_if_interrupted)  # runs after atexit handlers registered later
     if not wait and not resume:
         raise ValueError("run(wait=False) resumes; use resume=False only with wait=True.")
     layout = experiment_dir(experiment, store)
