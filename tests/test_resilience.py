@@ -222,7 +222,7 @@ def test_sigterm_records_a_cancelled_run_even_when_signalled_twice(tmp_path: Pat
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
     )
-    _wait_for(lambda: (exp_dir / "logs" / f"{run_id}_run.log.partial").is_file(), 30)
+    _wait_for(lambda: any((exp_dir / "logs").glob(f"{run_id}_run.log.*.partial")), 30)
     time.sleep(0.5)
     worker.send_signal(signal.SIGTERM)
     worker.send_signal(signal.SIGTERM)  # SLURM may signal more than once

@@ -146,3 +146,9 @@ class ExperimentDir:
 
     def exists(self) -> bool:
         return self.compiled.is_file()
+
+
+def shown(path: str | os.PathLike[str]) -> str:
+    """``path`` for messages: relative to the working directory when inside it."""
+    relative = os.path.relpath(path)
+    return str(Path(path).absolute()) if relative.startswith("..") else relative

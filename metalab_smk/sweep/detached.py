@@ -22,7 +22,7 @@ from typing import Any
 
 from metalab_smk.errors import MetalabError
 from metalab_smk.store.jsonio import atomic_write_json, read_json
-from metalab_smk.store.layout import ExperimentDir
+from metalab_smk.store.layout import ExperimentDir, shown
 from metalab_smk.sweep.executors import (
     LocalExecutor,
     ProfileExecutor,
@@ -59,7 +59,7 @@ def submit(
     if head_alive(layout):
         raise MetalabError(
             f"a submitted sweep is still running in {layout.root}; follow it with "
-            f"`metalab status {os.path.relpath(layout.root)}`."
+            f"`metalab status {shown(layout.root)}`."
         )
     settings = layout.meta_dir / "executor.json"
     atomic_write_json(settings, executor_to_dict(executor))
@@ -144,14 +144,14 @@ def _wait_until_started(
         if state.get("state") == "failed":
             raise MetalabError(
                 f"the sweep's head failed at start: {state.get('error')} "
-                f"(log: {os.path.relpath(head['log'])})"
+                f"(log: {shown(head['log'])})"
             )
         if state.get("state") in ("running", "finished", "stopped"):
             return
         if not head_alive(layout) and not head_state(layout):
             raise MetalabError(
                 f"the sweep's head died at start: {dead_head_error(layout, head)} "
-                f"(log: {os.path.relpath(head['log'])})"
+                f"(log: {shown(head['log'])})"
             )
         time.sleep(0.2)
 

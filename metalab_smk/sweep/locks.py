@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 from metalab_smk.errors import SweepBusyError
-from metalab_smk.store.layout import ExperimentDir
+from metalab_smk.store.layout import ExperimentDir, shown
 from metalab_smk.sweep.processes import snakemake_env
 
 __all__ = [
@@ -25,7 +25,7 @@ WORKER_MODULES = (b"metalab_smk.worker", b"metalab_smk.job.worker")
 
 
 def _busy_message(layout: ExperimentDir, pid: str) -> str:
-    where = os.path.relpath(layout.root)
+    where = shown(layout.root)
     return (
         f"another metalab run is active in {where} (pid {pid or '?'}); stop it with "
         f"`metalab stop {where}` or follow it with `metalab status {where}`."
@@ -122,7 +122,7 @@ def recover_stale_lock(directory: Path, worker_grace: float = 15.0) -> bool:
         time.sleep(0.2)
     pids = pids or live_worker_pids(directory)
     if pids:
-        where = os.path.relpath(directory)
+        where = shown(directory)
         raise SweepBusyError(
             f"snakemake or its jobs are still running in {where} (pid "
             f"{', '.join(map(str, pids))}); stop them with `metalab stop {where}`."

@@ -7,7 +7,7 @@ import os
 import re
 from pathlib import Path
 
-from metalab_smk.store.layout import ExperimentDir
+from metalab_smk.store.layout import ExperimentDir, shown
 from metalab_smk.sweep.status import sweep_status
 
 __all__ = ["error_line", "failure_cause"]
@@ -50,8 +50,8 @@ def failure_cause(layout: ExperimentDir, returncode: int | None) -> str | None:
     status = sweep_status(layout)
     if status.is_complete and not returncode:
         return None
-    where = os.path.relpath(layout.root)
-    log = os.path.relpath(layout.snakemake_log)
+    where = shown(layout.root)
+    log = shown(layout.snakemake_log)
     counts = (
         f"{status.done} of {status.total} runs done, {status.failed} failed, "
         f"{status.missing} missing"
@@ -60,7 +60,7 @@ def failure_cause(layout: ExperimentDir, returncode: int | None) -> str | None:
         first = status.failed_runs[0]
         return (
             f"{counts}; run {first.run_id}: {first.error_type}: {first.message} "
-            f"(log: {os.path.relpath(first.log)}; all: `metalab status {where}`)"
+            f"(log: {shown(first.log)}; all: `metalab status {where}`)"
         )
     if returncode:
         line = error_line(layout.snakemake_log) or "no error message"

@@ -6,8 +6,8 @@ directory; the handle follows progress from the record files.
 
 from __future__ import annotations
 
-import contextlib
 import atexit
+import contextlib
 import errno
 import os
 import shutil
@@ -24,7 +24,7 @@ from metalab_smk.compile.compiler import compile_experiment, experiment_dir
 from metalab_smk.compile.loader import in_definition_mode, stop_definition
 from metalab_smk.core.experiment import Experiment
 from metalab_smk.errors import SweepBusyError, SweepError, SweepInterrupted
-from metalab_smk.store.layout import ExperimentDir
+from metalab_smk.store.layout import ExperimentDir, shown
 from metalab_smk.sweep.batches import (
     choose_chunk_size,
     clear_batches,
@@ -188,7 +188,7 @@ class RunHandle:
         with contextlib.suppress(KeyboardInterrupt):
             self._done.wait(60)
         status = sweep_status(self.layout, with_errors=False)
-        where = os.path.relpath(self.layout.root)
+        where = shown(self.layout.root)
         message = (
             f"metalab: interrupted: {status.done} of {status.total} runs finished and are "
             f"kept; run the same command again (or `snakemake` in {where}) to resume."
@@ -389,8 +389,8 @@ def run(
     try:
         if not wait and head_alive(layout):
             raise SweepBusyError(
-                f"a submitted sweep is still running in {os.path.relpath(layout.root)}; stop "
-                f"it with `metalab stop {os.path.relpath(layout.root)}`."
+                f"a submitted sweep is still running in {shown(layout.root)}; stop "
+                f"it with `metalab stop {shown(layout.root)}`."
             )
         compile_experiment(experiment, store)
     except BaseException:
@@ -407,7 +407,7 @@ def run(
             )
             print(
                 f"metalab: submitted {layout.root} ({where}); follow it with "
-                f"`metalab status {os.path.relpath(layout.root)}`"
+                f"`metalab status {shown(layout.root)}`"
             )
         return reconnect(layout.root)
     return start(layout, executor, resume, progress, on_event, verbose, lock=lock)
