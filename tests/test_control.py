@@ -126,14 +126,13 @@ def test_second_ctrl_c_kills_at_once(tmp_path: Path) -> None:
         .replace(
             "time.sleep(__SLEEP__)",
             "signal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
-            "        time.sleep(0.5 if params['x'] < 2 else 120)",
+            "    time.sleep(120)",
         )
         .replace("import os, sys, time", "import os, signal, sys, time")
     )
     exp_dir = tmp_path / "store" / "ctl+1"
     process = _start(tmp_path, sys.executable, "exp.py")
-    _wait_until_done_at_least(exp_dir, 2)
-    _wait_for(lambda: len(list((exp_dir / "logs").glob("*.partial"))) >= 2)
+    _wait_for(lambda: len(list(exp_dir.glob("logs/*.partial"))) >= 2)
     os.killpg(process.pid, signal.SIGINT)
     time.sleep(1.0)
     assert process.poll() is None  # waits for the runs that ignore SIGTERM

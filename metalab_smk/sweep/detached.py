@@ -16,7 +16,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -95,6 +95,7 @@ def submit(
         if done.returncode != 0:
             raise MetalabError(f"sbatch refused the head job: {done.stderr.strip()}")
         job_id = done.stdout.strip().split(";")[0]
+        poll = None
         head = {
             "kind": "slurm",
             "job_id": job_id,
@@ -104,6 +105,7 @@ def submit(
     else:
         log = layout.meta_dir / "head.log"
         process = start_detached(command, layout.root, log)
+        poll: Callable[[], int | None] | None = process.poll
         head = {
             "kind": "local",
             "pid": process.pid,
@@ -113,7 +115,7 @@ def submit(
         }
     layout.head_state.unlink(missing_ok=True)
     atomic_write_json(layout.head_file, head)
-    _wait_until_started(layout, head)
+    _wait_until_started(layout, head, poll)
     return head
 
 
@@ -134,7 +136,10 @@ def dead_head_error(layout: ExperimentDir, head: dict[str, Any]) -> str:
 
 
 def _wait_until_started(
-    layout: ExperimentDir, head: dict[str, Any], queued_timeout: float = 60.0
+    layout: ExperimentDir,
+    head: dict[str, Any],
+    poll: Callable[[], int | None] | None,
+    queued_timeout: float = 60.0,
 ) -> None:
     """Return once the head runs Snakemake (or is still queued after ``queued_timeout``
     seconds); raise MetalabError with the head's error when it died at start."""
@@ -148,7 +153,8 @@ def _wait_until_started(
             )
         if state.get("state") in ("running", "finished", "stopped"):
             return
-        if not head_alive(layout) and not head_state(layout):
+        alive = poll() is None if poll is not None else head_alive(layout)
+        if not alive and not head_state(layout):
             raise MetalabError(
                 f"the sweep's head died at start: {dead_head_error(layout, head)} "
                 f"(log: {shown(head['log'])})"
