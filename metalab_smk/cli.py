@@ -55,7 +55,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 def _cmd_submit(args: argparse.Namespace) -> int:
     import os
 
-    from metalab_smk.compile.compiler import compile_experiment, experiment_dir
+    from metalab_smk.compile.compiler import compile_experiment
     from metalab_smk.sweep.detached import submit
     from metalab_smk.sweep.executors import LocalExecutor, ProfileExecutor
     from metalab_smk.sweep.locks import RunnerLock
@@ -66,12 +66,14 @@ def _cmd_submit(args: argparse.Namespace) -> int:
         if args.profile
         else LocalExecutor(cores=args.cores, chunk_size=args.chunk_size)
     )
-    layout = experiment_dir(experiment, args.store)
-    lock = RunnerLock(layout)  # nothing is written while another sweep runs here
+    locks: list[RunnerLock] = []  # nothing is written while another sweep runs here
     try:
-        compile_experiment(experiment, args.store)
+        layout = compile_experiment(
+            experiment, args.store, before_writing=lambda at: locks.append(RunnerLock(at))
+        )
     finally:
-        lock.release()
+        for lock in locks:
+            lock.release()
     head = submit(layout, executor, head_time=args.head_time, local=args.local)
     where = (
         f"as SLURM job {head['job_id']}"

@@ -98,8 +98,19 @@ def test_ctrl_c_stops_the_sweep_and_its_jobs_and_the_rerun_resumes(
     argv = (
         [sys.executable, "exp.py"]
         if command == "script"
-        else [sys.executable, "-m", "metalab_smk.cli", "run", "exp.py", "--store", "store"]
-        + ["--cores", "2", "--chunk-size", "4"]
+        else [
+            sys.executable,
+            "-m",
+            "metalab_smk.cli",
+            "run",
+            "exp.py",
+            "--store",
+            "store",
+            "--cores",
+            "2",
+            "--chunk-size",
+            "4",
+        ]
     )
     process = _start(tmp_path, *argv)
     _wait_for(lambda: (exp_dir / "runs").is_dir() and len(_records(exp_dir / "runs")) >= 2)
@@ -125,8 +136,7 @@ def test_second_ctrl_c_kills_at_once(tmp_path: Path) -> None:
         .replace("__CHUNK__", "1")
         .replace(
             "time.sleep(__SLEEP__)",
-            "signal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
-            "    time.sleep(120)",
+            "signal.signal(signal.SIGTERM, signal.SIG_IGN)\n    time.sleep(120)",
         )
         .replace("import os, sys, time", "import os, signal, sys, time")
     )
@@ -170,8 +180,19 @@ def test_sigkill_leaves_no_orphan_and_the_rerun_runs_nothing_twice(
 def test_metalab_stop_ends_a_background_sweep_and_leaves_it_resumable(tmp_path: Path) -> None:
     exp_dir = _write(tmp_path, sleep=1.0)
     submitted = subprocess.run(
-        [sys.executable, "-m", "metalab_smk.cli", "submit", "exp.py", "--store", "store"]
-        + ["--cores", "2", "--chunk-size", "4"],
+        [
+            sys.executable,
+            "-m",
+            "metalab_smk.cli",
+            "submit",
+            "exp.py",
+            "--store",
+            "store",
+            "--cores",
+            "2",
+            "--chunk-size",
+            "4",
+        ],
         cwd=tmp_path,
         capture_output=True,
         text=True,
@@ -277,8 +298,19 @@ CRASHES = textwrap.dedent(
 def test_a_crashing_run_fails_only_itself_in_the_same_invocation(tmp_path: Path) -> None:
     (tmp_path / "exp.py").write_text(CRASHES)
     done = subprocess.run(
-        [sys.executable, "-m", "metalab_smk.cli", "run", "exp.py", "--store", "store"]
-        + ["--cores", "1", "--chunk-size", "8"],
+        [
+            sys.executable,
+            "-m",
+            "metalab_smk.cli",
+            "run",
+            "exp.py",
+            "--store",
+            "store",
+            "--cores",
+            "1",
+            "--chunk-size",
+            "8",
+        ],
         cwd=tmp_path,
         capture_output=True,
         text=True,
@@ -360,7 +392,7 @@ def test_failed_run_makes_result_raise_with_the_runs_error(tmp_path: Path) -> No
     handle = metalab.run(
         exp, store=tmp_path / "store", verbose=False, executor=metalab.LocalExecutor(cores=1)
     )
-    with pytest.raises(SweepError, match="2 of 3 runs done, 1 failed.*ValueError: bad x"):
+    with pytest.raises(SweepError, match=r"2 of 3 runs done, 1 failed.*ValueError: bad x"):
         handle.result()
     assert len(handle.result(check=False).successful) == 2
 
@@ -410,7 +442,7 @@ def test_unshippable_experiment_is_refused_before_any_job(tmp_path: Path) -> Non
         params=metalab.grid(x=[1]),
         seeds=metalab.seeds(0, 1),
     )
-    with pytest.raises(ShippingError, match="defined inside a function.*cannot be pickled"):
+    with pytest.raises(ShippingError, match=r"defined inside a function.*cannot be pickled"):
         metalab.run(exp, store=tmp_path / "store", verbose=False)
     assert not (tmp_path / "store" / "nopickle+1" / "Snakefile").exists()
 

@@ -13,6 +13,7 @@ import os
 import shlex
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -179,15 +180,22 @@ def _generated_snakefile(experiment: Experiment, n_runs: int) -> str:
 
 
 def compile_experiment(
-    experiment: Experiment, store: str | os.PathLike[str] | None = None
+    experiment: Experiment,
+    store: str | os.PathLike[str] | None = None,
+    before_writing: Callable[[ExperimentDir], object] | None = None,
 ) -> ExperimentDir:
-    """Write (or refresh) the experiment directory of ``experiment`` under ``store``."""
+    """Write (or refresh) the experiment directory of ``experiment`` under ``store``.
+
+    Bad input is refused before anything is written; ``before_writing(layout)`` runs
+    just before the first write (``metalab run`` takes the directory's lock there)."""
     plan = Plan(experiment)
     run_ids = plan.run_table()  # raises on duplicate run IDs
     layout = experiment_dir(experiment, store)
     source = _source_of(experiment)
     if "by_value" in source:
         _pickled(experiment, source["by_value"])  # refuse before writing anything
+    if before_writing is not None:
+        before_writing(layout)
     layout.root.mkdir(parents=True, exist_ok=True)
     source = _snapshot(layout, source, experiment)
     _write_if_changed(layout.run_table, "".join(f"{rid}\n" for rid in run_ids).encode())

@@ -139,10 +139,11 @@ def _wait_until_started(
     layout: ExperimentDir,
     head: dict[str, Any],
     poll: Callable[[], int | None] | None,
-    queued_timeout: float = 60.0,
+    queued_timeout: float = 180.0,
 ) -> None:
-    """Return once the head runs Snakemake (or is still queued after ``queued_timeout``
-    seconds); raise MetalabError with the head's error when it died at start."""
+    """Return once the head's Snakemake started jobs (or after ``queued_timeout`` seconds,
+    e.g. while the head job is queued); raise MetalabError with the head's error when it
+    died at start."""
     deadline = time.monotonic() + queued_timeout
     while time.monotonic() < deadline:
         state = head_state(layout)
@@ -199,6 +200,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m metalab_smk.sweep.detached")
     parser.add_argument("directory")
     args = parser.parse_args(argv)
+    from metalab_smk.sweep.outcome import jobs_started
     from metalab_smk.sweep.runner import start
 
     layout = ExperimentDir.at(args.directory)
@@ -206,9 +208,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         executor = executor_from_dict(read_json(layout.meta_dir / "executor.json"))
         handle = start(layout, executor, progress=True, verbose=True)
-        if not handle.wait(STARTUP_SECONDS):
-            _report(layout, "running")
-        handle.wait()
+        reported = False
+        while not handle.wait(0.5):
+            if not reported and jobs_started(layout):
+                _report(layout, "running")  # `metalab submit` returns now
+                reported = True
     except KeyboardInterrupt:
         _report(layout, "stopped", "stopped by a signal (metalab stop, scancel)", 130)
         return 130
@@ -225,9 +229,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     _report(layout, "finished", None, 0)
     return 0
-
-
-STARTUP_SECONDS = 3.0  # a head whose Snakemake lives this long counts as started
 
 
 def _interrupt(signum: int, frame: object) -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 from metalab_smk.store.layout import ExperimentDir, shown
 from metalab_smk.sweep.status import sweep_status
 
-__all__ = ["error_line", "failure_cause"]
+__all__ = ["error_line", "failure_cause", "jobs_started"]
 
 _ERROR = re.compile(r"^\s*(\w*(Error|Exception)\b|snakemake: error:|Error:|error:)")
 _TAIL_BYTES = 200_000
@@ -27,6 +27,14 @@ def _last_invocation(path: Path) -> list[str]:
     lines = text.splitlines()
     starts = [i for i, line in enumerate(lines) if line.startswith("$ ")]
     return lines[starts[-1] + 1 :] if starts else lines
+
+
+def jobs_started(layout: ExperimentDir) -> bool:
+    """Whether the last Snakemake invocation got as far as starting jobs."""
+    return any(
+        line.startswith("Execute ") or "submitted with SLURM jobid" in line
+        for line in _last_invocation(layout.snakemake_log)
+    )
 
 
 def error_line(path: Path) -> str | None:

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from metalab_smk.compile.compiler import compile_experiment, experiment_dir
+from metalab_smk.compile.compiler import compile_experiment
 from metalab_smk.compile.loader import in_definition_mode, stop_definition
 from metalab_smk.core.experiment import Experiment
 from metalab_smk.errors import SweepBusyError, SweepError, SweepInterrupted
@@ -384,18 +384,24 @@ def run(
     atexit.register(_exit_130_if_interrupted)  # runs after atexit handlers registered later
     if not wait and not resume:
         raise ValueError("run(wait=False) resumes; use resume=False only with wait=True.")
-    layout = experiment_dir(experiment, store)
-    lock = RunnerLock(layout)  # before writing anything: no recompile under a live sweep
-    try:
+    locks: list[RunnerLock] = []
+
+    def take_lock(layout: ExperimentDir) -> None:
+        """Before writing anything: no recompile under a live sweep."""
+        locks.append(RunnerLock(layout))
         if not wait and head_alive(layout):
             raise SweepBusyError(
                 f"a submitted sweep is still running in {shown(layout.root)}; stop "
                 f"it with `metalab stop {shown(layout.root)}`."
             )
-        compile_experiment(experiment, store)
+
+    try:
+        layout = compile_experiment(experiment, store, before_writing=take_lock)
     except BaseException:
-        lock.release()
+        for lock in locks:
+            lock.release()
         raise
+    lock = locks[0]
     if not wait:
         lock.release()  # the head takes it
         head = submit(layout, executor or LocalExecutor())
