@@ -101,12 +101,12 @@ def _cmd_status(args: argparse.Namespace) -> int:
     if layout.head_file.is_file():
         head = read_json(layout.head_file)
         reported = head_state(layout)
-        if head_alive(layout):
-            state = "running"
-        elif reported.get("state") in ("finished", "stopped"):
+        if reported.get("state") in ("finished", "stopped"):
             state = reported["state"]
         elif reported.get("state") == "failed":
             state = f"failed: {reported.get('error')}"
+        elif head_alive(layout):
+            state = "running"
         else:
             state = f"died: {dead_head_error(layout, head)}"
         print(f"submitted head process: {state} (log: {head['log']})")

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from metalab_smk.store.layout import ExperimentDir
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -186,27 +188,90 @@ def test_failed_run_on_slurm_is_reported_and_retried(tmp_path: Path) -> None:
     assert not list((exp_dir / "failed").glob("*.json"))
 
 
-def test_time_limit_shows_timeout_in_status(tmp_path: Path) -> None:
-    script = tmp_path / "limited_run.py"
-    _experiment(tmp_path, "limited", 1, sleep=600)
-    script.write_text(
+def test_time_limit_and_crash_fail_their_runs_only_and_the_rest_run_at_once(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "limited.py").write_text(
         textwrap.dedent("""
+        import ctypes, time
         import metalab
-        from limited import exp
 
-        config = metalab.SlurmConfig(partition="debug", time=1, memory="500M",
-                                     status_interval=1)
-        metalab.run(exp, executor=metalab.SlurmExecutor(config)).result()
+        @metalab.operation
+        def op(params, capture):
+            if params["x"] == 0:
+                time.sleep(600)  # beyond the 1-minute limit
+            if params["x"] == 1:
+                ctypes.string_at(0)
+            capture.metric("y", params["x"])
+
+        exp = metalab.Experiment(name="limited", version="1", context={}, operation=op,
+            params=metalab.grid(x=[0, 1, 2, 3]), seeds=metalab.seeds(1))
+
+        if __name__ == "__main__":
+            config = metalab.SlurmConfig(partition="debug", time=1, memory="500M",
+                                         status_interval=1, chunk_size=4)
+            metalab.run(exp, executor=metalab.SlurmExecutor(config)).result()
     """)
     )
     done = subprocess.run(
-        [sys.executable, str(script)], cwd=tmp_path, capture_output=True, text=True, timeout=400
+        [sys.executable, "limited.py"], cwd=tmp_path, capture_output=True, text=True, timeout=400
     )
-    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.returncode == 1, done.stderr[-3000:]
+    assert "SweepError: 2 of 4 runs done, 2 failed, 0 missing" in done.stderr
     status = _metalab(tmp_path, "status", "runs/limited+1")
-    assert "1 runs: 0 done, 0 running, 1 failed, 0 pending" in status.stdout
+    assert "4 runs: 2 done, 0 running, 2 failed, 0 pending" in status.stdout
     assert "SLURM TIMEOUT" in status.stdout
+    assert "killed by signal SIGSEGV" in status.stdout
     assert "SLURM log:" in status.stdout and "log: " in status.stdout
+
+
+def test_metalab_stop_cancels_the_head_and_every_job_on_slurm(tmp_path: Path) -> None:
+    _experiment(tmp_path, "stopme", 8, sleep=3)
+    profile = str(_slurm_profile(tmp_path))
+    exp_dir = tmp_path / "runs" / "stopme+1"
+    first = _metalab(tmp_path, "submit", "stopme.py", "--profile", profile, "--chunk-size", "2")
+    assert first.returncode == 0, first.stderr
+    deadline = time.monotonic() + 240
+    while not list((exp_dir / "runs").glob("*.json")):
+        assert time.monotonic() < deadline
+        time.sleep(0.5)
+    stopped = _metalab(tmp_path, "stop", str(exp_dir))
+    assert stopped.returncode == 0, stopped.stderr
+    assert "stopped SLURM jobs" in stopped.stdout
+    from metalab_smk.sweep.stop import slurm_job_ids
+
+    head = json.loads((exp_dir / ".metalab" / "head.json").read_text())
+    jobs = {head["job_id"], *slurm_job_ids(ExperimentDir.at(exp_dir))}
+    assert len(jobs) >= 2
+    while True:  # every job of the sweep leaves the queue
+        queued = subprocess.run(
+            ["squeue", "-h", "-o", "%i"], capture_output=True, text=True, check=True
+        ).stdout.split()
+        if not jobs & {q.split("_")[0] for q in queued}:
+            break
+        assert time.monotonic() < deadline, queued
+        time.sleep(1)
+    status = _metalab(tmp_path, "status", str(exp_dir)).stdout
+    assert "submitted head process: stopped" in status or "died" in status, status
+    finished = {p.name: p.stat().st_mtime_ns for p in (exp_dir / "runs").glob("*.json")}
+    again = _metalab(tmp_path, "run", "stopme.py", "--cores", "2")  # resumes, locally
+    assert again.returncode == 0, again.stderr
+    after = {p.name: p.stat().st_mtime_ns for p in (exp_dir / "runs").glob("*.json")}
+    assert len(after) == 8 and all(after[n] == m for n, m in finished.items())
+
+
+def test_head_dying_at_start_makes_submit_fail_with_its_error(tmp_path: Path) -> None:
+    _experiment(tmp_path, "deadhead", 2)
+    profile = _slurm_profile(tmp_path)
+    config = profile / "config.yaml"
+    config.write_text(config.read_text() + "\nno-such-option: 1\n")
+    done = _metalab(tmp_path, "submit", "deadhead.py", "--profile", str(profile))
+    assert done.returncode == 2
+    assert "the sweep's head failed at start" in done.stderr
+    assert "unrecognized arguments: --no-such-option" in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
+    status = _metalab(tmp_path, "status", "runs/deadhead+1").stdout
+    assert "submitted head process: failed: snakemake failed" in status
 
 
 def test_killed_head_then_resubmit_finishes_without_recomputing(tmp_path: Path) -> None:
