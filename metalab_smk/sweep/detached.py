@@ -15,6 +15,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -204,23 +205,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     from metalab_smk.sweep.runner import start
 
     layout = ExperimentDir.at(args.directory)
-    signal.signal(signal.SIGTERM, _interrupt)  # metalab stop, scancel, a time limit
+    stop = threading.Event()  # metalab stop, scancel, a time limit: SIGTERM
+    signal.signal(signal.SIGTERM, lambda signum, frame: stop.set())
     try:
         executor = executor_from_dict(read_json(layout.meta_dir / "executor.json"))
         handle = start(layout, executor, progress=True, verbose=True)
         reported = False
         while not handle.wait(0.5):
-            if not reported and jobs_started(layout):
+            if stop.is_set():
+                handle.cancel()  # Snakemake and its jobs; returns when they ended
+            elif not reported and jobs_started(layout):
                 _report(layout, "running")  # `metalab submit` returns now
                 reported = True
-    except KeyboardInterrupt:
-        _report(layout, "stopped", "stopped by a signal (metalab stop, scancel)", 130)
-        return 130
     except Exception as exc:
         message = str(exc) if isinstance(exc, MetalabError) else f"{type(exc).__name__}: {exc}"
         print(f"metalab: error: {message}", flush=True)
         _report(layout, "failed", message, 2)
         return 2
+    if stop.is_set():
+        _report(layout, "stopped", "stopped by a signal (metalab stop, scancel)", 130)
+        return 130
     status = handle.status
     print(status.as_text(), flush=True)
     if handle.error:
@@ -229,10 +233,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     _report(layout, "finished", None, 0)
     return 0
-
-
-def _interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
 
 
 def _report(
