@@ -242,10 +242,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as exc:
         if exc.errno != errno.ENOSPC:
             raise
-        print(
-            f"metalab {args.command}: error: no space left on device ({exc.filename})",
-            file=sys.stderr,
-        )
+        where = f" (writing {exc.filename})" if exc.filename else ""
+        print(f"metalab {args.command}: error: no space left on device{where}", file=sys.stderr)
         return 2
 
 

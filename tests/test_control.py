@@ -474,3 +474,79 @@ def test_file_reading_argv_and_main_block_experiment_run(tmp_path: Path) -> None
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip().splitlines()[-1] == "[5, 10, 15]"
+
+
+def test_experiment_from_stdin_without_a_file_runs_by_value(tmp_path: Path) -> None:
+    script = textwrap.dedent(
+        """
+        import metalab
+
+        @metalab.operation
+        def op(params, capture):
+            capture.metric("y", params["x"] * 3)
+
+        exp = metalab.Experiment(name="stdin", version="1", context={}, operation=op,
+            params=metalab.grid(x=[1, 2]), seeds=metalab.seeds(0, 1))
+        results = metalab.run(exp, store="store", verbose=False,
+                              executor=metalab.LocalExecutor(cores=1)).result()
+        print(sorted(r.metrics["y"] for r in results.successful))
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-"],
+        input=script,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines()[-1] == "[3, 6]"
+    compiled = json.loads(
+        (tmp_path / "store" / "stdin+1" / ".metalab" / "compiled.json").read_text()
+    )
+    assert compiled["source"]["by_value"].startswith("not defined in a Python file")
+
+
+def test_worker_failing_to_import_the_file_fails_the_sweep_with_its_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import metalab
+    from metalab_smk.errors import SweepError
+    from metalab_smk.store.layout import ExperimentDir
+    from metalab_smk.sweep.runner import start
+
+    (tmp_path / "exp.py").write_text(
+        textwrap.dedent(
+            """
+            import os
+            import metalab
+
+            if os.environ.get("METALAB_TEST_BREAK_JOBS"):
+                raise RuntimeError("broken in jobs")
+
+            @metalab.operation
+            def op(params):
+                return {"y": params["x"]}
+
+            exp = metalab.Experiment(name="broken", version="1", context={}, operation=op,
+                params=metalab.grid(x=[1, 2]), seeds=metalab.seeds(0, 1))
+            """
+        )
+    )
+    compiled = subprocess.run(
+        [sys.executable, "-m", "metalab_smk.cli", "compile", "exp.py", "--store", "store"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert compiled.returncode == 0, compiled.stderr
+    monkeypatch.setenv("METALAB_TEST_BREAK_JOBS", "1")
+    layout = ExperimentDir.at(tmp_path / "store" / "broken+1")
+    handle = start(layout, metalab.LocalExecutor(cores=1), verbose=False)
+    with pytest.raises(SweepError) as error:
+        handle.result()
+    message = str(error.value)
+    assert "loading the experiment failed: RuntimeError: broken in jobs" in message
+    assert "0 of 2 runs done" in message and "snakemake.log" in message

@@ -14,20 +14,22 @@ cancels its runs when that process dies (killed with SIGKILL, or its own parent 
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import signal
 import sys
 import threading
 import time
+import traceback
 from collections.abc import Sequence
 from pathlib import Path
 
-from metalab_smk.compile.reader import CompiledExperiment
-from metalab_smk.core.plan import Plan
+from metalab_smk.compile.reader import RUN_TABLE_LINE, CompiledExperiment
+from metalab_smk.core.plan import Plan, PlannedRun
 from metalab_smk.errors import MetalabError
 from metalab_smk.job.capture import RunCancelled, Runtime
 from metalab_smk.job.execute import execute_run, record_crash
-from metalab_smk.job.exits import describe_exit, oom_kills
+from metalab_smk.job.exits import describe_exit, disk_full, oom_kills
 from metalab_smk.store.jsonio import atomic_write_text
 from metalab_smk.store.layout import ExperimentDir
 from metalab_smk.store.records import Status
@@ -59,24 +61,29 @@ class _Cancellation:
         self.runtime = runtime
 
 
-def _indices(compiled: CompiledExperiment, plan: Plan, command: str, key: str) -> list[int]:
-    """The run indices to execute; each run ID is recomputed and checked against the
-    run table, so a job never runs code or params that changed since compiling."""
+def _planned_runs(
+    compiled: CompiledExperiment, plan: Plan, command: str, key: str
+) -> list[PlannedRun]:
+    """The runs to execute; each run ID is recomputed and checked against the run table,
+    so a job never runs code or params that changed since compiling."""
     if command == "run":
         indices = [compiled.index_of(key)]
     else:
         listing = compiled.layout.batches_dir / f"{key}.txt"
         indices = [int(line) for line in listing.read_text().split()]
     table = compiled.layout.run_table.read_bytes()
+    runs = []
     for index in indices:
-        expected = table[index * 17 : index * 17 + 16].decode()
-        if plan.run(index).run_id != expected:
+        run = plan.run(index)
+        expected = table[index * RUN_TABLE_LINE : index * RUN_TABLE_LINE + 16].decode()
+        if run.run_id != expected:
             raise MetalabError(
                 f"run {expected} (index {index}) no longer matches the experiment snapshot: "
                 "its context files or code changed since compiling; run `metalab compile` "
                 "again."
             )
-    return indices
+        runs.append(run)
+    return runs
 
 
 def _run_batch(
@@ -84,21 +91,20 @@ def _run_batch(
     compiled: CompiledExperiment,
     plan: Plan,
     experiment,
-    indices: list[int],
+    runs: list[PlannedRun],
     announce: int | None,
 ) -> int:
-    """Execute ``indices`` here; write each index to fd ``announce`` before its run."""
+    """Execute ``runs`` here; write each run's index to fd ``announce`` before it."""
     cancellation = _Cancellation()
     failures = 0
-    for index in indices:
+    for run in runs:
         if cancellation.requested:
             failures += 1
             break
-        run = plan.run(index)
         if layout.record(run.run_id).is_file():
             continue
         if announce is not None:
-            os.write(announce, f"{index}\n".encode())
+            os.write(announce, f"{run.index}\n".encode())
         record = execute_run(
             layout, plan, experiment, run, compiled.description, cancellation.attach
         )
@@ -128,32 +134,39 @@ class _Supervisor:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(self.child, signal.SIGTERM)
 
-    def run(self, indices: list[int]) -> int:
+    def run(self, runs: list[PlannedRun]) -> int:
         failures = 0
-        while indices and not self.stopping:
-            code, current, started, pid, ooms = self._fork(indices)
+        while runs and not self.stopping:
+            code, current, started, pid, ooms = self._fork(runs)
             if code is None:  # the child finished its runs normally
                 return failures + current
             if current is None:  # died before its first run
                 print(f"metalab: the batch process {code}", file=sys.stderr)
                 return failures + 1
-            run = self.plan.run(indices[current])
-            indices = indices[current + 1 :]
+            run = runs[current]
+            runs = runs[current + 1 :]
             if self.layout.record(run.run_id).is_file():
                 continue  # died after writing the record
             if code.startswith("was killed by signal SIGKILL") and oom_kills() > ooms:
                 code = "was killed: out of memory (SIGKILL)"
+            if disk_full(self.layout.root):
+                code += " (no space left on device)"
             failures += 1
-            record_crash(self.layout, self.plan, run, self.compiled.description, code, pid, started)
+            try:
+                record_crash(
+                    self.layout, self.plan, run, self.compiled.description, code, pid, started
+                )
+            except OSError as exc:
+                print(f"metalab worker: cannot write the failed record: {exc}", file=sys.stderr)
             print(
                 f"metalab: run {run.run_id} failed: its process {code} "
                 f"(log: {self.layout.log(run.run_id)})",
                 file=sys.stderr,
             )
-        return failures + (1 if self.stopping and indices else 0)
+        return failures + (1 if self.stopping and runs else 0)
 
-    def _fork(self, indices: list[int]):
-        """Run ``indices`` in a child; (None, failures, ...) if it ended normally, else
+    def _fork(self, runs: list[PlannedRun]):
+        """Run ``runs`` in a child; (None, failures, ...) if it ended normally, else
         (how it died, position of the run it was executing or None, start, pid, ooms)."""
         ooms = oom_kills()
         read_end, write_end = os.pipe()
@@ -165,10 +178,15 @@ class _Supervisor:
             code = 2
             try:
                 failures = _run_batch(
-                    self.layout, self.compiled, self.plan, self.experiment, indices, write_end
+                    self.layout, self.compiled, self.plan, self.experiment, runs, write_end
                 )
                 os.write(write_end, f"end {failures}\n".encode())
                 code = 0
+            except OSError as exc:
+                reason = "no space left on device" if exc.errno == errno.ENOSPC else str(exc)
+                print(f"metalab worker: {reason} ({exc.filename})", file=sys.stderr)
+            except BaseException:
+                traceback.print_exc()
             finally:
                 sys.stdout.flush()
                 sys.stderr.flush()
@@ -187,7 +205,8 @@ class _Supervisor:
             return None, int(lines[lines.index("end") + 1]), started, pid, ooms
         position = None
         if lines:
-            position = indices.index(int(lines[-1]))
+            last = int(lines[-1])
+            position = next(i for i, run in enumerate(runs) if run.index == last)
         return describe_exit(status), position, started, pid, ooms
 
 
@@ -254,20 +273,27 @@ def main(argv: Sequence[str] | None = None) -> int:
             compiled = CompiledExperiment.read(layout)
             experiment = compiled.load_experiment()
             plan = Plan(experiment)
-            indices = _indices(compiled, plan, command, key)
+            runs = _planned_runs(compiled, plan, command, key)
         except MetalabError as exc:
             print(f"metalab worker: {exc}", file=sys.stderr)
+            return 2
+        except Exception as exc:  # the experiment file itself failed to import
+            traceback.print_exc()
+            print(
+                f"metalab worker: loading the experiment failed: {type(exc).__name__}: {exc}",
+                file=sys.stderr,
+            )
             return 2
         if hasattr(os, "fork"):
             supervisor = _Supervisor(layout, compiled, plan, experiment)
             _watch_parent(supervisor)
-            failures = supervisor.run(indices)
+            failures = supervisor.run(runs)
         else:
-            failures = _run_batch(layout, compiled, plan, experiment, indices, None)
+            failures = _run_batch(layout, compiled, plan, experiment, runs, None)
     finally:
         registration.unlink(missing_ok=True)
     if command == "batch" and not failures:
-        atomic_write_text(layout.batches_dir / f"{key}.done", f"{len(indices)}\n")
+        atomic_write_text(layout.batches_dir / f"{key}.done", f"{len(runs)}\n")
     return 1 if failures else 0
 
 

@@ -122,6 +122,11 @@ class ExperimentDir:
         return self.meta_dir / "head-state.json"
 
     @property
+    def stop_request(self) -> Path:
+        """Written by ``metalab stop``: the runner starts no further Snakemake round."""
+        return self.meta_dir / "stop-requested"
+
+    @property
     def experiment_pickle(self) -> Path:
         """The Experiment by value (cloudpickle) when jobs cannot re-import it by name."""
         return self.meta_dir / "experiment.pkl"

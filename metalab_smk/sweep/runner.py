@@ -20,7 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from metalab_smk.compile.compiler import compile_experiment
+from metalab_smk.compile.compiler import compile_experiment, experiment_dir
 from metalab_smk.compile.loader import in_definition_mode, stop_definition
 from metalab_smk.core.experiment import Experiment
 from metalab_smk.errors import SweepBusyError, SweepError, SweepInterrupted
@@ -131,6 +131,7 @@ class RunHandle:
             self.returncode = self.process.returncode if self.process is not None else None
             untouched = _untouched_indices(self.layout)
             killed = self.returncode is not None and self.returncode < 0
+            self._stopping = self._stopping or self.layout.stop_request.exists()
             if self._stopping or killed or self._launch is None or rounds >= 2 or not untouched:
                 break
             if len(untouched) == len(missing) and self.returncode:
@@ -148,8 +149,10 @@ class RunHandle:
                     collect(self.layout.root)
             except Exception as exc:
                 self.error = f"the summary could not be written: {_reason(exc)}"
-            if self.error is None and not self._stopping:
+            if self.error is None:
                 self.error = failure_cause(self.layout, self.returncode)
+            if self.error is not None and self._stopping:
+                self.error = f"the sweep was stopped: {self.error}"
         finally:
             if self._lock is not None:
                 self._lock.release()
@@ -303,6 +306,7 @@ def start(
     executor = executor or LocalExecutor()
     lock = lock or RunnerLock(layout)
     try:
+        layout.stop_request.unlink(missing_ok=True)
         total = len(layout.read_run_ids())
         if resume and not _missing_indices(layout):
             lock.release()
@@ -397,9 +401,12 @@ def run(
 
     try:
         layout = compile_experiment(experiment, store, before_writing=take_lock)
-    except BaseException:
+    except BaseException as exc:
         for lock in locks:
             lock.release()
+        if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
+            where = shown(exc.filename or experiment_dir(experiment, store).root)
+            raise SweepError(f"no space left on device (writing {where})") from exc
         raise
     lock = locks[0]
     if not wait:

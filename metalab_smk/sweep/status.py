@@ -14,6 +14,7 @@ import subprocess
 from dataclasses import dataclass, field
 from typing import Any
 
+from metalab_smk.job.exits import disk_full
 from metalab_smk.job.runlog import read_header
 from metalab_smk.store.jsonio import read_json
 from metalab_smk.store.layout import ExperimentDir
@@ -212,7 +213,8 @@ def _failed_run(
             "killed",
             state or "Killed",
             "the run's process died without writing a record"
-            + (f" (SLURM job {job} ended {state})" if state else ""),
+            + (f" (SLURM job {job} ended {state})" if state else "")
+            + (" (no space left on device)" if disk_full(layout.root) else ""),
             str(layout.log(run_id)),
             state,
             marker.get("slurm_log"),

@@ -52,6 +52,7 @@ def _local_head(layout: ExperimentDir) -> int | None:
 def stop_sweep(layout: ExperimentDir, grace: float = 20.0) -> list[str]:
     """Stop everything of the sweep in ``layout``; returns what was stopped (text)."""
     stopped: list[str] = []
+    layout.stop_request.touch()  # a runner in another terminal starts no further round
     head = read_json(layout.head_file) if layout.head_file.is_file() else {}
     if head.get("kind") == "slurm" and shutil.which("scancel"):
         jobs = sorted({head["job_id"], *slurm_job_ids(layout)}, key=int)
