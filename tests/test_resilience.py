@@ -73,13 +73,16 @@ def test_sigkill_of_snakemake_then_run_again_finishes_without_recomputing(tmp_pa
     finally:
         first.wait(30)
     assert any((exp_dir / ".snakemake" / "locks").iterdir()), "the kill left no lock behind"
-    # orphaned jobs may still finish their current batch; wait until they are gone
+    # the jobs notice that their Snakemake is gone and cancel their runs; wait for that
     _wait_for(
         lambda: (
             not [
                 p
                 for p in Path("/proc").iterdir()
-                if p.name.isdigit() and b"metalab_smk.job.worker" in _cmdline(p)
+                if p.name.isdigit()
+                and any(
+                    m in _cmdline(p) for m in (b"metalab_smk.job.worker", b"metalab_smk.worker")
+                )
             ]
         ),
         60,
