@@ -238,7 +238,7 @@ def test_metalab_stop_cancels_the_head_and_every_job_on_slurm(tmp_path: Path) ->
     stopped = _metalab(tmp_path, "stop", str(exp_dir))
     assert stopped.returncode == 0, stopped.stderr
     assert "stopped SLURM jobs" in stopped.stdout
-    from metalab_smk.sweep.stop import slurm_job_ids
+    from metalab_smk.sweep.status import slurm_job_ids
 
     head = json.loads((exp_dir / ".metalab" / "head.json").read_text())
     jobs = {head["job_id"], *slurm_job_ids(ExperimentDir.at(exp_dir))}
@@ -286,11 +286,21 @@ def test_killed_head_then_resubmit_finishes_without_recomputing(tmp_path: Path) 
     while len(list((exp_dir / "runs").glob("*.json"))) < 3:
         assert time.monotonic() < deadline
         time.sleep(0.5)
-    subprocess.run(["scancel", "--signal=KILL", "--full", head["job_id"]], check=True)
+    subprocess.run(["scancel", head["job_id"]], check=True)  # the head stops its jobs
     while "submitted head process: running" in _metalab(tmp_path, "status", str(exp_dir)).stdout:
         assert time.monotonic() < deadline
         time.sleep(1)
-    time.sleep(5)  # orphaned batch jobs finish the run they are in
+    from metalab_smk.sweep.status import slurm_job_ids
+
+    jobs = {head["job_id"], *slurm_job_ids(ExperimentDir.at(exp_dir))}
+    while jobs & {
+        q.split("_")[0]
+        for q in subprocess.run(
+            ["squeue", "-h", "-o", "%i"], capture_output=True, text=True, check=True
+        ).stdout.split()
+    }:
+        assert time.monotonic() < deadline
+        time.sleep(1)
     finished = {p.name: p.stat().st_mtime_ns for p in (exp_dir / "runs").glob("*.json")}
     second = _metalab(tmp_path, "submit", "resubmit.py", "--profile", profile, "--chunk-size", "3")
     assert second.returncode == 0, second.stderr

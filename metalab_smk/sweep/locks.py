@@ -13,6 +13,7 @@ from pathlib import Path
 from metalab_smk.errors import SweepBusyError
 from metalab_smk.store.layout import ExperimentDir, shown
 from metalab_smk.sweep.processes import snakemake_env
+from metalab_smk.sweep.status import ALIVE_STATES, slurm_job_ids, slurm_states
 
 __all__ = [
     "RunnerLock",
@@ -121,6 +122,14 @@ def recover_stale_lock(directory: Path, worker_grace: float = 15.0) -> bool:
     while not pids and live_worker_pids(directory) and time.monotonic() < deadline:
         time.sleep(0.2)
     pids = pids or live_worker_pids(directory)
+    layout = ExperimentDir.at(directory)
+    jobs = sorted(j for j, s in slurm_states(slurm_job_ids(layout)).items() if s in ALIVE_STATES)
+    if jobs:
+        where = shown(directory)
+        raise SweepBusyError(
+            f"SLURM jobs {', '.join(jobs)} of an interrupted sweep still run in {where}; "
+            f"stop them with `metalab stop {where}`."
+        )
     if pids:
         where = shown(directory)
         raise SweepBusyError(

@@ -37,7 +37,7 @@ from metalab_smk.sweep.locks import RunnerLock, live_snakemake_pids, recover_sta
 from metalab_smk.sweep.outcome import failure_cause
 from metalab_smk.sweep.processes import signal_group, start_detached
 from metalab_smk.sweep.progress import Progress
-from metalab_smk.sweep.status import SweepStatus, sweep_status
+from metalab_smk.sweep.status import SweepStatus, cancel_slurm_jobs, sweep_status
 
 __all__ = ["LocalExecutor", "RunHandle", "reconnect", "run", "start"]
 
@@ -215,6 +215,7 @@ class RunHandle:
                 process.wait()
                 break
             time.sleep(0.05)
+        cancel_slurm_jobs(self.layout)  # any SLURM job Snakemake did not cancel itself
 
     def result(self, timeout: float | None = None, check: bool = True) -> Any:
         """Wait for the sweep (up to ``timeout`` s) and return its Results.

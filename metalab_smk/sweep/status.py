@@ -9,6 +9,7 @@ time limit) makes the run count as failed, with the SLURM state when ``sacct`` k
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 from dataclasses import dataclass, field
@@ -21,9 +22,11 @@ from metalab_smk.store.layout import ExperimentDir
 
 __all__ = [
     "ALIVE_STATES",
+    "cancel_slurm_jobs",
     "FailedRun",
     "SweepStatus",
     "pid_alive",
+    "slurm_job_ids",
     "slurm_states",
     "sweep_status",
 ]
@@ -91,6 +94,27 @@ def _names(directory) -> set[str]:
     if not directory.is_dir():
         return set()
     return {n[:-5] for n in os.listdir(directory) if n.endswith(".json")}
+
+
+_SUBMITTED = re.compile(r"submitted with SLURM jobid (\d+)")
+
+
+def slurm_job_ids(layout: ExperimentDir) -> set[str]:
+    """The SLURM jobs Snakemake submitted for this directory (it logs each one)."""
+    try:
+        text = layout.snakemake_log.read_text(errors="replace")
+    except OSError:
+        return set()
+    return set(_SUBMITTED.findall(text))
+
+
+def cancel_slurm_jobs(layout: ExperimentDir) -> list[str]:
+    """``scancel`` the SLURM jobs of this directory that are still queued or running."""
+    ids = slurm_job_ids(layout)
+    alive = sorted(j for j, state in slurm_states(ids).items() if state in ALIVE_STATES)
+    if alive and shutil.which("scancel"):
+        subprocess.run(["scancel", *alive], capture_output=True, check=False)
+    return alive
 
 
 def slurm_states(job_ids: set[str]) -> dict[str, str]:

@@ -5,7 +5,6 @@ stays resumable (finished runs are kept, running ones record themselves as cance
 from __future__ import annotations
 
 import os
-import re
 import shutil
 import signal
 import subprocess
@@ -14,20 +13,9 @@ import time
 from metalab_smk.store.jsonio import read_json
 from metalab_smk.store.layout import ExperimentDir
 from metalab_smk.sweep.locks import live_snakemake_pids, live_worker_pids
-from metalab_smk.sweep.status import pid_alive
+from metalab_smk.sweep.status import pid_alive, slurm_job_ids
 
 __all__ = ["slurm_job_ids", "stop_sweep"]
-
-_SUBMITTED = re.compile(r"submitted with SLURM jobid (\d+)")
-
-
-def slurm_job_ids(layout: ExperimentDir) -> set[str]:
-    """The SLURM jobs Snakemake submitted for this directory (it logs each one)."""
-    try:
-        text = layout.snakemake_log.read_text(errors="replace")
-    except OSError:
-        return set()
-    return set(_SUBMITTED.findall(text))
 
 
 def _signal(pid: int, signum: int, group: bool) -> None:
