@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from metalab_smk.store.layout import ExperimentDir
+from metalab_smk.sweep.status import slurm_job_ids
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -238,8 +239,6 @@ def test_metalab_stop_cancels_the_head_and_every_job_on_slurm(tmp_path: Path) ->
     stopped = _metalab(tmp_path, "stop", str(exp_dir))
     assert stopped.returncode == 0, stopped.stderr
     assert "stopped SLURM jobs" in stopped.stdout
-    from metalab_smk.sweep.status import slurm_job_ids
-
     head = json.loads((exp_dir / ".metalab" / "head.json").read_text())
     jobs = {head["job_id"], *slurm_job_ids(ExperimentDir.at(exp_dir))}
     assert len(jobs) >= 2
@@ -290,8 +289,6 @@ def test_killed_head_then_resubmit_finishes_without_recomputing(tmp_path: Path) 
     while "submitted head process: running" in _metalab(tmp_path, "status", str(exp_dir)).stdout:
         assert time.monotonic() < deadline
         time.sleep(1)
-    from metalab_smk.sweep.status import slurm_job_ids
-
     jobs = {head["job_id"], *slurm_job_ids(ExperimentDir.at(exp_dir))}
     while jobs & {
         q.split("_")[0]
@@ -312,3 +309,47 @@ def test_killed_head_then_resubmit_finishes_without_recomputing(tmp_path: Path) 
     after = {p.name: p.stat().st_mtime_ns for p in (exp_dir / "runs").glob("*.json")}
     assert all(after[name] == mtime for name, mtime in finished.items())
     assert os.path.isfile(exp_dir / "summary" / "runs.parquet")
+
+
+def test_ctrl_c_of_a_slurm_sweep_cancels_its_jobs(tmp_path: Path) -> None:
+    import signal
+
+    _experiment(tmp_path, "interrupt", 8, sleep=3)
+    (tmp_path / "interrupt_run.py").write_text(
+        textwrap.dedent("""
+        import metalab
+        from interrupt import exp
+
+        config = metalab.SlurmConfig(partition="debug", time=5, memory="500M",
+                                     status_interval=1, chunk_size=2)
+        metalab.run(exp, executor=metalab.SlurmExecutor(config)).result()
+    """)
+    )
+    exp_dir = tmp_path / "runs" / "interrupt+1"
+    process = subprocess.Popen(
+        [sys.executable, "interrupt_run.py"],
+        cwd=tmp_path,
+        start_new_session=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 240
+    while not list((exp_dir / "runs").glob("*.json")):
+        assert time.monotonic() < deadline
+        time.sleep(0.5)
+    os.killpg(process.pid, signal.SIGINT)
+    _out, err = process.communicate(timeout=120)
+    assert process.returncode == 130, err
+    assert "interrupted:" in err and "Traceback" not in err
+    jobs = slurm_job_ids(ExperimentDir.at(exp_dir))
+    assert jobs
+    while jobs & {
+        q.split("_")[0]
+        for q in subprocess.run(
+            ["squeue", "-h", "-o", "%i"], capture_output=True, text=True, check=True
+        ).stdout.split()
+    }:
+        assert time.monotonic() < deadline
+        time.sleep(1)
