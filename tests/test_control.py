@@ -17,6 +17,8 @@ import pytest
 
 pytestmark = pytest.mark.integration
 
+CLI = [sys.executable, "-m", "metalab_smk.cli"]
+
 SWEEP = textwrap.dedent(
     """
     import os, sys, time
@@ -74,6 +76,31 @@ def _sweep_processes(exp_dir: Path) -> list[int]:
     return [*live_snakemake_pids(exp_dir), *live_worker_pids(exp_dir)]
 
 
+def _status(exp_dir: Path) -> str:
+    return subprocess.run(
+        [*CLI, "status", str(exp_dir)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    ).stdout
+
+
+def _in_function_sweep(tmp_path: Path, name: str, op, xs: list[int], **run_options):
+    """Define (inside this function) and start an experiment of ``op`` over ``x`` in xs."""
+    import metalab
+
+    exp = metalab.Experiment(
+        name=name,
+        version="1",
+        context={},
+        operation=op,
+        params=metalab.grid(x=xs),
+        seeds=metalab.seeds(0, 1),
+    )
+    options = {"verbose": False, "executor": metalab.LocalExecutor(cores=1), **run_options}
+    return metalab.run(exp, store=tmp_path / "store", **options)
+
+
 def _wait_until_done_at_least(exp_dir: Path, count: int) -> None:
     _wait_for(lambda: len(_records(exp_dir / "runs")) >= count)
 
@@ -98,19 +125,7 @@ def test_ctrl_c_stops_the_sweep_and_its_jobs_and_the_rerun_resumes(
     argv = (
         [sys.executable, "exp.py"]
         if command == "script"
-        else [
-            sys.executable,
-            "-m",
-            "metalab_smk.cli",
-            "run",
-            "exp.py",
-            "--store",
-            "store",
-            "--cores",
-            "2",
-            "--chunk-size",
-            "4",
-        ]
+        else [*CLI, "run", "exp.py", "--store", "store", "--cores", "2", "--chunk-size", "4"]
     )
     process = _start(tmp_path, *argv)
     _wait_for(lambda: (exp_dir / "runs").is_dir() and len(_records(exp_dir / "runs")) >= 2)
@@ -180,19 +195,7 @@ def test_sigkill_leaves_no_orphan_and_the_rerun_runs_nothing_twice(
 def test_metalab_stop_ends_a_background_sweep_and_leaves_it_resumable(tmp_path: Path) -> None:
     exp_dir = _write(tmp_path, sleep=1.0)
     submitted = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "metalab_smk.cli",
-            "submit",
-            "exp.py",
-            "--store",
-            "store",
-            "--cores",
-            "2",
-            "--chunk-size",
-            "4",
-        ],
+        [*CLI, "submit", "exp.py", "--store", "store", "--cores", "2", "--chunk-size", "4"],
         cwd=tmp_path,
         capture_output=True,
         text=True,
@@ -201,7 +204,7 @@ def test_metalab_stop_ends_a_background_sweep_and_leaves_it_resumable(tmp_path: 
     assert submitted.returncode == 0, submitted.stderr
     _wait_until_done_at_least(exp_dir, 2)
     stopped = subprocess.run(
-        [sys.executable, "-m", "metalab_smk.cli", "stop", str(exp_dir)],
+        [*CLI, "stop", str(exp_dir)],
         capture_output=True,
         text=True,
         timeout=120,
@@ -209,12 +212,7 @@ def test_metalab_stop_ends_a_background_sweep_and_leaves_it_resumable(tmp_path: 
     assert stopped.returncode == 0, stopped.stderr
     assert "stopped head process" in stopped.stdout
     assert _sweep_processes(exp_dir) == []
-    status = subprocess.run(
-        [sys.executable, "-m", "metalab_smk.cli", "status", str(exp_dir)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    ).stdout
+    status = _status(exp_dir)
     assert "submitted head process: stopped" in status
     _rerun_finishes_without_recomputing(tmp_path, exp_dir)
 
@@ -298,19 +296,7 @@ CRASHES = textwrap.dedent(
 def test_a_crashing_run_fails_only_itself_in_the_same_invocation(tmp_path: Path) -> None:
     (tmp_path / "exp.py").write_text(CRASHES)
     done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "metalab_smk.cli",
-            "run",
-            "exp.py",
-            "--store",
-            "store",
-            "--cores",
-            "1",
-            "--chunk-size",
-            "8",
-        ],
+        [*CLI, "run", "exp.py", "--store", "store", "--cores", "1", "--chunk-size", "8"],
         cwd=tmp_path,
         capture_output=True,
         text=True,
@@ -327,12 +313,7 @@ def test_a_crashing_run_fails_only_itself_in_the_same_invocation(tmp_path: Path)
     assert "exited with code 3" in failed[3]
     assert "killed by signal SIGABRT" in failed[5]
     assert "metalab run: error: 5 of 8 runs done, 3 failed, 0 missing" in done.stderr
-    status = subprocess.run(
-        [sys.executable, "-m", "metalab_smk.cli", "status", str(exp_dir)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    ).stdout
+    status = _status(exp_dir)
     assert "the run's process was killed by signal SIGSEGV" in status
     assert "the run's process exited with code 3" in status
     assert "0 pending" in status
@@ -351,16 +332,8 @@ def test_result_raises_when_snakemake_fails(tmp_path: Path) -> None:
     def op(params):
         return {"y": params["x"]}
 
-    exp = metalab.Experiment(
-        name="smkfail",
-        version="1",
-        context={},
-        operation=op,
-        params=metalab.grid(x=[1, 2]),
-        seeds=metalab.seeds(0, 1),
-    )
-    handle = metalab.run(
-        exp, store=tmp_path / "store", verbose=False, executor=ProfileExecutor(str(profile))
+    handle = _in_function_sweep(
+        tmp_path, "smkfail", op, [1, 2], executor=ProfileExecutor(str(profile))
     )
     with pytest.raises(SweepError) as error:
         handle.result()
@@ -381,17 +354,7 @@ def test_failed_run_makes_result_raise_with_the_runs_error(tmp_path: Path) -> No
             raise ValueError("bad x")
         return {"y": params["x"]}
 
-    exp = metalab.Experiment(
-        name="onefails",
-        version="1",
-        context={},
-        operation=op,
-        params=metalab.grid(x=[1, 2, 3]),
-        seeds=metalab.seeds(0, 1),
-    )
-    handle = metalab.run(
-        exp, store=tmp_path / "store", verbose=False, executor=metalab.LocalExecutor(cores=1)
-    )
+    handle = _in_function_sweep(tmp_path, "onefails", op, [1, 2, 3])
     with pytest.raises(SweepError, match=r"2 of 3 runs done, 1 failed.*ValueError: bad x"):
         handle.result()
     assert len(handle.result(check=False).successful) == 2
@@ -406,17 +369,7 @@ def test_experiment_defined_in_a_function_reaches_jobs_by_value(tmp_path: Path) 
     def op(params, capture):
         capture.metric("y", params["x"] + offset)
 
-    exp = metalab.Experiment(
-        name="infunc",
-        version="1",
-        context={},
-        operation=op,
-        params=metalab.grid(x=[1, 2, 3]),
-        seeds=metalab.seeds(0, 1),
-    )
-    results = metalab.run(
-        exp, store=tmp_path / "store", verbose=False, executor=metalab.LocalExecutor(cores=1)
-    ).result()
+    results = _in_function_sweep(tmp_path, "infunc", op, [1, 2, 3]).result()
     assert sorted(r.metrics["y"] for r in results.successful) == [101, 102, 103]
     assert (tmp_path / "store" / "infunc+1" / ".metalab" / "experiment.pkl").is_file()
 
@@ -434,16 +387,8 @@ def test_unshippable_experiment_is_refused_before_any_job(tmp_path: Path) -> Non
         with lock:
             return {"y": params["x"]}
 
-    exp = metalab.Experiment(
-        name="nopickle",
-        version="1",
-        context={},
-        operation=op,
-        params=metalab.grid(x=[1]),
-        seeds=metalab.seeds(0, 1),
-    )
     with pytest.raises(ShippingError, match=r"defined inside a function.*cannot be pickled"):
-        metalab.run(exp, store=tmp_path / "store", verbose=False)
+        _in_function_sweep(tmp_path, "nopickle", op, [1])
     assert not (tmp_path / "store" / "nopickle+1" / "Snakefile").exists()
 
 

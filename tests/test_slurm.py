@@ -88,6 +88,18 @@ def _sacct(job_ids: set[str], fields: str) -> dict[str, list[str]]:
     return {line.split("|")[0]: line.split("|")[1:] for line in out.splitlines() if line}
 
 
+def _queued() -> set[str]:
+    out = subprocess.run(["squeue", "-h", "-o", "%i"], capture_output=True, text=True, check=True)
+    return {job.split("_")[0] for job in out.stdout.split()}
+
+
+def _wait_until_gone(jobs: set[str], deadline: float) -> None:
+    """Wait until none of ``jobs`` is queued or running any more."""
+    while jobs & _queued():
+        assert time.monotonic() < deadline
+        time.sleep(1)
+
+
 def _slurm_profile(tmp_path: Path) -> Path:
     """The repository's SLURM profile as a user would copy it, with fast polling."""
     profile = tmp_path / "my-slurm-profile"
@@ -242,14 +254,7 @@ def test_metalab_stop_cancels_the_head_and_every_job_on_slurm(tmp_path: Path) ->
     head = json.loads((exp_dir / ".metalab" / "head.json").read_text())
     jobs = {head["job_id"], *slurm_job_ids(ExperimentDir.at(exp_dir))}
     assert len(jobs) >= 2
-    while True:  # every job of the sweep leaves the queue
-        queued = subprocess.run(
-            ["squeue", "-h", "-o", "%i"], capture_output=True, text=True, check=True
-        ).stdout.split()
-        if not jobs & {q.split("_")[0] for q in queued}:
-            break
-        assert time.monotonic() < deadline, queued
-        time.sleep(1)
+    _wait_until_gone(jobs, deadline)  # every job of the sweep leaves the queue
     status = _metalab(tmp_path, "status", str(exp_dir)).stdout
     assert "submitted head process: stopped" in status or "died" in status, status
     finished = {p.name: p.stat().st_mtime_ns for p in (exp_dir / "runs").glob("*.json")}
@@ -290,14 +295,7 @@ def test_killed_head_then_resubmit_finishes_without_recomputing(tmp_path: Path) 
         assert time.monotonic() < deadline
         time.sleep(1)
     jobs = {head["job_id"], *slurm_job_ids(ExperimentDir.at(exp_dir))}
-    while jobs & {
-        q.split("_")[0]
-        for q in subprocess.run(
-            ["squeue", "-h", "-o", "%i"], capture_output=True, text=True, check=True
-        ).stdout.split()
-    }:
-        assert time.monotonic() < deadline
-        time.sleep(1)
+    _wait_until_gone(jobs, deadline)
     finished = {p.name: p.stat().st_mtime_ns for p in (exp_dir / "runs").glob("*.json")}
     second = _metalab(tmp_path, "submit", "resubmit.py", "--profile", profile, "--chunk-size", "3")
     assert second.returncode == 0, second.stderr
@@ -345,11 +343,4 @@ def test_ctrl_c_of_a_slurm_sweep_cancels_its_jobs(tmp_path: Path) -> None:
     assert "interrupted:" in err and "Traceback" not in err
     jobs = slurm_job_ids(ExperimentDir.at(exp_dir))
     assert jobs
-    while jobs & {
-        q.split("_")[0]
-        for q in subprocess.run(
-            ["squeue", "-h", "-o", "%i"], capture_output=True, text=True, check=True
-        ).stdout.split()
-    }:
-        assert time.monotonic() < deadline
-        time.sleep(1)
+    _wait_until_gone(jobs, deadline)

@@ -87,7 +87,7 @@ def submit(
         if _partition(executor):
             sbatch += ["--partition", str(_partition(executor))]
         done = subprocess.run(
-            [*sbatch, "--wrap", " ".join(command)],
+            [*sbatch, "--wrap", "exec " + " ".join(command)],  # SIGTERM reaches the head
             capture_output=True,
             text=True,
             check=False,

@@ -122,6 +122,14 @@ class RunHandle:
         self._started.set()
         import metalab_smk.results.summary  # noqa: F401 - load pandas/pyarrow while Snakemake works
 
+        try:
+            self._follow(missing)
+        except Exception as exc:  # never leave a waiter hanging
+            self.error = f"following the sweep failed: {_reason(exc)}"
+        finally:
+            self._finish()
+
+    def _follow(self, missing: list[int]) -> None:
         rounds = 0
         while True:
             while self._running():
@@ -133,12 +141,11 @@ class RunHandle:
             killed = self.returncode is not None and self.returncode < 0
             self._stopping = self._stopping or self.layout.stop_request.exists()
             if self._stopping or killed or self._launch is None or rounds >= 2 or not untouched:
-                break
+                return
             if len(untouched) == len(missing) and self.returncode:
-                break  # no job got anywhere: a second round would fail the same way
+                return  # no job got anywhere: a second round would fail the same way
             rounds, missing = rounds + 1, untouched
             self.process = self._launch(untouched)
-        self._finish()
 
     def _finish(self) -> None:
         from metalab_smk.results.summary import collect, summary_is_current
@@ -154,11 +161,13 @@ class RunHandle:
             if self.error is not None and self._stopping:
                 self.error = f"the sweep was stopped: {self.error}"
         finally:
-            if self._lock is not None:
-                self._lock.release()
-            if self._progress is not None:
-                self._progress.close(sweep_status(self.layout))
-            self._done.set()
+            try:
+                if self._lock is not None:
+                    self._lock.release()
+                if self._progress is not None:
+                    self._progress.close(sweep_status(self.layout))
+            finally:
+                self._done.set()
 
     @property
     def status(self) -> SweepStatus:
