@@ -1,6 +1,9 @@
 """The Quick Example of the original metalab README, with the two helpers it leaves to you.
 
-python examples/quickstart.py      # 18 runs; a second call starts no job
+python examples/quickstart.py      # 18 runs into ./runs; a second call starts no job
+
+It ends with one line per learning rate and epoch count (loss as mean ± std over the
+three seeds), where the results are, and the next commands to try.
 """
 
 from dataclasses import dataclass
@@ -60,5 +63,5 @@ exp = metalab.Experiment(
     seeds=metalab.seeds(base=42, replicates=3),
 )
 
-results = metalab.run(exp, store="./experiments").result()
-print(results.to_dataframe())
+results = metalab.run(exp, store="./runs").result()  # ./runs is also the CLI's default
+print(results.report())  # results.to_dataframe() has one row per run

@@ -3,11 +3,14 @@
 Users import it as ``metalab`` (``import metalab``); this package holds the implementation.
 """
 
+import sys
+
+from metalab_smk import _aliases
 from metalab_smk.core.context import DirPath, FilePath, Fingerprintable, context_spec
 from metalab_smk.core.experiment import Experiment
 from metalab_smk.core.filehash import dir_hash, file_hash
 from metalab_smk.core.identity import canonical, fingerprint, run_id
-from metalab_smk.core.operation import Operation, operation
+from metalab_smk.core.operation import Operation, OperationWrapper, operation
 from metalab_smk.core.params import (
     GridSource,
     ManualSource,
@@ -39,6 +42,8 @@ from metalab_smk.errors import (
 
 __version__ = "0.1.0"
 
+_aliases.install(sys.modules[__name__])  # upstream module paths: metalab.types, ...
+
 # Names whose modules import pandas or start processes load on first use, so a job's
 # worker (which imports this package) starts fast.
 _LAZY = {
@@ -47,6 +52,16 @@ _LAZY = {
     "RunHandle": "metalab_smk.sweep.runner",
     "LocalExecutor": "metalab_smk.sweep.executors",
     "SlurmExecutor": "metalab_smk.sweep.executors",
+    "ThreadExecutor": "metalab_smk.sweep.executors",
+    "ProcessExecutor": "metalab_smk.sweep.executors",
+    "ProfileExecutor": "metalab_smk.sweep.executors",
+    "Progress": "metalab_smk.sweep.progress",
+    "MetricDisplay": "metalab_smk.sweep.progress",
+    "Event": "metalab_smk.sweep.events",
+    "EventKind": "metalab_smk.sweep.events",
+    "FileStore": "metalab_smk.store.filestore",
+    "ExperimentInfo": "metalab_smk.results.results",
+    "Metric": "metalab_smk.store.records",
     "SlurmConfig": "metalab_smk.slurm.config",
     "reconnect": "metalab_smk.sweep.runner",
     "Results": "metalab_smk.results.results",
@@ -61,7 +76,7 @@ _LAZY = {
     "Provenance": "metalab_smk.store.records",
     "Capture": "metalab_smk.job.capture",
     "Runtime": "metalab_smk.job.capture",
-    "CaptureError": "metalab_smk.job.capture",
+    "CaptureError": "metalab_smk.errors",
 }
 
 
@@ -95,6 +110,7 @@ __all__ = [
     "MissingPathError",
     "Operation",
     "OperationError",
+    "OperationWrapper",
     "ParamCase",
     "ParamError",
     "ParamSource",

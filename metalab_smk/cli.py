@@ -1,35 +1,70 @@
-"""The ``metalab`` command line (argument parsing only; work happens in the library)."""
+"""The ``metalab`` command line (argument parsing only; work happens in the library).
+
+A mistake of the user (a bad path, an experiment file that does not import, a busy
+directory) is a ``MetalabError``: one line on stderr and exit code 2, no traceback.
+"""
 
 from __future__ import annotations
 
 import argparse
 import errno
+import os
 import sys
 from collections.abc import Sequence
 
 from metalab_smk import __version__
 from metalab_smk.errors import MetalabError, SweepInterrupted
+from metalab_smk.store.config import DEFAULT_STORE
 
 
 def _load(path: str, experiment: str | None):
     from metalab_smk.compile.loader import load_experiment_file
+    from metalab_smk.store.locate import shown
 
+    if os.path.isdir(path):
+        raise MetalabError(
+            f"{shown(path)} is a directory; this command expects the experiment's Python "
+            "file (e.g. exp.py); for an experiment directory use `metalab status` or "
+            "`metalab results`."
+        )
+    if os.path.exists(path) and not path.endswith(".py"):
+        raise MetalabError(f"{shown(path)} is not a Python file; pass the experiment's .py file.")
     return load_experiment_file(path).select(experiment, path)
+
+
+def _locate(args: argparse.Namespace):
+    from metalab_smk.store.locate import locate_experiment
+
+    return locate_experiment(args.directory, getattr(args, "experiment", None))
 
 
 def _cmd_compile(args: argparse.Namespace) -> int:
     from metalab_smk.compile.compiler import compile_experiment, snakemake_command
+    from metalab_smk.store.locate import shown
 
     experiment = _load(args.file, args.experiment)
     layout = compile_experiment(experiment, args.store)
     n_runs = len(layout.read_run_ids())
-    print(f"compiled {experiment.experiment_id!r}: {n_runs} runs in {layout.root}")
-    print("run it with:")
+    print(f"compiled {experiment.experiment_id!r}: {n_runs} runs in {shown(layout.root)}")
+    print("run it, packing short runs into few jobs (fast):")
+    commands = [f"metalab run {args.file}", f"metalab submit {args.file} --profile DIR"]
+    pad = max(map(len, commands))
+    print(f"  {commands[0].ljust(pad)}  # here, on all cores")
+    print(f"  {commands[1].ljust(pad)}  # detached, e.g. on SLURM")
+    print("or with plain Snakemake (one job per run: slow for many short runs):")
     print(f"  {snakemake_command(layout)}")
     return 0
 
 
+def _cmd_plan(args: argparse.Namespace) -> int:
+    from metalab_smk.compile.dryrun import dry_run
+
+    print(dry_run(_load(args.file, args.experiment), args.store).as_text())
+    return 0
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
+    from metalab_smk.results.results import Results
     from metalab_smk.sweep.runner import LocalExecutor, run
 
     experiment = _load(args.file, args.experiment)
@@ -43,19 +78,22 @@ def _cmd_run(args: argparse.Namespace) -> int:
         handle.wait()
     except SweepInterrupted:
         return 130
+    status = handle.status
+    if status.failed:
+        print("failures by error:")
+        print("\n".join(status.failure_lines()))
+    if not handle.error or status.done:
+        print()
+        print(Results(handle.layout).report())
     if handle.error:
-        status = handle.status
-        if status.failed_runs:
-            print(status.as_text())
         print(f"metalab run: error: {handle.error}", file=sys.stderr)
         return 1
     return 0
 
 
 def _cmd_submit(args: argparse.Namespace) -> int:
-    import os
-
     from metalab_smk.compile.compiler import compile_experiment
+    from metalab_smk.store.locate import shown
     from metalab_smk.sweep.detached import submit
     from metalab_smk.sweep.executors import LocalExecutor, ProfileExecutor
     from metalab_smk.sweep.locks import RunnerLock
@@ -81,23 +119,22 @@ def _cmd_submit(args: argparse.Namespace) -> int:
         else f"in the background (pid {head['pid']})"
     )
     print(
-        f"submitted {experiment.experiment_id!r} ({len(layout.read_run_ids())} runs): the "
-        f"Snakemake head runs {where}; its log: {head['log']}"
+        f"submitted {experiment.experiment_id!r} ({len(layout.read_run_ids())} runs); the "
+        f"Snakemake head runs {where}"
     )
-    print(f"follow it with:  metalab status {os.path.relpath(layout.root)}")
+    print(f"its log: {shown(head['log'])}")
+    print(f"follow it with:  metalab status {shown(layout.root)}")
     return 0
 
 
 def _cmd_status(args: argparse.Namespace) -> int:
-    from metalab_smk.compile.reader import CompiledExperiment
     from metalab_smk.store.jsonio import read_json
-    from metalab_smk.store.layout import ExperimentDir
+    from metalab_smk.store.locate import shown
     from metalab_smk.sweep.detached import dead_head_error, head_alive, head_state
     from metalab_smk.sweep.status import sweep_status
 
-    layout = ExperimentDir.at(args.directory)
-    CompiledExperiment.read(layout)
-    print(sweep_status(layout).as_text())
+    layout = _locate(args)
+    print(sweep_status(layout).as_text(every_run=args.all))
     if layout.head_file.is_file():
         head = read_json(layout.head_file)
         reported = head_state(layout)
@@ -109,18 +146,15 @@ def _cmd_status(args: argparse.Namespace) -> int:
             state = "running"
         else:
             state = f"died: {dead_head_error(layout, head)}"
-        print(f"submitted head process: {state} (log: {head['log']})")
+        print(f"submitted head process: {state} (log: {shown(head['log'])})")
     return 0
 
 
 def _cmd_stop(args: argparse.Namespace) -> int:
-    from metalab_smk.compile.reader import CompiledExperiment
-    from metalab_smk.store.layout import ExperimentDir
     from metalab_smk.sweep.status import sweep_status
     from metalab_smk.sweep.stop import stop_sweep
 
-    layout = ExperimentDir.at(args.directory)
-    CompiledExperiment.read(layout)
+    layout = _locate(args)
     stopped = stop_sweep(layout)
     status = sweep_status(layout, with_errors=False)
     what = f"stopped {'; '.join(stopped)}" if stopped else "nothing was running"
@@ -134,61 +168,132 @@ def _cmd_stop(args: argparse.Namespace) -> int:
 def _cmd_collect(args: argparse.Namespace) -> int:
     from metalab_smk.results.summary import main as reduce_main
 
-    return reduce_main([args.directory])
+    return reduce_main([str(_locate(args).root)])
 
 
 def _cmd_results(args: argparse.Namespace) -> int:
-    from metalab_smk.results.results import load_results
+    from metalab_smk.results.results import Results
 
-    results = load_results(args.directory, experiment_id=args.experiment)
+    results = Results(_locate(args))
     frame = results.to_dataframe()
-    if args.csv:
-        frame.to_csv(args.csv, index=False)
-        print(f"wrote {len(frame)} rows to {args.csv}")
-    elif args.parquet:
-        frame.to_parquet(args.parquet, index=False)
-        print(f"wrote {len(frame)} rows to {args.parquet}")
-    else:
+    target = args.csv or args.parquet
+    if target:
+        try:
+            if args.csv:
+                frame.to_csv(target, index=False)
+            else:
+                frame.to_parquet(target, index=False)
+        except OSError as exc:
+            raise MetalabError(f"cannot write {target}: {exc.strerror or exc}") from None
+        print(f"wrote {len(frame)} rows to {target}")
+    elif args.runs:
         import pandas as pd
 
         with pd.option_context("display.max_rows", args.max_rows, "display.width", 200):
             print(frame)
+    else:
+        print(results.report(max_rows=args.max_rows))
     return 0
+
+
+def _cmd_ui(args: argparse.Namespace) -> int:
+    from metalab_smk.ui.app import serve
+
+    serve(args.path, host=args.host, port=args.port, db=args.db)
+    return 0
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from metalab_smk.ui.report import write_report
+
+    written = write_report(args.path, args.output, experiment_id=args.experiment)
+    print(f"wrote {written}")
+    return 0
+
+
+def _add_ui_commands(commands) -> None:
+    sub = commands.add_parser("ui", help="serve the web dashboard over a store or experiment")
+    sub.add_argument("path", nargs="?", default=None, help="store root or experiment dir")
+    sub.add_argument("--host", default="127.0.0.1", help="interface (default 127.0.0.1)")
+    sub.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    sub.add_argument("--db", default=None, help="PostgreSQL index URL (instead of the files)")
+    sub.set_defaults(func=_cmd_ui)
+    sub = commands.add_parser("report", help="write a self-contained HTML report")
+    sub.add_argument("path", help="store root or experiment dir")
+    sub.add_argument("-o", "--output", default="report.html", help="HTML file to write")
+    sub.add_argument("--experiment", default=None, help="only this name:version")
+    sub.set_defaults(func=_cmd_report)
+
+
+def _cmd_profile(args: argparse.Namespace) -> int:
+    from metalab_smk.slurm.profile import write_profile
+    from metalab_smk.store.locate import shown
+
+    config = write_profile(args.name, args.directory, overwrite=args.force)
+    print(f"wrote {shown(config)}: edit the values marked EDIT, then")
+    print(f"  metalab submit exp.py --profile {shown(config.parent)}")
+    return 0
+
+
+def _experiment_file(sub: argparse.ArgumentParser) -> None:
+    sub.add_argument("file", help="the experiment's Python file")
+    sub.add_argument(
+        "--store",
+        default=None,
+        help=f"directory holding one folder per experiment (default {DEFAULT_STORE})",
+    )
+    sub.add_argument(
+        "--experiment",
+        default=None,
+        help="NAME or NAME:VERSION when the file defines several experiments",
+    )
+
+
+def _experiment_dir(sub: argparse.ArgumentParser) -> None:
+    sub.add_argument(
+        "directory",
+        help=f"experiment directory ({DEFAULT_STORE}/NAME+VERSION), or a store holding one",
+    )
+    sub.add_argument(
+        "--experiment", default=None, help="NAME or NAME:VERSION when DIRECTORY is a store"
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="metalab", description="Define a sweep once; run it with Snakemake."
+        prog="metalab",
+        description="Define a sweep once; run it with Snakemake. Typical use: "
+        "`metalab run exp.py`, then `metalab status` / `metalab results` on the "
+        f"experiment directory it prints ({DEFAULT_STORE}/NAME+VERSION).",
     )
     parser.add_argument("--version", action="version", version=f"metalab-smk {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="command")
 
-    def experiment_file(sub: argparse.ArgumentParser) -> None:
-        sub.add_argument("file", help="the experiment's Python file")
-        sub.add_argument("--store", default=None, help="collection root (default ./runs)")
-        sub.add_argument(
-            "--experiment", default=None, help="name or name:version when the file defines several"
-        )
-
-    sub = commands.add_parser("compile", help="write the experiment directory and Snakefile")
-    experiment_file(sub)
-    sub.set_defaults(func=_cmd_compile)
-
-    sub = commands.add_parser("run", help="compile and run the missing runs locally")
-    experiment_file(sub)
+    sub = commands.add_parser(
+        "run", help="compile and run the missing runs here (packed: few jobs for many runs)"
+    )
+    _experiment_file(sub)
     sub.add_argument("--cores", type=int, default=None, help="parallel jobs (default: all)")
-    sub.add_argument("--chunk-size", type=int, default=None, help="runs per Snakemake job")
-    sub.add_argument("--no-resume", action="store_true", help="re-run every run")
+    sub.add_argument(
+        "--chunk-size", type=int, default=None, help="runs per Snakemake job (default: auto)"
+    )
+    sub.add_argument("--no-resume", action="store_true", help="delete the records; run all again")
     sub.set_defaults(func=_cmd_run)
 
+    sub = commands.add_parser(
+        "plan", help="dry run: new / done / failed runs, and why runs are reused or rerun"
+    )
+    _experiment_file(sub)
+    sub.set_defaults(func=_cmd_plan)
+
     sub = commands.add_parser("submit", help="compile and start a detached sweep; exit")
-    experiment_file(sub)
+    _experiment_file(sub)
     sub.add_argument(
         "--profile",
         default=None,
-        help="Snakemake profile directory (e.g. a copy of profiles/slurm)",
+        help="Snakemake profile directory (`metalab profile slurm DIR` writes one)",
     )
-    sub.add_argument("--chunk-size", type=int, default=None, help="runs per job")
+    sub.add_argument("--chunk-size", type=int, default=None, help="runs per job (default: auto)")
     sub.add_argument("--cores", type=int, default=None, help="local parallel jobs")
     sub.add_argument(
         "--local",
@@ -200,26 +305,41 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub.set_defaults(func=_cmd_submit)
 
-    sub = commands.add_parser("status", help="done / failed / missing runs, with errors")
-    sub.add_argument("directory", help="experiment directory")
+    sub = commands.add_parser(
+        "compile", help="write the experiment directory and Snakefile (for plain snakemake)"
+    )
+    _experiment_file(sub)
+    sub.set_defaults(func=_cmd_compile)
+
+    sub = commands.add_parser("status", help="done / failed / pending runs; failures by error")
+    _experiment_dir(sub)
+    sub.add_argument(
+        "--all", action="store_true", help="list every failed run instead of grouping by error"
+    )
     sub.set_defaults(func=_cmd_status)
 
     sub = commands.add_parser("stop", help="stop a running sweep and its jobs (resumable)")
-    sub.add_argument("directory", help="experiment directory")
+    _experiment_dir(sub)
     sub.set_defaults(func=_cmd_stop)
 
-    sub = commands.add_parser("collect", help="write summary/*.parquet from the records")
-    sub.add_argument("directory", help="experiment directory")
+    sub = commands.add_parser("results", help="print the results per param case, or export them")
+    _experiment_dir(sub)
+    sub.add_argument("--csv", default=None, help="write every run as a row to this CSV file")
+    sub.add_argument("--parquet", default=None, help="write every run as a row to this file")
+    sub.add_argument("--runs", action="store_true", help="print one row per run")
+    sub.add_argument("--max-rows", type=int, default=60, help="rows to print at most (default 60)")
+    sub.set_defaults(func=_cmd_results)
+
+    sub = commands.add_parser("collect", help="rewrite summary/*.parquet from the records")
+    _experiment_dir(sub)
     sub.set_defaults(func=_cmd_collect)
 
-    for name in ("results", "show"):
-        sub = commands.add_parser(name, help="print or export the results table")
-        sub.add_argument("directory", help="experiment directory or collection root")
-        sub.add_argument("--experiment", default=None, help="name:version under a root")
-        sub.add_argument("--csv", default=None, help="write the table to this CSV file")
-        sub.add_argument("--parquet", default=None, help="write the table to this file")
-        sub.add_argument("--max-rows", type=int, default=60)
-        sub.set_defaults(func=_cmd_results)
+    sub = commands.add_parser("profile", help="write a Snakemake profile template to edit")
+    sub.add_argument("name", choices=["slurm"], help="which template")
+    sub.add_argument("directory", help="directory to write config.yaml into (created)")
+    sub.add_argument("--force", action="store_true", help="overwrite an existing config.yaml")
+    sub.set_defaults(func=_cmd_profile)
+    _add_ui_commands(commands)
     return parser
 
 
@@ -227,18 +347,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
-        parser.print_help()
-        return 0
+        parser.print_help(sys.stderr)
+        return 2
     try:
         return args.func(args)
     except SweepInterrupted:
         return 130
+    except MetalabError as exc:
+        print(f"metalab {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:  # `metalab status DIR | head`
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except KeyboardInterrupt:
         print(f"metalab {args.command}: interrupted", file=sys.stderr)
         return 130
-    except (MetalabError, RuntimeError, FileNotFoundError) as exc:
-        print(f"metalab {args.command}: error: {exc}", file=sys.stderr)
-        return 2
     except OSError as exc:
         if exc.errno != errno.ENOSPC:
             raise

@@ -1,4 +1,8 @@
-"""Exceptions raised for bad user input; each message names the problem and the fix."""
+"""Every exception class of metalab (docs/architecture.md, "Failure semantics").
+
+A ``MetalabError`` is raised on purpose for a user's mistake or a state the user can fix;
+its message names the problem and the fix, and the CLI prints it as one line (exit 2).
+Anything else escaping the CLI is a bug and shows its traceback."""
 
 from __future__ import annotations
 
@@ -35,6 +39,34 @@ class ExecutorError(MetalabError, ValueError):
     """An executor was configured wrongly."""
 
 
+class ExperimentFileError(MetalabError):
+    """The experiment file fails to import (syntax error, missing module, ...)."""
+
+
+class NotAnExperimentError(MetalabError, FileNotFoundError):
+    """A path given where an experiment directory was expected is something else."""
+
+
+class StoreError(MetalabError, ValueError):
+    """A store (collection root) path cannot hold experiments."""
+
+
+class CaptureError(MetalabError, ValueError):
+    """An operation asked Capture for something it refuses (bad name, non-scalar metric)."""
+
+
+class RunCancelled(MetalabError, RuntimeError):
+    """The run was asked to stop (SIGTERM: cancel, or a SLURM time limit)."""
+
+
+class SweepBusyError(MetalabError, RuntimeError):
+    """Another metalab run or Snakemake process is active in the experiment directory."""
+
+
+class UsageError(MetalabError, ValueError):
+    """A function was called with arguments that do not fit together."""
+
+
 class SweepError(MetalabError, RuntimeError):
     """A sweep did not finish: Snakemake failed, a run failed or is missing, or the
     summary could not be written. ``status`` is the SweepStatus, ``cause`` one line."""
@@ -43,10 +75,6 @@ class SweepError(MetalabError, RuntimeError):
         super().__init__(message)
         self.status = status
         self.returncode = returncode
-
-
-class SweepBusyError(MetalabError, RuntimeError):
-    """Another sweep is running in the experiment directory."""
 
 
 class SweepInterrupted(KeyboardInterrupt):

@@ -11,7 +11,7 @@ import pytest
 import metalab
 from metalab import DirPath, FilePath, MissingPathError
 from metalab_smk.core import filehash
-from metalab_smk.core.filehash import HashCache, dir_hash, file_hash
+from metalab_smk.core.filehash import HashCache, dir_hash, file_hash, full_file_hash
 
 
 def _write(path: Path, data: bytes) -> Path:
@@ -33,7 +33,8 @@ def test_file_hash_is_sha256_of_contents(tmp_path: Path) -> None:
     import hashlib
 
     path = _write(tmp_path / "f.bin", b"hello")
-    assert file_hash(path) == hashlib.sha256(b"hello").hexdigest()
+    assert full_file_hash(path) == hashlib.sha256(b"hello").hexdigest()
+    assert file_hash(path) == hashlib.sha256(b"hello").hexdigest()[:16]
 
 
 def test_changed_byte_changes_file_hash(tmp_path: Path) -> None:
@@ -121,5 +122,5 @@ def test_context_spec_is_a_frozen_dataclass(tmp_path: Path) -> None:
     data = Data(FilePath(_write(tmp_path / "t.csv", b"1")))
     with pytest.raises(AttributeError):
         data.rows = 3
-    payload = {"rows": 10, "table": {"kind": "file", "sha256": file_hash(data.table)}}
+    payload = {"rows": 10, "table": {"kind": "file", "sha256": full_file_hash(data.table)}}
     assert metalab.fingerprint(data) == metalab.fingerprint(payload)

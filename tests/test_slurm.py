@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import shutil
@@ -20,6 +21,11 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def _cluster_ready() -> str | None:
+    if importlib.util.find_spec("snakemake_executor_plugin_slurm") is None:
+        return (
+            "the Snakemake SLURM executor plugin is not installed; "
+            'pip install -e ".[test,slurm]" to run the SLURM tests'
+        )
     if shutil.which("sinfo") is None or shutil.which("sbatch") is None:
         return "no SLURM client tools; start a cluster with scripts/local-slurm-start.sh"
     done = subprocess.run(

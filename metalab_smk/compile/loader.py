@@ -7,17 +7,20 @@ at top level without a ``__main__`` guard can still be compiled and run by jobs.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import importlib
 import importlib.util
+import linecache
+import os
 import sys
+import traceback
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 
 from metalab_smk.core.experiment import Experiment
-from metalab_smk.errors import ExperimentError
+from metalab_smk.errors import ExperimentError, ExperimentFileError, MetalabError
+from metalab_smk.store.locate import shown
 
 __all__ = ["LoadedFile", "in_definition_mode", "load_experiment_file", "stop_definition"]
 
@@ -96,31 +99,85 @@ def _exec_in_definition_mode(loader_fn) -> ModuleType:
         _definition_depth -= 1
 
 
+def describe_import_error(exc: BaseException, path: Path) -> str:
+    """One line naming the user's file, line and message of an error raised while
+    importing the experiment file ``path`` (no metalab or importlib frames)."""
+    if isinstance(exc, SyntaxError) and not isinstance(exc, ImportError):
+        where = f"{shown(exc.filename or path)}, line {exc.lineno}"
+        text = f": `{exc.text.strip()}`" if exc.text and exc.text.strip() else ""
+        return f"{where}: {type(exc).__name__}: {exc.msg}{text}"
+    folder = str(path.parent) + os.sep
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename.startswith(folder)]
+    message = f"{type(exc).__name__}: {exc}"
+    if not frames:
+        return f"{shown(path)}: {message}"
+    deepest = frames[-1]
+    where = f"{shown(deepest.filename)}, line {deepest.lineno}"
+    if deepest.filename != str(path):
+        top = next((f for f in frames if f.filename == str(path)), None)
+        if top is not None:
+            where += f" (imported from {shown(path)}, line {top.lineno})"
+    return f"{where}: {message}"
+
+
 def load_experiment_file(
-    path: str | Path, module_name: str | None = None, extra_sys_path: list[str] | None = None
+    path: str | Path,
+    module_name: str | None = None,
+    extra_sys_path: list[str] | None = None,
+    shown_as: str | None = None,
 ) -> LoadedFile:
-    """Import ``path`` as a module in definition mode and collect its Experiments."""
+    """Import ``path`` as a module in definition mode and collect its Experiments.
+
+    ``shown_as`` compiles the file under another name (a snapshot under the user's
+    original file name), so tracebacks and error messages name the user's file; its
+    lines are those of ``path`` (the file as it was when it was snapshotted).
+    """
     path = Path(path).absolute()
     if not path.is_file():
-        raise ExperimentError(f"experiment file {path} does not exist.")
+        raise ExperimentError(f"experiment file {shown(path)} does not exist.")
     for entry in [str(path.parent), *(extra_sys_path or [])]:
         if entry not in sys.path:
             sys.path.insert(0, entry)
     name = module_name or _module_name_for(path)
     spec = importlib.util.spec_from_file_location(name, path)
     if spec is None or spec.loader is None:
-        raise ExperimentError(f"{path} cannot be imported as a Python module.")
+        raise ExperimentError(f"{shown(path)} cannot be imported as a Python module.")
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module
     start = len(_recorded)
 
     def execute() -> ModuleType:
-        with contextlib.suppress(_StopDefinition):
-            spec.loader.exec_module(module)
+        try:
+            if shown_as is None:
+                spec.loader.exec_module(module)
+            else:
+                _exec_as(module, path, shown_as)
+        except _StopDefinition:
+            pass
+        except MetalabError:
+            raise
+        except Exception as exc:
+            sys.modules.pop(name, None)
+            shown = Path(shown_as) if shown_as else path
+            raise ExperimentFileError(
+                "the experiment file failed to import: " + describe_import_error(exc, shown)
+            ) from exc
         return module
 
     _exec_in_definition_mode(execute)
     return _collect(module, start)
+
+
+def _exec_as(module: ModuleType, path: Path, shown_as: str) -> None:
+    """Execute the source of ``path`` in ``module`` as if it were the file ``shown_as``.
+
+    The source is registered in ``linecache`` under ``shown_as`` (without an mtime, so it
+    is never re-read from disk): tracebacks quote the lines that ran, and
+    ``inspect.getsource`` (the code fingerprint) sees the snapshot even when the
+    original file has since changed or gone."""
+    source = path.read_text(encoding="utf-8")
+    linecache.cache[shown_as] = (len(source), None, source.splitlines(True), shown_as)
+    exec(compile(source, shown_as, "exec"), module.__dict__)
 
 
 def import_module_in_definition_mode(module_name: str) -> LoadedFile:

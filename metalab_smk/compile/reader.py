@@ -64,7 +64,9 @@ class CompiledExperiment:
         else:
             snapshot = self.layout.root / source["snapshot"]
             name = "metalab_snapshot_" + snapshot.stem.replace("-", "_")
-            loaded = load_experiment_file(snapshot, module_name=name)
+            loaded = load_experiment_file(
+                snapshot, module_name=name, shown_as=source["source_file"]
+            )
         return loaded.select(self.experiment_id, source["source_file"])
 
     def _unpickle(self, path) -> Experiment:

@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 from typing import Any, Protocol, TypeVar, runtime_checkable
 
-from metalab_smk.core.filehash import dir_hash, file_hash
+from metalab_smk.core.filehash import full_dir_hash, full_file_hash
 from metalab_smk.core.identity import fingerprint
 from metalab_smk.errors import MissingPathError
 
@@ -43,12 +43,15 @@ class FilePath:
     def fingerprint_payload(self) -> dict[str, Any]:
         if not os.path.isfile(self.path):
             raise _missing("FilePath", self.path, "file")
-        payload: dict[str, Any] = {"kind": "file", "sha256": file_hash(self.path)}
+        payload: dict[str, Any] = {"kind": "file", "sha256": full_file_hash(self.path)}
         if self.hash_path:
             payload["path"] = os.path.abspath(self.path)
         return payload
 
     def __fspath__(self) -> str:
+        return self.path
+
+    def __str__(self) -> str:
         return self.path
 
     def open(self, mode: str = "r", **kwargs: Any):
@@ -73,13 +76,16 @@ class DirPath:
         payload: dict[str, Any] = {
             "kind": "dir",
             "pattern": self.pattern,
-            "sha256": dir_hash(self.path, self.pattern),
+            "sha256": full_dir_hash(self.path, self.pattern),
         }
         if self.hash_path:
             payload["path"] = os.path.abspath(self.path)
         return payload
 
     def __fspath__(self) -> str:
+        return self.path
+
+    def __str__(self) -> str:
         return self.path
 
     def files(self) -> list[Path]:

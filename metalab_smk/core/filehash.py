@@ -15,7 +15,7 @@ import sqlite3
 import threading
 from pathlib import Path
 
-__all__ = ["HashCache", "default_cache", "dir_hash", "file_hash"]
+__all__ = ["HashCache", "default_cache", "dir_hash", "file_hash", "full_dir_hash", "full_file_hash"]
 
 _CHUNK = 1 << 20
 
@@ -112,8 +112,10 @@ def _read_sha256(path: str) -> str:
     return digest.hexdigest()
 
 
-def file_hash(path: str | os.PathLike[str], cache: HashCache | None = None) -> str:
-    """sha256 (hex) of a file's contents, read only when its stat changed since last time."""
+def full_file_hash(path: str | os.PathLike[str], cache: HashCache | None = None) -> str:
+    """sha256 (64 hex) of a file's contents, read only when its stat changed since last time.
+
+    Context fingerprints use this full hash."""
     absolute = os.path.abspath(os.fspath(path))
     cache = cache if cache is not None else default_cache()
     before = os.stat(absolute)
@@ -126,18 +128,33 @@ def file_hash(path: str | os.PathLike[str], cache: HashCache | None = None) -> s
     return digest
 
 
-def dir_hash(
+def full_dir_hash(
     path: str | os.PathLike[str], pattern: str = "*", cache: HashCache | None = None
 ) -> str:
-    """sha256 (hex) over the sorted relative paths and content hashes of matching files.
+    """sha256 (64 hex) over the sorted relative paths and content hashes of matching files.
 
     ``pattern`` is matched at every depth (``Path.rglob``); the result does not depend on
-    where the directory lives, so a copy keeps its hash.
+    where the directory lives, so a copy keeps its hash. A missing directory raises
+    FileNotFoundError.
     """
     root = Path(path)
+    if not root.is_dir():
+        raise FileNotFoundError(f"dir_hash: no directory {os.fspath(path)!r}")
     entries = sorted(
-        (candidate.relative_to(root).as_posix(), file_hash(candidate, cache))
+        (candidate.relative_to(root).as_posix(), full_file_hash(candidate, cache))
         for candidate in root.rglob(pattern)
         if candidate.is_file()
     )
     return hashlib.sha256(json.dumps(entries, separators=(",", ":")).encode()).hexdigest()
+
+
+def file_hash(path: str | os.PathLike[str], cache: HashCache | None = None) -> str:
+    """The first 16 hex digits of ``full_file_hash`` (upstream's length)."""
+    return full_file_hash(path, cache)[:16]
+
+
+def dir_hash(
+    path: str | os.PathLike[str], pattern: str = "*", cache: HashCache | None = None
+) -> str:
+    """The first 16 hex digits of ``full_dir_hash`` (upstream's length)."""
+    return full_dir_hash(path, pattern, cache)[:16]

@@ -1,4 +1,4 @@
-"""Canonical JSON, fingerprints and run IDs (DESIGN section 3).
+"""Canonical JSON, fingerprints and run IDs (docs/architecture.md, "Identity rules").
 
 These rules decide which runs count as done, so they must never change by accident;
 the golden values in the tests pin them.
@@ -12,20 +12,10 @@ import json
 import math
 from typing import Any
 
+from metalab_smk.core.values import is_numpy, numpy_to_python
 from metalab_smk.errors import CanonicalizeError
 
 __all__ = ["canonical", "encode", "fingerprint", "run_id", "seed_fingerprint", "sha16"]
-
-
-def _numpy_to_python(obj: Any) -> Any:
-    """Convert a numpy scalar or array to the equivalent Python value (no numpy import)."""
-    if hasattr(obj, "tolist"):
-        return obj.tolist()
-    return obj.item()
-
-
-def _is_numpy(obj: Any) -> bool:
-    return type(obj).__module__ == "numpy" and hasattr(obj, "item")
 
 
 def _encode_float(value: float, path: str) -> str:
@@ -68,8 +58,8 @@ def encode(obj: Any, path: str = "") -> Any:
         return int(obj)
     if isinstance(obj, float):
         return _encode_float(float(obj), path)
-    if _is_numpy(obj):
-        return encode(_numpy_to_python(obj), path)
+    if is_numpy(obj):
+        return encode(numpy_to_python(obj), path)
     if isinstance(obj, bytes):
         return {"__bytes__": obj.hex()}
     if isinstance(obj, (list, tuple)):

@@ -11,7 +11,7 @@ from typing import Any
 from metalab_smk.core.identity import fingerprint
 from metalab_smk.errors import OperationError
 
-__all__ = ["ARGUMENTS", "Operation", "code_hash", "operation"]
+__all__ = ["ARGUMENTS", "Operation", "OperationWrapper", "code_hash", "operation"]
 
 ARGUMENTS = ("context", "params", "seeds", "runtime", "capture")
 
@@ -41,9 +41,9 @@ def _declared_arguments(fn: Callable[..., Any], name: str) -> tuple[tuple[str, .
             declared.append(parameter.name)
         elif parameter.default is parameter.empty:
             raise OperationError(
-                f"operation {name!r} declares argument {parameter.name!r}, which metalab "
-                f"cannot provide; rename it to one of {', '.join(ARGUMENTS)} or give it a "
-                "default value."
+                f"operation {name!r} declares argument {parameter.name!r} (an invalid "
+                "parameter: metalab cannot provide it); rename it to one of "
+                f"{', '.join(ARGUMENTS)} or give it a default value."
             )
     return tuple(declared), takes_all
 
@@ -82,11 +82,37 @@ class Operation:
             return self.fn(**available)
         return self.fn(**{name: available[name] for name in self.arguments})
 
+    @property
+    def code_hash(self) -> str:
+        """Upstream's name for the code fingerprint that enters every run ID."""
+        return self.code_fp
+
+    @property
+    def ref(self) -> str:
+        """``module:qualname`` of the wrapped function."""
+        return f"{self.fn.__module__}:{self.fn.__qualname__}"
+
+    def run(
+        self,
+        context: Any = None,
+        params: dict[str, Any] | None = None,
+        seeds: Any = None,
+        runtime: Any = None,
+        capture: Any = None,
+    ) -> Any:
+        """Upstream's call form: all five arguments, the function gets those it declares."""
+        return self.invoke(
+            context=context, params=params, seeds=seeds, runtime=runtime, capture=capture
+        )
+
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         return self.fn(*args, **kwargs)
 
     def __repr__(self) -> str:
-        return f"Operation({self.name!r}, arguments={self.arguments})"
+        return f"Operation({self.name})"  # upstream's form
+
+
+OperationWrapper = Operation  # upstream's class name
 
 
 def operation(

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from metalab_smk.core.values import is_int, is_numpy_scalar, numpy_to_python
 from metalab_smk.errors import ParamError
 
 __all__ = ["SeedBundle", "SeedPlan", "seeds"]
@@ -56,10 +57,10 @@ class SeedBundle:
 
 
 def _check_int(name: str, value: Any, minimum: int | None = None) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        if type(value).__module__ == "numpy" and hasattr(value, "item"):
-            value = value.item()
-        if isinstance(value, bool) or not isinstance(value, int):
+    if not is_int(value):
+        if is_numpy_scalar(value):
+            value = numpy_to_python(value)
+        if not is_int(value):
             raise ParamError(f"seeds({name}=...) must be an int, got {value!r}.")
     if minimum is not None and value < minimum:
         raise ParamError(f"seeds({name}={value}) must be at least {minimum}.")
@@ -77,6 +78,11 @@ class SeedPlan:
         object.__setattr__(self, "base", _check_int("base", self.base))
         object.__setattr__(self, "replicates", _check_int("replicates", self.replicates, 1))
 
+    @property
+    def base_seed(self) -> int:
+        """Upstream's name for ``base``."""
+        return self.base
+
     def __len__(self) -> int:
         return self.replicates
 
@@ -92,6 +98,10 @@ class SeedPlan:
 
     def to_manifest(self) -> dict[str, Any]:
         return {"type": "SeedPlan", "base": self.base, "replicates": self.replicates}
+
+    def to_manifest_dict(self) -> dict[str, Any]:
+        """Upstream's name for ``to_manifest``."""
+        return self.to_manifest()
 
     @classmethod
     def from_manifest(cls, data: dict[str, Any]) -> SeedPlan:

@@ -13,9 +13,10 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from metalab_smk.errors import MetalabError
+from metalab_smk.core.values import is_int, is_numpy, is_numpy_scalar, numpy_to_python
+from metalab_smk.errors import CaptureError, RunCancelled
 from metalab_smk.job.runlog import RunLog
-from metalab_smk.store.jsonio import atomic_write_bytes, atomic_write_json
+from metalab_smk.store.jsonio import atomic_write_bytes, atomic_write_json, atomic_write_via
 from metalab_smk.store.layout import ExperimentDir
 from metalab_smk.store.records import ArtifactDescriptor
 
@@ -32,14 +33,6 @@ _FORMAT_SUFFIX = {
 }
 
 
-class CaptureError(MetalabError, ValueError):
-    """An operation asked Capture for something it refuses (bad name, non-scalar metric)."""
-
-
-class RunCancelled(MetalabError, RuntimeError):
-    """The run was asked to stop (SIGTERM: cancel, or a SLURM time limit)."""
-
-
 def check_name(kind: str, name: Any) -> str:
     """A name safe to use as one file name inside the run's directory."""
     if not isinstance(name, str) or not _NAME.fullmatch(name) or ".." in name:
@@ -53,9 +46,8 @@ def check_name(kind: str, name: Any) -> str:
 
 def scalar(name: str, value: Any) -> int | float | bool | str:
     """``value`` as a Python scalar, or a CaptureError saying what to use instead."""
-    numpy_scalar = type(value).__module__ == "numpy" and getattr(value, "ndim", 1) == 0
-    if numpy_scalar and hasattr(value, "item"):
-        value = value.item()
+    if is_numpy_scalar(value):
+        value = numpy_to_python(value)
     if isinstance(value, (bool, int, float, str)):
         return value
     raise CaptureError(
@@ -67,11 +59,22 @@ def scalar(name: str, value: Any) -> int | float | bool | str:
 
 class Runtime:
     """Run facts for the operation: ``logger``, ``scratch_dir`` (removed afterwards),
-    ``metadata`` and cancellation (``cancelled``, ``check_cancelled()``)."""
+    ``metadata`` (the experiment's), ``run_id``, ``run_index``, ``experiment_id``,
+    ``experiment_dir`` and cancellation (``cancelled``, ``check_cancelled()``)."""
 
-    def __init__(self, logger: logging.Logger, metadata: dict[str, Any]):
+    def __init__(
+        self,
+        logger: logging.Logger,
+        facts: dict[str, Any],
+        metadata: dict[str, Any] | None = None,
+    ):
         self.logger = logger
-        self.metadata = metadata
+        self.facts = facts
+        self.metadata = dict(metadata or {})
+        self.run_id: str = facts["run_id"]
+        self.run_index: int | None = facts.get("run_index")
+        self.experiment_id: str | None = facts.get("experiment_id")
+        self.experiment_dir: str | None = facts.get("experiment_dir")
         self._cancel = threading.Event()
         self._scratch: Path | None = None
         self.in_operation = False  # True while the operation's own code runs
@@ -80,7 +83,7 @@ class Runtime:
     def scratch_dir(self) -> Path:
         """A private temporary directory, created on first use, removed after the run."""
         if self._scratch is None:
-            self._scratch = Path(tempfile.mkdtemp(prefix=f"metalab-{self.metadata['run_id']}-"))
+            self._scratch = Path(tempfile.mkdtemp(prefix=f"metalab-{self.run_id}-"))
         return self._scratch
 
     def remove_scratch(self) -> None:
@@ -121,7 +124,7 @@ class Capture:
         check_name("metric", name)
         value = scalar(name, value)
         if step is not None:
-            if isinstance(step, bool) or not isinstance(step, int):
+            if not is_int(step):
                 raise CaptureError(f"metric {name!r}: step must be an int, got {step!r}.")
             if name in self._data_names:
                 raise CaptureError(f"metric {name!r}: that name is already used by data.")
@@ -144,6 +147,8 @@ class Capture:
             raise CaptureError(f"data {name!r}: that name is already a stepped metric.")
         self._data_names.add(name)
         payload = {"name": name, "type": "data", "data": obj, "metadata": metadata or {}}
+        if all(hasattr(obj, a) for a in ("dtype", "shape", "tolist")):  # numpy: rebuilt on load
+            payload.update(data=obj.tolist(), dtype=str(obj.dtype), shape=list(obj.shape))
         try:
             atomic_write_json(self._layout.results(self._run_id) / f"{name}.json", payload)
         except (TypeError, ValueError) as exc:
@@ -222,10 +227,7 @@ class Capture:
             raise CaptureError(f"capture.file({name!r}, {str(path)!r}): no such file.")
 
         def copy(target: Path) -> None:
-            tmp = target.with_name(f".{target.name}.tmp")
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(source, tmp)
-            tmp.replace(target)
+            atomic_write_via(target, lambda tmp: shutil.copyfile(source, tmp))
 
         fmt = source.suffix.lstrip(".") or "file"
         return self._store(name, kind or "file", fmt, copy, source.suffix, metadata)
@@ -292,7 +294,7 @@ class Capture:
 
 
 def _infer_format(obj: Any) -> str:
-    if type(obj).__module__ == "numpy":
+    if is_numpy(obj):
         return "numpy"
     if isinstance(obj, bytes):
         return "bytes"

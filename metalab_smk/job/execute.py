@@ -5,7 +5,6 @@ otherwise)."""
 from __future__ import annotations
 
 import dataclasses
-import datetime as _dt
 import functools
 import os
 import platform
@@ -18,11 +17,12 @@ from typing import Any
 from metalab_smk import __version__
 from metalab_smk.core.experiment import Experiment
 from metalab_smk.core.plan import Plan, PlannedRun
+from metalab_smk.core.values import utc_now
 from metalab_smk.job.capture import Capture, Runtime
 from metalab_smk.job.runlog import RunLog
 from metalab_smk.store.jsonio import atomic_write_json
 from metalab_smk.store.layout import ExperimentDir
-from metalab_smk.store.records import RunRecord, Status
+from metalab_smk.store.records import Provenance, RunRecord, Status
 
 __all__ = ["execute_run", "record_crash"]
 
@@ -70,15 +70,17 @@ def _provenance(code_fp: str, compiled: dict[str, Any], log_path: Path) -> dict[
     extra.update(slurm_facts())
     slurm_job = extra.get("slurm_job_id")
     extra["log"] = str(log_path)
-    return {
-        "code_hash": code_fp,
-        "python_version": platform.python_version(),
-        "metalab_version": __version__,
-        "snakemake_version": _snakemake_version(),
-        "executor_id": "slurm" if slurm_job else "local",
-        "host": os.uname().nodename,
-        "extra": extra,
-    }
+    return dataclasses.asdict(
+        Provenance(
+            code_hash=code_fp,
+            python_version=platform.python_version(),
+            metalab_version=__version__,
+            snakemake_version=_snakemake_version(),
+            executor_id="slurm" if slurm_job else "local",
+            host=os.uname().nodename,
+            extra=extra,
+        )
+    )
 
 
 def _error_of(exc: BaseException) -> dict[str, Any]:
@@ -87,10 +89,6 @@ def _error_of(exc: BaseException) -> dict[str, Any]:
         "message": str(exc),
         "traceback": "".join(traceback.format_exception(exc)),
     }
-
-
-def _now() -> str:
-    return _dt.datetime.now(_dt.UTC).isoformat()
 
 
 def execute_run(
@@ -102,7 +100,7 @@ def execute_run(
     runtime_hook: Any = None,
 ) -> RunRecord:
     """Run ``run`` and write its record; never raises for errors of the operation."""
-    started_at, start = _now(), time.perf_counter()
+    started_at, start = utc_now(), time.perf_counter()
     log_path = layout.log(run.run_id)
     error: dict[str, Any] | None = None
     status = Status.SUCCESS
@@ -123,6 +121,7 @@ def execute_run(
                 "experiment_id": plan.experiment_id,
                 "experiment_dir": str(layout.root),
             },
+            experiment.metadata,
         )
         if runtime_hook is not None:
             runtime_hook(runtime)
@@ -176,7 +175,7 @@ def _record(
         params_fingerprint=run.params_fp,
         seed_fingerprint=plan.seed_fp(run.replicate_index),
         started_at=started_at,
-        finished_at=_now(),
+        finished_at=utc_now(),
         duration_ms=round((time.perf_counter() - start) * 1000),
         metrics=captured["metrics"],
         provenance=_provenance(
@@ -221,6 +220,8 @@ def record_crash(
         pass
     captured = {"metrics": {}, "stepped_metrics": [], "artifacts": []}
     error = {"type": "ProcessDied", "message": f"the run's process {message}", "traceback": ""}
-    record = _record(layout, plan, run, compiled, Status.FAILED, error, _now(), started, captured)
+    record = _record(
+        layout, plan, run, compiled, Status.FAILED, error, utc_now(), started, captured
+    )
     _write(layout, record)
     return record

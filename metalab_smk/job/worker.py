@@ -69,7 +69,7 @@ def _planned_runs(
     if command == "run":
         indices = [compiled.index_of(key)]
     else:
-        listing = compiled.layout.batches_dir / f"{key}.txt"
+        listing = compiled.layout.batch_listing(key)
         indices = [int(line) for line in listing.read_text().split()]
     table = compiled.layout.run_table.read_bytes()
     runs = []
@@ -293,7 +293,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         registration.unlink(missing_ok=True)
     if command == "batch" and not failures:
-        atomic_write_text(layout.batches_dir / f"{key}.done", f"{len(runs)}\n")
+        atomic_write_text(layout.batch_done(key), f"{len(runs)}\n")
     return 1 if failures else 0
 
 

@@ -3,9 +3,13 @@ current and from the records otherwise."""
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
+import warnings
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +17,13 @@ import pandas as pd
 
 from metalab_smk.core.seeds import SeedBundle
 from metalab_smk.errors import MetalabError
+from metalab_smk.results.derived import (
+    compute_derived_for_run,
+    normalise_functions,
+    read_derived,
+    store_derived,
+)
+from metalab_smk.results.display import closing_report
 from metalab_smk.results.summary import (
     RESERVED_COLUMNS,
     record_row,
@@ -20,23 +31,52 @@ from metalab_smk.results.summary import (
     summary_is_current,
 )
 from metalab_smk.store.config import FileStoreConfig
+from metalab_smk.store.filestore import FileStore
 from metalab_smk.store.jsonio import read_json
 from metalab_smk.store.layout import ExperimentDir
-from metalab_smk.store.records import RunRecord
+from metalab_smk.store.records import ArtifactDescriptor, RunRecord, Status
 
-__all__ = ["Results", "Run", "load_results"]
+__all__ = ["ExperimentInfo", "Results", "Run", "load_results"]
 
 RECORD_COLUMNS = ["run_id", "experiment_id", "status", "duration_ms", "started_at", "finished_at"]
 
 
 def _load_frame(layout: ExperimentDir) -> pd.DataFrame:
     if summary_is_current(layout):
-        return pd.read_parquet(layout.summary_dir / "runs.parquet")
+        return pd.read_parquet(layout.summary_runs)
     return records_frame(layout)[0]
 
 
+@dataclass
+class ExperimentInfo:
+    """Experiment-level facts of a run (``run.experiment``), from the compiled description."""
+
+    experiment_id: str
+    name: str = ""
+    version: str = ""
+    description: str = ""
+    metadata: dict[str, Any] = field(default_factory=dict)
+    tags: list[str] = field(default_factory=list)
+
+    @classmethod
+    def of(cls, layout: ExperimentDir) -> ExperimentInfo:
+        data = read_json(layout.compiled)
+        return cls(
+            experiment_id=data["experiment_id"],
+            name=data.get("name", ""),
+            version=str(data.get("version", "")),
+            description=data.get("description") or "",
+            metadata=dict(data.get("metadata") or {}),
+            tags=list(data.get("tags") or []),
+        )
+
+
+def _datetime(text: str | None) -> datetime | None:
+    return datetime.fromisoformat(text) if text else None
+
+
 class Run:
-    """One run: its record, params, metrics, artifacts and data."""
+    """One run: its record, params, metrics, artifacts, data and derived metrics."""
 
     def __init__(self, layout: ExperimentDir, row: dict[str, Any]) -> None:
         self._layout = layout
@@ -56,14 +96,30 @@ class Run:
             self._record = RunRecord.from_dict(read_json(path))
         return self._record
 
-    status = property(lambda self: str(self.record.status))
+    @property
+    def status(self) -> Status:
+        return Status(self.record.status)
+
+    @property
+    def metrics(self) -> dict[str, Any]:
+        """Scalar metrics; stepped metrics are curves (``run.data(name)``), not here."""
+        stepped = set(self.record.stepped_metrics)
+        return {k: v for k, v in self.record.metrics.items() if k not in stepped}
+
+    experiment_id = property(lambda self: self.record.experiment_id)
     params = property(lambda self: dict(self.record.params_resolved))
-    metrics = property(lambda self: dict(self.record.metrics))
     error = property(lambda self: self.record.error)
     duration_ms = property(lambda self: self.record.duration_ms)
-    started_at = property(lambda self: self.record.started_at)
-    finished_at = property(lambda self: self.record.finished_at)
+    started_at = property(lambda self: _datetime(self.record.started_at))
+    finished_at = property(lambda self: _datetime(self.record.finished_at))
     tags = property(lambda self: list(self.record.tags))
+    context_fingerprint = property(lambda self: self.record.context_fingerprint)
+    params_fingerprint = property(lambda self: self.record.params_fingerprint)
+    seed_fingerprint = property(lambda self: self.record.seed_fingerprint)
+
+    @property
+    def experiment(self) -> ExperimentInfo:
+        return ExperimentInfo.of(self._layout)
 
     @property
     def seed(self) -> SeedBundle | None:
@@ -72,34 +128,42 @@ class Run:
 
     @property
     def derived(self) -> dict[str, Any]:
-        path = self._layout.derived(self.run_id)
-        return read_json(path) if path.is_file() else {}
+        """Derived metrics stored for this run (``{}`` when none were computed)."""
+        return read_derived(self._layout, self.run_id) or {}
 
-    def artifacts(self) -> list[dict[str, Any]]:
-        return list(self.record.artifacts)
+    def artifacts(self) -> list[ArtifactDescriptor]:
+        return [ArtifactDescriptor.from_dict(a) for a in self.record.artifacts]
 
     def artifact(self, name: str, allow_pickle: bool = False) -> Any:
-        """Load the artifact ``name`` (pickles only with ``allow_pickle=True``)."""
-        for descriptor in self.record.artifacts:
-            if descriptor["name"] == name:
+        """Load the artifact ``name`` (pickles only with ``allow_pickle=True``); a missing
+        one raises FileNotFoundError."""
+        for descriptor in self.artifacts():
+            if descriptor.name == name:
                 return _load_artifact(
-                    self._layout.root / descriptor["uri"], descriptor["format"], allow_pickle
+                    self._layout.root / descriptor.uri, descriptor.format, allow_pickle
                 )
         known = ", ".join(a["name"] for a in self.record.artifacts) or "none"
-        raise KeyError(f"run {self.run_id} has no artifact {name!r} (it has: {known})")
+        raise FileNotFoundError(f"run {self.run_id} has no artifact {name!r} (it has: {known})")
 
     def list_data(self) -> list[str]:
         directory = self._layout.results(self.run_id)
         return sorted(p.stem for p in directory.glob("*.json")) if directory.is_dir() else []
 
     def data(self, name: str) -> Any:
+        """Data captured as ``name`` (numpy arrays rebuilt with their dtype and shape; a
+        stepped metric as ``[[step, value], ...]``)."""
         path = self._layout.results(self.run_id) / f"{name}.json"
         if not path.is_file():
             raise KeyError(
                 f"run {self.run_id} has no data {name!r} (it has: "
                 f"{', '.join(self.list_data()) or 'none'})"
             )
-        return read_json(path)["data"]
+        payload = read_json(path)
+        if payload.get("shape") is not None and payload.get("dtype"):
+            import numpy as np
+
+            return np.array(payload["data"], dtype=payload["dtype"]).reshape(payload["shape"])
+        return payload["data"]
 
     def __repr__(self) -> str:
         return f"Run({self.run_id!r}, status={self._row.get('status')!r})"
@@ -134,16 +198,73 @@ def _matches(series: pd.Series, wanted: Any) -> pd.Series:
     return series == wanted
 
 
+def _reduce_artifact(run: Run, reducer: Callable[..., Any], name: str) -> dict[str, Any]:
+    """Upstream's artifact reducer: ``reducer(artifact)`` or ``reducer(artifact, run)``."""
+    try:
+        artifact = run.artifact(name)
+    except FileNotFoundError:
+        return {}
+    required = [
+        p
+        for p in inspect.signature(reducer).parameters.values()
+        if p.default is p.empty and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+    ]
+    try:
+        return dict(reducer(artifact, run) if len(required) >= 2 else reducer(artifact))
+    except Exception as exc:
+        warnings.warn(f"reducer for {name!r} failed on run {run.run_id}: {exc}", stacklevel=3)
+        return {}
+
+
 class Results:
     """The runs of one experiment as a table and as Run objects."""
 
-    def __init__(self, layout: ExperimentDir, frame: pd.DataFrame | None = None) -> None:
+    def __init__(
+        self,
+        layout: ExperimentDir | FileStore | None = None,
+        frame: pd.DataFrame | list[RunRecord] | None = None,
+        *,
+        store: FileStore | None = None,
+        records: list[RunRecord] | None = None,
+    ) -> None:
+        """``Results(layout)``, or upstream's ``Results(store, records)``."""
+        layout = layout if layout is not None else store
+        frame = frame if frame is not None else records
+        if isinstance(layout, FileStore):
+            dirs = layout.experiment_dirs()
+            layout = dirs[0] if len(dirs) == 1 else ExperimentDir.at(layout.root)
+        if layout is None:
+            raise MetalabError("Results needs an experiment directory or a FileStore.")
+        if isinstance(frame, list):
+            frame = pd.DataFrame(
+                [record_row(r.to_dict() if isinstance(r, RunRecord) else r) for r in frame],
+                columns=None if frame else list(RESERVED_COLUMNS),
+            )
         self.layout = layout
         self._frame = _load_frame(layout) if frame is None else frame
+
+    @classmethod
+    def from_store(cls, store: Any, experiment_id: str | None = None) -> Results:
+        """Results of a ``FileStore``, a ``FileStoreConfig`` or a directory path."""
+        if isinstance(store, FileStore):
+            store = store.root
+        return load_results(store, experiment_id)
 
     @property
     def frame(self) -> pd.DataFrame:
         return self._frame
+
+    @property
+    def store(self) -> FileStore:
+        return FileStore(self.layout.root)
+
+    @property
+    def runs(self) -> list[Run]:
+        return list(self)
+
+    @property
+    def records(self) -> list[RunRecord]:
+        return [run.record for run in self]
 
     def __len__(self) -> int:
         return len(self._frame)
@@ -166,8 +287,15 @@ class Results:
         return [
             c
             for c in self._frame.columns
-            if c not in RESERVED_COLUMNS and not c.startswith("param_")
+            if c not in RESERVED_COLUMNS and not c.startswith(("param_", "derived_"))
         ]
+
+    def _derived_frame(self) -> pd.DataFrame:
+        rows = [
+            {f"derived_{k}": v for k, v in (read_derived(self.layout, rid) or {}).items()}
+            for rid in self._frame["run_id"].tolist()
+        ]
+        return pd.DataFrame(rows, index=range(len(rows)))
 
     def to_dataframe(
         self,
@@ -175,54 +303,110 @@ class Results:
         include_metrics: bool = True,
         include_record: bool = True,
         include_derived: bool = False,
-        derived_metrics: dict[str, Callable[[Run], Any]] | None = None,
+        derived_metrics: list[Callable[[Run], dict[str, Any]]]
+        | dict[str, Callable[[Run], Any]]
+        | None = None,
+        artifact_reducers: dict[str, Callable[..., dict[str, Any]]] | None = None,
     ) -> pd.DataFrame:
-        """Columns: run_id, experiment_id, status, duration_ms, started_at, finished_at,
-        param_<name>..., <metrics>... (and derived metrics when asked)."""
-        columns = ["run_id"] + (RECORD_COLUMNS[1:] if include_record else [])
+        """Columns: run_id, experiment_id, status, duration_ms, started_at, finished_at
+        (``include_record``), param_<name>..., <metrics>..., derived_<name>...
+        (``include_derived``: the stored derived metrics), then the columns of
+        ``derived_metrics`` (``[fn(run) -> dict]``, computed now and not stored; or
+        ``{name: fn(run)}``) and ``artifact_reducers`` ({artifact: fn})."""
+        columns = list(RECORD_COLUMNS) if include_record else []
         if include_params:
             columns += [f"param_{n}" for n in self.param_names()]
         if include_metrics:
             columns += self.metric_names()
         frame = self._frame.reindex(columns=columns).reset_index(drop=True)
-        if include_derived or derived_metrics:
-            derived = (
-                pd.DataFrame([run.derived for run in self])
-                if not derived_metrics
-                else pd.DataFrame(
-                    [{k: fn(run) for k, fn in derived_metrics.items()} for run in self]
+        extra = []
+        if include_derived:
+            extra.append(self._derived_frame())
+        if derived_metrics:  # computed now, not stored
+            functions = normalise_functions(derived_metrics)
+            extra.append(
+                pd.DataFrame(
+                    [compute_derived_for_run(run, functions) for run in self],
+                    index=range(len(self)),
                 )
             )
-            frame = pd.concat([frame, derived.reset_index(drop=True)], axis=1)
+        if artifact_reducers:
+            rows = []
+            for run in self:
+                row: dict[str, Any] = {}
+                for name, reducer in artifact_reducers.items():
+                    row.update(_reduce_artifact(run, reducer, name))
+                rows.append(row)
+            extra.append(pd.DataFrame(rows, index=range(len(rows))))
+        for part in extra:
+            frame = pd.concat([frame, part.reset_index(drop=True)], axis=1)
         return frame
 
-    def table(self, as_dataframe: bool = False) -> pd.DataFrame | str:
-        frame = self.to_dataframe()
-        return frame if as_dataframe else frame.to_string(index=False)
+    def table(self, as_dataframe: bool = False) -> list[dict[str, Any]] | pd.DataFrame:
+        """One dict per run: record fields, fingerprints, ``param_<name>``, metrics, tags
+        (``as_dataframe=True``: a DataFrame)."""
+        rows = []
+        for run in self:
+            record = run.record
+            rows.append(
+                {
+                    "run_id": record.run_id,
+                    "experiment_id": record.experiment_id,
+                    "status": str(record.status),
+                    "duration_ms": record.duration_ms,
+                    "started_at": record.started_at,
+                    "finished_at": record.finished_at,
+                    "context_fingerprint": record.context_fingerprint,
+                    "params_fingerprint": record.params_fingerprint,
+                    "seed_fingerprint": record.seed_fingerprint,
+                    **{f"param_{k}": v for k, v in record.params_resolved.items()},
+                    **run.metrics,
+                    "tags": ",".join(record.tags),
+                }
+            )
+        return pd.DataFrame(rows) if as_dataframe else rows
 
-    def to_csv(self, path: str | os.PathLike[str], **kwargs: Any) -> None:
-        self.to_dataframe().to_csv(path, index=False, **kwargs)
+    def to_csv(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        include_fingerprints: bool = False,
+        timestamp: bool = False,
+    ) -> Path:
+        """Write the table as CSV and return its path (a directory or a name without a
+        suffix gets ``results_<time>.csv`` inside it)."""
+        target = Path(path)
+        stamp = datetime.now().strftime("%Y%m%d_%H%M%S")
+        if target.is_dir() or not target.suffix:
+            target.mkdir(parents=True, exist_ok=True)
+            target = target / f"results_{stamp}.csv"
+        elif timestamp:
+            target = target.with_stem(f"{target.stem}_{stamp}")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        frame = self.table(as_dataframe=True)
+        if not include_fingerprints:
+            frame = frame.drop(columns=[c for c in frame.columns if c.endswith("_fingerprint")])
+        frame.to_csv(target, index=False)
+        return target
 
     def filter(
         self,
         status: str | None = None,
         tags: list[str] | str | None = None,
-        **params_or_metrics: Any,
+        **metrics_or_params: Any,
     ) -> Results:
         """Runs matching all conditions; a value may be a scalar, a list (any of) or a
-        predicate. Names are matched against params first, then metrics."""
+        predicate. A name matches a metric, else a param; an unknown name matches nothing."""
         mask = pd.Series(True, index=self._frame.index)
         if status is not None:
-            mask &= self._frame["status"] == str(status)
+            mask &= self._frame["status"] == str(Status(status))
         for tag in [tags] if isinstance(tags, str) else (tags or []):
             mask &= self._frame["tags"].fillna("").str.split(",").map(lambda t, g=tag: g in t)
-        for name, wanted in params_or_metrics.items():
-            column = f"param_{name}" if f"param_{name}" in self._frame else name
+        for name, wanted in metrics_or_params.items():
+            metric = name if name in self.metric_names() else None
+            column = metric or f"param_{name}"
             if column not in self._frame:
-                raise KeyError(
-                    f"no param or metric named {name!r}; params: "
-                    f"{self.param_names()}, metrics: {self.metric_names()}"
-                )
+                return Results(self.layout, self._frame.iloc[0:0])
             mask &= _matches(self._frame[column], wanted)
         return Results(self.layout, self._frame[mask])
 
@@ -232,48 +416,107 @@ class Results:
 
     @property
     def failed(self) -> Results:
-        """Runs that did not succeed (failed or cancelled)."""
-        return Results(self.layout, self._frame[self._frame["status"] != "success"])
+        """Runs that failed (cancelled runs are in ``cancelled``)."""
+        return self.filter(status="failed")
 
-    def summary(self) -> pd.DataFrame:
-        """Mean, std and count of each metric per param case (over replicates)."""
-        params = [f"param_{n}" for n in self.param_names()]
-        metrics = [m for m in self.metric_names() if pd.api.types.is_numeric_dtype(self._frame[m])]
-        ok = self._frame[self._frame["status"] == "success"]
-        if not params or not metrics:
-            return ok[metrics].agg(["mean", "std", "count"]) if metrics else pd.DataFrame()
-        return ok.groupby(params, dropna=False)[metrics].agg(["mean", "std", "count"])
+    @property
+    def cancelled(self) -> Results:
+        return self.filter(status="cancelled")
 
-    def display(self) -> None:
-        print(self.table())
+    def aggregate(
+        self,
+        metrics: list[str] | None = None,
+        by: list[str] | None = None,
+        stats: tuple[str, ...] = ("mean", "std", "sem", "ci95", "count"),
+    ) -> pd.DataFrame:
+        """Replicate statistics per param case (or per ``by`` column); see
+        :func:`metalab_smk.results.aggregate.aggregate`."""
+        from metalab_smk.results.aggregate import aggregate
 
-    def compute_derived(self, fns: dict[str, Callable[[Run], Any]]) -> pd.DataFrame:
-        """Evaluate ``fns`` on every run and store them in ``derived/<run_id>.json``."""
-        from metalab_smk.store.jsonio import atomic_write_json
+        return aggregate(self.to_dataframe(), metrics=metrics, by=by, stats=stats)
 
-        rows = []
-        for run in self:
-            values = {**run.derived, **{name: fn(run) for name, fn in fns.items()}}
-            atomic_write_json(self.layout.derived(run.run_id), values)
-            rows.append({"run_id": run.run_id, **values})
-        return pd.DataFrame(rows)
+    def summary(self) -> dict[str, Any]:
+        """``total_runs``, ``by_status`` counts and avg/min/max ``duration_ms`` (upstream's
+        summary; statistics per param case are ``aggregate()``)."""
+        durations = pd.to_numeric(self._frame["duration_ms"], errors="coerce").dropna()
+        counts = self._frame["status"].value_counts() if len(self) else pd.Series(dtype=int)
+        return {
+            "total_runs": len(self),
+            "by_status": {str(k): int(v) for k, v in counts.items()},
+            "avg_duration_ms": float(durations.mean()) if len(durations) else 0,
+            "min_duration_ms": int(durations.min()) if len(durations) else 0,
+            "max_duration_ms": int(durations.max()) if len(durations) else 0,
+        }
+
+    def display(self, *, group_by: list[str] | None = None, show_summary: bool = True) -> None:
+        """Print the summary and, with ``group_by`` (metric or param names), success /
+        failed / total counts per group."""
+        summary = self.summary()
+        if show_summary:
+            print(f"\nResults Summary\n  Total runs: {summary['total_runs']}")
+            for status, count in summary["by_status"].items():
+                print(f"  {status}: {count}")
+            print(f"  Avg duration: {summary['avg_duration_ms']:.1f}ms")
+        if group_by and len(self):
+            columns = [k if k in self.metric_names() else f"param_{k}" for k in group_by]
+            frame = self._frame.reindex(columns=[*columns, "status"])
+            print(f"\nBy {', '.join(group_by)}:")
+            for key, group in frame.groupby(columns, dropna=False, sort=True):
+                key = key if isinstance(key, tuple) else (key,)
+                label = ", ".join(f"{k}={v}" for k, v in zip(group_by, key, strict=True))
+                ok = int((group["status"] == "success").sum())
+                bad = int((group["status"] == "failed").sum())
+                print(f"  {label}: {ok} success, {bad} failed, {len(group)} total")
+
+    def report(self, width: int = 80, max_rows: int = 20) -> str:
+        """A terminal summary: counts, one line per param case (params, then metrics as
+        mean ± std over replicates, as many as fit in ``width``), where the results are
+        and the next commands."""
+        total = len(self.layout.read_run_ids()) if self.layout.run_table.is_file() else len(self)
+        return closing_report(self.to_dataframe(), self.layout.root, total, width, max_rows)
+
+    def compute_derived(
+        self,
+        metrics: Any,
+        overwrite: bool = False,
+        progress: bool = False,
+    ) -> dict[str, dict[str, Any]]:
+        """Compute derived metrics (``fn(run) -> dict``, or ``'module:fn'``) for every
+        successful run and store them in ``derived/<run_id>.json``; runs that already
+        have them are skipped unless ``overwrite``. Returns {run_id: values} computed."""
+        functions = normalise_functions(metrics)
+        done: dict[str, dict[str, Any]] = {}
+        runs = list(self.successful)
+        for position, run in enumerate(runs, 1):
+            existing = read_derived(self.layout, run.run_id)
+            if existing is not None and not overwrite:
+                continue
+            values = compute_derived_for_run(run, functions)
+            store_derived(self.layout, run.run_id, values)
+            done[run.run_id] = values
+            if progress:
+                print(f"metalab: derived metrics {position}/{len(runs)}", flush=True)
+        return done
 
     def load(self, run_id: str, artifact: str, allow_pickle: bool = False) -> Any:
         row = record_row(read_json(self.layout.record(run_id)))
         return Run(self.layout, row).artifact(artifact, allow_pickle)
 
     def __repr__(self) -> str:
-        counts = self._frame["status"].value_counts().to_dict() if len(self) else {}
-        return f"Results({len(self)} runs {counts}, {self.layout.root})"
+        summary = self.summary()
+        parts = ", ".join(f"{k}={v}" for k, v in summary["by_status"].items())
+        return f"Results({summary['total_runs']} runs: {parts})"
 
 
 def load_results(
     path_or_config: str | os.PathLike[str] | FileStoreConfig, experiment_id: str | None = None
 ) -> Results:
     """Results of an experiment directory, or of ``experiment_id`` under a collection root."""
-    root = (
-        path_or_config.root if isinstance(path_or_config, FileStoreConfig) else Path(path_or_config)
-    )
+    if isinstance(path_or_config, (FileStoreConfig, FileStore)):
+        experiment_id = experiment_id or getattr(path_or_config, "experiment_id", None)
+        root = Path(path_or_config.root)
+    else:
+        root = Path(path_or_config)
     if experiment_id is None and ExperimentDir.at(root).exists():
         return Results(ExperimentDir.at(root))
     store = FileStoreConfig(root)

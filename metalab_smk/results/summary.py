@@ -18,7 +18,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from metalab_smk.store.jsonio import read_json
+from metalab_smk.store.jsonio import atomic_write_via, read_json
 from metalab_smk.store.layout import ExperimentDir
 
 __all__ = ["RESERVED_COLUMNS", "collect", "record_row", "records_frame", "summary_is_current"]
@@ -74,16 +74,13 @@ def record_row(record: dict[str, Any]) -> dict[str, Any]:
 def _record_paths(layout: ExperimentDir) -> list[tuple[str, str, str]]:
     """(run ID, record path, "success" | "failed") of every run in the run table that has
     a record, in run order; the success record wins over a failed one."""
-    runs_dir, failed_dir = str(layout.runs_dir), str(layout.failed_dir)
-    done = set(os.listdir(runs_dir)) if os.path.isdir(runs_dir) else set()
-    failed = set(os.listdir(failed_dir)) if os.path.isdir(failed_dir) else set()
+    done, failed = layout.done_ids(), layout.failed_ids()
     found = []
     for run_id in layout.read_run_ids():
-        name = f"{run_id}.json"
-        if name in done:
-            found.append((run_id, os.path.join(runs_dir, name), "success"))
-        elif name in failed:
-            found.append((run_id, os.path.join(failed_dir, name), "failed"))
+        if run_id in done:
+            found.append((run_id, str(layout.record(run_id)), "success"))
+        elif run_id in failed:
+            found.append((run_id, str(layout.failed_record(run_id)), "failed"))
     return found
 
 
@@ -97,8 +94,8 @@ def _steps_rows(layout: ExperimentDir, record: dict[str, Any]) -> Iterable[dict[
 
 def _previous(layout: ExperimentDir) -> tuple[pd.DataFrame, pd.DataFrame, int] | None:
     """The last summaries and when they were written, to reuse rows of unchanged records."""
-    runs_path = layout.summary_dir / "runs.parquet"
-    steps_path = layout.summary_dir / "steps.parquet"
+    runs_path = layout.summary_runs
+    steps_path = layout.summary_steps
     if not (runs_path.is_file() and steps_path.is_file()):
         return None
     try:
@@ -151,7 +148,28 @@ def records_frame(
         runs = runs.iloc[sorted(range(len(ranks)), key=ranks.__getitem__)].reset_index(drop=True)
     if not step_frame.empty:
         step_frame["value"] = pd.to_numeric(step_frame["value"], errors="coerce")
-    return runs, step_frame
+    return _with_derived(layout, runs), step_frame
+
+
+def _with_derived(layout: ExperimentDir, runs: pd.DataFrame) -> pd.DataFrame:
+    """``derived_<name>`` columns from ``derived/<run_id>.json`` (read afresh each time)."""
+    runs = runs.drop(columns=[c for c in runs.columns if str(c).startswith("derived_")])
+    stored = _names_in(layout.derived_dir)
+    if not stored or runs.empty:
+        return runs
+    rows = [
+        {f"derived_{k}": _scalar_or_json(v) for k, v in read_json(layout.derived(rid)).items()}
+        if rid in stored
+        else {}
+        for rid in runs["run_id"].tolist()
+    ]
+    return pd.concat([runs, pd.DataFrame(rows, index=runs.index)], axis=1)
+
+
+def _names_in(directory: Path) -> set[str]:
+    if not directory.is_dir():
+        return set()
+    return {n[:-5] for n in os.listdir(directory) if n.endswith(".json")}
 
 
 def _to_table(frame: pd.DataFrame) -> pa.Table:
@@ -166,23 +184,17 @@ def _to_table(frame: pd.DataFrame) -> pa.Table:
 
 
 def _write_parquet(frame: pd.DataFrame, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        pq.write_table(_to_table(frame), tmp)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    table = _to_table(frame)
+    atomic_write_via(path, lambda tmp: pq.write_table(table, tmp))
 
 
 def summary_is_current(layout: ExperimentDir) -> bool:
     """True when the summary is newer than every record directory and the run table."""
-    summary = layout.summary_dir / "runs.parquet"
+    summary = layout.summary_runs
     if not summary.is_file():
         return False
     built = summary.stat().st_mtime_ns
-    watched = [layout.runs_dir, layout.failed_dir, layout.run_table]
+    watched = [layout.runs_dir, layout.failed_dir, layout.run_table, layout.derived_dir]
     return all(not p.exists() or p.stat().st_mtime_ns <= built for p in watched)
 
 
@@ -193,8 +205,8 @@ def collect(
     reuse the rows of records unchanged since the last summary)."""
     layout = ExperimentDir.at(directory)
     runs, steps = records_frame(layout, incremental)
-    _write_parquet(runs, layout.summary_dir / "runs.parquet")
-    _write_parquet(steps, layout.summary_dir / "steps.parquet")
+    _write_parquet(runs, layout.summary_runs)
+    _write_parquet(steps, layout.summary_steps)
     return runs, steps
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from metalab_smk.core.values import is_int
 from metalab_smk.errors import ExecutorError
 
 
@@ -39,7 +40,7 @@ def minutes(time: str | int) -> int:
 
 def memory_mb(memory: str | int) -> int:
     """``"4G"``, ``"500M"``, ``"1T"`` or an int of MB, in MB."""
-    if isinstance(memory, int) and not isinstance(memory, bool):
+    if is_int(memory):
         return memory
     match = re.fullmatch(r"(\d+(?:\.\d+)?)\s*([KMGT]?)B?", str(memory).strip().upper())
     if match is None:
@@ -53,7 +54,12 @@ class SlurmConfig:
     """Resources of each SLURM job (one job runs ``chunk_size`` runs).
 
     ``time`` and ``memory`` are per job; ``max_concurrent`` caps the jobs submitted at
-    once; ``extra`` is passed to sbatch as is (e.g. ``"--qos=short"``)."""
+    once; ``extra`` is passed to sbatch as is (e.g. ``"--qos=short"``).
+
+    Upstream's fields: ``modules`` (``module load`` each), ``conda_env`` (activated) and
+    ``setup`` (shell lines) run in every SLURM job before it starts (Snakemake's
+    ``--precommand``); ``extra_sbatch`` ({"qos": "short"}) adds sbatch options;
+    ``max_array_size`` caps the runs of one array submission."""
 
     partition: str | None = None
     time: str | int = "00:30:00"
@@ -66,13 +72,18 @@ class SlurmConfig:
     extra: str | None = None
     status_interval: int = 10
     snakemake_options: list[str] = field(default_factory=list)
+    modules: list[str] = field(default_factory=list)
+    conda_env: str | None = None
+    setup: list[str] = field(default_factory=list)
+    extra_sbatch: dict[str, str] = field(default_factory=dict)
+    max_array_size: int = 1000
 
     def __post_init__(self) -> None:
         minutes(self.time)
         memory_mb(self.memory)
         for name in ("cpus", "max_concurrent"):
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            if not is_int(value) or value < 1:
                 raise ExecutorError(f"SlurmConfig({name}={value!r}) must be a positive int.")
         if self.chunk_size is not None and self.chunk_size < 1:
             raise ExecutorError(f"SlurmConfig(chunk_size={self.chunk_size}) must be >= 1.")
@@ -89,6 +100,21 @@ class SlurmConfig:
             resources.append(f"slurm_account={self.account}")
         if self.gpus:
             resources.append(f"gpu={self.gpus}")
-        if self.extra:
-            resources.append(f"slurm_extra={self.extra!r}")
+        extra = " ".join([*([self.extra] if self.extra else []), *self._extra_sbatch_options()])
+        if extra:
+            resources.append(f"slurm_extra={extra!r}")
         return resources
+
+    def _extra_sbatch_options(self) -> list[str]:
+        return [
+            f"--{key.lstrip('-').replace('_', '-')}" + ("" if value in (None, "") else f"={value}")
+            for key, value in self.extra_sbatch.items()
+        ]
+
+    def precommand(self) -> str:
+        """Shell run in each job before it starts: module loads, conda, setup lines."""
+        lines = [f"module load {module}" for module in self.modules]
+        if self.conda_env:
+            lines += ['eval "$(conda shell.bash hook)"', f"conda activate {self.conda_env}"]
+        lines += [line.strip() for line in self.setup if line.strip()]
+        return " && ".join(lines)

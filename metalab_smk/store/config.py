@@ -9,6 +9,8 @@ from pathlib import Path
 from metalab_smk.store.jsonio import read_json
 from metalab_smk.store.layout import ExperimentDir, safe_experiment_id
 
+DEFAULT_STORE = "./runs"  # the store every command and metalab.run use by default
+
 
 @dataclass(frozen=True)
 class FileStoreConfig:
@@ -28,6 +30,7 @@ class FileStoreConfig:
             return []
         found = []
         for child in sorted(self.root.iterdir()):
-            if (child / ".metalab" / "compiled.json").is_file():
-                found.append(read_json(child / ".metalab" / "compiled.json")["experiment_id"])
+            compiled = ExperimentDir(child).compiled
+            if compiled.is_file():
+                found.append(read_json(compiled)["experiment_id"])
         return found

@@ -8,17 +8,40 @@ import json
 import math
 import os
 import threading
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
+
+from metalab_smk.core.values import is_numpy, numpy_to_python
+
+
+def temp_path(target: str) -> str:
+    """The temporary name a writer of ``target`` uses: ``.{name}.{pid}.{thread}.tmp`` beside
+    it, so concurrent writers never share one and a dead writer's leftover names its pid."""
+    directory, name = os.path.split(target)
+    return os.path.join(directory, f".{name}.{os.getpid()}.{threading.get_ident()}.tmp")
+
+
+def atomic_write_via(path: str | os.PathLike[str], write: Callable[[Path], None]) -> None:
+    """Let ``write`` fill a temporary file beside ``path``, then rename it into place."""
+    target = Path(path)
+    tmp = Path(temp_path(os.fspath(target)))
+    target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        write(tmp)
+        os.replace(tmp, target)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
 
 
 def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
     """Write ``data`` to ``path`` via a temporary file and rename (same directory).
 
-    The temporary name carries the process and thread, so concurrent writers of the
-    same file never share one; the last rename wins with a complete file."""
+    The last rename wins with a complete file; a reader never sees a half-written one."""
     target = os.fspath(path)
-    directory, name = os.path.split(target)
-    tmp = os.path.join(directory, f".{name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    directory = os.path.dirname(target)
+    tmp = temp_path(target)
     flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC
     try:
         fd = os.open(tmp, flags, 0o666)
@@ -49,8 +72,8 @@ def _strict(value: Any) -> Any:
         return encoded
     if isinstance(value, (list, tuple)):
         return [_strict(v) for v in value]
-    if type(value).__module__ == "numpy" and hasattr(value, "tolist"):
-        return _strict(value.tolist())
+    if is_numpy(value):
+        return _strict(numpy_to_python(value))
     if isinstance(value, (set, frozenset)):
         return _strict(sorted(value, key=repr))
     if isinstance(value, bytes):

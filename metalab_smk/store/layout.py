@@ -69,8 +69,9 @@ class ExperimentDir:
     def artifacts(self, run_id: str) -> Path:
         return self.root / "artifacts" / run_id
 
-    def log(self, run_id: str) -> Path:
-        return self.logs_dir / f"{run_id}_run.log"
+    def log(self, run_id: str, name: str = "run") -> Path:
+        """The log ``name`` of a run (``run``: everything the run printed and logged)."""
+        return self.logs_dir / f"{run_id}_{name}.log"
 
     def results(self, run_id: str) -> Path:
         return self.root / "results" / run_id
@@ -83,6 +84,14 @@ class ExperimentDir:
         """The log of a run in progress in process ``pid`` (left behind when the process
         is killed); one per process, so two attempts never share a file."""
         return self.logs_dir / f"{run_id}_run.log.{pid}.partial"
+
+    def newest_partial_log(self, run_id: str) -> Path:
+        """The newest partial log of ``run_id`` (a path that does not exist if none)."""
+        found = sorted(
+            self.logs_dir.glob(f"{run_id}_run.log.*.partial"),
+            key=lambda path: path.stat().st_mtime_ns if path.exists() else 0,
+        )
+        return found[-1] if found else self.logs_dir / f"{run_id}_run.log.partial"
 
     def partial_logs(self) -> dict[str, Path]:
         """The newest partial log of each run that has one: ``{run_id: path}``."""
@@ -101,20 +110,6 @@ class ExperimentDir:
                 if run_id not in newest or mtime > newest[run_id][0]:
                     newest[run_id] = (mtime, Path(entry.path))
         return {run_id: path for run_id, (_, path) in newest.items()}
-
-    @property
-    def snakemake_log(self) -> Path:
-        return self.meta_dir / "snakemake.log"
-
-    @property
-    def runner_lock(self) -> Path:
-        """Held (flock) by the process driving Snakemake here; holds its pid."""
-        return self.meta_dir / "runner.lock"
-
-    @property
-    def head_file(self) -> Path:
-        """Where a submitted head process runs (``metalab submit``)."""
-        return self.meta_dir / "head.json"
 
     @property
     def head_state(self) -> Path:
@@ -140,11 +135,89 @@ class ExperimentDir:
         return self.workers_dir / f"{pid}@{host}"
 
     @property
+    def derived_dir(self) -> Path:
+        return self.root / "derived"
+
+    def derived(self, run_id: str) -> Path:
+        return self.derived_dir / f"{run_id}.json"
+
+    @property
+    def summary_runs(self) -> Path:
+        return self.summary_dir / "runs.parquet"
+
+    @property
+    def summary_steps(self) -> Path:
+        return self.summary_dir / "steps.parquet"
+
+    @property
+    def snapshot_dir(self) -> Path:
+        """Copies of the experiment file as compiled; jobs import these."""
+        return self.meta_dir / "snapshot"
+
+    @property
+    def resources_file(self) -> Path:
+        return self.meta_dir / "resources.json"
+
+    @property
+    def executor_file(self) -> Path:
+        """The executor a submitted head uses (written by ``metalab submit``)."""
+        return self.meta_dir / "executor.json"
+
+    @property
+    def head_file(self) -> Path:
+        """What ``metalab submit`` recorded about the detached head (pid or SLURM job)."""
+        return self.meta_dir / "head.json"
+
+    def head_log(self, on_slurm: bool) -> Path:
+        """The head's log; on SLURM the name holds ``%j``, which sbatch fills in."""
+        return self.meta_dir / ("head-%j.log" if on_slurm else "head.log")
+
+    @property
+    def snakemake_log(self) -> Path:
+        return self.meta_dir / "snakemake.log"
+
+    @property
+    def runner_lock(self) -> Path:
+        """Held (flock) by the process driving Snakemake here; holds its pid."""
+        return self.meta_dir / "runner.lock"
+
+    @property
+    def snakemake_locks_dir(self) -> Path:
+        return self.root / ".snakemake" / "locks"
+
+    @property
     def batches_dir(self) -> Path:
         return self.meta_dir / "batches"
 
-    def derived(self, run_id: str) -> Path:
-        return self.root / "derived" / f"{run_id}.json"
+    def batch_listing(self, key: str) -> Path:
+        """The run indices of one packed job, one per line."""
+        return self.batches_dir / f"{key}.txt"
+
+    def batch_done(self, key: str) -> Path:
+        """The Snakemake target a packed job writes when all its runs have a record."""
+        return self.batches_dir / f"{key}.done"
+
+    @property
+    def manifest(self) -> Path:
+        """The experiment manifest, where the original metalab keeps it."""
+        return self.root / "experiments" / f"{self.root.name}.json"
+
+    @property
+    def store_marker(self) -> Path:
+        return self.root / "_meta.json"
+
+    @property
+    def workflow_profile(self) -> Path:
+        """The workflow profile Snakemake applies by itself in this directory."""
+        return self.root / "profiles" / "default" / "config.yaml"
+
+    def done_ids(self) -> set[str]:
+        """Run IDs that have a success record (one directory listing, no file read)."""
+        return _json_stems(self.runs_dir)
+
+    def failed_ids(self) -> set[str]:
+        """Run IDs that have a failed record."""
+        return _json_stems(self.failed_dir)
 
     def read_run_ids(self) -> list[str]:
         return self.run_table.read_text().split()
@@ -153,7 +226,9 @@ class ExperimentDir:
         return self.compiled.is_file()
 
 
-def shown(path: str | os.PathLike[str]) -> str:
-    """``path`` for messages: relative to the working directory when inside it."""
-    relative = os.path.relpath(path)
-    return str(Path(path).absolute()) if relative.startswith("..") else relative
+def _json_stems(directory: Path) -> set[str]:
+    try:
+        names = os.listdir(directory)
+    except FileNotFoundError:
+        return set()
+    return {name[:-5] for name in names if name.endswith(".json")}

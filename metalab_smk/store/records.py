@@ -6,16 +6,24 @@ import enum
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["SCHEMA_VERSION", "ArtifactDescriptor", "Provenance", "RunRecord", "Status"]
+__all__ = ["SCHEMA_VERSION", "ArtifactDescriptor", "Metric", "Provenance", "RunRecord", "Status"]
 
 SCHEMA_VERSION = 1
 
+Metric = float | int | str | bool  # a scalar metric value (upstream's metalab.types.Metric)
+
 
 class Status(enum.StrEnum):
+    """A run's state. Records hold SUCCESS, FAILED or CANCELLED; ``metalab status`` also
+    reports KILLED (the process died without a record, only a ``.partial`` log is left).
+    RUNNING is the original metalab's in-flight state: metalab-smk never writes a record
+    for a run in flight (its ``.partial`` log shows it), so records never hold it."""
+
     SUCCESS = "success"
     FAILED = "failed"
     RUNNING = "running"
     CANCELLED = "cancelled"
+    KILLED = "killed"
 
 
 @dataclass(frozen=True)
@@ -30,6 +38,10 @@ class ArtifactDescriptor:
     content_hash: str | None = None
     size_bytes: int | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
+
+    def __getitem__(self, key: str) -> Any:
+        """Dict-style access (``descriptor["name"]``) as in earlier metalab-smk versions."""
+        return getattr(self, key)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ArtifactDescriptor:

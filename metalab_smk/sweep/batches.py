@@ -14,6 +14,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from metalab_smk.errors import ExecutorError
 from metalab_smk.store.jsonio import atomic_write_text, read_json
 from metalab_smk.store.layout import ExperimentDir
 
@@ -42,7 +43,7 @@ def choose_chunk_size(
     at least ``min_chunk`` (a SLURM job costs seconds to start) and at most MAX_AUTO_CHUNK."""
     if chunk_size is not None:
         if chunk_size < 1:
-            raise ValueError(f"chunk_size={chunk_size} must be at least 1.")
+            raise ExecutorError(f"chunk_size={chunk_size} must be at least 1.")
         return chunk_size
     if median_run_seconds is not None and median_run_seconds >= LONG_RUN_SECONDS:
         return 1
@@ -68,7 +69,7 @@ def median_run_seconds(layout: ExperimentDir, sample: int = 50) -> float | None:
 
 def clear_batches(layout: ExperimentDir) -> None:
     """Remove batch files of earlier invocations (only call with no Snakemake running)."""
-    directory = layout.meta_dir / "batches"
+    directory = layout.batches_dir
     if directory.is_dir():
         for path in directory.iterdir():
             path.unlink(missing_ok=True)
@@ -80,7 +81,7 @@ def write_batches(layout: ExperimentDir, indices: Sequence[int], chunk: int) -> 
     targets = []
     for number, start in enumerate(range(0, len(indices), chunk)):
         name = f"{stamp}-{number:06d}"
-        listing = layout.meta_dir / "batches" / f"{name}.txt"
-        atomic_write_text(listing, "".join(f"{i}\n" for i in indices[start : start + chunk]))
-        targets.append(listing.with_suffix(".done"))
+        listing = "".join(f"{i}\n" for i in indices[start : start + chunk])
+        atomic_write_text(layout.batch_listing(name), listing)
+        targets.append(layout.batch_done(name))
     return targets

@@ -1,34 +1,32 @@
 """Submit and exit: a detached head process drives Snakemake for a compiled experiment.
 
 ``metalab submit`` (and ``metalab.run(..., wait=False)``) start
-``python -m metalab_smk.sweep.detached DIR`` as its own SLURM job when the sweep runs on SLURM and
+``python -m metalab_smk.sweep.head DIR`` as its own SLURM job when the sweep runs on SLURM and
 ``sbatch`` exists, and as a background process otherwise; ``.metalab/head.json`` says
 where it runs so that ``metalab status`` and ``metalab.reconnect`` can follow it.
 """
 
 from __future__ import annotations
 
-import argparse
 import datetime as _dt
 import os
 import shutil
-import signal
 import subprocess
 import sys
-import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from metalab_smk.core.values import utc_now
 from metalab_smk.errors import MetalabError
 from metalab_smk.store.jsonio import atomic_write_json, read_json
-from metalab_smk.store.layout import ExperimentDir, shown
+from metalab_smk.store.layout import ExperimentDir
+from metalab_smk.store.locate import shown
 from metalab_smk.sweep.executors import (
     LocalExecutor,
     ProfileExecutor,
     SlurmExecutor,
-    executor_from_dict,
     executor_to_dict,
 )
 from metalab_smk.sweep.processes import snakemake_env, start_detached
@@ -62,12 +60,12 @@ def submit(
             f"a submitted sweep is still running in {layout.root}; follow it with "
             f"`metalab status {shown(layout.root)}`."
         )
-    settings = layout.meta_dir / "executor.json"
+    settings = layout.executor_file
     atomic_write_json(settings, executor_to_dict(executor))
-    command = [sys.executable, "-m", "metalab_smk.sweep.detached", str(layout.root)]
-    now = _dt.datetime.now(_dt.UTC).isoformat()
+    command = [sys.executable, "-m", "metalab_smk.sweep.head", str(layout.root)]
+    now = utc_now()
     if _on_slurm(executor) and not local and shutil.which("sbatch"):
-        log = layout.meta_dir / "head-%j.log"
+        log = layout.head_log(on_slurm=True)
         sbatch = [
             "sbatch",
             "--parsable",
@@ -104,7 +102,7 @@ def submit(
             "log": str(log).replace("%j", job_id),
         }
     else:
-        log = layout.meta_dir / "head.log"
+        log = layout.head_log(on_slurm=False)
         process = start_detached(command, layout.root, log)
         poll: Callable[[], int | None] | None = process.poll
         head = {
@@ -180,7 +178,7 @@ def head_alive(layout: ExperimentDir) -> bool:
         return False
     try:  # a reused PID: the head's command line names this module
         with open(f"/proc/{head['pid']}/cmdline", "rb") as handle:
-            return b"metalab_smk.sweep.detached" in handle.read()
+            return b"metalab_smk.sweep.head" in handle.read()
     except OSError:
         return True
 
@@ -195,54 +193,3 @@ def _squeue_state(head: dict[str, Any]) -> str | None:
         check=False,
     )
     return done.stdout.strip() or None
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m metalab_smk.sweep.detached")
-    parser.add_argument("directory")
-    args = parser.parse_args(argv)
-    from metalab_smk.sweep.outcome import jobs_started
-    from metalab_smk.sweep.runner import start
-
-    layout = ExperimentDir.at(args.directory)
-    stop = threading.Event()  # metalab stop, scancel, a time limit: SIGTERM
-    signal.signal(signal.SIGTERM, lambda signum, frame: stop.set())
-    try:
-        executor = executor_from_dict(read_json(layout.meta_dir / "executor.json"))
-        handle = start(layout, executor, progress=True, verbose=True)
-        reported = False
-        while not handle.wait(0.5):
-            if stop.is_set():
-                handle.cancel()  # Snakemake and its jobs; returns when they ended
-            elif not reported and jobs_started(layout):
-                _report(layout, "running")  # `metalab submit` returns now
-                reported = True
-    except Exception as exc:
-        message = str(exc) if isinstance(exc, MetalabError) else f"{type(exc).__name__}: {exc}"
-        print(f"metalab: error: {message}", flush=True)
-        _report(layout, "failed", message, 2)
-        return 2
-    if stop.is_set():
-        _report(layout, "stopped", "stopped by a signal (metalab stop, scancel)", 130)
-        return 130
-    status = handle.status
-    print(status.as_text(), flush=True)
-    if handle.error:
-        print(f"metalab: error: {handle.error}", flush=True)
-        _report(layout, "failed", handle.error, 1)
-        return 1
-    _report(layout, "finished", None, 0)
-    return 0
-
-
-def _report(
-    layout: ExperimentDir, state: str, error: str | None = None, code: int | None = None
-) -> None:
-    now = _dt.datetime.now(_dt.UTC).isoformat()
-    atomic_write_json(
-        layout.head_state, {"state": state, "error": error, "exit_code": code, "at": now}
-    )
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -57,6 +57,7 @@ class SlurmExecutor:
             interval,
             "--latency-wait",
             "30",
+            *(["--precommand", self.config.precommand()] if self.config.precommand() else []),
             *self.config.snakemake_options,
         ]
 
@@ -72,7 +73,7 @@ class ProfileExecutor:
         if not (Path(self.profile) / "config.yaml").is_file():
             raise ExecutorError(
                 f"profile {self.profile!r} has no config.yaml; pass a Snakemake profile "
-                "directory such as profiles/slurm (copy it and edit the partition)."
+                "directory; `metalab profile slurm DIR` writes one to edit."
             )
         object.__setattr__(self, "profile", str(Path(self.profile).absolute()))
 
@@ -96,6 +97,34 @@ class ProfileExecutor:
 
     def snakemake_args(self) -> list[str]:
         return ["--profile", self.profile]
+
+
+class ThreadExecutor(LocalExecutor):
+    """Upstream's ``ThreadExecutor(max_workers=n)``: local Snakemake with ``n`` cores
+    (runs execute in job processes, not threads)."""
+
+    def __init__(self, max_workers: int | None = None, chunk_size: int | None = None) -> None:
+        super().__init__(cores=max_workers, chunk_size=chunk_size)
+
+
+class ProcessExecutor(LocalExecutor):
+    """Upstream's ``ProcessExecutor(max_workers=n)``: local Snakemake with ``n`` cores."""
+
+    def __init__(self, max_workers: int | None = None, chunk_size: int | None = None) -> None:
+        super().__init__(cores=max_workers, chunk_size=chunk_size)
+
+
+def as_executor(executor: object) -> LocalExecutor | SlurmExecutor | ProfileExecutor:
+    """``executor`` checked (``None``: all local cores)."""
+    if executor is None:
+        return LocalExecutor()
+    if isinstance(executor, (LocalExecutor, SlurmExecutor, ProfileExecutor)):
+        return executor
+    raise ExecutorError(
+        f"executor={executor!r} is not supported; use metalab.LocalExecutor(cores=n), "
+        "ThreadExecutor/ProcessExecutor(max_workers=n), SlurmExecutor(SlurmConfig(...)) "
+        "or ProfileExecutor(profile_dir)."
+    )
 
 
 def executor_to_dict(executor: LocalExecutor | SlurmExecutor | ProfileExecutor) -> dict:

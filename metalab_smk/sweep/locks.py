@@ -3,20 +3,24 @@ recovering from a Snakemake that was killed."""
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
+import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 from metalab_smk.errors import SweepBusyError
-from metalab_smk.store.layout import ExperimentDir, shown
-from metalab_smk.sweep.processes import snakemake_env
+from metalab_smk.store.layout import ExperimentDir
+from metalab_smk.store.locate import shown
+from metalab_smk.sweep.processes import DRIVER_VARIABLE, snakemake_env
 from metalab_smk.sweep.status import ALIVE_STATES, slurm_job_ids, slurm_states
 
 __all__ = [
     "RunnerLock",
+    "end_orphaned_snakemake",
     "live_snakemake_pids",
     "live_worker_pids",
     "recover_stale_lock",
@@ -107,14 +111,59 @@ def live_worker_pids(directory: Path) -> list[int]:
     return found
 
 
-def recover_stale_lock(directory: Path, worker_grace: float = 15.0) -> bool:
+def _driver_of(pid: int) -> int | None:
+    """The metalab process that started snakemake ``pid`` (from its environment)."""
+    try:
+        environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    except OSError:
+        return None
+    prefix = f"{DRIVER_VARIABLE}=".encode()
+    for entry in environ:
+        if entry.startswith(prefix):
+            return int(entry[len(prefix) :] or 0) or None
+    return None
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def end_orphaned_snakemake(directory: Path, grace: float = 60.0) -> list[int]:
+    """End snakemake processes in ``directory`` that a metalab driver started and that
+    outlived it (the driver was killed): SIGTERM to their group, SIGKILL after ``grace``
+    seconds. Snakemake started by hand, or by a live driver, is left alone."""
+    orphans = [
+        pid
+        for pid in live_snakemake_pids(directory)
+        if (driver := _driver_of(pid)) is not None and not _alive(driver)
+    ]
+    for pid in orphans:
+        with contextlib.suppress(OSError):
+            os.killpg(pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    while any(_alive(pid) for pid in orphans) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    for pid in orphans:
+        with contextlib.suppress(OSError):
+            os.killpg(pid, signal.SIGKILL)
+    return orphans
+
+
+def recover_stale_lock(layout: ExperimentDir, worker_grace: float = 15.0) -> bool:
     """Remove Snakemake's lock when neither snakemake nor a job worker runs here (a killed
     sweep); True if removed. Workers whose Snakemake died end by themselves within
     seconds, so they are waited for up to ``worker_grace`` seconds.
 
     Raises SweepBusyError when a snakemake process or worker is still running here.
     """
-    locks = directory / ".snakemake" / "locks"
+    directory = layout.root
+    locks = layout.snakemake_locks_dir
     if not locks.is_dir() or not any(locks.iterdir()):
         return False
     pids = live_snakemake_pids(directory)
@@ -122,7 +171,6 @@ def recover_stale_lock(directory: Path, worker_grace: float = 15.0) -> bool:
     while not pids and live_worker_pids(directory) and time.monotonic() < deadline:
         time.sleep(0.2)
     pids = pids or live_worker_pids(directory)
-    layout = ExperimentDir.at(directory)
     jobs = sorted(j for j, s in slurm_states(slurm_job_ids(layout)).items() if s in ALIVE_STATES)
     if jobs:
         where = shown(directory)

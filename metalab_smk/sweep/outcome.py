@@ -7,7 +7,8 @@ import os
 import re
 from pathlib import Path
 
-from metalab_smk.store.layout import ExperimentDir, shown
+from metalab_smk.store.layout import ExperimentDir
+from metalab_smk.store.locate import shown
 from metalab_smk.sweep.status import sweep_status
 
 __all__ = ["error_line", "failure_cause", "jobs_started"]

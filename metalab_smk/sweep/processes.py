@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import contextlib
 import ctypes
 import os
 import signal
 import subprocess
-import sys
 from pathlib import Path
 
-PR_SET_PDEATHSIG = 1  # linux/prctl.h
+DRIVER_VARIABLE = "METALAB_DRIVER_PID"  # set in every Snakemake metalab starts
+_PR_SET_PDEATHSIG = 1
 
 
 def snakemake_env() -> dict[str, str]:
@@ -20,20 +19,30 @@ def snakemake_env() -> dict[str, str]:
     return {**os.environ, "PYTHONSAFEPATH": "1"}
 
 
-def _die_with_parent() -> None:
-    """In the child before exec: get SIGKILL when the parent dies (Linux only). SIGKILL,
-    because Snakemake on SIGTERM waits for its running jobs; the jobs notice that their
-    Snakemake is gone and cancel their runs themselves."""
-    if sys.platform.startswith("linux"):
-        with contextlib.suppress(OSError, AttributeError):
-            ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+def _die_with(parent: int, signum: int) -> None:
+    """In the child before exec: ask the kernel for ``signum`` when the parent dies."""
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, int(signum))
+    except (OSError, AttributeError):  # not Linux: the jobs' own parent watch ends them
+        return
+    if os.getppid() != parent:  # the parent died before prctl took effect
+        os.kill(os.getpid(), signum)
 
 
 def start_detached(
-    command: list[str], cwd: Path, log: Path, die_with_parent: bool = False
+    command: list[str],
+    cwd: Path,
+    log: Path,
+    tie_to_parent: bool = False,
+    death_signal: int = signal.SIGTERM,
 ) -> subprocess.Popen[bytes]:
-    """Start ``command`` in its own session (so it can be signalled as a group and, unless
-    ``die_with_parent``, outlive its parent), appending its output to ``log``."""
+    """Start ``command`` in its own session (so it can be signalled as a group), appending
+    its output to ``log``. It outlives its parent unless ``tie_to_parent``: then it gets
+    SIGTERM when the parent dies (a SLURM head job killed by scancel or its time limit,
+    whose Snakemake would otherwise be reparented to PID 1 and escape the job).
+    ``death_signal=SIGKILL`` for a foreground sweep: Snakemake on SIGTERM waits for its
+    running jobs, while the jobs notice a killed Snakemake and cancel their runs."""
+    parent = os.getpid()
     with open(log, "ab") as handle:
         handle.write(f"\n$ {' '.join(command)}\n".encode())
         handle.flush()
@@ -44,8 +53,8 @@ def start_detached(
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             start_new_session=True,
-            env=snakemake_env(),
-            preexec_fn=_die_with_parent if die_with_parent else None,
+            env={**snakemake_env(), DRIVER_VARIABLE: str(parent)},
+            preexec_fn=(lambda: _die_with(parent, death_signal)) if tie_to_parent else None,
         )
 
 

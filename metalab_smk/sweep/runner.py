@@ -1,7 +1,10 @@
 """``metalab.run``: compile, run Snakemake as a subprocess, return a handle.
 
 Snakemake runs in its own process group with the experiment directory as working
-directory; the handle follows progress from the record files.
+directory; the handle follows progress from the record files. Snakemake dies with the
+handle's thread (parent-death signal), Ctrl-C while waiting stops the sweep, and
+``result()`` raises SweepError when the sweep did not finish (docs: README, "Stopping a
+sweep, exit codes, crashes").
 """
 
 from __future__ import annotations
@@ -17,14 +20,18 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from metalab_smk.compile.compiler import compile_experiment, experiment_dir
 from metalab_smk.compile.loader import in_definition_mode, stop_definition
 from metalab_smk.core.experiment import Experiment
-from metalab_smk.errors import SweepBusyError, SweepError, SweepInterrupted
-from metalab_smk.store.layout import ExperimentDir, shown
+from metalab_smk.errors import SweepBusyError, SweepError, SweepInterrupted, UsageError
+from metalab_smk.results.derived import normalise_functions
+from metalab_smk.store.jsonio import read_json
+from metalab_smk.store.layout import ExperimentDir
+from metalab_smk.store.locate import shown
 from metalab_smk.sweep.batches import (
     choose_chunk_size,
     clear_batches,
@@ -32,12 +39,26 @@ from metalab_smk.sweep.batches import (
     write_batches,
 )
 from metalab_smk.sweep.detached import head_alive, submit
-from metalab_smk.sweep.executors import LocalExecutor, ProfileExecutor, SlurmExecutor
-from metalab_smk.sweep.locks import RunnerLock, live_snakemake_pids, recover_stale_lock
+from metalab_smk.sweep.events import Event, EventCallback, EventKind, EventWatcher, emit_event
+from metalab_smk.sweep.executors import (
+    LocalExecutor,
+    ProfileExecutor,
+    SlurmExecutor,
+    as_executor,
+)
+from metalab_smk.sweep.locks import (
+    RunnerLock,
+    end_orphaned_snakemake,
+    live_snakemake_pids,
+    recover_stale_lock,
+)
 from metalab_smk.sweep.outcome import failure_cause
 from metalab_smk.sweep.processes import signal_group, start_detached
 from metalab_smk.sweep.progress import Progress
 from metalab_smk.sweep.status import SweepStatus, cancel_slurm_jobs, sweep_status
+
+if TYPE_CHECKING:
+    from metalab_smk.results.results import Results
 
 __all__ = ["LocalExecutor", "RunHandle", "reconnect", "run", "start"]
 
@@ -52,19 +73,31 @@ def _forget(layout: ExperimentDir, run_ids: list[str]) -> None:
 
 
 def _missing_indices(layout: ExperimentDir) -> list[int]:
-    done = set(os.listdir(layout.runs_dir)) if layout.runs_dir.is_dir() else set()
-    return [i for i, rid in enumerate(layout.read_run_ids()) if f"{rid}.json" not in done]
+    done = layout.done_ids()
+    return [i for i, rid in enumerate(layout.read_run_ids()) if rid not in done]
+
+
+def _tracker(progress: bool | Progress | None, verbose: bool, title: str) -> Progress | None:
+    if isinstance(progress, Progress):
+        return progress
+    show = verbose if progress is None else bool(progress)
+    return Progress(title=title) if show else None
 
 
 class RunHandle:
-    """A sweep in progress (or finished): ``status``, ``is_complete``, ``wait()``,
-    ``result()``, ``cancel()``.
+    """A sweep in progress (or finished): ``status``, ``job_id``, ``store``,
+    ``is_complete``, ``wait()``, ``result()``, ``cancel()``.
 
-    Ctrl-C while waiting (a KeyboardInterrupt in the waiting thread, e.g. a notebook's
-    interrupt) stops the sweep this handle started: Snakemake and its jobs get SIGTERM
-    (the running runs record themselves as cancelled), a second Ctrl-C kills them at
-    once; then SweepInterrupted is raised. Snakemake is started by the handle's watch
-    thread and dies with it (parent-death signal), so nothing outlives the caller."""
+    Events (``on_event``) and the progress display are fed by a watcher thread that turns
+    new record and partial-log files into events; derived metrics are computed when the
+    sweep ends, before the parquet summary is written.
+
+    The watch thread also starts Snakemake (``launch``): its parent-death signal is tied
+    to the starting thread, which lives as long as the sweep. Ctrl-C while waiting (a
+    KeyboardInterrupt in the waiting thread, e.g. a notebook's interrupt) stops a sweep
+    this handle started: Snakemake and its jobs get SIGTERM (running runs record
+    themselves as cancelled), a second Ctrl-C kills them at once; then SweepInterrupted
+    is raised."""
 
     def __init__(
         self,
@@ -73,19 +106,37 @@ class RunHandle:
         progress: Progress | None = None,
         follow_existing: bool = False,
         lock: RunnerLock | None = None,
+        on_event: EventCallback | None = None,
+        derived_metrics: list[Any] | None = None,
+        skipped: list[str] | None = None,
         missing: list[int] | None = None,
     ) -> None:
         self.layout = layout
         self.process: subprocess.Popen[bytes] | None = None
         self._launch = launch
-        self._lock = lock
-        self._progress = progress
-        self._done = threading.Event()
         self._started = threading.Event()
         self._launch_error: BaseException | None = None
         self._stopping = False
-        self.returncode: int | None = None
         self.error: str | None = None  # one line: why the sweep did not finish
+        self._lock = lock
+        self._progress = progress
+        self._on_event = on_event
+        self._derived = list(derived_metrics or [])
+        self._done = threading.Event()
+        self.returncode: int | None = None
+        self._skipped = list(skipped or [])
+        self._watcher: EventWatcher | None = None
+        if progress is not None or on_event is not None:
+            skipped_ids = set(self._skipped)
+            running = [rid for rid in layout.read_run_ids() if rid not in skipped_ids]
+            if progress is not None:
+                progress.total = len(running) + len(self._skipped)
+                if on_event is None:  # no per-run skip events needed: just the count
+                    progress.skipped = len(self._skipped)
+                progress.__enter__()
+            self._watcher = EventWatcher(
+                layout, running, self._skipped, self._emit, skip_events=on_event is not None
+            )
         if launch is None and not follow_existing:
             self.returncode = 0
             self._finish()
@@ -97,9 +148,32 @@ class RunHandle:
         if self._launch_error is not None:
             raise self._launch_error
 
+    def _emit(self, event: Event) -> None:
+        emit_event(self._progress, event)
+        emit_event(self._on_event, event)
+
     @property
     def directory(self) -> Path:
         return self.layout.root
+
+    @property
+    def job_id(self) -> str:
+        """The SLURM job ID of a submitted head, else ``local-<pid>`` of Snakemake's
+        (or the detached head's) process."""
+        head = self.layout.head_file
+        if self.process is not None:
+            return f"local-{self.process.pid}"
+        if head.is_file():
+            info = read_json(head)
+            return str(info["job_id"]) if info.get("kind") == "slurm" else f"local-{info['pid']}"
+        return f"local-{os.getpid()}"
+
+    @property
+    def store(self) -> Any:
+        """A ``FileStore`` on the experiment directory (records, logs, derived metrics)."""
+        from metalab_smk.store.filestore import FileStore
+
+        return FileStore(self.layout.root)
 
     def _running(self) -> bool:
         if self.process is not None:
@@ -107,17 +181,18 @@ class RunHandle:
         return head_alive(self.layout) or bool(live_snakemake_pids(self.layout.root))
 
     def _watch(self, missing: list[int]) -> None:
-        """Start Snakemake (in this thread, which lives as long as it does: its
-        parent-death signal is tied to the starting thread), follow it, and start one
-        more round for runs no job reached (a batch cut short by a time limit)."""
+        """Start Snakemake, follow it, and start up to two more rounds for runs that no
+        job reached (a batch cut short by a SLURM time limit)."""
         if self._launch is not None:
             try:
                 self.process = self._launch(missing)
-            except BaseException as exc:  # reported by the constructor
+            except BaseException as exc:  # raised by the constructor
                 self._launch_error = exc
                 self._started.set()
                 if self._lock is not None:
                     self._lock.release()
+                if self._progress is not None:
+                    self._progress.__exit__(None, None, None)
                 return
         self._started.set()
         import metalab_smk.results.summary  # noqa: F401 - load pandas/pyarrow while Snakemake works
@@ -132,10 +207,13 @@ class RunHandle:
     def _follow(self, missing: list[int]) -> None:
         rounds = 0
         while True:
+            pause = 0.1
             while self._running():
-                if self._progress is not None:
-                    self._progress.update(sweep_status(self.layout, with_errors=False))
-                time.sleep(0.1)
+                if self._watcher is not None:
+                    began = time.perf_counter()
+                    self._watcher.poll()
+                    pause = min(2.0, max(0.1, 5 * (time.perf_counter() - began)))
+                time.sleep(pause)
             self.returncode = self.process.returncode if self.process is not None else None
             untouched = _untouched_indices(self.layout)
             killed = self.returncode is not None and self.returncode < 0
@@ -151,7 +229,11 @@ class RunHandle:
         from metalab_smk.results.summary import collect, summary_is_current
 
         try:
+            if self._watcher is not None:
+                self._watcher.poll()
             try:
+                if self._derived:
+                    self._compute_derived()
                 if not summary_is_current(self.layout):
                     collect(self.layout.root)
             except Exception as exc:
@@ -161,17 +243,42 @@ class RunHandle:
             if self.error is not None and self._stopping:
                 self.error = f"the sweep was stopped: {self.error}"
         finally:
-            try:
-                if self._lock is not None:
-                    self._lock.release()
-                if self._progress is not None:
-                    self._progress.close(sweep_status(self.layout))
-            finally:
-                self._done.set()
+            self._close()
+
+    def _close(self) -> None:
+        try:
+            if self._lock is not None:
+                self._lock.release()
+            if self._watcher is not None:
+                status = sweep_status(self.layout, with_errors=False)
+                self._emit(
+                    Event.make(
+                        EventKind.FINISHED,
+                        experiment_id=status.experiment_id,
+                        total=status.total,
+                        done=status.done,
+                        failed=status.failed,
+                        missing=status.missing,
+                    )
+                )
+            if self._progress is not None:
+                self._progress.__exit__(None, None, None)
+        finally:
+            self._done.set()
+
+    def _compute_derived(self) -> None:
+        from metalab_smk.results.results import Results
+
+        computed = Results(self.layout).compute_derived(self._derived)
+        if computed and self._progress is not None and self._progress.show:
+            print(f"metalab: derived metrics of {len(computed)} runs stored", flush=True)
 
     @property
     def status(self) -> SweepStatus:
-        return sweep_status(self.layout)
+        """Counts over the run table: ``total``, ``done`` (all successful runs),
+        ``completed`` (successful in this invocation), ``skipped`` (done before it),
+        ``failed``, ``running``, ``pending``."""
+        return replace(sweep_status(self.layout), skipped=len(self._skipped))
 
     @property
     def is_complete(self) -> bool:
@@ -182,7 +289,7 @@ class RunHandle:
         try:
             return self._done.wait(timeout)
         except KeyboardInterrupt:
-            if self.process is None:  # following a sweep started elsewhere: just stop waiting
+            if self.process is None:  # following a sweep started elsewhere: stop waiting
                 raise
             self._interrupted()
             raise AssertionError("unreachable") from None
@@ -200,10 +307,10 @@ class RunHandle:
         with contextlib.suppress(KeyboardInterrupt):
             self._done.wait(60)
         status = sweep_status(self.layout, with_errors=False)
-        where = shown(self.layout.root)
         message = (
             f"metalab: interrupted: {status.done} of {status.total} runs finished and are "
-            f"kept; run the same command again (or `snakemake` in {where}) to resume."
+            f"kept; run the same command again (or `snakemake` in {shown(self.layout.root)})"
+            " to resume."
         )
         print(message, file=sys.stderr, flush=True)
         _quiet_interrupt_exit()
@@ -226,7 +333,7 @@ class RunHandle:
             time.sleep(0.05)
         cancel_slurm_jobs(self.layout)  # any SLURM job Snakemake did not cancel itself
 
-    def result(self, timeout: float | None = None, check: bool = True) -> Any:
+    def result(self, timeout: float | None = None, check: bool = True) -> Results:
         """Wait for the sweep (up to ``timeout`` s) and return its Results.
 
         Raises SweepError (with ``status`` and one line naming the cause) when Snakemake
@@ -292,54 +399,93 @@ def _quiet_interrupt_exit() -> None:
 
 def _untouched_indices(layout: ExperimentDir) -> list[int]:
     """Runs with neither a record nor a failed record nor a partial log: never started."""
-    names = [
-        set(os.listdir(d)) if d.is_dir() else set() for d in (layout.runs_dir, layout.failed_dir)
-    ]
-    started = layout.partial_logs().keys()
-    return [
-        i
-        for i, rid in enumerate(layout.read_run_ids())
-        if f"{rid}.json" not in names[0] and f"{rid}.json" not in names[1] and rid not in started
-    ]
+    reached = layout.done_ids() | layout.failed_ids() | layout.partial_logs().keys()
+    return [i for i, rid in enumerate(layout.read_run_ids()) if rid not in reached]
+
+
+def _done_ids(layout: ExperimentDir) -> list[str]:
+    done = layout.done_ids()
+    return [rid for rid in layout.read_run_ids() if rid in done]
 
 
 def start(
     layout: ExperimentDir,
     executor: LocalExecutor | SlurmExecutor | ProfileExecutor | None = None,
     resume: bool = True,
-    progress: bool | None = None,
-    on_event: Callable[[dict[str, Any]], None] | None = None,
+    progress: bool | Progress | None = None,
+    on_event: EventCallback | None = None,
     verbose: bool = True,
+    derived_metrics: list[Any] | None = None,
+    tie_to_parent: bool | str = True,
     lock: RunnerLock | None = None,
 ) -> RunHandle:
-    """Run what is missing in a compiled experiment directory (holding its runner lock)."""
-    executor = executor or LocalExecutor()
+    """Run what is missing in a compiled experiment directory (holding its runner lock).
+
+    Snakemake ends when this process dies (``tie_to_parent``): SIGKILL in the foreground
+    (its jobs notice and cancel their runs), SIGTERM for the head of a submitted sweep
+    (``tie_to_parent="head"``: the SLURM plugin then cancels its jobs). Snakemake left
+    running by a metalab process that was killed is ended first (SIGTERM, then SIGKILL
+    after a minute)."""
+    executor = as_executor(executor)
     lock = lock or RunnerLock(layout)
     try:
         layout.stop_request.unlink(missing_ok=True)
         total = len(layout.read_run_ids())
-        if resume and not _missing_indices(layout):
-            lock.release()
-            if verbose:
-                print(f"metalab: all {total} runs of {layout.root.name} are done; nothing to run.")
-            return RunHandle(layout, None, None)
-        if recover_stale_lock(layout.root) and verbose:
+        nothing_to_do = resume and not _missing_indices(layout)
+    except BaseException:
+        lock.release()
+        raise
+    title = layout.root.name
+    if nothing_to_do:
+        lock.release()
+        if verbose:
+            print(
+                f"metalab: all {total} runs are done; nothing to run "
+                f"(results: {shown(layout.root)})"
+            )
+        display = _tracker(progress, False, title) if isinstance(progress, Progress) else None
+        return RunHandle(
+            layout,
+            None,
+            display,
+            on_event=on_event,
+            derived_metrics=derived_metrics,
+            skipped=_done_ids(layout),
+        )
+    try:
+        ended = end_orphaned_snakemake(layout.root)
+        if ended and verbose:
+            print(
+                f"metalab: ended the Snakemake (pid {', '.join(map(str, ended))}) that a "
+                "killed metalab run left in this directory."
+            )
+        if recover_stale_lock(layout) and verbose:
             print(
                 f"metalab: removed the lock of an interrupted Snakemake run in {layout.root} "
                 "(no snakemake is running there any more)."
             )
         if not resume:
             _forget(layout, layout.read_run_ids())
+        skipped = _done_ids(layout)
         missing = _missing_indices(layout)
     except BaseException:
         lock.release()
         raise
-    display = Progress.create(progress, verbose, on_event, total=total)
+    death = signal.SIGTERM if tie_to_parent == "head" else signal.SIGKILL
 
     def launch(indices: list[int]) -> subprocess.Popen[bytes]:
-        return _launch(layout, executor, indices, total, verbose)
+        return _launch(layout, executor, indices, total, verbose, bool(tie_to_parent), death)
 
-    return RunHandle(layout, launch, display, lock=lock, missing=missing)
+    return RunHandle(
+        layout,
+        launch,
+        _tracker(progress, verbose, title),
+        lock=lock,
+        on_event=on_event,
+        derived_metrics=derived_metrics,
+        skipped=skipped,
+        missing=missing,
+    )
 
 
 def _launch(
@@ -348,6 +494,8 @@ def _launch(
     missing: list[int],
     total: int,
     verbose: bool,
+    tie_to_parent: bool = False,
+    death_signal: int = signal.SIGTERM,
 ) -> subprocess.Popen[bytes]:
     """Write the batches of ``missing`` runs and start Snakemake on them."""
     clear_batches(layout)
@@ -368,36 +516,44 @@ def _launch(
         "host",
     ]
     if verbose:
-        where = f"up to {parallel} at once"
         print(
-            f"metalab: running {len(missing)} of {total} runs ({len(targets)} Snakemake "
-            f"jobs of up to {chunk} runs, {where}) in {layout.root}"
+            f"metalab: running {len(missing)} of {total} runs in {shown(layout.root)}\n"
+            f"  ({len(targets)} Snakemake jobs of up to {chunk} runs, {parallel} at once)"
         )
-    return start_detached(command, layout.root, layout.snakemake_log, die_with_parent=True)
+    return start_detached(
+        command,
+        layout.root,
+        layout.snakemake_log,
+        tie_to_parent=tie_to_parent,
+        death_signal=death_signal,
+    )
 
 
 def run(
     experiment: Experiment,
     store: str | os.PathLike[str] | None = None,
-    executor: LocalExecutor | SlurmExecutor | ProfileExecutor | None = None,
+    executor: Any = None,
     resume: bool = True,
-    progress: bool | None = None,
-    on_event: Callable[[dict[str, Any]], None] | None = None,
-    derived_metrics: Any = None,
+    progress: bool | Progress | None = None,
+    on_event: EventCallback | None = None,
+    derived_metrics: list[Any] | None = None,
     verbose: bool = True,
     wait: bool = True,
 ) -> RunHandle:
     """Compile ``experiment`` and run its missing runs with Snakemake; returns a handle.
 
+    ``derived_metrics``: functions ``fn(run) -> dict`` (or ``'module:fn'``) computed for
+    every successful run when the sweep ends, stored in ``derived/<run_id>.json``.
     ``wait=False`` submits and returns at once: the Snakemake head process runs detached
     (as its own SLURM job with a SLURM executor, else in the background); follow it with
     the handle, ``metalab status DIR`` or ``metalab.reconnect(DIR)``."""
     if in_definition_mode():  # imported by `metalab compile` or a job: never a nested sweep
         stop_definition(experiment)
+    functions = normalise_functions(derived_metrics)
+    if not wait and not resume:
+        raise UsageError("run(wait=False) resumes; use resume=False only with wait=True.")
     atexit.unregister(_exit_130_if_interrupted)
     atexit.register(_exit_130_if_interrupted)  # runs after atexit handlers registered later
-    if not wait and not resume:
-        raise ValueError("run(wait=False) resumes; use resume=False only with wait=True.")
     locks: list[RunnerLock] = []
 
     def take_lock(layout: ExperimentDir) -> None:
@@ -410,7 +566,7 @@ def run(
             )
 
     try:
-        layout = compile_experiment(experiment, store, before_writing=take_lock)
+        layout = compile_experiment(experiment, store, verbose=verbose, before_writing=take_lock)
     except BaseException as exc:
         for lock in locks:
             lock.release()
@@ -421,7 +577,7 @@ def run(
     lock = locks[0]
     if not wait:
         lock.release()  # the head takes it
-        head = submit(layout, executor or LocalExecutor())
+        head = submit(layout, as_executor(executor))
         if verbose:
             where = (
                 f"SLURM job {head['job_id']}"
@@ -430,17 +586,34 @@ def run(
             )
             print(
                 f"metalab: submitted {layout.root} ({where}); follow it with "
-                f"`metalab status {shown(layout.root)}`"
+                f"`metalab status {os.path.relpath(layout.root)}`"
             )
-        return reconnect(layout.root)
-    return start(layout, executor, resume, progress, on_event, verbose, lock=lock)
+        return reconnect(layout.root, progress=progress, on_event=on_event, _derived=functions)
+    return start(layout, executor, resume, progress, on_event, verbose, functions, lock=lock)
 
 
-def reconnect(directory: str | os.PathLike[str]) -> RunHandle:
-    """A handle on the experiment directory ``directory``, following a sweep that is
-    still running there (started by ``metalab run`` or plain ``snakemake``)."""
+def reconnect(
+    directory: str | os.PathLike[str],
+    progress: bool | Progress | None = None,
+    on_event: EventCallback | None = None,
+    _derived: list[Any] | None = None,
+) -> RunHandle:
+    """A handle on the experiment directory ``directory`` (a path or a ``FileStore``),
+    following a sweep that is still running there (started by ``metalab run``,
+    ``metalab submit`` or plain ``snakemake``); ``progress`` and ``on_event`` as in ``run``."""
     from metalab_smk.compile.reader import CompiledExperiment
 
+    if not isinstance(directory, (str, os.PathLike)):  # a FileStore
+        directory = directory.root
     layout = ExperimentDir.at(directory)
     CompiledExperiment.read(layout)  # clear error when it is not an experiment directory
-    return RunHandle(layout, None, None, follow_existing=True)
+    display = _tracker(progress, False, layout.root.name)
+    return RunHandle(
+        layout,
+        None,
+        display,
+        follow_existing=True,
+        on_event=on_event,
+        derived_metrics=_derived,
+        skipped=_done_ids(layout),
+    )

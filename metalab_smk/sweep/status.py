@@ -19,6 +19,8 @@ from metalab_smk.job.exits import disk_full
 from metalab_smk.job.runlog import read_header
 from metalab_smk.store.jsonio import read_json
 from metalab_smk.store.layout import ExperimentDir
+from metalab_smk.store.locate import shown
+from metalab_smk.store.records import Status
 
 __all__ = [
     "ALIVE_STATES",
@@ -42,6 +44,9 @@ ALIVE_STATES = {
 }
 
 
+_NUMBER = re.compile(r"\d+(\.\d+)?")
+
+
 @dataclass(frozen=True)
 class FailedRun:
     run_id: str
@@ -51,6 +56,17 @@ class FailedRun:
     log: str
     slurm_state: str | None = None
     slurm_log: str | None = None
+    params: dict[str, Any] | None = None
+
+    @property
+    def first_line(self) -> str:
+        return (self.message.splitlines() or [""])[0]
+
+    @property
+    def kind(self) -> tuple[str, str, str]:
+        """What groups failures: status, error type and the message's first line with
+        its numbers blanked (``missing key 7`` and ``missing key 14`` are one kind)."""
+        return (self.status, self.error_type, _NUMBER.sub("#", self.first_line))
 
 
 @dataclass
@@ -66,6 +82,16 @@ class SweepStatus:
     pending: int
     stale: int
     failed_runs: list[FailedRun] = field(default_factory=list)
+    skipped: int = 0  # runs done before this invocation (set by a RunHandle)
+
+    @property
+    def completed(self) -> int:
+        """Successful runs of this invocation (upstream's ``completed``)."""
+        return self.done - self.skipped
+
+    @property
+    def in_flight(self) -> int:
+        return self.running + self.pending
 
     @property
     def missing(self) -> int:
@@ -75,25 +101,84 @@ class SweepStatus:
     def is_complete(self) -> bool:
         return self.done == self.total
 
-    def as_text(self) -> str:
-        lines = [
+    def headline(self) -> str:
+        return (
             f"{self.experiment_id}: {self.total} runs: {self.done} done, {self.running} "
             f"running, {self.failed} failed, {self.pending} pending"
             + (f" ({self.stale} stale records)" if self.stale else "")
-        ]
+        )
+
+    def groups(self) -> list[list[FailedRun]]:
+        """Failed runs grouped by kind of error, most frequent kind first."""
+        groups: dict[tuple[str, str, str], list[FailedRun]] = {}
         for run in self.failed_runs:
-            state = f" (SLURM {run.slurm_state})" if run.slurm_state else ""
-            lines.append(f"  {run.status}{state} {run.run_id}: {run.error_type}: {run.message}")
-            lines.append(f"    log: {run.log}")
-            if run.slurm_log:
-                lines.append(f"    SLURM log: {run.slurm_log}")
+            groups.setdefault(run.kind, []).append(run)
+        return sorted(groups.values(), key=len, reverse=True)
+
+    def failure_lines(self, max_groups: int = 3) -> list[str]:
+        """One line per kind of failure (most frequent first), at most ``max_groups``."""
+        groups = self.groups()
+        lines = [_group_line(runs) for runs in groups[:max_groups]]
+        if len(groups) > max_groups:
+            lines.append(f"  ... {len(groups) - max_groups} more kinds of error")
+        return lines
+
+    def as_text(self, every_run: bool = False, max_groups: int = 6) -> str:
+        """The headline, then failures grouped by error with a few example runs (their
+        params and log); ``every_run`` lists each failed run instead."""
+        lines = [self.headline()]
+        if every_run:
+            for run in self.failed_runs:
+                lines.extend(_run_lines(run))
+            return "\n".join(lines)
+        groups = self.groups()
+        if not groups:
+            return "\n".join(lines)
+        examples = 3 if len(groups) <= 2 else 1
+        kinds = f"{len(groups)} kind{'s' if len(groups) > 1 else ''}"
+        lines.append(f"failures by error ({kinds}; --all lists every failed run):")
+        for runs in groups[:max_groups]:
+            lines.append(_group_line(runs))
+            for run in runs[:examples]:
+                state = f" (SLURM {run.slurm_state})" if run.slurm_state else ""
+                lines.append(_clip(f"    e.g. {run.run_id}{state}  {_params_text(run.params)}"))
+                lines.append(f"         log: {shown(run.log)}")
+                if run.slurm_log:
+                    lines.append(f"         SLURM log: {shown(run.slurm_log)}")
+            if len(runs) > examples:
+                lines.append(f"    ... and {len(runs) - examples} more")
+        if len(groups) > max_groups:
+            rest = sum(len(r) for r in groups[max_groups:])
+            lines.append(f"  ... {len(groups) - max_groups} more kinds of error ({rest} runs)")
         return "\n".join(lines)
 
 
-def _names(directory) -> set[str]:
-    if not directory.is_dir():
-        return set()
-    return {n[:-5] for n in os.listdir(directory) if n.endswith(".json")}
+def _group_line(runs: list[FailedRun]) -> str:
+    first = runs[0]
+    similar = " (and similar)" if any(r.first_line != first.first_line for r in runs) else ""
+    return _clip(f"  {len(runs)} x {first.status} {first.error_type}: {first.first_line}{similar}")
+
+
+def _run_lines(run: FailedRun) -> list[str]:
+    state = f" (SLURM {run.slurm_state})" if run.slurm_state else ""
+    lines = [f"  {run.status}{state} {run.run_id}: {run.error_type}: {run.message}"]
+    if run.params is not None:
+        lines.append(f"    params: {_params_text(run.params, limit=None)}")
+    lines.append(f"    log: {run.log}")
+    if run.slurm_log:
+        lines.append(f"    SLURM log: {run.slurm_log}")
+    return lines
+
+
+def _params_text(params: dict[str, Any] | None, limit: int | None = 50) -> str:
+    if params is None:
+        return ""
+    text = ", ".join(f"{k}={v!r}" for k, v in params.items())
+    return text if limit is None or len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _clip(line: str, width: int = 80) -> str:
+    return line if len(line) <= width else line[: width - 3] + "..."
 
 
 _SUBMITTED = re.compile(r"submitted with SLURM jobid (\d+)")
@@ -161,8 +246,8 @@ def sweep_status(layout: ExperimentDir, with_errors: bool = True) -> SweepStatus
     """Done / running / failed / pending over the run table of ``layout``."""
     run_ids = layout.read_run_ids()
     current = set(run_ids)
-    done_ids = _names(layout.runs_dir)
-    failed_ids = _names(layout.failed_dir) - done_ids
+    done_ids = layout.done_ids()
+    failed_ids = layout.failed_ids() - done_ids
     partials = layout.partial_logs()
     in_progress = (partials.keys() & current) - done_ids
     markers = {rid: read_header(partials[rid]) for rid in in_progress}
@@ -234,10 +319,10 @@ def _failed_run(
         state = states.get(job) if job else None
         return FailedRun(
             run_id,
-            "killed",
+            Status.KILLED,
             state or "Killed",
             "the run's process died without writing a record"
-            + (f" (SLURM job {job} ended {state})" if state else "")
+            + (f" (its SLURM job ended {state})" if state else "")
             + (" (no space left on device)" if disk_full(layout.root) else ""),
             str(layout.log(run_id)),
             state,
@@ -254,4 +339,5 @@ def _failed_run(
         str(layout.log(run_id)),
         states.get(job) if job else None,
         extra.get("slurm_log"),
+        record.get("params_resolved"),
     )

@@ -9,6 +9,7 @@ from typing import Any
 
 from metalab_smk.core.identity import encode, sha16
 from metalab_smk.core.params.source import ParamCase, ParamSource, check_value
+from metalab_smk.core.values import is_numpy, numpy_to_python
 from metalab_smk.errors import ParamError
 
 __all__ = ["GridSource", "grid"]
@@ -30,8 +31,8 @@ def _as_value_list(name: str, values: Any) -> list[Any]:
             f"grid({name}=...): a set has no order, so run order would be arbitrary; "
             f"pass sorted(...) or a list."
         )
-    if hasattr(values, "tolist") and type(values).__module__ == "numpy":
-        values = values.tolist()
+    if is_numpy(values):
+        values = numpy_to_python(values)
     try:
         items = list(values)
     except TypeError:

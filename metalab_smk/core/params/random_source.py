@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from metalab_smk.core.params.source import ParamCase, ParamSource, check_value
+from metalab_smk.core.values import is_int
 from metalab_smk.errors import ParamError
 
 __all__ = [
@@ -156,7 +157,7 @@ def loguniform_int(low: int, high: int) -> LogUniformInt:
 def randint(low: int, high: int) -> RandInt:
     """Uniform integer in [low, high] (both ends included)."""
     for label, value in (("low", low), ("high", high)):
-        if isinstance(value, bool) or not isinstance(value, int):
+        if not is_int(value):
             raise ParamError(f"randint(): {label} must be an int, got {value!r}.")
     return RandInt(low, high)
 
@@ -185,9 +186,9 @@ class RandomSource(ParamSource):
                     f"random(space={{{key!r}: {dist!r}}}): not a distribution; use "
                     "uniform(), loguniform(), loguniform_int(), randint() or choice()."
                 )
-        if isinstance(n_trials, bool) or not isinstance(n_trials, int) or n_trials < 1:
+        if not is_int(n_trials) or n_trials < 1:
             raise ParamError(f"random(n_trials={n_trials!r}) must be a positive int.")
-        if isinstance(seed, bool) or not isinstance(seed, int):
+        if not is_int(seed):
             raise ParamError(f"random(seed={seed!r}) must be an int.")
         self._space = dict(space)
         self._keys = sorted(space)

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from metalab_smk.core.identity import encode, fingerprint
+from metalab_smk.core.values import is_int
 from metalab_smk.errors import ParamError
 
 __all__ = ["ParamCase", "ParamSource", "check_value", "source_from_manifest"]
@@ -52,7 +53,7 @@ class ParamSource:
         raise NotImplementedError
 
     def __getitem__(self, index: int) -> ParamCase:
-        if isinstance(index, bool) or not isinstance(index, int):
+        if not is_int(index):
             raise TypeError(f"param source indices are ints, got {type(index).__name__}")
         size = len(self)
         position = index + size if index < 0 else index

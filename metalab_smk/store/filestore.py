@@ -1,0 +1,129 @@
+"""``FileStore``: upstream's store interface over experiment directories (read side).
+
+``FileStore(path)`` accepts an experiment directory, or a collection root (with
+``experiment_id=`` to pick one experiment, else all of them). Records are written by the
+jobs, never through this class; it reads records, logs, artifact descriptors and derived
+metrics, and writes derived metrics.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from metalab_smk.errors import MetalabError
+from metalab_smk.store.config import FileStoreConfig
+from metalab_smk.store.jsonio import atomic_write_json, read_json
+from metalab_smk.store.layout import ExperimentDir
+from metalab_smk.store.records import ArtifactDescriptor, RunRecord
+
+__all__ = ["FileStore", "FileStoreConfig", "export_store"]
+
+
+class FileStore:
+    """Read access to the experiment directories under ``root``."""
+
+    def __init__(
+        self,
+        root: str | os.PathLike[str] | FileStoreConfig,
+        experiment_id: str | None = None,
+    ) -> None:
+        experiment_id = experiment_id or getattr(root, "experiment_id", None)
+        base = Path(root.root if isinstance(root, FileStoreConfig) else root).absolute()
+        if experiment_id is not None and not ExperimentDir.at(base).exists():
+            base = FileStoreConfig(base).experiment_dir(experiment_id).root
+        self._root = base
+
+    @property
+    def root(self) -> Path:
+        return self._root
+
+    def get_working_directory(self) -> Path:
+        return self._root
+
+    def experiment_dirs(self) -> list[ExperimentDir]:
+        """The experiment directories this store covers."""
+        here = ExperimentDir.at(self._root)
+        if here.exists():
+            return [here]
+        config = FileStoreConfig(self._root)
+        return [config.experiment_dir(e) for e in config.list_experiments()]
+
+    def _layout_of(self, run_id: str) -> ExperimentDir:
+        for layout in self.experiment_dirs():
+            if layout.record(run_id).is_file() or layout.failed_record(run_id).is_file():
+                return layout
+        raise KeyError(f"no run {run_id!r} under {self._root}")
+
+    def run_exists(self, run_id: str) -> bool:
+        try:
+            self._layout_of(run_id)
+        except KeyError:
+            return False
+        return True
+
+    def get_run_record(self, run_id: str) -> RunRecord | None:
+        try:
+            layout = self._layout_of(run_id)
+        except KeyError:
+            return None
+        path = layout.record(run_id)
+        return RunRecord.from_dict(
+            read_json(path if path.is_file() else layout.failed_record(run_id))
+        )
+
+    def list_run_records(self, experiment_id: str | None = None) -> list[RunRecord]:
+        """Records of the current run table (success first, else failed), in run order."""
+        found = []
+        for layout in self.experiment_dirs():
+            for run_id in layout.read_run_ids():
+                for path in (layout.record(run_id), layout.failed_record(run_id)):
+                    if path.is_file():
+                        record = RunRecord.from_dict(read_json(path))
+                        if experiment_id in (None, record.experiment_id):
+                            found.append(record)
+                        break
+        return found
+
+    def list_artifacts(self, run_id: str) -> list[ArtifactDescriptor]:
+        record = self.get_run_record(run_id)
+        return [ArtifactDescriptor.from_dict(a) for a in record.artifacts] if record else []
+
+    def get_log(self, run_id: str, name: str = "run") -> str | None:
+        """The text of a run's log ``name`` (``run``; a killed run's partial log too)."""
+        try:
+            layout = self._layout_of(run_id)
+        except KeyError:
+            layout = next(iter(self.experiment_dirs()), ExperimentDir.at(self._root))
+        candidates = [layout.log(run_id, name)]
+        if name == "run":
+            candidates.append(layout.newest_partial_log(run_id))
+        for path in candidates:
+            if path.is_file():
+                return path.read_text(errors="replace")
+        return None
+
+    def get_derived(self, run_id: str) -> dict[str, Any] | None:
+        try:
+            path = self._layout_of(run_id).derived(run_id)
+        except KeyError:
+            return None
+        return read_json(path) if path.is_file() else None
+
+    def derived_exists(self, run_id: str) -> bool:
+        return self.get_derived(run_id) is not None
+
+    def put_derived(self, run_id: str, values: dict[str, Any]) -> None:
+        atomic_write_json(self._layout_of(run_id).derived(run_id), values)
+
+    def __repr__(self) -> str:
+        return f"FileStore(root={str(self._root)!r})"
+
+
+def export_store(*args: Any, **kwargs: Any) -> Any:
+    """Upstream's store-to-store export (not provided: see README, Differences)."""
+    raise MetalabError(
+        "export_store is not provided by metalab-smk: copy the experiment directory "
+        "(rsync -a) or use `metalab results DIR --parquet FILE`."
+    )

@@ -1,0 +1,359 @@
+"""The dashboard's web app (Starlette): a JSON API over a DataSource plus static files.
+
+Safety: requests name experiments, runs, artifacts and data only by names the source
+lists (see ``source.py``); artifacts are previewed for safe formats only (numpy without
+pickle, JSON, text, raster images); every response forbids inline scripts (CSP) and
+content sniffing, and the front end inserts values as text, never as HTML.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import re
+import threading
+from collections import OrderedDict
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from starlette.applications import Starlette
+from starlette.middleware.trustedhost import TrustedHostMiddleware
+from starlette.requests import Request
+from starlette.responses import FileResponse, JSONResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from metalab_smk.errors import MetalabError
+from metalab_smk.ui import plots
+from metalab_smk.ui.query import (
+    BadQuery,
+    SortCache,
+    TableQuery,
+    columns_of,
+    jsonable,
+    run_query,
+    view_frame,
+)
+from metalab_smk.ui.source import DataSource, NotFound
+
+__all__ = ["build_app"]
+
+STATIC = Path(__file__).parent / "static"
+IMAGE_TYPES = {
+    "png": "image/png",
+    "jpg": "image/jpeg",
+    "jpeg": "image/jpeg",
+    "gif": "image/gif",
+    "webp": "image/webp",
+}
+TEXT_FORMATS = {"text", "txt", "csv", "tsv", "md", "log", "yaml", "yml", "toml"}
+PREVIEW_BYTES = 200_000
+MAX_IN_PROGRESS = 100
+ARRAY_ROWS, ARRAY_COLS = 200, 50
+CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+    "img-src 'self' data: blob:; object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
+)
+
+
+class _Json(JSONResponse):
+    def render(self, content: Any) -> bytes:
+        try:  # plot data and pages are plain JSON already: the C encoder alone
+            return json.dumps(content, allow_nan=False).encode("utf-8")
+        except (TypeError, ValueError):
+            return json.dumps(jsonable(content), allow_nan=False, default=str).encode("utf-8")
+
+
+class _SecurityHeaders:
+    """Adds CSP, nosniff and no-referrer to every response."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        async def send_with_headers(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                headers += [
+                    (b"content-security-policy", CSP.encode()),
+                    (b"x-content-type-options", b"nosniff"),
+                    (b"referrer-policy", b"no-referrer"),
+                    (b"x-frame-options", b"DENY"),
+                ]
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+def _array_preview(path: Path) -> dict[str, Any]:
+    array = np.load(path, allow_pickle=False, mmap_mode="r")
+    view = array
+    if view.ndim == 0:
+        view = view.reshape(1, 1)
+    elif view.ndim == 1:
+        view = view.reshape(-1, 1)
+    elif view.ndim > 2:
+        view = view.reshape(view.shape[0], -1)
+    rows = np.asarray(view[:ARRAY_ROWS, :ARRAY_COLS])
+    numeric = np.issubdtype(array.dtype, np.number) and array.size > 0
+    return {
+        "type": "array",
+        "shape": list(array.shape),
+        "dtype": str(array.dtype),
+        "rows": jsonable(rows.tolist()),
+        "truncated": bool(view.shape[0] > ARRAY_ROWS or view.shape[1] > ARRAY_COLS),
+        "stats": jsonable(
+            {
+                "min": float(np.nanmin(array)),
+                "max": float(np.nanmax(array)),
+                "mean": float(np.nanmean(array)),
+            }
+        )
+        if numeric and array.size <= 50_000_000
+        else None,
+    }
+
+
+def _text_head(path: Path) -> tuple[str, bool]:
+    with open(path, "rb") as handle:
+        data = handle.read(PREVIEW_BYTES + 1)
+    return data[:PREVIEW_BYTES].decode("utf-8", errors="replace"), len(data) > PREVIEW_BYTES
+
+
+def artifact_preview(path: Path, fmt: str) -> dict[str, Any]:
+    """A preview of a stored artifact, for safe formats only (never unpickles)."""
+    fmt = fmt.lower()
+    suffix = path.suffix.lstrip(".").lower()
+    if not path.is_file():
+        return {"type": "none", "reason": "the file is missing"}
+    if fmt == "numpy" or suffix == "npy":
+        try:
+            return _array_preview(path)
+        except ValueError as exc:  # object arrays need pickle: refused
+            return {"type": "none", "reason": f"not previewed: {exc}"}
+    if fmt == "json" or suffix == "json":
+        text, truncated = _text_head(path)
+        if not truncated:
+            with contextlib.suppress(ValueError):
+                text = json.dumps(json.loads(text), indent=2, sort_keys=True)
+        return {"type": "json", "text": text, "truncated": truncated}
+    if fmt in IMAGE_TYPES or suffix in IMAGE_TYPES:
+        return {"type": "image"}
+    if fmt in TEXT_FORMATS or suffix in TEXT_FORMATS:
+        text, truncated = _text_head(path)
+        return {"type": "text", "text": text, "truncated": truncated}
+    return {"type": "none", "reason": f"no preview for format {fmt!r} (only safe formats)"}
+
+
+def build_app(source: DataSource, allowed_hosts: list[str] | None = None) -> Starlette:
+    """The dashboard app over ``source``; requests must name this machine in their Host
+    header (localhost, 127.0.0.1 or ``allowed_hosts``, e.g. the ``--host`` address)."""
+
+    sorter = SortCache()
+
+    def table_query(request: Request) -> TableQuery:
+        return TableQuery.from_params(request.query_params)
+
+    def eid(request: Request) -> str:
+        return request.path_params["experiment"]
+
+    async def index(request: Request) -> Response:
+        return FileResponse(STATIC / "index.html", headers={"cache-control": "no-cache"})
+
+    async def experiments(request: Request) -> Response:
+        return _Json({"source": source.label, "experiments": source.experiments()})
+
+    async def columns(request: Request) -> Response:
+        frame = source.frame(eid(request))
+        kinds = columns_of(frame)
+        steps = source.steps(eid(request))
+        kinds["stepped"] = sorted(steps["name"].unique().tolist()) if len(steps) else []
+        kinds["all"] = list(frame.columns)
+        return _Json(kinds)
+
+    async def manifest(request: Request) -> Response:
+        return _Json(source.manifest(eid(request)))
+
+    async def runs(request: Request) -> Response:
+        return _Json(run_query(source.frame(eid(request)), table_query(request), sorter))
+
+    async def export(request: Request) -> Response:
+        query = table_query(request)
+        view = view_frame(source.frame(eid(request)), query, sorter)
+        if query.columns:
+            view = view[[c for c in ["run_id", *query.columns] if c in view.columns]]
+            view = view.loc[:, ~view.columns.duplicated()]
+        name = re.sub(r"[^A-Za-z0-9._-]+", "_", eid(request))  # a safe download name
+        fmt = request.query_params.get("format", "csv")
+        if fmt == "parquet":
+            buffer = io.BytesIO()
+            view.to_parquet(buffer, index=False)
+            body, media, ext = buffer.getvalue(), "application/vnd.apache.parquet", "parquet"
+        elif fmt == "csv":
+            body, media, ext = view.to_csv(index=False).encode(), "text/csv", "csv"
+        else:
+            raise BadQuery("format must be csv or parquet")
+        disposition = f'attachment; filename="{name}.{ext}"'
+        return Response(body, media_type=media, headers={"content-disposition": disposition})
+
+    async def run_detail(request: Request) -> Response:
+        experiment, run_id = eid(request), request.path_params["run_id"]
+        try:
+            record = source.record(experiment, run_id)
+        except NotFound:
+            if run_id not in source.in_progress(experiment):
+                raise
+            return _Json({"record": None, "in_progress": True, "steps": {}, "data": []})
+        return _Json(
+            {
+                "record": record,
+                "steps": source.run_steps(experiment, run_id),
+                "data": source.data_names(experiment, run_id),
+            }
+        )
+
+    async def in_progress(request: Request) -> Response:
+        runs = source.in_progress(eid(request))
+        return _Json({"total": len(runs), "runs": runs[:MAX_IN_PROGRESS]})
+
+    async def run_log(request: Request) -> Response:
+        return _Json(source.log(eid(request), request.path_params["run_id"]))
+
+    async def run_data(request: Request) -> Response:
+        p = request.path_params
+        content = source.data(eid(request), p["run_id"], p["name"])
+        return _Json({"text": json.dumps(jsonable(content), indent=2, default=str)})
+
+    async def artifact(request: Request) -> Response:
+        p = request.path_params
+        path, fmt = source.artifact_path(eid(request), p["run_id"], p["name"])
+        return _Json({"name": p["name"], "format": fmt, **artifact_preview(path, fmt)})
+
+    async def artifact_raw(request: Request) -> Response:
+        p = request.path_params
+        path, fmt = source.artifact_path(eid(request), p["run_id"], p["name"])
+        kind = IMAGE_TYPES.get(fmt.lower()) or IMAGE_TYPES.get(path.suffix.lstrip(".").lower())
+        if kind is None or not path.is_file():
+            raise NotFound(f"artifact {p['name']!r} is not an image")
+        return Response(
+            path.read_bytes(),
+            media_type=kind,
+            headers={"content-security-policy": "sandbox", "cache-control": "no-cache"},
+        )
+
+    async def compare(request: Request) -> Response:
+        ids = [i for i in request.query_params.get("ids", "").split(",") if i][:20]
+        if len(ids) < 2:
+            raise BadQuery("compare needs at least two run IDs (ids=a,b)")
+        records = [source.record(eid(request), run_id) for run_id in ids]
+        steps = [source.run_steps(eid(request), run_id) for run_id in ids]
+        return _Json({**plots.compare(records), "steps": plots.compare_steps(ids, steps)})
+
+    plot_cache: OrderedDict[tuple[Any, ...], tuple[Any, Any, bytes]] = OrderedDict()
+
+    async def plot(request: Request) -> Response:
+        """Plot data, cached per table version and query (live polling of an unchanged
+        sweep costs nothing)."""
+        table, steps = source.frame(eid(request)), source.steps(eid(request))
+        key = (eid(request), id(table), id(steps), tuple(sorted(request.query_params.items())))
+        hit = plot_cache.get(key)
+        if hit is not None and hit[0] is table and hit[1] is steps:
+            return Response(hit[2], media_type="application/json")
+        response = _Json(_plot_data(request, table, steps))
+        plot_cache[key] = (table, steps, response.body)
+        while len(plot_cache) > 16:
+            plot_cache.popitem(last=False)
+        return response
+
+    def _plot_data(request: Request, table: pd.DataFrame, steps: pd.DataFrame) -> dict[str, Any]:
+        q = request.query_params
+        frame = view_frame(table, table_query(request), sorter)
+        kind = q.get("kind", "xy")
+        if kind == "xy":
+            data = plots.xy(
+                frame,
+                q.get("x", ""),
+                q.get("y", ""),
+                group=q.get("group", ""),
+                facet=q.get("facet", ""),
+                agg=q.get("agg", "mean"),
+                err=q.get("err", "ci95"),
+            )
+        elif kind == "hist":
+            data = plots.histogram(
+                frame, q.get("y", ""), group=q.get("group", ""), bins=int(q.get("bins") or 20)
+            )
+        elif kind == "steps":
+            data = plots.stepped(
+                frame,
+                steps,
+                q.get("y", ""),
+                group=q.get("group", ""),
+                mode=q.get("mode", "mean"),
+                err=q.get("err", "ci95"),
+            )
+        else:
+            raise BadQuery("kind must be xy, hist or steps")
+        return data
+
+    async def not_found(request: Request, exc: Exception) -> Response:
+        return _Json({"error": str(exc)}, status_code=404)
+
+    async def bad_request(request: Request, exc: Exception) -> Response:
+        return _Json({"error": str(exc)}, status_code=400)
+
+    async def api_404(request: Request) -> Response:
+        return _Json({"error": "no such API endpoint"}, status_code=404)
+
+    exp = "/api/experiments/{experiment}"
+    run = exp + "/runs/{run_id}"
+    routes = [
+        Route("/", index),
+        Route("/favicon.ico", lambda request: Response(status_code=204)),
+        Route("/api/experiments", experiments),
+        Route(exp + "/columns", columns),
+        Route(exp + "/runs", runs),
+        Route(exp + "/manifest", manifest),
+        Route(exp + "/in_progress", in_progress),
+        Route(exp + "/export", export),
+        Route(exp + "/plot", plot),
+        Route(exp + "/compare", compare),
+        Route(run, run_detail),
+        Route(run + "/log", run_log),
+        Route(run + "/data/{name}", run_data),
+        Route(run + "/artifacts/{name}", artifact),
+        Route(run + "/artifacts/{name}/raw", artifact_raw),
+        Route("/api/{rest:path}", api_404),
+        Mount("/static", StaticFiles(directory=STATIC), name="static"),
+    ]
+
+    async def value_error(request: Request, exc: Exception) -> Response:
+        return _Json({"error": f"bad request: {exc}"}, status_code=400)
+
+    handlers: dict[Any, Any] = {
+        NotFound: not_found,
+        BadQuery: bad_request,
+        MetalabError: bad_request,
+        KeyError: bad_request,
+        ValueError: value_error,
+        pd.errors.ParserError: value_error,
+    }
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        warm = getattr(source, "warm", None)
+        if warm is not None:
+            threading.Thread(target=warm, name="metalab-ui-warm", daemon=True).start()
+        yield
+
+    app = Starlette(routes=routes, exception_handlers=handlers, lifespan=lifespan)
+    app.add_middleware(_SecurityHeaders)
+    # DNS rebinding: a web page cannot reach this server under a name of its own
+    hosts = ["127.0.0.1", "localhost", "::1", "[::1]", "testserver", *(allowed_hosts or [])]
+    app.add_middleware(TrustedHostMiddleware, allowed_hosts=hosts)
+    return app

@@ -1,0 +1,153 @@
+"""The package's layering, checked on its source (docs/architecture.md, "Layers").
+
+Every import of a ``metalab_smk`` module, including imports inside functions, is an edge
+of the import graph. The graph must have no cycle, and a module may import only from its
+own layer or the layers its layer is allowed to use."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parents[1] / "metalab_smk"
+
+# layer -> layers it may import (besides itself). Top-level modules are layers of their own.
+ALLOWED: dict[str, set[str]] = {
+    "errors": set(),
+    "core": {"errors"},
+    "store": {"errors", "core"},
+    "compile": {"errors", "core", "store"},
+    "job": {"errors", "core", "store", "compile"},
+    "results": {"errors", "core", "store", "compile"},
+    "slurm": {"errors", "core", "store"},
+    "sweep": {"errors", "core", "store", "compile", "job", "results", "slurm"},
+    "workflow": set(),
+    "ui": {"errors", "core", "store", "compile", "results", "sweep", "slurm"},
+    "report": {"errors", "core", "store", "compile", "results"},
+    # entry points and the public facade may use everything
+    "cli": {"*"},
+    "__init__": {"*"},
+    "worker": {"job"},
+    "reduce": {"results"},
+    "_aliases": set(),  # upstream module paths; imports by name at import time only
+}
+# What the job side (and so every job's start) must never load.
+JOB_FORBIDDEN = ("pandas", "pyarrow", "snakemake", "metalab_smk.sweep", "metalab_smk.results")
+
+
+def _module_name(path: Path) -> str:
+    parts = list(path.relative_to(PACKAGE.parent).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+def _layer(module: str) -> str:
+    parts = module.split(".")
+    if len(parts) == 1:
+        return "__init__"
+    return parts[1]
+
+
+def _imports(path: Path) -> set[str]:
+    """Absolute names of every module ``path`` imports, at any depth of its code."""
+    tree = ast.parse(path.read_text(), filename=str(path))
+    found: set[str] = set()
+    this = _module_name(path)
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = this.split(".")
+                if path.name != "__init__.py":
+                    base = base[:-1]
+                base = base[: len(base) - node.level + 1]
+                module = ".".join([*base, node.module] if node.module else base)
+            else:
+                module = node.module or ""
+            found.add(module)
+            # ``from pkg import submodule`` imports the submodule
+            for alias in node.names:
+                candidate = f"{module}.{alias.name}"
+                if _exists(candidate):
+                    found.add(candidate)
+    return found
+
+
+def _exists(module: str) -> bool:
+    if not module.startswith("metalab_smk"):
+        return False
+    rel = Path(*module.split("."))
+    root = PACKAGE.parent
+    return (root / rel).with_suffix(".py").is_file() or (root / rel / "__init__.py").is_file()
+
+
+def _graph() -> dict[str, set[str]]:
+    graph = {}
+    for path in sorted(PACKAGE.rglob("*.py")):
+        graph[_module_name(path)] = {
+            name for name in _imports(path) if name.startswith("metalab_smk") and _exists(name)
+        }
+    return graph
+
+
+def test_no_import_cycles() -> None:
+    graph = _graph()
+    # parent packages are imported implicitly; edges to a package's own __init__ count too
+    state: dict[str, int] = {}
+    stack: list[str] = []
+
+    def visit(node: str) -> None:
+        state[node] = 1
+        stack.append(node)
+        for target in sorted(graph.get(node, ())):
+            if target == node:
+                continue
+            if state.get(target) == 1:
+                cycle = [*stack[stack.index(target) :], target]
+                pytest.fail("import cycle: " + " -> ".join(cycle))
+            if target not in state:
+                visit(target)
+        stack.pop()
+        state[node] = 2
+
+    for node in graph:
+        if node not in state:
+            visit(node)
+
+
+def test_layers_import_only_what_they_may() -> None:
+    broken = []
+    for module, targets in _graph().items():
+        layer = _layer(module)
+        allowed = ALLOWED.get(layer)
+        assert allowed is not None, f"{module}: layer {layer!r} is not in ALLOWED (add it)"
+        if "*" in allowed:
+            continue
+        for target in targets:
+            target_layer = _layer(target)
+            if target_layer in ("__init__",) and target == "metalab_smk":
+                if layer in ("core", "store", "job", "compile"):
+                    continue  # only ``__version__``; the facade's eager part is core
+                broken.append(f"{module} imports the facade {target}")
+            elif target_layer != layer and target_layer not in allowed:
+                broken.append(f"{module} ({layer}) imports {target} ({target_layer})")
+    assert not broken, "layering broken:\n" + "\n".join(sorted(broken))
+
+
+def test_job_side_imports_nothing_heavy() -> None:
+    broken = []
+    for path in sorted((PACKAGE / "job").rglob("*.py")):
+        for name in _imports(path):
+            if name.startswith(JOB_FORBIDDEN):
+                broken.append(f"{_module_name(path)} imports {name}")
+    assert not broken, "\n".join(broken)
+
+
+def test_layer_table_covers_every_subpackage() -> None:
+    layers = {p.name for p in PACKAGE.iterdir() if p.is_dir() and (p / "__init__.py").exists()}
+    layers |= {p.stem for p in PACKAGE.glob("*.py")}
+    assert layers <= set(ALLOWED), f"layers without rules: {sorted(layers - set(ALLOWED))}"
