@@ -493,5 +493,5 @@ def test_worker_failing_to_import_the_file_fails_the_sweep_with_its_error(
     with pytest.raises(SweepError) as error:
         handle.result()
     message = str(error.value)
-    assert "loading the experiment failed: RuntimeError: broken in jobs" in message
+    assert "metalab worker: " in message and "RuntimeError: broken in jobs" in message
     assert "0 of 2 runs done" in message and "snakemake.log" in message
