@@ -13,6 +13,7 @@ import sys
 from collections.abc import Sequence
 
 from metalab_smk import __version__
+from metalab_smk.cli_stores import add_store_commands
 from metalab_smk.errors import MetalabError, SweepInterrupted
 from metalab_smk.store.config import DEFAULT_STORE
 
@@ -100,7 +101,7 @@ def _cmd_submit(args: argparse.Namespace) -> int:
 
     experiment = _load(args.file, args.experiment)
     executor = (
-        ProfileExecutor(args.profile, chunk_size=args.chunk_size)
+        ProfileExecutor(args.profile, chunk_size=args.chunk_size, engine=args.engine)
         if args.profile
         else LocalExecutor(cores=args.cores, chunk_size=args.chunk_size)
     )
@@ -113,15 +114,16 @@ def _cmd_submit(args: argparse.Namespace) -> int:
         for lock in locks:
             lock.release()
     head = submit(layout, executor, head_time=args.head_time, local=args.local)
-    where = (
-        f"as SLURM job {head['job_id']}"
-        if head["kind"] == "slurm"
-        else f"in the background (pid {head['pid']})"
-    )
-    print(
-        f"submitted {experiment.experiment_id!r} ({len(layout.read_run_ids())} runs); the "
-        f"Snakemake head runs {where}"
-    )
+    if "array_job_id" in head:
+        what = (
+            f"SLURM array job {head['array_job_id']} ({head['tasks']} tasks), then the "
+            f"summary job {head['job_id']}"
+        )
+    elif head["kind"] == "slurm":
+        what = f"the Snakemake head runs as SLURM job {head['job_id']}"
+    else:
+        what = f"the Snakemake head runs in the background (pid {head['pid']})"
+    print(f"submitted {experiment.experiment_id!r} ({len(layout.read_run_ids())} runs): {what}")
     print(f"its log: {shown(head['log'])}")
     print(f"follow it with:  metalab status {shown(layout.root)}")
     return 0
@@ -229,9 +231,19 @@ def _cmd_profile(args: argparse.Namespace) -> int:
     from metalab_smk.slurm.profile import write_profile
     from metalab_smk.store.locate import shown
 
-    config = write_profile(args.name, args.directory, overwrite=args.force)
-    print(f"wrote {shown(config)}: edit the values marked EDIT, then")
-    print(f"  metalab submit exp.py --profile {shown(config.parent)}")
+    options = {
+        key: value
+        for key in ("partition", "account", "time", "memory", "jobs")
+        if (value := getattr(args, key)) is not None
+    }
+    config = write_profile(args.name, args.directory, overwrite=args.force, **options)
+    if args.directory:
+        print(f"wrote {shown(config)}; then")
+        print(f"  metalab submit exp.py --profile {shown(config.parent)}")
+    else:
+        print(f"wrote {config}; Snakemake finds it by name:")
+        print(f"  metalab submit exp.py --profile {args.name}   # or, in an experiment directory:")
+        print(f"  snakemake --profile {args.name}")
     return 0
 
 
@@ -294,6 +306,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="Snakemake profile directory (`metalab profile slurm DIR` writes one)",
     )
     sub.add_argument("--chunk-size", type=int, default=None, help="runs per job (default: auto)")
+    sub.add_argument(
+        "--engine",
+        choices=("array", "snakemake"),
+        default="array",
+        help="with a SLURM profile: one job array running the batch worker (default), or "
+        "Snakemake's SLURM executor (one job per batch)",
+    )
     sub.add_argument("--cores", type=int, default=None, help="local parallel jobs")
     sub.add_argument(
         "--local",
@@ -334,12 +353,24 @@ def build_parser() -> argparse.ArgumentParser:
     _experiment_dir(sub)
     sub.set_defaults(func=_cmd_collect)
 
-    sub = commands.add_parser("profile", help="write a Snakemake profile template to edit")
-    sub.add_argument("name", choices=["slurm"], help="which template")
-    sub.add_argument("directory", help="directory to write config.yaml into (created)")
+    sub = commands.add_parser("profile", help="write or install a Snakemake profile")
+    sub.add_argument("name", choices=["slurm"], help="which profile")
+    sub.add_argument(
+        "directory",
+        nargs="?",
+        default=None,
+        help="directory to write config.yaml into (default: your Snakemake config folder, "
+        "where `snakemake --profile slurm` finds it by name)",
+    )
+    sub.add_argument("--partition", default=None, help="SLURM partition")
+    sub.add_argument("--account", default=None, help="SLURM account")
+    sub.add_argument("--time", default=None, help="time limit per job (minutes or H:M:S)")
+    sub.add_argument("--memory", default=None, help="memory per job (e.g. 4G)")
+    sub.add_argument("--jobs", type=int, default=None, help="SLURM jobs at once")
     sub.add_argument("--force", action="store_true", help="overwrite an existing config.yaml")
     sub.set_defaults(func=_cmd_profile)
     _add_ui_commands(commands)
+    add_store_commands(commands)
     return parser
 
 

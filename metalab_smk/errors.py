@@ -39,6 +39,10 @@ class ExecutorError(MetalabError, ValueError):
     """An executor was configured wrongly."""
 
 
+class SchedulerError(MetalabError, RuntimeError):
+    """A SLURM command is missing, failed, or refused a request."""
+
+
 class ExperimentFileError(MetalabError):
     """The experiment file fails to import (syntax error, missing module, ...)."""
 
@@ -84,3 +88,11 @@ class SweepInterrupted(KeyboardInterrupt):
 
 class ShippingError(ExperimentError):
     """The experiment cannot be sent to the jobs (neither by name nor by value)."""
+
+
+class StoreURIError(MetalabError, ValueError):
+    """A store locator (path, file:// URI, database URL) is malformed or unsupported."""
+
+
+class IndexDatabaseError(MetalabError):
+    """The PostgreSQL index cannot be reached or used (message masks the password)."""

@@ -8,4 +8,8 @@ import sys
 from metalab_smk.results.summary import main
 
 if __name__ == "__main__":
-    sys.exit(main())
+    code = main()
+    from metalab_smk.results.pgindex import upkeep_after_reduce
+
+    upkeep_after_reduce(sys.argv[1:])  # the PostgreSQL index, when one is configured
+    sys.exit(code)

@@ -19,7 +19,7 @@ ALLOWED: dict[str, set[str]] = {
     "core": {"errors"},
     "store": {"errors", "core"},
     "compile": {"errors", "core", "store"},
-    "job": {"errors", "core", "store", "compile"},
+    "job": {"errors", "core", "store", "compile", "slurm"},  # slurm: only JOB_SLURM
     "results": {"errors", "core", "store", "compile"},
     "slurm": {"errors", "core", "store"},
     "sweep": {"errors", "core", "store", "compile", "job", "results", "slurm"},
@@ -31,8 +31,11 @@ ALLOWED: dict[str, set[str]] = {
     "__init__": {"*"},
     "worker": {"job"},
     "reduce": {"results"},
+    "cli_stores": {"*"},
     "_aliases": set(),  # upstream module paths; imports by name at import time only
 }
+# The one SLURM module the job side may use (standard library only: scontrol on job start).
+JOB_SLURM = "metalab_smk.slurm.scheduler"
 # What the job side (and so every job's start) must never load.
 JOB_FORBIDDEN = ("pandas", "pyarrow", "snakemake", "metalab_smk.sweep", "metalab_smk.results")
 
@@ -133,6 +136,16 @@ def test_layers_import_only_what_they_may() -> None:
                 if layer in ("core", "store", "job", "compile"):
                     continue  # only ``__version__``; the facade's eager part is core
                 broken.append(f"{module} imports the facade {target}")
+            elif (
+                layer == "job"
+                and target_layer == "slurm"
+                and target
+                not in (
+                    "metalab_smk.slurm",
+                    JOB_SLURM,
+                )
+            ):
+                broken.append(f"{module} (job) imports {target}; only {JOB_SLURM} is light")
             elif target_layer != layer and target_layer not in allowed:
                 broken.append(f"{module} ({layer}) imports {target} ({target_layer})")
     assert not broken, "layering broken:\n" + "\n".join(sorted(broken))
@@ -151,3 +164,13 @@ def test_layer_table_covers_every_subpackage() -> None:
     layers = {p.name for p in PACKAGE.iterdir() if p.is_dir() and (p / "__init__.py").exists()}
     layers |= {p.stem for p in PACKAGE.glob("*.py")}
     assert layers <= set(ALLOWED), f"layers without rules: {sorted(layers - set(ALLOWED))}"
+
+
+def test_scheduler_needs_only_the_standard_library() -> None:
+    """The job side imports slurm.scheduler, so it must stay light."""
+    path = PACKAGE / "slurm" / "scheduler.py"
+    inner = {n for n in _imports(path) if n.startswith("metalab_smk")}
+    assert inner <= {"metalab_smk.errors"}, inner
+    outer = {n.split(".")[0] for n in _imports(path) if not n.startswith("metalab_smk")}
+    stdlib = {"__future__", "shutil", "subprocess", "collections", "dataclasses", "datetime"}
+    assert outer <= stdlib, outer

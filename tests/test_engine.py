@@ -26,6 +26,7 @@ from metalab_smk.core.seeds import SeedBundle
 from metalab_smk.results.results import Results
 from metalab_smk.store.jsonio import read_json
 from metalab_smk.store.layout import ExperimentDir
+from metalab_smk.sweep.batches import choose_chunk_size
 
 pytestmark = pytest.mark.integration
 
@@ -249,7 +250,10 @@ def test_compile_prints_directory_and_snakemake_command(sweep: Sweep) -> None:
     # the printed command works as printed (from the directory compile ran in)
     assert sweep.dry_run.returncode == 0, sweep.dry_run.stdout
     assert "Using workflow specific profile profiles/default" in sweep.dry_run.stdout
-    assert _job_count(sweep.dry_run.stdout, "metalab_run") == 8
+    # missing runs are packed: about two jobs per core (--cores all: this machine's)
+    chunk = choose_chunk_size(8, os.cpu_count() or 1)
+    rule = "metalab_run" if chunk == 1 else "metalab_batch"
+    assert _job_count(sweep.dry_run.stdout, rule) == math.ceil(8 / chunk)
     assert _job_count(sweep.dry_run.stdout, "metalab_summary") == 1
 
 
@@ -284,7 +288,7 @@ def test_compile_of_file_calling_run_at_top_level_starts_no_sweep(sweep: Sweep) 
 
 def test_snakemake_runs_every_run_and_writes_summary(sweep: Sweep) -> None:
     assert sweep.first.returncode == 0, sweep.first.stdout
-    assert _job_count(sweep.first.stdout, "metalab_run") == 8
+    assert _job_count(sweep.first.stdout, "metalab_batch") == 4  # 8 runs, 2 cores: 2 per job
     # jobs import the unguarded file too: none of them started a nested sweep
     assert not (sweep.base / "started-a-sweep").exists()
     assert "metalab: running" not in sweep.first.stdout
@@ -318,6 +322,7 @@ def test_second_snakemake_has_nothing_to_do(sweep: Sweep) -> None:
     assert sweep.second.returncode == 0, sweep.second.stdout
     assert "Nothing to be done" in sweep.second.stdout
     assert _job_count(sweep.second.stdout, "metalab_run") == 0
+    assert _job_count(sweep.second.stdout, "metalab_batch") == 0
     assert sweep.mtimes_second == sweep.mtimes_first
     assert sweep.summary_second == sweep.summary_first
 

@@ -86,7 +86,7 @@ def _records(exp_dir: Path) -> dict[str, dict]:
 
 def _sacct(job_ids: set[str], fields: str) -> dict[str, list[str]]:
     out = subprocess.run(
-        ["sacct", "-n", "-X", "-P", "-o", f"JobID,{fields}", "-j", ",".join(sorted(job_ids))],
+        ["sacct", "-n", "-X", "-P", "-o", f"JobIDRaw,{fields}", "-j", ",".join(sorted(job_ids))],
         capture_output=True,
         text=True,
         check=True,
@@ -118,31 +118,35 @@ def _slurm_profile(tmp_path: Path) -> Path:
     return profile
 
 
-def test_plain_snakemake_with_the_slurm_profile_runs_the_sweep(tmp_path: Path) -> None:
-    _experiment(tmp_path, "viaprofile", 3)
+PROFILE_OPTIONS = ["--partition", "debug", "--time", "5", "--memory", "500M"]
+
+
+def test_plain_snakemake_with_the_installed_profile_packs_runs(tmp_path: Path) -> None:
+    _experiment(tmp_path, "viaprofile", 25)
+    env = {**os.environ, "XDG_CONFIG_HOME": str(tmp_path / "config")}
+    installed = subprocess.run(
+        [sys.executable, "-m", "metalab_smk.cli", "profile", "slurm", *PROFILE_OPTIONS],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert installed.returncode == 0, installed.stderr
+    assert (tmp_path / "config" / "snakemake" / "slurm" / "config.yaml").is_file()
     assert _metalab(tmp_path, "compile", "viaprofile.py").returncode == 0
     exp_dir = tmp_path / "runs" / "viaprofile+1"
     done = subprocess.run(
-        [
-            "timeout",
-            "-k",
-            "5",
-            "240",
-            sys.executable,
-            "-m",
-            "snakemake",
-            "--profile",
-            str(_slurm_profile(tmp_path)),
-        ],
+        ["timeout", "-k", "5", "240", sys.executable, "-m", "snakemake", "--profile", "slurm"],
         cwd=exp_dir,
+        env=env,
         capture_output=True,
         text=True,
     )
     assert done.returncode == 0, done.stderr[-3000:]
     records = _records(exp_dir)
-    assert len(records) == 3
+    assert len(records) == 25
     jobs = {r["provenance"]["extra"]["slurm_job_id"] for r in records.values()}
-    assert len(jobs) == 3  # unpacked: one SLURM job per run
+    assert len(jobs) == 3  # packed: 10 + 10 + 5 runs, not 25 jobs
     assert {r["provenance"]["executor_id"] for r in records.values()} == {"slurm"}
     assert all(r["provenance"]["extra"]["slurm_node"] for r in records.values())
     assert set(_sacct(jobs, "State")) == jobs
@@ -174,10 +178,19 @@ def test_metalab_run_with_slurm_executor_packs_runs_and_requests_resources(
     assert "ROWS 20 OK 20 SUM 1900" in done.stdout
     records = _records(tmp_path / "runs" / "packed+1")
     jobs = {r["provenance"]["extra"]["slurm_job_id"] for r in records.values()}
-    assert len(jobs) == 4  # 20 runs / chunk_size 5 = 4 submissions
-    accounting = _sacct(jobs, "ReqMem,Timelimit,State")
+    assert len(jobs) == 4  # 20 runs / chunk_size 5 = 4 array tasks
+    deadline = time.monotonic() + 30  # the accounting database lags behind the controller
+    while True:
+        accounting = _sacct(jobs, "JobID,ReqMem,Timelimit,State")
+        settled = all(
+            row[0].count("_") == 1 and row[3] == "COMPLETED" for row in accounting.values()
+        )
+        if (len(accounting) == 4 and settled) or time.monotonic() > deadline:
+            break
+        time.sleep(1)
     assert len(accounting) == 4
-    for req_mem, limit, state in accounting.values():
+    assert len({shown.split("_")[0] for shown, *_ in accounting.values()}) == 1  # one array
+    for _, req_mem, limit, state in accounting.values():
         assert req_mem == "600M" and limit == "00:05:00" and state == "COMPLETED"
     log = records[next(iter(records))]["provenance"]["extra"]["slurm_log"]
     assert log.endswith(".log")
@@ -228,7 +241,7 @@ def test_time_limit_and_crash_fail_their_runs_only_and_the_rest_run_at_once(
 
         if __name__ == "__main__":
             config = metalab.SlurmConfig(partition="debug", time=1, memory="500M",
-                                         status_interval=1, chunk_size=4)
+                                         status_interval=1, chunk_size=4, engine="snakemake")
             metalab.run(exp, executor=metalab.SlurmExecutor(config)).result()
     """)
     )
@@ -284,19 +297,19 @@ def test_head_dying_at_start_makes_submit_fail_with_its_error(tmp_path: Path) ->
     assert "submitted head process: failed: snakemake failed" in status
 
 
-def test_killed_head_then_resubmit_finishes_without_recomputing(tmp_path: Path) -> None:
+def test_killed_array_then_resubmit_finishes_without_recomputing(tmp_path: Path) -> None:
     _experiment(tmp_path, "resubmit", 12, sleep=1)
     profile = str(_slurm_profile(tmp_path))
     exp_dir = tmp_path / "runs" / "resubmit+1"
     first = _metalab(tmp_path, "submit", "resubmit.py", "--profile", profile, "--chunk-size", "3")
     assert first.returncode == 0, first.stderr
     head = json.loads((exp_dir / ".metalab" / "head.json").read_text())
-    assert head["kind"] == "slurm"
+    assert head["kind"] == "slurm" and head["tasks"] == 4
     deadline = time.monotonic() + 240
     while len(list((exp_dir / "runs").glob("*.json"))) < 3:
         assert time.monotonic() < deadline
         time.sleep(0.5)
-    subprocess.run(["scancel", head["job_id"]], check=True)  # the head stops its jobs
+    subprocess.run(["scancel", "--signal=KILL", "--full", head["array_job_id"]], check=True)
     while "submitted head process: running" in _metalab(tmp_path, "status", str(exp_dir)).stdout:
         assert time.monotonic() < deadline
         time.sleep(1)
@@ -325,7 +338,7 @@ def test_ctrl_c_of_a_slurm_sweep_cancels_its_jobs(tmp_path: Path) -> None:
         from interrupt import exp
 
         config = metalab.SlurmConfig(partition="debug", time=5, memory="500M",
-                                     status_interval=1, chunk_size=2)
+                                     status_interval=1, chunk_size=2, engine="snakemake")
         metalab.run(exp, executor=metalab.SlurmExecutor(config)).result()
     """)
     )
@@ -350,3 +363,31 @@ def test_ctrl_c_of_a_slurm_sweep_cancels_its_jobs(tmp_path: Path) -> None:
     jobs = slurm_job_ids(ExperimentDir.at(exp_dir))
     assert jobs
     _wait_until_gone(jobs, deadline)
+
+
+def test_snakemake_engine_still_runs_through_the_plugin(tmp_path: Path) -> None:
+    """SlurmConfig(engine="snakemake"): Snakemake's SLURM executor, one job per batch."""
+    _experiment(tmp_path, "viaplugin", 6)
+    script = tmp_path / "plugin_run.py"
+    script.write_text(
+        textwrap.dedent("""
+        import metalab
+        from viaplugin import exp
+
+        config = metalab.SlurmConfig(partition="debug", time=5, memory="500M", chunk_size=3,
+                                     status_interval=1, engine="snakemake")
+        results = metalab.run(exp, executor=metalab.SlurmExecutor(config)).result()
+        print("OK", len(results.successful))
+    """)
+    )
+    done = subprocess.run(
+        [sys.executable, str(script)], cwd=tmp_path, capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "OK 6" in done.stdout
+    records = _records(tmp_path / "runs" / "viaplugin+1")
+    jobs = {r["provenance"]["extra"]["slurm_job_id"] for r in records.values()}
+    assert len(jobs) == 2
+    accounting = _sacct(jobs, "JobID,State")
+    assert all("_" not in shown for shown, _ in accounting.values())  # not array tasks
+    assert (tmp_path / "runs" / "viaplugin+1" / ".metalab" / "snakemake.log").is_file()

@@ -423,3 +423,8 @@ def test_choose_chunk_size_uses_earlier_durations_and_the_minimum() -> None:
     assert choose_chunk_size(200, 2, median_run_seconds=60.0) == 1  # long runs: one each
     assert choose_chunk_size(200, 2, median_run_seconds=0.01) == 50
     assert choose_chunk_size(20, 100, min_chunk=10) == 10  # SLURM: at least 10 per job
+    # SLURM with recorded durations: a job gets about a minute of short runs, while every
+    # parallel slot still gets a job
+    assert choose_chunk_size(10_000, 100, min_chunk=10, median_run_seconds=0.01) == 100
+    assert choose_chunk_size(2_000, 100, min_chunk=10, median_run_seconds=0.5) == 20
+    assert choose_chunk_size(10_000, 100, min_chunk=10, median_run_seconds=20.0) == 50

@@ -25,6 +25,7 @@ TIMEOUT = 300
 UPSTREAM_SCRIPT = """\
     import json
     import sys
+    import time
 
     import numpy as np
 
@@ -44,6 +45,8 @@ UPSTREAM_SCRIPT = """\
         capture.artifact("weights", np.ones(4) * params["lr"])
         capture.metric("group", runtime.metadata["group"])
         capture.log(f"training lr={params['lr']}")
+        if params["lr"] < 0.15:
+            time.sleep(2.5)  # long enough for the host to see it running (run_started)
         if params["lr"] > 0.25:
             raise ValueError("lr too large")
 

@@ -8,7 +8,7 @@ import dataclasses
 import functools
 import os
 import platform
-import subprocess
+import sys
 import time
 import traceback
 from pathlib import Path
@@ -20,26 +20,37 @@ from metalab_smk.core.plan import Plan, PlannedRun
 from metalab_smk.core.values import utc_now
 from metalab_smk.job.capture import Capture, Runtime
 from metalab_smk.job.runlog import RunLog
+from metalab_smk.slurm import scheduler
 from metalab_smk.store.jsonio import atomic_write_json
 from metalab_smk.store.layout import ExperimentDir
 from metalab_smk.store.records import Provenance, RunRecord, Status
 
-__all__ = ["execute_run", "record_crash"]
+__all__ = ["execute_run", "record_crash", "warm_up"]
 
 
 @functools.cache
 def _snakemake_version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("snakemake")
-    except PackageNotFoundError:
-        return ""
+    """The installed Snakemake's version, read from its dist-info folder name (importing
+    importlib.metadata would cost a job about 0.1 s)."""
+    for entry in sys.path:
+        try:
+            names = os.listdir(entry or ".")
+        except OSError:
+            continue
+        for name in names:
+            if name.startswith("snakemake-") and name.endswith(".dist-info"):
+                version = name[len("snakemake-") : -len(".dist-info")]
+                if version[:1].isdigit():
+                    return version
+    return ""
 
 
 @functools.cache
 def slurm_facts() -> dict[str, str]:
-    """SLURM job ID, node and job log path when running inside a SLURM job, else {}."""
+    """SLURM job ID, node and job log path when running inside a SLURM job, else {}.
+
+    The log path comes from METALAB_SLURM_LOG when the submitter knows it (metalab's own
+    job arrays), else from ``scontrol show job`` (one call per process)."""
     job_id = os.environ.get("SLURM_JOB_ID")
     if not job_id:
         return {}
@@ -47,19 +58,17 @@ def slurm_facts() -> dict[str, str]:
         "slurm_job_id": job_id,
         "slurm_node": os.environ.get("SLURMD_NODENAME", os.uname().nodename),
     }
+    if os.environ.get("METALAB_SLURM_LOG"):
+        facts["slurm_log"] = os.environ["METALAB_SLURM_LOG"]
+        return facts
     try:
-        shown = subprocess.run(
-            ["scontrol", "show", "job", "-o", job_id],
-            capture_output=True,
-            text=True,
-            timeout=10,
-            check=False,
-        ).stdout
-        for field in shown.split():
-            if field.startswith("StdOut="):
-                facts["slurm_log"] = field[len("StdOut=") :]
-    except (OSError, subprocess.SubprocessError):
-        pass
+        shown = scheduler.parse_scontrol_job(
+            scheduler.call(scheduler.scontrol_job_argv(job_id), timeout=10)
+        )
+    except scheduler.SchedulerError:
+        shown = {}
+    if shown.get("StdOut"):
+        facts["slurm_log"] = shown["StdOut"]
     return facts
 
 
@@ -89,6 +98,42 @@ def _error_of(exc: BaseException) -> dict[str, Any]:
         "message": str(exc),
         "traceback": "".join(traceback.format_exception(exc)),
     }
+
+
+def _record(
+    layout: ExperimentDir,
+    plan: Plan,
+    run: PlannedRun,
+    compiled: dict[str, Any],
+    status: Status,
+    started_at: str,
+    seconds: float,
+    captured: dict[str, Any],
+    error: dict[str, Any] | None,
+    warnings: list[Any],
+) -> RunRecord:
+    log_path = layout.log(run.run_id)
+    return RunRecord(
+        run_id=run.run_id,
+        experiment_id=plan.experiment_id,
+        status=status,
+        context_fingerprint=plan.context_fp,
+        params_fingerprint=run.params_fp,
+        seed_fingerprint=plan.seed_fp(run.replicate_index),
+        started_at=started_at,
+        finished_at=utc_now(),
+        duration_ms=round(seconds * 1000),
+        metrics=captured["metrics"],
+        provenance=_provenance(plan.code_fp, compiled, log_path.relative_to(layout.root)),
+        error=error,
+        params_resolved=dict(run.params),
+        tags=list(run.case.tags),
+        warnings=warnings,
+        artifacts=captured["artifacts"],
+        seed=run.seed.to_dict(),
+        run_index=run.index,
+        stepped_metrics=captured["stepped_metrics"],
+    )
 
 
 def execute_run(
@@ -150,54 +195,24 @@ def execute_run(
             status, error = Status.FAILED, _error_of(exc)
             captured = {"metrics": capture.metrics, "stepped_metrics": [], "artifacts": []}
     runtime.remove_scratch()
-    record = _record(layout, plan, run, compiled, status, error, started_at, start, captured)
-    record = dataclasses.replace(record, warnings=runlog.warnings)
-    _write(layout, record)
-    return record
-
-
-def _record(
-    layout: ExperimentDir,
-    plan: Plan,
-    run: PlannedRun,
-    compiled: dict[str, Any],
-    status: Status,
-    error: dict[str, Any] | None,
-    started_at: str,
-    start: float,
-    captured: dict[str, Any],
-) -> RunRecord:
-    return RunRecord(
-        run_id=run.run_id,
-        experiment_id=plan.experiment_id,
-        status=status,
-        context_fingerprint=plan.context_fp,
-        params_fingerprint=run.params_fp,
-        seed_fingerprint=plan.seed_fp(run.replicate_index),
-        started_at=started_at,
-        finished_at=utc_now(),
-        duration_ms=round((time.perf_counter() - start) * 1000),
-        metrics=captured["metrics"],
-        provenance=_provenance(
-            plan.code_fp, compiled, layout.log(run.run_id).relative_to(layout.root)
-        ),
-        error=error,
-        params_resolved=dict(run.params),
-        tags=list(run.case.tags),
-        warnings=[],
-        artifacts=captured["artifacts"],
-        seed=run.seed.to_dict(),
-        run_index=run.index,
-        stepped_metrics=captured["stepped_metrics"],
+    record = _record(
+        layout,
+        plan,
+        run,
+        compiled,
+        status,
+        started_at,
+        time.perf_counter() - start,
+        captured,
+        error,
+        runlog.warnings,
     )
-
-
-def _write(layout: ExperimentDir, record: RunRecord) -> None:
-    if record.status is Status.SUCCESS:
-        atomic_write_json(layout.record(record.run_id), record.to_dict(), indent=None)
-        layout.failed_record(record.run_id).unlink(missing_ok=True)
+    if status is Status.SUCCESS:
+        atomic_write_json(layout.record(run.run_id), record.to_dict(), indent=None)
+        layout.failed_record(run.run_id).unlink(missing_ok=True)
     else:
-        atomic_write_json(layout.failed_record(record.run_id), record.to_dict(), indent=None)
+        atomic_write_json(layout.failed_record(run.run_id), record.to_dict(), indent=None)
+    return record
 
 
 def record_crash(
@@ -205,23 +220,29 @@ def record_crash(
     plan: Plan,
     run: PlannedRun,
     compiled: dict[str, Any],
+    started_at: str,
+    seconds: float,
     message: str,
     pid: int,
-    started: float,
-) -> RunRecord:
-    """The failed record of a run whose process died (``message`` says how: signal,
-    exit code, out of memory); its partial log becomes the run's log."""
-    partial = layout.partial_log(run.run_id, pid)
+) -> None:
+    """Write the failed record of a run whose process ``pid`` died (a signal, ``os._exit``,
+    a crash in native code) and close its log, so the run has a record like any other."""
+    partial, log_path = layout.partial_log(run.run_id, pid), layout.log(run.run_id)
     try:
-        with open(partial, "a", encoding="utf-8") as handle:
-            handle.write(f"\nmetalab: the run's process {message}\n")
-        os.replace(partial, layout.log(run.run_id))
+        with open(partial, "a") as handle:
+            handle.write(f"\nmetalab: {message}\n")
+        os.replace(partial, log_path)
     except OSError:
         pass
     captured = {"metrics": {}, "stepped_metrics": [], "artifacts": []}
-    error = {"type": "ProcessDied", "message": f"the run's process {message}", "traceback": ""}
+    error = {"type": "Crashed", "message": message, "traceback": ""}
     record = _record(
-        layout, plan, run, compiled, Status.FAILED, error, utc_now(), started, captured
+        layout, plan, run, compiled, Status.FAILED, started_at, seconds, captured, error, []
     )
-    _write(layout, record)
-    return record
+    atomic_write_json(layout.failed_record(run.run_id), record.to_dict(), indent=None)
+
+
+def warm_up() -> None:
+    """Look up the facts every record repeats once, before runs fork from this process."""
+    slurm_facts()
+    _snakemake_version()

@@ -4,17 +4,14 @@
 Runs whose success record already exists are skipped, so a batch that is started again
 never recomputes a finished run. Exit status 1 when any run failed.
 
-Crash isolation: the worker loads the experiment once, then forks a child that runs the
-batch. When the child dies (segfault, ``os._exit``, abort, the OOM killer), the worker
-records the run it was executing as failed with the cause and forks a new child for the
-runs after it. The worker also watches the Snakemake process that started it and
-cancels its runs when that process dies (killed with SIGKILL, or its own parent died).
+The worker registers itself in ``.metalab/workers/`` (so a new sweep on the directory
+waits for it) and watches the Snakemake that started it: when that dies (SIGKILL, or its
+own parent died), the worker cancels its runs and ends.
 """
 
 from __future__ import annotations
 
 import contextlib
-import errno
 import os
 import signal
 import sys
@@ -24,19 +21,22 @@ import traceback
 from collections.abc import Sequence
 from pathlib import Path
 
-from metalab_smk.compile.reader import RUN_TABLE_LINE, CompiledExperiment
+from metalab_smk.compile.reader import CompiledExperiment
+from metalab_smk.core.experiment import Experiment
 from metalab_smk.core.plan import Plan, PlannedRun
+from metalab_smk.core.values import utc_now
 from metalab_smk.errors import MetalabError
 from metalab_smk.job.capture import RunCancelled, Runtime
-from metalab_smk.job.execute import execute_run, record_crash
+from metalab_smk.job.execute import execute_run, record_crash, warm_up
 from metalab_smk.job.exits import describe_exit, disk_full, oom_kills
 from metalab_smk.store.jsonio import atomic_write_text
 from metalab_smk.store.layout import ExperimentDir
 from metalab_smk.store.records import Status
 
-USAGE = "usage: python -m metalab_smk.job.worker (run RUN_ID | batch NAME)"
+USAGE = "usage: python -m metalab_smk.job.worker (run RUN_ID | batch NAME | task STAMP)"
 WATCH_SECONDS = 0.5  # how often the worker checks that its Snakemake still lives
 KILL_AFTER_SECONDS = 10.0  # a run that ignores cancellation this long is killed
+_child: int | None = None  # the forked process running the current run
 
 
 class _Cancellation:
@@ -49,6 +49,10 @@ class _Cancellation:
 
     def _handle(self, signum: int, frame: object) -> None:
         self.requested = True
+        if _child is not None:  # the run executes in a forked child: cancel it there
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(_child, signal.SIGTERM)
+            return
         runtime = self.runtime
         if runtime is not None and runtime.in_operation:
             runtime.in_operation = False  # raise once; later signals must not interrupt
@@ -61,158 +65,106 @@ class _Cancellation:
         self.runtime = runtime
 
 
-def _planned_runs(
-    compiled: CompiledExperiment, plan: Plan, command: str, key: str
-) -> list[PlannedRun]:
-    """The runs to execute; each run ID is recomputed and checked against the run table,
-    so a job never runs code or params that changed since compiling."""
+def _indices(compiled: CompiledExperiment, plan: Plan, command: str, key: str) -> list[int]:
     if command == "run":
-        indices = [compiled.index_of(key)]
-    else:
-        listing = compiled.layout.batch_listing(key)
-        indices = [int(line) for line in listing.read_text().split()]
-    table = compiled.layout.run_table.read_bytes()
-    runs = []
-    for index in indices:
-        run = plan.run(index)
-        expected = table[index * RUN_TABLE_LINE : index * RUN_TABLE_LINE + 16].decode()
-        if run.run_id != expected:
+        index = compiled.index_of(key)
+        if plan.run(index).run_id != key:
             raise MetalabError(
-                f"run {expected} (index {index}) no longer matches the experiment snapshot: "
-                "its context files or code changed since compiling; run `metalab compile` "
-                "again."
+                f"run {key} (index {index}) no longer matches the experiment snapshot: its "
+                "context files or code changed since compiling; run `metalab compile` again."
             )
-        runs.append(run)
-    return runs
+        return [index]
+    return [int(line) for line in compiled.layout.batch_listing(key).read_text().split()]
 
 
-def _run_batch(
+def _task_batch(layout: ExperimentDir, stamp: str) -> str:
+    """The batch of this SLURM array task: ``<stamp>-<SLURM_ARRAY_TASK_ID, 6 digits>``;
+    its SLURM log is ``<stamp>-<task>.log`` (the array's ``--output``)."""
+    task = os.environ.get("SLURM_ARRAY_TASK_ID", "")
+    if not task.isdigit():
+        raise MetalabError("`worker task` runs only inside a SLURM array task")
+    os.environ["METALAB_SLURM_LOG"] = str(layout.slurm_logs_dir / f"{stamp}-{task}.log")
+    return f"{stamp}-{int(task):06d}"
+
+
+def _run(
     layout: ExperimentDir,
-    compiled: CompiledExperiment,
     plan: Plan,
-    experiment,
-    runs: list[PlannedRun],
-    announce: int | None,
-) -> int:
-    """Execute ``runs`` here; write each run's index to fd ``announce`` before it."""
-    cancellation = _Cancellation()
-    failures = 0
-    for run in runs:
-        if cancellation.requested:
-            failures += 1
-            break
-        if layout.record(run.run_id).is_file():
-            continue
-        if announce is not None:
-            os.write(announce, f"{run.index}\n".encode())
-        record = execute_run(
-            layout, plan, experiment, run, compiled.description, cancellation.attach
-        )
-        cancellation.runtime = None
-        if record.status is not Status.SUCCESS:
-            failures += 1
-            print(
-                f"metalab: run {run.run_id} {record.status}: {record.error['type']}: "
-                f"{record.error['message']} (log: {layout.log(run.run_id)})",
-                file=sys.stderr,
-            )
-    return failures
+    experiment: Experiment,
+    run: PlannedRun,
+    description: dict,
+    cancellation: _Cancellation,
+) -> bool:
+    """Run ``run`` in this process; report a failure on stderr; True on success."""
+    record = execute_run(layout, plan, experiment, run, description, cancellation.attach)
+    cancellation.runtime = None
+    if record.status is Status.SUCCESS:
+        return True
+    print(
+        f"metalab: run {run.run_id} {record.status}: {record.error['type']}: "
+        f"{record.error['message']} (log: {layout.log(run.run_id)})",
+        file=sys.stderr,
+    )
+    return False
 
 
-class _Supervisor:
-    """Runs a batch in forked children; a child that dies fails only its current run."""
-
-    def __init__(self, layout, compiled, plan, experiment) -> None:
-        self.layout, self.compiled, self.plan, self.experiment = layout, compiled, plan, experiment
-        self.child: int | None = None
-        self.stopping = False
-        signal.signal(signal.SIGTERM, self._forward)
-
-    def _forward(self, signum: int, frame: object) -> None:
-        self.stopping = True
-        if self.child is not None:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(self.child, signal.SIGTERM)
-
-    def run(self, runs: list[PlannedRun]) -> int:
-        failures = 0
-        while runs and not self.stopping:
-            code, current, started, pid, ooms = self._fork(runs)
-            if code is None:  # the child finished its runs normally
-                return failures + current
-            if current is None:  # died before its first run
-                print(f"metalab: the batch process {code}", file=sys.stderr)
-                return failures + 1
-            run = runs[current]
-            runs = runs[current + 1 :]
-            if self.layout.record(run.run_id).is_file():
-                continue  # died after writing the record
-            if code.startswith("was killed by signal SIGKILL") and oom_kills() > ooms:
-                code = "was killed: out of memory (SIGKILL)"
-            if disk_full(self.layout.root):
-                code += " (no space left on device)"
-            failures += 1
-            try:
-                record_crash(
-                    self.layout, self.plan, run, self.compiled.description, code, pid, started
-                )
-            except OSError as exc:
-                print(f"metalab worker: cannot write the failed record: {exc}", file=sys.stderr)
-            print(
-                f"metalab: run {run.run_id} failed: its process {code} "
-                f"(log: {self.layout.log(run.run_id)})",
-                file=sys.stderr,
-            )
-        return failures + (1 if self.stopping and runs else 0)
-
-    def _fork(self, runs: list[PlannedRun]):
-        """Run ``runs`` in a child; (None, failures, ...) if it ended normally, else
-        (how it died, position of the run it was executing or None, start, pid, ooms)."""
-        ooms = oom_kills()
-        read_end, write_end = os.pipe()
-        sys.stdout.flush()
-        sys.stderr.flush()
-        pid = os.fork()
-        if pid == 0:  # the child: run the batch, report each run, then "end <failures>"
-            os.close(read_end)
-            code = 2
-            try:
-                failures = _run_batch(
-                    self.layout, self.compiled, self.plan, self.experiment, runs, write_end
-                )
-                os.write(write_end, f"end {failures}\n".encode())
-                code = 0
-            except OSError as exc:
-                reason = "no space left on device" if exc.errno == errno.ENOSPC else str(exc)
-                print(f"metalab worker: {reason} ({exc.filename})", file=sys.stderr)
-            except BaseException:
-                traceback.print_exc()
-            finally:
-                sys.stdout.flush()
-                sys.stderr.flush()
-                os._exit(code)
-        self.child = pid
-        os.close(write_end)
-        started = time.perf_counter()
-        received = b""
-        with os.fdopen(read_end, "rb") as pipe:
-            for chunk in iter(lambda: pipe.read1(65536), b""):
-                received += chunk
+def _run_in_child(
+    layout: ExperimentDir,
+    plan: Plan,
+    experiment: Experiment,
+    run: PlannedRun,
+    description: dict,
+    cancellation: _Cancellation,
+) -> bool:
+    """Run ``run`` in a forked child (about a millisecond), so that a run killing its
+    process (a signal, ``os._exit``, a native crash) loses only itself, never the later
+    runs of its batch; such a run gets a failed record written here."""
+    started_at, start = utc_now(), time.monotonic()
+    started_wall = time.time() - 1  # file times may be coarser than the clock
+    sys.stdout.flush()
+    sys.stderr.flush()
+    global _child
+    ooms = oom_kills()
+    pid = os.fork()
+    if pid == 0:  # the child: run, then leave without running the parent's exit handlers
+        code = 1
+        try:
+            code = 0 if _run(layout, plan, experiment, run, description, cancellation) else 1
+        except BaseException:
+            traceback.print_exc()
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(code)
+    _child = pid
+    try:
         _, status = os.waitpid(pid, 0)
-        self.child = None
-        lines = received.decode().split()
-        if "end" in lines:
-            return None, int(lines[lines.index("end") + 1]), started, pid, ooms
-        position = None
-        if lines:
-            last = int(lines[-1])
-            position = next(i for i, run in enumerate(runs) if run.index == last)
-        return describe_exit(status), position, started, pid, ooms
+    finally:
+        _child = None
+    if layout.record(run.run_id).is_file():
+        return True
+    failed = layout.failed_record(run.run_id)
+    if os.WIFEXITED(status) and failed.is_file() and failed.stat().st_mtime >= started_wall:
+        return False  # the child wrote the failed record and reported it
+    how = describe_exit(status)
+    if how.endswith("signal SIGKILL") and oom_kills() > ooms:
+        how = "was killed: out of memory (SIGKILL)"
+    if disk_full(layout.root):
+        how += " (no space left on device)"
+    message = f"the run's process {how} without writing a record"
+    try:
+        record_crash(
+            layout, plan, run, description, started_at, time.monotonic() - start, message, pid
+        )
+    except OSError as exc:
+        print(f"metalab worker: cannot write the failed record: {exc}", file=sys.stderr)
+    print(f"metalab: run {run.run_id} failed: {message}", file=sys.stderr)
+    return False
 
 
 def _snakemake_ancestor() -> int:
-    """The nearest ancestor process running snakemake (the job's shell sits between), or
-    the parent when there is none (a worker started by hand)."""
+    """The nearest ancestor process running snakemake (a shell may sit between), or the
+    parent when there is none (a worker started by hand or by a SLURM array task)."""
     pid = os.getppid()
     for _ in range(4):
         try:
@@ -240,60 +192,76 @@ def _alive(pid: int) -> bool:
     return state not in ("Z", "X")
 
 
-def _watch_parent(supervisor: _Supervisor) -> None:
+def _watch_parent() -> None:
     """End the batch when the Snakemake that started it dies: SIGTERM to ourselves (the
-    running run records itself as cancelled), SIGKILL to the child a while later."""
-    watched = _snakemake_ancestor()
-    parent = os.getppid()
+    running run records itself as cancelled), SIGKILL to the run a while later."""
+    watched, parent = _snakemake_ancestor(), os.getppid()
 
     def watch() -> None:
         while _alive(watched) and os.getppid() == parent:
             time.sleep(WATCH_SECONDS)
         os.kill(os.getpid(), signal.SIGTERM)
         time.sleep(KILL_AFTER_SECONDS)
-        child = supervisor.child
-        if child is not None:
-            os.kill(child, signal.SIGKILL)
+        if _child is not None:
+            os.kill(_child, signal.SIGKILL)
 
     threading.Thread(target=watch, daemon=True, name="metalab-parent-watch").start()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    layout = ExperimentDir.at(os.getcwd())
+    registration = layout.worker_file(os.getpid(), os.uname().nodename)
+    try:
+        registration.parent.mkdir(parents=True, exist_ok=True)
+        registration.touch()
+    except OSError:
+        pass
+    try:
+        return _main(argv)
+    finally:
+        registration.unlink(missing_ok=True)
+
+
+def _main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
-    if len(args) != 2 or args[0] not in ("run", "batch"):
+    if len(args) != 2 or args[0] not in ("run", "batch", "task"):
         print(USAGE, file=sys.stderr)
         return 2
     command, key = args
     layout = ExperimentDir.at(os.getcwd())
-    registration = layout.worker_file(os.getpid(), os.uname().nodename)
-    registration.parent.mkdir(parents=True, exist_ok=True)
-    registration.touch()
     try:
-        try:
-            compiled = CompiledExperiment.read(layout)
-            experiment = compiled.load_experiment()
-            plan = Plan(experiment)
-            runs = _planned_runs(compiled, plan, command, key)
-        except MetalabError as exc:
-            print(f"metalab worker: {exc}", file=sys.stderr)
-            return 2
-        except Exception as exc:  # the experiment file itself failed to import
-            traceback.print_exc()
-            print(
-                f"metalab worker: loading the experiment failed: {type(exc).__name__}: {exc}",
-                file=sys.stderr,
-            )
-            return 2
-        if hasattr(os, "fork"):
-            supervisor = _Supervisor(layout, compiled, plan, experiment)
-            _watch_parent(supervisor)
-            failures = supervisor.run(runs)
+        if command == "task":
+            command, key = "batch", _task_batch(layout, key)
+        compiled = CompiledExperiment.read(layout)
+        experiment = compiled.load_experiment()
+        plan = Plan(experiment)
+        indices = _indices(compiled, plan, command, key)
+    except MetalabError as exc:
+        print(f"metalab worker: {exc}", file=sys.stderr)
+        return 2
+    cancellation = _Cancellation()
+    if "SLURM_ARRAY_TASK_ID" not in os.environ:
+        _watch_parent()
+    isolate = hasattr(os, "fork")
+    if isolate:
+        warm_up()  # once here, not in every forked run
+    failures = 0
+    for index in indices:
+        if cancellation.requested:
+            failures += 1
+            break
+        run = plan.run(index)
+        if layout.record(run.run_id).is_file():
+            continue
+        if isolate:
+            ok = _run_in_child(layout, plan, experiment, run, compiled.description, cancellation)
         else:
-            failures = _run_batch(layout, compiled, plan, experiment, runs, None)
-    finally:
-        registration.unlink(missing_ok=True)
-    if command == "batch" and not failures:
-        atomic_write_text(layout.batch_done(key), f"{len(runs)}\n")
+            ok = _run(layout, plan, experiment, run, compiled.description, cancellation)
+        failures += not ok
+    if command == "batch":
+        if not failures:
+            atomic_write_text(layout.batch_done(key), f"{len(indices)}\n")
+        atomic_write_text(layout.batch_end(key), f"{failures}\n")
     return 1 if failures else 0
 
 

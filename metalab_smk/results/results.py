@@ -35,6 +35,12 @@ from metalab_smk.store.filestore import FileStore
 from metalab_smk.store.jsonio import read_json
 from metalab_smk.store.layout import ExperimentDir
 from metalab_smk.store.records import ArtifactDescriptor, RunRecord, Status
+from metalab_smk.store.upstream import (
+    FOREIGN_FORMATS,
+    load_foreign_artifact,
+    resolve_artifact_path,
+)
+from metalab_smk.store.uri import file_path
 
 __all__ = ["ExperimentInfo", "Results", "Run", "load_results"]
 
@@ -119,7 +125,7 @@ class Run:
 
     @property
     def experiment(self) -> ExperimentInfo:
-        return ExperimentInfo.of(self._layout)
+        return ExperimentInfo.of(ExperimentDir(self._layout.run_root(self.run_id)))
 
     @property
     def seed(self) -> SeedBundle | None:
@@ -139,9 +145,9 @@ class Run:
         one raises FileNotFoundError."""
         for descriptor in self.artifacts():
             if descriptor.name == name:
-                return _load_artifact(
-                    self._layout.root / descriptor.uri, descriptor.format, allow_pickle
-                )
+                root = self._layout.run_root(self.run_id)
+                path = resolve_artifact_path(root, self.run_id, descriptor.uri)
+                return _load_artifact(path, descriptor.format, allow_pickle)
         known = ", ".join(a["name"] for a in self.record.artifacts) or "none"
         raise FileNotFoundError(f"run {self.run_id} has no artifact {name!r} (it has: {known})")
 
@@ -170,6 +176,8 @@ class Run:
 
 
 def _load_artifact(path: Path, fmt: str, allow_pickle: bool) -> Any:
+    if fmt in FOREIGN_FORMATS:  # written by the upstream metalab
+        return load_foreign_artifact(path, fmt, allow_pickle)
     if fmt == "numpy":
         import numpy as np
 
@@ -509,14 +517,21 @@ class Results:
 
 
 def load_results(
-    path_or_config: str | os.PathLike[str] | FileStoreConfig, experiment_id: str | None = None
+    path_or_config: str | os.PathLike[str] | FileStoreConfig,
+    experiment_id: str | None = None,
+    **query: Any,
 ) -> Results:
-    """Results of an experiment directory, or of ``experiment_id`` under a collection root."""
+    """Results of an experiment directory, or of ``experiment_id`` under a collection root
+    (a path, ``file://`` URI, FileStoreConfig or FileStore), of a store written by the
+    upstream metalab, or of a PostgreSQL index URL (``query``: see README, "Stores")."""
+    from metalab_smk.results.stores import open_special  # upstream stores, PostgreSQL
+
     if isinstance(path_or_config, (FileStoreConfig, FileStore)):
         experiment_id = experiment_id or getattr(path_or_config, "experiment_id", None)
-        root = Path(path_or_config.root)
-    else:
-        root = Path(path_or_config)
+    special = open_special(path_or_config, experiment_id, query)  # (layout, frame) | None
+    if special is not None:
+        return Results(*special)
+    root = file_path(path_or_config)
     if experiment_id is None and ExperimentDir.at(root).exists():
         return Results(ExperimentDir.at(root))
     store = FileStoreConfig(root)

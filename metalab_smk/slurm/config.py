@@ -59,7 +59,11 @@ class SlurmConfig:
     Upstream's fields: ``modules`` (``module load`` each), ``conda_env`` (activated) and
     ``setup`` (shell lines) run in every SLURM job before it starts (Snakemake's
     ``--precommand``); ``extra_sbatch`` ({"qos": "short"}) adds sbatch options;
-    ``max_array_size`` caps the runs of one array submission."""
+    ``max_array_size`` caps the tasks of one array submission.
+
+    ``engine="array"`` (default) submits one job array whose tasks run the batch worker
+    directly; ``engine="snakemake"`` runs Snakemake's SLURM executor plugin (one job per
+    batch, each starting Snakemake inside the job)."""
 
     partition: str | None = None
     time: str | int = "00:30:00"
@@ -72,6 +76,8 @@ class SlurmConfig:
     extra: str | None = None
     status_interval: int = 10
     snakemake_options: list[str] = field(default_factory=list)
+    engine: str = "array"
+
     modules: list[str] = field(default_factory=list)
     conda_env: str | None = None
     setup: list[str] = field(default_factory=list)
@@ -85,6 +91,8 @@ class SlurmConfig:
             value = getattr(self, name)
             if not is_int(value) or value < 1:
                 raise ExecutorError(f"SlurmConfig({name}={value!r}) must be a positive int.")
+        if self.engine not in ("array", "snakemake"):
+            raise ExecutorError(f"SlurmConfig(engine={self.engine!r}): use 'array' or 'snakemake'.")
         if self.chunk_size is not None and self.chunk_size < 1:
             raise ExecutorError(f"SlurmConfig(chunk_size={self.chunk_size}) must be >= 1.")
 
@@ -100,12 +108,13 @@ class SlurmConfig:
             resources.append(f"slurm_account={self.account}")
         if self.gpus:
             resources.append(f"gpu={self.gpus}")
-        extra = " ".join([*([self.extra] if self.extra else []), *self._extra_sbatch_options()])
+        extra = " ".join([*([self.extra] if self.extra else []), *self.extra_sbatch_options()])
         if extra:
             resources.append(f"slurm_extra={extra!r}")
         return resources
 
-    def _extra_sbatch_options(self) -> list[str]:
+    def extra_sbatch_options(self) -> list[str]:
+        """``extra_sbatch`` as sbatch options (``{"qos": "short"}`` -> ``--qos=short``)."""
         return [
             f"--{key.lstrip('-').replace('_', '-')}" + ("" if value in (None, "") else f"={value}")
             for key, value in self.extra_sbatch.items()

@@ -1,4 +1,11 @@
-"""The Snakemake profile templates shipped inside the package (``metalab profile``)."""
+"""The Snakemake profiles metalab writes (``metalab profile slurm [DIR]``).
+
+The shipped template lives inside the package (``workflow/profiles/<name>/config.yaml``;
+the repository's ``profiles/slurm`` links to it). Without DIR the profile goes to the
+user's Snakemake config folder (``~/.config/snakemake/slurm`` on Linux), where
+``snakemake --profile slurm`` and ``metalab submit --profile slurm`` find it by name.
+Options (partition, account, time, memory, jobs) fill in the SLURM template.
+"""
 
 from __future__ import annotations
 
@@ -7,8 +14,46 @@ from importlib import resources
 from pathlib import Path
 
 from metalab_smk.errors import MetalabError
+from metalab_smk.slurm.config import memory_mb, minutes
 
-__all__ = ["available_profiles", "profile_template", "write_profile"]
+__all__ = [
+    "available_profiles",
+    "find_profile",
+    "profile_template",
+    "profile_text",
+    "user_profile_dir",
+    "write_profile",
+]
+
+TEMPLATE = """\
+# Snakemake profile written by `metalab profile slurm`: run a compiled metalab experiment
+# on SLURM through snakemake-executor-plugin-slurm (pip install "metalab-smk[slurm]").
+#   cd <experiment directory> && snakemake --profile slurm
+#   metalab submit exp.py --profile slurm      (one job array, then exit)
+# Plain snakemake packs short runs: each SLURM job runs a batch of runs (at least 10, from
+# recorded run durations; `--config chunk=K` sets it, chunk=1 gives one job per run).
+executor: slurm
+
+# Concurrency limit: at most this many SLURM jobs submitted or running at once.
+jobs: {jobs}
+
+# Resources of every SLURM job (a job runs a batch of runs: budget `runtime` for all
+# of them). Experiment(resources={{...}}) overrides these per experiment.
+default-resources:
+{resources}
+
+# Status: the plugin asks sacct this many seconds after a submission or a finished job,
+# and backs off by 10 s per check (up to 180 s) while nothing finishes, so long runs cost
+# the scheduler few queries and short runs are seen within seconds.
+slurm-init-seconds-before-status-checks: {status}
+seconds-between-status-checks: {status}
+
+slurm-logdir: ".snakemake/slurm_logs"
+slurm-keep-successful-logs: false
+keep-going: true      # one failing run (or batch) does not stop the others
+retries: 0            # failed runs are run again by the next invocation
+latency-wait: 30      # seconds to wait for files written on another node
+"""
 
 
 def _templates():
@@ -29,12 +74,70 @@ def profile_template(name: str) -> str:
     return _templates().joinpath(name, "config.yaml").read_text(encoding="utf-8")
 
 
-def write_profile(name: str, directory: str | os.PathLike[str], overwrite: bool = False) -> Path:
-    """Write the shipped profile ``name`` to ``directory/config.yaml``; returns that path.
+def profile_text(
+    partition: str | None = "debug",
+    account: str | None = None,
+    time: str | int = 30,
+    memory: str | int = 1000,
+    cpus: int = 1,
+    jobs: int = 100,
+    status_seconds: int = 3,
+) -> str:
+    """The SLURM profile's ``config.yaml`` (the defaults give the shipped template)."""
+    resources = {
+        "slurm_partition": f'"{partition}"      # your partition (see `sinfo -s`)'
+        if partition
+        else None,
+        "slurm_account": f'"{account}"' if account else None,
+        "runtime": f"{minutes(time)}                   # minutes per job",
+        "mem_mb": str(memory_mb(memory)),
+        "cpus_per_task": str(cpus),
+    }
+    lines = [f"  {key}: {value}" for key, value in resources.items() if value is not None]
+    if not account:
+        lines.insert(1 if partition else 0, '  # slurm_account: "myproject"  # if needed')
+    return TEMPLATE.format(
+        jobs=jobs, resources="\n".join(lines), status=max(1, int(status_seconds))
+    )
+
+
+def user_profile_dir(name: str = "slurm") -> Path:
+    """Where Snakemake finds the profile ``name`` of this user."""
+    try:
+        from platformdirs import user_config_dir  # a dependency of snakemake
+    except ImportError:  # pragma: no cover - snakemake always brings it
+        base = os.environ.get("XDG_CONFIG_HOME") or os.path.expanduser("~/.config")
+        return Path(base) / "snakemake" / name
+    return Path(user_config_dir("snakemake", "snakemake")) / name
+
+
+def find_profile(name: str) -> Path | None:
+    """The profile directory Snakemake would use for ``--profile name``: a directory
+    path, else ``name`` in the user's Snakemake config folder."""
+    if (Path(name) / "config.yaml").is_file():
+        return Path(name)
+    if os.sep not in name and (user_profile_dir(name) / "config.yaml").is_file():
+        return user_profile_dir(name)
+    return None
+
+
+def write_profile(
+    name: str,
+    directory: str | os.PathLike[str] | None = None,
+    overwrite: bool = False,
+    **options: object,
+) -> Path:
+    """Write the profile ``name`` to ``directory/config.yaml`` (default: the user's
+    Snakemake config folder) and return that path: the shipped template, or the SLURM
+    template filled with ``options`` (partition, account, time, memory, jobs).
 
     Refuses to replace an existing ``config.yaml`` unless ``overwrite``."""
     text = profile_template(name)
-    target = Path(directory)
+    if options:
+        if name != "slurm":
+            raise MetalabError(f"profile {name!r} takes no options; edit its config.yaml.")
+        text = profile_text(**options)  # type: ignore[arg-type]
+    target = Path(directory) if directory else user_profile_dir(name)
     if target.exists() and not target.is_dir():
         raise MetalabError(f"{target} is a file; give a directory for the profile.")
     config = target / "config.yaml"

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from metalab_smk.store.jsonio import read_json
 from metalab_smk.store.layout import ExperimentDir, safe_experiment_id
+from metalab_smk.store.uri import file_path
 
 DEFAULT_STORE = "./runs"  # the store every command and metalab.run use by default
 
@@ -18,8 +19,8 @@ class FileStoreConfig:
 
     root: Path
 
-    def __init__(self, root: str | os.PathLike[str]) -> None:
-        object.__setattr__(self, "root", Path(root).absolute())
+    def __init__(self, root: str | os.PathLike[str] | FileStoreConfig) -> None:
+        object.__setattr__(self, "root", file_path(root).absolute())
 
     def experiment_dir(self, experiment_id: str) -> ExperimentDir:
         return ExperimentDir(self.root / safe_experiment_id(experiment_id))

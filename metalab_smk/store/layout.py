@@ -44,6 +44,11 @@ class ExperimentDir:
         return self.meta_dir / "compiled.json"
 
     @property
+    def index_config(self) -> Path:
+        """The PostgreSQL index this experiment keeps up to date (``run(index=URL)``)."""
+        return self.meta_dir / "index.json"
+
+    @property
     def run_table(self) -> Path:
         """One run ID per line; line i is global run index i (fixed width, 17 bytes)."""
         return self.meta_dir / "run_ids.txt"
@@ -75,6 +80,17 @@ class ExperimentDir:
 
     def results(self, run_id: str) -> Path:
         return self.root / "results" / run_id
+
+    def run_root(self, run_id: str) -> Path:
+        """The experiment directory holding ``run_id`` (relative URIs start here)."""
+        return self.root
+
+    def data_file(self, run_id: str, name: str) -> Path:
+        """``results/<run_id>/<name>.json``: one captured data or stepped metric."""
+        return self.results(run_id) / f"{name}.json"
+
+    def artifact_manifest(self, run_id: str) -> Path:
+        return self.artifacts(run_id) / "_manifest.json"
 
     @property
     def logs_dir(self) -> Path:
@@ -219,6 +235,20 @@ class ExperimentDir:
         """Run IDs that have a failed record."""
         return _json_stems(self.failed_dir)
 
+    def batch_end(self, name: str) -> Path:
+        """Written when the batch's job ends, whatever its runs did (number of failures)."""
+        return self.batches_dir / f"{name}.end"
+
+    @property
+    def array_log(self) -> Path:
+        """Output of the process that submits and follows a SLURM job array."""
+        return self.meta_dir / "slurm-array.log"
+
+    @property
+    def slurm_logs_dir(self) -> Path:
+        """SLURM's own logs of the array tasks metalab submits."""
+        return self.meta_dir / "slurm"
+
     def read_run_ids(self) -> list[str]:
         return self.run_table.read_text().split()
 
@@ -232,3 +262,38 @@ def _json_stems(directory: Path) -> set[str]:
     except FileNotFoundError:
         return set()
     return {name[:-5] for name in names if name.endswith(".json")}
+
+
+@dataclass(frozen=True, eq=False)
+class RunDirs(ExperimentDir):
+    """Runs of several experiments side by side: each run's paths are those of its own
+    experiment directory (``dirs``: run ID -> ExperimentDir)."""
+
+    dirs: dict[str, ExperimentDir] | None = None
+
+    def _of(self, run_id: str) -> ExperimentDir:
+        return (self.dirs or {})[run_id]
+
+    def run_root(self, run_id: str) -> Path:
+        return self._of(run_id).root
+
+    def record(self, run_id: str) -> Path:
+        return self._of(run_id).record(run_id)
+
+    def failed_record(self, run_id: str) -> Path:
+        return self._of(run_id).failed_record(run_id)
+
+    def artifacts(self, run_id: str) -> Path:
+        return self._of(run_id).artifacts(run_id)
+
+    def log(self, run_id: str) -> Path:
+        return self._of(run_id).log(run_id)
+
+    def partial_log(self, run_id: str) -> Path:
+        return self._of(run_id).partial_log(run_id)
+
+    def results(self, run_id: str) -> Path:
+        return self._of(run_id).results(run_id)
+
+    def derived(self, run_id: str) -> Path:
+        return self._of(run_id).derived(run_id)

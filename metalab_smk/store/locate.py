@@ -11,6 +11,7 @@ from pathlib import Path
 from metalab_smk.errors import NotAnExperimentError, StoreError
 from metalab_smk.store.config import DEFAULT_STORE, FileStoreConfig
 from metalab_smk.store.layout import ExperimentDir, safe_experiment_id
+from metalab_smk.store.uri import file_path
 
 __all__ = ["check_store", "experiment_dirs", "locate_experiment", "shown"]
 
@@ -94,7 +95,7 @@ def locate_experiment(
 
 def check_store(store: str | os.PathLike[str], experiment_id: str) -> None:
     """Refuse a store path that cannot hold the directory of ``experiment_id``."""
-    root = Path(store)
+    root = file_path(store)  # a path, file:// URI or FileStoreConfig
     for parent in (root, *root.parents):
         if parent.exists():
             if not parent.is_dir():

@@ -7,6 +7,7 @@ each run's record on its own, so a failed or killed batch loses no finished run.
 
 from __future__ import annotations
 
+import hashlib
 import math
 import os
 import statistics
@@ -22,6 +23,10 @@ __all__ = [
     "MAX_AUTO_CHUNK",
     "choose_chunk_size",
     "clear_batches",
+    "batch_stamp",
+    "dag_targets",
+    "missing_indices",
+    "plan_batches",
     "median_run_seconds",
     "write_batches",
 ]
@@ -29,6 +34,7 @@ __all__ = [
 MAX_AUTO_CHUNK = 1000
 JOBS_PER_WORKER = 2  # a few jobs per parallel slot balance uneven run times
 LONG_RUN_SECONDS = 30.0  # runs at least this long get a job each
+MIN_JOB_SECONDS = 60.0  # on a cluster, short runs fill each job with about this much work
 
 
 def choose_chunk_size(
@@ -40,7 +46,9 @@ def choose_chunk_size(
 ) -> int:
     """Runs per job: ``chunk_size`` when given; one when earlier runs of the experiment
     took at least LONG_RUN_SECONDS; else about JOBS_PER_WORKER jobs per parallel slot,
-    at least ``min_chunk`` (a SLURM job costs seconds to start) and at most MAX_AUTO_CHUNK."""
+    at least ``min_chunk`` (a SLURM job costs seconds to start) and at most MAX_AUTO_CHUNK.
+    On a cluster (``min_chunk > 1``) with recorded durations, a job gets about
+    MIN_JOB_SECONDS of runs, as long as that still gives every parallel slot a job."""
     if chunk_size is not None:
         if chunk_size < 1:
             raise ExecutorError(f"chunk_size={chunk_size} must be at least 1.")
@@ -48,6 +56,9 @@ def choose_chunk_size(
     if median_run_seconds is not None and median_run_seconds >= LONG_RUN_SECONDS:
         return 1
     spread = math.ceil(n_runs / max(1, parallel * JOBS_PER_WORKER))
+    if median_run_seconds is not None and min_chunk > 1:
+        by_time = math.ceil(MIN_JOB_SECONDS / max(median_run_seconds, 1e-3))
+        spread = max(spread, min(by_time, math.ceil(n_runs / max(1, parallel))))
     return max(1, min(MAX_AUTO_CHUNK, max(min_chunk, spread)))
 
 
@@ -75,13 +86,75 @@ def clear_batches(layout: ExperimentDir) -> None:
             path.unlink(missing_ok=True)
 
 
+def batch_stamp(targets: Sequence[Path]) -> str:
+    """The common stamp of the batches ``<stamp>-<number>`` written by write_batches."""
+    return targets[0].stem.rsplit("-", 1)[0]
+
+
+def missing_indices(layout: ExperimentDir) -> list[int]:
+    """Indices of the runs without a success record, in run order."""
+    done = layout.done_ids()
+    return [i for i, rid in enumerate(layout.read_run_ids()) if rid not in done]
+
+
+def plan_batches(
+    layout: ExperimentDir,
+    missing: Sequence[int],
+    parallel: int,
+    chunk_size: int | None,
+    min_chunk: int,
+    max_jobs: int | None = None,
+) -> tuple[list[Path], int]:
+    """Replace earlier batches by batches of ``missing``; return their targets and size.
+    ``max_jobs`` (a SLURM array's size limit) raises the size until the batches fit."""
+    clear_batches(layout)
+    chunk = choose_chunk_size(
+        len(missing), parallel, chunk_size, min_chunk, median_run_seconds(layout)
+    )
+    if max_jobs and math.ceil(len(missing) / chunk) > max_jobs:
+        chunk = math.ceil(len(missing) / max_jobs)
+    return write_batches(layout, missing, chunk), chunk
+
+
 def write_batches(layout: ExperimentDir, indices: Sequence[int], chunk: int) -> list[Path]:
     """Write batch listings of ``chunk`` runs each; return the ``.done`` targets."""
     stamp = time.strftime("%Y%m%dT%H%M%S")
     targets = []
     for number, start in enumerate(range(0, len(indices), chunk)):
         name = f"{stamp}-{number:06d}"
-        listing = "".join(f"{i}\n" for i in indices[start : start + chunk])
-        atomic_write_text(layout.batch_listing(name), listing)
+        listing = layout.batch_listing(name)
+        atomic_write_text(listing, "".join(f"{i}\n" for i in indices[start : start + chunk]))
         targets.append(layout.batch_done(name))
+    return targets
+
+
+def dag_targets(
+    root: str | os.PathLike[str], chunk: int | None, parallel: int, remote: bool
+) -> list[str]:
+    """What plain ``snakemake`` in an experiment directory builds: the record of each
+    finished run, and the missing runs packed into batch targets (``chunk`` runs each;
+    default from recorded durations and ``parallel``; at least 10 on a cluster, where
+    each job costs seconds to start). ``chunk=1`` gives one job per run.
+
+    Batch names hash the missing runs, so every evaluation within one invocation agrees;
+    a stale ``.done`` of an earlier batch of the same runs is removed (its runs are
+    missing again)."""
+    layout = ExperimentDir.at(root)
+    run_ids = layout.read_run_ids()
+    done = layout.done_ids()
+    missing = [i for i, rid in enumerate(run_ids) if rid not in done]
+    median = median_run_seconds(layout) if missing else None
+    size = choose_chunk_size(len(missing), parallel, chunk, 10 if remote else 1, median)
+    if size == 1 or not missing:
+        return [f"runs/{rid}.json" for rid in run_ids]
+    targets = [f"runs/{rid}.json" for rid in run_ids if rid in done]
+    digest = hashlib.sha256(f"{size}:{','.join(map(str, missing))}".encode()).hexdigest()
+    for number, start in enumerate(range(0, len(missing), size)):
+        name = f"dag-{digest[:12]}-{number:06d}"
+        listing = layout.batch_listing(name)
+        text = "".join(f"{i}\n" for i in missing[start : start + size])
+        if not listing.is_file() or listing.read_text() != text:
+            atomic_write_text(listing, text)
+        layout.batch_done(name).unlink(missing_ok=True)
+        targets.append(os.path.relpath(layout.batch_done(name), layout.root))
     return targets

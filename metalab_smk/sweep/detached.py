@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import datetime as _dt
 import os
-import shutil
-import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -20,19 +18,24 @@ from typing import Any
 
 from metalab_smk.core.values import utc_now
 from metalab_smk.errors import MetalabError
+from metalab_smk.slurm import scheduler
+from metalab_smk.slurm.array import array_alive, submit_array, submit_summary, tasks_ended
+from metalab_smk.slurm.config import SlurmConfig, minutes
 from metalab_smk.store.jsonio import atomic_write_json, read_json
 from metalab_smk.store.layout import ExperimentDir
 from metalab_smk.store.locate import shown
+from metalab_smk.sweep.batches import batch_stamp, missing_indices, plan_batches
 from metalab_smk.sweep.executors import (
     LocalExecutor,
     ProfileExecutor,
     SlurmExecutor,
+    array_config,
     executor_to_dict,
 )
 from metalab_smk.sweep.processes import snakemake_env, start_detached
-from metalab_smk.sweep.status import ALIVE_STATES, pid_alive, slurm_states
+from metalab_smk.sweep.status import pid_alive
 
-__all__ = ["dead_head_error", "head_alive", "head_state", "submit"]
+__all__ = ["array_in_flight", "dead_head_error", "head_alive", "head_state", "submit"]
 
 Executor = LocalExecutor | SlurmExecutor | ProfileExecutor
 
@@ -64,37 +67,27 @@ def submit(
     atomic_write_json(settings, executor_to_dict(executor))
     command = [sys.executable, "-m", "metalab_smk.sweep.head", str(layout.root)]
     now = utc_now()
-    if _on_slurm(executor) and not local and shutil.which("sbatch"):
+    slurm = array_config(executor)
+    missing = missing_indices(layout)
+    poll: Callable[[], int | None] | None = None
+    if slurm is not None and missing and not local and scheduler.available("sbatch"):
+        head = _submit_array(layout, executor, slurm, missing, now)  # no head process
+    elif _on_slurm(executor) and not local and scheduler.available("sbatch"):
         log = layout.head_log(on_slurm=True)
-        sbatch = [
-            "sbatch",
-            "--parsable",
-            "--job-name",
-            f"metalab-head-{layout.root.name}",
-            "--output",
-            str(log),
-            "--time",
-            head_time,
-            "--cpus-per-task",
-            "1",
-            "--mem",
-            "1000",
-            "--chdir",
-            str(layout.root),
-        ]
-        if _partition(executor):
-            sbatch += ["--partition", str(_partition(executor))]
-        done = subprocess.run(
-            [*sbatch, "--wrap", "exec " + " ".join(command)],  # SIGTERM reaches the head
-            capture_output=True,
-            text=True,
-            check=False,
-            env=snakemake_env(),
+        argv = scheduler.sbatch_argv(
+            ["exec", *command],  # the head is the job's process: scancel's SIGTERM reaches it
+            job_name=f"metalab-head-{layout.root.name}",
+            output=str(log),
+            chdir=str(layout.root),
+            time_minutes=minutes(head_time),
+            memory_mb=1000,
+            cpus=1,
+            partition=_partition(executor),
         )
-        if done.returncode != 0:
-            raise MetalabError(f"sbatch refused the head job: {done.stderr.strip()}")
-        job_id = done.stdout.strip().split(";")[0]
-        poll = None
+        try:
+            job_id = scheduler.parse_sbatch(scheduler.call(argv, env=snakemake_env()))
+        except scheduler.SchedulerError as exc:
+            raise MetalabError(f"the head job was not submitted: {exc}") from None
         head = {
             "kind": "slurm",
             "job_id": job_id,
@@ -104,7 +97,7 @@ def submit(
     else:
         log = layout.head_log(on_slurm=False)
         process = start_detached(command, layout.root, log)
-        poll: Callable[[], int | None] | None = process.poll
+        poll = process.poll
         head = {
             "kind": "local",
             "pid": process.pid,
@@ -114,7 +107,8 @@ def submit(
         }
     layout.head_state.unlink(missing_ok=True)
     atomic_write_json(layout.head_file, head)
-    _wait_until_started(layout, head, poll)
+    if "array_job_id" not in head:  # a head process: wait until its Snakemake started
+        _wait_until_started(layout, head, poll)
     return head
 
 
@@ -162,18 +156,56 @@ def _wait_until_started(
         time.sleep(0.2)
 
 
-def head_alive(layout: ExperimentDir) -> bool:
-    """Whether the head process recorded in ``.metalab/head.json`` is still alive."""
+def _submit_array(
+    layout: ExperimentDir, executor: Executor, slurm: SlurmConfig, missing: list[int], now: str
+) -> dict[str, Any]:
+    """No head process: the array runs the batches, a dependent job writes the summary."""
+    targets, _ = plan_batches(
+        layout,
+        missing,
+        executor.total_cores(),
+        slurm.chunk_size,
+        executor.min_chunk,
+        slurm.max_array_size,
+    )
+    try:
+        array = submit_array(layout, batch_stamp(targets), len(targets), slurm)
+        job_id, log = submit_summary(layout, slurm, after=array)
+    except scheduler.SchedulerError as exc:
+        raise MetalabError(f"the sweep was not submitted: {exc}") from None
+    return {
+        "kind": "slurm",
+        "job_id": job_id,
+        "array_job_id": array,
+        "stamp": batch_stamp(targets),
+        "tasks": len(targets),
+        "submitted_at": now,
+        "log": log,
+    }
+
+
+def head_alive(layout: ExperimentDir, ask_scheduler: bool = True) -> bool:
+    """Whether the sweep submitted in ``.metalab/head.json`` still runs: its head process,
+    or the tasks of its job array (ended when every task wrote its end marker).
+    ``ask_scheduler=False`` answers from files only (alive unless known to have ended)."""
     path = layout.head_file
     if not path.is_file():
         return False
     head = read_json(path)
+    if "array_job_id" in head:
+        if tasks_ended(layout, head["stamp"], head["tasks"]):
+            return False
+        if not ask_scheduler:
+            return True
+        alive = array_alive(head["array_job_id"])
+        return _just_submitted(head) if alive is None else alive
     if head.get("kind") == "slurm":
-        state = slurm_states({head["job_id"]}).get(head["job_id"]) or _squeue_state(head)
+        if not ask_scheduler:
+            return True
+        state = scheduler.job_states({head["job_id"]}, _submitted(head)).get(head["job_id"])
         if state is None:  # not known to the scheduler yet, or long gone
-            submitted = _dt.datetime.fromisoformat(head["submitted_at"])
-            return (_dt.datetime.now(_dt.UTC) - submitted).total_seconds() < 60
-        return state in ALIVE_STATES
+            return _just_submitted(head)
+        return state in scheduler.ALIVE_STATES
     if not pid_alive(head):
         return False
     try:  # a reused PID: the head's command line names this module
@@ -183,13 +215,17 @@ def head_alive(layout: ExperimentDir) -> bool:
         return True
 
 
-def _squeue_state(head: dict[str, Any]) -> str | None:
-    if shutil.which("squeue") is None:
-        return None
-    done = subprocess.run(
-        ["squeue", "-h", "-j", head["job_id"], "-o", "%T"],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    return done.stdout.strip() or None
+def _submitted(head: dict[str, Any]) -> _dt.datetime:
+    """A minute before the submission (clocks of login and controller may differ)."""
+    return _dt.datetime.fromisoformat(head["submitted_at"]) - _dt.timedelta(minutes=1)
+
+
+def _just_submitted(head: dict[str, Any]) -> bool:
+    submitted = _dt.datetime.fromisoformat(head["submitted_at"])
+    return (_dt.datetime.now(_dt.UTC) - submitted).total_seconds() < 60
+
+
+def array_in_flight(layout: ExperimentDir) -> bool:
+    """Whether the tasks of a job array submitted by ``metalab submit`` still run."""
+    path = layout.head_file
+    return path.is_file() and "array_job_id" in read_json(path) and head_alive(layout)

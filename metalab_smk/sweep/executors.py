@@ -10,6 +10,7 @@ from pathlib import Path
 
 from metalab_smk.errors import ExecutorError
 from metalab_smk.slurm.config import SlurmConfig
+from metalab_smk.slurm.profile import find_profile
 
 
 @dataclass(frozen=True)
@@ -68,14 +69,17 @@ class ProfileExecutor:
 
     profile: str
     chunk_size: int | None = None
+    engine: str = "array"
 
     def __post_init__(self) -> None:
-        if not (Path(self.profile) / "config.yaml").is_file():
+        found = find_profile(self.profile)
+        if found is None:
             raise ExecutorError(
                 f"profile {self.profile!r} has no config.yaml; pass a Snakemake profile "
-                "directory; `metalab profile slurm DIR` writes one to edit."
+                "directory; `metalab profile slurm DIR` writes one to edit, and "
+                "`metalab profile slurm --partition P` installs one you pass by name, slurm."
             )
-        object.__setattr__(self, "profile", str(Path(self.profile).absolute()))
+        object.__setattr__(self, "profile", str(found.absolute()))
 
     def settings(self) -> dict:
         import yaml  # a dependency of snakemake
@@ -97,6 +101,34 @@ class ProfileExecutor:
 
     def snakemake_args(self) -> list[str]:
         return ["--profile", self.profile]
+
+    def slurm_config(self) -> SlurmConfig:
+        """The profile's SLURM settings (default-resources, jobs) as a SlurmConfig."""
+        settings = self.settings()
+        resources = settings.get("default-resources") or {}
+        if isinstance(resources, list):  # ["runtime=30", ...]
+            resources = dict(str(item).split("=", 1) for item in resources)
+        extra = resources.get("slurm_extra")
+        return SlurmConfig(
+            partition=resources.get("slurm_partition"),
+            account=resources.get("slurm_account"),
+            time=int(resources.get("runtime", 30)),
+            memory=int(resources.get("mem_mb", 1000)),
+            cpus=int(resources.get("cpus_per_task", 1)),
+            gpus=int(resources.get("gpu", 0)),
+            max_concurrent=int(settings.get("jobs", 100)),
+            chunk_size=self.chunk_size,
+            extra=str(extra).strip("'\"") if extra else None,
+        )
+
+
+def array_config(executor: LocalExecutor | SlurmExecutor | ProfileExecutor) -> SlurmConfig | None:
+    """The SLURM settings when ``executor`` runs its batches as one SLURM job array."""
+    if isinstance(executor, SlurmExecutor) and executor.config.engine == "array":
+        return executor.config
+    if isinstance(executor, ProfileExecutor) and executor.engine == "array" and executor.is_slurm:
+        return executor.slurm_config()
+    return None
 
 
 class ThreadExecutor(LocalExecutor):
@@ -132,7 +164,12 @@ def executor_to_dict(executor: LocalExecutor | SlurmExecutor | ProfileExecutor) 
     if isinstance(executor, SlurmExecutor):
         return {"kind": "slurm", **asdict(executor.config)}
     if isinstance(executor, ProfileExecutor):
-        return {"kind": "profile", "profile": executor.profile, "chunk_size": executor.chunk_size}
+        return {
+            "kind": "profile",
+            "profile": executor.profile,
+            "chunk_size": executor.chunk_size,
+            "engine": executor.engine,
+        }
     return {"kind": "local", "cores": executor.cores, "chunk_size": executor.chunk_size}
 
 

@@ -16,7 +16,7 @@ from metalab_smk.errors import SweepBusyError
 from metalab_smk.store.layout import ExperimentDir
 from metalab_smk.store.locate import shown
 from metalab_smk.sweep.processes import DRIVER_VARIABLE, snakemake_env
-from metalab_smk.sweep.status import ALIVE_STATES, slurm_job_ids, slurm_states
+from metalab_smk.sweep.status import alive_slurm_jobs
 
 __all__ = [
     "RunnerLock",
@@ -171,7 +171,7 @@ def recover_stale_lock(layout: ExperimentDir, worker_grace: float = 15.0) -> boo
     while not pids and live_worker_pids(directory) and time.monotonic() < deadline:
         time.sleep(0.2)
     pids = pids or live_worker_pids(directory)
-    jobs = sorted(j for j, s in slurm_states(slurm_job_ids(layout)).items() if s in ALIVE_STATES)
+    jobs = alive_slurm_jobs(layout)
     if jobs:
         where = shown(directory)
         raise SweepBusyError(

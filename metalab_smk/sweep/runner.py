@@ -12,6 +12,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import errno
+import json
 import os
 import shutil
 import signal
@@ -20,7 +21,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -29,21 +30,18 @@ from metalab_smk.compile.loader import in_definition_mode, stop_definition
 from metalab_smk.core.experiment import Experiment
 from metalab_smk.errors import SweepBusyError, SweepError, SweepInterrupted, UsageError
 from metalab_smk.results.derived import normalise_functions
+from metalab_smk.slurm.array import QueuePolling
 from metalab_smk.store.jsonio import read_json
 from metalab_smk.store.layout import ExperimentDir
 from metalab_smk.store.locate import shown
-from metalab_smk.sweep.batches import (
-    choose_chunk_size,
-    clear_batches,
-    median_run_seconds,
-    write_batches,
-)
-from metalab_smk.sweep.detached import head_alive, submit
+from metalab_smk.sweep.batches import batch_stamp, missing_indices, plan_batches
+from metalab_smk.sweep.detached import array_in_flight, head_alive, submit
 from metalab_smk.sweep.events import Event, EventCallback, EventKind, EventWatcher, emit_event
 from metalab_smk.sweep.executors import (
     LocalExecutor,
     ProfileExecutor,
     SlurmExecutor,
+    array_config,
     as_executor,
 )
 from metalab_smk.sweep.locks import (
@@ -70,11 +68,6 @@ def _forget(layout: ExperimentDir, run_ids: list[str]) -> None:
         layout.failed_record(run_id).unlink(missing_ok=True)
         for directory in (layout.artifacts(run_id), layout.results(run_id)):
             shutil.rmtree(directory, ignore_errors=True)
-
-
-def _missing_indices(layout: ExperimentDir) -> list[int]:
-    done = layout.done_ids()
-    return [i for i, rid in enumerate(layout.read_run_ids()) if rid not in done]
 
 
 def _tracker(progress: bool | Progress | None, verbose: bool, title: str) -> Progress | None:
@@ -175,10 +168,10 @@ class RunHandle:
 
         return FileStore(self.layout.root)
 
-    def _running(self) -> bool:
+    def _running(self, ask_scheduler: bool = True) -> bool:
         if self.process is not None:
             return self.process.poll() is None
-        return head_alive(self.layout) or bool(live_snakemake_pids(self.layout.root))
+        return head_alive(self.layout, ask_scheduler) or bool(live_snakemake_pids(self.layout.root))
 
     def _watch(self, missing: list[int]) -> None:
         """Start Snakemake, follow it, and start up to two more rounds for runs that no
@@ -206,9 +199,10 @@ class RunHandle:
 
     def _follow(self, missing: list[int]) -> None:
         rounds = 0
+        polling = QueuePolling()  # files every 0.1 s; the scheduler seldom, backing off
         while True:
             pause = 0.1
-            while self._running():
+            while self._running(polling.due()):
                 if self._watcher is not None:
                     began = time.perf_counter()
                     self._watcher.poll()
@@ -226,6 +220,7 @@ class RunHandle:
             self.process = self._launch(untouched)
 
     def _finish(self) -> None:
+        from metalab_smk.results.pgindex import upkeep
         from metalab_smk.results.summary import collect, summary_is_current
 
         try:
@@ -236,6 +231,7 @@ class RunHandle:
                     self._compute_derived()
                 if not summary_is_current(self.layout):
                     collect(self.layout.root)
+                upkeep(self.layout)  # the PostgreSQL index, when one is configured
             except Exception as exc:
                 self.error = f"the summary could not be written: {_reason(exc)}"
             if self.error is None:
@@ -431,7 +427,7 @@ def start(
     try:
         layout.stop_request.unlink(missing_ok=True)
         total = len(layout.read_run_ids())
-        nothing_to_do = resume and not _missing_indices(layout)
+        nothing_to_do = resume and not missing_indices(layout)
     except BaseException:
         lock.release()
         raise
@@ -452,6 +448,13 @@ def start(
             derived_metrics=derived_metrics,
             skipped=_done_ids(layout),
         )
+    if array_in_flight(layout):
+        lock.release()
+        raise SweepBusyError(
+            f"a submitted SLURM array still runs in {layout.root}; wait for it "
+            f"(`metalab status {os.path.relpath(layout.root)}`) or stop it with "
+            f"`metalab stop {os.path.relpath(layout.root)}`."
+        )
     try:
         ended = end_orphaned_snakemake(layout.root)
         if ended and verbose:
@@ -467,7 +470,7 @@ def start(
         if not resume:
             _forget(layout, layout.read_run_ids())
         skipped = _done_ids(layout)
-        missing = _missing_indices(layout)
+        missing = missing_indices(layout)
     except BaseException:
         lock.release()
         raise
@@ -498,12 +501,21 @@ def _launch(
     death_signal: int = signal.SIGTERM,
 ) -> subprocess.Popen[bytes]:
     """Write the batches of ``missing`` runs and start Snakemake on them."""
-    clear_batches(layout)
     parallel = executor.total_cores()
-    chunk = choose_chunk_size(
-        len(missing), parallel, executor.chunk_size, executor.min_chunk, median_run_seconds(layout)
+    slurm = array_config(executor)
+    max_jobs = slurm.max_array_size if slurm is not None else None
+    targets, chunk = plan_batches(
+        layout, missing, parallel, executor.chunk_size, executor.min_chunk, max_jobs
     )
-    targets = write_batches(layout, missing, chunk)
+    if slurm is not None:
+        if verbose:
+            print(
+                f"metalab: running {len(missing)} of {total} runs in {shown(layout.root)}\n"
+                f"  (one SLURM array of {len(targets)} tasks of up to {chunk} runs)"
+            )
+        command = [sys.executable, "-m", "metalab_smk.slurm.array", str(layout.root)]
+        command += [batch_stamp(targets), str(len(targets)), json.dumps(asdict(slurm))]
+        return start_detached(command, layout.root, layout.array_log, tie_to_parent=tie_to_parent)
     command = [
         sys.executable,
         "-m",
@@ -539,6 +551,7 @@ def run(
     derived_metrics: list[Any] | None = None,
     verbose: bool = True,
     wait: bool = True,
+    index: str | None = None,
 ) -> RunHandle:
     """Compile ``experiment`` and run its missing runs with Snakemake; returns a handle.
 
@@ -546,7 +559,8 @@ def run(
     every successful run when the sweep ends, stored in ``derived/<run_id>.json``.
     ``wait=False`` submits and returns at once: the Snakemake head process runs detached
     (as its own SLURM job with a SLURM executor, else in the background); follow it with
-    the handle, ``metalab status DIR`` or ``metalab.reconnect(DIR)``."""
+    the handle, ``metalab status DIR`` or ``metalab.reconnect(DIR)``. ``index``: a
+    PostgreSQL URL the summary step keeps up to date (as ``METALAB_INDEX_URL`` does)."""
     if in_definition_mode():  # imported by `metalab compile` or a job: never a nested sweep
         stop_definition(experiment)
     functions = normalise_functions(derived_metrics)
@@ -575,6 +589,10 @@ def run(
             raise SweepError(f"no space left on device (writing {where})") from exc
         raise
     lock = locks[0]
+    if index is not None:  # the summary step then also updates this PostgreSQL index
+        from metalab_smk.results.pgindex import remember_index
+
+        remember_index(layout, index)
     if not wait:
         lock.release()  # the head takes it
         head = submit(layout, as_executor(executor))

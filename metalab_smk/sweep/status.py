@@ -8,40 +8,30 @@ time limit) makes the run count as failed, with the SLURM state when ``sacct`` k
 
 from __future__ import annotations
 
+import contextlib
+import datetime as _dt
 import os
 import re
-import shutil
-import subprocess
 from dataclasses import dataclass, field
 from typing import Any
 
 from metalab_smk.job.exits import disk_full
 from metalab_smk.job.runlog import read_header
+from metalab_smk.slurm import scheduler
 from metalab_smk.store.jsonio import read_json
 from metalab_smk.store.layout import ExperimentDir
 from metalab_smk.store.locate import shown
 from metalab_smk.store.records import Status
 
 __all__ = [
-    "ALIVE_STATES",
+    "alive_slurm_jobs",
     "cancel_slurm_jobs",
     "FailedRun",
     "SweepStatus",
     "pid_alive",
     "slurm_job_ids",
-    "slurm_states",
     "sweep_status",
 ]
-
-ALIVE_STATES = {
-    "PENDING",
-    "RUNNING",
-    "REQUEUED",
-    "COMPLETING",
-    "CONFIGURING",
-    "SUSPENDED",
-    "RESIZING",
-}
 
 
 _NUMBER = re.compile(r"\d+(\.\d+)?")
@@ -195,33 +185,17 @@ def slurm_job_ids(layout: ExperimentDir) -> set[str]:
 
 def cancel_slurm_jobs(layout: ExperimentDir) -> list[str]:
     """``scancel`` the SLURM jobs of this directory that are still queued or running."""
-    ids = slurm_job_ids(layout)
-    alive = sorted(j for j, state in slurm_states(ids).items() if state in ALIVE_STATES)
-    if alive and shutil.which("scancel"):
-        subprocess.run(["scancel", *alive], capture_output=True, check=False)
+    alive = alive_slurm_jobs(layout)
+    if alive and scheduler.available("scancel"):
+        with contextlib.suppress(scheduler.SchedulerError):
+            scheduler.call(scheduler.scancel_argv(alive))
     return alive
 
 
-def slurm_states(job_ids: set[str]) -> dict[str, str]:
-    """SLURM state (``TIMEOUT``, ``OUT_OF_MEMORY``, ...) of each job, from ``sacct``."""
-    if not job_ids or shutil.which("sacct") is None:
-        return {}
-    try:
-        out = subprocess.run(
-            ["sacct", "-n", "-X", "-P", "-o", "JobID,State", "-j", ",".join(sorted(job_ids))],
-            capture_output=True,
-            text=True,
-            timeout=30,
-            check=False,
-        ).stdout
-    except (OSError, subprocess.SubprocessError):
-        return {}
-    states = {}
-    for line in out.splitlines():
-        job, _, state = line.partition("|")
-        if state:
-            states[job.strip()] = state.split()[0]
-    return states
+def alive_slurm_jobs(layout: ExperimentDir) -> list[str]:
+    """The SLURM jobs Snakemake submitted here that are still queued or running."""
+    states = scheduler.job_states(slurm_job_ids(layout))
+    return sorted(j for j, state in states.items() if state in scheduler.ALIVE_STATES)
 
 
 def pid_alive(marker: dict[str, Any]) -> bool:
@@ -261,12 +235,12 @@ def sweep_status(layout: ExperimentDir, with_errors: bool = True) -> SweepStatus
         r.get("provenance", {}).get("extra", {}).get("slurm_job_id")
         for r in failed_records.values()
     } - {None}
-    states = slurm_states(jobs) if (with_errors or markers) else {}
+    states = scheduler.job_states(jobs, _earliest(markers, failed_records)) if jobs else {}
 
     running, dead = set(), {}
     for run_id, marker in markers.items():
         job = marker.get("slurm_job_id")
-        alive = states.get(job) in ALIVE_STATES if job else pid_alive(marker)
+        alive = states.get(job) in scheduler.ALIVE_STATES if job else pid_alive(marker)
         if job and job not in states:  # sacct does not know it (yet): trust the marker
             alive = True
         if alive:
@@ -297,6 +271,20 @@ def sweep_status(layout: ExperimentDir, with_errors: bool = True) -> SweepStatus
         stale=len((done_ids | failed_ids) - current),
         failed_runs=failed_runs,
     )
+
+
+def _earliest(
+    markers: dict[str, dict[str, Any]], records: dict[str, dict[str, Any]]
+) -> _dt.datetime | None:
+    """A minute before the earliest start among ``markers`` and ``records``: the jobs
+    asked about were submitted after it."""
+    times = []
+    for item in [*markers.values(), *records.values()]:
+        try:
+            times.append(_dt.datetime.fromisoformat(item["started_at"]))
+        except (KeyError, TypeError, ValueError):
+            return None  # unknown: do not narrow the query
+    return min(times) - _dt.timedelta(minutes=1) if times else None
 
 
 def _newer(layout: ExperimentDir, partial, run_id: str) -> bool:

@@ -43,7 +43,8 @@ def stop_sweep(layout: ExperimentDir, grace: float = 20.0) -> list[str]:
     layout.stop_request.touch()  # a runner in another terminal starts no further round
     head = read_json(layout.head_file) if layout.head_file.is_file() else {}
     if head.get("kind") == "slurm" and shutil.which("scancel"):
-        jobs = sorted({head["job_id"], *slurm_job_ids(layout)}, key=int)
+        recorded = {head["job_id"], head.get("array_job_id"), *slurm_job_ids(layout)}
+        jobs = sorted((str(j) for j in recorded if j), key=int)
         subprocess.run(["scancel", *jobs], capture_output=True, check=False)
         stopped.append(f"SLURM jobs {', '.join(jobs)}")
     local_head = _local_head(layout)

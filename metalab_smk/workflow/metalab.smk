@@ -15,10 +15,35 @@ with open(".metalab/resources.json") as _resources:
     METALAB_RESOURCES = json.load(_resources)
 
 
+_METALAB_TARGETS = []
+
+
 def metalab_run_targets(wildcards=None):
-    """The target of every run, runs/<run_id>.json, in run order."""
-    with open(".metalab/run_ids.txt") as run_table:
-        return [f"runs/{run_id}.json" for run_id in run_table.read().split()]
+    """The records of finished runs and the missing runs packed into batch targets
+    (.metalab/batches/<name>.done; `--config chunk=K` sets the runs per job, chunk=1 gives
+    one job runs/<run_id>.json per run). Evaluated once per invocation, in the main process."""
+    if not _METALAB_TARGETS:
+        _METALAB_TARGETS.append(_metalab_targets())
+    return _METALAB_TARGETS[0]
+
+
+def _metalab_targets():
+    chunk = config.get("chunk")
+    if chunk is not None:
+        chunk = int(chunk)
+    if not workflow.is_main_process or chunk == 1:
+        with open(".metalab/run_ids.txt") as run_table:
+            return [f"runs/{run_id}.json" for run_id in run_table.read().split()]
+    from metalab_smk.sweep.batches import dag_targets
+
+    remote = workflow.non_local_exec
+    try:
+        parallel = workflow.nodes if remote else workflow.cores
+    except Exception:  # no --cores given
+        parallel = None
+    if not isinstance(parallel, int) or not 0 < parallel < 10**6:
+        parallel = 100 if remote else (os.cpu_count() or 1)
+    return dag_targets(".", chunk, parallel, remote)
 
 
 wildcard_constraints:

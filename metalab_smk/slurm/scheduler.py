@@ -1,0 +1,234 @@
+"""Every call of the SLURM commands (sbatch, sacct, squeue, scontrol, scancel).
+
+Pure argv builders and pure output parsers (tested on recorded output without a cluster),
+plus :func:`call`, the one function that runs a command. Standard library only: the job
+side uses it too, and a job's start must stay light (docs/architecture.md).
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from metalab_smk.errors import SchedulerError
+
+__all__ = [
+    "ALIVE_STATES",
+    "SacctRow",
+    "SchedulerError",
+    "available",
+    "call",
+    "job_states",
+    "parse_sacct",
+    "parse_sbatch",
+    "parse_scontrol_job",
+    "parse_squeue",
+    "sacct_argv",
+    "sbatch_argv",
+    "scancel_argv",
+    "scontrol_job_argv",
+    "squeue_argv",
+]
+
+# States in which a job (or array task) still holds or waits for resources.
+ALIVE_STATES = frozenset(
+    {
+        "PENDING",
+        "RUNNING",
+        "REQUEUED",
+        "REQUEUE_FED",
+        "REQUEUE_HOLD",
+        "COMPLETING",
+        "CONFIGURING",
+        "SUSPENDED",
+        "RESIZING",
+        "SIGNALING",
+        "STAGE_OUT",
+    }
+)
+
+
+# -- argv builders -------------------------------------------------------------------
+
+
+def sbatch_argv(
+    command: Sequence[str] | str,
+    *,
+    job_name: str,
+    output: str,
+    chdir: str,
+    time_minutes: int | None = None,
+    memory_mb: int | None = None,
+    cpus: int | None = None,
+    gpus: int = 0,
+    partition: str | None = None,
+    account: str | None = None,
+    array: str | None = None,
+    extra: Sequence[str] = (),
+) -> list[str]:
+    """``sbatch --parsable ... --wrap COMMAND``; ``array`` is e.g. ``"0-19%100"``."""
+    argv = ["sbatch", "--parsable", "--job-name", job_name, "--output", output, "--chdir", chdir]
+    if array is not None:
+        argv += ["--array", array]
+    if time_minutes is not None:
+        argv += ["--time", str(time_minutes)]
+    if memory_mb is not None:
+        argv += ["--mem", str(memory_mb)]
+    if cpus is not None:
+        argv += ["--cpus-per-task", str(cpus)]
+    if gpus:
+        argv += [f"--gpus={gpus}"]
+    if partition:
+        argv += ["--partition", partition]
+    if account:
+        argv += ["--account", account]
+    argv += list(extra)
+    wrapped = command if isinstance(command, str) else " ".join(command)
+    return [*argv, "--wrap", wrapped]
+
+
+def sacct_argv(job_ids: Iterable[str], since: datetime | None = None) -> list[str]:
+    """``sacct`` for the allocation lines (no steps) of ``job_ids``: raw ID, ID, state.
+
+    ``since`` (when the jobs were submitted) leaves out older jobs of the same IDs, which
+    the accounting database keeps when the controller restarts and counts from 1 again."""
+    argv = ["sacct", "-n", "-X", "-P", "-o", "JobIDRaw,JobID,State", "-j", ",".join(job_ids)]
+    if since is not None:
+        local = since.astimezone() if since.tzinfo else since  # sacct reads local time
+        argv += ["-S", local.strftime("%Y-%m-%dT%H:%M:%S")]
+    return argv
+
+
+def squeue_argv(job_ids: Iterable[str]) -> list[str]:
+    """``squeue`` with one line per job or array task: raw ID, ID as shown, state."""
+    return ["squeue", "-h", "-r", "-o", "%A|%i|%T", "-j", ",".join(job_ids)]
+
+
+def scontrol_job_argv(job_id: str) -> list[str]:
+    """``scontrol show job -o ID``: one line of ``Key=Value`` fields."""
+    return ["scontrol", "show", "job", "-o", job_id]
+
+
+def scancel_argv(job_ids: Iterable[str], signal: str | None = None) -> list[str]:
+    """``scancel`` of ``job_ids`` (whole arrays when given an array's ID)."""
+    return ["scancel", *([f"--signal={signal}"] if signal else []), *job_ids]
+
+
+# -- output parsers ------------------------------------------------------------------
+
+
+def parse_sbatch(stdout: str) -> str:
+    """The job ID printed by ``sbatch --parsable`` (``"123"`` or ``"123;cluster"``)."""
+    line = stdout.strip().splitlines()[-1] if stdout.strip() else ""
+    job_id = line.split(";")[0].strip()
+    if not job_id.isdigit():
+        raise SchedulerError(f"sbatch printed no job ID: {stdout.strip()!r}")
+    return job_id
+
+
+@dataclass(frozen=True)
+class SacctRow:
+    """One ``sacct -P`` line of :func:`sacct_argv`: ``raw_id`` is SLURM_JOB_ID (array tasks
+    have their own), ``job_id`` as shown (``123_4`` for a task, ``123.batch`` for a step)."""
+
+    raw_id: str
+    job_id: str
+    state: str
+    by: str | None = None  # "CANCELLED by 0": who cancelled
+
+    @property
+    def is_step(self) -> bool:
+        return "." in self.job_id
+
+    @property
+    def alive(self) -> bool:
+        return self.state in ALIVE_STATES
+
+
+def parse_sacct(stdout: str) -> list[SacctRow]:
+    """Rows of ``sacct -P -o JobIDRaw,JobID,State`` output (extra fields ignored)."""
+    rows = []
+    for line in stdout.splitlines():
+        fields = line.strip().split("|")
+        if len(fields) < 3 or not fields[2]:
+            continue
+        state, _, by = fields[2].partition(" by ")
+        rows.append(SacctRow(fields[0], fields[1], state.strip(), by.strip() or None))
+    return rows
+
+
+def parse_squeue(stdout: str) -> dict[str, str]:
+    """``{ID: state}`` from ``squeue -h -o '%A|%i|%T'`` output, keyed by the raw ID and by
+    the ID as shown (``123_4``); a pending array shows as ``123_[5-9%2]``."""
+    states = {}
+    for line in stdout.splitlines():
+        fields = line.strip().split("|")
+        if len(fields) == 3 and fields[2]:
+            states[fields[0]] = states[fields[1]] = fields[2].strip()
+        elif len(fields) == 2 and fields[1]:
+            states[fields[0]] = fields[1].strip()
+    return states
+
+
+def parse_scontrol_job(stdout: str) -> dict[str, str]:
+    """``Key=Value`` fields of ``scontrol show job`` (one-line ``-o`` or multi-line form).
+
+    Values never contain spaces in SLURM's output except ``Command=``/``Comment=`` at the
+    end; a field without ``=`` continues the previous value."""
+    fields: dict[str, str] = {}
+    last = None
+    for token in stdout.split():
+        key, sep, value = token.partition("=")
+        if sep and key and key.replace("/", "").replace(":", "").isalnum():
+            fields[key] = value
+            last = key
+        elif last is not None:
+            fields[last] += " " + token
+    return fields
+
+
+# -- running -------------------------------------------------------------------------
+
+
+def available(command: str = "sbatch") -> bool:
+    """Whether the SLURM command ``command`` is installed here."""
+    return shutil.which(command) is not None
+
+
+def call(argv: Sequence[str], timeout: float = 30, env: dict[str, str] | None = None) -> str:
+    """Run a SLURM command and return its stdout; SchedulerError when it fails."""
+    try:
+        done = subprocess.run(
+            list(argv), capture_output=True, text=True, timeout=timeout, check=False, env=env
+        )
+    except (OSError, subprocess.SubprocessError) as exc:
+        raise SchedulerError(f"{argv[0]} failed: {exc}") from None
+    if done.returncode != 0:
+        raise SchedulerError(f"{argv[0]} refused the request: {done.stderr.strip()}")
+    return done.stdout
+
+
+def job_states(job_ids: Iterable[str], since: datetime | None = None) -> dict[str, str]:
+    """State of each job (by SLURM_JOB_ID, array tasks included): sacct when it exists,
+    else squeue (which forgets finished jobs); {} when neither answers. ``since``: no
+    job of these IDs was submitted before (see :func:`sacct_argv`)."""
+    ids = sorted(set(job_ids))
+    if not ids:
+        return {}
+    if available("sacct"):
+        try:
+            rows = parse_sacct(call(sacct_argv(ids, since)))
+        except SchedulerError:
+            rows = []
+        states = {r.raw_id: r.state for r in rows if not r.is_step}
+        if states:
+            return states
+    if available("squeue"):
+        try:
+            return parse_squeue(call(squeue_argv(ids)))
+        except SchedulerError:
+            return {}
+    return {}

@@ -1,0 +1,1 @@
+../../metalab_smk/workflow/module.smk
