@@ -261,7 +261,17 @@ def test_metalab_stop_cancels_the_head_and_every_job_on_slurm(tmp_path: Path) ->
     _experiment(tmp_path, "stopme", 8, sleep=3)
     profile = str(_slurm_profile(tmp_path))
     exp_dir = tmp_path / "runs" / "stopme+1"
-    first = _metalab(tmp_path, "submit", "stopme.py", "--profile", profile, "--chunk-size", "2")
+    first = _metalab(
+        tmp_path,
+        "submit",
+        "stopme.py",
+        "--profile",
+        profile,
+        "--chunk-size",
+        "2",
+        "--engine",
+        "snakemake",
+    )
     assert first.returncode == 0, first.stderr
     deadline = time.monotonic() + 240
     while not list((exp_dir / "runs").glob("*.json")):
@@ -288,7 +298,9 @@ def test_head_dying_at_start_makes_submit_fail_with_its_error(tmp_path: Path) ->
     profile = _slurm_profile(tmp_path)
     config = profile / "config.yaml"
     config.write_text(config.read_text() + "\nno-such-option: 1\n")
-    done = _metalab(tmp_path, "submit", "deadhead.py", "--profile", str(profile))
+    done = _metalab(
+        tmp_path, "submit", "deadhead.py", "--profile", str(profile), "--engine", "snakemake"
+    )
     assert done.returncode == 2
     assert "the sweep's head failed at start" in done.stderr
     assert "unrecognized arguments: --no-such-option" in done.stderr
