@@ -7,13 +7,14 @@ directory) is a ``MetalabError``: one line on stderr and exit code 2, no traceba
 from __future__ import annotations
 
 import argparse
+import errno
 import os
 import sys
 from collections.abc import Sequence
 
 from metalab_smk import __version__
 from metalab_smk.cli_stores import add_store_commands
-from metalab_smk.errors import MetalabError
+from metalab_smk.errors import MetalabError, SweepInterrupted
 from metalab_smk.store.config import DEFAULT_STORE
 
 
@@ -74,17 +75,21 @@ def _cmd_run(args: argparse.Namespace) -> int:
         resume=not args.no_resume,
         executor=LocalExecutor(cores=args.cores, chunk_size=args.chunk_size),
     )
-    handle.wait()
+    try:
+        handle.wait()
+    except SweepInterrupted:
+        return 130
     status = handle.status
     if status.failed:
         print("failures by error:")
         print("\n".join(status.failure_lines()))
-    if handle.summary_error:
-        print(f"metalab run: error: {handle.summary_error}", file=sys.stderr)
+    if not handle.error or status.done:
+        print()
+        print(Results(handle.layout).report())
+    if handle.error:
+        print(f"metalab run: error: {handle.error}", file=sys.stderr)
         return 1
-    print()
-    print(Results(handle.layout).report())
-    return 0 if status.done == status.total else 1
+    return 0
 
 
 def _cmd_submit(args: argparse.Namespace) -> int:
@@ -92,6 +97,7 @@ def _cmd_submit(args: argparse.Namespace) -> int:
     from metalab_smk.store.locate import shown
     from metalab_smk.sweep.detached import submit
     from metalab_smk.sweep.executors import LocalExecutor, ProfileExecutor
+    from metalab_smk.sweep.locks import RunnerLock
 
     experiment = _load(args.file, args.experiment)
     executor = (
@@ -99,7 +105,14 @@ def _cmd_submit(args: argparse.Namespace) -> int:
         if args.profile
         else LocalExecutor(cores=args.cores, chunk_size=args.chunk_size)
     )
-    layout = compile_experiment(experiment, args.store)
+    locks: list[RunnerLock] = []  # nothing is written while another sweep runs here
+    try:
+        layout = compile_experiment(
+            experiment, args.store, before_writing=lambda at: locks.append(RunnerLock(at))
+        )
+    finally:
+        for lock in locks:
+            lock.release()
     head = submit(layout, executor, head_time=args.head_time, local=args.local)
     if "array_job_id" in head:
         what = (
@@ -120,7 +133,7 @@ def _cmd_status(args: argparse.Namespace) -> int:
     from metalab_smk.store.coverage import summary_is_current
     from metalab_smk.store.jsonio import read_json
     from metalab_smk.store.locate import shown
-    from metalab_smk.sweep.detached import head_alive
+    from metalab_smk.sweep.detached import dead_head_error, head_alive, head_state
     from metalab_smk.sweep.status import sweep_status
 
     layout = _locate(args)
@@ -134,10 +147,33 @@ def _cmd_status(args: argparse.Namespace) -> int:
         except MetalabError as exc:  # e.g. a read-only store: the counts still hold
             print(f"metalab status: warning: {exc}", file=sys.stderr)
     print(status.as_text(every_run=args.all))
-    head = layout.head_file
-    if head.is_file():
-        state = "running" if head_alive(layout) else "finished"
-        print(f"submitted head process: {state} (log: {shown(read_json(head)['log'])})")
+    if layout.head_file.is_file():
+        head = read_json(layout.head_file)
+        reported = head_state(layout)
+        if reported.get("state") in ("finished", "stopped"):
+            state = reported["state"]
+        elif reported.get("state") == "failed":
+            state = f"failed: {reported.get('error')}"
+        elif head_alive(layout):
+            state = "running"
+        else:
+            state = f"died: {dead_head_error(layout, head)}"
+        print(f"submitted head process: {state} (log: {shown(head['log'])})")
+    return 0
+
+
+def _cmd_stop(args: argparse.Namespace) -> int:
+    from metalab_smk.sweep.status import sweep_status
+    from metalab_smk.sweep.stop import stop_sweep
+
+    layout = _locate(args)
+    stopped = stop_sweep(layout)
+    status = sweep_status(layout, with_errors=False)
+    what = f"stopped {'; '.join(stopped)}" if stopped else "nothing was running"
+    print(
+        f"metalab stop: {what}; {status.done} of {status.total} runs are done and kept. "
+        f"Resume with `metalab run` or `metalab submit` (or `snakemake` in {args.directory})."
+    )
     return 0
 
 
@@ -316,6 +352,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub.set_defaults(func=_cmd_status)
 
+    sub = commands.add_parser("stop", help="stop a running sweep and its jobs (resumable)")
+    _experiment_dir(sub)
+    sub.set_defaults(func=_cmd_stop)
+
     sub = commands.add_parser("results", help="print the results per param case, or export them")
     _experiment_dir(sub)
     sub.add_argument("--csv", default=None, help="write every run as a row to this CSV file")
@@ -357,6 +397,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         return args.func(args)
+    except SweepInterrupted:
+        return 130
     except MetalabError as exc:
         print(f"metalab {args.command}: error: {exc}", file=sys.stderr)
         return 2
@@ -366,6 +408,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"metalab {args.command}: interrupted", file=sys.stderr)
         return 130
+    except OSError as exc:
+        if exc.errno != errno.ENOSPC:
+            raise
+        where = f" (writing {exc.filename})" if exc.filename else ""
+        print(f"metalab {args.command}: error: no space left on device{where}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

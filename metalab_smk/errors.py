@@ -83,6 +83,25 @@ class UsageError(MetalabError, ValueError):
     """A function was called with arguments that do not fit together."""
 
 
+class SweepError(MetalabError, RuntimeError):
+    """A sweep did not finish: Snakemake failed, a run failed or is missing, or the
+    summary could not be written. ``status`` is the SweepStatus, ``cause`` one line."""
+
+    def __init__(self, message: str, status: object = None, returncode: int | None = None):
+        super().__init__(message)
+        self.status = status
+        self.returncode = returncode
+
+
+class SweepInterrupted(KeyboardInterrupt):
+    """Ctrl-C stopped a sweep (a KeyboardInterrupt, so ``except Exception`` never swallows
+    it); finished runs are kept and the same command resumes."""
+
+
+class ShippingError(ExperimentError):
+    """The experiment cannot be sent to the jobs (neither by name nor by value)."""
+
+
 class StoreURIError(MetalabError, ValueError):
     """A store locator (path, file:// URI, database URL) is malformed or unsupported."""
 

@@ -89,9 +89,9 @@ def test_plain_snakemake_packs_isolates_failures_and_resumes(tmp_path: Path) -> 
     assert failed["error"]["type"] == "ValueError"
     crashed = read_json(layout.failed_record(run_ids[12]))
     assert crashed["error"]["type"] == "Crashed"
-    assert "killed by signal 9" in crashed["error"]["message"]
-    assert "killed by signal 9" in layout.log(run_ids[12]).read_text()
-    assert not layout.partial_log(run_ids[12]).exists()
+    assert "killed by signal SIGKILL" in crashed["error"]["message"]
+    assert "killed by signal SIGKILL" in layout.log(run_ids[12]).read_text()
+    assert not layout.newest_partial_log(run_ids[12]).exists()
 
     status = _run(tmp_path, "-m", "metalab_smk.cli", "status", str(layout.root))
     assert "30 runs: 28 done, 0 running, 2 failed, 0 pending" in status.stdout, status.stdout

@@ -14,6 +14,9 @@ from pathlib import Path
 
 import pytest
 
+from metalab_smk.store.layout import ExperimentDir
+from metalab_smk.sweep.status import slurm_job_ids
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -89,6 +92,18 @@ def _sacct(job_ids: set[str], fields: str) -> dict[str, list[str]]:
         check=True,
     ).stdout
     return {line.split("|")[0]: line.split("|")[1:] for line in out.splitlines() if line}
+
+
+def _queued() -> set[str]:
+    out = subprocess.run(["squeue", "-h", "-o", "%i"], capture_output=True, text=True, check=True)
+    return {job.split("_")[0] for job in out.stdout.split()}
+
+
+def _wait_until_gone(jobs: set[str], deadline: float) -> None:
+    """Wait until none of ``jobs`` is queued or running any more."""
+    while jobs & _queued():
+        assert time.monotonic() < deadline
+        time.sleep(1)
 
 
 def _slurm_profile(tmp_path: Path) -> Path:
@@ -205,27 +220,93 @@ def test_failed_run_on_slurm_is_reported_and_retried(tmp_path: Path) -> None:
     assert not list((exp_dir / "failed").glob("*.json"))
 
 
-def test_time_limit_shows_timeout_in_status(tmp_path: Path) -> None:
-    script = tmp_path / "limited_run.py"
-    _experiment(tmp_path, "limited", 1, sleep=600)
-    script.write_text(
+def test_time_limit_and_crash_fail_their_runs_only_and_the_rest_run_at_once(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "limited.py").write_text(
         textwrap.dedent("""
+        import ctypes, time
         import metalab
-        from limited import exp
 
-        config = metalab.SlurmConfig(partition="debug", time=1, memory="500M",
-                                     status_interval=1)
-        metalab.run(exp, executor=metalab.SlurmExecutor(config)).result()
+        @metalab.operation
+        def op(params, capture):
+            if params["x"] == 0:
+                time.sleep(600)  # beyond the 1-minute limit
+            if params["x"] == 1:
+                ctypes.string_at(0)
+            capture.metric("y", params["x"])
+
+        exp = metalab.Experiment(name="limited", version="1", context={}, operation=op,
+            params=metalab.grid(x=[0, 1, 2, 3]), seeds=metalab.seeds(1))
+
+        if __name__ == "__main__":
+            config = metalab.SlurmConfig(partition="debug", time=1, memory="500M",
+                                         status_interval=1, chunk_size=4, engine="snakemake")
+            metalab.run(exp, executor=metalab.SlurmExecutor(config)).result()
     """)
     )
     done = subprocess.run(
-        [sys.executable, str(script)], cwd=tmp_path, capture_output=True, text=True, timeout=400
+        [sys.executable, "limited.py"], cwd=tmp_path, capture_output=True, text=True, timeout=400
     )
-    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.returncode == 1, done.stderr[-3000:]
+    assert "SweepError: 2 of 4 runs done, 2 failed, 0 missing" in done.stderr
     status = _metalab(tmp_path, "status", "runs/limited+1")
-    assert "1 runs: 0 done, 0 running, 1 failed, 0 pending" in status.stdout
+    assert "4 runs: 2 done, 0 running, 2 failed, 0 pending" in status.stdout
     assert "SLURM TIMEOUT" in status.stdout
+    assert "killed by signal SIGSEGV" in status.stdout
     assert "SLURM log:" in status.stdout and "log: " in status.stdout
+
+
+def test_metalab_stop_cancels_the_head_and_every_job_on_slurm(tmp_path: Path) -> None:
+    _experiment(tmp_path, "stopme", 8, sleep=3)
+    profile = str(_slurm_profile(tmp_path))
+    exp_dir = tmp_path / "runs" / "stopme+1"
+    first = _metalab(
+        tmp_path,
+        "submit",
+        "stopme.py",
+        "--profile",
+        profile,
+        "--chunk-size",
+        "2",
+        "--engine",
+        "snakemake",
+    )
+    assert first.returncode == 0, first.stderr
+    deadline = time.monotonic() + 240
+    while not list((exp_dir / "runs").glob("*.json")):
+        assert time.monotonic() < deadline
+        time.sleep(0.5)
+    stopped = _metalab(tmp_path, "stop", str(exp_dir))
+    assert stopped.returncode == 0, stopped.stderr
+    assert "stopped SLURM jobs" in stopped.stdout
+    head = json.loads((exp_dir / ".metalab" / "head.json").read_text())
+    jobs = {head["job_id"], *slurm_job_ids(ExperimentDir.at(exp_dir))}
+    assert len(jobs) >= 2
+    _wait_until_gone(jobs, deadline)  # every job of the sweep leaves the queue
+    status = _metalab(tmp_path, "status", str(exp_dir)).stdout
+    assert "submitted head process: stopped" in status or "died" in status, status
+    finished = {p.name: p.stat().st_mtime_ns for p in (exp_dir / "runs").glob("*.json")}
+    again = _metalab(tmp_path, "run", "stopme.py", "--cores", "2")  # resumes, locally
+    assert again.returncode == 0, again.stderr
+    after = {p.name: p.stat().st_mtime_ns for p in (exp_dir / "runs").glob("*.json")}
+    assert len(after) == 8 and all(after[n] == m for n, m in finished.items())
+
+
+def test_head_dying_at_start_makes_submit_fail_with_its_error(tmp_path: Path) -> None:
+    _experiment(tmp_path, "deadhead", 2)
+    profile = _slurm_profile(tmp_path)
+    config = profile / "config.yaml"
+    config.write_text(config.read_text() + "\nno-such-option: 1\n")
+    done = _metalab(
+        tmp_path, "submit", "deadhead.py", "--profile", str(profile), "--engine", "snakemake"
+    )
+    assert done.returncode == 2
+    assert "the sweep's head failed at start" in done.stderr
+    assert "unrecognized arguments: --no-such-option" in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
+    status = _metalab(tmp_path, "status", "runs/deadhead+1").stdout
+    assert "submitted head process: failed: snakemake failed" in status
 
 
 def test_killed_array_then_resubmit_finishes_without_recomputing(tmp_path: Path) -> None:
@@ -244,7 +325,8 @@ def test_killed_array_then_resubmit_finishes_without_recomputing(tmp_path: Path)
     while "submitted head process: running" in _metalab(tmp_path, "status", str(exp_dir)).stdout:
         assert time.monotonic() < deadline
         time.sleep(1)
-    time.sleep(5)  # orphaned batch jobs finish the run they are in
+    jobs = {head["job_id"], *slurm_job_ids(ExperimentDir.at(exp_dir))}
+    _wait_until_gone(jobs, deadline)
     finished = {p.name: p.stat().st_mtime_ns for p in (exp_dir / "runs").glob("*.json")}
     second = _metalab(tmp_path, "submit", "resubmit.py", "--profile", profile, "--chunk-size", "3")
     assert second.returncode == 0, second.stderr
@@ -256,6 +338,43 @@ def test_killed_array_then_resubmit_finishes_without_recomputing(tmp_path: Path)
     after = {p.name: p.stat().st_mtime_ns for p in (exp_dir / "runs").glob("*.json")}
     assert all(after[name] == mtime for name, mtime in finished.items())
     assert os.path.isfile(exp_dir / "summary" / "runs.parquet")
+
+
+def test_ctrl_c_of_a_slurm_sweep_cancels_its_jobs(tmp_path: Path) -> None:
+    import signal
+
+    _experiment(tmp_path, "interrupt", 8, sleep=3)
+    (tmp_path / "interrupt_run.py").write_text(
+        textwrap.dedent("""
+        import metalab
+        from interrupt import exp
+
+        config = metalab.SlurmConfig(partition="debug", time=5, memory="500M",
+                                     status_interval=1, chunk_size=2, engine="snakemake")
+        metalab.run(exp, executor=metalab.SlurmExecutor(config)).result()
+    """)
+    )
+    exp_dir = tmp_path / "runs" / "interrupt+1"
+    process = subprocess.Popen(
+        [sys.executable, "interrupt_run.py"],
+        cwd=tmp_path,
+        start_new_session=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 240
+    while not list((exp_dir / "runs").glob("*.json")):
+        assert time.monotonic() < deadline
+        time.sleep(0.5)
+    os.killpg(process.pid, signal.SIGINT)
+    _out, err = process.communicate(timeout=120)
+    assert process.returncode == 130, err
+    assert "interrupted:" in err and "Traceback" not in err
+    jobs = slurm_job_ids(ExperimentDir.at(exp_dir))
+    assert jobs
+    _wait_until_gone(jobs, deadline)
 
 
 def test_snakemake_engine_still_runs_through_the_plugin(tmp_path: Path) -> None:

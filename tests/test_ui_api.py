@@ -404,7 +404,7 @@ def test_runs_in_progress_and_their_partial_log(store: Path, tmp_path: Path) -> 
     layout = source.layout(EID)
     run_id = sorted(layout.done_ids())[0]
     layout.record(run_id).unlink()  # as while the run executes: a .partial log, no record
-    layout.partial_log(run_id).write_text("# metalab run {}\nstep 3 of 10\n")
+    layout.partial_log(run_id, os.getpid()).write_text("# metalab run {}\nstep 3 of 10\n")
     with TestClient(build_app(source)) as client:
         assert client.get(f"{API}/in_progress").json() == {"total": 1, "runs": [run_id]}
         detail = client.get(f"{API}/runs/{run_id}").json()

@@ -355,7 +355,7 @@ def test_run_in_progress_follows_its_log_until_the_record_appears(page, store, t
     run_id = sorted(layout.done_ids())[0]
     record = layout.record(run_id).read_bytes()
     layout.record(run_id).unlink()
-    layout.partial_log(run_id).write_text("# metalab run {}\nepoch 1\n")
+    layout.partial_log(run_id, os.getpid()).write_text("# metalab run {}\nepoch 1\n")
     port = free_port()
     process, _ = start_server(copy, port)
     try:
@@ -364,7 +364,7 @@ def test_run_in_progress_follows_its_log_until_the_record_appears(page, store, t
         page.click("#in-progress a")
         page.wait_for_selector("#log")
         assert "epoch 1" in page.inner_text("#log")
-        with layout.partial_log(run_id).open("a") as handle:
+        with layout.partial_log(run_id, os.getpid()).open("a") as handle:
             handle.write("epoch 2\n")
         page.wait_for_function("document.querySelector('#log').textContent.includes('epoch 2')")
         layout.record(run_id).write_bytes(record)  # the run finishes

@@ -8,6 +8,7 @@ is unchanged are not rewritten, so recompiling touches nothing Snakemake looks a
 
 from __future__ import annotations
 
+import ast
 import os
 import shlex
 import shutil
@@ -15,6 +16,7 @@ import subprocess
 import sys
 import textwrap
 from array import array
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +32,7 @@ from metalab_smk.core.experiment import Experiment
 from metalab_smk.core.identity import sha16
 from metalab_smk.core.plan import Plan
 from metalab_smk.core.values import utc_now
-from metalab_smk.errors import ExperimentError
+from metalab_smk.errors import ShippingError
 from metalab_smk.store.config import DEFAULT_STORE, FileStoreConfig
 from metalab_smk.store.jsonio import (
     atomic_write_bytes,
@@ -45,8 +47,10 @@ from metalab_smk.store.runtable import RunTable
 
 __all__ = [
     "DEFAULT_STORE",
+    "by_value_reason",
     "compile_experiment",
     "describe",
+    "experiment_dir",
     "snakemake_command",
     "write_run_table",
 ]
@@ -140,31 +144,87 @@ def _git_commit(directory: Path) -> str | None:
     return done.stdout.strip() or None if done.returncode == 0 else None
 
 
-def _source_of(experiment: Experiment) -> dict[str, Any]:
-    """How a job re-imports the experiment: a snapshot of its file, or its package module."""
+def _in_main_block(path: Path, line: int) -> bool:
+    """Whether ``line`` of ``path`` lies inside an ``if __name__ == "__main__":`` block."""
+    try:
+        tree = ast.parse(path.read_bytes())
+    except (OSError, SyntaxError, ValueError):
+        return False
+    for node in ast.walk(tree):
+        if (
+            isinstance(node, ast.If)
+            and "__name__" in ast.unparse(node.test)
+            and node.lineno <= line <= (node.end_lineno or node.lineno)
+        ):
+            return True
+    return False
+
+
+def by_value_reason(experiment: Experiment) -> str | None:
+    """Why jobs cannot re-import ``experiment`` by name from its file, or None if they can."""
     source_file = experiment.source_file
     if not source_file or not Path(source_file).is_file():
-        raise ExperimentError(
-            f"experiment {experiment.experiment_id!r} was not defined in a Python file (an "
-            "interactive session?); jobs re-import the experiment, so define it in a .py file."
-        )
+        return "not defined in a Python file (an interactive session or notebook)"
+    if getattr(experiment, "defined_in_function", False):
+        return "defined inside a function"
+    if experiment.source_module == "__main__" and _in_main_block(
+        Path(source_file), getattr(experiment, "source_line", 0)
+    ):
+        return "defined in an `if __name__ == '__main__':` block"
+    return None
+
+
+def _pickled(experiment: Experiment, reason: str) -> bytes:
+    """The Experiment by value: its file's own functions and classes are pickled by
+    value too, so editing the file mid-sweep changes nothing in running jobs."""
+    import cloudpickle
+
+    experiment.operation.code_fp  # noqa: B018 - computed now and shipped with it
+    experiment.context_fp  # noqa: B018
     module = sys.modules.get(experiment.source_module or "")
-    package = getattr(module, "__package__", None)
-    entry = {
-        "source_file": str(Path(source_file).absolute()),
+    by_value = module is not None and experiment.source_module not in ("__main__", None)
+    if by_value:
+        cloudpickle.register_pickle_by_value(module)
+    try:
+        return cloudpickle.dumps(experiment)
+    except Exception as exc:
+        raise ShippingError(
+            f"experiment {experiment.experiment_id!r} is {reason}, so jobs get it by value "
+            f"(cloudpickle), but it cannot be pickled: {type(exc).__name__}: {exc}. Define "
+            "the experiment at module level of a .py file, or make what it holds picklable."
+        ) from exc
+    finally:
+        if by_value:
+            cloudpickle.unregister_pickle_by_value(module)
+
+
+def _source_of(experiment: Experiment) -> dict[str, Any]:
+    """How a job gets the experiment: a snapshot of its file, its package module, or
+    (when neither can name it) a pickle of the Experiment itself."""
+    source_file = experiment.source_file
+    entry: dict[str, Any] = {
+        "source_file": str(Path(source_file).absolute()) if source_file else "",
         "sys_path": [p for p in sys.path if p and os.path.isdir(p)],
     }
+    reason = by_value_reason(experiment)
+    if reason:
+        return {**entry, "by_value": reason}
+    module = sys.modules.get(experiment.source_module or "")
+    package = getattr(module, "__package__", None)
     if package and experiment.source_module not in (None, "__main__"):
         return {**entry, "module": experiment.source_module}
     return entry
 
 
-def _snapshot(layout: ExperimentDir, source: dict[str, Any]) -> None:
-    """Copy the experiment file to the snapshot path ``source`` names (jobs import it)."""
+def _snapshot(layout: ExperimentDir, source: dict[str, Any], experiment: Experiment) -> None:
+    """Copy the experiment file to the snapshot path ``source`` names (jobs import it), or
+    write the pickled Experiment when jobs get it by value."""
     if "snapshot" in source:
         _write_if_changed(
             layout.root / source["snapshot"], Path(source["source_file"]).read_bytes()
         )
+    elif "pickle" in source:
+        _write_if_changed(layout.experiment_pickle, _pickled(experiment, source["by_value"]))
 
 
 def _params_manifest(experiment: Experiment) -> dict[str, Any] | str:
@@ -198,9 +258,12 @@ def describe(experiment: Experiment, plan: Plan, layout: ExperimentDir) -> dict[
     writing anything: identity parts, a preview of the context and the operation's source
     (for ``metalab plan``'s diffs), and hashes of the local code files."""
     source = _source_of(experiment)
-    if "module" not in source:
+    if "by_value" in source:
+        source = {**source, "pickle": str(layout.experiment_pickle.relative_to(layout.root))}
+    elif "module" not in source:
         snapshot = layout.snapshot_dir / Path(source["source_file"]).name
         source = {**source, "snapshot": str(snapshot.relative_to(layout.root))}
+    source_file = source["source_file"]
     return {
         "experiment_id": experiment.experiment_id,
         "name": experiment.name,
@@ -220,10 +283,11 @@ def describe(experiment: Experiment, plan: Plan, layout: ExperimentDir) -> dict[
         "params": _params_manifest(experiment),
         "context_preview": context_preview(experiment.context),
         "operation_source": operation_source(experiment),
-        "code_files": code_files(source["source_file"], layout.root),
+        "code_files": code_files(source_file, layout.root) if source_file else {},
         "source": source,
         "cwd": os.getcwd(),
-        "git_commit": _git_commit(Path(source["source_file"]).parent),
+        "argv": list(sys.argv),  # jobs import the file with the same sys.argv
+        "git_commit": _git_commit(Path(source_file).parent) if source_file else None,
         "metalab_version": __version__,
     }
 
@@ -234,18 +298,34 @@ def _any_done(layout: ExperimentDir) -> bool:
     return bool(done) and bool(RunTable(layout.run_table).positions(done))
 
 
+def experiment_dir(
+    experiment: Experiment, store: str | os.PathLike[str] | None = None
+) -> ExperimentDir:
+    """Where ``experiment`` is compiled under ``store`` (nothing is written)."""
+    return FileStoreConfig(store or DEFAULT_STORE).experiment_dir(experiment.experiment_id)
+
+
 def compile_experiment(
-    experiment: Experiment, store: str | os.PathLike[str] | None = None, verbose: bool = True
+    experiment: Experiment,
+    store: str | os.PathLike[str] | None = None,
+    verbose: bool = True,
+    before_writing: Callable[[ExperimentDir], object] | None = None,
 ) -> ExperimentDir:
     """Write (or refresh) the experiment directory of ``experiment`` under ``store``.
 
     With ``verbose``, warns on stderr when code outside the operation changed since the
-    last compile while the run IDs did not (finished runs will be reused)."""
+    last compile while the run IDs did not (finished runs will be reused). Bad input is
+    refused before anything is written; ``before_writing(layout)`` runs just before the
+    first write (``metalab run`` takes the directory's lock there)."""
     plan = Plan(experiment)
     check_store(store or DEFAULT_STORE, experiment.experiment_id)
-    layout = FileStoreConfig(store or DEFAULT_STORE).experiment_dir(experiment.experiment_id)
+    layout = experiment_dir(experiment, store)
     description = describe(experiment, plan, layout)
+    if "by_value" in description["source"]:  # refuse before writing anything
+        _pickled(experiment, description["source"]["by_value"])
     created = [p for p in (layout.root.parent, layout.root) if not p.exists()]
+    if before_writing is not None:
+        before_writing(layout)
     layout.root.mkdir(parents=True, exist_ok=True)
     try:
         write_run_table(layout, plan)  # raises on duplicate run IDs
@@ -258,7 +338,7 @@ def compile_experiment(
     if warning and verbose and _any_done(layout):
         text = textwrap.fill(f"metalab: warning: {warning}", 80, subsequent_indent="  ")
         print(text, file=sys.stderr)
-    _snapshot(layout, description["source"])
+    _snapshot(layout, description["source"], experiment)
     # compiled.json stays small (every job and `metalab status` read it); the param
     # manifest, which lists every grid value, lives beside it (read_compiled joins them)
     _write_if_changed(layout.params_manifest, to_strict_json(description["params"]).encode())

@@ -70,6 +70,10 @@ class CompiledExperiment:
         for entry in reversed(source.get("sys_path", [])):
             if entry not in sys.path:
                 sys.path.insert(0, entry)
+        if "argv" in self.description:  # the file may read sys.argv at import
+            sys.argv = list(self.description["argv"])
+        if "pickle" in source:
+            return self._unpickle(self.layout.root / source["pickle"])
         if "module" in source:
             loaded = import_module_in_definition_mode(source["module"])
         else:
@@ -79,6 +83,21 @@ class CompiledExperiment:
                 snapshot, module_name=name, shown_as=source["source_file"]
             )
         return loaded.select(self.experiment_id, source["source_file"])
+
+    def _unpickle(self, path) -> Experiment:
+        import pickle
+
+        try:
+            with open(path, "rb") as handle:
+                experiment = pickle.load(handle)
+        except Exception as exc:
+            raise ExperimentError(
+                f"cannot load the experiment shipped by value ({path}): "
+                f"{type(exc).__name__}: {exc}; run `metalab compile` again."
+            ) from exc
+        if not isinstance(experiment, Experiment) or experiment.experiment_id != self.experiment_id:
+            raise ExperimentError(f"{path} does not hold experiment {self.experiment_id!r}.")
+        return experiment
 
     def index_of(self, run_id: str) -> int:
         """Global run index of ``run_id`` in the run table."""

@@ -96,9 +96,12 @@ class Experiment:
         self.param_resolver = param_resolver
         self.metadata = dict(metadata or {})
         self.resources = _check_resources(resources)
-        caller = sys._getframe(1).f_globals
+        frame = sys._getframe(1)
+        caller = frame.f_globals
         self.source_file: str | None = caller.get("__file__")
         self.source_module: str | None = caller.get("__name__")
+        self.source_line: int = frame.f_lineno
+        self.defined_in_function: bool = frame.f_code.co_name != "<module>"
 
     @property
     def experiment_id(self) -> str:

@@ -156,7 +156,7 @@ def execute_run(
         "started_at": started_at,
         **slurm_facts(),
     }
-    with RunLog(log_path, header) as runlog:
+    with RunLog(log_path, header, layout.partial_log(run.run_id, os.getpid())) as runlog:
         capture = Capture(layout, run.run_id, runlog)
         runtime = Runtime(
             runlog.logger,
@@ -223,10 +223,11 @@ def record_crash(
     started_at: str,
     seconds: float,
     message: str,
+    pid: int,
 ) -> None:
-    """Write the failed record of a run whose process died (a signal, ``os._exit``, a
-    crash in native code) and close its log, so the run has a record like any other."""
-    partial, log_path = layout.partial_log(run.run_id), layout.log(run.run_id)
+    """Write the failed record of a run whose process ``pid`` died (a signal, ``os._exit``,
+    a crash in native code) and close its log, so the run has a record like any other."""
+    partial, log_path = layout.partial_log(run.run_id, pid), layout.log(run.run_id)
     try:
         with open(partial, "a") as handle:
             handle.write(f"\nmetalab: {message}\n")

@@ -4,7 +4,7 @@ The first line of the log names the process running it (pid, host, SLURM job), s
 ``.partial`` log left behind tells ``metalab status`` which run was in progress where.
 While a run executes, file descriptors 1 and 2 (so ``print``, C extensions and child
 processes too), the ``metalab.run`` logger, subscribed loggers and warnings all go to
-``logs/<run_id>_run.log.partial``; the file is renamed to its final name at the end.
+``logs/<run_id>_run.log.<pid>.partial``; the file is renamed to its final name at the end.
 """
 
 from __future__ import annotations
@@ -34,10 +34,10 @@ _FORMATTER = logging.Formatter(LOG_FORMAT, LOG_DATE_FORMAT)
 class RunLog:
     """Context manager that captures output of one run into ``path``."""
 
-    def __init__(self, path: Path, header: dict[str, Any]) -> None:
+    def __init__(self, path: Path, header: dict[str, Any], partial: Path) -> None:
         self.path = path
         self.header = header
-        self.partial = path.with_name(path.name + ".partial")
+        self.partial = partial
         self.logger = _RUN_LOGGER
         self.warnings: list[dict[str, Any]] = []
         self._subscribed: list[tuple[logging.Logger, int]] = []

@@ -3,16 +3,23 @@
 
 Runs whose valid success record exists are skipped, so a batch that is started again
 never recomputes a finished run. Exit status 1 when any run failed.
+
+The worker registers itself in ``.metalab/workers/`` (so a new sweep on the directory
+waits for it) and watches the Snakemake that started it: when that dies (SIGKILL, or its
+own parent died), the worker cancels its runs and ends.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import sys
+import threading
 import time
 import traceback
 from collections.abc import Sequence
+from pathlib import Path
 
 from metalab_smk.compile.reader import CompiledExperiment
 from metalab_smk.core.experiment import Experiment
@@ -21,12 +28,16 @@ from metalab_smk.core.values import utc_now
 from metalab_smk.errors import MetalabError
 from metalab_smk.job.capture import RunCancelled, Runtime
 from metalab_smk.job.execute import execute_run, record_crash, warm_up
+from metalab_smk.job.exits import describe_exit, disk_full, oom_kills
 from metalab_smk.store.jsonio import atomic_write_text
 from metalab_smk.store.layout import ExperimentDir
 from metalab_smk.store.records import Status
 from metalab_smk.store.validate import valid_record_exists
 
 USAGE = "usage: python -m metalab_smk.job.worker (run RUN_ID | batch NAME | task STAMP)"
+WATCH_SECONDS = 0.5  # how often the worker checks that its Snakemake still lives
+KILL_AFTER_SECONDS = 10.0  # a run that ignores cancellation this long is killed
+_child: int | None = None  # the forked process running the current run
 
 
 class _Cancellation:
@@ -39,6 +50,10 @@ class _Cancellation:
 
     def _handle(self, signum: int, frame: object) -> None:
         self.requested = True
+        if _child is not None:  # the run executes in a forked child: cancel it there
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(_child, signal.SIGTERM)
+            return
         runtime = self.runtime
         if runtime is not None and runtime.in_operation:
             runtime.in_operation = False  # raise once; later signals must not interrupt
@@ -109,6 +124,8 @@ def _run_in_child(
     started_wall = time.time() - 1  # file times may be coarser than the clock
     sys.stdout.flush()
     sys.stderr.flush()
+    global _child
+    ooms = oom_kills()
     pid = os.fork()
     if pid == 0:  # the child: run, then leave without running the parent's exit handlers
         code = 1
@@ -120,24 +137,93 @@ def _run_in_child(
             sys.stdout.flush()
             sys.stderr.flush()
             os._exit(code)
-    _, status = os.waitpid(pid, 0)
+    _child = pid
+    try:
+        _, status = os.waitpid(pid, 0)
+    finally:
+        _child = None
     if layout.record(run.run_id).is_file():
         return True
     failed = layout.failed_record(run.run_id)
     if os.WIFEXITED(status) and failed.is_file() and failed.stat().st_mtime >= started_wall:
         return False  # the child wrote the failed record and reported it
-    how = (
-        f"killed by signal {os.WTERMSIG(status)}"
-        if os.WIFSIGNALED(status)
-        else f"exited with status {os.WEXITSTATUS(status)}"
-    )
+    how = describe_exit(status)
+    if how.endswith("signal SIGKILL") and oom_kills() > ooms:
+        how = "was killed: out of memory (SIGKILL)"
+    if disk_full(layout.root):
+        how += " (no space left on device)"
     message = f"the run's process {how} without writing a record"
-    record_crash(layout, plan, run, description, started_at, time.monotonic() - start, message)
+    try:
+        record_crash(
+            layout, plan, run, description, started_at, time.monotonic() - start, message, pid
+        )
+    except OSError as exc:
+        print(f"metalab worker: cannot write the failed record: {exc}", file=sys.stderr)
     print(f"metalab: run {run.run_id} failed: {message}", file=sys.stderr)
     return False
 
 
+def _snakemake_ancestor() -> int:
+    """The nearest ancestor process running snakemake (a shell may sit between), or the
+    parent when there is none (a worker started by hand or by a SLURM array task)."""
+    pid = os.getppid()
+    for _ in range(4):
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:
+            break
+        if b"snakemake" in cmdline:
+            return pid
+        pid = int(stat.rsplit(")", 1)[1].split()[1])
+        if pid <= 1:
+            break
+    return os.getppid()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        return True
+    return state not in ("Z", "X")
+
+
+def _watch_parent() -> None:
+    """End the batch when the Snakemake that started it dies: SIGTERM to ourselves (the
+    running run records itself as cancelled), SIGKILL to the run a while later."""
+    watched, parent = _snakemake_ancestor(), os.getppid()
+
+    def watch() -> None:
+        while _alive(watched) and os.getppid() == parent:
+            time.sleep(WATCH_SECONDS)
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(KILL_AFTER_SECONDS)
+        if _child is not None:
+            os.kill(_child, signal.SIGKILL)
+
+    threading.Thread(target=watch, daemon=True, name="metalab-parent-watch").start()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    layout = ExperimentDir.at(os.getcwd())
+    registration = layout.worker_file(os.getpid(), os.uname().nodename)
+    try:
+        registration.parent.mkdir(parents=True, exist_ok=True)
+        registration.touch()
+    except OSError:
+        pass
+    try:
+        return _main(argv)
+    finally:
+        registration.unlink(missing_ok=True)
+
+
+def _main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     if len(args) != 2 or args[0] not in ("run", "batch", "task"):
         print(USAGE, file=sys.stderr)
@@ -155,7 +241,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"metalab worker: {exc}", file=sys.stderr)
         return 2
     cancellation = _Cancellation()
-    isolate = command == "batch" and len(indices) > 1 and hasattr(os, "fork")
+    if "SLURM_ARRAY_TASK_ID" not in os.environ:
+        _watch_parent()
+    isolate = hasattr(os, "fork")
     if isolate:
         warm_up()  # once here, not in every forked run
     failures = 0

@@ -98,7 +98,7 @@ class FileStore:
             layout = next(iter(self.experiment_dirs()), ExperimentDir.at(self._root))
         candidates = [layout.log(run_id, name)]
         if name == "run":
-            candidates.append(layout.partial_log(run_id))
+            candidates.append(layout.newest_partial_log(run_id))
         for path in candidates:
             if path.is_file():
                 return path.read_text(errors="replace")

@@ -141,9 +141,59 @@ class ExperimentDir:
     def logs_dir(self) -> Path:
         return self.root / "logs"
 
-    def partial_log(self, run_id: str) -> Path:
-        """The log of a run in progress (left behind when its process is killed)."""
-        return self.logs_dir / f"{run_id}_run.log.partial"
+    def partial_log(self, run_id: str, pid: int) -> Path:
+        """The log of a run in progress in process ``pid`` (left behind when the process
+        is killed); one per process, so two attempts never share a file."""
+        return self.logs_dir / f"{run_id}_run.log.{pid}.partial"
+
+    def newest_partial_log(self, run_id: str) -> Path:
+        """The newest partial log of ``run_id`` (a path that does not exist if none)."""
+        found = sorted(
+            self.logs_dir.glob(f"{run_id}_run.log.*.partial"),
+            key=lambda path: path.stat().st_mtime_ns if path.exists() else 0,
+        )
+        return found[-1] if found else self.logs_dir / f"{run_id}_run.log.partial"
+
+    def partial_logs(self) -> dict[str, Path]:
+        """The newest partial log of each run that has one: ``{run_id: path}``."""
+        if not self.logs_dir.is_dir():
+            return {}
+        newest: dict[str, tuple[float, Path]] = {}
+        with os.scandir(self.logs_dir) as entries:
+            for entry in entries:
+                run_id, sep, rest = entry.name.partition("_run.log.")
+                if not sep or not rest.endswith(".partial"):
+                    continue
+                try:
+                    mtime = entry.stat().st_mtime
+                except OSError:
+                    continue
+                if run_id not in newest or mtime > newest[run_id][0]:
+                    newest[run_id] = (mtime, Path(entry.path))
+        return {run_id: path for run_id, (_, path) in newest.items()}
+
+    @property
+    def head_state(self) -> Path:
+        """What the submitted head reports: started, finished, failed (with the error)."""
+        return self.meta_dir / "head-state.json"
+
+    @property
+    def stop_request(self) -> Path:
+        """Written by ``metalab stop``: the runner starts no further Snakemake round."""
+        return self.meta_dir / "stop-requested"
+
+    @property
+    def experiment_pickle(self) -> Path:
+        """The Experiment by value (cloudpickle) when jobs cannot re-import it by name."""
+        return self.meta_dir / "experiment.pkl"
+
+    @property
+    def workers_dir(self) -> Path:
+        """One file per live job worker: ``<pid>@<host>`` (removed when it ends)."""
+        return self.meta_dir / "workers"
+
+    def worker_file(self, pid: int, host: str) -> Path:
+        return self.workers_dir / f"{pid}@{host}"
 
     @property
     def derived_dir(self) -> Path:
@@ -193,6 +243,7 @@ class ExperimentDir:
 
     @property
     def runner_lock(self) -> Path:
+        """Held (flock) by the process driving Snakemake here; holds its pid."""
         return self.meta_dir / "runner.lock"
 
     @property
@@ -287,8 +338,8 @@ class RunDirs(ExperimentDir):
     def log(self, run_id: str) -> Path:
         return self._of(run_id).log(run_id)
 
-    def partial_log(self, run_id: str) -> Path:
-        return self._of(run_id).partial_log(run_id)
+    def newest_partial_log(self, run_id: str) -> Path:
+        return self._of(run_id).newest_partial_log(run_id)
 
     def results(self, run_id: str) -> Path:
         return self._of(run_id).results(run_id)

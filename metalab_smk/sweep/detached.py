@@ -11,6 +11,9 @@ from __future__ import annotations
 import datetime as _dt
 import os
 import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from metalab_smk.core.values import utc_now
@@ -20,6 +23,7 @@ from metalab_smk.slurm.array import array_alive, submit_array, submit_summary, t
 from metalab_smk.slurm.config import SlurmConfig, minutes
 from metalab_smk.store.jsonio import atomic_write_json, read_json
 from metalab_smk.store.layout import ExperimentDir
+from metalab_smk.store.locate import shown
 from metalab_smk.sweep.batches import batch_stamp, missing_indices, plan_batches
 from metalab_smk.sweep.executors import (
     LocalExecutor,
@@ -31,13 +35,9 @@ from metalab_smk.sweep.executors import (
 from metalab_smk.sweep.processes import snakemake_env, start_detached
 from metalab_smk.sweep.status import pid_alive
 
-__all__ = ["array_in_flight", "head_alive", "submit"]
+__all__ = ["array_in_flight", "dead_head_error", "head_alive", "head_state", "submit"]
 
 Executor = LocalExecutor | SlurmExecutor | ProfileExecutor
-
-
-def _head_file(layout: ExperimentDir):
-    return layout.head_file
 
 
 def _on_slurm(executor: Executor) -> bool:
@@ -61,7 +61,7 @@ def submit(
     if head_alive(layout):
         raise MetalabError(
             f"a submitted sweep is still running in {layout.root}; follow it with "
-            f"`metalab status {os.path.relpath(layout.root)}`."
+            f"`metalab status {shown(layout.root)}`."
         )
     settings = layout.executor_file
     atomic_write_json(settings, executor_to_dict(executor))
@@ -69,12 +69,13 @@ def submit(
     now = utc_now()
     slurm = array_config(executor)
     missing = missing_indices(layout)
+    poll: Callable[[], int | None] | None = None
     if slurm is not None and missing and not local and scheduler.available("sbatch"):
-        head = _submit_array(layout, executor, slurm, missing, now)
+        head = _submit_array(layout, executor, slurm, missing, now)  # no head process
     elif _on_slurm(executor) and not local and scheduler.available("sbatch"):
         log = layout.head_log(on_slurm=True)
         argv = scheduler.sbatch_argv(
-            command,
+            ["exec", *command],  # the head is the job's process: scancel's SIGTERM reaches it
             job_name=f"metalab-head-{layout.root.name}",
             output=str(log),
             chdir=str(layout.root),
@@ -96,6 +97,7 @@ def submit(
     else:
         log = layout.head_log(on_slurm=False)
         process = start_detached(command, layout.root, log)
+        poll = process.poll
         head = {
             "kind": "local",
             "pid": process.pid,
@@ -103,8 +105,55 @@ def submit(
             "submitted_at": now,
             "log": str(log),
         }
-    atomic_write_json(_head_file(layout), head)
+    layout.head_state.unlink(missing_ok=True)
+    atomic_write_json(layout.head_file, head)
+    if "array_job_id" not in head:  # a head process: wait until its Snakemake started
+        _wait_until_started(layout, head, poll)
     return head
+
+
+def head_state(layout: ExperimentDir) -> dict[str, Any]:
+    """What the head reported (``state``: running, finished, failed, stopped), or {}."""
+    try:
+        return read_json(layout.head_state)
+    except (OSError, ValueError):
+        return {}
+
+
+def dead_head_error(layout: ExperimentDir, head: dict[str, Any]) -> str:
+    """Why a head that ended without reporting died, from its log."""
+    from metalab_smk.sweep.outcome import error_line
+
+    line = error_line(Path(head["log"])) if head.get("log") else None
+    return line or "it ended without a message"
+
+
+def _wait_until_started(
+    layout: ExperimentDir,
+    head: dict[str, Any],
+    poll: Callable[[], int | None] | None,
+    queued_timeout: float = 180.0,
+) -> None:
+    """Return once the head's Snakemake started jobs (or after ``queued_timeout`` seconds,
+    e.g. while the head job is queued); raise MetalabError with the head's error when it
+    died at start."""
+    deadline = time.monotonic() + queued_timeout
+    while time.monotonic() < deadline:
+        state = head_state(layout)
+        if state.get("state") == "failed":
+            raise MetalabError(
+                f"the sweep's head failed at start: {state.get('error')} "
+                f"(log: {shown(head['log'])})"
+            )
+        if state.get("state") in ("running", "finished", "stopped"):
+            return
+        alive = poll() is None if poll is not None else head_alive(layout)
+        if not alive and not head_state(layout):
+            raise MetalabError(
+                f"the sweep's head died at start: {dead_head_error(layout, head)} "
+                f"(log: {shown(head['log'])})"
+            )
+        time.sleep(0.2)
 
 
 def _submit_array(
@@ -139,7 +188,7 @@ def head_alive(layout: ExperimentDir, ask_scheduler: bool = True) -> bool:
     """Whether the sweep submitted in ``.metalab/head.json`` still runs: its head process,
     or the tasks of its job array (ended when every task wrote its end marker).
     ``ask_scheduler=False`` answers from files only (alive unless known to have ended)."""
-    path = _head_file(layout)
+    path = layout.head_file
     if not path.is_file():
         return False
     head = read_json(path)
@@ -178,5 +227,5 @@ def _just_submitted(head: dict[str, Any]) -> bool:
 
 def array_in_flight(layout: ExperimentDir) -> bool:
     """Whether the tasks of a job array submitted by ``metalab submit`` still run."""
-    path = _head_file(layout)
+    path = layout.head_file
     return path.is_file() and "array_job_id" in read_json(path) and head_alive(layout)

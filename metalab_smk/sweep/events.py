@@ -138,9 +138,11 @@ class EventWatcher:
         # files left by earlier invocations (a failed record, a killed run's partial log)
         # are not news: only a newer version of them is
         self._old_failed = self._mtimes(self.layout.failed_record, ".json", layout.failed_dir)
-        self._old_partial = self._mtimes(
-            self.layout.partial_log, "_run.log.partial", layout.logs_dir
-        )
+        partials = layout.partial_logs()  # one per process: the newest of each run
+        self._old_partial = {}
+        for run_id in partials.keys() & self.pending:
+            with contextlib.suppress(OSError):
+                self._old_partial[run_id] = os.stat(partials[run_id]).st_mtime_ns
         for run_id in self.skipped if skip_events else ():
             emit_event(callback, Event.run_skipped(run_id))
 
@@ -173,8 +175,8 @@ class EventWatcher:
         done = _names(self.layout.runs_dir, ".json") & self.pending
         failed = (_names(self.layout.failed_dir, ".json") & self.pending) - done
         failed = self._new(failed, self._old_failed, self.layout.failed_record)
-        partial = _names(self.layout.logs_dir, "_run.log.partial") & self.pending
-        partial = self._new(partial, self._old_partial, self.layout.partial_log)
+        partials = self.layout.partial_logs()
+        partial = self._new(partials.keys() & self.pending, self._old_partial, partials.get)
         for run_id in sorted(partial - self.started - done - failed):
             self.started.add(run_id)
             emit_event(self.callback, Event.run_started(run_id))

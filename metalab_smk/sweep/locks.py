@@ -1,4 +1,5 @@
-"""Is Snakemake running in a directory, and recovering from one that was killed."""
+"""One sweep per directory: the runner lock, finding the processes of a sweep, and
+recovering from a Snakemake that was killed."""
 
 from __future__ import annotations
 
@@ -13,15 +14,34 @@ from pathlib import Path
 
 from metalab_smk.errors import SweepBusyError
 from metalab_smk.store.layout import ExperimentDir
+from metalab_smk.store.locate import shown
 from metalab_smk.store.validate import process_alive
 from metalab_smk.sweep.processes import DRIVER_VARIABLE, snakemake_env
+from metalab_smk.sweep.status import alive_slurm_jobs
 
-__all__ = ["RunnerLock", "end_orphaned_snakemake", "live_snakemake_pids", "recover_stale_lock"]
+__all__ = [
+    "RunnerLock",
+    "end_orphaned_snakemake",
+    "live_snakemake_pids",
+    "live_worker_pids",
+    "recover_stale_lock",
+]
+
+WORKER_MODULES = (b"metalab_smk.worker", b"metalab_smk.job.worker")
+
+
+def _busy_message(layout: ExperimentDir, pid: str) -> str:
+    where = shown(layout.root)
+    return (
+        f"another metalab run is active in {where} (pid {pid or '?'}); stop it with "
+        f"`metalab stop {where}` or follow it with `metalab status {where}`."
+    )
 
 
 class RunnerLock:
-    """An exclusive lock on ``.metalab/runner.lock`` held while metalab drives Snakemake
-    in a directory, so a second ``metalab run`` there refuses instead of interfering."""
+    """An exclusive lock on ``.metalab/runner.lock`` (holding the owner's pid), held while
+    metalab compiles and drives Snakemake in a directory, so a second ``metalab run``
+    there refuses before writing anything."""
 
     def __init__(self, layout: ExperimentDir) -> None:
         layout.meta_dir.mkdir(parents=True, exist_ok=True)
@@ -29,11 +49,14 @@ class RunnerLock:
         try:
             fcntl.flock(self._handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
+            self._handle.seek(0)
+            owner = self._handle.read().strip()
             self._handle.close()
-            raise SweepBusyError(
-                f"another metalab run is active in {layout.root}; wait for it to finish "
-                "(`metalab status` shows progress) or cancel it first."
-            ) from None
+            raise SweepBusyError(_busy_message(layout, owner)) from None
+        self._handle.seek(0)
+        self._handle.truncate()
+        self._handle.write(f"{os.getpid()}\n")
+        self._handle.flush()
 
     def release(self) -> None:
         if not self._handle.closed:
@@ -41,26 +64,51 @@ class RunnerLock:
             self._handle.close()
 
 
-def live_snakemake_pids(directory: Path) -> list[int]:
-    """PIDs of snakemake processes whose working directory is ``directory`` (Linux /proc)."""
-    found = []
+def _processes_in(directory: Path):
+    """(pid, cmdline parts) of the processes whose working directory is ``directory``."""
     target = os.path.realpath(directory)
     proc = Path("/proc")
     if not proc.is_dir():
-        return found
+        return
     for entry in proc.iterdir():
         if not entry.name.isdigit() or int(entry.name) == os.getpid():
             continue
         try:
             if os.path.realpath(entry / "cwd") != target:
                 continue
-            cmdline = (entry / "cmdline").read_bytes().split(b"\0")
+            yield int(entry.name), (entry / "cmdline").read_bytes().split(b"\0")
         except OSError:
             continue
-        if any(b"snakemake" in part for part in cmdline[:4]) and b"slurm-jobstep" not in b" ".join(
-            cmdline
-        ):
-            found.append(int(entry.name))
+
+
+def live_snakemake_pids(directory: Path) -> list[int]:
+    """PIDs of snakemake processes whose working directory is ``directory`` (Linux /proc)."""
+    return [
+        pid
+        for pid, cmdline in _processes_in(directory)
+        if any(b"snakemake" in part for part in cmdline[:4])
+        and b"slurm-jobstep" not in b" ".join(cmdline)
+    ]
+
+
+def live_worker_pids(directory: Path) -> list[int]:
+    """PIDs of metalab job workers of ``directory`` alive on this host (each worker
+    registers itself in ``.metalab/workers/``)."""
+    layout = ExperimentDir.at(directory)
+    if not layout.workers_dir.is_dir():
+        return []
+    host, found = os.uname().nodename, []
+    for entry in layout.workers_dir.iterdir():
+        pid, _, where = entry.name.partition("@")
+        if where != host or not pid.isdigit():
+            continue
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            entry.unlink(missing_ok=True)  # a worker killed by SIGKILL
+            continue
+        if any(part in WORKER_MODULES for part in cmdline[:4]):
+            found.append(int(pid))
     return found
 
 
@@ -98,20 +146,34 @@ def end_orphaned_snakemake(directory: Path, grace: float = 60.0) -> list[int]:
     return orphans
 
 
-def recover_stale_lock(layout: ExperimentDir) -> bool:
-    """Remove Snakemake's lock when no snakemake runs here (it was killed); True if removed.
+def recover_stale_lock(layout: ExperimentDir, worker_grace: float = 15.0) -> bool:
+    """Remove Snakemake's lock when neither snakemake nor a job worker runs here (a killed
+    sweep); True if removed. Workers whose Snakemake died end by themselves within
+    seconds, so they are waited for up to ``worker_grace`` seconds.
 
-    Raises SweepBusyError when a snakemake process is still running in ``directory``.
+    Raises SweepBusyError when a snakemake process or worker is still running here.
     """
     directory = layout.root
     locks = layout.snakemake_locks_dir
     if not locks.is_dir() or not any(locks.iterdir()):
         return False
     pids = live_snakemake_pids(directory)
-    if pids:
+    deadline = time.monotonic() + worker_grace
+    while not pids and live_worker_pids(directory) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    pids = pids or live_worker_pids(directory)
+    jobs = alive_slurm_jobs(layout)
+    if jobs:
+        where = shown(directory)
         raise SweepBusyError(
-            f"snakemake is already running in {directory} (pid {', '.join(map(str, pids))}); "
-            "wait for it to finish (`metalab status` shows progress) or stop it first."
+            f"SLURM jobs {', '.join(jobs)} of an interrupted sweep still run in {where}; "
+            f"stop them with `metalab stop {where}`."
+        )
+    if pids:
+        where = shown(directory)
+        raise SweepBusyError(
+            f"snakemake or its jobs are still running in {where} (pid "
+            f"{', '.join(map(str, pids))}); stop them with `metalab stop {where}`."
         )
     subprocess.run(
         [sys.executable, "-m", "snakemake", "--unlock", "--cores", "1", "--quiet", "all"],

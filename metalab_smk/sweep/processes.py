@@ -19,23 +19,29 @@ def snakemake_env() -> dict[str, str]:
     return {**os.environ, "PYTHONSAFEPATH": "1"}
 
 
-def _die_with(parent: int) -> None:
-    """In the child before exec: ask the kernel for SIGTERM when the parent dies."""
+def _die_with(parent: int, signum: int) -> None:
+    """In the child before exec: ask the kernel for ``signum`` when the parent dies."""
     try:
-        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, int(signal.SIGTERM))
-    except (OSError, AttributeError):  # not Linux: the next driver ends leftovers
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, int(signum))
+    except (OSError, AttributeError):  # not Linux: the jobs' own parent watch ends them
         return
     if os.getppid() != parent:  # the parent died before prctl took effect
-        os.kill(os.getpid(), signal.SIGTERM)
+        os.kill(os.getpid(), signum)
 
 
 def start_detached(
-    command: list[str], cwd: Path, log: Path, tie_to_parent: bool = False
+    command: list[str],
+    cwd: Path,
+    log: Path,
+    tie_to_parent: bool = False,
+    death_signal: int = signal.SIGTERM,
 ) -> subprocess.Popen[bytes]:
     """Start ``command`` in its own session (so it can be signalled as a group), appending
     its output to ``log``. It outlives its parent unless ``tie_to_parent``: then it gets
     SIGTERM when the parent dies (a SLURM head job killed by scancel or its time limit,
-    whose Snakemake would otherwise be reparented to PID 1 and escape the job)."""
+    whose Snakemake would otherwise be reparented to PID 1 and escape the job).
+    ``death_signal=SIGKILL`` for a foreground sweep: Snakemake on SIGTERM waits for its
+    running jobs, while the jobs notice a killed Snakemake and cancel their runs."""
     parent = os.getpid()
     with open(log, "ab") as handle:
         handle.write(f"\n$ {' '.join(command)}\n".encode())
@@ -48,5 +54,14 @@ def start_detached(
             stdin=subprocess.DEVNULL,
             start_new_session=True,
             env={**snakemake_env(), DRIVER_VARIABLE: str(parent)},
-            preexec_fn=(lambda: _die_with(parent)) if tie_to_parent else None,
+            preexec_fn=(lambda: _die_with(parent, death_signal)) if tie_to_parent else None,
         )
+
+
+def signal_group(pid: int, signum: int) -> bool:
+    """Send ``signum`` to the process group led by ``pid``; False if it is gone."""
+    try:
+        os.killpg(pid, signum)
+    except (ProcessLookupError, PermissionError):
+        return False
+    return True

@@ -1,11 +1,17 @@
 """``metalab.run``: compile, run Snakemake as a subprocess, return a handle.
 
 Snakemake runs in its own process group with the experiment directory as working
-directory; the handle follows progress from the record files.
+directory; the handle follows progress from the record files. Snakemake dies with the
+handle's thread (parent-death signal), Ctrl-C while waiting stops the sweep, and
+``result()`` raises SweepError when the sweep did not finish (docs: README, "Stopping a
+sweep, exit codes, crashes").
 """
 
 from __future__ import annotations
 
+import atexit
+import contextlib
+import errno
 import json
 import os
 import shutil
@@ -14,14 +20,15 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import asdict, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from metalab_smk.compile.compiler import compile_experiment
+from metalab_smk.compile.compiler import compile_experiment, experiment_dir
 from metalab_smk.compile.loader import in_definition_mode, stop_definition
 from metalab_smk.core.experiment import Experiment
-from metalab_smk.errors import SweepBusyError, UsageError
+from metalab_smk.errors import SweepBusyError, SweepError, SweepInterrupted, UsageError
 from metalab_smk.results.derived import normalise_functions
 from metalab_smk.slurm.array import QueuePolling
 from metalab_smk.store.jsonio import read_json
@@ -43,9 +50,10 @@ from metalab_smk.sweep.locks import (
     live_snakemake_pids,
     recover_stale_lock,
 )
-from metalab_smk.sweep.processes import start_detached
+from metalab_smk.sweep.outcome import failure_cause
+from metalab_smk.sweep.processes import signal_group, start_detached
 from metalab_smk.sweep.progress import Progress
-from metalab_smk.sweep.status import SweepStatus, sweep_status
+from metalab_smk.sweep.status import SweepStatus, cancel_slurm_jobs, sweep_status
 
 if TYPE_CHECKING:
     from metalab_smk.results.results import Results
@@ -75,12 +83,19 @@ class RunHandle:
 
     Events (``on_event``) and the progress display are fed by a watcher thread that turns
     new record and partial-log files into events; derived metrics are computed when the
-    sweep ends, before the parquet summary is written."""
+    sweep ends, before the parquet summary is written.
+
+    The watch thread also starts Snakemake (``launch``): its parent-death signal is tied
+    to the starting thread, which lives as long as the sweep. Ctrl-C while waiting (a
+    KeyboardInterrupt in the waiting thread, e.g. a notebook's interrupt) stops a sweep
+    this handle started: Snakemake and its jobs get SIGTERM (running runs record
+    themselves as cancelled), a second Ctrl-C kills them at once; then SweepInterrupted
+    is raised."""
 
     def __init__(
         self,
         layout: ExperimentDir,
-        process: subprocess.Popen[bytes] | None = None,
+        launch: Callable[[list[int]], subprocess.Popen[bytes]] | None = None,
         progress: Progress | None = None,
         follow_existing: bool = False,
         lock: RunnerLock | None = None,
@@ -88,9 +103,15 @@ class RunHandle:
         on_event: EventCallback | None = None,
         derived_metrics: list[Any] | None = None,
         skipped: list[str] | None = None,
+        missing: list[int] | None = None,
     ) -> None:
         self.layout = layout
-        self.process = process
+        self.process: subprocess.Popen[bytes] | None = None
+        self._launch = launch
+        self._started = threading.Event()
+        self._launch_error: BaseException | None = None
+        self._stopping = False
+        self.error: str | None = None  # one line: why the sweep did not finish
         self._lock = lock
         self._progress = progress
         self._on_event = on_event
@@ -112,11 +133,16 @@ class RunHandle:
             self._watcher = EventWatcher(
                 layout, running, self._skipped, self._emit, skip_events=on_event is not None
             )
-        if process is None and not follow_existing:
+        if launch is None and not follow_existing:
             self.returncode = 0
             self._finish()
-        else:
-            threading.Thread(target=self._watch, daemon=True).start()
+            return
+        threading.Thread(
+            target=self._watch, args=(missing or [],), daemon=True, name="metalab-sweep"
+        ).start()
+        self._started.wait()
+        if self._launch_error is not None:
+            raise self._launch_error
 
     def _emit(self, event: Event) -> None:
         emit_event(self._progress, event)
@@ -150,39 +176,77 @@ class RunHandle:
             return self.process.poll() is None
         return head_alive(self.layout, ask_scheduler) or bool(live_snakemake_pids(self.layout.root))
 
-    def _watch(self) -> None:
+    def _watch(self, missing: list[int]) -> None:
+        """Start Snakemake, follow it, and start up to two more rounds for runs that no
+        job reached (a batch cut short by a SLURM time limit)."""
+        if self._launch is not None:
+            try:
+                self.process = self._launch(missing)
+            except BaseException as exc:  # raised by the constructor
+                self._launch_error = exc
+                self._started.set()
+                if self._lock is not None:
+                    self._lock.release()
+                if self._progress is not None:
+                    self._progress.__exit__(None, None, None)
+                return
+        self._started.set()
         import metalab_smk.results.summary  # noqa: F401 - load pandas/pyarrow while Snakemake works
 
+        try:
+            self._follow(missing)
+        except Exception as exc:  # never leave a waiter hanging
+            self.error = f"following the sweep failed: {_reason(exc)}"
+        finally:
+            self._finish()
+
+    def _follow(self, missing: list[int]) -> None:
+        rounds = 0
         polling = QueuePolling()  # files every 0.1 s; the scheduler seldom, backing off
-        pause = 0.1
-        while self._running(polling.due()):
-            if self._watcher is not None:
-                began = time.perf_counter()
-                self._watcher.poll()
-                pause = min(2.0, max(0.1, 5 * (time.perf_counter() - began)))
-            time.sleep(pause)
-        self.returncode = self.process.returncode if self.process is not None else None
-        self._finish()
+        while True:
+            pause = 0.1
+            while self._running(polling.due()):
+                if self._watcher is not None:
+                    began = time.perf_counter()
+                    self._watcher.poll()
+                    pause = min(2.0, max(0.1, 5 * (time.perf_counter() - began)))
+                time.sleep(pause)
+            self.returncode = self.process.returncode if self.process is not None else None
+            untouched = _untouched_indices(self.layout)
+            killed = self.returncode is not None and self.returncode < 0
+            self._stopping = self._stopping or self.layout.stop_request.exists()
+            if self._stopping or killed or self._launch is None or rounds >= 2 or not untouched:
+                return
+            if len(untouched) == len(missing) and self.returncode:
+                return  # no job got anywhere: a second round would fail the same way
+            rounds, missing = rounds + 1, untouched
+            self.process = self._launch(untouched)
 
     def _finish(self) -> None:
-        from metalab_smk.errors import MetalabError
         from metalab_smk.results.pgindex import upkeep
         from metalab_smk.results.summary import ensure_summary
 
         try:
             if self._watcher is not None:
                 self._watcher.poll()
-            if self._derived:
-                self._compute_derived()
             try:
+                if self._derived:
+                    self._compute_derived()
                 if not self._summary_checked:
                     ensure_summary(self.layout)  # also quarantines bad records that landed
-            except MetalabError as exc:
-                self.summary_error = str(exc)
-                print(f"metalab: error: {exc}", file=sys.stderr)
-            upkeep(self.layout)  # the PostgreSQL index, when one is configured
-            self._report_snakemake_error()
+                upkeep(self.layout)  # the PostgreSQL index, when one is configured
+            except Exception as exc:
+                self.error = f"the summary could not be written: {_reason(exc)}"
+                self.summary_error = self.error
+            if self.error is None:
+                self.error = failure_cause(self.layout, self.returncode)
+            if self.error is not None and self._stopping:
+                self.error = f"the sweep was stopped: {self.error}"
         finally:
+            self._close()
+
+    def _close(self) -> None:
+        try:
             if self._lock is not None:
                 self._lock.release()
             if self._watcher is not None:
@@ -199,6 +263,7 @@ class RunHandle:
                 )
             if self._progress is not None:
                 self._progress.__exit__(None, None, None)
+        finally:
             self._done.set()
 
     def _compute_derived(self) -> None:
@@ -207,19 +272,6 @@ class RunHandle:
         computed = Results(self.layout).compute_derived(self._derived)
         if computed and self._progress is not None and self._progress.show:
             print(f"metalab: derived metrics of {len(computed)} runs stored", flush=True)
-
-    def _report_snakemake_error(self) -> None:
-        """Snakemake failed without any run failing (a workflow error): show its log."""
-        if not self.returncode or sweep_status(self.layout, with_errors=False).failed:
-            return
-        logs = [p for p in (self.layout.snakemake_log, self.layout.array_log) if p.is_file()]
-        log = max(logs, key=lambda p: p.stat().st_mtime, default=self.layout.snakemake_log)
-        tail = log.read_text(errors="replace").splitlines()[-15:] if log.is_file() else []
-        print(
-            f"metalab: {log.stem} exited with status {self.returncode}; the end of {log}:\n"
-            + "\n".join(tail),
-            file=sys.stderr,
-        )
 
     @property
     def status(self) -> SweepStatus:
@@ -233,25 +285,122 @@ class RunHandle:
         return self._done.is_set()
 
     def wait(self, timeout: float | None = None) -> bool:
-        return self._done.wait(timeout)
+        """Wait up to ``timeout`` s; True once the sweep ended. Ctrl-C stops the sweep."""
+        try:
+            return self._done.wait(timeout)
+        except KeyboardInterrupt:
+            if self.process is None:  # following a sweep started elsewhere: stop waiting
+                raise
+            self._interrupted()
+            raise AssertionError("unreachable") from None
 
-    def result(self, timeout: float | None = None) -> Results:
-        """Wait for the sweep (up to ``timeout`` s) and return its Results."""
+    def _interrupted(self) -> None:
+        print(
+            "\nmetalab: stopping the sweep (Ctrl-C again to kill it at once)...",
+            file=sys.stderr,
+            flush=True,
+        )
+        try:
+            self._terminate()
+        except KeyboardInterrupt:
+            self._terminate(grace=0)
+        with contextlib.suppress(KeyboardInterrupt):
+            self._done.wait(60)
+        status = sweep_status(self.layout, with_errors=False)
+        message = (
+            f"metalab: interrupted: {status.done} of {status.total} runs finished and are "
+            f"kept; run the same command again (or `snakemake` in {shown(self.layout.root)})"
+            " to resume."
+        )
+        print(message, file=sys.stderr, flush=True)
+        _quiet_interrupt_exit()
+        raise SweepInterrupted(message) from None
+
+    def _terminate(self, grace: float = 15.0) -> None:
+        """SIGTERM to Snakemake's process group (its local jobs too), SIGKILL after
+        ``grace`` seconds; returns when the group is gone."""
+        self._stopping = True
+        process = self.process
+        if process is None:
+            return
+        signal_group(process.pid, signal.SIGKILL if grace <= 0 else signal.SIGTERM)
+        deadline = time.monotonic() + grace
+        while process.poll() is None or signal_group(process.pid, 0):
+            if time.monotonic() > deadline:
+                signal_group(process.pid, signal.SIGKILL)
+                process.wait()
+                break
+            time.sleep(0.05)
+        cancel_slurm_jobs(self.layout)  # any SLURM job Snakemake did not cancel itself
+
+    def result(self, timeout: float | None = None, check: bool = True) -> Results:
+        """Wait for the sweep (up to ``timeout`` s) and return its Results.
+
+        Raises SweepError (with ``status`` and one line naming the cause) when Snakemake
+        failed, a run failed or is missing, or the summary could not be written; pass
+        ``check=False`` to get the Results of the finished runs anyway."""
         from metalab_smk.results.results import Results
 
-        if not self._done.wait(timeout):
+        if not self.wait(timeout):
             raise TimeoutError(f"the sweep in {self.layout.root} is still running")
+        if check and self.error:
+            raise SweepError(self.error, sweep_status(self.layout), self.returncode)
         return Results(self.layout)
 
     def cancel(self) -> None:
-        """Stop Snakemake and its running jobs (they record themselves as cancelled)."""
-        if self.process is not None and self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(30)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
+        """Stop the sweep: Snakemake and its running jobs (they record themselves as
+        cancelled), or a submitted sweep's head and jobs. Finished runs are kept."""
+        if self.process is not None:
+            self._terminate()
+        else:
+            from metalab_smk.sweep.stop import stop_sweep
+
+            self._stopping = True
+            stop_sweep(self.layout)
         self._done.wait()
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
+        return "no space left on device"
+    return f"{type(exc).__name__}: {exc}"
+
+
+_interrupted_script = False
+
+
+def _exit_130_if_interrupted() -> None:
+    """At exit of a script ended by SweepInterrupted: exit status 130 (as for Ctrl-C)."""
+    if _interrupted_script:
+        import logging
+
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(130)
+
+
+def _quiet_interrupt_exit() -> None:
+    """In a script, let an uncaught SweepInterrupted end it without a traceback (the
+    one-line message was printed) and with exit status 130."""
+    if hasattr(sys, "ps1") or "IPython" in sys.modules:
+        return
+    previous = sys.excepthook
+
+    def hook(kind, value, traceback) -> None:
+        global _interrupted_script
+        if issubclass(kind, SweepInterrupted):
+            _interrupted_script = True
+        else:
+            previous(kind, value, traceback)
+
+    sys.excepthook = hook
+
+
+def _untouched_indices(layout: ExperimentDir) -> list[int]:
+    """Runs with neither a record nor a failed record nor a partial log: never started."""
+    reached = layout.done_ids() | layout.failed_ids() | layout.partial_logs().keys()
+    return [i for i, rid in enumerate(layout.read_run_ids()) if rid not in reached]
 
 
 def _done_ids(layout: ExperimentDir) -> list[str]:
@@ -267,25 +416,36 @@ def start(
     on_event: EventCallback | None = None,
     verbose: bool = True,
     derived_metrics: list[Any] | None = None,
-    tie_to_parent: bool = False,
+    tie_to_parent: bool | str = True,
+    lock: RunnerLock | None = None,
 ) -> RunHandle:
-    """Run what is missing in a compiled experiment directory.
+    """Run what is missing in a compiled experiment directory (holding its runner lock).
 
-    ``tie_to_parent`` makes Snakemake end when this process dies (the head of a
-    submitted sweep). Snakemake left running by a metalab process that was killed is
-    ended first (SIGTERM, then SIGKILL after a minute)."""
+    Snakemake ends when this process dies (``tie_to_parent``): SIGKILL in the foreground
+    (its jobs notice and cancel their runs), SIGTERM for the head of a submitted sweep
+    (``tie_to_parent="head"``: the SLURM plugin then cancels its jobs). Snakemake left
+    running by a metalab process that was killed is ended first (SIGTERM, then SIGKILL
+    after a minute)."""
     from metalab_smk.results.summary import ensure_summary
 
     executor = as_executor(executor)
-    total = layout.count_runs()
-    title = layout.root.name
+    lock = lock or RunnerLock(layout)
     missing: list[int] | None = None
-    if resume:
-        # a rebuild validates the records it has not seen and stats every one (bad ones
-        # are quarantined); otherwise the missing-runs scan does that stat pass
-        rebuilt = ensure_summary(layout)
-        missing = missing_indices(layout, scan=not rebuilt)
-    if resume and not missing:
+    try:
+        layout.stop_request.unlink(missing_ok=True)
+        total = layout.count_runs()
+        if resume:
+            # a rebuild validates the records it has not seen and stats every one (bad
+            # ones are quarantined); otherwise the missing-runs scan does that stat pass
+            rebuilt = ensure_summary(layout)
+            missing = missing_indices(layout, scan=not rebuilt)
+        nothing_to_do = resume and not missing
+    except BaseException:
+        lock.release()
+        raise
+    title = layout.root.name
+    if nothing_to_do:
+        lock.release()
         if verbose:
             print(
                 f"metalab: all {total} runs are done; nothing to run "
@@ -302,11 +462,12 @@ def start(
             summary_checked=True,
         )
     if array_in_flight(layout):
+        lock.release()
         raise SweepBusyError(
             f"a submitted SLURM array still runs in {layout.root}; wait for it "
-            f"(`metalab status {os.path.relpath(layout.root)}`) or scancel it first."
+            f"(`metalab status {os.path.relpath(layout.root)}`) or stop it with "
+            f"`metalab stop {os.path.relpath(layout.root)}`."
         )
-    lock = RunnerLock(layout)
     try:
         ended = end_orphaned_snakemake(layout.root)
         if ended and verbose:
@@ -323,18 +484,23 @@ def start(
             _forget(layout, layout.read_run_ids())
             missing = missing_indices(layout)
         skipped = _done_ids(layout)
-        process = _launch(layout, executor, missing or [], total, verbose, tie_to_parent)
     except BaseException:
         lock.release()
         raise
+    death = signal.SIGTERM if tie_to_parent == "head" else signal.SIGKILL
+
+    def launch(indices: list[int]) -> subprocess.Popen[bytes]:
+        return _launch(layout, executor, indices, total, verbose, bool(tie_to_parent), death)
+
     return RunHandle(
         layout,
-        process,
+        launch,
         _tracker(progress, verbose, title),
         lock=lock,
         on_event=on_event,
         derived_metrics=derived_metrics,
         skipped=skipped,
+        missing=missing or [],
     )
 
 
@@ -345,6 +511,7 @@ def _launch(
     total: int,
     verbose: bool,
     tie_to_parent: bool = False,
+    death_signal: int = signal.SIGTERM,
 ) -> subprocess.Popen[bytes]:
     """Write the batches of ``missing`` runs and start Snakemake on them."""
     parallel = executor.total_cores()
@@ -378,7 +545,13 @@ def _launch(
             f"metalab: running {len(missing)} of {total} runs in {shown(layout.root)}\n"
             f"  ({len(targets)} Snakemake jobs of up to {chunk} runs, {parallel} at once)"
         )
-    return start_detached(command, layout.root, layout.snakemake_log, tie_to_parent=tie_to_parent)
+    return start_detached(
+        command,
+        layout.root,
+        layout.snakemake_log,
+        tie_to_parent=tie_to_parent,
+        death_signal=death_signal,
+    )
 
 
 def run(
@@ -404,14 +577,37 @@ def run(
     if in_definition_mode():  # imported by `metalab compile` or a job: never a nested sweep
         stop_definition(experiment)
     functions = normalise_functions(derived_metrics)
-    layout = compile_experiment(experiment, store, verbose=verbose)
+    if not wait and not resume:
+        raise UsageError("run(wait=False) resumes; use resume=False only with wait=True.")
+    atexit.unregister(_exit_130_if_interrupted)
+    atexit.register(_exit_130_if_interrupted)  # runs after atexit handlers registered later
+    locks: list[RunnerLock] = []
+
+    def take_lock(layout: ExperimentDir) -> None:
+        """Before writing anything: no recompile under a live sweep."""
+        locks.append(RunnerLock(layout))
+        if not wait and head_alive(layout):
+            raise SweepBusyError(
+                f"a submitted sweep is still running in {shown(layout.root)}; stop "
+                f"it with `metalab stop {shown(layout.root)}`."
+            )
+
+    try:
+        layout = compile_experiment(experiment, store, verbose=verbose, before_writing=take_lock)
+    except BaseException as exc:
+        for lock in locks:
+            lock.release()
+        if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
+            where = shown(exc.filename or experiment_dir(experiment, store).root)
+            raise SweepError(f"no space left on device (writing {where})") from exc
+        raise
+    lock = locks[0]
     if index is not None:  # the summary step then also updates this PostgreSQL index
         from metalab_smk.results.pgindex import remember_index
 
         remember_index(layout, index)
     if not wait:
-        if not resume:
-            raise UsageError("run(wait=False) resumes; use resume=False only with wait=True.")
+        lock.release()  # the head takes it
         head = submit(layout, as_executor(executor))
         if verbose:
             where = (
@@ -424,7 +620,7 @@ def run(
                 f"`metalab status {os.path.relpath(layout.root)}`"
             )
         return reconnect(layout.root, progress=progress, on_event=on_event, _derived=functions)
-    return start(layout, executor, resume, progress, on_event, verbose, functions)
+    return start(layout, executor, resume, progress, on_event, verbose, functions, lock=lock)
 
 
 def reconnect(

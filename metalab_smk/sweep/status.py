@@ -8,12 +8,14 @@ time limit) makes the run count as failed, with the SLURM state when ``sacct`` k
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import os
 import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from metalab_smk.job.exits import disk_full
 from metalab_smk.job.runlog import read_header
 from metalab_smk.slurm import scheduler
 from metalab_smk.store.jsonio import read_json
@@ -24,9 +26,12 @@ from metalab_smk.store.runtable import RunTable
 from metalab_smk.store.validate import read_valid_record
 
 __all__ = [
+    "alive_slurm_jobs",
+    "cancel_slurm_jobs",
     "FailedRun",
     "SweepStatus",
     "pid_alive",
+    "slurm_job_ids",
     "sweep_status",
 ]
 
@@ -168,12 +173,31 @@ def _clip(line: str, width: int = 80) -> str:
     return line if len(line) <= width else line[: width - 3] + "..."
 
 
-def _partial_logs(layout: ExperimentDir) -> set[str]:
-    """Run IDs with a ``.partial`` log: in progress, or killed while running."""
-    if not layout.logs_dir.is_dir():
+_SUBMITTED = re.compile(r"submitted with SLURM jobid (\d+)")
+
+
+def slurm_job_ids(layout: ExperimentDir) -> set[str]:
+    """The SLURM jobs Snakemake submitted for this directory (it logs each one)."""
+    try:
+        text = layout.snakemake_log.read_text(errors="replace")
+    except OSError:
         return set()
-    suffix = "_run.log.partial"
-    return {n[: -len(suffix)] for n in os.listdir(layout.logs_dir) if n.endswith(suffix)}
+    return set(_SUBMITTED.findall(text))
+
+
+def cancel_slurm_jobs(layout: ExperimentDir) -> list[str]:
+    """``scancel`` the SLURM jobs of this directory that are still queued or running."""
+    alive = alive_slurm_jobs(layout)
+    if alive and scheduler.available("scancel"):
+        with contextlib.suppress(scheduler.SchedulerError):
+            scheduler.call(scheduler.scancel_argv(alive))
+    return alive
+
+
+def alive_slurm_jobs(layout: ExperimentDir) -> list[str]:
+    """The SLURM jobs Snakemake submitted here that are still queued or running."""
+    states = scheduler.job_states(slurm_job_ids(layout))
+    return sorted(j for j, state in states.items() if state in scheduler.ALIVE_STATES)
 
 
 def pid_alive(marker: dict[str, Any]) -> bool:
@@ -213,10 +237,11 @@ def sweep_status(
     done_current = table.positions(done_names)
     failed_current_ids = table.positions(failed_names)
     position = {**failed_current_ids}
-    in_progress = table.positions(_partial_logs(layout) - done_names)
+    partials = layout.partial_logs()
+    in_progress = table.positions(partials.keys() - done_names)
     position.update(in_progress)
     failed_ids = set(failed_current_ids)
-    markers = {rid: read_header(layout.partial_log(rid)) for rid in in_progress}
+    markers = {rid: read_header(partials[rid]) for rid in in_progress}
     jobs = {m["slurm_job_id"] for m in markers.values() if m.get("slurm_job_id")}
     failed_records = {}
     if with_errors:
@@ -240,7 +265,7 @@ def sweep_status(
             alive = True
         if alive:
             running.add(run_id)
-        elif run_id not in failed_ids or _newer(layout, run_id):
+        elif run_id not in failed_ids or _newer(layout, partials[run_id], run_id):
             dead[run_id] = marker
     failed_current = sorted((failed_ids - running) | set(dead), key=position.__getitem__)
     failed_runs = []
@@ -283,13 +308,10 @@ def _earliest(
     return min(times) - _dt.timedelta(minutes=1) if times else None
 
 
-def _newer(layout: ExperimentDir, run_id: str) -> bool:
+def _newer(layout: ExperimentDir, partial, run_id: str) -> bool:
     """The partial log is newer than the failed record (a later attempt died)."""
     try:
-        return (
-            layout.partial_log(run_id).stat().st_mtime_ns
-            > layout.failed_record(run_id).stat().st_mtime_ns
-        )
+        return partial.stat().st_mtime_ns > layout.failed_record(run_id).stat().st_mtime_ns
     except OSError:
         return False
 
@@ -309,7 +331,8 @@ def _failed_run(
             Status.KILLED,
             state or "Killed",
             "the run's process died without writing a record"
-            + (f" (its SLURM job ended {state})" if state else ""),
+            + (f" (its SLURM job ended {state})" if state else "")
+            + (" (no space left on device)" if disk_full(layout.root) else ""),
             str(layout.log(run_id)),
             state,
             marker.get("slurm_log"),

@@ -315,10 +315,7 @@ class FileSource:
         """Run IDs with a ``.partial`` log and no success record: running now, or killed
         (``metalab status`` tells which)."""
         layout = self.layout(experiment_id)
-        if not layout.logs_dir.is_dir():
-            return []
-        suffix = "_run.log.partial"
-        found = {n[: -len(suffix)] for n in os.listdir(layout.logs_dir) if n.endswith(suffix)}
+        found = set(layout.partial_logs())
         return sorted(i for i in found - layout.done_ids() if RUN_ID.match(i))
 
     def log(self, experiment_id: str, run_id: str) -> dict[str, Any]:
@@ -326,8 +323,9 @@ class FileSource:
         (when newer)."""
         layout = self.layout(experiment_id)
         self._run_id(layout, run_id)
-        candidates = [(layout.log(run_id), False), (layout.partial_log(run_id), True)]
-        if _mtime(layout.partial_log(run_id)) > _mtime(layout.log(run_id)):
+        partial_log = layout.newest_partial_log(run_id)
+        candidates = [(layout.log(run_id), False), (partial_log, True)]
+        if _mtime(partial_log) > _mtime(layout.log(run_id)):
             candidates.reverse()  # a new attempt is running: its log, not the last one's
         for path, partial in candidates:
             if path.is_file():

@@ -1,0 +1,66 @@
+"""How a process ended, in words, and the kernel's out-of-memory kill count."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+from pathlib import Path
+
+__all__ = ["describe_exit", "disk_full", "oom_kills"]
+
+
+def describe_exit(wait_status: int) -> str:
+    """``"was killed by signal SIGSEGV"`` or ``"exited with code 3"`` for a wait status."""
+    if os.WIFSIGNALED(wait_status):
+        number = os.WTERMSIG(wait_status)
+        try:
+            name = signal.Signals(number).name
+        except ValueError:
+            name = f"signal {number}"
+        return f"was killed by signal {name}"
+    return f"exited with code {os.waitstatus_to_exitcode(wait_status)}"
+
+
+def _oom_files() -> list[Path]:
+    """Where the kernel counts OOM kills of this process's memory cgroup (v2 or v1)."""
+    try:
+        lines = Path("/proc/self/cgroup").read_text().splitlines()
+    except OSError:
+        return []
+    files = []
+    for line in lines:
+        _, controllers, relative = line.split(":", 2)
+        relative = relative.lstrip("/")
+        if controllers == "":
+            files += [
+                Path("/sys/fs/cgroup", relative, "memory.events"),
+                Path("/sys/fs/cgroup/unified", relative, "memory.events"),
+            ]
+        elif "memory" in controllers.split(","):
+            files.append(Path("/sys/fs/cgroup/memory", relative, "memory.oom_control"))
+    return files
+
+
+def oom_kills() -> int:
+    """How many processes the OOM killer ended in this process's memory cgroup (0 when
+    unknown); a child killed by SIGKILL while this count grew ran out of memory."""
+    total = 0
+    for path in _oom_files():
+        try:
+            text = path.read_text()
+        except OSError:
+            continue
+        for line in text.splitlines():
+            key, _, value = line.partition(" ")
+            if key == "oom_kill" and value.strip().isdigit():
+                total += int(value)
+    return total
+
+
+def disk_full(path: str | os.PathLike[str], margin: int = 1 << 20) -> bool:
+    """Whether the file system holding ``path`` has less than ``margin`` bytes free."""
+    try:
+        return shutil.disk_usage(path).free < margin
+    except OSError:
+        return False
