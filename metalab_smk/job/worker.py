@@ -84,7 +84,7 @@ def _task_batch(layout: ExperimentDir, stamp: str) -> str:
     task = os.environ.get("SLURM_ARRAY_TASK_ID", "")
     if not task.isdigit():
         raise MetalabError("`worker task` runs only inside a SLURM array task")
-    os.environ["METALAB_SLURM_LOG"] = str(layout.slurm_logs_dir / f"{stamp}-{task}.log")
+    os.environ["METALAB_SLURM_LOG"] = str(layout.slurm_log(f"{stamp}-{task}"))
     return f"{stamp}-{int(task):06d}"
 
 

@@ -84,7 +84,7 @@ def _on_disk(layout: ExperimentDir) -> dict[str, tuple[int, str, int, int]]:
     """run ID -> (position, record path, record mtime_ns, derived mtime_ns); a success
     record wins over a failed one."""
     found: dict[str, tuple[int, str, int, int]] = {}
-    runs_dir, failed_dir, derived_dir = layout.runs_dir, layout.failed_dir, layout.root / "derived"
+    runs_dir, failed_dir, derived_dir = layout.runs_dir, layout.failed_dir, layout.derived_dir
 
     def stats(folder: Path) -> dict[str, int]:
         if not folder.is_dir():
@@ -98,9 +98,9 @@ def _on_disk(layout: ExperimentDir) -> dict[str, tuple[int, str, int, int]]:
     done, failed, derived = stats(runs_dir), stats(failed_dir), stats(derived_dir)
     for position, run_id in enumerate(layout.read_run_ids()):
         if run_id in done:
-            path, mtime = str(runs_dir / f"{run_id}.json"), done[run_id]
+            path, mtime = str(layout.record(run_id)), done[run_id]
         elif run_id in failed:
-            path, mtime = str(failed_dir / f"{run_id}.json"), -failed[run_id]  # sign: kind
+            path, mtime = str(layout.failed_record(run_id)), -failed[run_id]  # sign: kind
         else:
             continue
         found[run_id] = (position, path, mtime, derived.get(run_id, 0))
@@ -170,7 +170,7 @@ def _columns(layout: ExperimentDir, previous: list[str], rows: list[dict[str, An
     if summary_is_current(layout):
         import pyarrow.parquet as pq
 
-        return list(pq.read_schema(layout.summary_dir / "runs.parquet").names)
+        return list(pq.read_schema(layout.summary_runs).names)
     columns = dict.fromkeys(previous)
     for row in rows:
         columns.update(dict.fromkeys(row))
@@ -276,7 +276,7 @@ def _summary_bytes(cur: Any, layout: ExperimentDir, experiment_id: str, columns:
     from metalab_smk.results.summary import summary_is_current
 
     if summary_is_current(layout):
-        return (layout.summary_dir / "runs.parquet").read_bytes()
+        return (layout.summary_runs).read_bytes()
     lines = fetch_rows(cur, "r.experiment_id = %s", [experiment_id])
     buffer = io.BytesIO()
     frame_of_rows(lines, columns).to_parquet(buffer, index=False)

@@ -166,9 +166,9 @@ def _build(
         for run_id in layout.read_run_ids():
             name = f"{run_id}.json"
             if name in done:
-                path, success = layout.runs_dir / name, True
+                path, success = layout.record(run_id), True
             elif name in failed:
-                path, success = layout.failed_dir / name, False
+                path, success = layout.failed_record(run_id), False
             else:
                 continue
             try:  # relative to the directory's descriptor: about twice as fast

@@ -49,7 +49,7 @@ def array_argv(layout: ExperimentDir, stamp: str, n_tasks: int, config: SlurmCon
     return scheduler.sbatch_argv(
         command,
         job_name=f"metalab-{layout.root.name}",
-        output=str(layout.slurm_logs_dir / f"{stamp}-%a.log"),
+        output=str(layout.slurm_log(f"{stamp}-%a")),
         chdir=str(layout.root),
         time_minutes=minutes(config.time),
         memory_mb=memory_mb(config.memory),
@@ -72,7 +72,7 @@ def submit_array(layout: ExperimentDir, stamp: str, n_tasks: int, config: SlurmC
 def submit_summary(layout: ExperimentDir, config: SlurmConfig, after: str) -> tuple[str, str]:
     """Submit the summary (``python -m metalab_smk.reduce .``) as a job that starts when
     every task of the array ``after`` has ended; its job ID and log path."""
-    log = str(layout.slurm_logs_dir / "summary-%j.log")
+    log = str(layout.slurm_log("summary-%j"))
     argv = scheduler.sbatch_argv(
         [sys.executable, "-m", "metalab_smk.reduce", "."],
         job_name=f"metalab-summary-{layout.root.name}",

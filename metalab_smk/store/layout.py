@@ -298,6 +298,10 @@ class ExperimentDir:
         """SLURM's own logs of the array tasks metalab submits."""
         return self.meta_dir / "slurm"
 
+    def slurm_log(self, name: str) -> Path:
+        """One SLURM log; ``name`` may hold sbatch's ``%a`` / ``%j`` patterns."""
+        return self.slurm_logs_dir / f"{name}.log"
+
     def read_run_ids(self) -> list[str]:
         return self.run_table.read_text().split()
 

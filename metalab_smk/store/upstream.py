@@ -18,6 +18,7 @@ from typing import Any
 from metalab_smk.core.identity import seed_fingerprint
 from metalab_smk.errors import MetalabError
 from metalab_smk.store.jsonio import read_json
+from metalab_smk.store.layout import ExperimentDir
 from metalab_smk.store.records import SCHEMA_VERSION
 
 __all__ = [
@@ -35,7 +36,7 @@ FOREIGN_FORMATS = ("npz", "pkl")
 
 def is_upstream_dir(path: Path) -> bool:
     """True for an experiment folder written by the upstream metalab."""
-    if (path / ".metalab" / "compiled.json").is_file():
+    if ExperimentDir(path).compiled.is_file():
         return False
     meta = path / "_meta.json"
     if meta.is_file():

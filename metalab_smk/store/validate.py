@@ -174,7 +174,7 @@ def clean_leftovers(layout: ExperimentDir) -> list[Path]:
         layout.failed_dir,
         layout.summary_dir,
         layout.meta_dir,
-        layout.root / "derived",
+        layout.derived_dir,
     ):
         with contextlib.suppress(OSError), os.scandir(directory) as entries:
             for entry in entries:
