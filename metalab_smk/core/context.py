@@ -30,29 +30,39 @@ def _missing(kind: str, path: str, what: str) -> MissingPathError:
     )
 
 
-@dataclasses.dataclass(frozen=True)
-class FilePath:
-    """A file whose *contents* (sha256) enter the run ID; its path only if ``hash_path``."""
+class _PathValue:
+    """What FilePath and DirPath share: a path string that ``open()`` and ``str()`` take,
+    and the absolute path in the payload only when ``hash_path``."""
 
     path: str
-    hash_path: bool = False
+    hash_path: bool
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "path", os.fspath(self.path))
 
-    def fingerprint_payload(self) -> dict[str, Any]:
-        if not os.path.isfile(self.path):
-            raise _missing("FilePath", self.path, "file")
-        payload: dict[str, Any] = {"kind": "file", "sha256": full_file_hash(self.path)}
+    def _payload(self, **content: Any) -> dict[str, Any]:
         if self.hash_path:
-            payload["path"] = os.path.abspath(self.path)
-        return payload
+            content["path"] = os.path.abspath(self.path)
+        return content
 
     def __fspath__(self) -> str:
         return self.path
 
     def __str__(self) -> str:
         return self.path
+
+
+@dataclasses.dataclass(frozen=True)
+class FilePath(_PathValue):
+    """A file whose *contents* (sha256) enter the run ID; its path only if ``hash_path``."""
+
+    path: str
+    hash_path: bool = False
+
+    def fingerprint_payload(self) -> dict[str, Any]:
+        if not os.path.isfile(self.path):
+            raise _missing("FilePath", self.path, "file")
+        return self._payload(kind="file", sha256=full_file_hash(self.path))
 
     def open(self, mode: str = "r", **kwargs: Any):
         """Open the file (shortcut for ``open(file_path.path)``)."""
@@ -60,33 +70,19 @@ class FilePath:
 
 
 @dataclasses.dataclass(frozen=True)
-class DirPath:
+class DirPath(_PathValue):
     """A directory whose matching files' contents (and relative paths) enter the run ID."""
 
     path: str
     pattern: str = "*"
     hash_path: bool = False
 
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "path", os.fspath(self.path))
-
     def fingerprint_payload(self) -> dict[str, Any]:
         if not os.path.isdir(self.path):
             raise _missing("DirPath", self.path, "directory")
-        payload: dict[str, Any] = {
-            "kind": "dir",
-            "pattern": self.pattern,
-            "sha256": full_dir_hash(self.path, self.pattern),
-        }
-        if self.hash_path:
-            payload["path"] = os.path.abspath(self.path)
-        return payload
-
-    def __fspath__(self) -> str:
-        return self.path
-
-    def __str__(self) -> str:
-        return self.path
+        return self._payload(
+            kind="dir", pattern=self.pattern, sha256=full_dir_hash(self.path, self.pattern)
+        )
 
     def files(self) -> list[Path]:
         """The files the hash covers, sorted."""

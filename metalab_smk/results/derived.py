@@ -3,13 +3,13 @@
 
 from __future__ import annotations
 
-import importlib
 import logging
 import math
 import sys
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
+from metalab_smk.core.params.resolver import callable_from_reference
 from metalab_smk.errors import MetalabError
 from metalab_smk.store.jsonio import atomic_write_json, read_json
 from metalab_smk.store.layout import ExperimentDir
@@ -42,13 +42,10 @@ def get_func_ref(func: Callable[..., Any]) -> str:
 
 def import_derived_metric(ref: str) -> DerivedMetricFn:
     """The function behind ``module:qualname``."""
-    module_name, sep, name = ref.partition(":")
+    _, sep, name = ref.partition(":")
     if not sep or not name:
         raise MetalabError(f"derived metric reference {ref!r}: expected 'module:function'.")
-    target: Any = importlib.import_module(module_name)
-    for part in name.split("."):
-        target = getattr(target, part)
-    return target
+    return callable_from_reference(ref)
 
 
 def normalise_functions(
