@@ -140,13 +140,13 @@ def _wait_until_started(
     deadline = time.monotonic() + queued_timeout
     while time.monotonic() < deadline:
         state = head_state(layout)
-        if state.get("state") == "failed":
+        if state.get("state") == "failed" and not state.get("started", False):
             raise MetalabError(
                 f"the sweep's head failed at start: {state.get('error')} "
                 f"(log: {shown(head['log'])})"
             )
-        if state.get("state") in ("running", "finished", "stopped"):
-            return
+        if state.get("state") in ("running", "finished", "stopped", "failed"):
+            return  # it ran: a sweep whose runs failed is reported by `metalab status`
         alive = poll() is None if poll is not None else head_alive(layout)
         if not alive and not head_state(layout):
             raise MetalabError(

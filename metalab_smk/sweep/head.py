@@ -26,10 +26,17 @@ from metalab_smk.sweep.runner import start
 
 
 def _report(
-    layout: ExperimentDir, state: str, error: str | None = None, code: int | None = None
+    layout: ExperimentDir,
+    state: str,
+    error: str | None = None,
+    code: int | None = None,
+    started: bool = True,
 ) -> None:
+    """Write the head's state; ``started`` says whether its Snakemake got to run jobs (a
+    head that fails before that failed *at start*, which ``metalab submit`` reports)."""
     atomic_write_json(
-        layout.head_state, {"state": state, "error": error, "exit_code": code, "at": utc_now()}
+        layout.head_state,
+        {"state": state, "error": error, "exit_code": code, "started": started, "at": utc_now()},
     )
 
 
@@ -56,7 +63,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:
         message = str(exc) if isinstance(exc, MetalabError) else f"{type(exc).__name__}: {exc}"
         print(f"metalab: error: {message}", flush=True)
-        _report(layout, "failed", message, 2)
+        _report(layout, "failed", message, 2, started=False)
         return 2
     if stop.is_set():
         _report(layout, "stopped", "stopped by a signal (metalab stop, scancel)", 130)
@@ -64,7 +71,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(handle.status.as_text(), flush=True)
     if handle.error:
         print(f"metalab: error: {handle.error}", flush=True)
-        _report(layout, "failed", handle.error, 1)
+        status = handle.status  # runs that ended in this invocation mean jobs ran
+        ran = reported or jobs_started(layout) or bool(status.completed or status.failed)
+        _report(layout, "failed", handle.error, 1, started=ran)
         return 1
     _report(layout, "finished", None, 0)
     return 0
