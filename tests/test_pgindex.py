@@ -7,8 +7,6 @@ import os
 import shutil
 import subprocess
 import sys
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -24,31 +22,6 @@ from metalab_smk.store.upstream_import import import_upstream
 
 pytestmark = pytest.mark.postgres
 psycopg = pytest.importorskip("psycopg", reason="psycopg 3 is not installed (postgres extra)")
-
-SERVER_URL = os.environ.get("METALAB_TEST_DB_URL", "postgresql://postgres@127.0.0.1:55432/metalab")
-
-
-@pytest.fixture(scope="module")
-def server() -> str:
-    try:
-        psycopg.connect(SERVER_URL, connect_timeout=3).close()
-    except psycopg.Error as exc:
-        pytest.skip(
-            f"no PostgreSQL at {SERVER_URL} ({str(exc).splitlines()[0]}); start one with "
-            "scripts/local-postgres-start.sh or set METALAB_TEST_DB_URL"
-        )
-    return SERVER_URL
-
-
-@pytest.fixture
-def db(server: str) -> Iterator[str]:
-    """A fresh database per test on the test server."""
-    name = f"metalab_test_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(server, autocommit=True) as conn:
-        conn.execute(f"CREATE DATABASE {name}")
-    yield server.rsplit("/", 1)[0] + f"/{name}"
-    with psycopg.connect(server, autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 
 @pytest.fixture

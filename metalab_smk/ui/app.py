@@ -39,7 +39,7 @@ def serve(
             f"the dashboard needs the 'ui' extra ({exc.name} is missing): "
             'pip install "metalab-smk[ui]"'
         ) from None
-    from metalab_smk.ui.source import open_source
+    from metalab_smk.ui.open import open_source
 
     source = open_source(path, db)
     extra = [] if host in ("127.0.0.1", "localhost", "::1") else [host, socket.gethostname()]

@@ -1,6 +1,7 @@
 """Where the dashboard and the report read from: the file store, through the Results layer.
 
-``DataSource`` is the seam: a database-backed index (``--db``) implements the same methods.
+``DataSource`` is the seam: the PostgreSQL index (``--db``, ``index_source.py``)
+implements the same methods.
 Every name coming from a request (experiment ID, run ID, artifact or data name) is looked
 up among the names the store lists; nothing is joined into a path unchecked.
 """
@@ -24,7 +25,7 @@ from metalab_smk.results.results import Results
 from metalab_smk.store.jsonio import read_json
 from metalab_smk.store.layout import ExperimentDir
 
-__all__ = ["DataSource", "FileSource", "NotFound", "open_source"]
+__all__ = ["DataSource", "FileSource", "NotFound"]
 
 RUN_ID = re.compile(r"^[0-9a-f]{16}$")
 LOG_TAIL_BYTES = 256 * 1024
@@ -363,15 +364,3 @@ class FileSource:
 
     def data(self, experiment_id: str, run_id: str, name: str) -> Any:
         return self._data_file(self.layout(experiment_id), run_id, name)
-
-
-def open_source(path: str | os.PathLike[str] | None, db: str | None = None) -> DataSource:
-    """The data source for a path (default: the default store ``./runs``) or a database."""
-    if db:
-        raise MetalabError(
-            "--db: the PostgreSQL index is not available in this version; "
-            "drop --db to read the files directly."
-        )
-    from metalab_smk.compile.compiler import DEFAULT_STORE
-
-    return FileSource(path if path is not None else DEFAULT_STORE)

@@ -1,0 +1,105 @@
+"""``metalab ui --db URL``: the dashboard over the PostgreSQL index of a real sweep
+(real Snakemake, real PostgreSQL from scripts/local-postgres-start.sh), compared with
+the dashboard over the files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("starlette", reason="the dashboard needs the 'ui' extra")
+pytest.importorskip("httpx", reason="Starlette's TestClient needs httpx")
+pytest.importorskip("psycopg", reason="psycopg 3 is not installed (postgres extra)")
+from starlette.testclient import TestClient
+from uistore import XSS, build_store
+
+from metalab_smk.cli import main as cli_main
+from metalab_smk.errors import MetalabError
+from metalab_smk.ui.index_source import IndexSource
+from metalab_smk.ui.open import open_source
+from metalab_smk.ui.server import build_app
+from metalab_smk.ui.source import FileSource
+
+pytestmark = [pytest.mark.postgres, pytest.mark.integration]
+EID = "uidemo:1"
+API = "/api/experiments/uidemo:1"
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_store(tmp_path_factory.mktemp("uidbstore"))
+
+
+def _all_runs(client: TestClient) -> dict:
+    response = client.get(f"{API}/runs", params={"limit": "100", "sort": "run_id"})
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def test_index_serves_the_same_experiments_and_runs(db: str, store: Path) -> None:
+    assert cli_main(["index", str(store), "--db", db]) == 0
+    source = open_source(store, db)
+    assert isinstance(source, IndexSource)
+    with (
+        TestClient(build_app(FileSource(store))) as files,
+        TestClient(build_app(source)) as index,
+    ):
+        listed = index.get("/api/experiments").json()
+        assert listed["source"].startswith(db.rsplit("/", 1)[0])
+        (exp,) = listed["experiments"]
+        assert exp["experiment_id"] == EID
+        assert (exp["total"], exp["done"], exp["failed"], exp["pending"]) == (18, 15, 3, 0)
+        (on_disk,) = files.get("/api/experiments").json()["experiments"]
+        assert {k: exp[k] for k in ("total", "done", "failed", "pending")} == {
+            k: on_disk[k] for k in ("total", "done", "failed", "pending")
+        }
+
+        from_index, from_files = _all_runs(index), _all_runs(files)
+        assert from_index["total"] == from_files["total"] == 18
+        assert from_index["columns"] == from_files["columns"]
+        assert from_index["rows"] == from_files["rows"]  # same runs, params, metrics
+        columns = from_index["columns"]
+        labels = {row[columns.index("param_label")] for row in from_index["rows"]}
+        assert labels == {XSS, "plain"}
+        failed = index.get(f"{API}/runs", params={"status": "failed"}).json()
+        assert failed["total"] == 3
+
+        # a run page and its log, read from the directory the index recorded
+        ok = next(r[0] for r in from_index["rows"] if r[columns.index("status")] == "success")
+        detail = index.get(f"{API}/runs/{ok}").json()
+        assert detail == files.get(f"{API}/runs/{ok}").json()
+        assert set(detail["record"]["metrics"]) == {"loss", "score"}
+        assert [s for s, _ in detail["steps"]["loss"]] == list(range(10))
+        assert "training lr=" in index.get(f"{API}/runs/{ok}/log").json()["text"]
+        artifact = index.get(f"{API}/runs/{ok}/artifacts/weights")
+        assert artifact.status_code == 200, artifact.text
+        assert index.get(f"{API}/manifest").json()["experiment_id"] == EID
+        assert index.get(f"{API}/runs/0123456789abcdef").status_code == 404
+        assert index.get("/api/experiments/other:1/runs").status_code == 404
+        traversal = index.get(f"{API}/runs/{ok}/data/..%2F..%2F.metalab%2Fcompiled")
+        assert traversal.status_code == 404
+
+
+def test_path_limits_the_indexed_experiments(db: str, store: Path, tmp_path: Path) -> None:
+    assert cli_main(["index", str(store), "--db", db]) == 0
+    assert [e["experiment_id"] for e in IndexSource(db).experiments()] == [EID]
+    assert IndexSource(db, tmp_path).experiments() == []
+
+
+def test_an_index_not_built_yet_is_one_line(db: str) -> None:
+    with pytest.raises(MetalabError, match=r"no metalab index yet.*metalab index"):
+        IndexSource(db)
+
+
+def test_bad_url_is_one_line_with_the_password_masked(
+    store: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for url in (
+        "postgresql://me:s3cret@127.0.0.1:1/metalab",
+        "postgresql://me:s3cret@127.0.0.1:notaport/metalab",
+    ):
+        assert cli_main(["ui", str(store), "--db", url]) == 2
+        err = capsys.readouterr().err
+        assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+        assert "s3cret" not in err and "me:***@127.0.0.1" in err
