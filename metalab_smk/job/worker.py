@@ -113,35 +113,84 @@ def _run_in_child(
     layout: ExperimentDir,
     plan: Plan,
     experiment: Experiment,
-    run: PlannedRun,
+    runs: list[PlannedRun],
     description: dict,
     cancellation: _Cancellation,
-) -> bool:
-    """Run ``run`` in a forked child (about a millisecond), so that a run killing its
-    process (a signal, ``os._exit``, a native crash) loses only itself, never the later
-    runs of its batch; such a run gets a failed record written here."""
-    started_at, start = utc_now(), time.monotonic()
-    started_wall = time.time() - 1  # file times may be coarser than the clock
-    sys.stdout.flush()
-    sys.stderr.flush()
+) -> int:
+    """Run ``runs`` in a forked child and return how many failed. The child reports each
+    run's start and end through a pipe; when a run kills the child (a signal,
+    ``os._exit``, a native crash), that run alone gets a failed record written here and a
+    new child goes on with the runs after it. One fork per batch, not per run."""
     global _child
-    ooms = oom_kills()
-    pid = os.fork()
-    if pid == 0:  # the child: run, then leave without running the parent's exit handlers
-        code = 1
+    failures = 0
+    pending = list(runs)
+    while pending:
+        read_fd, write_fd = os.pipe()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        pid = os.fork()
+        if pid == 0:  # the child: run, then leave without running the parent's exit handlers
+            os.close(read_fd)
+            code = 0
+            try:
+                for position, run in enumerate(pending):
+                    if cancellation.requested:
+                        code = 3
+                        break
+                    os.write(write_fd, b"s%d\n" % position)
+                    ok = _run(layout, plan, experiment, run, description, cancellation)
+                    os.write(write_fd, b"e%d\n" % int(ok))
+            except BaseException:
+                traceback.print_exc()
+                code = 1
+            finally:
+                sys.stdout.flush()
+                sys.stderr.flush()
+                os._exit(code)
+        os.close(write_fd)
+        _child = pid
+        in_flight: int | None = None
+        started_at, start, started_wall, ooms = utc_now(), time.monotonic(), time.time(), 0
         try:
-            code = 0 if _run(layout, plan, experiment, run, description, cancellation) else 1
-        except BaseException:
-            traceback.print_exc()
+            with os.fdopen(read_fd, "rb") as pipe:
+                for line in pipe:
+                    if line.startswith(b"s"):
+                        in_flight = int(line[1:])
+                        started_at, start = utc_now(), time.monotonic()
+                        started_wall = time.time() - 1  # file times may be coarser
+                        ooms = oom_kills()
+                    else:
+                        failures += line.strip() == b"e0"
+                        in_flight = None
+            _, status = os.waitpid(pid, 0)
         finally:
-            sys.stdout.flush()
-            sys.stderr.flush()
-            os._exit(code)
-    _child = pid
-    try:
-        _, status = os.waitpid(pid, 0)
-    finally:
-        _child = None
+            _child = None
+        if in_flight is None:
+            failures += os.WIFEXITED(status) and os.WEXITSTATUS(status) == 3  # cancelled
+            break
+        run = pending[in_flight]
+        pending = pending[in_flight + 1 :]
+        if not _crashed(
+            layout, plan, run, description, status, (started_at, start, started_wall, ooms, pid)
+        ):
+            failures += 1
+        if cancellation.requested:
+            failures += 1
+            break
+    return failures
+
+
+def _crashed(
+    layout: ExperimentDir,
+    plan: Plan,
+    run: PlannedRun,
+    description: dict,
+    status: int,
+    attempt: tuple[str, float, float, int, int],
+) -> bool:
+    """After the child died in ``run``: True if its record was written anyway, else write
+    the failed record that says how the process ended."""
+    started_at, start, started_wall, ooms, pid = attempt
     if layout.record(run.run_id).is_file():
         return True
     failed = layout.failed_record(run.run_id)
@@ -247,18 +296,18 @@ def _main(argv: Sequence[str] | None = None) -> int:
     if isolate:
         warm_up()  # once here, not in every forked run
     failures = 0
-    for index in indices:
-        if cancellation.requested:
-            failures += 1
-            break
-        run = plan.run(index)
-        if valid_record_exists(layout, run.run_id):  # a bad one is quarantined and re-run
-            continue
-        if isolate:
-            ok = _run_in_child(layout, plan, experiment, run, compiled.description, cancellation)
-        else:
+    runs = [plan.run(index) for index in indices]
+    # a bad record is quarantined here, and its run runs again
+    runs = [run for run in runs if not valid_record_exists(layout, run.run_id)]
+    if isolate:
+        failures = _run_in_child(layout, plan, experiment, runs, compiled.description, cancellation)
+    else:
+        for run in runs:
+            if cancellation.requested:
+                failures += 1
+                break
             ok = _run(layout, plan, experiment, run, compiled.description, cancellation)
-        failures += not ok
+            failures += not ok
     if command == "batch":
         if not failures:
             atomic_write_text(layout.batch_done(key), f"{len(indices)}\n")
