@@ -166,7 +166,8 @@ def _run_in_child(
         finally:
             _child = None
         if in_flight is None:
-            failures += os.WIFEXITED(status) and os.WEXITSTATUS(status) == 3  # cancelled
+            # a clean end, else cancelled (3) or an error outside any run
+            failures += not (os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0)
             break
         run = pending[in_flight]
         pending = pending[in_flight + 1 :]
