@@ -86,6 +86,7 @@ def record_row(record: dict[str, Any]) -> dict[str, Any]:
 
 
 COVERAGE_KEY = b"metalab.coverage"
+MAX_LISTED = 10_000  # the coverage lists failed runs and partial logs up to this many
 REUSE_MARGIN_NS = 2_000_000_000  # records changed this close to the last listing are re-read
 
 
@@ -150,8 +151,12 @@ def _build(
     failed: set[str],
     previous: tuple[pd.DataFrame, pd.DataFrame, int] | None,
     cache: dict[tuple[str, int, int], tuple[dict[str, Any], list[dict[str, Any]]] | None],
+    counts: dict[str, Any],
 ) -> tuple[pd.DataFrame, pd.DataFrame, int]:
-    """(runs, steps, number of records quarantined) over the run table."""
+    """(runs, steps, number of records quarantined) over the run table; ``counts``
+    receives what ``metalab status`` counts, by file name as listed: ``n_done`` (runs of
+    the table with a success record), ``failed_positions`` (run ID -> index of the runs
+    with only a failed record) and ``n_stale`` (records of runs not in the table)."""
     position: dict[str, int] = {}
     old_status: list[Any] = []
     if previous is not None:
@@ -162,13 +167,17 @@ def _build(
     order: dict[str, int] = {}
     rows, steps, bad = [], [], 0
     fds = {True: _open_dir(layout.runs_dir), False: _open_dir(layout.failed_dir)}
+    n_done = 0
+    failed_positions: dict[str, int] = {}
     try:
-        for run_id in layout.read_run_ids():
+        for index, run_id in enumerate(layout.read_run_ids()):
             name = f"{run_id}.json"
             if name in done:
                 path, success = layout.record(run_id), True
+                n_done += 1
             elif name in failed:
                 path, success = layout.failed_record(run_id), False
+                failed_positions[run_id] = index
             else:
                 continue
             try:  # relative to the directory's descriptor: about twice as fast
@@ -206,6 +215,9 @@ def _build(
         for fd in fds.values():
             if fd is not None:
                 os.close(fd)
+    counts["n_done"] = n_done
+    counts["n_stale"] = len(done) - n_done + len(failed - done) - len(failed_positions)
+    counts["failed_positions"] = failed_positions if len(failed_positions) <= MAX_LISTED else None
     fresh = typed_frame(
         pd.DataFrame(rows, dtype=object) if rows else pd.DataFrame(columns=list(RESERVED_COLUMNS)),
         is_exact_column,
@@ -233,13 +245,15 @@ def _records(
     and the listing repeated, so the coverage describes the directories as left."""
     previous = _previous(layout) if incremental else None
     cache: dict[tuple[str, int, int], tuple[dict[str, Any], list[dict[str, Any]]] | None] = {}
+    counts: dict[str, Any] = {}
     for _ in range(10):
         listed_at = time.time_ns()
         state, done, failed = coverage_snapshot(layout)
-        runs, steps, bad = _build(layout, done, failed, previous, cache)
+        runs, steps, bad = _build(layout, done, failed, previous, cache, counts)
         if not bad:
             break
     runs = _with_derived(layout, runs)
+    state.update(counts)
     state["listed_at_ns"] = listed_at
     state["n_rows"] = len(runs)
     state["summary_id"] = uuid.uuid4().hex
@@ -300,9 +314,16 @@ def collect(
     reuse the rows of records unchanged since the last summary). Bad records are
     quarantined, stale temporary files and empty partial logs removed."""
     layout = ExperimentDir.at(directory)
-    clean_leftovers(layout)
+    logs: dict[str, Any] = {}
+    clean_leftovers(layout, logs)
     runs, steps, state = _records(layout, incremental)
-    metadata = {COVERAGE_KEY: json.dumps(state).encode()}
+    state["logs_mtime_ns"] = logs["mtime_ns"]
+    state["logs_listed_at_ns"] = logs["listed_at_ns"]
+    partials = logs["partials"]
+    state["partial_logs"] = partials if len(partials) <= MAX_LISTED else None
+    listed = ("failed_positions", "partial_logs")  # long lists: in coverage.json only
+    brief = {key: value for key, value in state.items() if key not in listed}
+    metadata = {COVERAGE_KEY: json.dumps(brief).encode()}
     _write_parquet(to_table(runs, metadata), layout.summary_runs)
     steps_table = pa.Table.from_pandas(steps, preserve_index=False)
     steps_table = steps_table.replace_schema_metadata(
@@ -313,10 +334,11 @@ def collect(
     return runs, steps
 
 
-def ensure_summary(layout: ExperimentDir) -> bool:
-    """Rebuild the summary unless it is current; True when it was rebuilt. Raises
-    SummaryError saying why when no readable, complete summary can be left."""
-    if summary_is_current(layout):
+def ensure_summary(layout: ExperimentDir, stale: bool = False) -> bool:
+    """Rebuild the summary unless it is current (``stale``: known not to be); True when
+    it was rebuilt. Raises SummaryError saying why when no readable, complete summary
+    can be left."""
+    if not stale and summary_is_current(layout):
         return False
     try:
         collect(layout.root)

@@ -11,14 +11,24 @@ rewritten by anything else makes it stale. Checking needs no pandas or pyarrow.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import time
 from pathlib import Path
 from typing import Any
 
 from metalab_smk.store.jsonio import atomic_write_json, read_json
 from metalab_smk.store.layout import ExperimentDir
+from metalab_smk.store.validate import checked_names
 
-__all__ = ["coverage_snapshot", "stored_coverage", "summary_is_current", "write_coverage"]
+__all__ = [
+    "coverage_snapshot",
+    "current_done_ids",
+    "status_coverage",
+    "stored_coverage",
+    "summary_is_current",
+    "write_coverage",
+]
 
 
 def _listing(directory: Path) -> set[str]:
@@ -61,15 +71,19 @@ def _carries(path: Path, summary_id: str) -> bool:
     return footer is not None and summary_id.encode() in footer
 
 
-def coverage_snapshot(layout: ExperimentDir) -> tuple[dict[str, Any], set[str], set[str]]:
-    """(state, success record names, failed record names); the mtimes are read before
-    listing, so a record landing after the listing changes them."""
-    state: dict[str, Any] = {
+def _mtimes(layout: ExperimentDir) -> dict[str, Any]:
+    return {
         "runs_mtime_ns": _mtime(layout.runs_dir),
         "failed_mtime_ns": _mtime(layout.failed_dir),
         "table_mtime_ns": _mtime(layout.run_table),
         "derived_mtime_ns": _mtime(layout.derived_dir),
     }
+
+
+def coverage_snapshot(layout: ExperimentDir) -> tuple[dict[str, Any], set[str], set[str]]:
+    """(state, success record names, failed record names); the mtimes are read before
+    listing, so a record landing after the listing changes them."""
+    state = _mtimes(layout)
     done, failed = _listing(layout.runs_dir), _listing(layout.failed_dir)
     state.update(
         n_runs_files=len(done),
@@ -101,10 +115,111 @@ def stored_coverage(layout: ExperimentDir) -> dict[str, Any] | None:
     return stored
 
 
-def summary_is_current(layout: ExperimentDir) -> bool:
-    """True when the summary covers exactly the records on disk now."""
+def current_done_ids(layout: ExperimentDir) -> set[str] | None:
+    """The run IDs with a valid success record when the summary covers exactly the
+    records on disk, else None (rebuild the summary): the currency check and the
+    missing-runs scan in one listing of each directory and one stat per success record.
+    Records that are empty or changed since the summary validated them are read (a bad
+    one is quarantined, which makes the summary stale; more than a thousand make it
+    stale too). The directory times must not move during the listing."""
     stored = stored_coverage(layout)
-    if stored is None:
+    if stored is None or not isinstance(stored.get("listed_at_ns"), int):
+        return None
+    before = _mtimes(layout)
+    if any(stored.get(key) != value for key, value in before.items()):
+        return None
+    done = checked_names(layout, layout.runs_dir, stored["listed_at_ns"])
+    if done is None:
+        return None
+    state = {
+        **before,
+        "n_runs_files": len(done),
+        "n_failed_files": len(_listing(layout.failed_dir)),
+        "n_derived_files": len(_listing(layout.derived_dir)),
+    }
+    if _mtimes(layout) != before:
+        return None
+    return done if all(stored.get(key) == value for key, value in state.items()) else None
+
+
+QUIET_NS = 2_000_000_000  # a directory unchanged this long before a listing is settled
+
+
+def _settled(mtimes: dict[str, Any], listed_at_ns: Any) -> bool:
+    """Whether every time in ``mtimes`` lies well before the listing at ``listed_at_ns``:
+    then any later change gives a later time (file times are coarse: a change in the
+    same tick as the last one before the listing would keep the time)."""
+    return isinstance(listed_at_ns, int) and all(
+        value is None or value < listed_at_ns - QUIET_NS for value in mtimes.values()
+    )
+
+
+def _restamp(layout: ExperimentDir, stored: dict[str, Any], **stamps: int) -> None:
+    """Note in the coverage that a listing at ``stamps`` found the same state (best
+    effort: a read-only store keeps listing). A concurrent collect's newer coverage may
+    be overwritten; its summary files then do not match, which only costs a rebuild."""
+    stored.update(stamps)
+    with contextlib.suppress(OSError):
+        write_coverage(layout, stored)
+
+
+def _is_current(layout: ExperimentDir, stored: dict[str, Any]) -> bool:
+    mtimes = _mtimes(layout)
+    if any(stored.get(key) != value for key, value in mtimes.items()):
         return False
+    if _settled(mtimes, stored.get("checked_at_ns", stored.get("listed_at_ns"))):
+        return True  # nothing changed since a listing that saw it all: no listing needed
+    now = time.time_ns()
     state, _, _ = coverage_snapshot(layout)
-    return all(stored.get(key) == value for key, value in state.items())
+    if not all(stored.get(key) == value for key, value in state.items()):
+        return False
+    if _settled(_mtimes_of(state), now):
+        _restamp(layout, stored, checked_at_ns=now)
+    return True
+
+
+def _mtimes_of(state: dict[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in state.items() if key.endswith("_mtime_ns")}
+
+
+def summary_is_current(layout: ExperimentDir) -> bool:
+    """True when the summary covers exactly the records on disk now: the directory times
+    and the number of record files match what the summary saw. When the directories
+    have not changed since a listing that found them settled, the times alone tell."""
+    stored = stored_coverage(layout)
+    return stored is not None and _is_current(layout, stored)
+
+
+STATUS_KEYS = ("n_done", "n_stale", "failed_positions", "partial_logs", "logs_mtime_ns")
+
+
+def status_coverage(layout: ExperimentDir) -> dict[str, Any] | None:
+    """The stored coverage when ``metalab status`` can take its counts from it: the
+    summary is current, it lists the failed runs and the partial logs, and ``logs/`` has
+    not changed since (so no run started or ended); else None."""
+    stored = stored_coverage(layout)
+    if stored is None or any(stored.get(key) is None for key in STATUS_KEYS):
+        return None
+    if not _is_current(layout, stored):
+        return None
+    logs = {"logs_mtime_ns": _mtime(layout.logs_dir)}
+    if logs["logs_mtime_ns"] != stored["logs_mtime_ns"]:
+        return None
+    if _settled(logs, stored.get("logs_checked_at_ns", stored.get("logs_listed_at_ns"))):
+        return stored
+    now = time.time_ns()  # not settled yet: list the partial logs once to check
+    if _mtime(layout.logs_dir) != stored["logs_mtime_ns"]:
+        return None
+    partials = _partial_names(layout.logs_dir)
+    if partials != set(stored["partial_logs"]) or _mtime(layout.logs_dir) != logs["logs_mtime_ns"]:
+        return None
+    if _settled(logs, now):
+        _restamp(layout, stored, logs_checked_at_ns=now)
+    return stored
+
+
+def _partial_names(directory: Path) -> set[str]:
+    try:
+        return {n for n in os.listdir(directory) if n.endswith(".partial")}
+    except FileNotFoundError:
+        return set()

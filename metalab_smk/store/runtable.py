@@ -26,13 +26,25 @@ def _keys(raw: np.ndarray) -> np.ndarray:
     return halves["a"] * np.uint64(0x9E3779B97F4A7C15) + halves["b"]
 
 
+FEW = 32  # up to this many run IDs are looked up by a search, without building the index
+
+
 class RunTable:
     """Run IDs in run order; ``positions`` maps run IDs to their global run index."""
 
     def __init__(self, path: Path) -> None:
         data = path.read_bytes()
-        self.raw = np.frombuffer(data[: len(data) - len(data) % LINE], dtype=f"S{LINE}")
+        self._data = data[: len(data) - len(data) % LINE]
+        self.raw = np.frombuffer(self._data, dtype=f"S{LINE}")
         self._index: tuple[np.ndarray, np.ndarray] | None = None
+
+    def _find(self, run_id: str) -> int | None:
+        """The index of ``run_id`` by a search of the table's bytes (a line start only)."""
+        needle = f"{run_id}\n".encode()
+        start = self._data.find(needle)
+        while start >= 0 and start % LINE:
+            start = self._data.find(needle, start + 1)
+        return None if start < 0 else start // LINE
 
     def __len__(self) -> int:
         return len(self.raw)
@@ -45,14 +57,35 @@ class RunTable:
         names = [n for n in run_ids if _RUN_ID.fullmatch(n)]
         if not names or not len(self.raw):
             return {}
+        if len(names) <= FEW and self._index is None:
+            return {n: i for n in names if (i := self._find(n)) is not None}
+        wanted = np.array([f"{n}\n".encode() for n in names], dtype=f"S{LINE}")
+        rows, hit = self._lookup(wanted)
+        return {names[i]: int(rows[i]) for i in np.flatnonzero(hit)}
+
+    def count(self, run_ids: Iterable[str]) -> int:
+        """How many of the distinct ``run_ids`` are in the table (vectorised: no Python
+        object per run when all are 16 characters long, as run IDs are)."""
+        names = run_ids if isinstance(run_ids, (set, frozenset)) else set(run_ids)
+        if not names or not len(self.raw):
+            return 0
+        if (len(names) <= FEW and self._index is None) or set(map(len, names)) != {16}:
+            return len(self.positions(names))
+        try:
+            data = ("\n".join(names) + "\n").encode("ascii")
+        except UnicodeEncodeError:
+            return len(self.positions(names))
+        _, hit = self._lookup(np.frombuffer(data, dtype=f"S{LINE}"))
+        return int(np.count_nonzero(hit))
+
+    def _lookup(self, wanted: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(row of each of the ``wanted`` lines, whether it is there)."""
         if self._index is None:
             keys = _keys(self.raw)
             order = np.argsort(keys, kind="stable")
             self._index = (keys[order], order)
         sorted_keys, order = self._index
-        wanted = np.array([f"{n}\n".encode() for n in names], dtype=f"S{LINE}")
         keys = _keys(wanted)
         slots = np.minimum(np.searchsorted(sorted_keys, keys), len(sorted_keys) - 1)
         rows = order[slots]
-        hit = (sorted_keys[slots] == keys) & (self.raw[rows] == wanted)
-        return {names[i]: int(rows[i]) for i in np.flatnonzero(hit)}
+        return rows, (sorted_keys[slots] == keys) & (self.raw[rows] == wanted)

@@ -24,6 +24,7 @@ from metalab_smk.store.layout import ExperimentDir
 __all__ = [
     "STALE_TEMP_SECONDS",
     "check_record",
+    "checked_names",
     "clean_leftovers",
     "process_alive",
     "quarantine",
@@ -108,6 +109,71 @@ def valid_record_exists(layout: ExperimentDir, run_id: str) -> bool:
     return read_valid_record(layout, layout.record(run_id), run_id) is not None
 
 
+def _suspect(info: os.stat_result, horizon: int | None) -> bool:
+    """Whether a record file must be read before it counts: it is empty (a crash without
+    fsync) or changed after ``horizon`` (when the summary validated the records, less a
+    margin for coarse file times)."""
+    return info.st_size == 0 or (
+        horizon is not None and max(info.st_mtime_ns, info.st_ctime_ns) >= horizon
+    )
+
+
+def _horizon(validated_before_ns: int | None) -> int | None:
+    return None if validated_before_ns is None else validated_before_ns - 2_000_000_000
+
+
+def _scan(
+    layout: ExperimentDir,
+    directory: Path,
+    validated_before_ns: int | None,
+    max_reads: int | None = None,
+) -> tuple[set[str], bool]:
+    """(run IDs with a usable record file in ``directory``, whether the directory held
+    only good records: none vanished during the scan or was quarantined, and at most
+    ``max_reads`` had to be read; past that the scan stops)."""
+    found: set[str] = set()
+    horizon = _horizon(validated_before_ns)
+    reads, clean = 0, True
+    try:
+        fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    except FileNotFoundError:
+        return found, True
+    try:  # scandir on a descriptor: each stat is relative to it (about twice as fast)
+        for entry in os.scandir(fd):
+            if not entry.name.endswith(".json") or entry.name.startswith("."):
+                continue
+            run_id = entry.name[:-5]
+            try:
+                info = entry.stat()
+            except OSError:  # removed since the listing
+                clean = False
+                continue
+            if not _suspect(info, horizon):
+                found.add(run_id)
+                continue
+            reads += 1
+            if max_reads is not None and reads > max_reads:
+                return found, False
+            if read_valid_record(layout, directory / entry.name, run_id):
+                found.add(run_id)
+            else:
+                clean = False
+    finally:
+        os.close(fd)
+    return found, clean
+
+
+def checked_names(
+    layout: ExperimentDir, directory: Path, validated_before_ns: int, max_reads: int = 1000
+) -> set[str] | None:
+    """The run IDs of ``directory``'s records as ``valid_names`` finds them, or None when
+    the directory did not hold only good records (a file vanished or was quarantined) or
+    more than ``max_reads`` files changed since ``validated_before_ns`` (reading them is
+    the summary rebuild's job)."""
+    found, clean = _scan(layout, directory, validated_before_ns, max_reads)
+    return found if clean else None
+
+
 def valid_names(
     layout: ExperimentDir, directory: Path, validated_before_ns: int | None = None
 ) -> set[str]:
@@ -117,29 +183,7 @@ def valid_names(
     (when the summary last listed and validated the records), files changed since then
     (less a 2 s margin for coarse file times) are read and validated too, so a record
     damaged in place after the summary was built does not count either."""
-    found = set()
-    horizon = None if validated_before_ns is None else validated_before_ns - 2_000_000_000
-    try:
-        fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-    except FileNotFoundError:
-        return found
-    try:  # scandir on a descriptor: each stat is relative to it (about twice as fast)
-        for entry in os.scandir(fd):
-            if not entry.name.endswith(".json") or entry.name.startswith("."):
-                continue
-            run_id = entry.name[:-5]
-            try:
-                info = entry.stat()
-            except OSError:
-                continue
-            suspect = info.st_size == 0 or (
-                horizon is not None and max(info.st_mtime_ns, info.st_ctime_ns) >= horizon
-            )
-            if not suspect or read_valid_record(layout, directory / entry.name, run_id):
-                found.add(run_id)
-    finally:
-        os.close(fd)
-    return found
+    return _scan(layout, directory, validated_before_ns)[0]
 
 
 def process_alive(pid: int) -> bool:
@@ -164,9 +208,14 @@ def _stale_temp(entry: os.DirEntry[str], now: float) -> bool:
     return age > STALE_TEMP_SECONDS and not process_alive(int(match.group(1)))
 
 
-def clean_leftovers(layout: ExperimentDir) -> list[Path]:
+def clean_leftovers(layout: ExperimentDir, logs: dict[str, Any] | None = None) -> list[Path]:
     """Remove temporary files of dead writers (older than STALE_TEMP_SECONDS, whose pid
-    is not alive on this host) and empty ``.partial`` logs; return what was removed."""
+    is not alive on this host) and empty ``.partial`` logs; return what was removed.
+
+    ``logs`` receives what the scan of ``logs/`` saw, for the summary's coverage:
+    ``mtime_ns`` (the directory's time before the scan; None when the scan removed a
+    file), ``partials`` (the names of the ``.partial`` logs kept) and ``listed_at_ns``
+    (when the scan began)."""
     now = time.time()
     removed: list[Path] = []
     for directory in (
@@ -182,13 +231,26 @@ def clean_leftovers(layout: ExperimentDir) -> list[Path]:
                     with contextlib.suppress(OSError):
                         os.unlink(entry.path)
                         removed.append(Path(entry.path))
+    listed_at = time.time_ns()
+    try:
+        mtime: int | None = os.stat(layout.logs_dir).st_mtime_ns
+    except OSError:
+        mtime = None
+    partials: list[str] = []
+    removed_logs = len(removed)
     with contextlib.suppress(OSError), os.scandir(layout.logs_dir) as entries:
         for entry in entries:
             if not entry.name.endswith(".partial"):
                 continue
+            partials.append(entry.name)
             with contextlib.suppress(OSError):
                 info = entry.stat()
                 if info.st_size == 0 and now - info.st_mtime > STALE_PARTIAL_SECONDS:
                     os.unlink(entry.path)
                     removed.append(Path(entry.path))
+                    partials.pop()
+    if logs is not None:
+        logs["mtime_ns"] = mtime if len(removed) == removed_logs else None
+        logs["partials"] = partials
+        logs["listed_at_ns"] = listed_at
     return removed

@@ -31,6 +31,7 @@ from metalab_smk.core.experiment import Experiment
 from metalab_smk.errors import SweepBusyError, SweepError, SweepInterrupted, UsageError
 from metalab_smk.results.derived import normalise_functions
 from metalab_smk.slurm.array import QueuePolling
+from metalab_smk.store.coverage import current_done_ids
 from metalab_smk.store.jsonio import read_json
 from metalab_smk.store.layout import ExperimentDir
 from metalab_smk.store.locate import shown
@@ -119,7 +120,8 @@ class RunHandle:
         self._done = threading.Event()
         self.returncode: int | None = None
         self.summary_error: str | None = None  # set when no complete summary could be left
-        self._summary_checked = summary_checked  # a no-op start has just ensured it
+        # a no-op start: it has just checked the summary and found every run done
+        self._summary_checked = summary_checked
         self._skipped = list(skipped or [])
         self._watcher: EventWatcher | None = None
         if progress is not None or on_event is not None:
@@ -238,7 +240,7 @@ class RunHandle:
             except Exception as exc:
                 self.error = f"the summary could not be written: {_reason(exc)}"
                 self.summary_error = self.error
-            if self.error is None:
+            if self.error is None and not self._summary_checked:  # a no-op: nothing failed
                 self.error = failure_cause(self.layout, self.returncode)
             if self.error is not None and self._stopping:
                 self.error = f"the sweep was stopped: {self.error}"
@@ -426,8 +428,6 @@ def start(
     (``tie_to_parent="head"``: the SLURM plugin then cancels its jobs). Snakemake left
     running by a metalab process that was killed is ended first (SIGTERM, then SIGKILL
     after a minute)."""
-    from metalab_smk.results.summary import ensure_summary
-
     executor = as_executor(executor)
     lock = lock or RunnerLock(layout)
     missing: list[int] | None = None
@@ -435,10 +435,17 @@ def start(
         layout.stop_request.unlink(missing_ok=True)
         total = layout.count_runs()
         if resume:
-            # a rebuild validates the records it has not seen and stats every one (bad
-            # ones are quarantined); otherwise the missing-runs scan does that stat pass
-            rebuilt = ensure_summary(layout)
-            missing = missing_indices(layout, scan=not rebuilt)
+            # one stat pass checks the summary and finds the missing runs; else the
+            # summary is rebuilt, which validates the records it has not seen and stats
+            # every one (bad ones are quarantined), so no second scan is needed
+            done = current_done_ids(layout)
+            if done is not None:
+                missing = [i for i, rid in enumerate(layout.read_run_ids()) if rid not in done]
+            else:
+                from metalab_smk.results.summary import ensure_summary
+
+                ensure_summary(layout, stale=True)
+                missing = missing_indices(layout, scan=False)
         nothing_to_do = resume and not missing
     except BaseException:
         lock.release()
@@ -458,7 +465,7 @@ def start(
             display,
             on_event=on_event,
             derived_metrics=derived_metrics,
-            skipped=_done_ids(layout),
+            skipped=layout.read_run_ids(),  # every run has a valid record
             summary_checked=True,
         )
     if array_in_flight(layout):

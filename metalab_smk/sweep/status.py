@@ -13,11 +13,13 @@ import datetime as _dt
 import os
 import re
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from metalab_smk.job.exits import disk_full
 from metalab_smk.job.runlog import read_header
 from metalab_smk.slurm import scheduler
+from metalab_smk.store.coverage import status_coverage
 from metalab_smk.store.jsonio import read_json
 from metalab_smk.store.layout import ExperimentDir
 from metalab_smk.store.locate import shown
@@ -232,13 +234,21 @@ def sweep_status(
     table = RunTable(layout.run_table)
     if verify:
         _verify(layout, table)
-    done_names = layout.done_ids()
-    failed_names = layout.failed_ids() - done_names
-    done_current = table.positions(done_names)
-    failed_current_ids = table.positions(failed_names)
+    counted = None if verify else status_coverage(layout)
+    if counted is not None:  # the summary's listing still holds: no listing needed
+        n_done, stale = counted["n_done"], counted["n_stale"]
+        failed_current_ids = dict(counted["failed_positions"])
+        partials = _newest_partials(layout, counted["partial_logs"])
+        in_progress = table.positions(rid for rid in partials if not layout.record(rid).exists())
+    else:
+        done_names = layout.done_ids()
+        failed_names = layout.failed_ids() - done_names
+        n_done = table.count(done_names)
+        failed_current_ids = table.positions(failed_names)
+        stale = len(done_names) - n_done + len(failed_names) - len(failed_current_ids)
+        partials = layout.partial_logs()
+        in_progress = table.positions(partials.keys() - done_names)
     position = {**failed_current_ids}
-    partials = layout.partial_logs()
-    in_progress = table.positions(partials.keys() - done_names)
     position.update(in_progress)
     failed_ids = set(failed_current_ids)
     markers = {rid: read_header(partials[rid]) for rid in in_progress}
@@ -285,13 +295,28 @@ def sweep_status(
         ),
         directory=os.path.relpath(layout.root),
         total=len(table),
-        done=len(done_current),
+        done=n_done,
         failed=len(failed_current),
         running=len(running),
-        pending=len(table) - len(done_current) - len(failed_current) - len(running),
-        stale=len(done_names) - len(done_current) + len(failed_names) - len(failed_current_ids),
+        pending=len(table) - n_done - len(failed_current) - len(running),
+        stale=stale,
         failed_runs=failed_runs,
     )
+
+
+def _newest_partials(layout: ExperimentDir, names: list[str]) -> dict[str, Path]:
+    """``layout.partial_logs()`` restricted to the partial logs ``names``."""
+    newest: dict[str, tuple[float, Path]] = {}
+    for name in names:
+        run_id = name.partition("_run.log.")[0]
+        path = layout.logs_dir / name
+        try:
+            mtime = path.stat().st_mtime
+        except OSError:
+            continue
+        if run_id not in newest or mtime > newest[run_id][0]:
+            newest[run_id] = (mtime, path)
+    return {run_id: path for run_id, (_, path) in newest.items()}
 
 
 def _earliest(
