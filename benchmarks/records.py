@@ -5,12 +5,14 @@ and its directory), compiling a 10^6-run grid, `metalab status` on it, and (with
 Each step runs in a fresh process; peak memory is its maximum resident set.
 
     python benchmarks/records.py [--runs 1000000] [--records 300] [--huge]
+        [--resume 100000] [--with-records]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import resource
 import shutil
 import subprocess
 import sys
@@ -93,30 +95,19 @@ RESUME = textwrap.dedent(
     from exp import exp
     results = metalab.run(exp, store="store", verbose=False).result()
     elapsed = time.perf_counter() - start
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(json.dumps({"seconds": elapsed, "peak_mb": peak, "rows": len(results)}))
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    peak, cpu = usage.ru_maxrss / 1024, usage.ru_utime + usage.ru_stime
+    print(json.dumps({"seconds": elapsed, "cpu": cpu, "peak_mb": peak, "rows": len(results)}))
     """
 )
 
 
 def _fake_records(directory: Path) -> int:
-    """A success record for every run of the compiled experiment (no fsync: setup only)."""
-    from metalab_smk.store.jsonio import atomic_write_json
-    from metalab_smk.store.layout import ExperimentDir
+    """A success record and a run log for every run of the compiled experiment, in the
+    real format (benchmarks/fake_records.py; setup only, no fsync)."""
+    from fake_records import write_records
 
-    layout = ExperimentDir.at(directory / "store" / "big+1")
-    for index, run_id in enumerate(layout.read_run_ids()):
-        record = {
-            "run_id": run_id,
-            "experiment_id": "big:1",
-            "status": "success",
-            "run_index": index,
-            "duration_ms": 1,
-            "params_resolved": {"i": index},
-            "metrics": {"y": 1},
-        }
-        atomic_write_json(layout.record(run_id), record, indent=None, durable=False)
-    return layout.count_runs()
+    return write_records(directory / "store" / "big+1")
 
 
 def _resume(directory: Path) -> dict:
@@ -128,9 +119,11 @@ def _resume(directory: Path) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def _status_seconds(directory: Path) -> tuple[float, str]:
-    """Wall time of the `metalab status` command (a fresh process, imports included)."""
+def _status(directory: Path) -> dict:
+    """Wall and CPU time of the `metalab status` command (a fresh process, imports
+    included) and its first output line."""
     exp_dir = directory / "store" / "big+1"
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     done = subprocess.run(
         [sys.executable, "-m", "metalab_smk.cli", "status", str(exp_dir)],
@@ -138,9 +131,25 @@ def _status_seconds(directory: Path) -> tuple[float, str]:
         text=True,
     )
     elapsed = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if done.returncode != 0:
         raise SystemExit(f"status failed:\n{done.stderr[-3000:]}")
-    return elapsed, done.stdout.splitlines()[0]
+    cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+    return {"seconds": elapsed, "cpu": cpu, "line": done.stdout.splitlines()[0]}
+
+
+def _collect(directory: Path) -> dict:
+    """Wall and CPU time of the first full summary (reads every record once)."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    start = time.perf_counter()
+    subprocess.run(
+        [sys.executable, "-m", "metalab_smk.results.summary", "--quiet", "store/big+1"],
+        cwd=directory,
+        check=True,
+    )
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+    return {"seconds": time.perf_counter() - start, "cpu": cpu}
 
 
 def main() -> None:
@@ -150,6 +159,12 @@ def main() -> None:
     parser.add_argument("--huge", action="store_true", help="also compile 10^7 runs")
     parser.add_argument(
         "--resume", type=int, default=0, help="also time a no-op resume over N finished runs"
+    )
+    parser.add_argument(
+        "--with-records",
+        action="store_true",
+        help="also time `metalab status` with a success record for every run (writes "
+        "--runs records and logs: about 3 minutes and 8 GB of small files at 10^6)",
     )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="metalab-records-") as tmp:
@@ -167,20 +182,40 @@ def main() -> None:
             f"{row['cpu']:.2f} s CPU, peak {row['peak_mb']:.0f} MB (targets < 10 s, < 500 MB); "
             f"run table {row['table_mb']:.0f} MB"
         )
-        _status_seconds(directory)  # warm the page cache once
-        seconds, line = _status_seconds(directory)
-        print(f"metalab status on {row['runs']:,} runs: {seconds:.2f} s (target < 2 s): {line}")
+        _status(directory)  # warm the page cache once
+        status = _status(directory)
+        print(
+            f"metalab status on {row['runs']:,} runs without records: {status['seconds']:.2f} s "
+            f"wall, {status['cpu']:.2f} s CPU (target < 2 s): {status['line']}"
+        )
+        if args.with_records:
+            start = time.perf_counter()
+            written = _fake_records(directory)
+            print(f"wrote {written:,} records and run logs in {time.perf_counter() - start:.0f} s")
+            built = _collect(directory)
+            print(
+                f"first summary of {written:,} records: {built['seconds']:.1f} s wall, "
+                f"{built['cpu']:.1f} s CPU"
+            )
+            for attempt in (1, 2):
+                status = _status(directory)
+                print(
+                    f"metalab status on {written:,} runs with records ({attempt}): "
+                    f"{status['seconds']:.2f} s wall, {status['cpu']:.2f} s CPU "
+                    f"(target < 2 s): {status['line']}"
+                )
         if args.resume:
             shutil.rmtree(directory / "store")
             _compile(directory, f"i=range({args.resume})")
             _fake_records(directory)
             first = _resume(directory)  # validates every record once, builds the summary
+            second = _resume(directory)  # reads the records that landed just before it
             again = _resume(directory)
             print(
                 f"metalab.run(...).result() over {args.resume:,} finished runs: first "
                 f"{first['seconds']:.2f} s (validates and summarises every record), "
-                f"no-op resume {again['seconds']:.2f} s, peak {again['peak_mb']:.0f} MB "
-                "(target < 2 s)"
+                f"second {second['seconds']:.2f} s, no-op resume {again['seconds']:.2f} s wall, "
+                f"{again['cpu']:.2f} s CPU, peak {again['peak_mb']:.0f} MB (target < 2 s)"
             )
         if args.huge:
             shutil.rmtree(directory / "store")

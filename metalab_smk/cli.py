@@ -137,15 +137,17 @@ def _cmd_status(args: argparse.Namespace) -> int:
     from metalab_smk.sweep.status import sweep_status
 
     layout = _locate(args)
-    status = sweep_status(layout, verify=args.verify)
-    if not summary_is_current(layout):  # pandas is imported only to rebuild it
+    status = sweep_status(layout, verify=True) if args.verify else None
+    if not summary_is_current(layout, note=True):  # pandas is imported only to rebuild it
         from metalab_smk.results.summary import ensure_summary
 
         try:
-            ensure_summary(layout)  # validates new records: count again
-            status = sweep_status(layout)
+            ensure_summary(layout)  # validates new records: count after it
+            status = None
         except MetalabError as exc:  # e.g. a read-only store: the counts still hold
             print(f"metalab status: warning: {exc}", file=sys.stderr)
+    if status is None:
+        status = sweep_status(layout, note=True)
     print(status.as_text(every_run=args.all))
     if layout.head_file.is_file():
         head = read_json(layout.head_file)

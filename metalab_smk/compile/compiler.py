@@ -9,6 +9,8 @@ is unchanged are not rewritten, so recompiling touches nothing Snakemake looks a
 from __future__ import annotations
 
 import ast
+import hashlib
+import itertools
 import os
 import shlex
 import shutil
@@ -29,7 +31,6 @@ from metalab_smk.compile.fingerprints import (
 )
 from metalab_smk.compile.reader import PARAMS_STUB, read_compiled
 from metalab_smk.core.experiment import Experiment
-from metalab_smk.core.identity import sha16
 from metalab_smk.core.plan import Plan
 from metalab_smk.core.values import utc_now
 from metalab_smk.errors import ShippingError
@@ -89,45 +90,91 @@ def _same_content(path: Path, other: Path) -> bool:
         return False
 
 
+CHUNK = 65536  # cases hashed and written per step
+
+
+def _case_keys(chunk: list[str]) -> bytes:
+    """8 bytes per case ID (the duplicate check compares these)."""
+    joined = "".join(chunk)
+    if len(joined) == 16 * len(chunk):
+        try:
+            return bytes.fromhex(joined)
+        except ValueError:
+            pass
+    return array("Q", [int(case_id, 16) for case_id in chunk]).tobytes()
+
+
+def _table_is_current(layout: ExperimentDir, key: str, n_runs: int) -> bool:
+    """Whether the run table was written for ``key`` and has not been touched since."""
+    try:
+        stored = read_json(layout.run_table_key)
+        info = layout.run_table.stat()
+    except (OSError, ValueError):
+        return False
+    return (
+        isinstance(stored, dict)
+        and stored.get("key") == key
+        and info.st_size == n_runs * 17
+        and stored.get("size") == info.st_size
+        and stored.get("mtime_ns") == info.st_mtime_ns
+    )
+
+
 def write_run_table(layout: ExperimentDir, plan: Plan) -> int:
     """Stream the run table to disk (one pass over the param source, memory bounded by
     8 bytes per case for the duplicate check) and return the number of runs. The file is
-    replaced only when its content changed. Raises DuplicateRunError."""
+    replaced only when its content changed. Raises DuplicateRunError.
+
+    When the param source has a ``table_key`` (a digest of everything the run IDs are
+    made of), the table is written once per key: a recompile of the same sweep only
+    checks that the table is the one written for it."""
     import numpy as np
 
+    n_runs = plan.n_cases * plan.replicates
+    key = plan.table_key()
+    if key is not None and _table_is_current(layout, key, n_runs):
+        return n_runs
     target = layout.run_table
     target.parent.mkdir(parents=True, exist_ok=True)
+    layout.run_table_key.unlink(missing_ok=True)
     tmp = Path(temp_path(str(target)))
-    case_ids = array("Q")
-    seed_fps = [plan.seed_fp(r) for r in range(plan.replicates)]
+    keys = bytearray()
+    sha = hashlib.sha256
     prefix = plan._id_prefix
+    tails = [f'","seed_fp":"{plan.seed_fp(r)}"}}' for r in range(plan.replicates)]
     try:
         with open(tmp, "w", encoding="ascii") as out:
-            lines: list[str] = []
-            for case_id in plan.source.case_ids():
-                case_ids.append(int(case_id, 16))
-                lines.extend(
-                    sha16(f'{prefix}{case_id}","seed_fp":"{seed_fp}"}}') + "\n"
-                    for seed_fp in seed_fps
-                )
-                if len(lines) >= 65536:
-                    out.write("".join(lines))
-                    lines.clear()
-            out.write("".join(lines))
+            case_ids = plan.source.case_ids()
+            while chunk := list(itertools.islice(case_ids, CHUNK)):
+                keys += _case_keys(chunk)
+                lines = [
+                    sha(f"{prefix}{case_id}{tail}".encode()).hexdigest()[:16]
+                    for case_id in chunk
+                    for tail in tails
+                ]
+                lines.append("")
+                out.write("\n".join(lines))
             out.flush()
             os.fsync(out.fileno())
-        ids = np.frombuffer(case_ids, dtype=np.uint64)
-        del case_ids
+        ids = np.frombuffer(keys, dtype=np.uint64)
         ordered = np.sort(ids)
+        del ids, keys
         if len(ordered) > 1 and bool((ordered[1:] == ordered[:-1]).any()):
-            del ordered, ids
+            del ordered
             plan.check_unique()  # the slow path, only to name the duplicates
         if not _same_content(tmp, target):
             os.replace(tmp, target)
     finally:
         if tmp.exists():
             tmp.unlink()
-    return plan.n_cases * plan.replicates
+    if key is not None:
+        info = target.stat()
+        atomic_write_json(
+            layout.run_table_key,
+            {"key": key, "size": info.st_size, "mtime_ns": info.st_mtime_ns},
+            indent=None,
+        )
+    return n_runs
 
 
 def _git_commit(directory: Path) -> str | None:

@@ -18,6 +18,8 @@ from metalab_smk.errors import DuplicateRunError
 
 __all__ = ["Plan", "PlannedRun"]
 
+TABLE_FORMAT = 1  # bump when the way run IDs are computed changes
+
 
 @dataclass(frozen=True)
 class PlannedRun:
@@ -69,6 +71,17 @@ class Plan:
             cached = seed_fingerprint(self.root_seed, replicate_index)
             self._seed_fps[replicate_index] = cached
         return cached
+
+    def table_key(self) -> str | None:
+        """A digest of everything the run table is computed from (None when the param
+        source cannot give one cheaply): equal keys give equal run tables."""
+        source_key = self.source.table_key()
+        if source_key is None:
+            return None
+        seeds = ",".join(self.seed_fp(r) for r in range(self.replicates))
+        return sha16(
+            f"run table {TABLE_FORMAT}\n{self._id_prefix}\n{seeds}\n{self.n_cases}\n{source_key}"
+        )
 
     def make_run_id(self, params_fp: str, replicate_index: int) -> str:
         return sha16(f'{self._id_prefix}{params_fp}","seed_fp":"{self.seed_fp(replicate_index)}"}}')

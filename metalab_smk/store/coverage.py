@@ -26,6 +26,7 @@ __all__ = [
     "current_done_ids",
     "status_coverage",
     "stored_coverage",
+    "validated_before",
     "summary_is_current",
     "write_coverage",
 ]
@@ -115,22 +116,34 @@ def stored_coverage(layout: ExperimentDir) -> dict[str, Any] | None:
     return stored
 
 
+def validated_before(stored: dict[str, Any]) -> int | None:
+    """When the records were last all validated: the summary's listing, or a later scan
+    that read every record changed since (``validated_at_ns``)."""
+    times = [stored.get(key) for key in ("listed_at_ns", "validated_at_ns")]
+    valid = [value for value in times if isinstance(value, int)]
+    return max(valid) if valid else None
+
+
 def current_done_ids(layout: ExperimentDir) -> set[str] | None:
     """The run IDs with a valid success record when the summary covers exactly the
     records on disk, else None (rebuild the summary): the currency check and the
     missing-runs scan in one listing of each directory and one stat per success record.
-    Records that are empty or changed since the summary validated them are read (a bad
-    one is quarantined, which makes the summary stale; more than a thousand make it
-    stale too). The directory times must not move during the listing."""
+    Records that are empty or changed since they were last validated are read (a bad
+    one is quarantined, which makes the summary stale; more than ten thousand make it
+    stale too); when all were good, the scan's time is noted so they are not read again.
+    The directory times must not move during the listing."""
     stored = stored_coverage(layout)
-    if stored is None or not isinstance(stored.get("listed_at_ns"), int):
+    since = None if stored is None else validated_before(stored)
+    if stored is None or since is None:
         return None
     before = _mtimes(layout)
     if any(stored.get(key) != value for key, value in before.items()):
         return None
-    done = checked_names(layout, layout.runs_dir, stored["listed_at_ns"])
-    if done is None:
+    began = time.time_ns()
+    checked = checked_names(layout, layout.runs_dir, since)
+    if checked is None:
         return None
+    done, reads = checked
     state = {
         **before,
         "n_runs_files": len(done),
@@ -139,7 +152,11 @@ def current_done_ids(layout: ExperimentDir) -> set[str] | None:
     }
     if _mtimes(layout) != before:
         return None
-    return done if all(stored.get(key) == value for key, value in state.items()) else None
+    if not all(stored.get(key) == value for key, value in state.items()):
+        return None
+    if reads:
+        _restamp(layout, stored, validated_at_ns=began)
+    return done
 
 
 QUIET_NS = 2_000_000_000  # a directory unchanged this long before a listing is settled
@@ -163,7 +180,7 @@ def _restamp(layout: ExperimentDir, stored: dict[str, Any], **stamps: int) -> No
         write_coverage(layout, stored)
 
 
-def _is_current(layout: ExperimentDir, stored: dict[str, Any]) -> bool:
+def _is_current(layout: ExperimentDir, stored: dict[str, Any], note: bool) -> bool:
     mtimes = _mtimes(layout)
     if any(stored.get(key) != value for key, value in mtimes.items()):
         return False
@@ -173,7 +190,7 @@ def _is_current(layout: ExperimentDir, stored: dict[str, Any]) -> bool:
     state, _, _ = coverage_snapshot(layout)
     if not all(stored.get(key) == value for key, value in state.items()):
         return False
-    if _settled(_mtimes_of(state), now):
+    if note and _settled(_mtimes_of(state), now):
         _restamp(layout, stored, checked_at_ns=now)
     return True
 
@@ -182,25 +199,28 @@ def _mtimes_of(state: dict[str, Any]) -> dict[str, Any]:
     return {key: value for key, value in state.items() if key.endswith("_mtime_ns")}
 
 
-def summary_is_current(layout: ExperimentDir) -> bool:
+def summary_is_current(layout: ExperimentDir, note: bool = False) -> bool:
     """True when the summary covers exactly the records on disk now: the directory times
     and the number of record files match what the summary saw. When the directories
-    have not changed since a listing that found them settled, the times alone tell."""
+    have not changed since a listing that found them settled, the times alone tell;
+    ``note``: a listing that finds them settled is noted in the coverage (a write: not
+    for readers that must leave the store untouched, like the dashboard)."""
     stored = stored_coverage(layout)
-    return stored is not None and _is_current(layout, stored)
+    return stored is not None and _is_current(layout, stored, note)
 
 
 STATUS_KEYS = ("n_done", "n_stale", "failed_positions", "partial_logs", "logs_mtime_ns")
 
 
-def status_coverage(layout: ExperimentDir) -> dict[str, Any] | None:
+def status_coverage(layout: ExperimentDir, note: bool = False) -> dict[str, Any] | None:
     """The stored coverage when ``metalab status`` can take its counts from it: the
     summary is current, it lists the failed runs and the partial logs, and ``logs/`` has
-    not changed since (so no run started or ended); else None."""
+    not changed since (so no run started or ended); else None. ``note`` as in
+    ``summary_is_current``."""
     stored = stored_coverage(layout)
     if stored is None or any(stored.get(key) is None for key in STATUS_KEYS):
         return None
-    if not _is_current(layout, stored):
+    if not _is_current(layout, stored, note):
         return None
     logs = {"logs_mtime_ns": _mtime(layout.logs_dir)}
     if logs["logs_mtime_ns"] != stored["logs_mtime_ns"]:
@@ -213,7 +233,7 @@ def status_coverage(layout: ExperimentDir) -> dict[str, Any] | None:
     partials = _partial_names(layout.logs_dir)
     if partials != set(stored["partial_logs"]) or _mtime(layout.logs_dir) != logs["logs_mtime_ns"]:
         return None
-    if _settled(logs, now):
+    if note and _settled(logs, now):
         _restamp(layout, stored, logs_checked_at_ns=now)
     return stored
 

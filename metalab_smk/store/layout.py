@@ -61,6 +61,11 @@ class ExperimentDir:
         return self.meta_dir / "run_ids.txt"
 
     @property
+    def run_table_key(self) -> Path:
+        """What the run table was written for (compile/compiler.py: write_run_table)."""
+        return self.meta_dir / "run_ids.key"
+
+    @property
     def runs_dir(self) -> Path:
         return self.root / "runs"
 

@@ -127,17 +127,17 @@ def _scan(
     directory: Path,
     validated_before_ns: int | None,
     max_reads: int | None = None,
-) -> tuple[set[str], bool]:
+) -> tuple[set[str], bool, int]:
     """(run IDs with a usable record file in ``directory``, whether the directory held
     only good records: none vanished during the scan or was quarantined, and at most
-    ``max_reads`` had to be read; past that the scan stops)."""
+    ``max_reads`` had to be read (past that the scan stops), how many were read)."""
     found: set[str] = set()
     horizon = _horizon(validated_before_ns)
     reads, clean = 0, True
     try:
         fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
     except FileNotFoundError:
-        return found, True
+        return found, True, 0
     try:  # scandir on a descriptor: each stat is relative to it (about twice as fast)
         for entry in os.scandir(fd):
             if not entry.name.endswith(".json") or entry.name.startswith("."):
@@ -153,25 +153,25 @@ def _scan(
                 continue
             reads += 1
             if max_reads is not None and reads > max_reads:
-                return found, False
+                return found, False, reads
             if read_valid_record(layout, directory / entry.name, run_id):
                 found.add(run_id)
             else:
                 clean = False
     finally:
         os.close(fd)
-    return found, clean
+    return found, clean, reads
 
 
 def checked_names(
-    layout: ExperimentDir, directory: Path, validated_before_ns: int, max_reads: int = 1000
-) -> set[str] | None:
-    """The run IDs of ``directory``'s records as ``valid_names`` finds them, or None when
-    the directory did not hold only good records (a file vanished or was quarantined) or
-    more than ``max_reads`` files changed since ``validated_before_ns`` (reading them is
-    the summary rebuild's job)."""
-    found, clean = _scan(layout, directory, validated_before_ns, max_reads)
-    return found if clean else None
+    layout: ExperimentDir, directory: Path, validated_before_ns: int, max_reads: int = 10_000
+) -> tuple[set[str], int] | None:
+    """(the run IDs of ``directory``'s records as ``valid_names`` finds them, how many
+    files were read), or None when the directory did not hold only good records (a file
+    vanished or was quarantined) or more than ``max_reads`` files changed since
+    ``validated_before_ns`` (reading them is the summary rebuild's job)."""
+    found, clean, reads = _scan(layout, directory, validated_before_ns, max_reads)
+    return (found, reads) if clean else None
 
 
 def valid_names(

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from metalab_smk.errors import ExecutorError
-from metalab_smk.store.coverage import stored_coverage
+from metalab_smk.store.coverage import stored_coverage, validated_before
 from metalab_smk.store.jsonio import atomic_write_text, read_json
 from metalab_smk.store.layout import ExperimentDir
 from metalab_smk.store.validate import valid_names
@@ -100,7 +100,7 @@ def missing_indices(layout: ExperimentDir, scan: bool = True) -> list[int]:
     pass False."""
     if scan:
         coverage = stored_coverage(layout) or {}
-        done = valid_names(layout, layout.runs_dir, coverage.get("listed_at_ns"))
+        done = valid_names(layout, layout.runs_dir, validated_before(coverage))
     else:
         done = layout.done_ids()
     return [i for i, rid in enumerate(layout.read_run_ids()) if rid not in done]

@@ -226,15 +226,19 @@ def sweep_status(
     with_errors: bool = True,
     verify: bool = False,
     experiment_id: str | None = None,
+    note: bool = False,
 ) -> SweepStatus:
     """Done / running / failed / pending over the run table of ``layout``.
 
     With ``verify`` every record is read and validated first (bad ones are quarantined,
-    so their runs count as pending and plain ``snakemake`` recomputes them)."""
+    so their runs count as pending and plain ``snakemake`` recomputes them). Without it,
+    the counts come from the summary's coverage when nothing changed since it was
+    written (no directory listing); ``note`` lets that check write what it verified
+    into the coverage (``store/coverage.py``)."""
     table = RunTable(layout.run_table)
     if verify:
         _verify(layout, table)
-    counted = None if verify else status_coverage(layout)
+    counted = None if verify else status_coverage(layout, note)
     if counted is not None:  # the summary's listing still holds: no listing needed
         n_done, stale = counted["n_done"], counted["n_stale"]
         failed_current_ids = dict(counted["failed_positions"])

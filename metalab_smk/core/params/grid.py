@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import json
 from collections.abc import Iterator
@@ -15,7 +16,7 @@ from metalab_smk.errors import ParamError
 __all__ = ["GridSource", "grid"]
 
 _CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"))
-_PLAIN = (int, str, bool, type(None))
+_PLAIN = frozenset((int, str, bool, type(None)))
 
 
 def _as_value_list(name: str, values: Any) -> list[Any]:
@@ -45,10 +46,18 @@ def _as_value_list(name: str, values: Any) -> list[Any]:
         ) from None
     if not items:
         raise ParamError(f"grid({name}=[]): the value list is empty; give at least one value.")
-    for position, item in enumerate(items):
-        if type(item) not in _PLAIN:  # ints, strings, bools and None always encode
-            check_value(item, f"{name}[{position}]")
+    if not set(map(type, items)) <= _PLAIN:  # ints, strings, bools and None always encode
+        for position, item in enumerate(items):
+            if type(item) not in _PLAIN:
+                check_value(item, f"{name}[{position}]")
     return items
+
+
+def _values_json(items: list[Any]) -> list[str]:
+    """Canonical JSON text of each value (a whole axis of ints in one pass)."""
+    if set(map(type, items)) == {int}:
+        return list(map(repr, items))
+    return [_value_json(v) for v in items]
 
 
 def _value_json(value: Any) -> str:
@@ -73,7 +82,7 @@ class GridSource(ParamSource):
             self._size *= len(items)
         # canonical JSON of each key and value, so a case's ID is one join and one hash
         self._key_json = [json.dumps(key) + ":" for key in self._keys]
-        self._value_json = [[_value_json(v) for v in items] for items in self._values]
+        self._value_json = [_values_json(items) for items in self._values]
 
     def _make(self, digits: tuple[int, ...]) -> ParamCase:
         params = {key: self._values[k][digits[k]] for k, key in enumerate(self._keys)}
@@ -98,12 +107,29 @@ class GridSource(ParamSource):
             yield self._make(digits)
 
     def case_ids(self) -> Iterator[str]:
-        """Every case ID in order, without building the cases (what a run table needs)."""
-        columns = [
-            [self._key_json[k] + text for text in texts] for k, texts in enumerate(self._value_json)
-        ]
-        for parts in itertools.product(*columns):
-            yield sha16("{" + ",".join(parts) + "}")
+        """Every case ID in order, without building the cases (what a run table needs):
+        ``sha16`` of ``{"key":value,...}``, hashed from pre-encoded parts."""
+        sha = hashlib.sha256
+        columns = []
+        for k, texts in enumerate(self._value_json):
+            head = ("{" if k == 0 else "") + self._key_json[k]
+            tail = "}" if k == len(self._keys) - 1 else ""
+            columns.append([f"{head}{text}{tail}".encode() for text in texts])
+        if len(columns) == 1:
+            return (sha(text).hexdigest()[:16] for text in columns[0])
+        return (sha(b",".join(parts)).hexdigest()[:16] for parts in itertools.product(*columns))
+
+    def table_key(self) -> str | None:
+        """The digest of the canonical JSON of every key and value (the case IDs are
+        hashed from nothing else); None for a subclass that computes them otherwise."""
+        if type(self).case_ids is not GridSource.case_ids:
+            return None
+        digest = hashlib.sha256(b"GridSource:1\n")
+        for key_json, texts in zip(self._key_json, self._value_json, strict=True):
+            digest.update(f"{len(texts)}:{key_json}\n".encode())
+            digest.update("\n".join(texts).encode())  # JSON texts hold no raw newline
+            digest.update(b"\n")
+        return digest.hexdigest()
 
     def to_manifest(self) -> dict[str, Any]:
         return {"type": self.manifest_type, "spec": self.spec, "total_cases": self._size}

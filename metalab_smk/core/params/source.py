@@ -68,6 +68,12 @@ class ParamSource:
         """Every case ID in order (sources may compute them without building cases)."""
         return (case.case_id for case in self)
 
+    def table_key(self) -> str | None:
+        """A digest of everything the case IDs are computed from, when the source can
+        give one without building its cases (then an unchanged recompile need not
+        recompute the run table); None otherwise."""
+        return None
+
     def to_manifest(self) -> dict[str, Any]:
         raise NotImplementedError
 
