@@ -243,3 +243,17 @@ def test_array_command_runs_setup_lines_and_extra_sbatch(tmp_path) -> None:
     wrapped = argv[-1]
     assert wrapped.startswith("module load gcc/12 && export A=1 && ")
     assert wrapped.endswith("-m metalab_smk.worker task 20260101T000000")
+
+
+def test_job_ids_of_a_directory_come_from_snakemakes_log_and_the_array_log(tmp_path) -> None:
+    from metalab_smk.store.layout import ExperimentDir
+    from metalab_smk.sweep.status import slurm_job_ids
+
+    layout = ExperimentDir.at(tmp_path)
+    assert slurm_job_ids(layout) == set()
+    layout.snakemake_log.parent.mkdir(parents=True, exist_ok=True)
+    layout.snakemake_log.write_text(
+        "Job 3 has been submitted with SLURM jobid 41 (log: .snakemake/slurm_logs/x.log).\n"
+    )
+    layout.array_log.write_text("metalab: submitted SLURM array job 57 (4 tasks)\n")
+    assert slurm_job_ids(layout) == {"41", "57"}

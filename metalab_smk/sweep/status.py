@@ -173,16 +173,20 @@ def _clip(line: str, width: int = 80) -> str:
     return line if len(line) <= width else line[: width - 3] + "..."
 
 
-_SUBMITTED = re.compile(r"submitted with SLURM jobid (\d+)")
+_SUBMITTED = re.compile(r"submitted with SLURM jobid (\d+)|submitted SLURM array job (\d+)")
 
 
 def slurm_job_ids(layout: ExperimentDir) -> set[str]:
-    """The SLURM jobs Snakemake submitted for this directory (it logs each one)."""
-    try:
-        text = layout.snakemake_log.read_text(errors="replace")
-    except OSError:
-        return set()
-    return set(_SUBMITTED.findall(text))
+    """The SLURM jobs submitted for this directory: Snakemake's (it logs each one) and
+    the job array of the latest ``metalab run`` (its log names it)."""
+    found: set[str] = set()
+    for log in (layout.snakemake_log, layout.array_log):
+        try:
+            text = log.read_text(errors="replace")
+        except OSError:
+            continue
+        found.update(plugin or array for plugin, array in _SUBMITTED.findall(text))
+    return found
 
 
 def cancel_slurm_jobs(layout: ExperimentDir) -> list[str]:
@@ -195,7 +199,7 @@ def cancel_slurm_jobs(layout: ExperimentDir) -> list[str]:
 
 
 def alive_slurm_jobs(layout: ExperimentDir) -> list[str]:
-    """The SLURM jobs Snakemake submitted here that are still queued or running."""
+    """The SLURM jobs submitted here that are still queued or running."""
     states = scheduler.job_states(slurm_job_ids(layout))
     return sorted(j for j, state in states.items() if state in scheduler.ALIVE_STATES)
 
