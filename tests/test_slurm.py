@@ -261,6 +261,42 @@ def test_time_limit_and_crash_fail_their_runs_only_and_the_rest_run_at_once(
     assert "SLURM log:" in status.stdout and "log: " in status.stdout
 
 
+def test_a_run_above_its_memory_request_fails_alone_as_out_of_memory(tmp_path: Path) -> None:
+    """SLURM kills the job (here by accounting, OverMemoryKill; with cgroups the kernel):
+    the run is reported out of memory, and the runs queued behind it in its array task
+    run in the same invocation."""
+    (tmp_path / "hog.py").write_text(
+        textwrap.dedent("""
+        import time
+        import metalab
+
+        @metalab.operation
+        def op(params, capture):
+            if params["x"] == 0:
+                block = bytearray(700 * 1024 * 1024)
+                block[::4096] = b"x" * len(block[::4096])  # touch every page
+                time.sleep(8)
+            capture.metric("y", params["x"])
+
+        exp = metalab.Experiment(name="hog", version="1", context={}, operation=op,
+            params=metalab.grid(x=[0, 1, 2, 3]), seeds=metalab.seeds(1))
+
+        if __name__ == "__main__":
+            config = metalab.SlurmConfig(partition="debug", time=5, memory="300M",
+                                         status_interval=1, chunk_size=4)
+            metalab.run(exp, executor=metalab.SlurmExecutor(config)).result()
+    """)
+    )
+    done = subprocess.run(
+        [sys.executable, "hog.py"], cwd=tmp_path, capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 1, done.stderr[-3000:]
+    assert "SweepError: 3 of 4 runs done, 1 failed, 0 missing" in done.stderr
+    status = _metalab(tmp_path, "status", "runs/hog+1")
+    assert "4 runs: 3 done, 0 running, 1 failed, 0 pending" in status.stdout
+    assert "out of memory" in status.stdout, status.stdout
+
+
 @ENGINES
 def test_metalab_stop_cancels_the_head_and_every_job_on_slurm(tmp_path: Path, engine: str) -> None:
     _experiment(tmp_path, "stopme", 8, sleep=3)

@@ -257,3 +257,19 @@ def test_job_ids_of_a_directory_come_from_snakemakes_log_and_the_array_log(tmp_p
     )
     layout.array_log.write_text("metalab: submitted SLURM array job 57 (4 tasks)\n")
     assert slurm_job_ids(layout) == {"41", "57"}
+
+
+@pytest.mark.parametrize(
+    ("state", "log", "expected"),
+    [
+        ("OUT_OF_MEMORY", "", True),
+        ("FAILED", "slurmstepd-vm: error: Exceeded job memory limit\n", True),
+        ("CANCELLED", "error: StepId=7.batch exceeded memory limit (802041856 > 2097)", True),
+        ("FAILED", "slurmstepd: error: Detected 1 oom-kill event(s) in StepId=7.batch", True),
+        ("FAILED", "Traceback ...\nValueError: bad\n", False),
+        ("TIMEOUT", "", False),
+        (None, "", False),
+    ],
+)
+def test_a_job_killed_for_its_memory_is_recognised(state, log, expected) -> None:
+    assert s.out_of_memory(state, log) is expected

@@ -320,6 +320,18 @@ def _newer(layout: ExperimentDir, partial, run_id: str) -> bool:
         return False
 
 
+def _tail(path: str | None, size: int = 8192) -> str:
+    """The end of a (SLURM) log, '' when it cannot be read."""
+    if not path:
+        return ""
+    try:
+        with open(path, "rb") as handle:
+            handle.seek(max(0, handle.seek(0, os.SEEK_END) - size))
+            return handle.read().decode(errors="replace")
+    except OSError:
+        return ""
+
+
 def _failed_run(
     layout: ExperimentDir,
     run_id: str,
@@ -330,13 +342,20 @@ def _failed_run(
     if marker is not None:  # the process died without writing a record
         job = marker.get("slurm_job_id")
         state = states.get(job) if job else None
+        if job and scheduler.out_of_memory(state, _tail(marker.get("slurm_log"))):
+            message = (
+                f"out of memory: SLURM killed its job (ended {state}) for using more than "
+                "its memory request; ask for more with SlurmConfig(memory=...)"
+            )
+        else:
+            message = "the run's process died without writing a record" + (
+                f" (its SLURM job ended {state})" if state else ""
+            )
         return FailedRun(
             run_id,
             Status.KILLED,
             state or "Killed",
-            "the run's process died without writing a record"
-            + (f" (its SLURM job ended {state})" if state else "")
-            + (" (no space left on device)" if disk_full(layout.root) else ""),
+            message + (" (no space left on device)" if disk_full(layout.root) else ""),
             str(layout.log(run_id)),
             state,
             marker.get("slurm_log"),
