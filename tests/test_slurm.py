@@ -220,8 +220,12 @@ def test_failed_run_on_slurm_is_reported_and_retried(tmp_path: Path) -> None:
     assert not list((exp_dir / "failed").glob("*.json"))
 
 
+ENGINES = pytest.mark.parametrize("engine", ["array", "snakemake"])
+
+
+@ENGINES
 def test_time_limit_and_crash_fail_their_runs_only_and_the_rest_run_at_once(
-    tmp_path: Path,
+    tmp_path: Path, engine: str
 ) -> None:
     (tmp_path / "limited.py").write_text(
         textwrap.dedent("""
@@ -241,9 +245,9 @@ def test_time_limit_and_crash_fail_their_runs_only_and_the_rest_run_at_once(
 
         if __name__ == "__main__":
             config = metalab.SlurmConfig(partition="debug", time=1, memory="500M",
-                                         status_interval=1, chunk_size=4, engine="snakemake")
+                                         status_interval=1, chunk_size=4, engine="ENGINE")
             metalab.run(exp, executor=metalab.SlurmExecutor(config)).result()
-    """)
+    """).replace("ENGINE", engine)
     )
     done = subprocess.run(
         [sys.executable, "limited.py"], cwd=tmp_path, capture_output=True, text=True, timeout=400
@@ -257,7 +261,44 @@ def test_time_limit_and_crash_fail_their_runs_only_and_the_rest_run_at_once(
     assert "SLURM log:" in status.stdout and "log: " in status.stdout
 
 
-def test_metalab_stop_cancels_the_head_and_every_job_on_slurm(tmp_path: Path) -> None:
+def test_a_run_above_its_memory_request_fails_alone_as_out_of_memory(tmp_path: Path) -> None:
+    """SLURM kills the job (here by accounting, OverMemoryKill; with cgroups the kernel):
+    the run is reported out of memory, and the runs queued behind it in its array task
+    run in the same invocation."""
+    (tmp_path / "hog.py").write_text(
+        textwrap.dedent("""
+        import time
+        import metalab
+
+        @metalab.operation
+        def op(params, capture):
+            if params["x"] == 0:
+                block = bytearray(700 * 1024 * 1024)
+                block[::4096] = b"x" * len(block[::4096])  # touch every page
+                time.sleep(8)
+            capture.metric("y", params["x"])
+
+        exp = metalab.Experiment(name="hog", version="1", context={}, operation=op,
+            params=metalab.grid(x=[0, 1, 2, 3]), seeds=metalab.seeds(1))
+
+        if __name__ == "__main__":
+            config = metalab.SlurmConfig(partition="debug", time=5, memory="300M",
+                                         status_interval=1, chunk_size=4)
+            metalab.run(exp, executor=metalab.SlurmExecutor(config)).result()
+    """)
+    )
+    done = subprocess.run(
+        [sys.executable, "hog.py"], cwd=tmp_path, capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 1, done.stderr[-3000:]
+    assert "SweepError: 3 of 4 runs done, 1 failed, 0 missing" in done.stderr
+    status = _metalab(tmp_path, "status", "runs/hog+1")
+    assert "4 runs: 3 done, 0 running, 1 failed, 0 pending" in status.stdout
+    assert "out of memory" in status.stdout, status.stdout
+
+
+@ENGINES
+def test_metalab_stop_cancels_the_head_and_every_job_on_slurm(tmp_path: Path, engine: str) -> None:
     _experiment(tmp_path, "stopme", 8, sleep=3)
     profile = str(_slurm_profile(tmp_path))
     exp_dir = tmp_path / "runs" / "stopme+1"
@@ -270,7 +311,7 @@ def test_metalab_stop_cancels_the_head_and_every_job_on_slurm(tmp_path: Path) ->
         "--chunk-size",
         "2",
         "--engine",
-        "snakemake",
+        engine,
     )
     assert first.returncode == 0, first.stderr
     deadline = time.monotonic() + 240
@@ -282,6 +323,8 @@ def test_metalab_stop_cancels_the_head_and_every_job_on_slurm(tmp_path: Path) ->
     assert "stopped SLURM jobs" in stopped.stdout
     head = json.loads((exp_dir / ".metalab" / "head.json").read_text())
     jobs = {head["job_id"], *slurm_job_ids(ExperimentDir.at(exp_dir))}
+    if engine == "array":  # the array and the summary job that depends on it
+        jobs.add(head["array_job_id"])
     assert len(jobs) >= 2
     _wait_until_gone(jobs, deadline)  # every job of the sweep leaves the queue
     status = _metalab(tmp_path, "status", str(exp_dir)).stdout
@@ -340,7 +383,8 @@ def test_killed_array_then_resubmit_finishes_without_recomputing(tmp_path: Path)
     assert os.path.isfile(exp_dir / "summary" / "runs.parquet")
 
 
-def test_ctrl_c_of_a_slurm_sweep_cancels_its_jobs(tmp_path: Path) -> None:
+@ENGINES
+def test_ctrl_c_of_a_slurm_sweep_cancels_its_jobs(tmp_path: Path, engine: str) -> None:
     import signal
 
     _experiment(tmp_path, "interrupt", 8, sleep=3)
@@ -350,9 +394,9 @@ def test_ctrl_c_of_a_slurm_sweep_cancels_its_jobs(tmp_path: Path) -> None:
         from interrupt import exp
 
         config = metalab.SlurmConfig(partition="debug", time=5, memory="500M",
-                                     status_interval=1, chunk_size=2, engine="snakemake")
+                                     status_interval=1, chunk_size=2, engine="ENGINE")
         metalab.run(exp, executor=metalab.SlurmExecutor(config)).result()
-    """)
+    """).replace("ENGINE", engine)
     )
     exp_dir = tmp_path / "runs" / "interrupt+1"
     process = subprocess.Popen(

@@ -101,6 +101,7 @@ class RunHandle:
         follow_existing: bool = False,
         lock: RunnerLock | None = None,
         summary_checked: bool = False,
+        complete: bool = False,
         on_event: EventCallback | None = None,
         derived_metrics: list[Any] | None = None,
         skipped: list[str] | None = None,
@@ -120,8 +121,8 @@ class RunHandle:
         self._done = threading.Event()
         self.returncode: int | None = None
         self.summary_error: str | None = None  # set when no complete summary could be left
-        # a no-op start: it has just checked the summary and found every run done
-        self._summary_checked = summary_checked
+        self._summary_checked = summary_checked  # a no-op start has just ensured it
+        self._complete = complete  # ... and found every run done by a current summary
         self._skipped = list(skipped or [])
         self._watcher: EventWatcher | None = None
         if progress is not None or on_event is not None:
@@ -240,7 +241,7 @@ class RunHandle:
             except Exception as exc:
                 self.error = f"the summary could not be written: {_reason(exc)}"
                 self.summary_error = self.error
-            if self.error is None and not self._summary_checked:  # a no-op: nothing failed
+            if self.error is None and not self._complete:  # a no-op: nothing failed
                 self.error = failure_cause(self.layout, self.returncode)
             if self.error is not None and self._stopping:
                 self.error = f"the sweep was stopped: {self.error}"
@@ -431,21 +432,25 @@ def start(
     executor = as_executor(executor)
     lock = lock or RunnerLock(layout)
     missing: list[int] | None = None
+    done: set[str] | None = None
     try:
         layout.stop_request.unlink(missing_ok=True)
         total = layout.count_runs()
         if resume:
-            # one stat pass checks the summary and finds the missing runs; else the
-            # summary is rebuilt, which validates the records it has not seen and stats
-            # every one (bad ones are quarantined), so no second scan is needed
+            # when the summary is current, one stat pass checks it and finds the missing
+            # runs; else the scan stats every record and validates those the summary has
+            # not seen (bad ones are quarantined), and the summary is ensured here only
+            # when nothing is left to run, else the sweep's own reduce writes it (and
+            # pandas loads while Snakemake starts instead of before)
             done = current_done_ids(layout)
             if done is not None:
                 missing = [i for i, rid in enumerate(layout.read_run_ids()) if rid not in done]
             else:
-                from metalab_smk.results.summary import ensure_summary
+                missing = missing_indices(layout)
+                if not missing:
+                    from metalab_smk.results.summary import ensure_summary
 
-                ensure_summary(layout, stale=True)
-                missing = missing_indices(layout, scan=False)
+                    ensure_summary(layout, stale=True)
         nothing_to_do = resume and not missing
     except BaseException:
         lock.release()
@@ -467,6 +472,7 @@ def start(
             derived_metrics=derived_metrics,
             skipped=layout.read_run_ids(),  # every run has a valid record
             summary_checked=True,
+            complete=done is not None,
         )
     if array_in_flight(layout):
         lock.release()
