@@ -109,15 +109,6 @@ def valid_record_exists(layout: ExperimentDir, run_id: str) -> bool:
     return read_valid_record(layout, layout.record(run_id), run_id) is not None
 
 
-def _suspect(info: os.stat_result, horizon: int | None) -> bool:
-    """Whether a record file must be read before it counts: it is empty (a crash without
-    fsync) or changed after ``horizon`` (when the summary validated the records, less a
-    margin for coarse file times)."""
-    return info.st_size == 0 or (
-        horizon is not None and max(info.st_mtime_ns, info.st_ctime_ns) >= horizon
-    )
-
-
 def _horizon(validated_before_ns: int | None) -> int | None:
     return None if validated_before_ns is None else validated_before_ns - 2_000_000_000
 
@@ -130,7 +121,9 @@ def _scan(
 ) -> tuple[set[str], bool, int]:
     """(run IDs with a usable record file in ``directory``, whether the directory held
     only good records: none vanished during the scan or was quarantined, and at most
-    ``max_reads`` had to be read (past that the scan stops), how many were read)."""
+    ``max_reads`` had to be read (past that the scan stops), how many were read).
+    A file is read when it is empty (a crash without fsync) or changed after the horizon
+    (when the records were validated, less a margin for coarse file times)."""
     found: set[str] = set()
     horizon = _horizon(validated_before_ns)
     reads, clean = 0, True
@@ -140,15 +133,18 @@ def _scan(
         return found, True, 0
     try:  # scandir on a descriptor: each stat is relative to it (about twice as fast)
         for entry in os.scandir(fd):
-            if not entry.name.endswith(".json") or entry.name.startswith("."):
+            name = entry.name
+            if not name.endswith(".json") or name.startswith("."):
                 continue
-            run_id = entry.name[:-5]
+            run_id = name[:-5]
             try:
                 info = entry.stat()
             except OSError:  # removed since the listing
                 clean = False
                 continue
-            if not _suspect(info, horizon):
+            if info.st_size and (  # not empty, not changed since validated: counts unread
+                horizon is None or (info.st_mtime_ns < horizon and info.st_ctime_ns < horizon)
+            ):
                 found.add(run_id)
                 continue
             reads += 1
