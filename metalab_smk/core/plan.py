@@ -121,13 +121,13 @@ class Plan:
         """Every run ID in run order (cheaper than iterating PlannedRuns)."""
         seed_fps = [self.seed_fp(r) for r in range(self.replicates)]
         prefix = self._id_prefix
-        for case in self.source:
+        for case_id in self.source.case_ids():
             for seed_fp in seed_fps:
-                yield sha16(f'{prefix}{case.case_id}","seed_fp":"{seed_fp}"}}')
+                yield sha16(f'{prefix}{case_id}","seed_fp":"{seed_fp}"}}')
 
     def duplicates(self) -> list[list[int]]:
         """Groups of case indices whose params are identical (so their run IDs collide)."""
-        return self._duplicates(case.case_id for case in self.source)
+        return self._duplicates(self.source.case_ids())
 
     @staticmethod
     def _duplicates(case_ids) -> list[list[int]]:
