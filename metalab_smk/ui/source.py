@@ -170,8 +170,11 @@ class FileSource:
             layout = ExperimentDir.at(self.root)
             found[read_json(layout.compiled)["experiment_id"]] = layout
         else:
+            inside = self.root.resolve()
             for child in sorted(self.root.iterdir()):
                 layout = ExperimentDir(child)
+                if not child.resolve().is_relative_to(inside):
+                    continue  # a symlink out of the served directory is not served
                 if child.is_dir() and layout.exists():
                     try:
                         found[read_json(layout.compiled)["experiment_id"]] = layout
