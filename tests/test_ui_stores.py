@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
 from pathlib import Path
 
 import pytest
@@ -178,7 +179,10 @@ def test_new_stores_below_a_served_root_appear(projects: Path, tmp_path: Path, m
     assert [e["key"] for e in source.experiments()] == ["one-runs@uidemo:1"]
     shutil.copytree(projects / "beta" / "runs", root / "two" / "runs")
     monkeypatch.setattr(stores, "REDISCOVER_SECONDS", 0)
-    keys = [e["key"] for e in source.experiments()]
+    deadline = time.monotonic() + 10
+    while len(keys := [e["key"] for e in source.experiments()]) < 2:
+        assert time.monotonic() < deadline, keys  # found by a background walk
+        time.sleep(0.05)
     assert keys == ["one-runs@uidemo:1", "two-runs@uidemo:1"]
 
 
@@ -193,3 +197,16 @@ def test_several_paths_and_bad_ones(projects: Path, tmp_path: Path, capsys) -> N
     assert cli_main(["ui", str(a), str(tmp_path / "nope")]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "nope is not a directory" in err
+
+
+def test_a_broken_experiment_is_listed_with_its_error(projects: Path, tmp_path: Path) -> None:
+    a, b = tmp_path / "a", tmp_path / "b"
+    shutil.copytree(projects / "alpha" / "runs", a)
+    shutil.copytree(projects / "beta" / "runs", b)
+    FileSource(b).layout(EID).run_table.unlink()  # b's experiment cannot be read
+    with TestClient(build_app(open_source([a, b]))) as client:
+        response = client.get("/api/experiments")
+        assert response.status_code == 200
+        ok, broken = response.json()["experiments"]
+        assert (ok["key"], ok["done"], "error" not in ok) == ("a@uidemo:1", 15, True)
+        assert broken["key"] == "b@uidemo:1" and "cannot read its state" in broken["error"]

@@ -85,7 +85,8 @@ async function experimentsPage(still) {
       h("td", {}, progressBar(e)),
       count(e.done), count(e.running), count(e.failed), count(e.pending), count(e.total),
       h("td", {}, ago(e.last_activity_ns)),
-      h("td", {}, e.live === false ? h("span", { class: "error live-note" }, e.live_note) : e.head || "—"),
+      h("td", {}, e.live === false ? h("span", { class: "error live-note" }, e.live_note)
+        : e.error ? h("span", { class: "error" }, e.error) : e.head || "—"),
       h("td", { class: "muted" }, e.description)));
     const columns = ["experiment", "version", "progress", "done", "running", "failed",
       "pending", "total", "last activity", "head", "description"];
