@@ -223,38 +223,43 @@ def test_failed_run_on_slurm_is_reported_and_retried(tmp_path: Path) -> None:
 ENGINES = pytest.mark.parametrize("engine", ["array", "snakemake"])
 
 
+def _run_four(
+    tmp_path: Path, name: str, operation: str, resources: str, engine: str
+) -> tuple[str, subprocess.CompletedProcess[str]]:
+    """Run x = 0..3 on SLURM in one batch of 4, where ``operation`` (Python lines, with
+    ``params``) may fail some; expect exit 1; return stderr and `metalab status`."""
+    body = textwrap.indent(textwrap.dedent(operation).strip(), " " * 4)
+    (tmp_path / f"{name}.py").write_text(
+        "import time\nimport metalab\n\n@metalab.operation\ndef op(params, capture):\n"
+        f"{body}\n"
+        '    capture.metric("y", params["x"])\n\n'
+        f'exp = metalab.Experiment(name="{name}", version="1", context={{}}, operation=op,\n'
+        "    params=metalab.grid(x=[0, 1, 2, 3]), seeds=metalab.seeds(1))\n\n"
+        'if __name__ == "__main__":\n'
+        f'    config = metalab.SlurmConfig(partition="debug", {resources}, status_interval=1,\n'
+        f'                                 chunk_size=4, engine="{engine}")\n'
+        "    metalab.run(exp, executor=metalab.SlurmExecutor(config)).result()\n"
+    )
+    done = subprocess.run(
+        [sys.executable, f"{name}.py"], cwd=tmp_path, capture_output=True, text=True, timeout=400
+    )
+    assert done.returncode == 1, done.stderr[-3000:]
+    return done.stderr, _metalab(tmp_path, "status", f"runs/{name}+1")
+
+
 @ENGINES
 def test_time_limit_and_crash_fail_their_runs_only_and_the_rest_run_at_once(
     tmp_path: Path, engine: str
 ) -> None:
-    (tmp_path / "limited.py").write_text(
-        textwrap.dedent("""
-        import ctypes, time
-        import metalab
-
-        @metalab.operation
-        def op(params, capture):
-            if params["x"] == 0:
-                time.sleep(600)  # beyond the 1-minute limit
-            if params["x"] == 1:
-                ctypes.string_at(0)
-            capture.metric("y", params["x"])
-
-        exp = metalab.Experiment(name="limited", version="1", context={}, operation=op,
-            params=metalab.grid(x=[0, 1, 2, 3]), seeds=metalab.seeds(1))
-
-        if __name__ == "__main__":
-            config = metalab.SlurmConfig(partition="debug", time=1, memory="500M",
-                                         status_interval=1, chunk_size=4, engine="ENGINE")
-            metalab.run(exp, executor=metalab.SlurmExecutor(config)).result()
-    """).replace("ENGINE", engine)
-    )
-    done = subprocess.run(
-        [sys.executable, "limited.py"], cwd=tmp_path, capture_output=True, text=True, timeout=400
-    )
-    assert done.returncode == 1, done.stderr[-3000:]
-    assert "SweepError: 2 of 4 runs done, 2 failed, 0 missing" in done.stderr
-    status = _metalab(tmp_path, "status", "runs/limited+1")
+    operation = """
+        import ctypes
+        if params["x"] == 0:
+            time.sleep(600)  # beyond the 1-minute limit
+        if params["x"] == 1:
+            ctypes.string_at(0)
+    """
+    stderr, status = _run_four(tmp_path, "limited", operation, 'time=1, memory="500M"', engine)
+    assert "SweepError: 2 of 4 runs done, 2 failed, 0 missing" in stderr
     assert "4 runs: 2 done, 0 running, 2 failed, 0 pending" in status.stdout
     assert "SLURM TIMEOUT" in status.stdout
     assert "killed by signal SIGSEGV" in status.stdout
@@ -265,34 +270,14 @@ def test_a_run_above_its_memory_request_fails_alone_as_out_of_memory(tmp_path: P
     """SLURM kills the job (here by accounting, OverMemoryKill; with cgroups the kernel):
     the run is reported out of memory, and the runs queued behind it in its array task
     run in the same invocation."""
-    (tmp_path / "hog.py").write_text(
-        textwrap.dedent("""
-        import time
-        import metalab
-
-        @metalab.operation
-        def op(params, capture):
-            if params["x"] == 0:
-                block = bytearray(700 * 1024 * 1024)
-                block[::4096] = b"x" * len(block[::4096])  # touch every page
-                time.sleep(8)
-            capture.metric("y", params["x"])
-
-        exp = metalab.Experiment(name="hog", version="1", context={}, operation=op,
-            params=metalab.grid(x=[0, 1, 2, 3]), seeds=metalab.seeds(1))
-
-        if __name__ == "__main__":
-            config = metalab.SlurmConfig(partition="debug", time=5, memory="300M",
-                                         status_interval=1, chunk_size=4)
-            metalab.run(exp, executor=metalab.SlurmExecutor(config)).result()
-    """)
-    )
-    done = subprocess.run(
-        [sys.executable, "hog.py"], cwd=tmp_path, capture_output=True, text=True, timeout=300
-    )
-    assert done.returncode == 1, done.stderr[-3000:]
-    assert "SweepError: 3 of 4 runs done, 1 failed, 0 missing" in done.stderr
-    status = _metalab(tmp_path, "status", "runs/hog+1")
+    operation = """
+        if params["x"] == 0:
+            block = bytearray(700 * 1024 * 1024)
+            block[::4096] = b"x" * len(block[::4096])  # touch every page
+            time.sleep(8)
+    """
+    stderr, status = _run_four(tmp_path, "hog", operation, 'time=5, memory="300M"', "array")
+    assert "SweepError: 3 of 4 runs done, 1 failed, 0 missing" in stderr
     assert "4 runs: 3 done, 0 running, 1 failed, 0 pending" in status.stdout
     assert "out of memory" in status.stdout, status.stdout
 
