@@ -74,13 +74,16 @@ def test_the_run_table_is_written_once_per_definition(tmp_path, monkeypatch) -> 
     other = Plan(_experiment(metalab.grid(i=list(range(21)))))
     write_run_table(layout, other)
     assert calls == [1] and layout.read_run_ids() == list(other.run_ids())
+    calls.clear()
     os.utime(layout.run_table, ns=(0, 0))  # touched by hand: computed again
     write_run_table(layout, other)
-    assert calls == [1, 1] and layout.count_runs() == 21
+    assert calls == [1] and layout.count_runs() == 21
 
 
 def test_a_source_that_computes_case_ids_otherwise_has_no_table_key() -> None:
     class Shifted(GridSource):
+        manifest_type = ""  # not registered: GridSource manifests stay GridSource
+
         def case_ids(self):
             return (f"{int(c, 16) ^ 1:016x}" for c in super().case_ids())
 

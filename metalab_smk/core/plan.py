@@ -6,6 +6,7 @@ Run order is param cases in source order with replicates fastest:
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -119,11 +120,13 @@ class Plan:
 
     def run_ids(self) -> Iterator[str]:
         """Every run ID in run order (cheaper than iterating PlannedRuns)."""
-        seed_fps = [self.seed_fp(r) for r in range(self.replicates)]
+        sha = hashlib.sha256  # sha16, inlined: this loop runs once per run
+        tails = [f'","seed_fp":"{self.seed_fp(r)}"}}' for r in range(self.replicates)]
         prefix = self._id_prefix
         for case_id in self.source.case_ids():
-            for seed_fp in seed_fps:
-                yield sha16(f'{prefix}{case_id}","seed_fp":"{seed_fp}"}}')
+            head = prefix + case_id
+            for tail in tails:
+                yield sha(f"{head}{tail}".encode()).hexdigest()[:16]
 
     def duplicates(self) -> list[list[int]]:
         """Groups of case indices whose params are identical (so their run IDs collide)."""
