@@ -6,7 +6,10 @@ it saves that state in ``summary/coverage.json`` under a fresh ``summary_id`` th
 also written into both parquet files' metadata.
 The summary is current only while all of it still matches: a record landing during or
 after the collect, a removed or replaced record, a recompile, or a summary file
-rewritten by anything else makes it stale. Checking needs no pandas or pyarrow.
+rewritten by anything else makes it stale. Checking needs no pandas or pyarrow, and no
+listing when the directories were settled (unchanged for 2 s) before the last listing
+that saw them. The coverage also holds what ``metalab status`` counts, so a settled
+store's status lists nothing.
 """
 
 from __future__ import annotations
