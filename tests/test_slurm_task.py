@@ -96,6 +96,9 @@ def test_bytecode_is_fresh_only_for_the_source_as_it_is(tmp_path: Path) -> None:
     assert bytecode._fresh(source, cache)
     source.write_text("X = 22\n")  # another size
     assert not bytecode._fresh(source, cache)
+    checked = py_compile.PycInvalidationMode.CHECKED_HASH
+    py_compile.compile(str(source), cfile=str(cache), doraise=True, invalidation_mode=checked)
+    assert bytecode._fresh(source, cache)  # an installer's hash-based pyc is left alone
 
 
 def test_precompile_leaves_no_job_side_module_without_bytecode() -> None:
