@@ -17,7 +17,8 @@ runs the same runs with the same chunking (runs per SLURM job or array task) in 
 ``tail`` is the time from the last task's end marker (or last record) to the result.
 ``cpu/task`` is the mean user+sys CPU of one array task (sacct's TotalCPU of the tasks'
 batch steps, read once accounting has them); ``head cpu`` is the user+sys CPU of the
-process that submitted and waited, with its children (compile, polling, summary).
+process that submitted and waited, with its children (compile, polling, summary);
+``task span`` is the first task's start to the last task's end (sacct, whole seconds).
 
     python benchmarks/slurm.py [--workload trivial200] [--modes array,run] [--repeat 2]
 """
@@ -35,6 +36,7 @@ import sys
 import tempfile
 import textwrap
 import time
+from datetime import datetime
 from pathlib import Path
 
 WORKLOADS = {  # name: (runs, seconds per run, runs per job)
@@ -100,19 +102,28 @@ def _seconds(total_cpu: str) -> float:
     return (int(days or 0) * 24 + parts[0]) * 3600 + parts[1] * 60 + parts[2]
 
 
-def task_cpu(array_job: str, tasks: int) -> float | None:
-    """Mean user+sys CPU seconds per task of ``array_job`` from sacct (None if unknown)."""
+def accounting(array_job: str, tasks: int) -> dict:
+    """From sacct: ``task_cpu``, the mean user+sys CPU seconds of a task (its batch step),
+    and ``span``, first task start to last task end (1 s resolution; other users' jobs on
+    the cluster stretch it alike for every mode). Empty when sacct does not have them."""
     deadline = time.time() + 20
     while time.time() < deadline:
         out = subprocess.run(
-            ["sacct", "-n", "-P", "-o", "JobID,TotalCPU", "-j", array_job],
+            ["sacct", "-n", "-P", "-o", "JobID,TotalCPU,Start,End", "-j", array_job],
             capture_output=True, text=True, check=False,
         ).stdout  # fmt: skip
-        steps = [line.split("|") for line in out.splitlines() if ".batch|" in line]
-        if len(steps) >= tasks:
-            return sum(_seconds(cpu) for _, cpu in steps) / len(steps)
+        rows = [line.split("|") for line in out.splitlines()]
+        steps = [row for row in rows if row[0].endswith(".batch")]
+        tasks_rows = [row for row in rows if "." not in row[0] and "[" not in row[0]]
+        if len(steps) >= tasks and len(tasks_rows) >= tasks:
+            first = min(datetime.fromisoformat(row[2]) for row in tasks_rows)
+            last = max(datetime.fromisoformat(row[3]) for row in tasks_rows)
+            return {
+                "task_cpu": sum(_seconds(row[1]) for row in steps) / len(steps),
+                "span": (last - first).total_seconds(),
+            }
         time.sleep(1)
-    return None
+    return {}
 
 
 def _children_cpu() -> float:
@@ -143,7 +154,7 @@ def _array(directory: Path, n: int, sleep: float, chunk: int, partition: str) ->
     end = time.time()
     assert len(list(out.glob("*.json"))) == n, f"array job {job} lost runs"
     return {"seconds": end - start, "tail": end - _newest_mtime(list(out.glob("*.end"))),
-            "jobs": tasks, "task_cpu": task_cpu(job, tasks), "head_cpu": None}  # fmt: skip
+            "jobs": tasks, "head_cpu": None, **accounting(job, tasks)}  # fmt: skip
 
 
 def _last_end(exp_dir: Path) -> float:
@@ -164,10 +175,10 @@ def _run(directory: Path, n: int, chunk: int, partition: str, engine: str) -> di
     exp_dir = next((directory / "runs").iterdir())
     return {"seconds": row["end"] - start, "tail": row["end"] - _last_end(exp_dir),
             "jobs": row["jobs"], "head_cpu": head_cpu,
-            "task_cpu": _array_task_cpu(exp_dir, row["jobs"])}  # fmt: skip
+            **_array_accounting(exp_dir, row["jobs"])}  # fmt: skip
 
 
-def _array_task_cpu(exp_dir: Path, tasks: int) -> float | None:
+def _array_accounting(exp_dir: Path, tasks: int) -> dict:
     """CPU per task of the array metalab submitted (its ID is in the array log or head)."""
     for name in ("slurm-array.log", "head.json"):
         path = exp_dir / ".metalab" / name
@@ -177,8 +188,8 @@ def _array_task_cpu(exp_dir: Path, tasks: int) -> float | None:
             else None
         )
         if found:
-            return task_cpu(found.group(1), tasks)
-    return None
+            return accounting(found.group(1), tasks)
+    return {}
 
 
 def _submit(directory: Path, n: int, chunk: int, partition: str) -> dict:
@@ -210,7 +221,7 @@ def _submit(directory: Path, n: int, chunk: int, partition: str) -> dict:
     jobs = len(list((exp_dir / ".metalab" / "batches").glob("*.end")))
     return {"seconds": end - start, "tail": end - last, "jobs": jobs + 1,
             "summary_tail": summary.stat().st_mtime - last, "head_cpu": head_cpu,
-            "task_cpu": _array_task_cpu(exp_dir, jobs)}  # fmt: skip
+            **_array_accounting(exp_dir, jobs)}  # fmt: skip
 
 
 def measure(mode: str, workload: str, partition: str, tag: str) -> dict:
@@ -245,7 +256,7 @@ def main() -> None:
     print(f"{args.workload}: {n} runs of {sleep} s, {chunk} runs per job")
     print(
         f"{'mode':>10} {'jobs':>5} {'wall (s)':>16} {'tail (s)':>14} "
-        f"{'cpu/task (s)':>12} {'head cpu (s)':>12}"
+        f"{'cpu/task (s)':>12} {'head cpu (s)':>12} {'task span (s)':>13}"
     )
     modes = args.modes.split(",")
     rows: dict[str, list[dict]] = {mode: [] for mode in modes}
@@ -260,7 +271,8 @@ def main() -> None:
             f"{statistics.mean(walls):>6.1f} ({min(walls):.1f}-{max(walls):.1f}) "
             f"{statistics.mean(tails):>5.1f} ({min(tails):.1f}-{max(tails):.1f}) "
             f"{_mean(r.get('task_cpu') for r in rows[mode]):>12} "
-            f"{_mean(r.get('head_cpu') for r in rows[mode]):>12}"
+            f"{_mean(r.get('head_cpu') for r in rows[mode]):>12} "
+            f"{_mean(r.get('span') for r in rows[mode]):>13}"
             + (
                 f"  summary file {min(summaries):.1f}-{max(summaries):.1f} s after the last task"
                 if (summaries := [r["summary_tail"] for r in rows[mode] if "summary_tail" in r])
