@@ -211,7 +211,7 @@ def _cmd_results(args: argparse.Namespace) -> int:
 def _cmd_ui(args: argparse.Namespace) -> int:
     from metalab_smk.ui.app import serve
 
-    serve(args.path, host=args.host, port=args.port, db=args.db)
+    serve(args.path or None, host=args.host, port=args.port, db=args.db)
     return 0
 
 
@@ -225,7 +225,12 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
 def _add_ui_commands(commands) -> None:
     sub = commands.add_parser("ui", help="serve the web dashboard over a store or experiment")
-    sub.add_argument("path", nargs="?", default=None, help="store root or experiment dir")
+    sub.add_argument(
+        "path",
+        nargs="*",
+        default=None,
+        help="store roots, experiment dirs, or directories with stores below (default ./runs)",
+    )
     sub.add_argument("--host", default="127.0.0.1", help="interface (default 127.0.0.1)")
     sub.add_argument("--port", type=int, default=8000, help="port (default 8000)")
     sub.add_argument("--db", default=None, help="PostgreSQL index URL (instead of the files)")

@@ -7,6 +7,7 @@ own layer or the layers its layer is allowed to use."""
 from __future__ import annotations
 
 import ast
+import sys
 from pathlib import Path
 
 import pytest
@@ -172,5 +173,4 @@ def test_scheduler_needs_only_the_standard_library() -> None:
     inner = {n for n in _imports(path) if n.startswith("metalab_smk")}
     assert inner <= {"metalab_smk.errors"}, inner
     outer = {n.split(".")[0] for n in _imports(path) if not n.startswith("metalab_smk")}
-    stdlib = {"__future__", "shutil", "subprocess", "collections", "dataclasses", "datetime"}
-    assert outer <= stdlib, outer
+    assert outer <= set(sys.stdlib_module_names), outer

@@ -260,44 +260,70 @@ def test_failed_run_on_slurm_is_reported_and_retried(tmp_path: Path) -> None:
     assert not list((exp_dir / "failed").glob("*.json"))
 
 
-def test_time_limit_and_crash_fail_their_runs_only_and_the_rest_run_at_once(
-    tmp_path: Path,
-) -> None:
-    (tmp_path / "limited.py").write_text(
-        textwrap.dedent("""
-        import ctypes, time
-        import metalab
+ENGINES = pytest.mark.parametrize("engine", ["array", "snakemake"])
 
-        @metalab.operation
-        def op(params, capture):
-            if params["x"] == 0:
-                time.sleep(600)  # beyond the 1-minute limit
-            if params["x"] == 1:
-                ctypes.string_at(0)
-            capture.metric("y", params["x"])
 
-        exp = metalab.Experiment(name="limited", version="1", context={}, operation=op,
-            params=metalab.grid(x=[0, 1, 2, 3]), seeds=metalab.seeds(1))
-
-        if __name__ == "__main__":
-            config = metalab.SlurmConfig(partition="debug", time=1, memory="500M",
-                                         status_interval=1, chunk_size=4, engine="snakemake")
-            metalab.run(exp, executor=metalab.SlurmExecutor(config)).result()
-    """)
+def _run_four(
+    tmp_path: Path, name: str, operation: str, resources: str, engine: str
+) -> tuple[str, subprocess.CompletedProcess[str]]:
+    """Run x = 0..3 on SLURM in one batch of 4, where ``operation`` (Python lines, with
+    ``params``) may fail some; expect exit 1; return stderr and `metalab status`."""
+    body = textwrap.indent(textwrap.dedent(operation).strip(), " " * 4)
+    (tmp_path / f"{name}.py").write_text(
+        "import time\nimport metalab\n\n@metalab.operation\ndef op(params, capture):\n"
+        f"{body}\n"
+        '    capture.metric("y", params["x"])\n\n'
+        f'exp = metalab.Experiment(name="{name}", version="1", context={{}}, operation=op,\n'
+        "    params=metalab.grid(x=[0, 1, 2, 3]), seeds=metalab.seeds(1))\n\n"
+        'if __name__ == "__main__":\n'
+        f'    config = metalab.SlurmConfig(partition="debug", {resources}, status_interval=1,\n'
+        f'                                 chunk_size=4, engine="{engine}")\n'
+        "    metalab.run(exp, executor=metalab.SlurmExecutor(config)).result()\n"
     )
     done = subprocess.run(
-        [sys.executable, "limited.py"], cwd=tmp_path, capture_output=True, text=True, timeout=400
+        [sys.executable, f"{name}.py"], cwd=tmp_path, capture_output=True, text=True, timeout=400
     )
     assert done.returncode == 1, done.stderr[-3000:]
-    assert "SweepError: 2 of 4 runs done, 2 failed, 0 missing" in done.stderr
-    status = _metalab(tmp_path, "status", "runs/limited+1")
+    return done.stderr, _metalab(tmp_path, "status", f"runs/{name}+1")
+
+
+@ENGINES
+def test_time_limit_and_crash_fail_their_runs_only_and_the_rest_run_at_once(
+    tmp_path: Path, engine: str
+) -> None:
+    operation = """
+        import ctypes
+        if params["x"] == 0:
+            time.sleep(600)  # beyond the 1-minute limit
+        if params["x"] == 1:
+            ctypes.string_at(0)
+    """
+    stderr, status = _run_four(tmp_path, "limited", operation, 'time=1, memory="500M"', engine)
+    assert "SweepError: 2 of 4 runs done, 2 failed, 0 missing" in stderr
     assert "4 runs: 2 done, 0 running, 2 failed, 0 pending" in status.stdout
     assert "SLURM TIMEOUT" in status.stdout
     assert "killed by signal SIGSEGV" in status.stdout
     assert "SLURM log:" in status.stdout and "log: " in status.stdout
 
 
-def test_metalab_stop_cancels_the_head_and_every_job_on_slurm(tmp_path: Path) -> None:
+def test_a_run_above_its_memory_request_fails_alone_as_out_of_memory(tmp_path: Path) -> None:
+    """SLURM kills the job (here by accounting, OverMemoryKill; with cgroups the kernel):
+    the run is reported out of memory, and the runs queued behind it in its array task
+    run in the same invocation."""
+    operation = """
+        if params["x"] == 0:
+            block = bytearray(700 * 1024 * 1024)
+            block[::4096] = b"x" * len(block[::4096])  # touch every page
+            time.sleep(8)
+    """
+    stderr, status = _run_four(tmp_path, "hog", operation, 'time=5, memory="300M"', "array")
+    assert "SweepError: 3 of 4 runs done, 1 failed, 0 missing" in stderr
+    assert "4 runs: 3 done, 0 running, 1 failed, 0 pending" in status.stdout
+    assert "out of memory" in status.stdout, status.stdout
+
+
+@ENGINES
+def test_metalab_stop_cancels_the_head_and_every_job_on_slurm(tmp_path: Path, engine: str) -> None:
     _experiment(tmp_path, "stopme", 8, sleep=3)
     profile = str(_slurm_profile(tmp_path))
     exp_dir = tmp_path / "runs" / "stopme+1"
@@ -310,7 +336,7 @@ def test_metalab_stop_cancels_the_head_and_every_job_on_slurm(tmp_path: Path) ->
         "--chunk-size",
         "2",
         "--engine",
-        "snakemake",
+        engine,
     )
     assert first.returncode == 0, first.stderr
     deadline = time.monotonic() + 240
@@ -322,6 +348,8 @@ def test_metalab_stop_cancels_the_head_and_every_job_on_slurm(tmp_path: Path) ->
     assert "stopped SLURM jobs" in stopped.stdout
     head = json.loads((exp_dir / ".metalab" / "head.json").read_text())
     jobs = {head["job_id"], *slurm_job_ids(ExperimentDir.at(exp_dir))}
+    if engine == "array":  # the array and the summary job that depends on it
+        jobs.add(head["array_job_id"])
     assert len(jobs) >= 2
     _wait_until_gone(jobs, deadline)  # every job of the sweep leaves the queue
     status = _metalab(tmp_path, "status", str(exp_dir)).stdout
@@ -380,7 +408,8 @@ def test_killed_array_then_resubmit_finishes_without_recomputing(tmp_path: Path)
     assert os.path.isfile(exp_dir / "summary" / "runs.parquet")
 
 
-def test_ctrl_c_of_a_slurm_sweep_cancels_its_jobs(tmp_path: Path) -> None:
+@ENGINES
+def test_ctrl_c_of_a_slurm_sweep_cancels_its_jobs(tmp_path: Path, engine: str) -> None:
     import signal
 
     _experiment(tmp_path, "interrupt", 8, sleep=3)
@@ -390,9 +419,9 @@ def test_ctrl_c_of_a_slurm_sweep_cancels_its_jobs(tmp_path: Path) -> None:
         from interrupt import exp
 
         config = metalab.SlurmConfig(partition="debug", time=5, memory="500M",
-                                     status_interval=1, chunk_size=2, engine="snakemake")
+                                     status_interval=1, chunk_size=2, engine="ENGINE")
         metalab.run(exp, executor=metalab.SlurmExecutor(config)).result()
-    """)
+    """).replace("ENGINE", engine)
     )
     exp_dir = tmp_path / "runs" / "interrupt+1"
     process = subprocess.Popen(

@@ -243,3 +243,33 @@ def test_array_command_runs_setup_lines_and_extra_sbatch(tmp_path) -> None:
     wrapped = argv[-1]
     assert wrapped.startswith("module load gcc/12 && export A=1 && ")
     assert wrapped.endswith("-m metalab_smk.worker task 20260101T000000")
+
+
+def test_job_ids_of_a_directory_come_from_snakemakes_log_and_the_array_log(tmp_path) -> None:
+    from metalab_smk.store.layout import ExperimentDir
+    from metalab_smk.sweep.status import slurm_job_ids
+
+    layout = ExperimentDir.at(tmp_path)
+    assert slurm_job_ids(layout) == set()
+    layout.snakemake_log.parent.mkdir(parents=True, exist_ok=True)
+    layout.snakemake_log.write_text(
+        "Job 3 has been submitted with SLURM jobid 41 (log: .snakemake/slurm_logs/x.log).\n"
+    )
+    layout.array_log.write_text("metalab: submitted SLURM array job 57 (4 tasks)\n")
+    assert slurm_job_ids(layout) == {"41", "57"}
+
+
+@pytest.mark.parametrize(
+    ("state", "log", "expected"),
+    [
+        ("OUT_OF_MEMORY", "", True),
+        ("FAILED", "slurmstepd-vm: error: Exceeded job memory limit\n", True),
+        ("CANCELLED", "error: StepId=7.batch exceeded memory limit (802041856 > 2097)", True),
+        ("FAILED", "slurmstepd: error: Detected 1 oom-kill event(s) in StepId=7.batch", True),
+        ("FAILED", "Traceback ...\nValueError: bad\n", False),
+        ("TIMEOUT", "", False),
+        (None, "", False),
+    ],
+)
+def test_a_job_killed_for_its_memory_is_recognised(state, log, expected) -> None:
+    assert s.out_of_memory(state, log) is expected

@@ -4,6 +4,9 @@ the dashboard over the files."""
 
 from __future__ import annotations
 
+import json
+import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -16,6 +19,7 @@ from uistore import XSS, build_store
 
 from metalab_smk.cli import main as cli_main
 from metalab_smk.errors import MetalabError
+from metalab_smk.store.jsonio import atomic_write_json
 from metalab_smk.ui.index_source import IndexSource
 from metalab_smk.ui.open import open_source
 from metalab_smk.ui.server import build_app
@@ -103,3 +107,39 @@ def test_bad_url_is_one_line_with_the_password_masked(
         err = capsys.readouterr().err
         assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
         assert "s3cret" not in err and "me:***@127.0.0.1" in err
+
+
+def test_live_state_comes_from_reachable_directories(db: str, store: Path, tmp_path: Path) -> None:
+    """The index holds finished runs only: a run in flight (a ``.partial`` log of a live
+    process, no record yet) and the head state are read from the recorded directory."""
+    copy = tmp_path / "runs"
+    shutil.copytree(store, copy)
+    assert cli_main(["index", str(copy), "--db", db]) == 0
+    layout = FileSource(copy).layout(EID)
+    run_id = sorted(layout.done_ids())[0]
+    layout.record(run_id).unlink()  # as while the run executes again
+    header = json.dumps({"pid": os.getpid(), "host": os.uname().nodename})  # this process
+    layout.partial_log(run_id, os.getpid()).write_text(f"# metalab run {header}\nstep 3\n")
+    atomic_write_json(layout.head_file, {"pid": 2**22 + 7, "host": os.uname().nodename})
+    with TestClient(build_app(IndexSource(db, copy))) as client:
+        (exp,) = client.get("/api/experiments").json()["experiments"]
+        assert exp["live"] is True and "live_note" not in exp
+        assert (exp["total"], exp["done"], exp["running"], exp["failed"]) == (18, 14, 1, 3)
+        assert exp["pending"] == 0 and exp["head"] == "local: finished"
+        assert exp["store"] == str(copy)
+        assert client.get(f"{API}/in_progress").json() == {"total": 1, "runs": [run_id]}
+        assert client.get(f"{API}/runs").json()["total"] == 18  # the table: the index's
+
+
+def test_unreachable_directories_say_so(db: str, store: Path, tmp_path: Path) -> None:
+    copy = tmp_path / "runs"
+    shutil.copytree(store, copy)
+    assert cli_main(["index", str(copy), "--db", db]) == 0
+    shutil.move(copy, tmp_path / "moved")  # as on a server that does not mount it
+    with TestClient(build_app(IndexSource(db))) as client:
+        (exp,) = client.get("/api/experiments").json()["experiments"]
+        assert exp["live"] is False
+        assert exp["live_note"] == "live state unavailable: directory not reachable"
+        assert exp["running"] is None and exp["pending"] is None and exp["head"] is None
+        assert (exp["total"], exp["done"], exp["failed"]) == (18, 15, 3)  # as indexed
+        assert client.get(f"{API}/runs").json()["total"] == 18

@@ -65,10 +65,11 @@ EXPERIMENT = textwrap.dedent(
 )
 
 
-def build_store(base: Path) -> Path:
-    """Run the demo sweep under ``base/runs``; returns the store root (18 runs, 3 failed)."""
+def build_store(base: Path, lrs: tuple[float, ...] = (0.1, 0.05, 0.01)) -> Path:
+    """Run the demo sweep under ``base/runs``; returns the store root (18 runs, 3 failed;
+    other learning rates ``lrs``: 6 runs per rate, failures only at 0.01)."""
     base.mkdir(parents=True, exist_ok=True)
-    (base / "uidemo.py").write_text(EXPERIMENT)
+    (base / "uidemo.py").write_text(EXPERIMENT.replace("lr=[0.1, 0.05, 0.01]", f"lr={list(lrs)}"))
     env = dict(os.environ)
     env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
     env["METALAB_HASH_CACHE"] = str(base / "hash-cache.sqlite")
@@ -94,10 +95,15 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def start_server(path: Path, port: int) -> tuple[subprocess.Popen[str], list[str]]:
-    """``metalab ui PATH --port PORT``; returns the process and its first output lines."""
+def start_server(
+    path: Path | list[str], port: int, *options: str, cwd: Path | None = None
+) -> tuple[subprocess.Popen[str], list[str]]:
+    """``metalab ui PATH... --port PORT [options]``; returns the process and its first
+    output lines."""
+    paths = [str(p) for p in path] if isinstance(path, list) else [str(path)]
     process = subprocess.Popen(
-        [sys.executable, "-m", "metalab_smk.cli", "ui", str(path), "--port", str(port)],
+        [sys.executable, "-m", "metalab_smk.cli", "ui", *paths, "--port", str(port), *options],
+        cwd=cwd,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,

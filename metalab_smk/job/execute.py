@@ -11,6 +11,7 @@ import platform
 import sys
 import time
 import traceback
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -21,11 +22,11 @@ from metalab_smk.core.values import utc_now
 from metalab_smk.job.capture import Capture, Runtime
 from metalab_smk.job.runlog import RunLog
 from metalab_smk.slurm import scheduler
-from metalab_smk.store.jsonio import atomic_write_json
+from metalab_smk.store.jsonio import atomic_write_json, fsync_path
 from metalab_smk.store.layout import ExperimentDir
 from metalab_smk.store.records import Provenance, RunRecord, Status
 
-__all__ = ["execute_run", "record_crash", "warm_up"]
+__all__ = ["execute_run", "record_crash", "sync_records", "warm_up", "write_record"]
 
 
 @functools.cache
@@ -136,6 +137,15 @@ def _record(
     )
 
 
+RecordWriter = Callable[[Path, dict[str, Any]], None]
+
+
+def write_record(path: Path, record: dict[str, Any]) -> None:
+    """Write a record in place: fsynced file, atomic rename (the worker fsyncs the
+    directory once per batch, ``sync_records``)."""
+    atomic_write_json(path, record, indent=None, sync_directory=False)
+
+
 def execute_run(
     layout: ExperimentDir,
     plan: Plan,
@@ -143,8 +153,10 @@ def execute_run(
     run: PlannedRun,
     compiled: dict[str, Any],
     runtime_hook: Any = None,
+    writer: RecordWriter = write_record,
 ) -> RunRecord:
-    """Run ``run`` and write its record; never raises for errors of the operation."""
+    """Run ``run`` and write its record with ``writer``; never raises for errors of the
+    operation."""
     started_at, start = utc_now(), time.perf_counter()
     log_path = layout.log(run.run_id)
     error: dict[str, Any] | None = None
@@ -208,11 +220,19 @@ def execute_run(
         runlog.warnings,
     )
     if status is Status.SUCCESS:
-        atomic_write_json(layout.record(run.run_id), record.to_dict(), indent=None)
+        writer(layout.record(run.run_id), record.to_dict())
         layout.failed_record(run.run_id).unlink(missing_ok=True)
     else:
-        atomic_write_json(layout.failed_record(run.run_id), record.to_dict(), indent=None)
+        writer(layout.failed_record(run.run_id), record.to_dict())
     return record
+
+
+def sync_records(layout: ExperimentDir) -> None:
+    """Make the renames of the records written by ``execute_run`` durable (one directory
+    fsync each for ``runs/`` and ``failed/``)."""
+    for directory in (layout.runs_dir, layout.failed_dir):
+        if directory.is_dir():
+            fsync_path(directory)
 
 
 def record_crash(

@@ -12,6 +12,7 @@ own parent died), the worker cancels its runs and ends.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import sys
@@ -27,9 +28,16 @@ from metalab_smk.core.plan import Plan, PlannedRun
 from metalab_smk.core.values import utc_now
 from metalab_smk.errors import MetalabError
 from metalab_smk.job.capture import RunCancelled, Runtime
-from metalab_smk.job.execute import execute_run, record_crash, warm_up
+from metalab_smk.job.execute import (
+    RecordWriter,
+    execute_run,
+    record_crash,
+    sync_records,
+    warm_up,
+    write_record,
+)
 from metalab_smk.job.exits import describe_exit, disk_full, oom_kills
-from metalab_smk.store.jsonio import atomic_write_text
+from metalab_smk.store.jsonio import atomic_write_text, publish, temp_path, to_strict_json
 from metalab_smk.store.layout import ExperimentDir
 from metalab_smk.store.records import Status
 from metalab_smk.store.validate import valid_record_exists
@@ -103,9 +111,10 @@ def _run(
     run: PlannedRun,
     description: dict,
     cancellation: _Cancellation,
+    writer: RecordWriter = write_record,
 ) -> bool:
     """Run ``run`` in this process; report a failure on stderr; True on success."""
-    record = execute_run(layout, plan, experiment, run, description, cancellation.attach)
+    record = execute_run(layout, plan, experiment, run, description, cancellation.attach, writer)
     cancellation.runtime = None
     if record.status is Status.SUCCESS:
         return True
@@ -141,12 +150,13 @@ def _run_in_child(
             os.close(read_fd)
             code = 0
             try:
+                writer = _hand_over(write_fd)
                 for position, run in enumerate(pending):
                     if cancellation.requested:
                         code = 3
                         break
                     os.write(write_fd, b"s%d\n" % position)
-                    ok = _run(layout, plan, experiment, run, description, cancellation)
+                    ok = _run(layout, plan, experiment, run, description, cancellation, writer)
                     os.write(write_fd, b"e%d\n" % int(ok))
             except BaseException:
                 traceback.print_exc()
@@ -158,7 +168,8 @@ def _run_in_child(
         os.close(write_fd)
         _child = pid
         in_flight: int | None = None
-        started_at, start, started_wall, ooms = utc_now(), time.monotonic(), time.time(), 0
+        started_at, start, started_wall = utc_now(), time.monotonic(), time.time()
+        ooms = oom_kills()  # per child: an OOM kill ends the child, so this is its baseline
         try:
             with os.fdopen(read_fd, "rb") as pipe:
                 for line in pipe:
@@ -166,7 +177,8 @@ def _run_in_child(
                         in_flight = int(line[1:])
                         started_at, start = utc_now(), time.monotonic()
                         started_wall = time.time() - 1  # file times may be coarser
-                        ooms = oom_kills()
+                    elif line.startswith(b"c"):
+                        failures += not _publish(line)
                     else:
                         failures += line.strip() == b"e0"
                         in_flight = None
@@ -187,6 +199,34 @@ def _run_in_child(
             failures += 1
             break
     return failures
+
+
+def _hand_over(pipe: int) -> RecordWriter:
+    """The forked child's record writer: write the record to a temporary file and hand
+    it to the parent (``_publish``), which fsyncs and renames it while the child goes on
+    with the next run, so the disk's latency is off the runs' path."""
+
+    def write(path: Path, record: dict) -> None:
+        tmp = temp_path(os.fspath(path))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(tmp, "w", encoding="utf-8") as handle:
+            handle.write(to_strict_json(record))
+        os.write(pipe, b"c" + json.dumps([tmp, os.fspath(path)]).encode() + b"\n")
+
+    return write
+
+
+def _publish(line: bytes) -> bool:
+    """Put a record the child handed over (``c["tmp", "target"]``) in place."""
+    tmp, target = json.loads(line[1:])
+    try:
+        publish(tmp, target)
+    except OSError as exc:
+        print(f"metalab worker: cannot write the record {target}: {exc}", file=sys.stderr)
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        return False
+    return True
 
 
 def _crashed(
@@ -320,6 +360,7 @@ def _main(argv: Sequence[str] | None = None) -> int:
                 break
             ok = _run(layout, plan, experiment, run, compiled.description, cancellation)
             failures += not ok
+    sync_records(layout)
     if command == "batch":
         if not failures:
             atomic_write_text(layout.batch_done(key), f"{len(indices)}\n")

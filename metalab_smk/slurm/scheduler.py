@@ -8,6 +8,7 @@ is imported by :func:`call` only, since a task of metalab's arrays never calls o
 
 from __future__ import annotations
 
+import re
 import shutil
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -22,6 +23,7 @@ __all__ = [
     "available",
     "call",
     "job_states",
+    "out_of_memory",
     "parse_sacct",
     "parse_sbatch",
     "parse_scontrol_job",
@@ -234,3 +236,16 @@ def job_states(job_ids: Iterable[str], since: datetime | None = None) -> dict[st
         except SchedulerError:
             return {}
     return {}
+
+
+# What slurmstepd writes to a job's log when it kills the job for its memory: with
+# cgroups ("oom-kill event") or by accounting (JobAcctGatherParams=OverMemoryKill).
+_MEMORY_KILL = re.compile(
+    r"exceeded (job )?memory limit|oom[-_ ]kill event|out of memory", re.IGNORECASE
+)
+
+
+def out_of_memory(state: str | None, log_text: str = "") -> bool:
+    """Whether SLURM ended a job for its memory: state OUT_OF_MEMORY, or the job's log
+    says so (clusters without cgroups report such a job as FAILED or CANCELLED)."""
+    return state == "OUT_OF_MEMORY" or bool(_MEMORY_KILL.search(log_text))

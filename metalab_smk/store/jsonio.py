@@ -29,9 +29,14 @@ def fsync_enabled() -> bool:
     return os.environ.get("METALAB_FSYNC", "1") != "0"
 
 
-def _fsync_path(path: str | os.PathLike[str]) -> None:
+def fsync_path(path: str | os.PathLike[str]) -> None:
     """fsync a file, or a directory so that a rename inside it is durable (no-op where
-    the filesystem refuses)."""
+    the filesystem refuses or ``METALAB_FSYNC=0``)."""
+    if fsync_enabled():
+        _fsync_path(path)
+
+
+def _fsync_path(path: str | os.PathLike[str]) -> None:
     try:
         fd = os.open(path, os.O_RDONLY)
     except OSError:
@@ -63,15 +68,28 @@ def atomic_write_via(path: str | os.PathLike[str], write: Callable[[Path], None]
             tmp.unlink()
 
 
+def publish(tmp: str | os.PathLike[str], target: str | os.PathLike[str]) -> None:
+    """Rename the complete, closed file ``tmp`` to ``target`` (fsyncing it first unless
+    ``METALAB_FSYNC=0``): the second half of a write that another process began."""
+    if fsync_enabled():
+        _fsync_path(tmp)
+    os.replace(tmp, target)
+
+
 def atomic_write_bytes(
-    path: str | os.PathLike[str], data: bytes, durable: bool | None = None
+    path: str | os.PathLike[str],
+    data: bytes,
+    durable: bool | None = None,
+    sync_directory: bool = True,
 ) -> None:
     """Write ``data`` to ``path`` via a temporary file and rename (same directory).
 
     The last rename wins with a complete file; a reader never sees a half-written one.
     With ``durable`` (default: ``fsync_enabled()``) the file is fsynced before the rename
     and the directory after it, so a crash or power loss never leaves an empty or
-    truncated file."""
+    truncated file. A writer of many files in one directory may pass
+    ``sync_directory=False`` and ``fsync_path`` the directory once after the last one
+    (until then a power loss can undo renames, never leave a partial file)."""
     if durable is None:
         durable = fsync_enabled()
     target = os.fspath(path)
@@ -90,7 +108,7 @@ def atomic_write_bytes(
                 handle.flush()
                 os.fsync(handle.fileno())
         os.replace(tmp, target)
-        if durable:
+        if durable and sync_directory:
             _fsync_path(directory or ".")
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
@@ -98,8 +116,13 @@ def atomic_write_bytes(
         raise
 
 
-def atomic_write_text(path: str | os.PathLike[str], text: str, durable: bool | None = None) -> None:
-    atomic_write_bytes(path, text.encode("utf-8"), durable)
+def atomic_write_text(
+    path: str | os.PathLike[str],
+    text: str,
+    durable: bool | None = None,
+    sync_directory: bool = True,
+) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"), durable, sync_directory)
 
 
 def _strict(value: Any) -> Any:
@@ -158,9 +181,13 @@ def from_strict_json(text: str | bytes) -> Any:
 
 
 def atomic_write_json(
-    path: str | os.PathLike[str], obj: Any, indent: int | None = 1, durable: bool | None = None
+    path: str | os.PathLike[str],
+    obj: Any,
+    indent: int | None = 1,
+    durable: bool | None = None,
+    sync_directory: bool = True,
 ) -> None:
-    atomic_write_text(path, to_strict_json(obj, indent=indent), durable)
+    atomic_write_text(path, to_strict_json(obj, indent=indent), durable, sync_directory)
 
 
 def read_json(path: str | os.PathLike[str]) -> Any:

@@ -426,8 +426,6 @@ def start(
     (``tie_to_parent="head"``: the SLURM plugin then cancels its jobs). Snakemake left
     running by a metalab process that was killed is ended first (SIGTERM, then SIGKILL
     after a minute)."""
-    from metalab_smk.results.summary import ensure_summary
-
     executor = as_executor(executor)
     lock = lock or RunnerLock(layout)
     missing: list[int] | None = None
@@ -435,10 +433,15 @@ def start(
         layout.stop_request.unlink(missing_ok=True)
         total = layout.count_runs()
         if resume:
-            # a rebuild validates the records it has not seen and stats every one (bad
-            # ones are quarantined); otherwise the missing-runs scan does that stat pass
-            rebuilt = ensure_summary(layout)
-            missing = missing_indices(layout, scan=not rebuilt)
+            # the scan stats every record and validates those the summary has not seen
+            # (bad ones are quarantined); the summary is ensured here only when nothing is
+            # left to run, else the sweep's own reduce writes it (and pandas loads while
+            # Snakemake starts instead of before)
+            missing = missing_indices(layout)
+            if not missing:
+                from metalab_smk.results.summary import ensure_summary
+
+                ensure_summary(layout)
         nothing_to_do = resume and not missing
     except BaseException:
         lock.release()

@@ -173,16 +173,20 @@ def _clip(line: str, width: int = 80) -> str:
     return line if len(line) <= width else line[: width - 3] + "..."
 
 
-_SUBMITTED = re.compile(r"submitted with SLURM jobid (\d+)")
+_SUBMITTED = re.compile(r"submitted with SLURM jobid (\d+)|submitted SLURM array job (\d+)")
 
 
 def slurm_job_ids(layout: ExperimentDir) -> set[str]:
-    """The SLURM jobs Snakemake submitted for this directory (it logs each one)."""
-    try:
-        text = layout.snakemake_log.read_text(errors="replace")
-    except OSError:
-        return set()
-    return set(_SUBMITTED.findall(text))
+    """The SLURM jobs submitted for this directory: Snakemake's (it logs each one) and
+    the job array of the latest ``metalab run`` (its log names it)."""
+    found: set[str] = set()
+    for log in (layout.snakemake_log, layout.array_log):
+        try:
+            text = log.read_text(errors="replace")
+        except OSError:
+            continue
+        found.update(plugin or array for plugin, array in _SUBMITTED.findall(text))
+    return found
 
 
 def cancel_slurm_jobs(layout: ExperimentDir) -> list[str]:
@@ -195,7 +199,7 @@ def cancel_slurm_jobs(layout: ExperimentDir) -> list[str]:
 
 
 def alive_slurm_jobs(layout: ExperimentDir) -> list[str]:
-    """The SLURM jobs Snakemake submitted here that are still queued or running."""
+    """The SLURM jobs submitted here that are still queued or running."""
     states = scheduler.job_states(slurm_job_ids(layout))
     return sorted(j for j, state in states.items() if state in scheduler.ALIVE_STATES)
 
@@ -316,6 +320,18 @@ def _newer(layout: ExperimentDir, partial, run_id: str) -> bool:
         return False
 
 
+def _tail(path: str | None, size: int = 8192) -> str:
+    """The end of a (SLURM) log, '' when it cannot be read."""
+    if not path:
+        return ""
+    try:
+        with open(path, "rb") as handle:
+            handle.seek(max(0, handle.seek(0, os.SEEK_END) - size))
+            return handle.read().decode(errors="replace")
+    except OSError:
+        return ""
+
+
 def _failed_run(
     layout: ExperimentDir,
     run_id: str,
@@ -326,13 +342,20 @@ def _failed_run(
     if marker is not None:  # the process died without writing a record
         job = marker.get("slurm_job_id")
         state = states.get(job) if job else None
+        if job and scheduler.out_of_memory(state, _tail(marker.get("slurm_log"))):
+            message = (
+                f"out of memory: SLURM killed its job (ended {state}) for using more than "
+                "its memory request; ask for more with SlurmConfig(memory=...)"
+            )
+        else:
+            message = "the run's process died without writing a record" + (
+                f" (its SLURM job ended {state})" if state else ""
+            )
         return FailedRun(
             run_id,
             Status.KILLED,
             state or "Killed",
-            "the run's process died without writing a record"
-            + (f" (its SLURM job ended {state})" if state else "")
-            + (" (no space left on device)" if disk_full(layout.root) else ""),
+            message + (" (no space left on device)" if disk_full(layout.root) else ""),
             str(layout.log(run_id)),
             state,
             marker.get("slurm_log"),

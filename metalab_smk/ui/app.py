@@ -24,12 +24,13 @@ def access_lines(host: str, port: int) -> list[str]:
 
 
 def serve(
-    path: str | os.PathLike[str] | None,
+    path: str | os.PathLike[str] | list[str] | None,
     host: str = "127.0.0.1",
     port: int = 8000,
     db: str | None = None,
 ) -> None:
-    """Serve the dashboard over ``path`` (a store root or an experiment directory)."""
+    """Serve the dashboard over ``path``: a store root or an experiment directory, several
+    of them, or directories with stores below them (see ``open_source``)."""
     try:
         import uvicorn
 

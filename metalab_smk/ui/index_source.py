@@ -1,7 +1,10 @@
 """``metalab ui --db URL``: the dashboard over the PostgreSQL index (``metalab index``).
 
 Experiments and their runs tables come from the index (the table through
-``load_results(URL, experiment_id=...)``, equal to the file store's); one run's record,
+``load_results(URL, experiment_id=...)``, equal to the file store's). The index holds
+finished runs only: the experiments list's live counts (running, pending) and SLURM
+head state are read from each recorded directory when it is reachable from the server
+(by the file-backed source's code), and marked unavailable when it is not. One run's record,
 log, data, artifacts, steps and manifest are read by a ``FileSource`` over the
 experiment directory the index recorded, with its path-containment checks.
 """
@@ -24,6 +27,7 @@ from metalab_smk.ui.source import BACKGROUND_ROWS, FileSource, NotFound, _Refres
 __all__ = ["IndexSource"]
 
 LISTING_SECONDS = 2  # how long one read of the experiments list is reused
+UNREACHABLE = "live state unavailable: directory not reachable"
 
 EXPERIMENTS_SQL = """
 SELECT e.experiment_id, e.name, e.version, e.directory, e.n_runs,
@@ -82,15 +86,35 @@ class IndexSource:
                 "directory": Path(directory).name,
                 "total": total,
                 "done": done,
-                "running": 0,  # the index holds records; runs in flight have none yet
+                "running": None,  # the index holds records; runs in flight have none yet
                 "failed": failed,
-                "pending": max(0, total - done - failed),
+                "pending": None,
                 "last_activity_ns": at_ns,
                 "head": None,
+                "store": str(Path(directory).parent),
                 "_path": directory,
+                "_indexed_ns": at_ns,
             }
         self._listing, self._listed_at = found, time.monotonic()
         return found
+
+    def _live(self, entry: dict[str, Any]) -> dict[str, Any]:
+        """``entry`` with the live counts and head state read from its directory by the
+        file-backed source (runs in flight, SLURM head), or marked unavailable."""
+        experiment_id = entry["experiment_id"]
+        try:
+            listed = self.files(experiment_id).experiments()
+            live = next(e for e in listed if e["experiment_id"] == experiment_id)
+        except (NotFound, StopIteration, OSError, ValueError, MetalabError):
+            return {**entry, "live": False, "live_note": UNREACHABLE}
+        counts = ("total", "done", "running", "failed", "pending", "head")
+        activity = max(entry["last_activity_ns"] or 0, live["last_activity_ns"] or 0)
+        return {
+            **entry,
+            **{k: live[k] for k in counts},
+            "last_activity_ns": activity or None,
+            "live": True,
+        }
 
     def _experiments(self) -> dict[str, dict[str, Any]]:
         if time.monotonic() - self._listed_at > LISTING_SECONDS:
@@ -104,9 +128,11 @@ class IndexSource:
         return entry
 
     def experiments(self) -> list[dict[str, Any]]:
-        """Each indexed experiment with its done / failed / pending counts."""
+        """Each indexed experiment with its counts: live ones (running, pending, head
+        state) when its directory is reachable from here, else the indexed ones with
+        ``live: False`` and a note."""
         return [
-            {k: v for k, v in e.items() if not k.startswith("_")}
+            {k: v for k, v in self._live(e).items() if not k.startswith("_")}
             for e in self._experiments().values()
         ]
 
@@ -115,7 +141,7 @@ class IndexSource:
         entry = self._entry(experiment_id)
         return self._cache.get(
             ("frame", experiment_id),
-            (entry["last_activity_ns"],),
+            (entry["_indexed_ns"],),
             lambda: load_results(self.url, experiment_id).frame.reset_index(drop=True),
             large=lambda frame: len(frame) >= BACKGROUND_ROWS,
         )

@@ -1,21 +1,50 @@
-"""Which data source ``metalab ui`` serves: the files, or the PostgreSQL index (``--db``)."""
+"""Which data source ``metalab ui`` serves: one store's files, several stores (given, or
+found below a directory), or the PostgreSQL index (``--db``)."""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
+from pathlib import Path
 
+from metalab_smk.errors import MetalabError
 from metalab_smk.ui.source import DataSource, FileSource
 
 __all__ = ["open_source"]
 
+Paths = str | os.PathLike[str] | Sequence[str | os.PathLike[str]] | None
 
-def open_source(path: str | os.PathLike[str] | None, db: str | None = None) -> DataSource:
-    """The data source for a path (default: the default store ``./runs``), or the
-    PostgreSQL index at ``db`` (then only experiments under ``path``, when given)."""
+
+def open_source(paths: Paths, db: str | None = None) -> DataSource:
+    """The data source for ``paths`` (default: the default store ``./runs``).
+
+    One store root or experiment directory: a ``FileSource`` (experiments keyed by
+    ``name:version``). Several paths, or one that holds stores further down: a
+    ``StoreSet`` (keys ``STORE@name:version``). With ``db``: the PostgreSQL index (only
+    experiments under the path, when one is given)."""
+    if paths is None:
+        given: list[str | os.PathLike[str]] = []
+    elif isinstance(paths, (str, os.PathLike)):
+        given = [paths]
+    else:
+        given = list(paths)
     if db:
+        if len(given) > 1:
+            raise MetalabError(
+                "--db serves the experiments of the index; give at most one PATH (it limits "
+                "them to the directories under it)"
+            )
         from metalab_smk.ui.index_source import IndexSource
 
-        return IndexSource(db, path)
-    from metalab_smk.compile.compiler import DEFAULT_STORE
+        return IndexSource(db, given[0] if given else None)
+    if not given:
+        from metalab_smk.compile.compiler import DEFAULT_STORE
 
-    return FileSource(path if path is not None else DEFAULT_STORE)
+        return FileSource(DEFAULT_STORE)
+    from metalab_smk.ui.stores import StoreSet, discover_stores, is_store
+
+    if len(given) == 1:
+        path = Path(given[0])
+        if not path.is_dir() or is_store(path) or not discover_stores(path):
+            return FileSource(given[0])  # one store (or an empty directory, served live)
+    return StoreSet(given)

@@ -58,10 +58,12 @@ class DataSource(Protocol):
     """What the dashboard and the report need from a store: the seam for other back ends
     (``FileSource`` reads the files; a database index implements the same methods).
 
-    Unknown names raise ``NotFound``; ``frame`` is a runs table like
-    ``Results.frame`` (``run_id``, ``status``, ``param_*``, metrics, ...); ``steps`` has
-    ``run_id, name, step, value``; a source may also have ``warm()`` (called in the
-    background when the server starts)."""
+    ``experiment_id`` arguments are the name an experiment is listed under: its
+    ``key`` when the listing gives one (``STORE@name:version`` over several stores,
+    ``stores.py``), else its ``experiment_id``. Unknown names raise ``NotFound``;
+    ``frame`` is a runs table like ``Results.frame`` (``run_id``, ``status``,
+    ``param_*``, metrics, ...); ``steps`` has ``run_id, name, step, value``; a source may
+    also have ``warm()`` (called in the background when the server starts)."""
 
     label: str
 
@@ -170,8 +172,11 @@ class FileSource:
             layout = ExperimentDir.at(self.root)
             found[read_json(layout.compiled)["experiment_id"]] = layout
         else:
+            inside = self.root.resolve()
             for child in sorted(self.root.iterdir()):
                 layout = ExperimentDir(child)
+                if not child.resolve().is_relative_to(inside):
+                    continue  # a symlink out of the served directory is not served
                 if child.is_dir() and layout.exists():
                     try:
                         found[read_json(layout.compiled)["experiment_id"]] = layout
@@ -198,7 +203,20 @@ class FileSource:
                 int(time.time() // 10),  # liveness of running processes: every 10 s
             )
             load = lambda e=experiment_id, lay=layout: self._experiment(e, lay)  # noqa: E731
-            out.append(self._cache.get(("status", experiment_id), key, load, large=_no))
+            try:
+                out.append(self._cache.get(("status", experiment_id), key, load, large=_no))
+            except (OSError, ValueError, KeyError, MetalabError) as exc:
+                # one broken experiment is listed with its error, the others as usual
+                name, _, version = experiment_id.rpartition(":")
+                out.append(
+                    {
+                        "experiment_id": experiment_id,
+                        "name": name,
+                        "version": version,
+                        "directory": layout.root.name,
+                        "error": f"cannot read its state: {exc}",
+                    }
+                )
         return out
 
     def _experiment(self, experiment_id: str, layout: ExperimentDir) -> dict[str, Any]:

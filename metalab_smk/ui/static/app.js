@@ -74,23 +74,27 @@ function progressBar(e) {
 
 async function experimentsPage(still) {
   setCrumbs([{ label: "experiments" }]);
+  const count = (n) => h("td", { class: "num" }, n ?? "?"); // null: not known (no live state)
   const draw = (data) => {
-    const rows = data.experiments.map((e) => h("tr", { dataset: { experiment: e.experiment_id } },
-      h("td", {}, h("a", { href: expHref(e.experiment_id) }, e.name)),
+    // several stores (or the index): a store column; the key in links names the store
+    const stores = data.experiments.some((e) => e.store);
+    const rows = data.experiments.map((e) => h("tr", { dataset: { experiment: e.key || e.experiment_id } },
+      stores ? h("td", { class: "mono store" }, e.store) : null,
+      h("td", {}, h("a", { href: expHref(e.key || e.experiment_id) }, e.name)),
       h("td", { class: "mono" }, e.version),
       h("td", {}, progressBar(e)),
-      h("td", { class: "num" }, e.done), h("td", { class: "num" }, e.running),
-      h("td", { class: "num" }, e.failed), h("td", { class: "num" }, e.pending),
-      h("td", { class: "num" }, e.total),
+      count(e.done), count(e.running), count(e.failed), count(e.pending), count(e.total),
       h("td", {}, ago(e.last_activity_ns)),
-      h("td", {}, e.head || "—"),
+      h("td", {}, e.live === false ? h("span", { class: "error live-note" }, e.live_note)
+        : e.error ? h("span", { class: "error" }, e.error) : e.head || "—"),
       h("td", { class: "muted" }, e.description)));
+    const columns = ["experiment", "version", "progress", "done", "running", "failed",
+      "pending", "total", "last activity", "head", "description"];
     return h("div", {},
       h("h1", {}, "Experiments"),
-      h("p", { class: "muted", id: "source" }, "store: ", data.source),
+      h("p", { class: "muted", id: "source" }, stores ? "stores: " : "store: ", data.source),
       data.experiments.length ? h("div", { class: "scroll" }, h("table", { id: "experiments" },
-        h("thead", {}, h("tr", {}, ["experiment", "version", "progress", "done", "running", "failed",
-          "pending", "total", "last activity", "head", "description"].map((c) => h("th", {}, c)))),
+        h("thead", {}, h("tr", {}, (stores ? ["store", ...columns] : columns).map((c) => h("th", {}, c)))),
         h("tbody", {}, rows))) : h("p", {}, "No compiled experiments here yet."));
   };
   let last = "";
@@ -172,7 +176,8 @@ async function runsPage(eid, params, still) {
   const pager = h("div", { class: "pager" });
 
   main.replaceChildren(h("div", {},
-    h("h1", {}, eid),
+    h("h1", {}, manifest.experiment_id || eid),
+    manifest.store ? h("p", { class: "muted", id: "store" }, "store: ", manifest.store) : null,
     manifestCard(manifest),
     h("div", { class: "toolbar" }, search, status, h("span", { class: "muted" }, "filter:"), fCol, fOp, fValue, addFilter,
       picker, h("a", { href: exportHref("csv"), id: "export-csv", download: "" }, "CSV"),
