@@ -15,6 +15,10 @@ runs the same runs with the same chunking (runs per SLURM job or array task) in 
   (one job per batch, Snakemake started inside each job), status checks every second.
 
 ``tail`` is the time from the last task's end marker (or last record) to the result.
+``cpu/task`` is the mean user+sys CPU of one array task (sacct's TotalCPU of the tasks'
+batch steps, read once accounting has them); ``head cpu`` is the user+sys CPU of the
+process that submitted and waited, with its children (compile, polling, summary);
+``task span`` is the first task's start to the last task's end (sacct, whole seconds).
 
     python benchmarks/slurm.py [--workload trivial200] [--modes array,run] [--repeat 2]
 """
@@ -24,12 +28,15 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
+import resource
 import statistics
 import subprocess
 import sys
 import tempfile
 import textwrap
 import time
+from datetime import datetime
 from pathlib import Path
 
 WORKLOADS = {  # name: (runs, seconds per run, runs per job)
@@ -86,6 +93,44 @@ TASK = textwrap.dedent(
 )
 
 
+def _seconds(total_cpu: str) -> float:
+    """sacct's ``[D-][HH:]MM:SS[.mmm]`` as seconds."""
+    days, _, rest = total_cpu.rpartition("-")
+    parts = [float(p) for p in rest.split(":")]
+    while len(parts) < 3:
+        parts.insert(0, 0.0)
+    return (int(days or 0) * 24 + parts[0]) * 3600 + parts[1] * 60 + parts[2]
+
+
+def accounting(array_job: str, tasks: int) -> dict:
+    """From sacct: ``task_cpu``, the mean user+sys CPU seconds of a task (its batch step),
+    and ``span``, first task start to last task end (1 s resolution; other users' jobs on
+    the cluster stretch it alike for every mode). Empty when sacct does not have them."""
+    deadline = time.time() + 20
+    while time.time() < deadline:
+        out = subprocess.run(
+            ["sacct", "-n", "-P", "-o", "JobID,TotalCPU,Start,End", "-j", array_job],
+            capture_output=True, text=True, check=False,
+        ).stdout  # fmt: skip
+        rows = [line.split("|") for line in out.splitlines()]
+        steps = [row for row in rows if row[0].endswith(".batch")]
+        tasks_rows = [row for row in rows if "." not in row[0] and "[" not in row[0]]
+        if len(steps) >= tasks and len(tasks_rows) >= tasks:
+            first = min(datetime.fromisoformat(row[2]) for row in tasks_rows)
+            last = max(datetime.fromisoformat(row[3]) for row in tasks_rows)
+            return {
+                "task_cpu": sum(_seconds(row[1]) for row in steps) / len(steps),
+                "span": (last - first).total_seconds(),
+            }
+        time.sleep(1)
+    return {}
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def _newest_mtime(paths: list[Path]) -> float:
     return max(p.stat().st_mtime for p in paths)
 
@@ -109,7 +154,7 @@ def _array(directory: Path, n: int, sleep: float, chunk: int, partition: str) ->
     end = time.time()
     assert len(list(out.glob("*.json"))) == n, f"array job {job} lost runs"
     return {"seconds": end - start, "tail": end - _newest_mtime(list(out.glob("*.end"))),
-            "jobs": tasks}  # fmt: skip
+            "jobs": tasks, "head_cpu": None, **accounting(job, tasks)}  # fmt: skip
 
 
 def _last_end(exp_dir: Path) -> float:
@@ -120,15 +165,31 @@ def _last_end(exp_dir: Path) -> float:
 def _run(directory: Path, n: int, chunk: int, partition: str, engine: str) -> dict:
     script = RUN.replace("__PARTITION__", partition).replace("__CHUNK__", str(chunk))
     (directory / "bench.py").write_text(script.replace("__ENGINE__", engine))
-    start = time.time()
+    start, cpu = time.time(), _children_cpu()
     out = subprocess.run(
         [sys.executable, "bench.py"], cwd=directory, capture_output=True, text=True, check=True
     ).stdout
+    head_cpu = _children_cpu() - cpu
     row = json.loads(out.strip().splitlines()[-1])
     assert row["ok"] == n, row
     exp_dir = next((directory / "runs").iterdir())
     return {"seconds": row["end"] - start, "tail": row["end"] - _last_end(exp_dir),
-            "jobs": row["jobs"]}  # fmt: skip
+            "jobs": row["jobs"], "head_cpu": head_cpu,
+            **_array_accounting(exp_dir, row["jobs"])}  # fmt: skip
+
+
+def _array_accounting(exp_dir: Path, tasks: int) -> dict:
+    """CPU per task of the array metalab submitted (its ID is in the array log or head)."""
+    for name in ("slurm-array.log", "head.json"):
+        path = exp_dir / ".metalab" / name
+        found = (
+            re.search(r'(?:array job |"array_job_id":\s*")(\d+)', path.read_text())
+            if (path.is_file())
+            else None
+        )
+        if found:
+            return accounting(found.group(1), tasks)
+    return {}
 
 
 def _submit(directory: Path, n: int, chunk: int, partition: str) -> dict:
@@ -138,7 +199,7 @@ def _submit(directory: Path, n: int, chunk: int, partition: str) -> dict:
         "executor: slurm\njobs: 100\ndefault-resources:\n"
         f"  slurm_partition: {partition}\n  runtime: 10\n  mem_mb: 500\n"
     )
-    start = time.time()
+    start, cpu = time.time(), _children_cpu()
     subprocess.run(
         [sys.executable, "-m", "metalab_smk.cli", "submit", "exp.py", "--profile", "profile",
          "--chunk-size", str(chunk)],
@@ -149,6 +210,8 @@ def _submit(directory: Path, n: int, chunk: int, partition: str) -> dict:
     exp_dir = next((directory / "runs").iterdir())
     results = metalab.reconnect(exp_dir).result()  # what a user does after submitting
     end = time.time()
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    head_cpu = _children_cpu() - cpu + own.ru_utime + own.ru_stime  # reconnect runs here
     assert len(results.successful) == n, len(results.successful)
     last = _last_end(exp_dir)
     summary = exp_dir / "summary" / "runs.parquet"
@@ -157,7 +220,8 @@ def _submit(directory: Path, n: int, chunk: int, partition: str) -> dict:
         time.sleep(0.1)
     jobs = len(list((exp_dir / ".metalab" / "batches").glob("*.end")))
     return {"seconds": end - start, "tail": end - last, "jobs": jobs + 1,
-            "summary_tail": summary.stat().st_mtime - last}  # fmt: skip
+            "summary_tail": summary.stat().st_mtime - last, "head_cpu": head_cpu,
+            **_array_accounting(exp_dir, jobs)}  # fmt: skip
 
 
 def measure(mode: str, workload: str, partition: str, tag: str) -> dict:
@@ -176,6 +240,11 @@ def measure(mode: str, workload: str, partition: str, tag: str) -> dict:
         return _run(directory, n, chunk, partition, "snakemake" if mode == "snakemake" else "array")
 
 
+def _mean(values) -> str:
+    known = [v for v in values if v is not None]
+    return f"{statistics.mean(known):.3f}" if known else "-"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--workload", default="trivial200", choices=sorted(WORKLOADS))
@@ -185,7 +254,10 @@ def main() -> None:
     args = parser.parse_args()
     n, sleep, chunk = WORKLOADS[args.workload]
     print(f"{args.workload}: {n} runs of {sleep} s, {chunk} runs per job")
-    print(f"{'mode':>10} {'jobs':>5} {'wall (s)':>16} {'tail (s)':>14}")
+    print(
+        f"{'mode':>10} {'jobs':>5} {'wall (s)':>16} {'tail (s)':>14} "
+        f"{'cpu/task (s)':>12} {'head cpu (s)':>12} {'task span (s)':>13}"
+    )
     modes = args.modes.split(",")
     rows: dict[str, list[dict]] = {mode: [] for mode in modes}
     for i in range(args.repeat):  # interleaved, so that a busy cluster hits every mode
@@ -197,7 +269,10 @@ def main() -> None:
         print(
             f"{mode:>10} {rows[mode][0]['jobs']:>5} "
             f"{statistics.mean(walls):>6.1f} ({min(walls):.1f}-{max(walls):.1f}) "
-            f"{statistics.mean(tails):>5.1f} ({min(tails):.1f}-{max(tails):.1f})"
+            f"{statistics.mean(tails):>5.1f} ({min(tails):.1f}-{max(tails):.1f}) "
+            f"{_mean(r.get('task_cpu') for r in rows[mode]):>12} "
+            f"{_mean(r.get('head_cpu') for r in rows[mode]):>12} "
+            f"{_mean(r.get('span') for r in rows[mode]):>13}"
             + (
                 f"  summary file {min(summaries):.1f}-{max(summaries):.1f} s after the last task"
                 if (summaries := [r["summary_tail"] for r in rows[mode] if "summary_tail" in r])

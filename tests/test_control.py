@@ -495,3 +495,16 @@ def test_worker_failing_to_import_the_file_fails_the_sweep_with_its_error(
     message = str(error.value)
     assert "metalab worker: " in message and "RuntimeError: broken in jobs" in message
     assert "0 of 2 runs done" in message and "snakemake.log" in message
+
+
+def test_the_failure_names_the_log_of_the_engine_that_ran_last(tmp_path) -> None:
+    from metalab_smk.store.layout import ExperimentDir
+    from metalab_smk.sweep.outcome import engine_log
+
+    layout = ExperimentDir.at(tmp_path)
+    layout.snakemake_log.parent.mkdir(parents=True, exist_ok=True)
+    layout.snakemake_log.write_text("$ snakemake\n")
+    assert engine_log(layout) == (layout.snakemake_log, "snakemake")
+    layout.array_log.write_text("$ python -m metalab_smk.slurm.array\n")
+    os.utime(layout.snakemake_log, (1, 1))
+    assert engine_log(layout) == (layout.array_log, "the SLURM array")

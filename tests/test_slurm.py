@@ -196,6 +196,46 @@ def test_metalab_run_with_slurm_executor_packs_runs_and_requests_resources(
     assert log.endswith(".log")
 
 
+TAIL_SECONDS = 3.0  # issue 15: the result within 3 s of the last job's end
+
+
+def test_result_arrives_within_3_s_of_the_last_array_task_end(tmp_path: Path) -> None:
+    _experiment(tmp_path, "tail", 6, sleep=1)
+    script = tmp_path / "tail_run.py"
+    script.write_text(
+        textwrap.dedent("""
+        import time
+        import metalab
+        from tail import exp
+
+        config = metalab.SlurmConfig(partition="debug", time="00:05:00", memory="500M",
+                                     chunk_size=2)
+        results = metalab.run(exp, executor=metalab.SlurmExecutor(config),
+                              verbose=False).result()
+        print("RESULT_AT", repr(time.time()), "OK", len(results.successful))
+    """)
+    )
+    done = subprocess.run(
+        [sys.executable, str(script)], cwd=tmp_path, capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    words = done.stdout.split()
+    result_at, ok = float(words[words.index("RESULT_AT") + 1]), words[words.index("OK") + 1]
+    assert ok == "6"
+    exp_dir = tmp_path / "runs" / "tail+1"
+    ends = list((exp_dir / ".metalab" / "batches").glob("*.end"))
+    assert len(ends) == 3  # one per array task, each written as its task's last act
+    assert all(p.read_text().strip() == "0" for p in ends)
+    last_end = max(p.stat().st_mtime for p in ends)
+    records = _records(exp_dir)
+    assert last_end <= result_at, "the result came before the last task ended"
+    assert result_at - last_end < TAIL_SECONDS, (
+        f"the result came {result_at - last_end:.2f} s after the last task's end marker"
+    )
+    jobs = {r["provenance"]["extra"]["slurm_job_id"] for r in records.values()}
+    assert len(jobs) == 3
+
+
 def test_failed_run_on_slurm_is_reported_and_retried(tmp_path: Path) -> None:
     _experiment(tmp_path, "flaky", 3)
     (tmp_path / "fail-1").touch()

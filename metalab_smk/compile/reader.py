@@ -99,6 +99,16 @@ class CompiledExperiment:
             raise ExperimentError(f"{path} does not hold experiment {self.experiment_id!r}.")
         return experiment
 
+    def run_ids_at(self, indices: list[int]) -> list[str]:
+        """The run table's IDs at ``indices`` (one seek each: a task of a large sweep
+        reads only its own lines)."""
+        ids = []
+        with open(self.layout.run_table, "rb") as table:
+            for index in indices:
+                table.seek(index * RUN_TABLE_LINE)
+                ids.append(table.read(RUN_TABLE_LINE - 1).decode("ascii", "replace"))
+        return ids
+
     def index_of(self, run_id: str) -> int:
         """Global run index of ``run_id`` in the run table."""
         data = self.layout.run_table.read_bytes()

@@ -11,9 +11,12 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import sqlite3
 import threading
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import sqlite3
 
 __all__ = ["HashCache", "default_cache", "dir_hash", "file_hash", "full_dir_hash", "full_file_hash"]
 
@@ -43,6 +46,8 @@ class HashCache:
 
     def _connection(self) -> sqlite3.Connection | None:
         if self._conn is None and not self._disabled:
+            import sqlite3  # here, not at import: most jobs hash no file
+
             try:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
                 conn = sqlite3.connect(self.path, timeout=30, check_same_thread=False)
@@ -61,6 +66,8 @@ class HashCache:
             conn = self._connection()
             if conn is None:
                 return None
+            import sqlite3
+
             try:
                 row = conn.execute(
                     "SELECT size, mtime_ns, inode, sha256 FROM hashes WHERE path = ?", (path,)
@@ -77,6 +84,8 @@ class HashCache:
             conn = self._connection()
             if conn is None:
                 return
+            import sqlite3
+
             try:
                 with conn:
                     conn.execute(

@@ -74,16 +74,24 @@ class _Cancellation:
         self.runtime = runtime
 
 
-def _indices(compiled: CompiledExperiment, plan: Plan, command: str, key: str) -> list[int]:
+def _indices(compiled: CompiledExperiment, command: str, key: str) -> list[int]:
     if command == "run":
-        index = compiled.index_of(key)
-        if plan.run(index).run_id != key:
-            raise MetalabError(
-                f"run {key} (index {index}) no longer matches the experiment snapshot: its "
-                "context files or code changed since compiling; run `metalab compile` again."
-            )
-        return [index]
+        return [compiled.index_of(key)]
     return [int(line) for line in compiled.layout.batch_listing(key).read_text().split()]
+
+
+def _planned(compiled: CompiledExperiment, plan: Plan, indices: list[int]) -> list[PlannedRun]:
+    """The runs at ``indices``, after checking that their IDs, computed from the loaded
+    experiment, are the compiled run table's (only these runs' IDs are computed)."""
+    runs = [plan.run(index) for index in indices]
+    for run, compiled_id in zip(runs, compiled.run_ids_at(indices), strict=True):
+        if run.run_id != compiled_id:
+            raise MetalabError(
+                f"run {compiled_id} (index {run.index}) no longer matches the experiment "
+                "snapshot: its context files or code changed since compiling; run "
+                "`metalab compile` again."
+            )
+    return runs
 
 
 def _task_batch(layout: ExperimentDir, stamp: str) -> str:
@@ -320,15 +328,19 @@ def _main(argv: Sequence[str] | None = None) -> int:
         return 2
     command, key = args
     layout = ExperimentDir.at(os.getcwd())
+    indices: list[int] = []
     try:
         if command == "task":
             command, key = "batch", _task_batch(layout, key)
         compiled = CompiledExperiment.read(layout)
+        indices = _indices(compiled, command, key)
         experiment = compiled.load_experiment()
         plan = Plan(experiment)
-        indices = _indices(compiled, plan, command, key)
+        runs = _planned(compiled, plan, indices)
     except MetalabError as exc:
         print(f"metalab worker: {exc}", file=sys.stderr)
+        if command == "batch" and indices:  # the head sees the end now, as a failure
+            atomic_write_text(layout.batch_end(key), f"{len(indices)}\n")
         return 2
     cancellation = _Cancellation()
     if "SLURM_ARRAY_TASK_ID" not in os.environ:
@@ -337,7 +349,6 @@ def _main(argv: Sequence[str] | None = None) -> int:
     if isolate:
         warm_up()  # once here, not in every forked run
     failures = 0
-    runs = [plan.run(index) for index in indices]
     # a bad record is quarantined here, and its run runs again
     runs = [run for run in runs if not valid_record_exists(layout, run.run_id)]
     if isolate:

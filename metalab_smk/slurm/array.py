@@ -23,7 +23,7 @@ import time
 from collections.abc import Sequence
 
 from metalab_smk.errors import SchedulerError
-from metalab_smk.slurm import scheduler
+from metalab_smk.slurm import bytecode, scheduler
 from metalab_smk.slurm.config import SlurmConfig, memory_mb, minutes
 from metalab_smk.store.layout import ExperimentDir
 
@@ -44,6 +44,8 @@ def array_argv(layout: ExperimentDir, stamp: str, n_tasks: int, config: SlurmCon
     """The ``sbatch --array`` of the batches ``STAMP-000000 .. STAMP-(n_tasks-1)``; each
     task first runs the config's setup lines (modules, conda, ``setup``)."""
     command = shlex.join([sys.executable, "-m", "metalab_smk.worker", "task", stamp])
+    # a `%` limit only when it limits anything
+    throttle = f"%{config.max_concurrent}" if config.max_concurrent < n_tasks else ""
     if config.precommand():
         command = f"{config.precommand()} && {command}"
     return scheduler.sbatch_argv(
@@ -57,7 +59,7 @@ def array_argv(layout: ExperimentDir, stamp: str, n_tasks: int, config: SlurmCon
         gpus=config.gpus,
         partition=config.partition,
         account=config.account,
-        array=f"0-{n_tasks - 1}%{config.max_concurrent}",
+        array=f"0-{n_tasks - 1}" + throttle,
         extra=[*shlex.split(config.extra or ""), *config.extra_sbatch_options()],
     )
 
@@ -65,6 +67,7 @@ def array_argv(layout: ExperimentDir, stamp: str, n_tasks: int, config: SlurmCon
 def submit_array(layout: ExperimentDir, stamp: str, n_tasks: int, config: SlurmConfig) -> str:
     """Submit the array of the batches ``STAMP-*``; its job ID (SchedulerError if refused)."""
     layout.slurm_logs_dir.mkdir(parents=True, exist_ok=True)
+    bytecode.precompile()  # once here, not in every task (see slurm/bytecode.py)
     argv = array_argv(layout, stamp, n_tasks, config)
     return scheduler.parse_sbatch(scheduler.call(argv, timeout=120))
 

@@ -2,14 +2,14 @@
 
 Pure argv builders and pure output parsers (tested on recorded output without a cluster),
 plus :func:`call`, the one function that runs a command. Standard library only: the job
-side uses it too, and a job's start must stay light (docs/architecture.md).
+side uses it too, and a job's start must stay light (docs/architecture.md): ``subprocess``
+is imported by :func:`call` only, since a task of metalab's arrays never calls one.
 """
 
 from __future__ import annotations
 
 import re
 import shutil
-import subprocess
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -202,6 +202,8 @@ def available(command: str = "sbatch") -> bool:
 
 def call(argv: Sequence[str], timeout: float = 30, env: dict[str, str] | None = None) -> str:
     """Run a SLURM command and return its stdout; SchedulerError when it fails."""
+    import subprocess
+
     try:
         done = subprocess.run(
             list(argv), capture_output=True, text=True, timeout=timeout, check=False, env=env

@@ -11,7 +11,7 @@ from metalab_smk.store.layout import ExperimentDir
 from metalab_smk.store.locate import shown
 from metalab_smk.sweep.status import sweep_status
 
-__all__ = ["error_line", "failure_cause", "jobs_started"]
+__all__ = ["engine_log", "error_line", "failure_cause", "jobs_started"]
 
 _ERROR = re.compile(r"^\s*(\w*(Error|Exception)\b|snakemake: error:|Error:|error:)")
 _TAIL_BYTES = 200_000
@@ -54,13 +54,29 @@ def error_line(path: Path) -> str | None:
     return lines[-1] if lines else None
 
 
+def engine_log(layout: ExperimentDir) -> tuple[Path, str]:
+    """The log of the sweep's last engine process and its name: Snakemake's, or the
+    SLURM array's when that ran last."""
+
+    def mtime(path: Path) -> float:
+        try:
+            return path.stat().st_mtime
+        except OSError:
+            return -1.0
+
+    if mtime(layout.array_log) > mtime(layout.snakemake_log):
+        return layout.array_log, "the SLURM array"
+    return layout.snakemake_log, "snakemake"
+
+
 def failure_cause(layout: ExperimentDir, returncode: int | None) -> str | None:
     """None when every run is done and Snakemake succeeded; else why not, in one line."""
     status = sweep_status(layout)
     if status.is_complete and not returncode:
         return None
     where = shown(layout.root)
-    log = shown(layout.snakemake_log)
+    engine_log_path, engine = engine_log(layout)
+    log = shown(engine_log_path)
     counts = (
         f"{status.done} of {status.total} runs done, {status.failed} failed, "
         f"{status.missing} missing"
@@ -72,6 +88,6 @@ def failure_cause(layout: ExperimentDir, returncode: int | None) -> str | None:
             f"(log: {shown(first.log)}; all: `metalab status {where}`)"
         )
     if returncode:
-        line = error_line(layout.snakemake_log) or "no error message"
-        return f"snakemake failed (exit {returncode}): {line} ({counts}; log: {log})"
+        line = error_line(engine_log_path) or "no error message"
+        return f"{engine} failed (exit {returncode}): {line} ({counts}; log: {log})"
     return f"{counts}: no job ran the missing runs (log: {log})"
