@@ -239,7 +239,12 @@ def test_compare_two_runs(page, server, shots) -> None:
     _shot(page, shots / "compare.png", full_page=True)
     page.check("#only-diff")
     page.wait_for_function("location.hash.includes('diff=1')")
+    # the table is drawn again after the hash changes: wait for it, then check
+    page.wait_for_function(
+        "document.querySelectorAll('#compare-table tbody tr:not(.diff)').length === 0"
+    )
     assert page.locator("#compare-table tbody tr:not(.diff)").count() == 0
+    assert page.locator("#compare-table tbody tr.diff").count() >= 2
 
 
 def test_live_refresh(page, store, tmp_path) -> None:
