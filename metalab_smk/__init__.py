@@ -10,6 +10,7 @@ from metalab_smk.core.context import DirPath, FilePath, Fingerprintable, context
 from metalab_smk.core.experiment import Experiment
 from metalab_smk.core.filehash import dir_hash, file_hash
 from metalab_smk.core.identity import canonical, fingerprint, run_id
+from metalab_smk.core.lazy import lazy_getattr as _lazy_getattr
 from metalab_smk.core.operation import Operation, OperationWrapper, operation
 from metalab_smk.core.params import (
     GridSource,
@@ -80,15 +81,7 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str):
-    module_name = _LAZY.get(name)
-    if module_name is None:
-        raise AttributeError(f"module 'metalab' has no attribute {name!r}")
-    import importlib
-
-    value = getattr(importlib.import_module(module_name), name)
-    globals()[name] = value
-    return value
+__getattr__ = _lazy_getattr("metalab", _LAZY, globals())
 
 
 def __dir__() -> list[str]:

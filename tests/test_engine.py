@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from process_env import subprocess_env
 
 import metalab
 from metalab_smk.core.seeds import SeedBundle
@@ -56,20 +57,11 @@ LEADING_COLUMNS = ["run_id", "experiment_id", "status", "duration_ms", "started_
 
 
 # helpers ---------------------------------------------------------------------------------
-def _env(base: Path, **extra: str) -> dict[str, str]:
-    env = dict(os.environ)
-    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
-    env["METALAB_HASH_CACHE"] = str(base / "hash-cache.sqlite")
-    env.pop("SLURM_JOB_ID", None)
-    env.update(extra)
-    return env
-
-
 def _metalab(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "metalab_smk.cli", *args],
         cwd=cwd,
-        env=_env(cwd),
+        env=subprocess_env(cwd),
         capture_output=True,
         text=True,
         timeout=TIMEOUT,
@@ -82,7 +74,7 @@ def _snakemake(directory: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "snakemake", "--cores", "2", *args],
         cwd=directory,
-        env=_env(directory.parent.parent),
+        env=subprocess_env(directory.parent.parent),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -95,7 +87,7 @@ def _script(cwd: Path, path: Path, **env: str) -> subprocess.CompletedProcess[st
     return subprocess.run(
         [sys.executable, str(path)],
         cwd=cwd,
-        env=_env(cwd, **env),
+        env=subprocess_env(cwd, **env),
         capture_output=True,
         text=True,
         timeout=TIMEOUT,
@@ -213,7 +205,7 @@ def sweep(tmp_path_factory: pytest.TempPathFactory) -> Sweep:
     dry_run = subprocess.run(
         ["bash", "-c", f"{command} --dry-run"],
         cwd=base,
-        env=_env(base),
+        env=subprocess_env(base),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,

@@ -4,7 +4,6 @@ failing or crashing run never stops the others of its batch, nothing finished ru
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import subprocess
@@ -13,6 +12,7 @@ import textwrap
 from pathlib import Path
 
 import pandas as pd
+from process_env import subprocess_env
 
 from metalab_smk.store.jsonio import read_json
 from metalab_smk.store.layout import ExperimentDir
@@ -39,19 +39,11 @@ EXPERIMENT = textwrap.dedent(
 )
 
 
-def _env(base: Path) -> dict[str, str]:
-    env = dict(os.environ)
-    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
-    env["METALAB_HASH_CACHE"] = str(base / "hash-cache.sqlite")
-    env.pop("SLURM_JOB_ID", None)
-    return env
-
-
 def _run(cwd: Path, *argv: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, *argv],
         cwd=cwd,
-        env=_env(cwd),
+        env=subprocess_env(cwd),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,

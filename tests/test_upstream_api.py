@@ -7,7 +7,6 @@ derived metrics, executors, store): an upstream-style script runs one real sweep
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import textwrap
@@ -16,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from process_env import subprocess_env
 
 import metalab
 from metalab_smk.sweep.executors import as_executor
@@ -99,19 +99,11 @@ UPSTREAM_SCRIPT = """\
 """
 
 
-def _env(base: Path) -> dict[str, str]:
-    env = dict(os.environ)
-    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
-    env["METALAB_HASH_CACHE"] = str(base / "hash-cache.sqlite")
-    env.pop("SLURM_JOB_ID", None)
-    return env
-
-
 def _python(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
     done = subprocess.run(
         [sys.executable, *args],
         cwd=cwd,
-        env=_env(cwd),
+        env=subprocess_env(cwd),
         capture_output=True,
         text=True,
         timeout=TIMEOUT,
@@ -202,7 +194,7 @@ def test_an_unknown_submodule_is_a_plain_import_error(tmp_path: Path) -> None:
     done = subprocess.run(
         [sys.executable, "-c", "import metalab.no_such_module"],
         cwd=tmp_path,
-        env=_env(tmp_path),
+        env=subprocess_env(tmp_path),
         capture_output=True,
         text=True,
         timeout=60,

@@ -4,7 +4,6 @@ value that is HTML."""
 
 from __future__ import annotations
 
-import os
 import socket
 import subprocess
 import sys
@@ -12,6 +11,8 @@ import textwrap
 import time
 import urllib.request
 from pathlib import Path
+
+from process_env import subprocess_env
 
 XSS = "<script>alert(1)</script>"
 
@@ -70,10 +71,7 @@ def build_store(base: Path, lrs: tuple[float, ...] = (0.1, 0.05, 0.01)) -> Path:
     other learning rates ``lrs``: 6 runs per rate, failures only at 0.01)."""
     base.mkdir(parents=True, exist_ok=True)
     (base / "uidemo.py").write_text(EXPERIMENT.replace("lr=[0.1, 0.05, 0.01]", f"lr={list(lrs)}"))
-    env = dict(os.environ)
-    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
-    env["METALAB_HASH_CACHE"] = str(base / "hash-cache.sqlite")
-    env.pop("SLURM_JOB_ID", None)
+    env = subprocess_env(base)
     result = subprocess.run(
         [sys.executable, "-m", "metalab_smk.cli", "run", "uidemo.py", "--cores", "2"],
         cwd=base,

@@ -206,9 +206,13 @@ def _hand_over(pipe: int) -> RecordWriter:
     it to the parent (``_publish``), which fsyncs and renames it while the child goes on
     with the next run, so the disk's latency is off the runs' path."""
 
+    made: set[Path] = set()  # record folders made by this child (one mkdir each)
+
     def write(path: Path, record: dict) -> None:
+        if path.parent not in made:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            made.add(path.parent)
         tmp = temp_path(os.fspath(path))
-        path.parent.mkdir(parents=True, exist_ok=True)
         with open(tmp, "w", encoding="utf-8") as handle:
             handle.write(to_strict_json(record))
         os.write(pipe, b"c" + json.dumps([tmp, os.fspath(path)]).encode() + b"\n")

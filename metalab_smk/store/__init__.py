@@ -5,6 +5,8 @@ See docs/architecture.md for the layers and what each may import. ``FileStore``,
 metalab.store import FileStore``).
 """
 
+from metalab_smk.core.lazy import lazy_getattr
+
 _LAZY = {
     "FileStore": "metalab_smk.store.filestore",
     "FileStoreConfig": "metalab_smk.store.config",
@@ -12,10 +14,4 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str):
-    module_name = _LAZY.get(name)
-    if module_name is None:
-        raise AttributeError(f"module 'metalab.store' has no attribute {name!r}")
-    import importlib
-
-    return getattr(importlib.import_module(module_name), name)
+__getattr__ = lazy_getattr("metalab.store", _LAZY, globals())
