@@ -11,11 +11,15 @@ import errno
 import os
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from metalab_smk import __version__
 from metalab_smk.cli_stores import add_store_commands
 from metalab_smk.errors import MetalabError, SweepInterrupted
 from metalab_smk.store.config import DEFAULT_STORE
+
+if TYPE_CHECKING:
+    from metalab_smk.sweep.executors import LocalExecutor
 
 
 def _load(path: str, experiment: str | None):
@@ -66,14 +70,14 @@ def _cmd_plan(args: argparse.Namespace) -> int:
 
 def _cmd_run(args: argparse.Namespace) -> int:
     from metalab_smk.results.results import Results
-    from metalab_smk.sweep.runner import LocalExecutor, run
+    from metalab_smk.sweep.runner import run
 
     experiment = _load(args.file, args.experiment)
     handle = run(
         experiment,
         store=args.store,
         resume=not args.no_resume,
-        executor=LocalExecutor(cores=args.cores, chunk_size=args.chunk_size),
+        executor=_local_executor(args),
     )
     try:
         handle.wait()
@@ -92,18 +96,43 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _local_executor(args: argparse.Namespace) -> LocalExecutor:
+    """The LocalExecutor of ``--cores``, ``--chunk-size``, ``--gpus``, ``--runs-per-gpu``."""
+    from metalab_smk.sweep.executors import LocalExecutor
+
+    return LocalExecutor(
+        cores=args.cores,
+        chunk_size=args.chunk_size,
+        gpus=args.gpus,  # device indices as CUDA_VISIBLE_DEVICES lists them, or auto
+        runs_per_gpu=args.runs_per_gpu,
+    )
+
+
+def _gpu_options(sub: argparse.ArgumentParser) -> None:
+    sub.add_argument(
+        "--gpus",
+        default=None,
+        metavar="DEVICES",
+        help="GPUs for runs that ask for them: device indices (0,1) or auto (default: "
+        "CUDA_VISIBLE_DEVICES, else nvidia-smi)",
+    )
+    sub.add_argument(
+        "--runs-per-gpu", type=int, default=1, metavar="K", help="runs sharing one GPU (1)"
+    )
+
+
 def _cmd_submit(args: argparse.Namespace) -> int:
     from metalab_smk.compile.compiler import compile_experiment
     from metalab_smk.store.locate import shown
     from metalab_smk.sweep.detached import submit
-    from metalab_smk.sweep.executors import LocalExecutor, ProfileExecutor
+    from metalab_smk.sweep.executors import ProfileExecutor
     from metalab_smk.sweep.locks import RunnerLock
 
     experiment = _load(args.file, args.experiment)
     executor = (
         ProfileExecutor(args.profile, chunk_size=args.chunk_size, engine=args.engine)
         if args.profile
-        else LocalExecutor(cores=args.cores, chunk_size=args.chunk_size)
+        else _local_executor(args)
     )
     locks: list[RunnerLock] = []  # nothing is written while another sweep runs here
     try:
@@ -306,6 +335,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument(
         "--chunk-size", type=int, default=None, help="runs per Snakemake job (default: auto)"
     )
+    _gpu_options(sub)
     sub.add_argument("--no-resume", action="store_true", help="delete the records; run all again")
     sub.set_defaults(func=_cmd_run)
 
@@ -331,6 +361,7 @@ def build_parser() -> argparse.ArgumentParser:
         "Snakemake's SLURM executor (one job per batch)",
     )
     sub.add_argument("--cores", type=int, default=None, help="local parallel jobs")
+    _gpu_options(sub)
     sub.add_argument(
         "--local",
         action="store_true",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -16,3 +17,15 @@ def subprocess_env(base: Path, **extra: str) -> dict[str, str]:
     env.pop("SLURM_JOB_ID", None)
     env.update(extra)
     return env
+
+
+def run_metalab(cwd: Path, *args: str, timeout: int = 300) -> subprocess.CompletedProcess[str]:
+    """``metalab ARGS`` in ``cwd`` (its output captured as text)."""
+    return subprocess.run(
+        [sys.executable, "-m", "metalab_smk.cli", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=subprocess_env(cwd),
+    )

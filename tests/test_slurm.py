@@ -16,6 +16,7 @@ import pytest
 
 from metalab_smk.store.layout import ExperimentDir
 from metalab_smk.sweep.status import slurm_job_ids
+from tests.process_env import run_metalab
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -71,13 +72,7 @@ def _experiment(tmp_path: Path, name: str, n: int, sleep: float = 0) -> Path:
 
 
 def _metalab(tmp_path: Path, *args: str, timeout: int = 300) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "metalab_smk.cli", *args],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
+    return run_metalab(tmp_path, *args, timeout=timeout)
 
 
 def _records(exp_dir: Path) -> dict[str, dict]:

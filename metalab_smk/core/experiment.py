@@ -54,7 +54,12 @@ def _check_resources(resources: Any) -> dict[str, int | str]:
             raise ExperimentError(
                 f"Experiment(resources={{{key!r}: {value!r}}}): values must be ints or strings."
             )
-    return dict(resources)
+    checked = dict(resources)
+    if "gpus" in checked:  # Snakemake and its SLURM plugin call it `gpu`
+        if "gpu" in checked:
+            raise ExperimentError("Experiment(resources=...): give `gpus` or `gpu`, not both.")
+        checked["gpu"] = checked.pop("gpus")
+    return checked
 
 
 class Experiment:

@@ -20,6 +20,7 @@ from metalab_smk.core.experiment import Experiment
 from metalab_smk.core.plan import Plan, PlannedRun
 from metalab_smk.core.values import utc_now
 from metalab_smk.job.capture import Capture, Runtime
+from metalab_smk.job.gpus import RUN_GPUS_VARIABLE, gpu_models, split_devices
 from metalab_smk.job.runlog import RunLog
 from metalab_smk.slurm import scheduler
 from metalab_smk.store.jsonio import atomic_write_json, fsync_path
@@ -80,6 +81,12 @@ def _provenance(code_fp: str, compiled: dict[str, Any], log_path: Path) -> dict[
     extra.update(slurm_facts())
     slurm_job = extra.get("slurm_job_id")
     extra["log"] = str(log_path)
+    devices = split_devices(os.environ.get(RUN_GPUS_VARIABLE, ""))
+    if devices:
+        extra["gpus"] = devices
+        models = gpu_models(devices)
+        if models:
+            extra["gpu_models"] = models
     return dataclasses.asdict(
         Provenance(
             code_hash=code_fp,
@@ -266,3 +273,4 @@ def warm_up() -> None:
     """Look up the facts every record repeats once, before runs fork from this process."""
     slurm_facts()
     _snakemake_version()
+    gpu_models(split_devices(os.environ.get(RUN_GPUS_VARIABLE, "")))

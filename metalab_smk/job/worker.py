@@ -20,6 +20,7 @@ import threading
 import time
 import traceback
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from metalab_smk.compile.reader import CompiledExperiment
@@ -37,6 +38,7 @@ from metalab_smk.job.execute import (
     write_record,
 )
 from metalab_smk.job.exits import describe_exit, disk_full, oom_kills
+from metalab_smk.job.gpus import show_devices, take_gpus
 from metalab_smk.store.jsonio import atomic_write_text, publish, temp_path, to_strict_json
 from metalab_smk.store.layout import ExperimentDir
 from metalab_smk.store.records import Status
@@ -45,7 +47,7 @@ from metalab_smk.store.validate import valid_record_exists
 USAGE = "usage: python -m metalab_smk.job.worker (run RUN_ID | batch NAME | task STAMP)"
 WATCH_SECONDS = 0.5  # how often the worker checks that its Snakemake still lives
 KILL_AFTER_SECONDS = 10.0  # a run that ignores cancellation this long is killed
-_child: int | None = None  # the forked process running the current run
+_child_pids: set[int] = set()  # the forked processes running runs (one per lane)
 
 
 class _Cancellation:
@@ -58,9 +60,10 @@ class _Cancellation:
 
     def _handle(self, signum: int, frame: object) -> None:
         self.requested = True
-        if _child is not None:  # the run executes in a forked child: cancel it there
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(_child, signal.SIGTERM)
+        if _child_pids:  # the runs execute in forked children: cancel them there
+            for pid in list(_child_pids):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGTERM)
             return
         runtime = self.runtime
         if runtime is not None and runtime.in_operation:
@@ -126,48 +129,107 @@ def _run(
     return False
 
 
-def _run_in_child(
-    layout: ExperimentDir,
-    plan: Plan,
-    experiment: Experiment,
-    runs: list[PlannedRun],
-    description: dict,
+@dataclass(frozen=True)
+class _Crash:
+    """A run whose process died without a record: the next child writes its record."""
+
+    index: int
+    message: str
+    started_at: str
+    seconds: float
+    pid: int
+
+
+def _load(compiled: CompiledExperiment, indices: list[int]) -> tuple[Experiment, Plan, list]:
+    """Import the experiment file and plan the runs at ``indices`` (IDs checked)."""
+    experiment = compiled.load_experiment()
+    plan = Plan(experiment)
+    return experiment, plan, _planned(compiled, plan, indices)
+
+
+def _child(
+    compiled: CompiledExperiment,
+    pending: list[int],
+    crash: _Crash | None,
     cancellation: _Cancellation,
+    pipe: int,
 ) -> int:
-    """Run ``runs`` in a forked child and return how many failed. The child reports each
-    run's start and end through a pipe; when a run kills the child (a signal,
-    ``os._exit``, a native crash), that run alone gets a failed record written here and a
-    new child goes on with the runs after it. One fork per batch, not per run."""
-    global _child
-    failures = 0
-    pending = list(runs)
-    while pending:
-        read_fd, write_fd = os.pipe()
+    """A batch child's work: import the experiment file (here, after the fork, so that
+    what its top level initialises, CUDA say, belongs to this process), write the record
+    of the run that killed the previous child, then run ``pending``, reporting each run's
+    start and end through ``pipe``. Its exit code: 0 done, 2 the experiment could not be
+    loaded, 3 cancelled."""
+    layout = compiled.layout
+    try:
+        experiment, plan, runs = _load(compiled, pending)
+        if crash is not None:
+            (crashed,) = _planned(compiled, plan, [crash.index])
+            record_crash(
+                layout,
+                plan,
+                crashed,
+                compiled.description,
+                crash.started_at,
+                crash.seconds,
+                crash.message,
+                crash.pid,
+            )
+    except MetalabError as exc:
+        print(f"metalab worker: {exc}", file=sys.stderr)
+        return 2
+    writer = _hand_over(pipe)
+    for position, run in enumerate(runs):
+        if cancellation.requested:
+            return 3
+        os.write(pipe, b"s%d\n" % position)
+        ok = _run(layout, plan, experiment, run, compiled.description, cancellation, writer)
+        os.write(pipe, b"e%d\n" % int(ok))
+    return 0
+
+
+def _fork_child(
+    compiled: CompiledExperiment,
+    pending: list[int],
+    crash: _Crash | None,
+    cancellation: _Cancellation,
+) -> tuple[int, int]:
+    """Fork a batch child (``_child``); return its pid and the pipe's reading end. The
+    child leaves without running this process's exit handlers."""
+    read_fd, write_fd = os.pipe()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    pid = os.fork()
+    if pid:
+        os.close(write_fd)
+        return pid, read_fd
+    os.close(read_fd)
+    code = 1
+    try:
+        code = _child(compiled, pending, crash, cancellation, write_fd)
+    except BaseException:
+        traceback.print_exc()
+    finally:
         sys.stdout.flush()
         sys.stderr.flush()
-        pid = os.fork()
-        if pid == 0:  # the child: run, then leave without running the parent's exit handlers
-            os.close(read_fd)
-            code = 0
-            try:
-                writer = _hand_over(write_fd)
-                for position, run in enumerate(pending):
-                    if cancellation.requested:
-                        code = 3
-                        break
-                    os.write(write_fd, b"s%d\n" % position)
-                    ok = _run(layout, plan, experiment, run, description, cancellation, writer)
-                    os.write(write_fd, b"e%d\n" % int(ok))
-            except BaseException:
-                traceback.print_exc()
-                code = 1
-            finally:
-                sys.stdout.flush()
-                sys.stderr.flush()
-                os._exit(code)
-        os.close(write_fd)
-        _child = pid
-        in_flight: int | None = None
+        os._exit(code)
+
+
+def _run_in_children(
+    compiled: CompiledExperiment,
+    pending: list[tuple[int, str]],
+    cancellation: _Cancellation,
+) -> tuple[int, int]:
+    """Run the ``(index, run_id)`` pairs of ``pending`` in forked children; return how
+    many failed and the exit code of the batch (0, 1, or 2 when the experiment could not
+    be loaded). This process never imports the experiment file: each child imports it
+    itself. When a run kills its child (a signal, ``os._exit``, a native crash), a new
+    child writes that run's failed record and goes on with the runs after it."""
+    layout = compiled.layout
+    failures, crash = 0, None
+    while pending or crash is not None:
+        pid, read_fd = _fork_child(compiled, [i for i, _ in pending], crash, cancellation)
+        _child_pids.add(pid)
+        crash, in_flight = None, None
         started_at, start, started_wall = utc_now(), time.monotonic(), time.time()
         ooms = oom_kills()  # per child: an OOM kill ends the child, so this is its baseline
         try:
@@ -184,21 +246,66 @@ def _run_in_child(
                         in_flight = None
             _, status = os.waitpid(pid, 0)
         finally:
-            _child = None
+            _child_pids.discard(pid)
         if in_flight is None:
-            # a clean end, else cancelled (3) or an error outside any run
+            # a clean end, else cancelled (3), not loaded (2) or an error outside any run
+            if os.WIFEXITED(status) and os.WEXITSTATUS(status) == 2:
+                return failures + len(pending), 2
             failures += not (os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0)
             break
-        run = pending[in_flight]
+        index, run_id = pending[in_flight]
         pending = pending[in_flight + 1 :]
-        if not _crashed(
-            layout, plan, run, description, status, (started_at, start, started_wall, ooms, pid)
-        ):
-            failures += 1
+        failures += 1
+        message = _crash_message(layout, run_id, status, (started_wall, ooms))
+        if message is None:  # its record was written after all
+            failures -= layout.record(run_id).is_file()
+        else:
+            print(f"metalab: run {run_id} failed: {message}", file=sys.stderr)
+            crash = _Crash(index, message, started_at, time.monotonic() - start, pid)
         if cancellation.requested:
-            failures += 1
-            break
-    return failures
+            pending = []  # only the crashed run's record is still written
+    return failures, 1 if failures else 0
+
+
+def _run_in_lanes(
+    compiled: CompiledExperiment,
+    pending: list[tuple[int, str]],
+    cancellation: _Cancellation,
+    groups: list[list[str]],
+) -> tuple[int, int]:
+    """A job holding several runs' worth of GPUs (a SLURM task): one lane process per
+    device group, each running its share of ``pending`` on its devices
+    (``_run_in_children``); how many failed and the batch's exit code."""
+    started: list[tuple[int, int, int]] = []
+    for number, devices in enumerate(groups):
+        share = pending[number :: len(groups)]
+        if not share:
+            continue
+        read_fd, write_fd = os.pipe()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        pid = os.fork()
+        if pid == 0:
+            os.close(read_fd)
+            _child_pids.clear()  # the sibling lanes are not this lane's to cancel
+            failures = len(share)
+            try:
+                show_devices(devices)
+                failures, _ = _run_in_children(compiled, share, cancellation)
+            finally:
+                os.write(write_fd, b"%d\n" % failures)
+                os._exit(0)
+        os.close(write_fd)
+        _child_pids.add(pid)
+        started.append((pid, read_fd, len(share)))
+    failures = 0
+    for pid, read_fd, size in started:
+        with os.fdopen(read_fd, "rb") as pipe:
+            reported = pipe.read().strip()
+        os.waitpid(pid, 0)
+        _child_pids.discard(pid)
+        failures += int(reported) if reported.isdigit() else size
+    return failures, 1 if failures else 0
 
 
 def _hand_over(pipe: int) -> RecordWriter:
@@ -233,36 +340,23 @@ def _publish(line: bytes) -> bool:
     return True
 
 
-def _crashed(
-    layout: ExperimentDir,
-    plan: Plan,
-    run: PlannedRun,
-    description: dict,
-    status: int,
-    attempt: tuple[str, float, float, int, int],
-) -> bool:
-    """After the child died in ``run``: True if its record was written anyway, else write
-    the failed record that says how the process ended."""
-    started_at, start, started_wall, ooms, pid = attempt
-    if layout.record(run.run_id).is_file():
-        return True
-    failed = layout.failed_record(run.run_id)
+def _crash_message(
+    layout: ExperimentDir, run_id: str, status: int, attempt: tuple[float, int]
+) -> str | None:
+    """After the child died in run ``run_id``: None when the run's record was written
+    anyway, else how the process ended, in words."""
+    started_wall, ooms = attempt
+    if layout.record(run_id).is_file():
+        return None
+    failed = layout.failed_record(run_id)
     if os.WIFEXITED(status) and failed.is_file() and failed.stat().st_mtime >= started_wall:
-        return False  # the child wrote the failed record and reported it
+        return None  # the child wrote the failed record and reported it
     how = describe_exit(status)
     if how.endswith("signal SIGKILL") and oom_kills() > ooms:
         how = "was killed: out of memory (SIGKILL)"
     if disk_full(layout.root):
         how += " (no space left on device)"
-    message = f"the run's process {how} without writing a record"
-    try:
-        record_crash(
-            layout, plan, run, description, started_at, time.monotonic() - start, message, pid
-        )
-    except OSError as exc:
-        print(f"metalab worker: cannot write the failed record: {exc}", file=sys.stderr)
-    print(f"metalab: run {run.run_id} failed: {message}", file=sys.stderr)
-    return False
+    return f"the run's process {how} without writing a record"
 
 
 def _snakemake_ancestor() -> int:
@@ -305,8 +399,9 @@ def _watch_parent() -> None:
             time.sleep(WATCH_SECONDS)
         os.kill(os.getpid(), signal.SIGTERM)
         time.sleep(KILL_AFTER_SECONDS)
-        if _child is not None:
-            os.kill(_child, signal.SIGKILL)
+        for pid in list(_child_pids):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
 
     threading.Thread(target=watch, daemon=True, name="metalab-parent-watch").start()
 
@@ -338,38 +433,66 @@ def _main(argv: Sequence[str] | None = None) -> int:
             command, key = "batch", _task_batch(layout, key)
         compiled = CompiledExperiment.read(layout)
         indices = _indices(compiled, command, key)
-        experiment = compiled.load_experiment()
-        plan = Plan(experiment)
-        runs = _planned(compiled, plan, indices)
+        run_ids = compiled.run_ids_at(indices)
     except MetalabError as exc:
-        print(f"metalab worker: {exc}", file=sys.stderr)
-        if command == "batch" and indices:  # the head sees the end now, as a failure
-            atomic_write_text(layout.batch_end(key), f"{len(indices)}\n")
-        return 2
+        return _not_started(layout, command, key, indices, exc)
     cancellation = _Cancellation()
     if "SLURM_ARRAY_TASK_ID" not in os.environ:
         _watch_parent()
-    isolate = hasattr(os, "fork")
-    if isolate:
-        warm_up()  # once here, not in every forked run
-    failures = 0
     # a bad record is quarantined here, and its run runs again
-    runs = [run for run in runs if not valid_record_exists(layout, run.run_id)]
-    if isolate:
-        failures = _run_in_child(layout, plan, experiment, runs, compiled.description, cancellation)
+    pending = [
+        (index, run_id)
+        for index, run_id in zip(indices, run_ids, strict=True)
+        if not valid_record_exists(layout, run_id)
+    ]
+    try:  # before any child imports the experiment file: its CUDA sees only these
+        lease = take_gpus(compiled.description.get("resources") or {}) if pending else None
+    except MetalabError as exc:
+        return _not_started(layout, command, key, indices, exc)
+    if hasattr(os, "fork"):
+        warm_up()  # once here, not in every child
+        groups = lease.groups() if lease is not None else []
+        if len(groups) > 1 and len(pending) > 1:
+            failures, code = _run_in_lanes(compiled, pending, cancellation, groups)
+        else:
+            failures, code = _run_in_children(compiled, pending, cancellation)
     else:
-        for run in runs:
-            if cancellation.requested:
-                failures += 1
-                break
-            ok = _run(layout, plan, experiment, run, compiled.description, cancellation)
-            failures += not ok
+        try:
+            failures = _run_here(compiled, [index for index, _ in pending], cancellation)
+        except MetalabError as exc:
+            return _not_started(layout, command, key, indices, exc)
+        code = 1 if failures else 0
+    if lease is not None:
+        lease.release()
     sync_records(layout)
     if command == "batch":
         if not failures:
             atomic_write_text(layout.batch_done(key), f"{len(indices)}\n")
         atomic_write_text(layout.batch_end(key), f"{failures}\n")
-    return 1 if failures else 0
+    return code
+
+
+def _not_started(
+    layout: ExperimentDir, command: str, key: str, indices: list[int], exc: MetalabError
+) -> int:
+    """Report a batch that could not start; the head sees its end now, as a failure."""
+    print(f"metalab worker: {exc}", file=sys.stderr)
+    if command == "batch" and indices:
+        atomic_write_text(layout.batch_end(key), f"{len(indices)}\n")
+    return 2
+
+
+def _run_here(compiled: CompiledExperiment, indices: list[int], cancellation: _Cancellation) -> int:
+    """Run the runs at ``indices`` in this process (no ``fork``); how many failed."""
+    experiment, plan, runs = _load(compiled, indices)
+    failures = 0
+    for run in runs:
+        if cancellation.requested:
+            return failures + 1
+        failures += not _run(
+            compiled.layout, plan, experiment, run, compiled.description, cancellation
+        )
+    return failures
 
 
 if __name__ == "__main__":

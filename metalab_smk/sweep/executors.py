@@ -8,24 +8,96 @@ import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from metalab_smk.core.values import is_int
 from metalab_smk.errors import ExecutorError
+from metalab_smk.job.gpus import (
+    DEVICES_VARIABLE,
+    PER_GPU_VARIABLE,
+    detect_devices,
+    gpus_per_run,
+    split_devices,
+)
 from metalab_smk.slurm.config import SlurmConfig
 from metalab_smk.slurm.profile import find_profile
 
 
 @dataclass(frozen=True)
+class GpuPlan:
+    """How a local sweep whose runs ask for GPUs shares this machine's devices."""
+
+    devices: list[str]
+    runs_per_gpu: int
+    gpus_per_run: int
+
+    @property
+    def concurrent(self) -> int:
+        """Runs that can hold GPUs at once."""
+        return len(self.devices) * self.runs_per_gpu // self.gpus_per_run
+
+    def job_env(self) -> dict[str, str]:
+        """What the jobs read to take their slots (job/gpus.py)."""
+        return {DEVICES_VARIABLE: ",".join(self.devices), PER_GPU_VARIABLE: str(self.runs_per_gpu)}
+
+    def snakemake_args(self) -> list[str]:
+        """Snakemake starts no more GPU jobs than there are slots."""
+        return ["--resources", f"gpu={len(self.devices) * self.runs_per_gpu}"]
+
+
+@dataclass(frozen=True)
 class LocalExecutor:
-    """Run on this machine with ``cores`` parallel jobs (default: all cores)."""
+    """Run on this machine with ``cores`` parallel jobs (default: all cores).
+
+    ``gpus`` (``"0,1"``, a count, or ``"auto"``, the default: ``CUDA_VISIBLE_DEVICES`` or
+    ``nvidia-smi``) are the devices handed to runs that ask for GPUs
+    (``Experiment(resources={"gpus": 1})``), ``runs_per_gpu`` runs per device."""
 
     cores: int | None = None
     chunk_size: int | None = None
     min_chunk: int = 1
+    gpus: str | int | None = None
+    runs_per_gpu: int = 1
 
-    def total_cores(self) -> int:
-        return self.cores or os.cpu_count() or 1
+    def __post_init__(self) -> None:
+        if not is_int(self.runs_per_gpu) or self.runs_per_gpu < 1:
+            raise ExecutorError(f"runs_per_gpu={self.runs_per_gpu!r} must be an int >= 1.")
+        if self.gpus not in (None, "auto"):
+            self.gpu_devices()  # a malformed `gpus` is refused here, not in a job
 
-    def snakemake_args(self) -> list[str]:
-        return ["--cores", str(self.total_cores())]
+    def gpu_devices(self) -> list[str]:
+        """The devices named by ``gpus``."""
+        gpus = self.gpus
+        if gpus is None or gpus == "auto":
+            return detect_devices()
+        if is_int(gpus) and gpus >= 0:
+            return [str(i) for i in range(gpus)]
+        devices = split_devices(gpus) if isinstance(gpus, str) else []
+        if not devices or not all(d.isdigit() or d.startswith(("GPU-", "MIG-")) for d in devices):
+            raise ExecutorError(
+                f"gpus={gpus!r}: give device indices ('0,1'), a count (2) or 'auto'."
+            )
+        return devices
+
+    def gpu_plan(self, resources: dict) -> GpuPlan | None:
+        """How runs asking for GPUs in ``resources`` get them (None: they ask for none)."""
+        need = gpus_per_run(resources)
+        if not need:
+            return None
+        devices = self.gpu_devices()
+        if len(devices) < need:
+            found = ", ".join(devices) or "nvidia-smi finds none, CUDA_VISIBLE_DEVICES is unset"
+            raise ExecutorError(
+                f"each run asks for {need} GPU(s) but this machine has {len(devices)} "
+                f"({found}); pass --gpus 0,1 / LocalExecutor(gpus=...) or lower "
+                "resources['gpus']."
+            )
+        return GpuPlan(devices, self.runs_per_gpu, need)
+
+    def total_cores(self, gpu: GpuPlan | None = None) -> int:
+        """Parallel jobs: ``cores``, else all cores, or every GPU slot if there are more."""
+        return self.cores or max(os.cpu_count() or 1, gpu.concurrent if gpu else 0)
+
+    def snakemake_args(self, gpu: GpuPlan | None = None) -> list[str]:
+        return ["--cores", str(self.total_cores(gpu)), *(gpu.snakemake_args() if gpu else [])]
 
 
 @dataclass(frozen=True)
@@ -108,18 +180,30 @@ class ProfileExecutor:
         resources = settings.get("default-resources") or {}
         if isinstance(resources, list):  # ["runtime=30", ...]
             resources = dict(str(item).split("=", 1) for item in resources)
-        extra = resources.get("slurm_extra")
+        extra = str(resources.get("slurm_extra") or "").strip("'\"")
+        gpus, gres = _profile_gpus(resources)
+        extra = " ".join(part for part in (extra, gres) if part)
         return SlurmConfig(
             partition=resources.get("slurm_partition"),
             account=resources.get("slurm_account"),
             time=int(resources.get("runtime", 30)),
             memory=int(resources.get("mem_mb", 1000)),
             cpus=int(resources.get("cpus_per_task", 1)),
-            gpus=int(resources.get("gpu", 0)),
+            gpus=gpus,
             max_concurrent=int(settings.get("jobs", 100)),
             chunk_size=self.chunk_size,
-            extra=str(extra).strip("'\"") if extra else None,
+            extra=extra or None,
         )
+
+
+def _profile_gpus(resources: dict) -> tuple[int, str]:
+    """A profile's GPUs per job: ``gpu``/``gpus`` as a count, or its ``gres`` as an sbatch
+    option (``gpu:2``, ``gpu:a100:2``); refused when it gives both."""
+    count = gpus_per_run(resources)
+    gres = str(resources.get("gres") or "").strip("'\" ")
+    if count and "gpu" in gres:
+        raise ExecutorError("the profile gives GPUs twice (gpu and gres); keep one.")
+    return count, f"--gres={gres}" if gres else ""
 
 
 def array_config(executor: LocalExecutor | SlurmExecutor | ProfileExecutor) -> SlurmConfig | None:
@@ -170,7 +254,13 @@ def executor_to_dict(executor: LocalExecutor | SlurmExecutor | ProfileExecutor) 
             "chunk_size": executor.chunk_size,
             "engine": executor.engine,
         }
-    return {"kind": "local", "cores": executor.cores, "chunk_size": executor.chunk_size}
+    return {
+        "kind": "local",
+        "cores": executor.cores,
+        "chunk_size": executor.chunk_size,
+        "gpus": executor.gpus,
+        "runs_per_gpu": executor.runs_per_gpu,
+    }
 
 
 def executor_from_dict(data: dict) -> LocalExecutor | SlurmExecutor | ProfileExecutor:

@@ -6,6 +6,7 @@ import ctypes
 import os
 import signal
 import subprocess
+from collections.abc import Mapping
 from pathlib import Path
 
 DRIVER_VARIABLE = "METALAB_DRIVER_PID"  # set in every Snakemake metalab starts
@@ -35,13 +36,15 @@ def start_detached(
     log: Path,
     tie_to_parent: bool = False,
     death_signal: int = signal.SIGTERM,
+    env: Mapping[str, str] | None = None,
 ) -> subprocess.Popen[bytes]:
     """Start ``command`` in its own session (so it can be signalled as a group), appending
     its output to ``log``. It outlives its parent unless ``tie_to_parent``: then it gets
     SIGTERM when the parent dies (a SLURM head job killed by scancel or its time limit,
     whose Snakemake would otherwise be reparented to PID 1 and escape the job).
     ``death_signal=SIGKILL`` for a foreground sweep: Snakemake on SIGTERM waits for its
-    running jobs, while the jobs notice a killed Snakemake and cancel their runs."""
+    running jobs, while the jobs notice a killed Snakemake and cancel their runs.
+    ``env``: variables added to its environment."""
     parent = os.getpid()
     with open(log, "ab") as handle:
         handle.write(f"\n$ {' '.join(command)}\n".encode())
@@ -53,7 +56,7 @@ def start_detached(
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             start_new_session=True,
-            env={**snakemake_env(), DRIVER_VARIABLE: str(parent)},
+            env={**snakemake_env(), DRIVER_VARIABLE: str(parent), **(env or {})},
             preexec_fn=(lambda: _die_with(parent, death_signal)) if tie_to_parent else None,
         )
 

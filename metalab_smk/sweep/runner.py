@@ -29,6 +29,7 @@ from metalab_smk.compile.compiler import compile_experiment, experiment_dir
 from metalab_smk.compile.loader import in_definition_mode, stop_definition
 from metalab_smk.core.experiment import Experiment
 from metalab_smk.errors import SweepBusyError, SweepError, SweepInterrupted, UsageError
+from metalab_smk.job.gpus import gpus_per_run
 from metalab_smk.results.derived import normalise_functions
 from metalab_smk.slurm.array import QueuePolling
 from metalab_smk.store.coverage import current_done_ids
@@ -39,6 +40,7 @@ from metalab_smk.sweep.batches import batch_stamp, missing_indices, plan_batches
 from metalab_smk.sweep.detached import array_in_flight, head_alive, submit
 from metalab_smk.sweep.events import Event, EventCallback, EventKind, EventWatcher, emit_event
 from metalab_smk.sweep.executors import (
+    GpuPlan,
     LocalExecutor,
     ProfileExecutor,
     SlurmExecutor,
@@ -527,8 +529,14 @@ def _launch(
     death_signal: int = signal.SIGTERM,
 ) -> subprocess.Popen[bytes]:
     """Write the batches of ``missing`` runs and start Snakemake on them."""
+    gpu = _gpu_plan(layout, executor)
     parallel = executor.total_cores()
+    if gpu is not None and isinstance(executor, LocalExecutor):  # one job per slot group
+        parallel = min(executor.total_cores(gpu), gpu.concurrent)
     slurm = array_config(executor)
+    if slurm is not None and not slurm.gpus and "--gres" not in (slurm.extra or ""):
+        # each task holds the GPUs one run asks for
+        slurm = replace(slurm, gpus=gpus_per_run(read_json(layout.resources_file)))
     max_jobs = slurm.max_array_size if slurm is not None else None
     targets, chunk = plan_batches(
         layout, missing, parallel, executor.chunk_size, executor.min_chunk, max_jobs
@@ -547,7 +555,7 @@ def _launch(
         "-m",
         "snakemake",
         *[str(t.relative_to(layout.root)) for t in targets],
-        *executor.snakemake_args(),
+        *(executor.snakemake_args(gpu) if gpu else executor.snakemake_args()),
         "--quiet",
         "progress",
         "rules",
@@ -564,7 +572,17 @@ def _launch(
         layout.snakemake_log,
         tie_to_parent=tie_to_parent,
         death_signal=death_signal,
+        env=gpu.job_env() if gpu else None,
     )
+
+
+def _gpu_plan(
+    layout: ExperimentDir, executor: LocalExecutor | SlurmExecutor | ProfileExecutor
+) -> GpuPlan | None:
+    """How a local sweep's runs get their GPUs (None: not local, or no GPUs asked)."""
+    if not isinstance(executor, LocalExecutor):
+        return None
+    return executor.gpu_plan(read_json(layout.resources_file))
 
 
 def run(
