@@ -651,7 +651,33 @@ def run(
                 f"`metalab status {os.path.relpath(layout.root)}`"
             )
         return reconnect(layout.root, progress=progress, on_event=on_event, _derived=functions)
-    return start(layout, executor, resume, progress, on_event, verbose, functions, lock=lock)
+    handle = start(layout, executor, resume, progress, on_event, verbose, functions, lock=lock)
+    # A script may end without .result(): finish the sweep at exit. By then threading
+    # refuses new thread-atexit hooks, which importing concurrent.futures registers
+    # (pandas does, in the sweep's thread), so it is imported now.
+    import concurrent.futures.thread  # noqa: F401
+
+    atexit.register(_finish_before_exit, handle)
+    return handle
+
+
+def _finish_before_exit(handle: RunHandle) -> None:
+    """At interpreter exit: let a sweep the script started and never waited for finish
+    (as upstream does); Ctrl-C stops it as usual, exit status 130."""
+    if handle.is_complete:
+        return
+    print(
+        f"metalab: waiting for the sweep in {shown(handle.layout.root)} to finish before "
+        "exiting (Ctrl-C stops it; run(..., wait=False) detaches it instead)",
+        file=sys.stderr,
+        flush=True,
+    )
+    try:
+        handle.wait()
+    except (KeyboardInterrupt, SweepInterrupted):
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(130)
 
 
 def reconnect(
