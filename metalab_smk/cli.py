@@ -169,9 +169,11 @@ def _cmd_stop(args: argparse.Namespace) -> int:
     from metalab_smk.sweep.stop import stop_sweep
 
     layout = _locate(args)
-    stopped = stop_sweep(layout)
+    report = stop_sweep(layout)
+    for note in report.notes:
+        print(f"metalab stop: {note}")
     status = sweep_status(layout, with_errors=False)
-    what = f"stopped {'; '.join(stopped)}" if stopped else "nothing was running"
+    what = f"stopped {'; '.join(report.stopped)}" if report.stopped else "nothing was running"
     print(
         f"metalab stop: {what}; {status.done} of {status.total} runs are done and kept. "
         f"Resume with `metalab run` or `metalab submit` (or `snakemake` in {args.directory})."
