@@ -97,7 +97,7 @@ def _cmd_submit(args: argparse.Namespace) -> int:
     from metalab_smk.store.locate import shown
     from metalab_smk.sweep.detached import submit
     from metalab_smk.sweep.executors import LocalExecutor, ProfileExecutor
-    from metalab_smk.sweep.locks import RunnerLock
+    from metalab_smk.sweep.locks import RunnerLock, running_sweep
 
     experiment = _load(args.file, args.experiment)
     executor = (
@@ -108,7 +108,9 @@ def _cmd_submit(args: argparse.Namespace) -> int:
     locks: list[RunnerLock] = []  # nothing is written while another sweep runs here
     try:
         layout = compile_experiment(
-            experiment, args.store, before_writing=lambda at: locks.append(RunnerLock(at))
+            experiment,
+            args.store,
+            before_writing=lambda at: locks.append(RunnerLock(at, busy=running_sweep)),
         )
     finally:
         for lock in locks:

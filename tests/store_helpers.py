@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 from pathlib import Path
@@ -37,3 +38,12 @@ def fail_run(root: Path, run_id: str) -> None:
     shutil.rmtree(folder / "artifacts" / run_id)
     shutil.rmtree(folder / "results" / run_id)
     (folder / "derived" / f"{run_id}.json").unlink()
+
+
+def file_hashes(directory: Path) -> dict[str, str]:
+    """Every file under ``directory`` (its path relative to it) -> its content's hash."""
+    return {
+        str(path.relative_to(directory)): hashlib.sha256(path.read_bytes()).hexdigest()
+        for path in sorted(directory.rglob("*"))
+        if path.is_file()
+    }

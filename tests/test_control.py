@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
+from store_helpers import file_hashes
 
 pytestmark = pytest.mark.integration
 
@@ -581,3 +582,57 @@ def test_recorded_processes_are_proven_by_start_time_and_command_line() -> None:
     assert not is_recorded_process({**me, "start_ticks": me["start_ticks"] + 1})
     assert not is_recorded_process({**me, "cmdline": ["sleep", "60"]})
     assert not is_recorded_process({"pid": os.getpid()})  # nothing recorded proves nothing
+
+
+def _refused_rerun_changes_nothing(tmp_path: Path, exp_dir: Path, *command: str) -> str:
+    """Edit the experiment file, run ``command`` under the running sweep: it refuses in
+    one line and leaves every file of the experiment directory as it was."""
+    _wait_for(lambda: any(exp_dir.glob("logs/*.partial")), timeout=120)
+    (tmp_path / "exp.py").write_text((tmp_path / "exp.py").read_text().replace('"y"', '"z"'))
+    before = file_hashes(exp_dir)
+    refused = subprocess.run(
+        [*CLI, *command], cwd=tmp_path, capture_output=True, text=True, timeout=60
+    )
+    assert file_hashes(exp_dir) == before
+    assert refused.returncode == 2, refused.stderr
+    assert len(refused.stderr.strip().splitlines()) == 1 and "metalab stop" in refused.stderr
+    return refused.stderr
+
+
+@pytest.mark.parametrize("command", ["run", "submit"])
+def test_a_run_refused_under_plain_snakemake_changes_nothing(tmp_path: Path, command) -> None:
+    exp_dir = _write(tmp_path, n=4, sleep=30.0)
+    compiled = subprocess.run(
+        [*CLI, "compile", "exp.py", "--store", "store"], cwd=tmp_path, capture_output=True
+    )
+    assert compiled.returncode == 0, compiled.stderr
+    snakemake = subprocess.Popen(
+        [sys.executable, "-m", "snakemake", "--cores", "1"],
+        cwd=exp_dir,
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        error = _refused_rerun_changes_nothing(
+            tmp_path, exp_dir, command, "exp.py", "--store", "store"
+        )
+        assert f"snakemake is running in store/ctl+1 (pid {snakemake.pid})" in error
+    finally:
+        subprocess.run([*CLI, "stop", str(exp_dir)], capture_output=True, timeout=120)
+        snakemake.wait(timeout=60)
+
+
+def test_a_run_refused_under_a_submitted_head_changes_nothing(tmp_path: Path) -> None:
+    exp_dir = _write(tmp_path, n=4, sleep=30.0, chunk=1)
+    submit = ["submit", "exp.py", "--store", "store", "--cores", "1", "--chunk-size", "1"]
+    submitted = subprocess.run([*CLI, *submit], cwd=tmp_path, capture_output=True, timeout=120)
+    assert submitted.returncode == 0, submitted.stderr
+    try:
+        head = json.loads((exp_dir / ".metalab" / "head.json").read_text())
+        error = _refused_rerun_changes_nothing(
+            tmp_path, exp_dir, "run", "exp.py", "--store", "store"
+        )
+        assert f"(pid {head['pid']})" in error
+    finally:
+        subprocess.run([*CLI, "stop", str(exp_dir)], capture_output=True, timeout=120)

@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ from metalab_smk.errors import SweepBusyError
 from metalab_smk.store.layout import ExperimentDir
 from metalab_smk.store.locate import shown
 from metalab_smk.store.validate import process_alive
+from metalab_smk.sweep.detached import head_alive
 from metalab_smk.sweep.processes import (
     DRIVER_VARIABLE,
     is_recorded_process,
@@ -32,6 +34,7 @@ __all__ = [
     "live_snakemake_pids",
     "live_worker_pids",
     "recover_stale_lock",
+    "running_sweep",
 ]
 
 WORKER_MODULES = (b"metalab_smk.worker", b"metalab_smk.job.worker")
@@ -48,10 +51,19 @@ def _busy_message(layout: ExperimentDir, pid: str) -> str:
 class RunnerLock:
     """An exclusive lock on ``.metalab/runner.lock`` (holding the owner's pid), held while
     metalab compiles and drives Snakemake in a directory, so a second ``metalab run``
-    there refuses before writing anything."""
+    there refuses before writing anything.
 
-    def __init__(self, layout: ExperimentDir) -> None:
+    ``busy(layout)`` names a sweep that runs without holding the lock (a submitted job
+    array, Snakemake started by hand); it is asked once the lock is held, and a reason
+    refuses the lock without changing a file (``running_sweep`` for every new sweep)."""
+
+    def __init__(
+        self,
+        layout: ExperimentDir,
+        busy: Callable[[ExperimentDir], str | None] | None = None,
+    ) -> None:
         layout.meta_dir.mkdir(parents=True, exist_ok=True)
+        created = not layout.runner_lock.exists()
         self._handle = open(layout.runner_lock, "a+")  # noqa: SIM115 - held open
         try:
             fcntl.flock(self._handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -60,6 +72,12 @@ class RunnerLock:
             owner = self._handle.read().strip()
             self._handle.close()
             raise SweepBusyError(_busy_message(layout, owner)) from None
+        reason = busy(layout) if busy is not None else None
+        if reason is not None:
+            if created:
+                layout.runner_lock.unlink(missing_ok=True)
+            self.release()
+            raise SweepBusyError(reason)
         self._handle.seek(0)
         self._handle.truncate()
         self._handle.write(f"{os.getpid()}\n")
@@ -69,6 +87,24 @@ class RunnerLock:
         if not self._handle.closed:
             fcntl.flock(self._handle, fcntl.LOCK_UN)
             self._handle.close()
+
+
+def running_sweep(layout: ExperimentDir) -> str | None:
+    """Why a sweep already runs in ``layout`` without holding its runner lock (a submitted
+    job array or head job, Snakemake started by hand), or None."""
+    where = shown(layout.root)
+    if head_alive(layout):
+        return (
+            f"a submitted sweep is still running in {where}; follow it with `metalab status "
+            f"{where}` or stop it with `metalab stop {where}`."
+        )
+    by_hand = [pid for pid in live_snakemake_pids(layout.root) if _driver_alive(pid) is not False]
+    if by_hand:
+        return (
+            f"snakemake is running in {where} (pid {', '.join(map(str, by_hand))}); wait for "
+            f"it or stop it with `metalab stop {where}`."
+        )
+    return None
 
 
 def _processes_in(directory: Path):
