@@ -228,10 +228,7 @@ def is_head_process(layout: ExperimentDir, head: dict[str, Any]) -> bool:
     head module, working in ``layout`` (never a reused or crafted pid)."""
     if head.get("kind") != "local" or not pid_alive(head) or not is_recorded_process(head):
         return False
-    try:
-        cwd = os.path.realpath(f"/proc/{head['pid']}/cwd")
-    except OSError:
-        return False
+    cwd = os.path.realpath(f"/proc/{head['pid']}/cwd")  # unresolved when unreadable
     return HEAD_MODULE in head["cmdline"][:4] and cwd == os.path.realpath(layout.root)
 
 
