@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+import time
 from pathlib import Path
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -47,3 +48,14 @@ def file_hashes(directory: Path) -> dict[str, str]:
         for path in sorted(directory.rglob("*"))
         if path.is_file()
     }
+
+
+def settled_hashes(directory: Path, timeout: float = 30.0) -> dict[str, str]:
+    """``file_hashes`` once they stay the same for a second (a running sweep has written
+    what it writes at start)."""
+    deadline, previous = time.monotonic() + timeout, None
+    while (current := file_hashes(directory)) != previous:
+        assert time.monotonic() < deadline, "the directory kept changing"
+        previous = current
+        time.sleep(1.0)
+    return current

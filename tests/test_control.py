@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
-from store_helpers import file_hashes
+from store_helpers import file_hashes, settled_hashes
 
 pytestmark = pytest.mark.integration
 
@@ -589,7 +589,7 @@ def _refused_rerun_changes_nothing(tmp_path: Path, exp_dir: Path, *command: str)
     one line and leaves every file of the experiment directory as it was."""
     _wait_for(lambda: any(exp_dir.glob("logs/*.partial")), timeout=120)
     (tmp_path / "exp.py").write_text((tmp_path / "exp.py").read_text().replace('"y"', '"z"'))
-    before = file_hashes(exp_dir)
+    before = settled_hashes(exp_dir)
     refused = subprocess.run(
         [*CLI, *command], cwd=tmp_path, capture_output=True, text=True, timeout=60
     )

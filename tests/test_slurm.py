@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
-from store_helpers import file_hashes
+from store_helpers import file_hashes, settled_hashes
 
 from metalab_smk.store.layout import ExperimentDir
 from metalab_smk.sweep.status import slurm_job_ids
@@ -491,7 +491,7 @@ def test_a_run_refused_under_a_slurm_array_changes_nothing(tmp_path: Path) -> No
             assert time.monotonic() < deadline
             time.sleep(0.5)
         path.write_text(path.read_text().replace('"y"', '"z"'))
-        before = file_hashes(exp_dir)
+        before = settled_hashes(exp_dir)
         for command in (["run", "busy.py"], ["submit", "busy.py", "--profile", profile]):
             refused = _metalab(tmp_path, *command)
             assert file_hashes(exp_dir) == before
