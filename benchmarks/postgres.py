@@ -137,7 +137,7 @@ def main() -> int:
                     experiment_id="sweep%",
                     status="success",
                     params={"lr": 0.3, "opt": "adam"},
-                    where="(r.metrics->>'accuracy')::float >= 0.5",
+                    where="accuracy >= 0.5",
                 )
                 for _ in range(3)
             ]

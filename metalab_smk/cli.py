@@ -126,7 +126,7 @@ def _cmd_submit(args: argparse.Namespace) -> int:
     from metalab_smk.store.locate import shown
     from metalab_smk.sweep.detached import submit
     from metalab_smk.sweep.executors import ProfileExecutor
-    from metalab_smk.sweep.locks import RunnerLock
+    from metalab_smk.sweep.locks import RunnerLock, running_sweep
 
     experiment = _load(args.file, args.experiment)
     executor = (
@@ -137,7 +137,9 @@ def _cmd_submit(args: argparse.Namespace) -> int:
     locks: list[RunnerLock] = []  # nothing is written while another sweep runs here
     try:
         layout = compile_experiment(
-            experiment, args.store, before_writing=lambda at: locks.append(RunnerLock(at))
+            experiment,
+            args.store,
+            before_writing=lambda at: locks.append(RunnerLock(at, busy=running_sweep)),
         )
     finally:
         for lock in locks:
@@ -198,9 +200,11 @@ def _cmd_stop(args: argparse.Namespace) -> int:
     from metalab_smk.sweep.stop import stop_sweep
 
     layout = _locate(args)
-    stopped = stop_sweep(layout)
+    report = stop_sweep(layout)
+    for note in report.notes:
+        print(f"metalab stop: {note}")
     status = sweep_status(layout, with_errors=False)
-    what = f"stopped {'; '.join(stopped)}" if stopped else "nothing was running"
+    what = f"stopped {'; '.join(report.stopped)}" if report.stopped else "nothing was running"
     print(
         f"metalab stop: {what}; {status.done} of {status.total} runs are done and kept. "
         f"Resume with `metalab run` or `metalab submit` (or `snakemake` in {args.directory})."

@@ -106,5 +106,9 @@ class StoreURIError(MetalabError, ValueError):
     """A store locator (path, file:// URI, database URL) is malformed or unsupported."""
 
 
+class QueryError(MetalabError, ValueError):
+    """A ``where=`` condition does not parse or names a column the index does not hold."""
+
+
 class IndexDatabaseError(MetalabError):
     """The PostgreSQL index cannot be reached or used (message masks the password)."""

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
+import time
 from pathlib import Path
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -37,3 +39,23 @@ def fail_run(root: Path, run_id: str) -> None:
     shutil.rmtree(folder / "artifacts" / run_id)
     shutil.rmtree(folder / "results" / run_id)
     (folder / "derived" / f"{run_id}.json").unlink()
+
+
+def file_hashes(directory: Path) -> dict[str, str]:
+    """Every file under ``directory`` (its path relative to it) -> its content's hash."""
+    return {
+        str(path.relative_to(directory)): hashlib.sha256(path.read_bytes()).hexdigest()
+        for path in sorted(directory.rglob("*"))
+        if path.is_file()
+    }
+
+
+def settled_hashes(directory: Path, timeout: float = 30.0) -> dict[str, str]:
+    """``file_hashes`` once they stay the same for a second (a running sweep has written
+    what it writes at start)."""
+    deadline, previous = time.monotonic() + timeout, None
+    while (current := file_hashes(directory)) != previous:
+        assert time.monotonic() < deadline, "the directory kept changing"
+        previous = current
+        time.sleep(1.0)
+    return current

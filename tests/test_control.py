@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
+from store_helpers import file_hashes, settled_hashes
 
 pytestmark = pytest.mark.integration
 
@@ -508,3 +509,130 @@ def test_the_failure_names_the_log_of_the_engine_that_ran_last(tmp_path) -> None
     layout.array_log.write_text("$ python -m metalab_smk.slurm.array\n")
     os.utime(layout.snakemake_log, (1, 1))
     assert engine_log(layout) == (layout.array_log, "the SLURM array")
+
+
+def _decoy(cwd: Path, *args: str) -> subprocess.Popen[bytes]:
+    """An unrelated live process in its own session (what a stale pid may name)."""
+    code = "import time; time.sleep(60)"
+    return subprocess.Popen([sys.executable, "-c", code, *args], cwd=cwd, start_new_session=True)
+
+
+def test_metalab_stop_signals_no_process_head_json_does_not_prove(tmp_path: Path) -> None:
+    """A stale or crafted head.json (even one copying an unrelated process's pid, start
+    time and command line) makes `metalab stop` say so in one line and signal nothing."""
+    from metalab_smk.store.jsonio import atomic_write_json
+    from metalab_smk.sweep.processes import process_identity
+
+    exp_dir = _write(tmp_path, n=2)
+    compiled = subprocess.run(
+        [*CLI, "compile", "exp.py", "--store", "store"], cwd=tmp_path, capture_output=True
+    )
+    assert compiled.returncode == 0, compiled.stderr
+    decoy = _decoy(tmp_path)
+    try:
+        _wait_for(lambda: process_identity(decoy.pid) is not None)
+        base = {"kind": "local", "host": os.uname().nodename, "log": str(tmp_path / "log")}
+        for head in ({"pid": decoy.pid}, process_identity(decoy.pid)):
+            atomic_write_json(exp_dir / ".metalab" / "head.json", {**base, **head})
+            stopped = subprocess.run(
+                [*CLI, "stop", str(exp_dir)], capture_output=True, text=True, timeout=60
+            )
+            assert stopped.returncode == 0, stopped.stderr
+            assert (
+                f"head.json names pid {decoy.pid}, which is not this sweep's head (it ended); "
+                "nothing to stop"
+            ) in stopped.stdout
+            assert "nothing was running" in stopped.stdout
+            assert decoy.poll() is None  # alive: never signalled
+    finally:
+        decoy.kill()
+        decoy.wait()
+
+
+def test_worker_registrations_name_only_this_directorys_workers(tmp_path: Path) -> None:
+    """A registered pid counts as a worker only while it runs the worker module in the
+    directory and started before it registered (else `metalab stop` leaves it alone)."""
+    from metalab_smk.store.layout import ExperimentDir
+    from metalab_smk.sweep.locks import live_worker_pids
+    from metalab_smk.sweep.processes import process_identity
+
+    layout = ExperimentDir.at(tmp_path / "exp")
+    layout.workers_dir.mkdir(parents=True)
+    elsewhere = _decoy(tmp_path, "metalab_smk.worker")
+    here = _decoy(layout.root, "metalab_smk.worker")
+    try:
+        for decoy in (elsewhere, here):
+            _wait_for(lambda d=decoy: process_identity(d.pid) is not None)
+            layout.worker_file(decoy.pid, os.uname().nodename).touch()
+        assert live_worker_pids(layout.root) == [here.pid]
+        hour_ago = time.time() - 3600  # registered before the process started: a reused pid
+        os.utime(layout.worker_file(here.pid, os.uname().nodename), (hour_ago, hour_ago))
+        assert live_worker_pids(layout.root) == []
+    finally:
+        for decoy in (elsewhere, here):
+            decoy.kill()
+            decoy.wait()
+
+
+def test_recorded_processes_are_proven_by_start_time_and_command_line() -> None:
+    from metalab_smk.sweep.processes import is_recorded_process, process_identity
+
+    me = process_identity(os.getpid())
+    assert me is not None and is_recorded_process(me)
+    assert not is_recorded_process({**me, "start_ticks": me["start_ticks"] + 1})
+    assert not is_recorded_process({**me, "cmdline": ["sleep", "60"]})
+    assert not is_recorded_process({"pid": os.getpid()})  # nothing recorded proves nothing
+
+
+def _refused_rerun_changes_nothing(tmp_path: Path, exp_dir: Path, *command: str) -> str:
+    """Edit the experiment file, run ``command`` under the running sweep: it refuses in
+    one line and leaves every file of the experiment directory as it was."""
+    _wait_for(lambda: any(exp_dir.glob("logs/*.partial")), timeout=120)
+    (tmp_path / "exp.py").write_text((tmp_path / "exp.py").read_text().replace('"y"', '"z"'))
+    before = settled_hashes(exp_dir)
+    refused = subprocess.run(
+        [*CLI, *command], cwd=tmp_path, capture_output=True, text=True, timeout=60
+    )
+    assert file_hashes(exp_dir) == before
+    assert refused.returncode == 2, refused.stderr
+    assert len(refused.stderr.strip().splitlines()) == 1 and "metalab stop" in refused.stderr
+    return refused.stderr
+
+
+@pytest.mark.parametrize("command", ["run", "submit"])
+def test_a_run_refused_under_plain_snakemake_changes_nothing(tmp_path: Path, command) -> None:
+    exp_dir = _write(tmp_path, n=4, sleep=30.0)
+    compiled = subprocess.run(
+        [*CLI, "compile", "exp.py", "--store", "store"], cwd=tmp_path, capture_output=True
+    )
+    assert compiled.returncode == 0, compiled.stderr
+    snakemake = subprocess.Popen(
+        [sys.executable, "-m", "snakemake", "--cores", "1"],
+        cwd=exp_dir,
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        error = _refused_rerun_changes_nothing(
+            tmp_path, exp_dir, command, "exp.py", "--store", "store"
+        )
+        assert f"snakemake is running in store/ctl+1 (pid {snakemake.pid})" in error
+    finally:
+        subprocess.run([*CLI, "stop", str(exp_dir)], capture_output=True, timeout=120)
+        snakemake.wait(timeout=60)
+
+
+def test_a_run_refused_under_a_submitted_head_changes_nothing(tmp_path: Path) -> None:
+    exp_dir = _write(tmp_path, n=4, sleep=30.0, chunk=1)
+    submit = ["submit", "exp.py", "--store", "store", "--cores", "1", "--chunk-size", "1"]
+    submitted = subprocess.run([*CLI, *submit], cwd=tmp_path, capture_output=True, timeout=120)
+    assert submitted.returncode == 0, submitted.stderr
+    try:
+        head = json.loads((exp_dir / ".metalab" / "head.json").read_text())
+        error = _refused_rerun_changes_nothing(
+            tmp_path, exp_dir, "run", "exp.py", "--store", "store"
+        )
+        assert f"(pid {head['pid']})" in error
+    finally:
+        subprocess.run([*CLI, "stop", str(exp_dir)], capture_output=True, timeout=120)

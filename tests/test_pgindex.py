@@ -16,7 +16,7 @@ from store_helpers import FIXTURES, RUN_IDS, copy_upstream, fail_run
 
 import metalab
 from metalab_smk.cli import main as cli_main
-from metalab_smk.results.pgindex import index_store
+from metalab_smk.results.pgindex import RUN_COLUMNS, index_store
 from metalab_smk.store.config import FileStoreConfig
 from metalab_smk.store.upstream_import import import_upstream
 
@@ -100,7 +100,7 @@ def test_queries_across_experiments(db: str, store: Path) -> None:
     assert everything[-1].experiment.experiment_id == "upsmall:1.0"
     ok = metalab.load_results(db, status="success", params={"lr": 0.5})
     assert len(ok) == 2 and set(ok.frame["status"]) == {"success"}
-    fast = metalab.load_results(db, where="(r.metrics->>'final_loss')::float < 0.2")
+    fast = metalab.load_results(db, where="final_loss < 0.2")
     assert len(fast) == 2 and (fast.frame["final_loss"] < 0.2).all()
     assert len(metalab.load_results(db, experiment_id="upsm%")) == 4
     assert len(metalab.load_results(db, experiment_id=["other:2.0"], status="failed")) == 1
@@ -117,11 +117,15 @@ def test_errors_are_one_line_with_the_password_masked(
     for url in (
         "postgresql://me:s3cret@127.0.0.1:1/metalab",
         "postgresql://me:s3cret@127.0.0.1:notaport/metalab",
+        "postgresql://me:s3c/ret@127.0.0.1:1/metalab",
+        "postgresql://me@127.0.0.1:1/metalab?password=s3cret",
+        "host=127.0.0.1 port=1 user=me password=s3cret dbname=metalab",
+        "host=127.0.0.1 port=1 password='s3cret x' dbname=metalab",
     ):
         assert cli_main(["index", str(store), "--db", url]) == 2
         err = capsys.readouterr().err
         assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
-        assert "s3cret" not in err and "me:***@127.0.0.1" in err
+        assert "s3c" not in err and "***" in err
     with pytest.raises(metalab.MetalabError, match=r"me:\*\*\*@"):
         metalab.load_results("postgresql://me:s3cret@127.0.0.1:1/metalab")
 
@@ -177,3 +181,118 @@ def test_the_summary_rule_updates_the_index(db: str, store: Path) -> None:
     down = subprocess.run(reduce, env=env, capture_output=True, text=True, check=False)
     assert down.returncode == 0
     assert len(down.stderr.strip().splitlines()) == 1 and "s3cret" not in down.stderr
+
+
+def _clone_in_index(url: str, source: str, new_id: str) -> None:
+    """Index rows of experiment ``source`` again under the ID ``new_id``."""
+    with psycopg.connect(url) as conn:
+        conn.execute(
+            "INSERT INTO metalab.experiments (experiment_id, name, version, directory, columns)"
+            " SELECT %s, name, version, directory, columns FROM metalab.experiments"
+            " WHERE experiment_id = %s",
+            (new_id, source),
+        )
+        conn.execute(
+            f"INSERT INTO metalab.runs ({RUN_COLUMNS}) SELECT %s, {RUN_COLUMNS.split(', ', 1)[1]}"
+            " FROM metalab.runs WHERE experiment_id = %s",
+            (new_id, source),
+        )
+        conn.execute(
+            "UPDATE metalab.runs SET row = jsonb_set(row::jsonb, '{experiment_id}',"
+            " to_jsonb(experiment_id))::json WHERE experiment_id = %s",
+            (new_id,),
+        )
+
+
+def test_where_is_a_condition_on_the_results_columns(db: str, store: Path) -> None:
+    index_store(store, db)
+    everything = metalab.load_results(db).frame
+
+    def run_ids(where: str) -> set[str]:
+        return set(metalab.load_results(db, where=where).frame["run_id"])
+
+    def expected(mask: pd.Series) -> set[str]:
+        return set(everything[mask.fillna(False).astype(bool)]["run_id"])
+
+    loss, lr = everything["final_loss"], everything["param_lr"]
+    assert run_ids("final_loss < 0.2") == expected(loss < 0.2)
+    assert run_ids("final_loss >= 0.2 AND param_lr = 0.5") == expected((loss >= 0.2) & (lr == 0.5))
+    assert run_ids("NOT (param_lr IN (0.1, 0.2)) OR status = 'failed'") == expected(
+        ~lr.isin([0.1, 0.2]) | (everything["status"] == "failed")
+    )
+    assert run_ids("param_lr NOT IN (0.5)") == expected(lr != 0.5)
+    assert run_ids("final_loss IS NULL") == expected(loss.isna())
+    assert run_ids("error_type IS NOT NULL") == expected(everything["error_type"].notna())
+    assert run_ids("experiment_id != 'other:2.0' and duration_ms > -1") == expected(
+        everything["experiment_id"] != "other:2.0"
+    )
+    assert run_ids("status < 0.2") == set()  # a string is never compared with a number
+    assert run_ids("run_id = 'x'' OR ''1''=''1'") == set()  # one string literal
+
+
+INJECTIONS = [
+    "TRUE); DELETE FROM metalab.runs; --",
+    "final_loss < 0.2; DELETE FROM metalab.runs",
+    "final_loss < 0.2); DELETE FROM metalab.runs; SELECT (1",
+    "pg_sleep(3) IS NULL",
+    "final_loss < pg_sleep(3)",
+    "param_lr = 0.1 OR pg_sleep(3) IS NULL",
+    "final_loss < 0.2 -- AND status = 'success'",
+    "final_loss < 0.2 /* comment */",
+    "(r.metrics->>'final_loss')::float < 0.2",
+    "1 = 1",
+    "status = 'success' OR TRUE",
+    '"x"; DROP TABLE metalab.runs; --" = 1',
+    "status = $$success$$",
+    "status = E'\\x27'",
+    "final_loss < 0.2 UNION SELECT 1",
+]
+
+
+@pytest.mark.parametrize("where", INJECTIONS)
+def test_where_refuses_anything_but_a_condition(db: str, store: Path, where: str) -> None:
+    import time
+
+    index_store(store, db)
+    before = _count(db, "runs")
+    began = time.monotonic()
+    with pytest.raises(metalab.MetalabError) as refused:
+        metalab.load_results(db, where=where)
+    message = str(refused.value)
+    assert len(message.splitlines()) == 1 and message.startswith("where=")
+    assert time.monotonic() - began < 2.5  # pg_sleep never ran
+    assert _count(db, "runs") == before == 8
+
+
+def test_where_queries_run_read_only(db: str, store: Path, monkeypatch) -> None:
+    from metalab_smk.results import index_results
+
+    index_store(store, db)
+    seen = []
+    original = index_results.fetch_rows
+
+    def spy(cur, condition, values):
+        cur.execute("SHOW transaction_read_only")
+        seen.append(cur.fetchone()[0])
+        return original(cur, condition, values)
+
+    monkeypatch.setattr(index_results, "fetch_rows", spy)
+    assert len(metalab.load_results(db, where="param_lr = 0.2")) == 2
+    assert seen == ["on"]
+
+
+def test_experiment_ids_with_like_wildcards_match_only_themselves(db: str, store: Path) -> None:
+    index_store(store, db)
+    for new_id in ("up%:1.0", "up_x:1.0", "upAx:1.0"):
+        _clone_in_index(db, "upsmall:1.0", new_id)
+
+    def ids(experiment_id: str) -> set[str]:
+        return set(metalab.load_results(db, experiment_id=experiment_id).frame["experiment_id"])
+
+    assert ids("up%:1.0") == {"up%:1.0"}  # an indexed ID is never a pattern
+    assert len(metalab.load_results(db, experiment_id="up%:1.0")) == 4
+    assert ids("up_x%") == {"up_x:1.0"}  # '_' is no wildcard
+    assert ids("up%") == {"up%:1.0", "up_x:1.0", "upAx:1.0", "upsmall:1.0"}
+    assert ids("up\\%") == set()
+    with pytest.raises(metalab.MetalabError, match=r"no experiment 'up_x:1\.\d'"):
+        metalab.load_results(db, experiment_id="up_x:1.1")

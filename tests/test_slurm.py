@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
+from store_helpers import file_hashes, settled_hashes
 
 from metalab_smk.store.layout import ExperimentDir
 from metalab_smk.sweep.status import slurm_job_ids
@@ -467,3 +468,31 @@ def test_snakemake_engine_still_runs_through_the_plugin(tmp_path: Path) -> None:
     accounting = _sacct(jobs, "JobID,State")
     assert all("_" not in shown for shown, _ in accounting.values())  # not array tasks
     assert (tmp_path / "runs" / "viaplugin+1" / ".metalab" / "snakemake.log").is_file()
+
+
+def test_a_run_refused_under_a_slurm_array_changes_nothing(tmp_path: Path) -> None:
+    """A submitted job array holds no lock; a second run on the edited file still refuses
+    before writing: every file of the experiment directory stays as it was."""
+    path = _experiment(tmp_path, "busy", 2, sleep=30)
+    profile = str(_slurm_profile(tmp_path))
+    exp_dir = tmp_path / "runs" / "busy+1"
+    first = _metalab(tmp_path, "submit", "busy.py", "--profile", profile, "--chunk-size", "1")
+    assert first.returncode == 0, first.stderr
+    head = json.loads((exp_dir / ".metalab" / "head.json").read_text())
+    try:
+        assert "array_job_id" in head
+        deadline = time.monotonic() + 120
+        while not list(exp_dir.glob("logs/*.partial")):
+            assert time.monotonic() < deadline
+            time.sleep(0.5)
+        path.write_text(path.read_text().replace('"y"', '"z"'))
+        before = settled_hashes(exp_dir)
+        for command in (["run", "busy.py"], ["submit", "busy.py", "--profile", profile]):
+            refused = _metalab(tmp_path, *command)
+            assert file_hashes(exp_dir) == before
+            assert refused.returncode == 2, refused.stderr
+            assert len(refused.stderr.strip().splitlines()) == 1
+            assert "a submitted sweep is still running" in refused.stderr
+    finally:
+        _metalab(tmp_path, "stop", str(exp_dir))
+        _wait_until_gone({head["job_id"], head.get("array_job_id", "")}, time.monotonic() + 120)

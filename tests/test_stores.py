@@ -236,3 +236,53 @@ def test_compile_into_a_file_uri(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     assert again.root == layout.root
     with pytest.raises(StoreURIError, match="index="):
         compile_experiment(upsmall_experiment.exp, "postgresql://me@h/db")
+
+
+def test_index_passwords_are_never_written_to_disk(
+    upstream: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``run(index=URL)`` keeps the URL without its password in ``.metalab/index.json``
+    (this process keeps it in memory); archives carry no index settings at all."""
+    import tarfile
+
+    from metalab_smk.results.pgindex import configured_url, remember_index
+
+    store = tmp_path / "store"
+    import_upstream(upstream, store)
+    layout = FileStoreConfig(store).experiment_dir("upsmall:1.0")
+    url = "postgresql://me:s3cret@db.invalid:5432/lab?sslmode=require"
+    remember_index(layout, url)
+    assert json.loads(layout.index_config.read_text()) == {
+        "url": "postgresql://me@db.invalid:5432/lab?sslmode=require"
+    }
+    assert configured_url(layout) == url  # this process: as given
+    note = capsys.readouterr().err
+    assert "s3cret" not in note and "PGPASSWORD" in note
+    layout.index_config.write_text(json.dumps({"url": url}))  # as written by older versions
+    export_store(store, tmp_path / "s.tar.gz")
+    with tarfile.open(tmp_path / "s.tar.gz") as tar:
+        names = tar.getnames()
+        contents = [tar.extractfile(m).read() for m in tar.getmembers() if m.isfile()]
+    assert not any(name.endswith("index.json") for name in names)
+    assert not any(b"s3cret" in content for content in contents)
+
+
+def test_urls_and_connection_strings_are_masked() -> None:
+    from metalab_smk.store.uri import one_line, strip_password
+
+    cases = [  # (URL or key=value string, masked, its password)
+        ("postgresql://me:s3cret@h:1/db", "postgresql://me:***@h:1/db", "s3cret"),
+        ("postgresql://me:s3c@r/et@h/db", "postgresql://me:***@h/db", "s3c@r/et"),
+        ("postgresql://me:s3c%40ret@h/db", "postgresql://me:***@h/db", "s3c@ret"),
+        (
+            "postgresql://me@h/db?password=s3cret&sslmode=require",
+            "postgresql://me@h/db?password=***&sslmode=require",
+            "s3cret",
+        ),
+        ("host=h password=s3cret dbname=db", "host=h password=*** dbname=db", "s3cret"),
+        ("host=h password='s3c ret' dbname=db", "host=h password=*** dbname=db", "s3c ret"),
+    ]
+    for url, masked, password in cases:
+        assert mask_url(url) == masked
+        assert "s3c" not in one_line(f"error near {url}: {password!r} was refused", url)
+        assert "s3c" not in strip_password(url)

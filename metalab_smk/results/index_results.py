@@ -11,7 +11,7 @@ from __future__ import annotations
 import io
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -19,53 +19,77 @@ import pandas as pd
 
 from metalab_smk.errors import MetalabError
 from metalab_smk.results.summary import RESERVED_COLUMNS
+from metalab_smk.results.where import Condition, compile_condition, parse_where
 from metalab_smk.store.layout import ExperimentDir, RunDirs
 from metalab_smk.store.pg import connect
-from metalab_smk.store.uri import mask_url
+from metalab_smk.store.uri import mask_url, one_line
 
 __all__ = ["fetch_rows", "frame_of_rows", "load_from_index"]
 
 
+def _experiment_condition(
+    experiment_id: str | Sequence[str] | None, known: Collection[str]
+) -> tuple[str, Any] | None:
+    """(SQL, value) selecting ``experiment_id``: one ID (an indexed ID always matches
+    only itself), a list, or a pattern whose only wildcard is ``%``."""
+    if experiment_id is None:
+        return None
+    if not isinstance(experiment_id, str):
+        return "r.experiment_id = ANY({})", list(experiment_id)
+    if _is_pattern(experiment_id, known):
+        escaped = experiment_id.replace("\\", "\\\\").replace("_", "\\_")
+        return "r.experiment_id LIKE {} ESCAPE '\\'", escaped
+    return "r.experiment_id = {}", experiment_id
+
+
+def _is_pattern(experiment_id: str | Sequence[str] | None, known: Collection[str]) -> bool:
+    return isinstance(experiment_id, str) and "%" in experiment_id and experiment_id not in known
+
+
 def _conditions(
     experiment_id: str | Sequence[str] | None,
-    status: str | Sequence[str] | None,
-    tags: str | Sequence[str] | None,
-    params: dict[str, Any] | None,
-    metrics: dict[str, Any] | None,
-    where: str | None,
-) -> tuple[str, list[Any]]:
-    clauses, values = [], []
-    if isinstance(experiment_id, str) and "%" in experiment_id:
-        clauses.append("r.experiment_id LIKE %s")
-        values.append(experiment_id)
-    elif isinstance(experiment_id, str):
-        clauses.append("r.experiment_id = %s")
-        values.append(experiment_id)
-    elif experiment_id is not None:
-        clauses.append("r.experiment_id = ANY(%s)")
-        values.append(list(experiment_id))
+    known: dict[str, tuple[str, list[str]]],
+    filters: dict[str, Any],
+    where: Condition | None,
+    where_text: str | None,
+) -> tuple[Any, list[Any]]:
+    """(``psycopg.sql`` condition on ``metalab.runs r``, its parameters)."""
+    from psycopg import sql
+
+    status, tags = filters.get("status"), filters.get("tags")
+    clauses: list[tuple[str, Any]] = []
+    selected = _experiment_condition(experiment_id, known)
+    if selected is not None:
+        clauses.append(selected)
     if status is not None:
-        clauses.append("r.status = ANY(%s)")
-        values.append([status] if isinstance(status, str) else list(status))
+        statuses = [status] if isinstance(status, str) else list(status)
+        clauses.append(("r.status = ANY({})", statuses))
     if tags is not None:
-        clauses.append("r.tags @> %s::jsonb")
-        values.append(json.dumps([tags] if isinstance(tags, str) else list(tags)))
-    for column, wanted in (("params", params), ("metrics", metrics)):
-        if wanted:
-            clauses.append(f"r.{column} @> %s::jsonb")
-            values.append(json.dumps(wanted))
-    if where:
-        clauses.append(f"({where})")
-    return (" AND ".join(clauses) or "TRUE"), values
+        tag_list = [tags] if isinstance(tags, str) else list(tags)
+        clauses.append(("r.tags @> {}::jsonb", json.dumps(tag_list)))
+    for column in ("params", "metrics"):
+        if filters.get(column):
+            clauses.append((f"r.{column} @> {{}}::jsonb", json.dumps(filters[column])))
+    parts = [sql.SQL(text).format(sql.Placeholder()) for text, _ in clauses]
+    values = [value for _, value in clauses]
+    if where is not None:
+        columns = {c for _, cols in known.values() for c in cols} | set(RESERVED_COLUMNS)
+        compiled, where_values = compile_condition(where, columns, RESERVED_COLUMNS, where_text)
+        parts.append(compiled)
+        values.extend(where_values)
+    return (sql.SQL(" AND ").join(parts) if parts else sql.SQL("TRUE")), values
 
 
-def fetch_rows(cur: Any, condition: str, values: list[Any]) -> str:
-    """Summary rows matching ``condition`` as newline-delimited JSON, in run order."""
-    cur.execute(
+def fetch_rows(cur: Any, condition: Any, values: list[Any]) -> str:
+    """Summary rows matching ``condition`` (``psycopg.sql``) as newline-delimited JSON,
+    in run order."""
+    from psycopg import sql
+
+    query = sql.SQL(
         "SELECT coalesce(string_agg(r.row::text, E'\\n' ORDER BY r.experiment_id,"
-        f" r.position), '') FROM metalab.runs r WHERE {condition}",
-        values,
-    )
+        " r.position), '') FROM metalab.runs r WHERE {}"
+    ).format(condition)
+    cur.execute(query, values)
     return cur.fetchone()[0]
 
 
@@ -106,28 +130,25 @@ def load_from_index(
     """(layout, table) of the runs in the index at ``url``, for ``Results``.
 
     Filters: ``status``, ``tags`` (all of them), ``params`` / ``metrics`` (equality on
-    each key, JSONB containment), and ``where``, an SQL condition on ``metalab.runs``
-    aliased ``r`` (e.g. ``"(r.metrics->>'loss')::float < 0.2"``)."""
-    condition, values = _conditions(experiment_id, status, tags, params, metrics, where)
-    single = isinstance(experiment_id, str) and "%" not in experiment_id
-    summary = None
+    each key, JSONB containment), and ``where``, a condition on the results columns
+    (``results/where.py``: ``"final_loss < 0.2 AND param_opt = 'adam'"``). Queries run
+    in a read-only transaction."""
+    condition = parse_where(where) if where is not None else None  # refused before connecting
+    filters = {"status": status, "tags": tags, "params": params, "metrics": metrics}
     import psycopg
 
-    with connect(url) as conn, conn.cursor() as cur:
+    with connect(url) as conn:
+        conn.read_only = True
         try:
-            cur.execute(
-                "SELECT e.experiment_id, e.directory, e.columns::text FROM metalab.experiments e"
-                " ORDER BY e.experiment_id"
-            )
-            experiments = cur.fetchall()
-            if single and (status, tags, params, metrics, where) == (None,) * 5:
-                cur.execute(
-                    "SELECT summary FROM metalab.experiments WHERE experiment_id = %s",
-                    (experiment_id,),
-                )
-                found = cur.fetchone()
-                summary = found[0] if found else None
-            lines = None if summary is not None else fetch_rows(cur, condition, values)
+            with conn.cursor() as cur:
+                known = _indexed(cur)
+                single = isinstance(experiment_id, str) and not _is_pattern(experiment_id, known)
+                unfiltered = where is None and not any(v is not None for v in filters.values())
+                summary = _stored_summary(cur, experiment_id) if single and unfiltered else None
+                lines = None
+                if summary is None:
+                    query = _conditions(experiment_id, known, filters, condition, where)
+                    lines = fetch_rows(cur, *query)
         except psycopg.errors.UndefinedTable:
             raise MetalabError(
                 f"{mask_url(url)} holds no metalab index yet; build it with "
@@ -135,25 +156,48 @@ def load_from_index(
             ) from None
         except psycopg.Error as exc:
             raise MetalabError(
-                f"query on the index at {mask_url(url)} failed: {' '.join(str(exc).split())}"
+                f"query on the index at {mask_url(url)} failed: {one_line(exc, url)}"
             ) from None
-    known = {eid: (directory, json.loads(cols)) for eid, directory, cols in experiments}
-    if isinstance(experiment_id, str) and "%" not in experiment_id and experiment_id not in known:
+    if single and experiment_id not in known:
         raise MetalabError(
             f"no experiment {experiment_id!r} in the index at {mask_url(url)}; it holds: "
             f"{', '.join(known) or 'none'}."
         )
     if summary is not None:  # the whole table, kept with the rows it was built from
         return ExperimentDir(Path(known[experiment_id][0])), pd.read_parquet(io.BytesIO(summary))
-    frame = _frame(lines or "")
-    present = [experiment_id] if single else list(dict.fromkeys(frame.get("experiment_id", [])))
+    return _table(lines or "", known, experiment_id if single else None)
+
+
+def _indexed(cur: Any) -> dict[str, tuple[str, list[str]]]:
+    """experiment ID -> (directory, column order) of every indexed experiment."""
+    cur.execute(
+        "SELECT e.experiment_id, e.directory, e.columns::text FROM metalab.experiments e"
+        " ORDER BY e.experiment_id"
+    )
+    return {eid: (directory, json.loads(cols)) for eid, directory, cols in cur.fetchall()}
+
+
+def _stored_summary(cur: Any, experiment_id: str) -> bytes | None:
+    cur.execute(
+        "SELECT summary FROM metalab.experiments WHERE experiment_id = %s", (experiment_id,)
+    )
+    found = cur.fetchone()
+    return found[0] if found else None
+
+
+def _table(
+    lines: str, known: dict[str, tuple[str, list[str]]], single: str | None
+) -> tuple[ExperimentDir, pd.DataFrame]:
+    """(layout, table) of the fetched rows: one experiment's, or runs of several."""
+    frame = _frame(lines)
+    present = [single] if single else list(dict.fromkeys(frame.get("experiment_id", [])))
     columns: dict[str, None] = {}
     for eid in present:
         columns.update(dict.fromkeys(known[eid][1]))
     frame = frame.reindex(columns=list(columns) or list(RESERVED_COLUMNS))
     layouts = {eid: ExperimentDir(Path(known[eid][0])) for eid in present}
     if single:
-        return layouts[experiment_id], frame
+        return layouts[single], frame
     pairs = zip(frame["run_id"], frame["experiment_id"], strict=True)
     by_run = {run_id: layouts[eid] for run_id, eid in pairs}
     common = os.path.commonpath([str(d.root) for d in layouts.values()]) if layouts else "."

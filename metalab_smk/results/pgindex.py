@@ -24,7 +24,14 @@ from metalab_smk.store.config import FileStoreConfig
 from metalab_smk.store.jsonio import atomic_write_json, read_json
 from metalab_smk.store.layout import ExperimentDir
 from metalab_smk.store.pg import RUN_TABLES, connect, ensure_schema
-from metalab_smk.store.uri import file_path, is_postgres_url, mask_url
+from metalab_smk.store.uri import (
+    file_path,
+    has_password,
+    is_postgres_url,
+    mask_url,
+    one_line,
+    strip_password,
+)
 
 __all__ = [
     "IndexReport",
@@ -36,6 +43,7 @@ __all__ = [
 ]
 
 INDEX_URL_ENV = "METALAB_INDEX_URL"
+_GIVEN: dict[Path, str] = {}  # run(index=URL) in this process: the URL as given
 RUN_COLUMNS = (
     "experiment_id, run_id, position, status, run_index, seed_root, seed_replicate, "
     "started_at, finished_at, duration_ms, error_type, error_message, tags, params, "
@@ -277,7 +285,9 @@ def _summary_bytes(cur: Any, layout: ExperimentDir, experiment_id: str, columns:
 
     if summary_is_current(layout):
         return (layout.summary_runs).read_bytes()
-    lines = fetch_rows(cur, "r.experiment_id = %s", [experiment_id])
+    from psycopg import sql
+
+    lines = fetch_rows(cur, sql.SQL("r.experiment_id = %s"), [experiment_id])
     buffer = io.BytesIO()
     frame_of_rows(lines, columns).to_parquet(buffer, index=False)
     return buffer.getvalue()
@@ -313,15 +323,17 @@ def index_store(path: str | os.PathLike[str], url: str, rebuild: bool = False) -
             for layout in layouts:
                 report.experiments.append(index_experiment(conn, layout, rebuild))
     except db_error as exc:
-        reason = " ".join(str(exc).split()).replace(url, mask_url(url))
-        raise IndexDatabaseError(f"indexing into {mask_url(url)} failed: {reason}") from None
+        raise IndexDatabaseError(
+            f"indexing into {mask_url(url)} failed: {one_line(exc, url)}"
+        ) from None
     return report
 
 
 def configured_url(layout: ExperimentDir) -> str | None:
     """The index URL of automatic upkeep: ``METALAB_INDEX_URL``, else the one given to
-    ``metalab.run(..., index=URL)`` (kept in ``.metalab/index.json``)."""
-    url = os.environ.get(INDEX_URL_ENV)
+    ``metalab.run(..., index=URL)`` (in this process as given; in others as kept in
+    ``.metalab/index.json``, without a password)."""
+    url = os.environ.get(INDEX_URL_ENV) or _GIVEN.get(layout.root)
     if url:
         return url
     path = layout.index_config
@@ -340,9 +352,9 @@ def upkeep(layout: ExperimentDir, url: str | None = None) -> bool:
             index_experiment(conn, layout)
         return True
     except Exception as exc:  # the records are safe on disk; `metalab index` catches up
-        reason = " ".join(str(exc).split()).replace(url, mask_url(url))
         print(
-            f"metalab: warning: the index was not updated ({reason}); the records are safe; "
+            f"metalab: warning: the index was not updated ({one_line(exc, url)}); the records "
+            "are safe; "
             f"run `metalab index {layout.root} --db URL` later.",
             file=sys.stderr,
         )
@@ -350,13 +362,23 @@ def upkeep(layout: ExperimentDir, url: str | None = None) -> bool:
 
 
 def remember_index(layout: ExperimentDir, url: str) -> None:
-    """Keep ``url`` as this experiment's index (``metalab.run(..., index=URL)``)."""
+    """Keep ``url`` as this experiment's index (``metalab.run(..., index=URL)``): with its
+    password in this process only, without it in ``.metalab/index.json``."""
     if not is_postgres_url(url):
         raise StoreURIError(
             f"index={mask_url(str(url))}: expected a URL postgresql://user@host:port/database"
         )
-    if not layout.index_config.is_file() or read_json(layout.index_config).get("url") != url:
-        atomic_write_json(layout.index_config, {"url": url})
+    _GIVEN[layout.root] = url
+    stored = strip_password(url)
+    if not layout.index_config.is_file() or read_json(layout.index_config).get("url") != stored:
+        atomic_write_json(layout.index_config, {"url": stored})
+    if has_password(url):
+        print(
+            f"metalab: note: the password of {mask_url(url)} is not written to disk; "
+            "processes started later (a submitted head, plain snakemake, the next run) "
+            "take it from PGPASSWORD, ~/.pgpass or a service file.",
+            file=sys.stderr,
+        )
 
 
 def upkeep_after_reduce(argv: list[str]) -> None:

@@ -28,9 +28,10 @@ from metalab_smk.store.uri import file_path
 __all__ = ["export_store", "import_archive", "import_store_dir"]
 
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
-# Machine-local state that never travels: Snakemake's cache, batches, locks, head info.
+# Machine-local state that never travels: Snakemake's cache, batches, locks, head info,
+# the index kept up to date (its rows name this directory; a copy must not replace them).
 _SKIP_TOP = {".snakemake"}
-_SKIP_META = {"batches", "runner.lock", "head.json", "snakemake.log"}
+_SKIP_META = {"batches", "runner.lock", "head.json", "snakemake.log", "index.json"}
 
 
 def _experiment_dirs(path: Path, experiment: str | None) -> list[ExperimentDir]:

@@ -33,7 +33,7 @@ from __future__ import annotations
 from typing import Any
 
 from metalab_smk.errors import IndexDatabaseError
-from metalab_smk.store.uri import is_postgres_url, mask_url
+from metalab_smk.store.uri import is_postgres_url, mask_url, one_line
 
 __all__ = ["SCHEMA_SQL", "connect", "ensure_schema"]
 
@@ -127,10 +127,8 @@ def connect(url: str, timeout: int = 5) -> Any:
     try:
         return psycopg.connect(url, connect_timeout=timeout)
     except (psycopg.Error, ValueError) as exc:
-        reason = " ".join(str(exc).split())
-        reason = reason.replace(url, mask_url(url))
         raise IndexDatabaseError(
-            f"cannot use the PostgreSQL index at {mask_url(url)}: {reason}"
+            f"cannot use the PostgreSQL index at {mask_url(url)}: {one_line(exc, url)}"
         ) from None
 
 

@@ -32,12 +32,25 @@ from metalab_smk.sweep.executors import (
     array_config,
     executor_to_dict,
 )
-from metalab_smk.sweep.processes import snakemake_env, start_detached
+from metalab_smk.sweep.processes import (
+    is_recorded_process,
+    process_identity,
+    snakemake_env,
+    start_detached,
+)
 from metalab_smk.sweep.status import pid_alive
 
-__all__ = ["array_in_flight", "dead_head_error", "head_alive", "head_state", "submit"]
+__all__ = [
+    "array_in_flight",
+    "dead_head_error",
+    "head_alive",
+    "head_state",
+    "is_head_process",
+    "submit",
+]
 
 Executor = LocalExecutor | SlurmExecutor | ProfileExecutor
+HEAD_MODULE = "metalab_smk.sweep.head"
 
 
 def _on_slurm(executor: Executor) -> bool:
@@ -65,7 +78,7 @@ def submit(
         )
     settings = layout.executor_file
     atomic_write_json(settings, executor_to_dict(executor))
-    command = [sys.executable, "-m", "metalab_smk.sweep.head", str(layout.root)]
+    command = [sys.executable, "-m", HEAD_MODULE, str(layout.root)]
     now = utc_now()
     slurm = array_config(executor)
     missing = missing_indices(layout)
@@ -100,7 +113,7 @@ def submit(
         poll = process.poll
         head = {
             "kind": "local",
-            "pid": process.pid,
+            **(process_identity(process.pid) or {"pid": process.pid}),
             "host": os.uname().nodename,
             "submitted_at": now,
             "log": str(log),
@@ -206,13 +219,17 @@ def head_alive(layout: ExperimentDir, ask_scheduler: bool = True) -> bool:
         if state is None:  # not known to the scheduler yet, or long gone
             return _just_submitted(head)
         return state in scheduler.ALIVE_STATES
-    if not pid_alive(head):
+    return is_head_process(layout, head)
+
+
+def is_head_process(layout: ExperimentDir, head: dict[str, Any]) -> bool:
+    """Whether ``head`` (head.json of a local head) names a live process that is provably
+    this sweep's head: the pid, start time and command line recorded at submission, the
+    head module, working in ``layout`` (never a reused or crafted pid)."""
+    if head.get("kind") != "local" or not pid_alive(head) or not is_recorded_process(head):
         return False
-    try:  # a reused PID: the head's command line names this module
-        with open(f"/proc/{head['pid']}/cmdline", "rb") as handle:
-            return b"metalab_smk.sweep.head" in handle.read()
-    except OSError:
-        return True
+    cwd = os.path.realpath(f"/proc/{head['pid']}/cwd")  # unresolved when unreadable
+    return HEAD_MODULE in head["cmdline"][:4] and cwd == os.path.realpath(layout.root)
 
 
 def _submitted(head: dict[str, Any]) -> _dt.datetime:

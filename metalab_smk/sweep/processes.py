@@ -1,4 +1,5 @@
-"""Starting Snakemake and other host-side processes."""
+"""Starting Snakemake and other host-side processes, and proving that a recorded pid
+still names the process that was recorded (pid + start time + command line)."""
 
 from __future__ import annotations
 
@@ -8,9 +9,61 @@ import signal
 import subprocess
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
-DRIVER_VARIABLE = "METALAB_DRIVER_PID"  # set in every Snakemake metalab starts
+DRIVER_VARIABLE = "METALAB_DRIVER_PID"  # set in every Snakemake metalab starts: "pid:start"
+IDENTITY_FIELDS = ("boot_id", "start_ticks", "cmdline")
 _PR_SET_PDEATHSIG = 1
+
+
+def _read(path: str) -> bytes | None:
+    try:
+        with open(path, "rb") as handle:
+            return handle.read()
+    except OSError:
+        return None
+
+
+def start_ticks(pid: int) -> int | None:
+    """When process ``pid`` started, in clock ticks since boot (/proc/PID/stat field 22)."""
+    stat = _read(f"/proc/{pid}/stat")
+    if stat is None:
+        return None
+    fields = stat[stat.rfind(b")") + 2 :].split()  # the name in parentheses may hold spaces
+    return int(fields[19]) if len(fields) > 19 else None
+
+
+def started_at(pid: int) -> float | None:
+    """When process ``pid`` started, in seconds since the epoch (to about a second)."""
+    ticks, stat = start_ticks(pid), _read("/proc/stat") or b""
+    boot = next((line.split()[1] for line in stat.splitlines() if line.startswith(b"btime")), None)
+    if ticks is None or boot is None:
+        return None
+    return int(boot) + ticks / os.sysconf("SC_CLK_TCK")
+
+
+def process_identity(pid: int) -> dict[str, Any] | None:
+    """``{"pid", "boot_id", "start_ticks", "cmdline"}`` of live process ``pid``, or None."""
+    ticks, cmdline = start_ticks(pid), _read(f"/proc/{pid}/cmdline")
+    boot_id = _read("/proc/sys/kernel/random/boot_id")
+    if ticks is None or cmdline is None or boot_id is None:
+        return None
+    args = [part.decode(errors="replace") for part in cmdline.split(b"\0")[:-1]]
+    return {"pid": pid, "boot_id": boot_id.decode().strip(), "start_ticks": ticks, "cmdline": args}
+
+
+def is_recorded_process(
+    recorded: Mapping[str, Any], fields: tuple[str, ...] = IDENTITY_FIELDS
+) -> bool:
+    """Whether ``recorded`` (from process_identity) still names a live process: same pid
+    and the same ``fields``; a record lacking one of them proves nothing (False)."""
+    try:
+        now = process_identity(int(recorded["pid"]))
+    except (KeyError, TypeError, ValueError):
+        return False
+    return now is not None and all(
+        recorded.get(f) is not None and recorded.get(f) == now[f] for f in fields
+    )
 
 
 def snakemake_env() -> dict[str, str]:
@@ -56,7 +109,11 @@ def start_detached(
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             start_new_session=True,
-            env={**snakemake_env(), DRIVER_VARIABLE: str(parent), **(env or {})},
+            env={
+                **snakemake_env(),
+                DRIVER_VARIABLE: f"{parent}:{start_ticks(parent)}",
+                **(env or {}),
+            },
             preexec_fn=(lambda: _die_with(parent, death_signal)) if tie_to_parent else None,
         )
 

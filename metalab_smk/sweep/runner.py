@@ -52,6 +52,7 @@ from metalab_smk.sweep.locks import (
     end_orphaned_snakemake,
     live_snakemake_pids,
     recover_stale_lock,
+    running_sweep,
 )
 from metalab_smk.sweep.outcome import failure_cause
 from metalab_smk.sweep.processes import signal_group, start_detached
@@ -615,13 +616,8 @@ def run(
     locks: list[RunnerLock] = []
 
     def take_lock(layout: ExperimentDir) -> None:
-        """Before writing anything: no recompile under a live sweep."""
-        locks.append(RunnerLock(layout))
-        if not wait and head_alive(layout):
-            raise SweepBusyError(
-                f"a submitted sweep is still running in {shown(layout.root)}; stop "
-                f"it with `metalab stop {shown(layout.root)}`."
-            )
+        """Before writing anything: no recompile under a live sweep of any engine."""
+        locks.append(RunnerLock(layout, busy=running_sweep))
 
     try:
         layout = compile_experiment(experiment, store, verbose=verbose, before_writing=take_lock)

@@ -9,13 +9,16 @@ import shutil
 import signal
 import subprocess
 import time
+from dataclasses import dataclass, field
+from typing import Any
 
 from metalab_smk.store.jsonio import read_json
 from metalab_smk.store.layout import ExperimentDir
+from metalab_smk.sweep.detached import is_head_process
 from metalab_smk.sweep.locks import live_snakemake_pids, live_worker_pids
 from metalab_smk.sweep.status import pid_alive, slurm_job_ids
 
-__all__ = ["slurm_job_ids", "stop_sweep"]
+__all__ = ["StopReport", "slurm_job_ids", "stop_sweep"]
 
 
 def _signal(pid: int, signum: int, group: bool) -> None:
@@ -28,36 +31,57 @@ def _signal(pid: int, signum: int, group: bool) -> None:
         pass
 
 
+def _read_head(layout: ExperimentDir) -> dict[str, Any]:
+    return read_json(layout.head_file) if layout.head_file.is_file() else {}
+
+
 def _local_head(layout: ExperimentDir) -> int | None:
-    if not layout.head_file.is_file():
+    """The pid of this sweep's head process, when ``head.json`` names one that runs here
+    and is the process recorded at submission (pid, start time and command line)."""
+    head = _read_head(layout)
+    return int(head["pid"]) if is_head_process(layout, head) else None
+
+
+def _unproven_head(layout: ExperimentDir, head: dict[str, Any]) -> str | None:
+    """One line when ``head.json`` names a live pid that is not the sweep's head."""
+    if head.get("kind") != "local" or not pid_alive(head) or _local_head(layout) is not None:
         return None
-    head = read_json(layout.head_file)
-    if head.get("kind") == "local" and pid_alive(head):
-        return int(head["pid"])
-    return None
+    return (
+        f"head.json names pid {head['pid']}, which is not this sweep's head (it ended); "
+        "nothing to stop"
+    )
 
 
-def stop_sweep(layout: ExperimentDir, grace: float = 20.0) -> list[str]:
-    """Stop everything of the sweep in ``layout``; returns what was stopped (text)."""
-    stopped: list[str] = []
+@dataclass
+class StopReport:
+    """What ``metalab stop`` stopped (text per kind) and what it refused to signal."""
+
+    stopped: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+def stop_sweep(layout: ExperimentDir, grace: float = 20.0) -> StopReport:
+    """Stop everything of the sweep in ``layout``; returns what was stopped."""
+    report = StopReport()
     layout.stop_request.touch()  # a runner in another terminal starts no further round
-    head = read_json(layout.head_file) if layout.head_file.is_file() else {}
+    head = _read_head(layout)
     if head.get("kind") == "slurm" and shutil.which("scancel"):
         recorded = {head["job_id"], head.get("array_job_id"), *slurm_job_ids(layout)}
         jobs = sorted((str(j) for j in recorded if j), key=int)
         subprocess.run(["scancel", *jobs], capture_output=True, check=False)
-        stopped.append(f"SLURM jobs {', '.join(jobs)}")
+        report.stopped.append(f"SLURM jobs {', '.join(jobs)}")
     local_head = _local_head(layout)
     if local_head is not None:
         _signal(local_head, signal.SIGTERM, group=False)  # it stops its Snakemake
-        stopped.append(f"head process {local_head}")
+        report.stopped.append(f"head process {local_head}")
+    elif (note := _unproven_head(layout, head)) is not None:
+        report.notes.append(note)
     snakemakes = live_snakemake_pids(layout.root)
     for pid in snakemakes:
         _signal(pid, signal.SIGTERM, group=True)
     if snakemakes:
-        stopped.append(f"snakemake {', '.join(map(str, snakemakes))}")
-    workers = live_worker_pids(layout.root)
-    for pid in workers:
+        report.stopped.append(f"snakemake {', '.join(map(str, snakemakes))}")
+    for pid in live_worker_pids(layout.root):
         _signal(pid, signal.SIGTERM, group=False)
     deadline = time.monotonic() + grace
 
@@ -74,4 +98,4 @@ def stop_sweep(layout: ExperimentDir, grace: float = 20.0) -> list[str]:
     workers = live_worker_pids(layout.root)
     for pid in alive():
         _signal(pid, signal.SIGKILL, group=pid not in workers)
-    return stopped
+    return report

@@ -21,7 +21,7 @@ import pandas as pd
 from metalab_smk.errors import IndexDatabaseError, MetalabError
 from metalab_smk.results.results import load_results
 from metalab_smk.store.pg import connect
-from metalab_smk.store.uri import mask_url
+from metalab_smk.store.uri import mask_url, one_line
 from metalab_smk.ui.source import BACKGROUND_ROWS, FileSource, NotFound, _Refresher
 
 __all__ = ["IndexSource"]
@@ -59,6 +59,7 @@ class IndexSource:
         conn = connect(self.url)  # psycopg missing or server unreachable: one line
         import psycopg
 
+        conn.read_only = True
         try:
             with conn, conn.cursor() as cur:
                 cur.execute(EXPERIMENTS_SQL)
@@ -69,9 +70,8 @@ class IndexSource:
                 "`metalab index STORE --db URL`."
             ) from None
         except psycopg.Error as exc:
-            reason = " ".join(str(exc).split()).replace(self.url, mask_url(self.url))
             raise IndexDatabaseError(
-                f"query on the index at {mask_url(self.url)} failed: {reason}"
+                f"query on the index at {mask_url(self.url)} failed: {one_line(exc, self.url)}"
             ) from None
         found = {}
         for eid, name, version, directory, n_runs, description, at_ns, done, failed in rows:
