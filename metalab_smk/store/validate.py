@@ -29,6 +29,7 @@ __all__ = [
     "clean_leftovers",
     "process_alive",
     "quarantine",
+    "read_record_file",
     "read_valid_record",
     "skip_bad_record",
     "valid_names",
@@ -97,14 +98,14 @@ def skip_bad_record(path: Path, reason: str) -> None:
     )
 
 
-def _record_bytes(layout: ExperimentDir, path: Path) -> bytes:
-    """The bytes of the record file at ``path``; RecordError when a symbolic link leads
-    it out of the experiment directory."""
+def read_record_file(layout: ExperimentDir, path: Path, run_id: str) -> dict[str, Any]:
+    """The valid record of ``run_id`` at ``path``; RecordError when it is not one or a
+    symbolic link leads it out of the experiment directory (FileNotFoundError if none)."""
     try:
         inside(layout.root, path)
     except StorePathError:
         raise RecordError("it is a symbolic link that leads outside the store") from None
-    return path.read_bytes()
+    return check_record(path.read_bytes(), run_id)
 
 
 def read_valid_record(
@@ -115,7 +116,7 @@ def read_valid_record(
     readers use: they never write into the store)."""
     run_id = run_id or path.stem
     try:  # any known status: stores of the upstream metalab keep every record in runs/
-        return check_record(_record_bytes(layout, path), run_id)
+        return read_record_file(layout, path, run_id)
     except FileNotFoundError:
         return None
     except RecordError as exc:
