@@ -207,3 +207,12 @@ def test_browsing_a_stale_store_leaves_its_files_byte_identical(client, layout) 
         client.get(f"{base}/runs/{rid}")
         client.get(f"{base}/runs/{rid}/log")
     assert _tree(layout.root.parent) == before  # no summary, no quarantine, nothing new
+
+
+def test_dashboard_manifest_does_not_follow_a_symlinked_param_manifest(client, layout, tmp_path):
+    compiled = {"experiment_id": "p:1", "params": {"file": ".metalab/params.json"}}
+    atomic_write_json(layout.compiled, compiled)
+    atomic_write_json(tmp_path / "params.json", {"leaked": "another user's secret"})
+    layout.params_manifest.symlink_to(tmp_path / "params.json")
+    response = client.get("/api/experiments/p:1/manifest")
+    assert response.status_code == 200 and "secret" not in response.text

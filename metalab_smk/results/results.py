@@ -34,7 +34,7 @@ from metalab_smk.store.filestore import FileStore
 from metalab_smk.store.jsonio import read_json
 from metalab_smk.store.layout import ExperimentDir
 from metalab_smk.store.records import ArtifactDescriptor, RunRecord, Status
-from metalab_smk.store.safepath import check_run_id, inside
+from metalab_smk.store.safepath import check_run_id, inside, read_json_inside
 from metalab_smk.store.upstream import (
     FOREIGN_FORMATS,
     load_foreign_artifact,
@@ -68,7 +68,7 @@ class ExperimentInfo:
 
     @classmethod
     def of(cls, layout: ExperimentDir) -> ExperimentInfo:
-        data = read_json(layout.compiled)
+        data = read_json_inside(layout.root, layout.compiled)
         return cls(
             experiment_id=data["experiment_id"],
             name=data.get("name", ""),

@@ -208,7 +208,7 @@ def _build(
                 continue
             key = (str(path), changed, info.st_size)
             if key not in cache:
-                record = read_valid_record(layout, path, run_id, move_bad)
+                record = read_valid_record(layout, path, run_id, move_bad=move_bad)
                 if record is None:  # quarantined (or skipped): list again
                     bad += 1
                     cache[key] = None
