@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -33,13 +34,25 @@ def _cmd_import(args: argparse.Namespace) -> int:
     if not source.exists():
         raise MetalabError(f"{source} does not exist; pass an archive, a store or upstream store")
     if source.is_file():
-        report = import_archive(source, args.dest)
+        report = import_archive(source, args.dest, max_member=args.max_member_size)
     elif find_upstream(source):
         report = import_upstream(source, args.dest)
     else:
         report = import_store_dir(source, args.dest)
+    for line in report.refused:
+        print(f"metalab import: {line}", file=sys.stderr)
     print(f"{args.dest}: {report.as_text()}")
-    return 1 if report.conflicts else 0
+    return 1 if report.conflicts or report.refused else 0
+
+
+def _size(text: str) -> int:
+    """``--max-member-size``: ``4G``, ``500M`` or MB, in bytes."""
+    from metalab_smk.slurm.config import memory_mb
+
+    try:
+        return memory_mb(text) * 2**20
+    except MetalabError:
+        raise argparse.ArgumentTypeError(f"{text!r}: use e.g. 4G or 500M") from None
 
 
 def _cmd_index(args: argparse.Namespace) -> int:
@@ -76,6 +89,12 @@ def add_store_commands(commands: Any) -> None:
     )
     sub.add_argument("source", help="archive, store directory or upstream metalab store")
     sub.add_argument("dest", help="store root to merge into")
+    sub.add_argument(
+        "--max-member-size",
+        type=_size,
+        default="4G",
+        help="refuse archive members larger than this (default 4G)",
+    )
     sub.set_defaults(func=_one_line(_cmd_import))
 
     sub = commands.add_parser("index", help="update the PostgreSQL index from the files")

@@ -54,7 +54,7 @@ def _count_reads(monkeypatch) -> list[str]:
     monkeypatch.setattr(
         reduce,
         "read_valid_record",
-        lambda layout, p, rid=None: reads.append(Path(p).stem) or real(layout, p, rid),
+        lambda layout, p, rid=None, **kw: reads.append(Path(p).stem) or real(layout, p, rid, **kw),
     )
     return reads
 

@@ -155,8 +155,9 @@ def test_a_record_landing_mid_collect_makes_the_summary_stale(layout, monkeypatc
     monkeypatch.setattr(reduce, "_build", real)
     assert len(runs) == 3  # the summary lacks the record ...
     assert not reduce.summary_is_current(layout)  # ... so it does not count as current
-    assert len(load_results(layout.root)) == 4  # and readers rebuild it
-    assert reduce.summary_is_current(layout)
+    assert len(load_results(layout.root)) == 4  # readers read the records in memory ...
+    assert not reduce.summary_is_current(layout)  # ... and write nothing
+    reduce.collect(layout.root)
     assert len(pd.read_parquet(layout.summary_runs)) == 4
 
 
@@ -165,8 +166,9 @@ def test_a_garbage_or_foreign_summary_is_rebuilt(layout) -> None:
     reduce.collect(layout.root)
     layout.summary_runs.write_bytes(b"garbage")
     assert not reduce.summary_is_current(layout)
-    assert len(load_results(layout.root)) == 3
-    assert reduce.summary_is_current(layout)
+    assert len(load_results(layout.root)) == 3  # read from the records, nothing written
+    assert layout.summary_runs.read_bytes() == b"garbage"
+    assert reduce.ensure_summary(layout) is True
     pd.DataFrame({"run_id": [IDS[0]]}).to_parquet(layout.summary_runs)  # readable, no coverage
     assert not reduce.summary_is_current(layout)
     assert reduce.ensure_summary(layout) is True

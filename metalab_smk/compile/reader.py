@@ -15,6 +15,7 @@ from metalab_smk.core.experiment import Experiment
 from metalab_smk.errors import ExperimentError
 from metalab_smk.store.jsonio import read_json
 from metalab_smk.store.layout import ExperimentDir
+from metalab_smk.store.safepath import read_json_inside
 
 __all__ = ["PARAMS_STUB", "CompiledExperiment", "RUN_TABLE_LINE", "read_compiled"]
 
@@ -27,10 +28,10 @@ def read_compiled(layout: ExperimentDir) -> dict[str, Any]:
     that ``compiled.json`` keeps in ``.metalab/params.json`` joined back in."""
     if not layout.compiled.is_file():
         return {}
-    description = read_json(layout.compiled)
+    description = read_json_inside(layout.root, layout.compiled)
     if description.get("params") == {"file": PARAMS_STUB}:
         try:
-            description["params"] = read_json(layout.params_manifest)
+            description["params"] = read_json_inside(layout.root, layout.params_manifest)
         except (OSError, ValueError):
             description["params"] = None
     return description

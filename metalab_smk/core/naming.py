@@ -6,7 +6,12 @@ from urllib.parse import quote
 
 from metalab_smk.errors import ExperimentError
 
-__all__ = ["MAX_DIRNAME_BYTES", "check_name_version", "experiment_dirname"]
+__all__ = [
+    "MAX_DIRNAME_BYTES",
+    "check_experiment_id",
+    "check_name_version",
+    "experiment_dirname",
+]
 
 _SAFE = "-._"  # besides letters and digits; everything else is %-escaped
 # NAME_MAX is 255 bytes on common filesystems; the manifest file adds ".json"
@@ -37,3 +42,13 @@ def check_name_version(name: str, version: str) -> None:
             f"would be {length} bytes (after escaping), above the {MAX_DIRNAME_BYTES}-byte "
             "limit of file names; use a shorter name or version."
         )
+
+
+def check_experiment_id(experiment_id: object) -> str:
+    """``experiment_id`` (read from data) when it is a ``name:version`` that makes a
+    valid directory name, else ExperimentError."""
+    if not isinstance(experiment_id, str) or ":" not in experiment_id:
+        raise ExperimentError(f"{experiment_id!r} is not an experiment ID (name:version)")
+    name, _, version = experiment_id.partition(":")
+    check_name_version(name, version)
+    return experiment_id

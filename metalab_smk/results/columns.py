@@ -170,7 +170,11 @@ def to_table(frame: pd.DataFrame, metadata: dict[bytes, bytes] | None = None) ->
 
 def read_frame(path: Path) -> pd.DataFrame:
     """A summary written by ``to_table``, with exact columns decoded."""
-    table = pq.read_table(path)
+    return frame_of(pq.read_table(path))
+
+
+def frame_of(table: pa.Table) -> pd.DataFrame:
+    """The frame of a table made by ``to_table`` (as ``read_frame`` reads it back)."""
     frame = table.to_pandas()
     meta = table.schema.metadata or {}
     for name in json.loads(meta.get(JSON_COLUMNS_KEY, b"[]")):

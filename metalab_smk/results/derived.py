@@ -11,8 +11,9 @@ from typing import Any
 
 from metalab_smk.core.params.resolver import callable_from_reference
 from metalab_smk.errors import MetalabError
-from metalab_smk.store.jsonio import atomic_write_json, read_json
+from metalab_smk.store.jsonio import atomic_write_json
 from metalab_smk.store.layout import ExperimentDir
+from metalab_smk.store.safepath import check_run_id, read_json_inside
 
 __all__ = [
     "DerivedMetricFn",
@@ -105,9 +106,10 @@ def compute_derived_for_run(run: Any, functions: list[DerivedMetricFn]) -> dict[
 
 
 def store_derived(layout: ExperimentDir, run_id: str, values: dict[str, Any]) -> None:
-    atomic_write_json(layout.derived(run_id), values)
+    atomic_write_json(layout.derived(check_run_id(run_id)), values)
 
 
 def read_derived(layout: ExperimentDir, run_id: str) -> dict[str, Any] | None:
-    path = layout.derived(run_id)
-    return read_json(path) if path.is_file() else None
+    """The stored derived metrics of ``run_id`` (None when there are none)."""
+    path = layout.derived(check_run_id(run_id))
+    return read_json_inside(layout.run_root(run_id), path) if path.is_file() else None

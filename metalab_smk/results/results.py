@@ -17,7 +17,6 @@ import pandas as pd
 
 from metalab_smk.core.seeds import SeedBundle
 from metalab_smk.errors import MetalabError, RecordError
-from metalab_smk.results.columns import read_frame
 from metalab_smk.results.derived import (
     compute_derived_for_run,
     normalise_functions,
@@ -27,15 +26,15 @@ from metalab_smk.results.derived import (
 from metalab_smk.results.display import closing_report
 from metalab_smk.results.summary import (
     RESERVED_COLUMNS,
-    ensure_summary,
+    read_summary,
     record_row,
-    records_frame,
 )
 from metalab_smk.store.config import FileStoreConfig
 from metalab_smk.store.filestore import FileStore
 from metalab_smk.store.jsonio import read_json
 from metalab_smk.store.layout import ExperimentDir
 from metalab_smk.store.records import ArtifactDescriptor, RunRecord, Status
+from metalab_smk.store.safepath import check_run_id, inside, read_json_inside
 from metalab_smk.store.upstream import (
     FOREIGN_FORMATS,
     load_foreign_artifact,
@@ -50,13 +49,10 @@ RECORD_COLUMNS = ["run_id", "experiment_id", "status", "duration_ms", "started_a
 
 
 def _load_frame(layout: ExperimentDir) -> pd.DataFrame:
-    """The summary when it covers every record; else rebuilt (in memory when the store
-    cannot be written)."""
-    try:
-        ensure_summary(layout)
-        return read_frame(layout.summary_runs)
-    except (MetalabError, OSError, ValueError):
-        return records_frame(layout)[0]
+    """The summary when it covers every record, else the records read in memory: a
+    reader never writes into the store (``metalab collect`` brings the summary up to
+    date)."""
+    return read_summary(layout)[0]
 
 
 @dataclass
@@ -72,7 +68,7 @@ class ExperimentInfo:
 
     @classmethod
     def of(cls, layout: ExperimentDir) -> ExperimentInfo:
-        data = read_json(layout.compiled)
+        data = read_json_inside(layout.root, layout.compiled)
         return cls(
             experiment_id=data["experiment_id"],
             name=data.get("name", ""),
@@ -97,7 +93,8 @@ class Run:
 
     @property
     def run_id(self) -> str:
-        return self._row["run_id"]
+        """The run ID (checked: the summary it came from is data too)."""
+        return check_run_id(self._row["run_id"])
 
     @property
     def record(self) -> RunRecord:
@@ -105,7 +102,8 @@ class Run:
             path = self._layout.record(self.run_id)
             if not path.is_file():
                 path = self._layout.failed_record(self.run_id)
-            self._record = RunRecord.from_dict(_valid_record(path, self.run_id))
+            root = self._layout.run_root(self.run_id)
+            self._record = RunRecord.from_dict(_valid_record(inside(root, path), self.run_id))
         return self._record
 
     @property

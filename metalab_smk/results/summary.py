@@ -21,10 +21,17 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from metalab_smk.errors import SummaryError
-from metalab_smk.results.columns import concat_typed, read_frame, to_table, typed_frame
+from metalab_smk.results.columns import (
+    concat_typed,
+    frame_of,
+    read_frame,
+    to_table,
+    typed_frame,
+)
 from metalab_smk.store.coverage import coverage_snapshot, summary_is_current, write_coverage
 from metalab_smk.store.jsonio import atomic_write_via, read_json
 from metalab_smk.store.layout import ExperimentDir
+from metalab_smk.store.safepath import read_json_inside
 from metalab_smk.store.validate import clean_leftovers, read_valid_record
 
 __all__ = [
@@ -32,6 +39,7 @@ __all__ = [
     "collect",
     "ensure_summary",
     "record_row",
+    "read_summary",
     "records_frame",
     "summary_is_current",
 ]
@@ -85,6 +93,7 @@ def record_row(record: dict[str, Any]) -> dict[str, Any]:
     return row
 
 
+STEP_COLUMNS = ["run_id", "name", "step", "value"]
 COVERAGE_KEY = b"metalab.coverage"
 MAX_LISTED = 10_000  # the coverage lists failed runs and partial logs up to this many
 REUSE_MARGIN_NS = 2_000_000_000  # records changed this close to the last listing are re-read
@@ -152,6 +161,7 @@ def _build(
     previous: tuple[pd.DataFrame, pd.DataFrame, int] | None,
     cache: dict[tuple[str, int, int], tuple[dict[str, Any], list[dict[str, Any]]] | None],
     counts: dict[str, Any],
+    move_bad: bool = True,
 ) -> tuple[pd.DataFrame, pd.DataFrame, int]:
     """(runs, steps, number of records quarantined) over the run table; ``counts``
     receives what ``metalab status`` counts, by file name as listed: ``n_done`` (runs of
@@ -198,7 +208,7 @@ def _build(
                 continue
             key = (str(path), changed, info.st_size)
             if key not in cache:
-                record = read_valid_record(layout, path, run_id)
+                record = read_valid_record(layout, path, run_id, move_bad=move_bad)
                 if record is None:  # quarantined (or skipped): list again
                     bad += 1
                     cache[key] = None
@@ -222,7 +232,7 @@ def _build(
         pd.DataFrame(rows, dtype=object) if rows else pd.DataFrame(columns=list(RESERVED_COLUMNS)),
         is_exact_column,
     )
-    step_frame = pd.DataFrame(steps, columns=["run_id", "name", "step", "value"])
+    step_frame = pd.DataFrame(steps, columns=STEP_COLUMNS)
     runs = fresh
     if kept:
         reused = old_runs.iloc[sorted(kept.values())]
@@ -239,18 +249,19 @@ def _build(
 
 
 def _records(
-    layout: ExperimentDir, incremental: bool
+    layout: ExperimentDir, incremental: bool, move_bad: bool = True
 ) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any]]:
     """(runs, steps, coverage) of the valid records on disk; bad ones are quarantined
-    and the listing repeated, so the coverage describes the directories as left."""
+    and the listing repeated, so the coverage describes the directories as left
+    (``move_bad=False``: bad ones are only named, nothing is written)."""
     previous = _previous(layout) if incremental else None
     cache: dict[tuple[str, int, int], tuple[dict[str, Any], list[dict[str, Any]]] | None] = {}
     counts: dict[str, Any] = {}
     for _ in range(10):
         listed_at = time.time_ns()
         state, done, failed = coverage_snapshot(layout)
-        runs, steps, bad = _build(layout, done, failed, previous, cache, counts)
-        if not bad:
+        runs, steps, bad = _build(layout, done, failed, previous, cache, counts, move_bad)
+        if not bad or not move_bad:
             break
     runs = _with_derived(layout, runs)
     state.update(counts)
@@ -261,14 +272,32 @@ def _records(
 
 
 def records_frame(
-    layout: ExperimentDir, incremental: bool = True
+    layout: ExperimentDir, incremental: bool = True, move_bad: bool = True
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(runs, steps) DataFrames of the valid records on disk (bad ones are quarantined).
+    """(runs, steps) DataFrames of the valid records on disk (bad ones are quarantined;
+    with ``move_bad=False`` only named, so nothing is written).
 
     With ``incremental``, rows of the last summary are reused for records that have not
     changed since it listed them, so only new or rewritten records are read."""
-    runs, steps, _ = _records(layout, incremental)
+    runs, steps, _ = _records(layout, incremental, move_bad)
     return runs, steps
+
+
+def read_summary(layout: ExperimentDir, steps: bool = False) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(runs, steps) for a reader, which never writes into the store: the summary files
+    when they cover every record on disk, else built in memory from the records (bad
+    ones named and skipped). ``steps=False`` leaves the steps table empty when the
+    summary is current (it can be large)."""
+    if summary_is_current(layout):
+        try:
+            runs = read_frame(layout.summary_runs)
+            if not steps:
+                return runs, pd.DataFrame(columns=STEP_COLUMNS)
+            return runs, pd.read_parquet(layout.summary_steps)
+        except (OSError, ValueError, pa.ArrowException):
+            pass  # replaced meanwhile: read the records
+    runs, step_rows = records_frame(layout, move_bad=False)
+    return frame_of(to_table(runs)), step_rows  # typed as read back from the parquet file
 
 
 def _with_derived(layout: ExperimentDir, runs: pd.DataFrame) -> pd.DataFrame:
@@ -290,7 +319,7 @@ def _with_derived(layout: ExperimentDir, runs: pd.DataFrame) -> pd.DataFrame:
 def _derived(layout: ExperimentDir, run_id: str) -> dict[str, Any]:
     """The stored derived metrics of one run ({} with a warning when the file is bad)."""
     try:
-        values = read_json(layout.derived(run_id))
+        values = read_json_inside(layout.root, layout.derived(run_id))
     except (OSError, ValueError) as exc:
         print(f"metalab: warning: skipped {layout.derived(run_id)}: {exc}", file=sys.stderr)
         return {}

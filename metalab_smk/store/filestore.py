@@ -14,9 +14,17 @@ from typing import Any
 
 from metalab_smk.errors import MetalabError
 from metalab_smk.store.config import FileStoreConfig
-from metalab_smk.store.jsonio import atomic_write_json, read_json
+from metalab_smk.store.jsonio import atomic_write_json
 from metalab_smk.store.layout import ExperimentDir
 from metalab_smk.store.records import ArtifactDescriptor, RunRecord
+from metalab_smk.store.safepath import (
+    check_name,
+    check_run_id,
+    inside,
+    is_run_id,
+    read_json_inside,
+)
+from metalab_smk.store.validate import read_valid_record
 
 __all__ = ["FileStore", "FileStoreConfig", "export_store"]
 
@@ -51,6 +59,7 @@ class FileStore:
         return [config.experiment_dir(e) for e in config.list_experiments()]
 
     def _layout_of(self, run_id: str) -> ExperimentDir:
+        check_run_id(run_id)
         for layout in self.experiment_dirs():
             if layout.record(run_id).is_file() or layout.failed_record(run_id).is_file():
                 return layout
@@ -69,18 +78,19 @@ class FileStore:
         except KeyError:
             return None
         path = layout.record(run_id)
-        return RunRecord.from_dict(
-            read_json(path if path.is_file() else layout.failed_record(run_id))
-        )
+        path = path if path.is_file() else layout.failed_record(run_id)
+        return RunRecord.from_dict(read_json_inside(layout.root, path))
 
     def list_run_records(self, experiment_id: str | None = None) -> list[RunRecord]:
-        """Records of the current run table (success first, else failed), in run order."""
+        """Records of the current run table (success first, else failed), in run order;
+        a bad record is named on stderr and skipped."""
         found = []
         for layout in self.experiment_dirs():
-            for run_id in layout.read_run_ids():
+            for run_id in filter(is_run_id, layout.read_run_ids()):
                 for path in (layout.record(run_id), layout.failed_record(run_id)):
-                    if path.is_file():
-                        record = RunRecord.from_dict(read_json(path))
+                    data = read_valid_record(layout, path, run_id, move_bad=False)
+                    if data is not None:
+                        record = RunRecord.from_dict(data)
                         if experiment_id in (None, record.experiment_id):
                             found.append(record)
                         break
@@ -91,7 +101,9 @@ class FileStore:
         return [ArtifactDescriptor.from_dict(a) for a in record.artifacts] if record else []
 
     def get_log(self, run_id: str, name: str = "run") -> str | None:
-        """The text of a run's log ``name`` (``run``; a killed run's partial log too)."""
+        """The text of a run's log ``name`` (``run``; a killed run's partial log too);
+        refused when a symbolic link leads it out of the store."""
+        check_name(name, "log name")
         try:
             layout = self._layout_of(run_id)
         except KeyError:
@@ -101,15 +113,16 @@ class FileStore:
             candidates.append(layout.newest_partial_log(run_id))
         for path in candidates:
             if path.is_file():
-                return path.read_text(errors="replace")
+                return inside(layout.root, path).read_text(errors="replace")
         return None
 
     def get_derived(self, run_id: str) -> dict[str, Any] | None:
         try:
-            path = self._layout_of(run_id).derived(run_id)
+            layout = self._layout_of(run_id)
         except KeyError:
             return None
-        return read_json(path) if path.is_file() else None
+        path = layout.derived(run_id)
+        return read_json_inside(layout.root, path) if path.is_file() else None
 
     def derived_exists(self, run_id: str) -> bool:
         return self.get_derived(run_id) is not None

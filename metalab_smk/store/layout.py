@@ -9,6 +9,7 @@ from urllib.parse import unquote
 
 from metalab_smk.core.naming import experiment_dirname
 from metalab_smk.errors import StorePathError
+from metalab_smk.store.safepath import join_inside
 
 
 def safe_experiment_id(experiment_id: str) -> str:
@@ -88,16 +89,12 @@ class ExperimentDir:
         return self.summary_dir / "coverage.json"
 
     def resolve_inside(self, relpath: str | os.PathLike[str]) -> Path:
-        """``relpath`` (read from a record) as a path inside this experiment directory.
-
-        Absolute paths and ``..`` steps that leave the directory are refused (an absolute
-        path that names a file inside it is accepted), so a crafted
-        record can never steer a reader elsewhere (checked on the path text; symlinks
-        placed inside the store by its owner are followed as usual)."""
+        """``relpath`` (read from a record) as a path inside this experiment directory,
+        every symbolic link resolved (``store/safepath.py``). An absolute path is accepted
+        only when it names a file in this directory; ``..`` steps, ``~`` and links that
+        lead out raise StorePathError, so a crafted record never steers a reader elsewhere."""
         text = os.fspath(relpath)
-        if not isinstance(text, str) or not text or "\0" in text:
-            raise StorePathError(f"{self.root}: {relpath!r} is not a path inside the store.")
-        if os.path.isabs(text):  # allowed only when it names a file in this directory
+        if isinstance(text, str) and os.path.isabs(text):
             inside = os.path.relpath(os.path.normpath(text), os.path.normpath(self.root))
             if inside == ".." or inside.startswith("../"):
                 raise StorePathError(
@@ -105,15 +102,7 @@ class ExperimentDir:
                     "is outside the experiment directory."
                 )
             text = inside
-        if text.startswith("~"):
-            raise StorePathError(f"{self.root}: refusing {text!r} found in a record.")
-        normal = os.path.normpath(text)
-        if normal == ".." or normal.startswith("../") or normal == ".":
-            raise StorePathError(
-                f"{self.root}: refusing {text!r} found in a record: it leads outside the "
-                "experiment directory."
-            )
-        return self.root / normal
+        return join_inside(self.root, text)
 
     def record(self, run_id: str) -> Path:
         return self.runs_dir / f"{run_id}.json"

@@ -8,16 +8,16 @@ well under a second of work.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
 
+from metalab_smk.store.safepath import is_run_id
+
 __all__ = ["RunTable"]
 
 LINE = 17
-_RUN_ID = re.compile(r"[0-9a-f]{16}")
 _HALVES = np.dtype([("a", ">u8"), ("b", ">u8"), ("nl", "S1")])
 
 
@@ -54,7 +54,7 @@ class RunTable:
 
     def positions(self, run_ids: Iterable[str]) -> dict[str, int]:
         """``{run_id: index}`` for those of ``run_ids`` that are in the table."""
-        names = [n for n in run_ids if _RUN_ID.fullmatch(n)]
+        names = [n for n in run_ids if is_run_id(n)]
         if not names or not len(self.raw):
             return {}
         if len(names) <= FEW and self._index is None:

@@ -10,16 +10,17 @@ relative to the store when they do not exist. Field mapping: README, "Stores".
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from metalab_smk.core.identity import seed_fingerprint
-from metalab_smk.errors import MetalabError
-from metalab_smk.store.jsonio import read_json
+from metalab_smk.errors import MetalabError, StorePathError
 from metalab_smk.store.layout import ExperimentDir
 from metalab_smk.store.records import SCHEMA_VERSION
+from metalab_smk.store.safepath import check_run_id, read_json_inside
 
 __all__ = [
     "UpstreamExperiment",
@@ -41,7 +42,7 @@ def is_upstream_dir(path: Path) -> bool:
     meta = path / "_meta.json"
     if meta.is_file():
         try:
-            return read_json(meta).get("created_by") == "metalab"
+            return read_json_inside(path, meta).get("created_by") == "metalab"
         except (OSError, ValueError):
             return False
     return (path / "runs").is_dir() and (path / "experiments").is_dir()
@@ -54,6 +55,7 @@ class UpstreamExperiment:
         self.root = root
         self.experiment_id = experiment_id
         self.manifest = _latest_manifest(root, experiment_id)
+        self.refused: list[str] = []  # record files left out, with why
 
     @property
     def run_order(self) -> list[str]:
@@ -62,7 +64,9 @@ class UpstreamExperiment:
 
     def raw_records(self) -> list[dict[str, Any]]:
         """The upstream records of this experiment, in manifest order (then by start)."""
-        records = [r for r in _records(self.root) if r.get("experiment_id") == self.experiment_id]
+        self.refused.clear()
+        found = _records(self.root, self.refused)
+        records = [r for r in found if r.get("experiment_id") == self.experiment_id]
         position = {rid: i for i, rid in enumerate(self.run_order)}
         records.sort(
             key=lambda r: (position.get(r["run_id"], len(position)), r.get("started_at") or "")
@@ -75,22 +79,41 @@ class UpstreamExperiment:
             yield convert_record(raw, self.root, self.manifest)
 
 
-def _records(root: Path) -> Iterator[dict[str, Any]]:
+def _records(root: Path, refused: list[str] | None = None) -> Iterator[dict[str, Any]]:
+    """The records in ``runs/``; one named ``<run ID>.json`` whose ``run_id`` differs, or
+    a link out of ``root``, is left out (with why in ``refused``)."""
     runs = root / "runs"
     if not runs.is_dir():
         return
     for entry in sorted(os.scandir(runs), key=lambda e: e.name):
         if entry.name.endswith(".json") and not entry.name.startswith("."):
-            data = read_json(entry.path)
-            if isinstance(data, dict) and "run_id" in data:
-                yield data
+            try:
+                data = read_json_inside(root, entry.path)
+                if isinstance(data, dict) and "run_id" in data:
+                    yield _checked(data, entry.name)
+            except (StorePathError, ValueError, OSError) as exc:
+                if refused is not None:
+                    refused.append(f"refused {root.name}/runs/{entry.name}: {exc}")
+
+
+def _checked(record: dict[str, Any], name: str) -> dict[str, Any]:
+    """``record`` when its ``run_id`` is a run ID and names its file, else StorePathError."""
+    if check_run_id(record["run_id"]) + ".json" != name:
+        raise StorePathError(f"its run_id {record['run_id']!r} does not match its file name")
+    return record
 
 
 def _manifests(root: Path) -> list[dict[str, Any]]:
     folder = root / "experiments"
     if not folder.is_dir():
         return []
-    return [read_json(p) for p in sorted(folder.glob("*.json"))]
+    found = []
+    for path in sorted(folder.glob("*.json")):
+        with contextlib.suppress(StorePathError):  # a link out of the store is not read
+            manifest = read_json_inside(root, path)
+            if isinstance(manifest, dict):
+                found.append(manifest)
+    return found
 
 
 def _latest_manifest(root: Path, experiment_id: str) -> dict[str, Any]:
@@ -100,12 +123,12 @@ def _latest_manifest(root: Path, experiment_id: str) -> dict[str, Any]:
 
 
 def _experiment_ids(root: Path) -> list[str]:
-    ids = {m["experiment_id"] for m in _manifests(root) if m.get("experiment_id")}
+    ids = {m.get("experiment_id") for m in _manifests(root)}
     meta = root / "_meta.json"
-    if meta.is_file() and read_json(meta).get("experiment_id"):
-        ids.add(read_json(meta)["experiment_id"])
-    ids |= {r["experiment_id"] for r in _records(root) if r.get("experiment_id")}
-    return sorted(ids)
+    if meta.is_file():
+        ids.add(read_json_inside(root, meta).get("experiment_id"))
+    ids |= {r.get("experiment_id") for r in _records(root)}
+    return sorted(i for i in ids if isinstance(i, str) and i)
 
 
 def find_upstream(path: str | os.PathLike[str]) -> list[UpstreamExperiment]:
@@ -179,7 +202,7 @@ def _stepped(root: Path, run_id: str) -> dict[str, Any]:
     found: dict[str, Any] = {}
     if folder.is_dir():
         for path in sorted(folder.glob("*.json")):
-            data = read_json(path)
+            data = read_json_inside(root, path)
             if (data.get("metadata") or {}).get("type") == "stepped_metric":
                 rows = data.get("data") or []
                 found[path.stem] = rows[-1][1] if rows else None

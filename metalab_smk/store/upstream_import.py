@@ -10,43 +10,46 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from metalab_smk.errors import MetalabError
+from metalab_smk.core.naming import check_experiment_id
+from metalab_smk.errors import ExperimentError, MetalabError, StorePathError
 from metalab_smk.store.config import FileStoreConfig
-from metalab_smk.store.jsonio import atomic_write_json, read_json
+from metalab_smk.store.jsonio import atomic_write_json
 from metalab_smk.store.layout import ExperimentDir
-from metalab_smk.store.merge import MergeReport, copy_file, merge_run, write_provisional_compiled
+from metalab_smk.store.merge import MergeReport, copy_inside, merge_run, write_provisional_compiled
+from metalab_smk.store.safepath import is_run_id, read_json_inside
 from metalab_smk.store.upstream import UpstreamExperiment, convert_data, find_upstream
 
 __all__ = ["import_upstream"]
 
 
-def _log_files(root: Path, run_id: str) -> list[Path]:
-    folder = root / "logs"
-    if not folder.is_dir():
-        return []
-    return sorted(folder.glob(f"{run_id}_*.log"))
-
-
-def _outputs(experiment: UpstreamExperiment, record: dict, target: ExperimentDir) -> None:
-    """Copy artifacts, data, derived metrics and logs of one run into ``target``."""
+def _outputs(
+    experiment: UpstreamExperiment, record: dict, target: ExperimentDir, report: MergeReport
+) -> None:
+    """Copy artifacts, data, derived metrics and logs of one run into ``target``; a path
+    that leads out of the upstream store or of ``target`` is refused."""
     root, run_id = experiment.root, record["run_id"]
     for descriptor in record["artifacts"]:
-        source = root / descriptor["uri"]
-        if not os.path.isabs(descriptor["uri"]) and source.is_file():
-            copy_file(source, target.root / descriptor["uri"])
+        uri = descriptor.get("uri")
+        if isinstance(uri, str) and not os.path.isabs(uri):  # absolute: another machine's
+            copy_inside(root, uri, target.root, report)
     if record["artifacts"]:
         atomic_write_json(target.artifact_manifest(run_id), record["artifacts"])
-    data_dir = root / "results" / run_id
-    if data_dir.is_dir():
-        for path in sorted(data_dir.glob("*.json")):
-            target_path = target.data_file(run_id, path.stem)
-            if not target_path.is_file():
-                atomic_write_json(target_path, convert_data(read_json(path), path.stem))
-    derived = root / "derived" / f"{run_id}.json"
-    if derived.is_file():
-        copy_file(derived, target.derived(run_id))
-    for log in _log_files(root, run_id):
-        copy_file(log, target.logs_dir / log.name)
+    for path in _files(root / "results" / run_id, "*.json"):
+        target_path = target.data_file(run_id, path.stem)
+        if not target_path.is_file():
+            try:
+                data = convert_data(read_json_inside(root, path), path.stem)
+            except (StorePathError, ValueError) as exc:
+                report.refuse(f"{root.name}/results/{run_id}/{path.name}", exc)
+                continue
+            atomic_write_json(target_path, data)
+    copy_inside(root, f"derived/{run_id}.json", target.root, report)
+    for log in _files(root / "logs", f"{run_id}_*.log"):
+        copy_inside(root, f"logs/{log.name}", target.root, report)
+
+
+def _files(folder: Path, pattern: str) -> list[Path]:
+    return sorted(folder.glob(pattern)) if folder.is_dir() else []
 
 
 def import_upstream(source: str | os.PathLike[str], dest: str | os.PathLike[str]) -> MergeReport:
@@ -60,9 +63,14 @@ def import_upstream(source: str | os.PathLike[str], dest: str | os.PathLike[str]
     store = FileStoreConfig(dest)
     report = MergeReport()
     for experiment in experiments:
-        layout = store.experiment_dir(experiment.experiment_id)
+        try:
+            layout = store.experiment_dir(check_experiment_id(experiment.experiment_id))
+        except ExperimentError as exc:
+            report.refuse(f"experiment {experiment.experiment_id!r}", exc)
+            continue
         records = list(experiment.records())
-        order = experiment.run_order or [r["run_id"] for r in records]
+        order = [rid for rid in experiment.run_order if is_run_id(rid)]
+        order = order or [r["run_id"] for r in records]
         manifest = experiment.manifest
         write_provisional_compiled(
             layout,
@@ -77,6 +85,9 @@ def import_upstream(source: str | os.PathLike[str], dest: str | os.PathLike[str]
             },
         )
         for record in records:
-            merge_run(layout, record, lambda t, r=record, e=experiment: _outputs(e, r, t), report)
+            merge_run(
+                layout, record, lambda t, r=record, e=experiment: _outputs(e, r, t, report), report
+            )
+        report.refused.extend(experiment.refused)
         report.experiments.append(experiment.experiment_id)
     return report

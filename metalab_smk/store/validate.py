@@ -17,9 +17,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from metalab_smk.errors import RecordError
+from metalab_smk.errors import RecordError, StorePathError
 from metalab_smk.store.jsonio import from_strict_json
 from metalab_smk.store.layout import ExperimentDir
+from metalab_smk.store.safepath import inside
 
 __all__ = [
     "STALE_TEMP_SECONDS",
@@ -28,12 +29,13 @@ __all__ = [
     "clean_leftovers",
     "process_alive",
     "quarantine",
+    "read_record_file",
     "read_valid_record",
+    "skip_bad_record",
     "valid_names",
     "valid_record_exists",
 ]
 
-RUN_ID = re.compile(r"[0-9a-f]{16}")
 _STATUSES = {"success", "failed", "running", "cancelled"}
 # ".<name>.<pid>.<tid>.tmp" (jsonio) and ".<name>.<pid>.tmp" (summary writer)
 _TEMP = re.compile(r"^\..+?\.(\d+)(?:\.\d+)?\.tmp$")
@@ -87,20 +89,41 @@ def quarantine(layout: ExperimentDir, path: Path, reason: str) -> Path | None:
     return target
 
 
+def skip_bad_record(path: Path, reason: str) -> None:
+    """One warning line for a bad record a reader leaves where it is."""
+    print(
+        f"metalab: warning: {path} is not a valid record ({reason}); skipped it (`metalab "
+        "collect` or the next `metalab run` moves it to quarantine).",
+        file=sys.stderr,
+    )
+
+
+def read_record_file(layout: ExperimentDir, path: Path, run_id: str) -> dict[str, Any]:
+    """The valid record of ``run_id`` at ``path``; RecordError when it is not one or a
+    symbolic link leads it out of the experiment directory (FileNotFoundError if none)."""
+    try:
+        inside(layout.root, path)
+    except StorePathError:
+        raise RecordError("it is a symbolic link that leads outside the store") from None
+    return check_record(path.read_bytes(), run_id)
+
+
 def read_valid_record(
-    layout: ExperimentDir, path: Path, run_id: str | None = None
+    layout: ExperimentDir, path: Path, run_id: str | None = None, move_bad: bool = True
 ) -> dict[str, Any] | None:
     """The record at ``path`` (``runs/`` or ``failed/``), or None when it is missing or
-    invalid (an invalid one is quarantined)."""
+    invalid: an invalid one is quarantined, or only named with ``move_bad=False`` (what
+    readers use: they never write into the store)."""
     run_id = run_id or path.stem
-    try:
-        data = path.read_bytes()
+    try:  # any known status: stores of the upstream metalab keep every record in runs/
+        return read_record_file(layout, path, run_id)
     except FileNotFoundError:
         return None
-    try:  # any known status: stores of the upstream metalab keep every record in runs/
-        return check_record(data, run_id)
     except RecordError as exc:
-        quarantine(layout, path, str(exc))
+        if move_bad:
+            quarantine(layout, path, str(exc))
+        else:
+            skip_bad_record(path, str(exc))
         return None
 
 

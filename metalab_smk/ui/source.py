@@ -9,25 +9,23 @@ up among the names the store lists; nothing is joined into a path unchecked.
 from __future__ import annotations
 
 import os
-import re
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
 import pandas as pd
 
 from metalab_smk.compile.reader import read_compiled
-from metalab_smk.errors import MetalabError
-from metalab_smk.results.results import Results
+from metalab_smk.errors import MetalabError, StorePathError
+from metalab_smk.results.summary import read_summary
 from metalab_smk.store.jsonio import read_json
 from metalab_smk.store.layout import ExperimentDir
+from metalab_smk.store.safepath import inside, is_run_id
 
 __all__ = ["DataSource", "FileSource", "NotFound"]
 
-RUN_ID = re.compile(r"^[0-9a-f]{16}$")
 LOG_TAIL_BYTES = 256 * 1024
 MANIFEST_KEYS = (
     "experiment_id",
@@ -92,17 +90,16 @@ def _mtime(path: Path) -> int:
 
 
 def _inside(root: Path, path: Path) -> Path:
-    """``path`` resolved, refusing anything outside ``root`` (symlinks included)."""
-    resolved = path.resolve()
-    if not resolved.is_relative_to(root.resolve()):
-        raise NotFound(f"{path.name} is outside the served directory")
-    return resolved
+    """``path`` when it lies inside ``root`` with symbolic links resolved, else NotFound."""
+    try:
+        return inside(root, path)
+    except StorePathError:
+        raise NotFound(f"{path.name} leads outside the served directory") from None
 
 
-@dataclass
-class _Cached:
-    key: tuple[int, ...]
-    value: Any
+def _read_json(root: Path, path: Path) -> Any:
+    """The JSON file at ``path``, refused (NotFound) when a link leads it out of ``root``."""
+    return read_json(_inside(root, path))
 
 
 class _Refresher:
@@ -147,6 +144,12 @@ class _Refresher:
         return value
 
 
+def _load_tables(layout: ExperimentDir) -> tuple[pd.DataFrame, pd.DataFrame]:
+    runs, steps = read_summary(layout, steps=True)
+    steps = steps.assign(name=steps["name"].astype("category"))  # few names: fast selection
+    return runs.reset_index(drop=True), steps
+
+
 class FileSource:
     """A store root (one directory per experiment) or one experiment directory."""
 
@@ -157,7 +160,6 @@ class FileSource:
         self.label = str(path)
         self._single = ExperimentDir.at(self.root).exists()
         self._cache = _Refresher()
-        self._steps: dict[str, _Cached] = {}
         self._layouts: dict[str, ExperimentDir] = {}
         self._layouts_key: tuple[int, ...] | None = None
 
@@ -170,7 +172,7 @@ class FileSource:
         found: dict[str, ExperimentDir] = {}
         if self._single:
             layout = ExperimentDir.at(self.root)
-            found[read_json(layout.compiled)["experiment_id"]] = layout
+            found[_read_json(layout.root, layout.compiled)["experiment_id"]] = layout
         else:
             inside = self.root.resolve()
             for child in sorted(self.root.iterdir()):
@@ -179,8 +181,8 @@ class FileSource:
                     continue  # a symlink out of the served directory is not served
                 if child.is_dir() and layout.exists():
                     try:
-                        found[read_json(layout.compiled)["experiment_id"]] = layout
-                    except (OSError, ValueError, KeyError):
+                        found[_read_json(layout.root, layout.compiled)["experiment_id"]] = layout
+                    except (OSError, ValueError, KeyError, NotFound):
                         continue
         self._layouts, self._layouts_key = found, key
         return found
@@ -224,11 +226,11 @@ class FileSource:
         from metalab_smk.sweep.status import sweep_status
 
         status = sweep_status(layout, with_errors=False)
-        compiled = read_json(layout.compiled)
+        compiled = _read_json(layout.root, layout.compiled)
         head = layout.head_file
         head_state = None
         if head.is_file():
-            info = read_json(head)
+            info = _read_json(layout.root, head)
             alive = head_alive(layout)
             kind = "SLURM job " + str(info.get("job_id")) if info.get("job_id") else "local"
             head_state = f"{kind}: {'running' if alive else 'finished'}"
@@ -269,6 +271,7 @@ class FileSource:
             _mtime(p)
             for p in (
                 layout.summary_runs,
+                layout.summary_steps,
                 layout.runs_dir,
                 layout.failed_dir,
                 layout.run_table,
@@ -276,37 +279,28 @@ class FileSource:
             )
         )
 
-    def frame(self, experiment_id: str) -> pd.DataFrame:
-        """The runs table (record columns, ``param_*``, metrics, tags), reloaded when a
-        record or the summary changes (see ``_Refresher``)."""
+    def _tables(self, experiment_id: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """(runs, steps), reloaded when a record or the summary changes (``_Refresher``);
+        read as ``read_summary`` reads them: nothing is written into the store."""
         layout = self.layout(experiment_id)
         return self._cache.get(
-            ("frame", experiment_id),
+            ("tables", experiment_id),
             self._frame_key(layout),
-            lambda: Results(layout).frame.reset_index(drop=True),
-            large=lambda frame: len(frame) >= BACKGROUND_ROWS,
+            lambda: _load_tables(layout),
+            large=lambda tables: len(tables[0]) >= BACKGROUND_ROWS,
         )
 
+    def frame(self, experiment_id: str) -> pd.DataFrame:
+        """The runs table (record columns, ``param_*``, metrics, tags)."""
+        return self._tables(experiment_id)[0]
+
     def steps(self, experiment_id: str) -> pd.DataFrame:
-        """``summary/steps.parquet`` (run_id, name, step, value); empty when absent."""
-        layout = self.layout(experiment_id)
-        path = layout.summary_steps
-        key = (_mtime(path),)
-        cached = self._steps.get(experiment_id)
-        if cached is not None and cached.key == key:
-            return cached.value
-        frame = (
-            pd.read_parquet(path)
-            if path.is_file()
-            else pd.DataFrame(columns=["run_id", "name", "step", "value"])
-        )
-        frame["name"] = frame["name"].astype("category")  # few names: fast selection
-        self._steps[experiment_id] = _Cached(key, frame)
-        return frame
+        """The stepped metrics (run_id, name, step, value); empty when there are none."""
+        return self._tables(experiment_id)[1]
 
     # -- one run -----------------------------------------------------------------------
     def _run_id(self, layout: ExperimentDir, run_id: str) -> str:
-        if not RUN_ID.match(run_id):
+        if not is_run_id(run_id):
             raise NotFound(f"{run_id!r} is not a run ID (16 hex digits)")
         return run_id
 
@@ -315,7 +309,7 @@ class FileSource:
         self._run_id(layout, run_id)
         for path in (layout.record(run_id), layout.failed_record(run_id)):
             if path.is_file():
-                return read_json(path)
+                return _read_json(layout.root, path)
         raise NotFound(f"run {run_id} of {experiment_id} has no record (pending or running)")
 
     def run_steps(self, experiment_id: str, run_id: str) -> dict[str, list[list[float]]]:
@@ -335,7 +329,7 @@ class FileSource:
         (``metalab status`` tells which)."""
         layout = self.layout(experiment_id)
         found = set(layout.partial_logs())
-        return sorted(i for i in found - layout.done_ids() if RUN_ID.match(i))
+        return sorted(i for i in found - layout.done_ids() if is_run_id(i))
 
     def log(self, experiment_id: str, run_id: str) -> dict[str, Any]:
         """The run's log (its last 256 KiB), or the partial log of a run in progress
@@ -361,8 +355,10 @@ class FileSource:
         layout = self.layout(experiment_id)
         for descriptor in self.record(experiment_id, run_id).get("artifacts") or []:
             if descriptor.get("name") == name:
-                uri = str(descriptor.get("uri", ""))
-                path = _inside(layout.root, layout.root / uri)
+                try:
+                    path = layout.resolve_inside(str(descriptor.get("uri", "")))
+                except StorePathError as exc:
+                    raise NotFound(f"artifact {name!r}: {exc}") from None
                 return path, str(descriptor.get("format", ""))
         raise NotFound(f"run {run_id} has no artifact {name!r}")
 
