@@ -320,6 +320,8 @@ def describe(experiment: Experiment, plan: Plan, layout: ExperimentDir) -> dict[
         "metadata": experiment.metadata,
         "operation": experiment.operation.name,
         "resources": experiment.resources,
+        **({"timeout": experiment.timeout} if getattr(experiment, "timeout", None) else {}),
+        **({"isolation": "run"} if getattr(experiment, "isolation", "batch") == "run" else {}),
         "n_runs": len(plan),
         "n_cases": plan.n_cases,
         "replicates": plan.replicates,

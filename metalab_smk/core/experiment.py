@@ -62,12 +62,23 @@ def _check_resources(resources: Any) -> dict[str, int | str]:
     return checked
 
 
+def _check_timeout(timeout: Any) -> float | None:
+    if timeout is None:
+        return None
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout > 0:
+        raise ExperimentError(f"Experiment(timeout={timeout!r}) must be seconds > 0 or None.")
+    return float(timeout)
+
+
 class Experiment:
     """A named, versioned sweep; ``experiment_id == f"{name}:{version}"``.
 
     ``resources`` (Snakemake resources such as ``mem_mb``, ``runtime`` in minutes,
     ``cpus_per_task``, ``slurm_partition``, ``gpu``) apply to every job of the sweep
-    and take precedence over an executor's or profile's defaults."""
+    and take precedence over an executor's or profile's defaults. ``timeout``: seconds
+    a run may take before it fails as timed out. ``isolation="run"`` gives every run a
+    fresh process (module globals never leak from run to run; costs an import per run).
+    Neither enters run IDs."""
 
     def __init__(
         self,
@@ -82,6 +93,8 @@ class Experiment:
         param_resolver: Any = None,
         metadata: dict[str, Any] | None = None,
         resources: dict[str, int | str] | None = None,
+        timeout: float | None = None,
+        isolation: str = "batch",
     ) -> None:
         if not isinstance(name, str) or not name.strip():
             raise ExperimentError(f"Experiment(name={name!r}) must be a non-empty string.")
@@ -101,6 +114,13 @@ class Experiment:
         self.param_resolver = param_resolver
         self.metadata = dict(metadata or {})
         self.resources = _check_resources(resources)
+        self.timeout = _check_timeout(timeout)
+        if isolation not in ("batch", "run"):
+            raise ExperimentError(
+                f"Experiment(isolation={isolation!r}): use 'batch' (runs of a job share a "
+                "process, cwd and environment restored) or 'run' (a process per run)."
+            )
+        self.isolation = isolation
         frame = sys._getframe(1)
         caller = frame.f_globals
         self.source_file: str | None = caller.get("__file__")

@@ -251,9 +251,11 @@ def record_crash(
     seconds: float,
     message: str,
     pid: int,
+    error_type: str = "Crashed",
 ) -> None:
     """Write the failed record of a run whose process ``pid`` died (a signal, ``os._exit``,
-    a crash in native code) and close its log, so the run has a record like any other."""
+    a crash in native code, its timeout) and close its log, so the run has a record like
+    any other."""
     partial, log_path = layout.partial_log(run.run_id, pid), layout.log(run.run_id)
     try:
         with open(partial, "a") as handle:
@@ -262,7 +264,7 @@ def record_crash(
     except OSError:
         pass
     captured = {"metrics": {}, "stepped_metrics": [], "artifacts": []}
-    error = {"type": "Crashed", "message": message, "traceback": ""}
+    error = {"type": error_type, "message": message, "traceback": ""}
     record = _record(
         layout, plan, run, compiled, Status.FAILED, started_at, seconds, captured, error, []
     )

@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import select
 import signal
 import sys
 import threading
@@ -39,6 +40,7 @@ from metalab_smk.job.execute import (
 )
 from metalab_smk.job.exits import describe_exit, disk_full, oom_kills
 from metalab_smk.job.gpus import show_devices, take_gpus
+from metalab_smk.job.isolation import Surroundings, become_batch_leader, end_leftovers
 from metalab_smk.store.jsonio import atomic_write_text, publish, temp_path, to_strict_json
 from metalab_smk.store.layout import ExperimentDir
 from metalab_smk.store.records import Status
@@ -47,6 +49,7 @@ from metalab_smk.store.validate import valid_record_exists
 USAGE = "usage: python -m metalab_smk.job.worker (run RUN_ID | batch NAME | task STAMP)"
 WATCH_SECONDS = 0.5  # how often the worker checks that its Snakemake still lives
 KILL_AFTER_SECONDS = 10.0  # a run that ignores cancellation this long is killed
+POLL_SECONDS = 0.5  # how often a quiet batch child is checked (exit, timeout)
 _child_pids: set[int] = set()  # the forked processes running runs (one per lane)
 
 
@@ -62,8 +65,7 @@ class _Cancellation:
         self.requested = True
         if _child_pids:  # the runs execute in forked children: cancel them there
             for pid in list(_child_pids):
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, signal.SIGTERM)
+                _signal_group(pid, signal.SIGTERM)
             return
         runtime = self.runtime
         if runtime is not None and runtime.in_operation:
@@ -138,6 +140,7 @@ class _Crash:
     started_at: str
     seconds: float
     pid: int
+    error_type: str = "Crashed"
 
 
 def _load(compiled: CompiledExperiment, indices: list[int]) -> tuple[Experiment, Plan, list]:
@@ -173,6 +176,7 @@ def _child(
                 crash.seconds,
                 crash.message,
                 crash.pid,
+                crash.error_type,
             )
     except MetalabError as exc:
         print(f"metalab worker: {exc}", file=sys.stderr)
@@ -182,7 +186,12 @@ def _child(
         if cancellation.requested:
             return 3
         os.write(pipe, b"s%d\n" % position)
+        surroundings = Surroundings()
         ok = _run(layout, plan, experiment, run, compiled.description, cancellation, writer)
+        surroundings.restore()  # a run's chdir or environment never reaches the next
+        left = end_leftovers()
+        if left:
+            print(f"metalab: run {run.run_id} left {left} process(es) running; ended them")
         os.write(pipe, b"e%d\n" % int(ok))
     return 0
 
@@ -198,20 +207,93 @@ def _fork_child(
     read_fd, write_fd = os.pipe()
     sys.stdout.flush()
     sys.stderr.flush()
+    worker = os.getpid()
     pid = os.fork()
     if pid:
         os.close(write_fd)
+        with contextlib.suppress(OSError):  # also done in the child: no race either way
+            os.setpgid(pid, pid)
         return pid, read_fd
     os.close(read_fd)
+    become_batch_leader(worker)
     code = 1
     try:
         code = _child(compiled, pending, crash, cancellation, write_fd)
     except BaseException:
         traceback.print_exc()
     finally:
+        end_leftovers(grace=0.5)
+        if os.getppid() != worker:  # the worker died: put the records it left in place
+            _publish_orphaned()
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(code)
+
+
+@dataclass
+class _Followed:
+    """What the worker saw of one batch child."""
+
+    failures: int = 0
+    in_flight: int | None = None  # the position of the run it was in, if any
+    status: int = 0  # its wait status
+    started_at: str = ""
+    start: float = 0.0
+    started_wall: float = 0.0
+    timed_out: bool = False
+
+
+def _on_line(seen: _Followed, line: bytes) -> None:
+    if line.startswith(b"s"):
+        seen.in_flight = int(line[1:])
+        seen.started_at, seen.start = utc_now(), time.monotonic()
+        seen.started_wall = time.time() - 1  # file times may be coarser
+    elif line.startswith(b"c"):
+        seen.failures += not _publish(line)
+    elif line.startswith(b"e"):
+        seen.failures += line.strip() == b"e0"
+        seen.in_flight = None
+
+
+def _follow(pid: int, read_fd: int, timeout: float | None) -> _Followed:
+    """Follow a batch child's reports until it exits; kill its process group when a run
+    outlives ``timeout`` seconds. A descendant that keeps the pipe open (a daemon a run
+    started) does not keep the worker waiting."""
+    seen = _Followed(started_at=utc_now(), start=time.monotonic(), started_wall=time.time())
+    buffer, status = b"", None
+    with os.fdopen(read_fd, "rb", buffering=0) as pipe:
+        while status is None:
+            if select.select([pipe], [], [], POLL_SECONDS)[0]:
+                chunk = pipe.read(1 << 16)
+                if not chunk:
+                    break
+                *lines, buffer = (buffer + chunk).split(b"\n")
+                for line in lines:
+                    _on_line(seen, line)
+            else:
+                done, status = os.waitpid(pid, os.WNOHANG)
+                status = status if done else None
+            late = seen.in_flight is not None and time.monotonic() - seen.start > (timeout or 0)
+            if timeout and late and not seen.timed_out:
+                seen.timed_out = True  # the run and what it started end at once; the next
+                _signal_group(pid, signal.SIGKILL)  # child writes its record and goes on
+        os.set_blocking(read_fd, False)
+        rest = b""
+        with contextlib.suppress(BlockingIOError):
+            rest = pipe.read() or b""
+        for line in (buffer + rest).split(b"\n"):
+            _on_line(seen, line)
+    seen.status = os.waitpid(pid, 0)[1] if status is None else status
+    return seen
+
+
+def _signal_group(pid: int, signum: int) -> None:
+    """Signal a batch child's process group (the run and what it started)."""
+    try:
+        os.killpg(pid, signum)
+    except (ProcessLookupError, PermissionError):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signum)
 
 
 def _run_in_children(
@@ -222,46 +304,49 @@ def _run_in_children(
     """Run the ``(index, run_id)`` pairs of ``pending`` in forked children; return how
     many failed and the exit code of the batch (0, 1, or 2 when the experiment could not
     be loaded). This process never imports the experiment file: each child imports it
-    itself. When a run kills its child (a signal, ``os._exit``, a native crash), a new
-    child writes that run's failed record and goes on with the runs after it."""
+    itself (one child per batch, or per run with ``isolation="run"``). When a run kills
+    its child (a signal, ``os._exit``, a native crash, its timeout), a new child writes
+    that run's failed record and goes on with the runs after it."""
     layout = compiled.layout
+    timeout = compiled.description.get("timeout")
+    one_each = compiled.description.get("isolation") == "run"
     failures, crash = 0, None
     while pending or crash is not None:
-        pid, read_fd = _fork_child(compiled, [i for i, _ in pending], crash, cancellation)
+        share = pending[:1] if one_each else pending
+        pid, read_fd = _fork_child(compiled, [i for i, _ in share], crash, cancellation)
         _child_pids.add(pid)
-        crash, in_flight = None, None
-        started_at, start, started_wall = utc_now(), time.monotonic(), time.time()
+        crash = None
         ooms = oom_kills()  # per child: an OOM kill ends the child, so this is its baseline
         try:
-            with os.fdopen(read_fd, "rb") as pipe:
-                for line in pipe:
-                    if line.startswith(b"s"):
-                        in_flight = int(line[1:])
-                        started_at, start = utc_now(), time.monotonic()
-                        started_wall = time.time() - 1  # file times may be coarser
-                    elif line.startswith(b"c"):
-                        failures += not _publish(line)
-                    else:
-                        failures += line.strip() == b"e0"
-                        in_flight = None
-            _, status = os.waitpid(pid, 0)
+            seen = _follow(pid, read_fd, timeout)
         finally:
             _child_pids.discard(pid)
-        if in_flight is None:
+        failures += seen.failures
+        status = seen.status
+        if seen.in_flight is None:
             # a clean end, else cancelled (3), not loaded (2) or an error outside any run
             if os.WIFEXITED(status) and os.WEXITSTATUS(status) == 2:
                 return failures + len(pending), 2
-            failures += not (os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0)
-            break
-        index, run_id = pending[in_flight]
-        pending = pending[in_flight + 1 :]
+            clean = os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
+            failures += not clean
+            pending = pending[len(share) :]
+            if not (clean and one_each and pending and not cancellation.requested):
+                break
+            continue
+        index, run_id = pending[seen.in_flight]
+        pending = pending[seen.in_flight + 1 :]
         failures += 1
-        message = _crash_message(layout, run_id, status, (started_wall, ooms))
+        message = _crash_message(layout, run_id, status, (seen.started_wall, ooms))
+        error_type = "Crashed"
+        if seen.timed_out:
+            message = f"timed out after {timeout:g} s (its processes were ended)"
+            error_type = "TimeoutError"
         if message is None:  # its record was written after all
             failures -= layout.record(run_id).is_file()
         else:
             print(f"metalab: run {run_id} failed: {message}", file=sys.stderr)
-            crash = _Crash(index, message, started_at, time.monotonic() - start, pid)
+            seconds = time.monotonic() - seen.start
+            crash = _Crash(index, message, seen.started_at, seconds, pid, error_type)
         if cancellation.requested:
             pending = []  # only the crashed run's record is still written
     return failures, 1 if failures else 0
@@ -322,9 +407,25 @@ def _hand_over(pipe: int) -> RecordWriter:
         tmp = temp_path(os.fspath(path))
         with open(tmp, "w", encoding="utf-8") as handle:
             handle.write(to_strict_json(record))
-        os.write(pipe, b"c" + json.dumps([tmp, os.fspath(path)]).encode() + b"\n")
+        _handed.append((tmp, os.fspath(path)))
+        try:
+            os.write(pipe, b"c" + json.dumps([tmp, os.fspath(path)]).encode() + b"\n")
+        except OSError:  # the worker is gone: this child puts it in place itself
+            publish(tmp, os.fspath(path))
 
     return write
+
+
+_handed: list[tuple[str, str]] = []  # records a batch child handed to its worker
+
+
+def _publish_orphaned() -> None:
+    """In a batch child whose worker died: put in place the records the worker had not
+    renamed yet, so a finished run is never run again."""
+    for tmp, target in _handed:
+        if os.path.exists(tmp):
+            with contextlib.suppress(OSError):
+                publish(tmp, target)
 
 
 def _publish(line: bytes) -> bool:
@@ -400,8 +501,7 @@ def _watch_parent() -> None:
         os.kill(os.getpid(), signal.SIGTERM)
         time.sleep(KILL_AFTER_SECONDS)
         for pid in list(_child_pids):
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
+            _signal_group(pid, signal.SIGKILL)
 
     threading.Thread(target=watch, daemon=True, name="metalab-parent-watch").start()
 
