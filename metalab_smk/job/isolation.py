@@ -51,10 +51,13 @@ def _children() -> list[int]:
     found: list[int] = []
     for task in tasks:
         try:
-            with open(f"/proc/{pid}/task/{task}/children", "rb") as handle:
-                found += [int(child) for child in handle.read().split()]
+            handle = os.open(f"/proc/{pid}/task/{task}/children", os.O_RDONLY)
         except OSError:
             continue
+        try:
+            found += [int(child) for child in os.read(handle, 1 << 16).split()]
+        finally:
+            os.close(handle)
     return found
 
 
@@ -86,15 +89,28 @@ def end_leftovers(grace: float = LEFTOVER_GRACE_SECONDS) -> int:
 
 
 class Surroundings:
-    """The working directory and environment before a run, restored after it."""
+    """The working directory and environment before a run, restored after it (compared
+    as the raw mapping CPython keeps: a few microseconds per run)."""
 
     def __init__(self) -> None:
         self.cwd = os.getcwd()
-        self.environ = dict(os.environ)
+        self.environ = dict(_raw_environ())
 
     def restore(self) -> None:
-        if os.getcwd() != self.cwd:
-            os.chdir(self.cwd)
-        if os.environ != self.environ:
-            os.environ.clear()
-            os.environ.update(self.environ)
+        with contextlib.suppress(OSError):  # a run may delete the directory it left
+            if os.getcwd() != self.cwd:
+                os.chdir(self.cwd)
+        if _raw_environ() == self.environ:
+            return
+        environ = os.environb if os.supports_bytes_environ else os.environ
+        for key in [key for key in _raw_environ() if key not in self.environ]:
+            del environ[key]  # through the mapping, so that unsetenv runs too
+        for key, value in self.environ.items():
+            if _raw_environ().get(key) != value:
+                environ[key] = value
+
+
+def _raw_environ() -> dict:
+    """The environment as ``os.environ`` keeps it (bytes on POSIX), without decoding."""
+    raw = getattr(os.environ, "_data", None)
+    return raw if isinstance(raw, dict) else dict(os.environ)
