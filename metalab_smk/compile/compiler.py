@@ -300,6 +300,16 @@ def _generated_snakefile(experiment: Experiment, n_runs: int) -> str:
     )
 
 
+def _long_run_settings(experiment: Experiment) -> dict[str, Any]:
+    """``max_attempts`` and ``keep_checkpoints`` when they differ from the defaults."""
+    settings: dict[str, Any] = {}
+    if getattr(experiment, "max_attempts", 3) != 3:
+        settings["max_attempts"] = experiment.max_attempts
+    if getattr(experiment, "keep_checkpoints", False):
+        settings["keep_checkpoints"] = True
+    return settings
+
+
 def describe(experiment: Experiment, plan: Plan, layout: ExperimentDir) -> dict[str, Any]:
     """The compiled description (``.metalab/compiled.json``) of ``experiment``, without
     writing anything: identity parts, a preview of the context and the operation's source
@@ -322,6 +332,7 @@ def describe(experiment: Experiment, plan: Plan, layout: ExperimentDir) -> dict[
         "resources": experiment.resources,
         **({"timeout": experiment.timeout} if getattr(experiment, "timeout", None) else {}),
         **({"isolation": "run"} if getattr(experiment, "isolation", "batch") == "run" else {}),
+        **_long_run_settings(experiment),
         "n_runs": len(plan),
         "n_cases": plan.n_cases,
         "replicates": plan.replicates,

@@ -12,6 +12,7 @@ from metalab_smk.core.operation import Operation
 from metalab_smk.core.params.resolver import with_resolver
 from metalab_smk.core.params.source import ParamSource
 from metalab_smk.core.seeds import SeedPlan
+from metalab_smk.core.values import is_int
 from metalab_smk.errors import ExperimentError
 
 __all__ = ["Experiment"]
@@ -78,7 +79,9 @@ class Experiment:
     and take precedence over an executor's or profile's defaults. ``timeout``: seconds
     a run may take before it fails as timed out. ``isolation="run"`` gives every run a
     fresh process (module globals never leak from run to run; costs an import per run).
-    Neither enters run IDs."""
+    ``max_attempts``: how often an interrupted run (time limit, preemption) is started
+    again in the same sweep; ``keep_checkpoints`` keeps ``capture.checkpoint_dir`` after
+    a run succeeds. None of these enters run IDs."""
 
     def __init__(
         self,
@@ -95,6 +98,8 @@ class Experiment:
         resources: dict[str, int | str] | None = None,
         timeout: float | None = None,
         isolation: str = "batch",
+        max_attempts: int = 3,
+        keep_checkpoints: bool = False,
     ) -> None:
         if not isinstance(name, str) or not name.strip():
             raise ExperimentError(f"Experiment(name={name!r}) must be a non-empty string.")
@@ -121,6 +126,10 @@ class Experiment:
                 "process, cwd and environment restored) or 'run' (a process per run)."
             )
         self.isolation = isolation
+        if not is_int(max_attempts) or max_attempts < 1:
+            raise ExperimentError(f"Experiment(max_attempts={max_attempts!r}) must be an int >= 1.")
+        self.max_attempts = max_attempts
+        self.keep_checkpoints = bool(keep_checkpoints)
         frame = sys._getframe(1)
         caller = frame.f_globals
         self.source_file: str | None = caller.get("__file__")

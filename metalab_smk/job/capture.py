@@ -10,6 +10,7 @@ import re
 import shutil
 import tempfile
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -76,6 +77,10 @@ class Runtime:
         self.experiment_id: str | None = facts.get("experiment_id")
         self.experiment_dir: str | None = facts.get("experiment_dir")
         self._cancel = threading.Event()
+        self._stop = threading.Event()  # a warning: the job ends soon (time limit, stop)
+        self.stop_seen = False  # the operation asked should_stop() and was told to stop
+        self.checkpointing = False  # the operation uses its checkpoint directory
+        self.deadline: float | None = None  # the job's end (time.time()), when known
         self._scratch: Path | None = None
         self.in_operation = False  # True while the operation's own code runs
 
@@ -102,21 +107,78 @@ class Runtime:
         if self.cancelled:
             raise RunCancelled("the run was cancelled")
 
+    def request_stop(self) -> None:
+        self._stop.set()
+
+    @property
+    def stop_requested(self) -> bool:
+        return self._stop.is_set()
+
 
 class Capture:
-    """Records metrics, stepped metrics, data, artifacts and log lines of one run."""
+    """Records metrics, stepped metrics, data, artifacts and log lines of one run, and
+    gives long runs their checkpoint directory, attempt number and stop warnings."""
 
     def __init__(
-        self, layout: ExperimentDir, run_id: str, runlog: RunLog, allow_pickle: bool = False
+        self,
+        layout: ExperimentDir,
+        run_id: str,
+        runlog: RunLog,
+        allow_pickle: bool = False,
+        runtime: Runtime | None = None,
+        attempt: int = 1,
     ) -> None:
         self._layout = layout
         self._run_id = run_id
         self._runlog = runlog
         self._allow_pickle = allow_pickle
+        self._runtime = runtime
+        self.attempt = attempt  # 1 on the first attempt, 2 after an interruption, ...
+        self.checkpoint_used = False
         self._metrics: dict[str, Any] = {}
         self._steps: dict[str, list[list[Any]]] = {}
         self._data_names: set[str] = set()
         self._artifacts: list[ArtifactDescriptor] = []
+
+    # long runs -----------------------------------------------------------------------
+    @property
+    def checkpoint_dir(self) -> Path:
+        """This run's directory for checkpoints (made on first use): kept across its
+        attempts (time limit, preemption, stop, crash), removed once it succeeds."""
+        path = self._layout.checkpoint(self._run_id)
+        path.mkdir(parents=True, exist_ok=True)
+        self.checkpoint_used = True
+        if self._runtime is not None:  # a warning then lets it save instead of raising
+            self._runtime.checkpointing = True
+        return path
+
+    def should_stop(self) -> bool:
+        """True once the job was warned that it ends soon (SLURM's signal before the time
+        limit, preemption, ``metalab stop``, Ctrl-C): save a checkpoint and return; the run
+        is then interrupted, not failed, and a later attempt continues it."""
+        stop = self._runtime is not None and self._runtime.stop_requested
+        if stop and self._runtime is not None:
+            self._runtime.stop_seen = True
+        return stop
+
+    def time_left(self) -> float | None:
+        """Seconds until the job's time limit, when known (in a SLURM job), else None."""
+        deadline = self._runtime.deadline if self._runtime is not None else None
+        return None if deadline is None else max(0.0, deadline - time.time())
+
+    def continue_steps(self) -> None:
+        """Take over the stepped metrics earlier attempts wrote (a step logged again
+        replaces the earlier value)."""
+        directory = self._layout.results(self._run_id)
+        if not directory.is_dir():
+            return
+        for path in directory.glob("*.json"):
+            try:
+                payload = json.loads(path.read_text())
+            except (OSError, ValueError):
+                continue
+            if isinstance(payload, dict) and payload.get("type") == "stepped_metric":
+                self._steps[path.stem] = [list(point) for point in payload.get("data", [])]
 
     # metrics -------------------------------------------------------------------------
     def metric(self, name: str, value: Any, step: int | None = None) -> None:
@@ -282,7 +344,7 @@ class Capture:
             payload = {
                 "name": name,
                 "type": "stepped_metric",
-                "data": points,
+                "data": sorted({step: [step, value] for step, value in points}.values()),
                 "metadata": {"columns": ["step", "value"]},
             }
             atomic_write_json(self._layout.results(self._run_id) / f"{name}.json", payload)

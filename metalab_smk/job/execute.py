@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import json
 import os
 import platform
+import shutil
 import sys
 import time
 import traceback
@@ -175,8 +177,8 @@ def execute_run(
         "started_at": started_at,
         **slurm_facts(),
     }
+    earlier = _earlier_attempts(layout, run.run_id)
     with RunLog(log_path, header, layout.partial_log(run.run_id, os.getpid())) as runlog:
-        capture = Capture(layout, run.run_id, runlog)
         runtime = Runtime(
             runlog.logger,
             {
@@ -187,6 +189,11 @@ def execute_run(
             },
             experiment.metadata,
         )
+        runtime.deadline = _job_deadline()
+        attempt = len(earlier) + 1
+        capture = Capture(layout, run.run_id, runlog, runtime=runtime, attempt=attempt)
+        if earlier:
+            capture.continue_steps()
         if runtime_hook is not None:
             runtime_hook(runtime)
         try:
@@ -201,11 +208,15 @@ def execute_run(
             runtime.in_operation = False
             if isinstance(returned, dict):
                 capture.log_metrics(returned)
+            if runtime.stop_seen:  # it saved and returned early at the warning
+                status, error = Status.INTERRUPTED, _INTERRUPTED
         except BaseException as exc:  # every failure of the operation becomes a record
             runtime.in_operation = False
             if isinstance(exc, KeyboardInterrupt) and not runtime.cancelled:
                 raise
             status = Status.CANCELLED if runtime.cancelled else Status.FAILED
+            if status is Status.CANCELLED and (runtime.checkpointing or runtime.stop_seen):
+                status = Status.INTERRUPTED
             error = _error_of(exc)
             runlog.logger.error("run failed:\n%s", error["traceback"])
         try:
@@ -226,12 +237,50 @@ def execute_run(
         error,
         runlog.warnings,
     )
+    if earlier or status is Status.INTERRUPTED:
+        this = {"attempt": attempt, "started_at": started_at, "status": str(status)}
+        this["seconds"] = round(record.duration_ms / 1000, 3)
+        record.provenance["extra"]["attempts"] = [*earlier, this]
     if status is Status.SUCCESS:
+        if not compiled.get("keep_checkpoints"):
+            shutil.rmtree(layout.checkpoint(run.run_id), ignore_errors=True)
         writer(layout.record(run.run_id), record.to_dict())
         layout.failed_record(run.run_id).unlink(missing_ok=True)
     else:
         writer(layout.failed_record(run.run_id), record.to_dict())
     return record
+
+
+_INTERRUPTED = {
+    "type": "Interrupted",
+    "message": "the run stopped early at a warning (time limit, preemption or stop); "
+    "its checkpoint is kept and its next attempt continues it",
+    "traceback": "",
+}
+
+
+def _earlier_attempts(layout: ExperimentDir, run_id: str) -> list[dict[str, Any]]:
+    """The attempts of a run whose last attempt was interrupted (else none)."""
+    path = layout.failed_record(run_id)
+    try:
+        if not path.is_file():
+            return []
+        record = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return []
+    if not isinstance(record, dict) or record.get("status") != Status.INTERRUPTED:
+        return []
+    attempts = (record.get("provenance") or {}).get("extra", {}).get("attempts")
+    return list(attempts) if isinstance(attempts, list) else []
+
+
+def _job_deadline() -> float | None:
+    """When this job's time limit ends (a UNIX time), when the scheduler says."""
+    for name in ("METALAB_DEADLINE", "SLURM_JOB_END_TIME"):
+        value = os.environ.get(name, "")
+        if value.isdigit() and int(value) > 0:
+            return float(value)
+    return None
 
 
 def sync_records(layout: ExperimentDir) -> None:

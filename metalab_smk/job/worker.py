@@ -60,6 +60,7 @@ class _Cancellation:
         self.runtime: Runtime | None = None
         self.requested = False
         signal.signal(signal.SIGTERM, self._handle)
+        signal.signal(signal.SIGUSR1, self._warn)
 
     def _handle(self, signum: int, frame: object) -> None:
         self.requested = True
@@ -69,11 +70,24 @@ class _Cancellation:
             return
         runtime = self.runtime
         if runtime is not None and runtime.in_operation:
+            runtime.request_stop()
+            runtime.cancel()  # writing the cancelled (or interrupted) record
+            if runtime.checkpointing:  # it saves and returns at should_stop(); killed
+                return  # if it takes longer than KILL_AFTER_SECONDS
             runtime.in_operation = False  # raise once; later signals must not interrupt
-            runtime.cancel()  # writing the cancelled record
             raise RunCancelled(
                 "terminated by SIGTERM (the run was cancelled or hit its time limit)"
             )
+
+    def _warn(self, signum: int, frame: object) -> None:
+        """SIGUSR1 (SLURM's warning before the time limit): tell the run to stop soon and
+        start no more runs here (they are run again by the next round)."""
+        self.requested = True
+        for pid in list(_child_pids):  # the child alone: what the run started keeps going
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGUSR1)
+        if self.runtime is not None:
+            self.runtime.request_stop()
 
     def attach(self, runtime: Runtime) -> None:
         self.runtime = runtime
@@ -490,6 +504,24 @@ def _alive(pid: int) -> bool:
     return state not in ("Z", "X")
 
 
+def _warn_before_time_limit() -> None:
+    """In a task that knows its time limit (``METALAB_TIME_LIMIT`` seconds, set by the
+    array submission): tell the runs when it ends (``capture.time_left()``) and send this
+    process SIGUSR1 ``METALAB_WARN_BEFORE`` seconds before (``capture.should_stop()``)."""
+    limit, warn = (
+        os.environ.get("METALAB_TIME_LIMIT", ""),
+        os.environ.get("METALAB_WARN_BEFORE", "0"),
+    )
+    if not limit.isdigit():
+        return
+    deadline = time.time() + int(limit)
+    os.environ["METALAB_DEADLINE"] = f"{deadline:.0f}"
+    delay = max(0.0, int(limit) - (int(warn) if warn.isdigit() else 0))
+    timer = threading.Timer(delay, os.kill, (os.getpid(), signal.SIGUSR1))
+    timer.daemon = True
+    timer.start()
+
+
 def _watch_parent() -> None:
     """End the batch when the Snakemake that started it dies: SIGTERM to ourselves (the
     running run records itself as cancelled), SIGKILL to the run a while later."""
@@ -539,6 +571,7 @@ def _main(argv: Sequence[str] | None = None) -> int:
     cancellation = _Cancellation()
     if "SLURM_ARRAY_TASK_ID" not in os.environ:
         _watch_parent()
+    _warn_before_time_limit()
     # a bad record is quarantined here, and its run runs again
     pending = [
         (index, run_id)

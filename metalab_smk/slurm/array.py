@@ -27,6 +27,9 @@ from metalab_smk.slurm import bytecode, scheduler
 from metalab_smk.slurm.config import SlurmConfig, memory_mb, minutes
 from metalab_smk.store.layout import ExperimentDir
 
+TIME_LIMIT_VARIABLE = "METALAB_TIME_LIMIT"  # a task's time limit in seconds
+WARN_VARIABLE = "METALAB_WARN_BEFORE"  # seconds before it the runs are warned
+
 __all__ = [
     "QueuePolling",
     "array_alive",
@@ -43,7 +46,12 @@ MARKER_SECONDS = 0.2
 def array_argv(layout: ExperimentDir, stamp: str, n_tasks: int, config: SlurmConfig) -> list[str]:
     """The ``sbatch --array`` of the batches ``STAMP-000000 .. STAMP-(n_tasks-1)``; each
     task first runs the config's setup lines (modules, conda, ``setup``)."""
-    command = shlex.join([sys.executable, "-m", "metalab_smk.worker", "task", stamp])
+    # the task warns its runs itself before its time limit (SLURM's --signal comes up to
+    # a minute early): it reads the limit and the warning time from these variables
+    limits = f"{TIME_LIMIT_VARIABLE}={minutes(config.time) * 60} {WARN_VARIABLE}="
+    command = f"export {limits}{warning_seconds(config)} && exec " + shlex.join(
+        [sys.executable, "-m", "metalab_smk.worker", "task", stamp]
+    )
     # a `%` limit only when it limits anything
     throttle = f"%{config.max_concurrent}" if config.max_concurrent < n_tasks else ""
     if config.precommand():
@@ -62,6 +70,11 @@ def array_argv(layout: ExperimentDir, stamp: str, n_tasks: int, config: SlurmCon
         array=f"0-{n_tasks - 1}" + throttle,
         extra=[*shlex.split(config.extra or ""), *config.extra_sbatch_options()],
     )
+
+
+def warning_seconds(config: SlurmConfig) -> int:
+    """When a task is warned before its time limit: ``warn_before``, at most half of it."""
+    return max(10, min(int(config.warn_before), minutes(config.time) * 30))
 
 
 def submit_array(layout: ExperimentDir, stamp: str, n_tasks: int, config: SlurmConfig) -> str:

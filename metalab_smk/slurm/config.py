@@ -59,7 +59,9 @@ class SlurmConfig:
     Upstream's fields: ``modules`` (``module load`` each), ``conda_env`` (activated) and
     ``setup`` (shell lines) run in every SLURM job before it starts (Snakemake's
     ``--precommand``); ``extra_sbatch`` ({"qos": "short"}) adds sbatch options;
-    ``max_array_size`` caps the tasks of one array submission.
+    ``max_array_size`` caps the tasks of one array submission. ``warn_before``: seconds
+    before its time limit a task is warned (``capture.should_stop()``; at most half the
+    limit), so runs can save a checkpoint and are started again.
 
     ``engine="array"`` (default) submits one job array whose tasks run the batch worker
     directly; ``engine="snakemake"`` runs Snakemake's SLURM executor plugin (one job per
@@ -83,6 +85,7 @@ class SlurmConfig:
     setup: list[str] = field(default_factory=list)
     extra_sbatch: dict[str, str] = field(default_factory=dict)
     max_array_size: int = 1000
+    warn_before: int = 180  # seconds: SIGUSR1 before the time limit (capture.should_stop)
 
     def __post_init__(self) -> None:
         minutes(self.time)

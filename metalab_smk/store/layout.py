@@ -120,6 +120,14 @@ class ExperimentDir:
     def results(self, run_id: str) -> Path:
         return self.root / "results" / run_id
 
+    @property
+    def checkpoints_dir(self) -> Path:
+        return self.root / "checkpoints"
+
+    def checkpoint(self, run_id: str) -> Path:
+        """The run's checkpoint directory: kept across its attempts."""
+        return self.checkpoints_dir / run_id
+
     def run_root(self, run_id: str) -> Path:
         """The experiment directory holding ``run_id`` (relative URIs start here)."""
         return self.root

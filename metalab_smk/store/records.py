@@ -24,6 +24,7 @@ class Status(enum.StrEnum):
     RUNNING = "running"
     CANCELLED = "cancelled"
     KILLED = "killed"
+    INTERRUPTED = "interrupted"  # stopped by a warning (time limit, preemption, stop)
 
 
 @dataclass(frozen=True)

@@ -36,7 +36,7 @@ __all__ = [
     "valid_record_exists",
 ]
 
-_STATUSES = {"success", "failed", "running", "cancelled"}
+_STATUSES = {"success", "failed", "running", "cancelled", "interrupted"}
 # ".<name>.<pid>.<tid>.tmp" (jsonio) and ".<name>.<pid>.tmp" (summary writer)
 _TEMP = re.compile(r"^\..+?\.(\d+)(?:\.\d+)?\.tmp$")
 STALE_TEMP_SECONDS = 600.0  # a temp file this old whose writer is not alive here is removed

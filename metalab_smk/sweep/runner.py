@@ -36,6 +36,7 @@ from metalab_smk.store.coverage import current_done_ids
 from metalab_smk.store.jsonio import read_json
 from metalab_smk.store.layout import ExperimentDir
 from metalab_smk.store.locate import shown
+from metalab_smk.store.records import Status
 from metalab_smk.sweep.batches import batch_stamp, missing_indices, plan_batches
 from metalab_smk.sweep.detached import array_in_flight, head_alive, submit
 from metalab_smk.sweep.events import Event, EventCallback, EventKind, EventWatcher, emit_event
@@ -70,7 +71,11 @@ def _forget(layout: ExperimentDir, run_ids: list[str]) -> None:
     for run_id in run_ids:
         layout.record(run_id).unlink(missing_ok=True)
         layout.failed_record(run_id).unlink(missing_ok=True)
-        for directory in (layout.artifacts(run_id), layout.results(run_id)):
+        for directory in (
+            layout.artifacts(run_id),
+            layout.results(run_id),
+            layout.checkpoint(run_id),
+        ):
             shutil.rmtree(directory, ignore_errors=True)
 
 
@@ -127,6 +132,7 @@ class RunHandle:
         self._summary_checked = summary_checked  # a no-op start has just ensured it
         self._complete = complete  # ... and found every run done by a current summary
         self._skipped = list(skipped or [])
+        self._rounds = max(2, _max_attempts(layout) - 1)  # more rounds: missed, interrupted
         self._watcher: EventWatcher | None = None
         if progress is not None or on_event is not None:
             skipped_ids = set(self._skipped)
@@ -219,14 +225,18 @@ class RunHandle:
                 time.sleep(pause)
             self.returncode = self.process.returncode if self.process is not None else None
             untouched = _untouched_indices(self.layout)
+            interrupted = _interrupted_indices(self.layout)
             killed = self.returncode is not None and self.returncode < 0
             self._stopping = self._stopping or self.layout.stop_request.exists()
-            if self._stopping or killed or self._launch is None or rounds >= 2 or not untouched:
+            again = sorted(untouched + interrupted)
+            if self._stopping or killed or self._launch is None or rounds >= self._rounds:
                 return
-            if len(untouched) == len(missing) and self.returncode:
+            if not again:
+                return
+            if not interrupted and len(untouched) == len(missing) and self.returncode:
                 return  # no job got anywhere: a second round would fail the same way
-            rounds, missing = rounds + 1, untouched
-            self.process = self._launch(untouched)
+            rounds, missing = rounds + 1, again
+            self.process = self._launch(again)
 
     def _finish(self) -> None:
         from metalab_smk.results.pgindex import upkeep
@@ -407,6 +417,34 @@ def _untouched_indices(layout: ExperimentDir) -> list[int]:
     """Runs with neither a record nor a failed record nor a partial log: never started."""
     reached = layout.done_ids() | layout.failed_ids() | layout.partial_logs().keys()
     return [i for i, rid in enumerate(layout.read_run_ids()) if rid not in reached]
+
+
+def _max_attempts(layout: ExperimentDir) -> int:
+    try:
+        return int(read_json(layout.compiled).get("max_attempts", 3))
+    except (OSError, ValueError, TypeError):
+        return 3
+
+
+def _interrupted_indices(layout: ExperimentDir) -> list[int]:
+    """Runs whose last attempt was interrupted (time limit, preemption) and that may be
+    attempted again (``max_attempts``)."""
+    limit = _max_attempts(layout)
+    failed = layout.failed_ids()
+    if not failed:
+        return []
+    again = set()
+    for run_id in failed:
+        try:
+            record = read_json(layout.failed_record(run_id))
+        except (OSError, ValueError):
+            continue
+        if record.get("status") != Status.INTERRUPTED:
+            continue
+        attempts = record.get("provenance", {}).get("extra", {}).get("attempts", [])
+        if len(attempts) < limit:
+            again.add(run_id)
+    return [i for i, rid in enumerate(layout.read_run_ids()) if rid in again]
 
 
 def _done_ids(layout: ExperimentDir) -> list[str]:

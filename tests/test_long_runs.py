@@ -1,0 +1,133 @@
+"""Runs that outlive a stop, a time limit or a preemption continue from their checkpoint
+(real processes; the SLURM test uses the local cluster and a one-minute time limit)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.process_env import run_metalab, subprocess_env
+
+pytestmark = pytest.mark.integration
+
+LONG_RUN = textwrap.dedent(
+    """
+    import time
+    import metalab
+
+    @metalab.operation
+    def train(params, capture):
+        state = capture.checkpoint_dir / "step.txt"
+        step = int(state.read_text()) if state.exists() else 0
+        while step < params["steps"]:
+            if capture.should_stop():
+                return  # saved below at every step: the next attempt goes on from here
+            time.sleep(params["seconds"])
+            with open({trail!r}, "a") as handle:
+                handle.write(f"{{step}}\\n")
+            capture.metric("loss", 1.0 / (step + 1), step=step)
+            step += 1
+            state.write_text(str(step))
+        capture.metric("attempt", capture.attempt)
+
+    exp = metalab.Experiment(name="long", version="1", context={{}}, operation=train,
+        params=metalab.grid(steps=[{steps}], seconds=[{seconds}]), seeds=metalab.seeds(0, 1))
+    """
+)
+
+
+def _write(tmp_path: Path, steps: int, seconds: float) -> Path:
+    trail = tmp_path / "trail.txt"
+    (tmp_path / "exp.py").write_text(
+        LONG_RUN.format(trail=str(trail), steps=steps, seconds=seconds)
+    )
+    return trail
+
+
+def _only(directory: Path) -> dict:
+    (path,) = directory.glob("*.json")
+    return json.loads(path.read_text())
+
+
+def _check_finished(tmp_path: Path, trail: Path, steps: int, min_attempts: int) -> None:
+    exp_dir = tmp_path / "runs" / "long+1"
+    record = _only(exp_dir / "runs")
+    attempts = record["provenance"]["extra"]["attempts"]
+    assert len(attempts) >= min_attempts
+    assert [a["status"] for a in attempts[:-1]] == ["interrupted"] * (len(attempts) - 1)
+    assert record["metrics"]["attempt"] == len(attempts)
+    assert sorted(map(int, trail.read_text().split())) == list(range(steps))  # once each
+    curve = _only(exp_dir / "results" / record["run_id"])
+    assert [point[0] for point in curve["data"]] == list(range(steps))  # one curve
+    assert not (exp_dir / "checkpoints" / record["run_id"]).exists()  # removed on success
+
+
+def test_ctrl_c_keeps_the_checkpoint_and_the_next_run_continues(tmp_path: Path) -> None:
+    trail = _write(tmp_path, steps=12, seconds=0.3)
+    first = subprocess.Popen(
+        [sys.executable, "-m", "metalab_smk.cli", "run", "exp.py"],
+        cwd=tmp_path,
+        env=subprocess_env(tmp_path),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 60
+    while not (trail.exists() and len(trail.read_text().split()) >= 4):
+        assert time.monotonic() < deadline, "the run did not start"
+        time.sleep(0.05)
+    first.send_signal(signal.SIGINT)
+    first.communicate(timeout=60)
+    assert first.returncode == 130
+    exp_dir = tmp_path / "runs" / "long+1"
+    interrupted = _only(exp_dir / "failed")
+    assert interrupted["status"] == "interrupted"
+    saved = int((exp_dir / "checkpoints" / interrupted["run_id"] / "step.txt").read_text())
+    assert 4 <= saved < 12
+    done = run_metalab(tmp_path, "run", "exp.py")
+    assert done.returncode == 0, done.stderr[-2000:]
+    _check_finished(tmp_path, trail, 12, min_attempts=2)
+
+
+def _cluster_reason() -> str | None:
+    if shutil.which("sinfo") is None:
+        return "no SLURM client tools; start a cluster with scripts/local-slurm-start.sh"
+    shown = subprocess.run(["sinfo", "-h", "-o", "%a"], capture_output=True, text=True)
+    return None if "up" in shown.stdout else "no SLURM cluster answers sinfo"
+
+
+@pytest.mark.slurm
+@pytest.mark.slow
+@pytest.mark.skipif(_cluster_reason() is not None, reason=_cluster_reason() or "")
+def test_a_run_longer_than_its_time_limit_finishes_in_one_sweep_on_slurm(
+    tmp_path: Path,
+) -> None:
+    trail = _write(tmp_path, steps=40, seconds=2)
+    (tmp_path / "go.py").write_text(
+        textwrap.dedent("""
+        import metalab
+        from exp import exp
+
+        config = metalab.SlurmConfig(partition="debug", time=1, memory="500M",
+                                     status_interval=1, warn_before=20)
+        metalab.run(exp, executor=metalab.SlurmExecutor(config)).result()
+        """)
+    )
+    done = subprocess.run(
+        [sys.executable, "go.py"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=subprocess_env(tmp_path),
+    )
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+    _check_finished(tmp_path, trail, 40, min_attempts=2)
