@@ -324,6 +324,7 @@ def describe(experiment: Experiment, plan: Plan, layout: ExperimentDir) -> dict[
         "n_cases": plan.n_cases,
         "replicates": plan.replicates,
         "root_seed": plan.root_seed,
+        **({"numpy_bits": plan.numpy_bits} if plan.numpy_bits != 32 else {}),
         "context_fp": plan.context_fp,
         "code_fp": plan.code_fp,
         "code_version": experiment.operation.code_version,
