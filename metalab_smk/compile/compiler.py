@@ -260,6 +260,8 @@ def _source_of(experiment: Experiment) -> dict[str, Any]:
     package = getattr(module, "__package__", None)
     if package and experiment.source_module not in (None, "__main__"):
         return {**entry, "module": experiment.source_module}
+    if package:  # `python -m pkg.exp`: the snapshot keeps its relative imports
+        entry["package"] = package
     return entry
 
 
