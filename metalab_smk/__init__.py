@@ -39,6 +39,8 @@ from metalab_smk.errors import (
     MissingPathError,
     OperationError,
     ParamError,
+    SweepError,
+    SweepInterrupted,
 )
 
 __version__ = "0.1.0"
@@ -113,6 +115,8 @@ __all__ = [
     "ResolvedSource",
     "SeedBundle",
     "SeedPlan",
+    "SweepError",
+    "SweepInterrupted",
     "__version__",
     "canonical",
     "choice",

@@ -275,7 +275,7 @@ def _run_four(
         'if __name__ == "__main__":\n'
         f'    config = metalab.SlurmConfig(partition="debug", {resources}, status_interval=1,\n'
         f'                                 chunk_size=4, engine="{engine}")\n'
-        "    metalab.run(exp, executor=metalab.SlurmExecutor(config)).result()\n"
+        "    metalab.run(exp, executor=metalab.SlurmExecutor(config)).result(check=True)\n"
     )
     done = subprocess.run(
         [sys.executable, f"{name}.py"], cwd=tmp_path, capture_output=True, text=True, timeout=400
