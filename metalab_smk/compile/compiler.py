@@ -29,6 +29,7 @@ from metalab_smk.compile.fingerprints import (
     operation_source,
     reuse_warning,
 )
+from metalab_smk.compile.manifest import experiment_header
 from metalab_smk.compile.reader import PARAMS_STUB, read_compiled
 from metalab_smk.core.experiment import Experiment
 from metalab_smk.core.plan import Plan
@@ -314,12 +315,7 @@ def describe(experiment: Experiment, plan: Plan, layout: ExperimentDir) -> dict[
         source = {**source, "snapshot": str(snapshot.relative_to(layout.root))}
     source_file = source["source_file"]
     return {
-        "experiment_id": experiment.experiment_id,
-        "name": experiment.name,
-        "version": experiment.version,
-        "description": experiment.description,
-        "tags": experiment.tags,
-        "metadata": experiment.metadata,
+        **experiment_header(experiment),
         "operation": experiment.operation.name,
         "resources": experiment.resources,
         "n_runs": len(plan),

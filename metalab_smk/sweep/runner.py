@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from metalab_smk.compile.compiler import compile_experiment, experiment_dir
 from metalab_smk.compile.loader import in_definition_mode, stop_definition
+from metalab_smk.compile.manifest import write_run_manifest
 from metalab_smk.core.experiment import Experiment
 from metalab_smk.errors import SweepBusyError, SweepError, SweepInterrupted, UsageError
 from metalab_smk.job.gpus import gpus_per_run
@@ -638,6 +639,7 @@ def run(
             raise SweepError(f"no space left on device (writing {where})") from exc
         raise
     lock = locks[0]
+    write_run_manifest(layout, experiment)
     if index is not None:  # the summary step then also updates this PostgreSQL index
         from metalab_smk.results.pgindex import remember_index
 
