@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from process_env import subprocess_env
+from store_helpers import FIXTURES
 
 import metalab
 from metalab_smk.store.layout import ExperimentDir
@@ -557,3 +558,38 @@ def test_each_run_writes_upstreams_manifest(tmp_path: Path) -> None:
     assert (folder / "test+1.0.json").is_file()  # this project's description, beside them
     longest = ExperimentDir(tmp_path / f"{'n' * 246}+1").run_manifest("20260101_000000_2")
     assert len(longest.name) == 255 and longest.name.endswith("_20260101_000000_2.json")
+
+
+def test_store_configs_executors_and_progress_like_upstream(tmp_path: Path) -> None:
+    """StoreConfig / FileStoreConfig(root=).connect() / scoped / to_dict, create_store,
+    load_results(store=), executors as context managers, Progress(style=)."""
+    from metalab.store import StoreConfig, create_store
+
+    config = metalab.FileStoreConfig(root=str(FIXTURES / "upstream-store"))
+    assert isinstance(config, metalab.StoreConfig) and StoreConfig is metalab.StoreConfig
+    scoped = config.scoped("upsmall:1.0")
+    assert scoped.is_scoped and not config.is_scoped and scoped.for_experiment("upsmall:1.0")
+    assert scoped.to_dict() == {
+        "root": str(FIXTURES / "upstream-store"),
+        "experiment_id": "upsmall:1.0",
+        "_type": "file",
+    }
+    assert StoreConfig.from_dict(scoped.to_dict()) == scoped
+    with pytest.raises(ValueError, match="already scoped"):
+        scoped.scoped("other:1")
+    store = scoped.connect()
+    assert isinstance(store, metalab.FileStore)
+    assert store.root == config.experiment_dir("upsmall:1.0").root
+    assert create_store(config.root, experiment_id="upsmall:1.0").root == store.root
+    store = metalab.FileStore(FIXTURES / "upstream-store" / "upsmall_1.0")
+    assert len(metalab.load_results(store=store)) == 4
+    assert len(metalab.load_results(store=scoped)) == 4
+    with pytest.raises(TypeError, match="exactly one"):
+        metalab.load_results()
+    for executor in (metalab.ThreadExecutor(max_workers=2), metalab.SlurmExecutor()):
+        with executor as entered:
+            assert entered is executor
+        executor.shutdown(wait=True)
+    assert metalab.Progress(style="simple").style == "simple"
+    with pytest.raises(ValueError, match="style"):
+        metalab.Progress(style="fancy")
