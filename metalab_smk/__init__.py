@@ -39,6 +39,8 @@ from metalab_smk.errors import (
     MissingPathError,
     OperationError,
     ParamError,
+    SweepError,
+    SweepInterrupted,
 )
 
 __version__ = "0.1.0"
@@ -71,6 +73,8 @@ _LAZY = {
     "compile_experiment": "metalab_smk.compile.compiler",
     "collect": "metalab_smk.results.summary",
     "FileStoreConfig": "metalab_smk.store.config",
+    "StoreConfig": "metalab_smk.store.config",
+    "create_store": "metalab_smk.store.config",
     "RunRecord": "metalab_smk.store.records",
     "Status": "metalab_smk.store.records",
     "ArtifactDescriptor": "metalab_smk.store.records",
@@ -113,6 +117,8 @@ __all__ = [
     "ResolvedSource",
     "SeedBundle",
     "SeedPlan",
+    "SweepError",
+    "SweepInterrupted",
     "__version__",
     "canonical",
     "choice",

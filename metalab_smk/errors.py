@@ -84,8 +84,9 @@ class UsageError(MetalabError, ValueError):
 
 
 class SweepError(MetalabError, RuntimeError):
-    """A sweep did not finish: Snakemake failed, a run failed or is missing, or the
-    summary could not be written. ``status`` is the SweepStatus, ``cause`` one line."""
+    """A sweep did not finish: Snakemake failed, runs never ran, or the summary could not
+    be written (or a run failed, with ``result(check=True)``). ``status`` is the
+    SweepStatus; the message is one line naming the cause."""
 
     def __init__(self, message: str, status: object = None, returncode: int | None = None):
         super().__init__(message)

@@ -345,20 +345,30 @@ def test_result_raises_when_snakemake_fails(tmp_path: Path) -> None:
     assert error.value.status.done == 0
 
 
-def test_failed_run_makes_result_raise_with_the_runs_error(tmp_path: Path) -> None:
+def test_result_with_failed_runs_returns_them_and_warns_once(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Upstream's semantics: the Results hold the failed runs; one warning line names
+    them and `metalab status`; ``check=True`` raises instead."""
     import metalab
-    from metalab_smk.errors import SweepError
 
     @metalab.operation
     def op(params):
-        if params["x"] == 2:
-            raise ValueError("bad x")
+        if params["x"] >= 2:
+            raise ValueError(f"bad x {params['x']}")
         return {"y": params["x"]}
 
     handle = _in_function_sweep(tmp_path, "onefails", op, [1, 2, 3])
-    with pytest.raises(SweepError, match=r"2 of 3 runs done, 1 failed.*ValueError: bad x"):
-        handle.result()
-    assert len(handle.result(check=False).successful) == 2
+    capsys.readouterr()
+    results = handle.result()
+    assert len(results) == 3 and len(results.successful) == 1 and len(results.failed) == 2
+    assert results.failed[0].error["type"] == "ValueError"
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith("metalab: warning: 2 of 3 runs failed (2 x ValueError: bad x ")
+    assert "details: `metalab status " in line and line.endswith("onefails+1`"), line
+    assert len(handle.result()) == 3 and capsys.readouterr().err == ""  # warned once
+    with pytest.raises(metalab.SweepError, match=r"1 of 3 runs done, 2 failed.*ValueError"):
+        handle.result(check=True)
 
 
 def test_experiment_defined_in_a_function_reaches_jobs_by_value(tmp_path: Path) -> None:

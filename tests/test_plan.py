@@ -61,6 +61,24 @@ def test_plan_ids_follow_the_identity_rules() -> None:
         assert run.run_id == expected
 
 
+def test_numpy_bits_64_is_part_of_the_run_id() -> None:
+    default = Plan(_experiment())
+    wide_experiment = _experiment()
+    wide_experiment.seeds = metalab.seeds(42, 2, numpy_bits=64)
+    wide = Plan(wide_experiment)
+    assert set(default.run_ids()).isdisjoint(wide.run_ids())
+    assert [run.run_id for run in wide] == list(wide.run_ids()) == wide.run_table()
+    assert all(run.seed.numpy_bits == 64 for run in wide)
+    assert wide[1].run_id == run_id(
+        "tiny:1",
+        fingerprint({}),
+        fingerprint({"x": 1}),
+        fingerprint({"root_seed": 42, "replicate_index": 1, "numpy_bits": 64}),
+        tiny_op.code_fp,
+    )
+    assert default.table_key() != wide.table_key()
+
+
 def test_index_equals_iteration_and_order() -> None:
     plan = Plan(_experiment(metalab.grid(x=[1, 2, 3], y=["a", "b"]), replicates=3))
     runs = list(plan)

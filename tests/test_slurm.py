@@ -17,7 +17,8 @@ from store_helpers import file_hashes, settled_hashes
 
 from metalab_smk.store.layout import ExperimentDir
 from metalab_smk.sweep.status import slurm_job_ids
-from tests.process_env import run_metalab
+from tests.process_env import run_metalab, subprocess_env
+from tests.test_experiment_file import check_runs, write_project
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -274,7 +275,7 @@ def _run_four(
         'if __name__ == "__main__":\n'
         f'    config = metalab.SlurmConfig(partition="debug", {resources}, status_interval=1,\n'
         f'                                 chunk_size=4, engine="{engine}")\n'
-        "    metalab.run(exp, executor=metalab.SlurmExecutor(config)).result()\n"
+        "    metalab.run(exp, executor=metalab.SlurmExecutor(config)).result(check=True)\n"
     )
     done = subprocess.run(
         [sys.executable, f"{name}.py"], cwd=tmp_path, capture_output=True, text=True, timeout=400
@@ -496,3 +497,33 @@ def test_a_run_refused_under_a_slurm_array_changes_nothing(tmp_path: Path) -> No
     finally:
         _metalab(tmp_path, "stop", str(exp_dir))
         _wait_until_gone({head["job_id"], head.get("array_job_id", "")}, time.monotonic() + 120)
+
+
+def test_data_next_to_the_file_on_the_slurm_array(tmp_path: Path) -> None:
+    """Array tasks import the snapshot under the original path: ``Path(__file__).parent
+    / "train.csv"`` and the sibling module resolve next to the user's file."""
+    project = tmp_path / "project"
+    path = write_project(project, "slurmdata")
+    path.write_text(
+        path.read_text()
+        + textwrap.dedent("""
+        config = metalab.SlurmConfig(partition="debug", time="00:05:00", memory="500M",
+                                     chunk_size=2, status_interval=1)
+        metalab.run(exp, executor=metalab.SlurmExecutor(config), progress=False).result()
+        """)
+    )
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    done = subprocess.run(
+        [sys.executable, "../project/exp.py"],
+        cwd=elsewhere,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=subprocess_env(elsewhere),
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    exp_dir = elsewhere / "runs" / "slurmdata+1"
+    check_runs(exp_dir, project)
+    jobs = {r["provenance"]["extra"]["slurm_job_id"] for r in _records(exp_dir).values()}
+    assert len(jobs) == 2  # 3 runs, 2 per array task

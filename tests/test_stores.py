@@ -139,7 +139,10 @@ def test_store_locators(tmp_path: Path) -> None:
 @pytest.mark.integration
 def test_imported_upstream_store_is_reused_by_run(upstream: Path, tmp_path: Path) -> None:
     """The fixture's operation, run on the converted store: finished runs are reused
-    (same IDs, records untouched), the failed one is retried."""
+    (same IDs, records untouched), the failed ones are retried and give upstream's numbers
+    (``seeds.numpy()`` is upstream's stream)."""
+    upstream_metrics = {rid: raw_record(upstream, rid)["metrics"] for rid in RUN_IDS}
+    fail_run(upstream, RUN_IDS[2])
     fail_run(upstream, RUN_IDS[3])
     dest = tmp_path / "ours"
     shutil.copy(FIXTURES / "upsmall_experiment.py", tmp_path / "upsmall_experiment.py")
@@ -160,14 +163,17 @@ def test_imported_upstream_store_is_reused_by_run(upstream: Path, tmp_path: Path
         [sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, check=False
     )
     assert out.returncode == 0, out.stderr
-    assert "running 1 of 4 runs" in out.stdout
+    assert "running 2 of 4 runs" in out.stdout
     results = metalab.load_results(dest)
     assert results.frame["run_id"].tolist() == RUN_IDS
     assert set(results.frame["status"]) == {"success"}
     started = dict(zip(results.frame["run_id"], results.frame["started_at"], strict=True))
-    for run_id in RUN_IDS[:3]:
+    for run_id in RUN_IDS[:2]:
         assert started[run_id] == raw_record(upstream, run_id)["started_at"]  # reused, not rerun
-    assert started[RUN_IDS[3]] != raw_record(upstream, RUN_IDS[3])["started_at"]  # retried
+    for run_id in RUN_IDS[2:]:
+        assert started[run_id] != raw_record(upstream, run_id)["started_at"]  # retried
+    for run in results:  # bit for bit: the reruns reproduce upstream's stored values
+        assert run.metrics == upstream_metrics[run.run_id], run.run_id
 
 
 @pytest.mark.integration

@@ -16,8 +16,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 from process_env import subprocess_env
+from store_helpers import FIXTURES
 
 import metalab
+from metalab_smk.store.layout import ExperimentDir
 from metalab_smk.sweep.executors import as_executor
 
 TIMEOUT = 300
@@ -79,7 +81,7 @@ UPSTREAM_SCRIPT = """\
             on_event=events.append,
             derived_metrics=[final_score, weight_sum],
         )
-        results = handle.result(check=False)  # two runs fail on purpose
+        results = handle.result()  # two runs fail on purpose: in the Results
         status = handle.status
         assert isinstance(events[0], Event)
         print("OBSERVED " + json.dumps({
@@ -508,3 +510,86 @@ def test_a_retried_failed_run_gets_fresh_events(tmp_path: Path) -> None:
         ["run_started", "run_finished"],
     )
     assert [k for k, _ in second].count("run_skipped") == 2 and second[-1][0] == "finished"
+
+
+@metalab.operation
+def doubled(params, capture):
+    capture.metric("result", params["x"] * 2)
+
+
+def test_each_run_writes_upstreams_manifest(tmp_path: Path) -> None:
+    """One ``experiments/{name}_{version}_{timestamp}.json`` per run(), upstream's schema."""
+    exp = metalab.Experiment(
+        name="test",
+        version="1.0",
+        description="Test experiment",
+        context={},
+        operation=doubled,
+        params=metalab.grid(x=[1, 2, 3]),
+        seeds=metalab.seeds(base=42, replicates=2),
+        tags=["test"],
+    )
+    options = {"verbose": False, "executor": metalab.LocalExecutor(cores=1)}
+    results = metalab.run(exp, store=tmp_path, **options).result()
+    folder = tmp_path / "test+1.0" / "experiments"
+    (path,) = folder.glob("test_1.0_*.json")
+    manifest = json.loads(path.read_text())
+    assert {k: manifest[k] for k in ("experiment_id", "name", "version", "description")} == {
+        "experiment_id": "test:1.0",
+        "name": "test",
+        "version": "1.0",
+        "description": "Test experiment",
+    }
+    assert manifest["tags"] == ["test"] and manifest["total_runs"] == 6
+    assert manifest["params"] == {"type": "GridSource", "spec": {"x": [1, 2, 3]}, "total_cases": 3}
+    assert manifest["seeds"] == {"type": "SeedPlan", "base": 42, "replicates": 2}
+    assert manifest["operation"] == {
+        "ref": f"{__name__}:doubled",
+        "name": "doubled",
+        "code_hash": doubled.code_hash,
+    }
+    assert manifest["context_fingerprint"] == exp.context_fp
+    assert manifest["run_ids"] == [run.run_id for run in metalab.Plan(exp)]
+    assert set(manifest["run_ids"]) == {run.run_id for run in results}
+    stamp = datetime.fromisoformat(manifest["submitted_at"]).strftime("%Y%m%d_%H%M%S")
+    assert path.name == f"test_1.0_{stamp}.json"
+    metalab.run(exp, store=tmp_path, **options).result()  # nothing to run: still a manifest
+    assert len(list(folder.glob("test_1.0_*.json"))) == 2
+    assert (folder / "test+1.0.json").is_file()  # this project's description, beside them
+    longest = ExperimentDir(tmp_path / f"{'n' * 246}+1").run_manifest("20260101_000000_2")
+    assert len(longest.name) == 255 and longest.name.endswith("_20260101_000000_2.json")
+
+
+def test_store_configs_executors_and_progress_like_upstream(tmp_path: Path) -> None:
+    """StoreConfig / FileStoreConfig(root=).connect() / scoped / to_dict, create_store,
+    load_results(store=), executors as context managers, Progress(style=)."""
+    from metalab.store import StoreConfig, create_store
+
+    config = metalab.FileStoreConfig(root=str(FIXTURES / "upstream-store"))
+    assert isinstance(config, metalab.StoreConfig) and StoreConfig is metalab.StoreConfig
+    scoped = config.scoped("upsmall:1.0")
+    assert scoped.is_scoped and not config.is_scoped and scoped.for_experiment("upsmall:1.0")
+    assert scoped.to_dict() == {
+        "root": str(FIXTURES / "upstream-store"),
+        "experiment_id": "upsmall:1.0",
+        "_type": "file",
+    }
+    assert StoreConfig.from_dict(scoped.to_dict()) == scoped
+    with pytest.raises(ValueError, match="already scoped"):
+        scoped.scoped("other:1")
+    store = scoped.connect()
+    assert isinstance(store, metalab.FileStore)
+    assert store.root == config.experiment_dir("upsmall:1.0").root
+    assert create_store(config.root, experiment_id="upsmall:1.0").root == store.root
+    store = metalab.FileStore(FIXTURES / "upstream-store" / "upsmall_1.0")
+    assert len(metalab.load_results(store=store)) == 4
+    assert len(metalab.load_results(store=scoped)) == 4
+    with pytest.raises(TypeError, match="exactly one"):
+        metalab.load_results()
+    for executor in (metalab.ThreadExecutor(max_workers=2), metalab.SlurmExecutor()):
+        with executor as entered:
+            assert entered is executor
+        executor.shutdown(wait=True)
+    assert metalab.Progress(style="simple").style == "simple"
+    with pytest.raises(ValueError, match="style"):
+        metalab.Progress(style="fancy")

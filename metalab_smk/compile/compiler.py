@@ -29,6 +29,7 @@ from metalab_smk.compile.fingerprints import (
     operation_source,
     reuse_warning,
 )
+from metalab_smk.compile.manifest import experiment_header
 from metalab_smk.compile.reader import PARAMS_STUB, read_compiled
 from metalab_smk.core.experiment import Experiment
 from metalab_smk.core.plan import Plan
@@ -260,6 +261,8 @@ def _source_of(experiment: Experiment) -> dict[str, Any]:
     package = getattr(module, "__package__", None)
     if package and experiment.source_module not in (None, "__main__"):
         return {**entry, "module": experiment.source_module}
+    if package:  # `python -m pkg.exp`: the snapshot keeps its relative imports
+        entry["package"] = package
     return entry
 
 
@@ -322,12 +325,7 @@ def describe(experiment: Experiment, plan: Plan, layout: ExperimentDir) -> dict[
         source = {**source, "snapshot": str(snapshot.relative_to(layout.root))}
     source_file = source["source_file"]
     return {
-        "experiment_id": experiment.experiment_id,
-        "name": experiment.name,
-        "version": experiment.version,
-        "description": experiment.description,
-        "tags": experiment.tags,
-        "metadata": experiment.metadata,
+        **experiment_header(experiment),
         "operation": experiment.operation.name,
         "resources": experiment.resources,
         **({"timeout": experiment.timeout} if getattr(experiment, "timeout", None) else {}),
@@ -337,6 +335,7 @@ def describe(experiment: Experiment, plan: Plan, layout: ExperimentDir) -> dict[
         "n_cases": plan.n_cases,
         "replicates": plan.replicates,
         "root_seed": plan.root_seed,
+        **({"numpy_bits": plan.numpy_bits} if plan.numpy_bits != 32 else {}),
         "context_fp": plan.context_fp,
         "code_fp": plan.code_fp,
         "code_version": experiment.operation.code_version,

@@ -38,7 +38,7 @@ _FINGERPRINTS = {
     "operation code": "code_fp",
     "context": "context_fp",
     "params": "params",
-    "seeds": ("root_seed", "replicates"),
+    "seeds": ("root_seed", "replicates", "numpy_bits"),
 }
 
 
@@ -147,7 +147,8 @@ def identity_changes(
         else:
             diff = [
                 f"base {previous.get('root_seed')} -> {current.get('root_seed')}, replicates "
-                f"{previous.get('replicates')} -> {current.get('replicates')}"
+                f"{previous.get('replicates')} -> {current.get('replicates')}, numpy_bits "
+                f"{previous.get('numpy_bits', 32)} -> {current.get('numpy_bits', 32)}"
             ]
         changes.append((part, diff))
     return changes

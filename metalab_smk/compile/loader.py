@@ -22,7 +22,13 @@ from metalab_smk.core.experiment import Experiment
 from metalab_smk.errors import ExperimentError, ExperimentFileError, MetalabError
 from metalab_smk.store.locate import shown
 
-__all__ = ["LoadedFile", "in_definition_mode", "load_experiment_file", "stop_definition"]
+__all__ = [
+    "LoadedFile",
+    "in_definition_mode",
+    "load_experiment_file",
+    "put_first",
+    "stop_definition",
+]
 
 _definition_depth = 0
 _recorded: list[Experiment] = []
@@ -123,26 +129,30 @@ def describe_import_error(exc: BaseException, path: Path) -> str:
 def load_experiment_file(
     path: str | Path,
     module_name: str | None = None,
-    extra_sys_path: list[str] | None = None,
     shown_as: str | None = None,
+    package: str | None = None,
 ) -> LoadedFile:
     """Import ``path`` as a module in definition mode and collect its Experiments.
 
-    ``shown_as`` compiles the file under another name (a snapshot under the user's
-    original file name), so tracebacks and error messages name the user's file; its
-    lines are those of ``path`` (the file as it was when it was snapshotted).
+    ``shown_as`` imports the file under another path (a snapshot under the user's
+    original file): the code is ``path``'s, but ``__file__``, ``sys.path[0]``, tracebacks
+    and error messages are those of running ``shown_as`` itself. ``package`` is the
+    ``__package__`` the file had when it was run (``python -m pkg.exp``), so its relative
+    imports resolve as they did then.
     """
     path = Path(path).absolute()
     if not path.is_file():
         raise ExperimentError(f"experiment file {shown(path)} does not exist.")
-    for entry in [str(path.parent), *(extra_sys_path or [])]:
-        if entry not in sys.path:
-            sys.path.insert(0, entry)
+    as_file = shown_as or str(path)
+    if package is None:  # `python FILE` puts the file's folder first (`-m`: the cwd)
+        put_first(os.path.dirname(os.path.realpath(as_file)))
     name = module_name or _module_name_for(path)
-    spec = importlib.util.spec_from_file_location(name, path)
+    spec = importlib.util.spec_from_file_location(name, as_file)
     if spec is None or spec.loader is None:
         raise ExperimentError(f"{shown(path)} cannot be imported as a Python module.")
     module = importlib.util.module_from_spec(spec)
+    if package:
+        module.__package__ = package
     sys.modules[name] = module
     start = len(_recorded)
 
@@ -158,14 +168,19 @@ def load_experiment_file(
             raise
         except Exception as exc:
             sys.modules.pop(name, None)
-            shown = Path(shown_as) if shown_as else path
             raise ExperimentFileError(
-                "the experiment file failed to import: " + describe_import_error(exc, shown)
+                "the experiment file failed to import: " + describe_import_error(exc, Path(as_file))
             ) from exc
         return module
 
     _exec_in_definition_mode(execute)
     return _collect(module, start)
+
+
+def put_first(entry: str) -> None:
+    """Make ``entry`` ``sys.path[0]``."""
+    if not sys.path or sys.path[0] != entry:
+        sys.path.insert(0, entry)
 
 
 def _exec_as(module: ModuleType, path: Path, shown_as: str) -> None:

@@ -10,6 +10,7 @@ from typing import Any
 from metalab_smk.compile.loader import (
     import_module_in_definition_mode,
     load_experiment_file,
+    put_first,
 )
 from metalab_smk.core.experiment import Experiment
 from metalab_smk.errors import ExperimentError
@@ -63,14 +64,19 @@ class CompiledExperiment:
 
     def load_experiment(self) -> Experiment:
         """Import the snapshot (in definition mode, from the compile-time working
-        directory, so relative paths mean what they meant) and return the Experiment."""
+        directory, so relative paths mean what they meant) under the original file's
+        path, so ``__file__`` and ``sys.path[0]`` are those of running the file, and
+        return the Experiment."""
         source = self.description["source"]
         cwd = self.description.get("cwd")
         if cwd and os.path.isdir(cwd):
             os.chdir(cwd)
-        for entry in reversed(source.get("sys_path", [])):
+        sys_path = source.get("sys_path", [])
+        for entry in reversed(sys_path):
             if entry not in sys.path:
                 sys.path.insert(0, entry)
+        if sys_path:
+            put_first(sys_path[0])  # the compiling process's sys.path[0]
         if "argv" in self.description:  # the file may read sys.argv at import
             sys.argv = list(self.description["argv"])
         if "pickle" in source:
@@ -81,7 +87,7 @@ class CompiledExperiment:
             snapshot = self.layout.root / source["snapshot"]
             name = "metalab_snapshot_" + snapshot.stem.replace("-", "_")
             loaded = load_experiment_file(
-                snapshot, module_name=name, shown_as=source["source_file"]
+                snapshot, name, shown_as=source["source_file"], package=source.get("package")
             )
         return loaded.select(self.experiment_id, source["source_file"])
 

@@ -104,9 +104,13 @@ def fingerprint(obj: Any, path: str = "") -> str:
     return sha16(canonical(obj, path))
 
 
-def seed_fingerprint(root_seed: int, replicate_index: int | None) -> str:
-    """Fingerprint of a seed bundle as it enters the run ID."""
-    return fingerprint({"root_seed": root_seed, "replicate_index": replicate_index})
+def seed_fingerprint(root_seed: int, replicate_index: int | None, numpy_bits: int = 32) -> str:
+    """Fingerprint of a seed bundle as it enters the run ID (``numpy_bits`` only when it
+    is not upstream's 32, so default run IDs equal upstream's)."""
+    seed: dict[str, Any] = {"root_seed": root_seed, "replicate_index": replicate_index}
+    if numpy_bits != 32:
+        seed["numpy_bits"] = numpy_bits
+    return fingerprint(seed)
 
 
 def run_id(

@@ -52,6 +52,7 @@ class Plan:
         self.source = experiment.param_source
         self.replicates = experiment.seeds.replicates
         self.root_seed = experiment.seeds.base
+        self.numpy_bits = experiment.seeds.numpy_bits
         self.n_cases = len(self.source)
         self.context_fp = experiment.context_fp
         self.code_fp = experiment.operation.code_fp
@@ -69,7 +70,7 @@ class Plan:
     def seed_fp(self, replicate_index: int) -> str:
         cached = self._seed_fps.get(replicate_index)
         if cached is None:
-            cached = seed_fingerprint(self.root_seed, replicate_index)
+            cached = seed_fingerprint(self.root_seed, replicate_index, self.numpy_bits)
             self._seed_fps[replicate_index] = cached
         return cached
 
@@ -95,7 +96,7 @@ class Plan:
             case_index=case_index,
             replicate_index=replicate,
             case=case,
-            seed=SeedBundle(self.root_seed, replicate),
+            seed=SeedBundle(self.root_seed, replicate, self.numpy_bits),
             params_fp=params_fp,
             run_id=self.make_run_id(params_fp, replicate),
         )

@@ -560,15 +560,21 @@ class Results:
 
 
 def load_results(
-    path_or_config: str | os.PathLike[str] | FileStoreConfig,
+    path_or_config: str | os.PathLike[str] | FileStoreConfig | FileStore | None = None,
     experiment_id: str | None = None,
+    *,
+    store: str | os.PathLike[str] | FileStoreConfig | FileStore | None = None,
     **query: Any,
 ) -> Results:
     """Results of an experiment directory, or of ``experiment_id`` under a collection root
-    (a path, ``file://`` URI, FileStoreConfig or FileStore), of a store written by the
-    upstream metalab, or of a PostgreSQL index URL (``query``: see README, "Stores")."""
+    (a path, ``file://`` URI, FileStoreConfig or FileStore; ``store=`` is upstream's name
+    for it), of a store written by the upstream metalab, or of a PostgreSQL index URL
+    (``query``: see README, "Stores")."""
     from metalab_smk.results.stores import open_special  # upstream stores, PostgreSQL
 
+    if (path_or_config is None) == (store is None):
+        raise TypeError("load_results() takes a path or store=, exactly one of them")
+    path_or_config = path_or_config if store is None else store
     if isinstance(path_or_config, (FileStoreConfig, FileStore)):
         experiment_id = experiment_id or getattr(path_or_config, "experiment_id", None)
     special = open_special(path_or_config, experiment_id, query)  # (layout, frame) | None

@@ -1,8 +1,8 @@
 """The files of an experiment directory: paths, strict JSON and atomic writes, records.
 
 See docs/architecture.md for the layers and what each may import. ``FileStore``,
-``FileStoreConfig`` and ``export_store`` load on first use (upstream's ``from
-metalab.store import FileStore``).
+``FileStoreConfig``, ``StoreConfig``, ``create_store`` and ``export_store`` load on first
+use (upstream's ``from metalab.store import FileStore``).
 """
 
 from metalab_smk.core.lazy import lazy_getattr
@@ -10,6 +10,8 @@ from metalab_smk.core.lazy import lazy_getattr
 _LAZY = {
     "FileStore": "metalab_smk.store.filestore",
     "FileStoreConfig": "metalab_smk.store.config",
+    "StoreConfig": "metalab_smk.store.config",
+    "create_store": "metalab_smk.store.config",
     "export_store": "metalab_smk.store.filestore",
 }
 

@@ -1,10 +1,12 @@
-"""A file store: a collection root holding one directory per experiment."""
+"""Store configurations: a file store is a collection root holding one directory per
+experiment (upstream's ``StoreConfig`` / ``FileStoreConfig`` / ``create_store``)."""
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
+from typing import Any, ClassVar, Self
 
 from metalab_smk.store.jsonio import read_json
 from metalab_smk.store.layout import ExperimentDir, safe_experiment_id
@@ -13,14 +15,67 @@ from metalab_smk.store.uri import file_path
 DEFAULT_STORE = "./runs"  # the store every command and metalab.run use by default
 
 
+class StoreConfig:
+    """Upstream's base of store configurations: data only, ``connect()`` gives a store,
+    ``scoped(experiment_id)`` one experiment of it. Here the one backend is files."""
+
+    scheme: ClassVar[str] = ""
+    experiment_id: str | None
+
+    def connect(self) -> Any:
+        raise NotImplementedError
+
+    def scoped(self, experiment_id: str) -> Self:
+        """This config for one experiment (ValueError when scoped to another)."""
+        if self.experiment_id == experiment_id:
+            return self
+        if self.experiment_id is not None:
+            raise ValueError(
+                f"config already scoped to {self.experiment_id}, cannot re-scope to {experiment_id}"
+            )
+        return replace(self, experiment_id=experiment_id)
+
+    for_experiment = scoped
+
+    @property
+    def is_scoped(self) -> bool:
+        return self.experiment_id is not None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The fields as JSON values plus ``_type`` (the scheme)."""
+        data = {k: str(v) if isinstance(v, Path) else v for k, v in asdict(self).items()}
+        return {**data, "_type": self.scheme}
+
+    @staticmethod
+    def from_dict(data: dict[str, Any]) -> StoreConfig:
+        fields = {k: v for k, v in data.items() if k != "_type"}
+        if data.get("_type") != FileStoreConfig.scheme:
+            raise ValueError(f"unknown store config type: {data.get('_type')!r}")
+        return FileStoreConfig(**fields)
+
+
 @dataclass(frozen=True)
-class FileStoreConfig:
-    """A collection root holding one directory per experiment."""
+class FileStoreConfig(StoreConfig):
+    """A collection root holding one directory per experiment (``experiment_id``: the
+    one this config is scoped to)."""
 
+    scheme: ClassVar[str] = "file"
     root: Path
+    experiment_id: str | None = None
 
-    def __init__(self, root: str | os.PathLike[str] | FileStoreConfig) -> None:
+    def __init__(
+        self, root: str | os.PathLike[str] | FileStoreConfig, experiment_id: str | None = None
+    ) -> None:
+        if experiment_id is None:
+            experiment_id = getattr(root, "experiment_id", None)
         object.__setattr__(self, "root", file_path(root).absolute())
+        object.__setattr__(self, "experiment_id", experiment_id)
+
+    def connect(self) -> Any:
+        """A ``FileStore`` on this root (on the scoped experiment's directory)."""
+        from metalab_smk.store.filestore import FileStore
+
+        return FileStore(self)
 
     def experiment_dir(self, experiment_id: str) -> ExperimentDir:
         return ExperimentDir(self.root / safe_experiment_id(experiment_id))
@@ -35,3 +90,9 @@ class FileStoreConfig:
             if compiled.is_file():
                 found.append(read_json(compiled)["experiment_id"])
         return found
+
+
+def create_store(locator: str | os.PathLike[str], **kwargs: Any) -> Any:
+    """Upstream's ``create_store``: the ``FileStore`` at ``locator`` (a path or
+    ``file://`` URI; ``experiment_id=`` scopes it)."""
+    return FileStoreConfig(locator, **kwargs).connect()

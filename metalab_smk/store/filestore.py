@@ -12,10 +12,10 @@ import os
 from pathlib import Path
 from typing import Any
 
+from metalab_smk.core.lazy import lazy_getattr
 from metalab_smk.errors import MetalabError
-from metalab_smk.store.config import FileStoreConfig
 from metalab_smk.store.jsonio import atomic_write_json
-from metalab_smk.store.layout import ExperimentDir
+from metalab_smk.store.layout import ExperimentDir, safe_experiment_id
 from metalab_smk.store.records import ArtifactDescriptor, RunRecord
 from metalab_smk.store.safepath import (
     check_name,
@@ -26,7 +26,10 @@ from metalab_smk.store.safepath import (
 )
 from metalab_smk.store.validate import read_valid_record
 
-__all__ = ["FileStore", "FileStoreConfig", "export_store"]
+__all__ = ["FileStore", "export_store"]
+
+# upstream's `from metalab.store.file import FileStoreConfig` (config imports this module)
+__getattr__ = lazy_getattr(__name__, {"FileStoreConfig": "metalab_smk.store.config"}, globals())
 
 
 class FileStore:
@@ -34,13 +37,13 @@ class FileStore:
 
     def __init__(
         self,
-        root: str | os.PathLike[str] | FileStoreConfig,
+        root: str | os.PathLike[str] | Any,  # or a FileStoreConfig
         experiment_id: str | None = None,
     ) -> None:
         experiment_id = experiment_id or getattr(root, "experiment_id", None)
-        base = Path(root.root if isinstance(root, FileStoreConfig) else root).absolute()
+        base = Path(root if isinstance(root, (str, os.PathLike)) else root.root).absolute()
         if experiment_id is not None and not ExperimentDir.at(base).exists():
-            base = FileStoreConfig(base).experiment_dir(experiment_id).root
+            base = base / safe_experiment_id(experiment_id)
         self._root = base
 
     @property
@@ -55,8 +58,10 @@ class FileStore:
         here = ExperimentDir.at(self._root)
         if here.exists():
             return [here]
-        config = FileStoreConfig(self._root)
-        return [config.experiment_dir(e) for e in config.list_experiments()]
+        if not self._root.is_dir():
+            return []
+        children = (ExperimentDir(child) for child in sorted(self._root.iterdir()))
+        return [layout for layout in children if layout.compiled.is_file()]
 
     def _layout_of(self, run_id: str) -> ExperimentDir:
         check_run_id(run_id)

@@ -266,8 +266,15 @@ class ExperimentDir:
 
     @property
     def manifest(self) -> Path:
-        """The experiment manifest, where the original metalab keeps it."""
+        """This project's description of the experiment, beside upstream's manifests."""
         return self.root / "experiments" / f"{self.root.name}.json"
+
+    def run_manifest(self, stamp: str) -> Path:
+        """Upstream's manifest of one ``run()``: ``{name}_{version}_{stamp}.json`` (the
+        name and version %-escaped as in the directory name; cut to fit 255 bytes)."""
+        tail = f"_{stamp}.json"
+        head = self.root.name.replace("+", "_")[: 255 - len(tail.encode())]
+        return self.root / "experiments" / f"{head}{tail}"
 
     @property
     def store_marker(self) -> Path:

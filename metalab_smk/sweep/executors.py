@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Self
 
 from metalab_smk.core.values import is_int
 from metalab_smk.errors import ExecutorError
@@ -43,8 +44,23 @@ class GpuPlan:
         return ["--resources", f"gpu={len(self.devices) * self.runs_per_gpu}"]
 
 
+class _ContextManaged:
+    """Upstream's executor lifecycle: ``with Executor(...) as ex:`` and ``shutdown()``.
+    Executors here hold no workers (Snakemake starts the jobs per sweep), so there is
+    nothing to release."""
+
+    def shutdown(self, wait: bool = True, cancel_futures: bool = False) -> None:
+        """Nothing to release (accepted for upstream code)."""
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.shutdown()
+
+
 @dataclass(frozen=True)
-class LocalExecutor:
+class LocalExecutor(_ContextManaged):
     """Run on this machine with ``cores`` parallel jobs (default: all cores).
 
     ``gpus`` (``"0,1"``, a count, or ``"auto"``, the default: ``CUDA_VISIBLE_DEVICES`` or
@@ -101,7 +117,7 @@ class LocalExecutor:
 
 
 @dataclass(frozen=True)
-class SlurmExecutor:
+class SlurmExecutor(_ContextManaged):
     """Run every job as a SLURM job through snakemake-executor-plugin-slurm."""
 
     config: SlurmConfig = field(default_factory=SlurmConfig)
@@ -136,7 +152,7 @@ class SlurmExecutor:
 
 
 @dataclass(frozen=True)
-class ProfileExecutor:
+class ProfileExecutor(_ContextManaged):
     """Run with a Snakemake profile directory (``--profile``), e.g. ``profiles/slurm``."""
 
     profile: str

@@ -9,9 +9,9 @@ from pathlib import Path
 
 from metalab_smk.store.layout import ExperimentDir
 from metalab_smk.store.locate import shown
-from metalab_smk.sweep.status import sweep_status
+from metalab_smk.sweep.status import SweepStatus, sweep_status
 
-__all__ = ["engine_log", "error_line", "failure_cause", "jobs_started"]
+__all__ = ["engine_log", "error_line", "failed_runs_warning", "failure_cause", "jobs_started"]
 
 _ERROR = re.compile(r"^\s*(\w*(Error|Exception)\b|snakemake: error:|Error:|error:)")
 _TAIL_BYTES = 200_000
@@ -69,9 +69,11 @@ def engine_log(layout: ExperimentDir) -> tuple[Path, str]:
     return layout.snakemake_log, "snakemake"
 
 
-def failure_cause(layout: ExperimentDir, returncode: int | None) -> str | None:
+def failure_cause(
+    layout: ExperimentDir, returncode: int | None, status: SweepStatus | None = None
+) -> str | None:
     """None when every run is done and Snakemake succeeded; else why not, in one line."""
-    status = sweep_status(layout)
+    status = status or sweep_status(layout)
     if status.is_complete and not returncode:
         return None
     where = shown(layout.root)
@@ -91,3 +93,17 @@ def failure_cause(layout: ExperimentDir, returncode: int | None) -> str | None:
         line = error_line(engine_log_path) or "no error message"
         return f"{engine} failed (exit {returncode}): {line} ({counts}; log: {log})"
     return f"{counts}: no job ran the missing runs (log: {log})"
+
+
+def failed_runs_warning(layout: ExperimentDir, status: SweepStatus) -> str:
+    """One line naming the failed runs of a finished sweep and ``metalab status``."""
+    groups = status.groups()
+    kinds = "; ".join(
+        f"{len(runs)} x {runs[0].error_type}: {runs[0].first_line[:60]}" for runs in groups[:2]
+    )
+    if len(groups) > 2:
+        kinds += f"; {len(groups) - 2} more kinds"
+    return (
+        f"metalab: warning: {status.failed} of {status.total} runs failed ({kinds}); the "
+        f"Results include them; details: `metalab status {shown(layout.root)}`"
+    )

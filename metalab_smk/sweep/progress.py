@@ -53,8 +53,12 @@ class MetricDisplay:
 
 
 class Progress:
-    """``Progress(title="Experiment", display_metrics=None, show=True, interval=2.0)``;
-    pass it as ``metalab.run(..., progress=Progress(...))``."""
+    """``Progress(title="Experiment", display_metrics=None, show=True, interval=2.0,
+    style="auto")``; pass it as ``metalab.run(..., progress=Progress(...))``. ``style``:
+    ``"auto"`` (a rich bar on a terminal), ``"rich"`` (always, when rich is installed) or
+    ``"simple"`` (plain lines)."""
+
+    STYLES = ("auto", "rich", "simple")
 
     def __init__(
         self,
@@ -63,7 +67,11 @@ class Progress:
         show: bool = True,
         interval: float = 2.0,
         total: int = 0,
+        style: str = "auto",
     ) -> None:
+        if style not in self.STYLES:
+            raise ValueError(f"Progress(style={style!r}): use one of {', '.join(self.STYLES)}.")
+        self.style = style
         self.title = title
         self.display_metrics = [MetricDisplay.normalize(m) for m in display_metrics or []]
         self.show = show
@@ -79,7 +87,7 @@ class Progress:
     # upstream's tracker protocol -----------------------------------------------------
     def __enter__(self) -> Progress:
         self._started = time.monotonic()
-        if self.show and sys.stdout.isatty():
+        if self.show and (self.style == "rich" or (self.style == "auto" and sys.stdout.isatty())):
             try:
                 from rich.progress import Progress as RichProgress
             except ImportError:

@@ -3,8 +3,8 @@
 Snakemake runs in its own process group with the experiment directory as working
 directory; the handle follows progress from the record files. Snakemake dies with the
 handle's thread (parent-death signal), Ctrl-C while waiting stops the sweep, and
-``result()`` raises SweepError when the sweep did not finish (docs: README, "Stopping a
-sweep, exit codes, crashes").
+``result()`` returns the Results, failed runs included, and raises SweepError only when
+the sweep itself did not finish (docs: README, "Stopping a sweep, exit codes, crashes").
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from metalab_smk.compile.compiler import compile_experiment, experiment_dir
 from metalab_smk.compile.loader import in_definition_mode, stop_definition
+from metalab_smk.compile.manifest import write_run_manifest
 from metalab_smk.core.experiment import Experiment
 from metalab_smk.errors import SweepBusyError, SweepError, SweepInterrupted, UsageError
 from metalab_smk.job.gpus import gpus_per_run
@@ -55,7 +56,7 @@ from metalab_smk.sweep.locks import (
     recover_stale_lock,
     running_sweep,
 )
-from metalab_smk.sweep.outcome import failure_cause
+from metalab_smk.sweep.outcome import failed_runs_warning, failure_cause
 from metalab_smk.sweep.processes import signal_group, start_detached
 from metalab_smk.sweep.progress import Progress
 from metalab_smk.sweep.status import SweepStatus, cancel_slurm_jobs, sweep_status
@@ -122,6 +123,8 @@ class RunHandle:
         self._launch_error: BaseException | None = None
         self._stopping = False
         self.error: str | None = None  # one line: why the sweep did not finish
+        self.runs_failed_only = False  # error is only failed runs: every run has a record
+        self._warned = False
         self._lock = lock
         self._progress = progress
         self._on_event = on_event
@@ -255,9 +258,12 @@ class RunHandle:
                 self.error = f"the summary could not be written: {_reason(exc)}"
                 self.summary_error = self.error
             if self.error is None and not self._complete:  # a no-op: nothing failed
-                self.error = failure_cause(self.layout, self.returncode)
+                status = sweep_status(self.layout)
+                self.error = failure_cause(self.layout, self.returncode, status)
+                self.runs_failed_only = bool(self.error and status.failed and not status.missing)
             if self.error is not None and self._stopping:
                 self.error = f"the sweep was stopped: {self.error}"
+                self.runs_failed_only = False
         finally:
             self._close()
 
@@ -349,18 +355,22 @@ class RunHandle:
             time.sleep(0.05)
         cancel_slurm_jobs(self.layout)  # any SLURM job Snakemake did not cancel itself
 
-    def result(self, timeout: float | None = None, check: bool = True) -> Results:
-        """Wait for the sweep (up to ``timeout`` s) and return its Results.
+    def result(self, timeout: float | None = None, check: bool = False) -> Results:
+        """Wait for the sweep (up to ``timeout`` s) and return its Results, failed runs
+        included (one warning line names them, as upstream returns them too).
 
-        Raises SweepError (with ``status`` and one line naming the cause) when Snakemake
-        failed, a run failed or is missing, or the summary could not be written; pass
-        ``check=False`` to get the Results of the finished runs anyway."""
+        Raises SweepError (with ``status`` and one line naming the cause) when the sweep
+        itself did not finish: Snakemake failed, runs never ran, the summary could not be
+        written, it was stopped; ``check=True`` also raises when a run failed."""
         from metalab_smk.results.results import Results
 
         if not self.wait(timeout):
             raise TimeoutError(f"the sweep in {self.layout.root} is still running")
-        if check and self.error:
+        if self.error and (check or not self.runs_failed_only):
             raise SweepError(self.error, sweep_status(self.layout), self.returncode)
+        if self.error and not self._warned:
+            self._warned = True
+            print(failed_runs_warning(self.layout, self.status), file=sys.stderr, flush=True)
         return Results(self.layout)
 
     def cancel(self) -> None:
@@ -667,6 +677,7 @@ def run(
             raise SweepError(f"no space left on device (writing {where})") from exc
         raise
     lock = locks[0]
+    write_run_manifest(layout, experiment)
     if index is not None:  # the summary step then also updates this PostgreSQL index
         from metalab_smk.results.pgindex import remember_index
 
