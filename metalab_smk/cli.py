@@ -390,7 +390,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument(
         "--verify",
         action="store_true",
-        help="read and validate every record; quarantine bad ones so they are re-run",
+        help="read and validate every record (bad ones are named; `metalab collect` or "
+        "the next `metalab run` quarantines them)",
     )
     sub.set_defaults(func=_cmd_status)
 

@@ -16,7 +16,12 @@ from metalab_smk.core.naming import experiment_dirname
 from metalab_smk.errors import ExperimentError, MetalabError, RecordError, StorePathError
 from metalab_smk.results import summary as reduce
 from metalab_smk.results.results import load_results
-from metalab_smk.store.jsonio import atomic_write_json, atomic_write_text, read_json
+from metalab_smk.store.jsonio import (
+    atomic_write_json,
+    atomic_write_text,
+    read_json,
+    to_strict_json,
+)
 from metalab_smk.store.layout import ExperimentDir
 from metalab_smk.store.validate import check_record, clean_leftovers, valid_record_exists
 from metalab_smk.sweep.batches import missing_indices
@@ -58,6 +63,11 @@ def _quarantined(layout: ExperimentDir) -> list[str]:
 
 
 # 1. a record is valid or it does not count ------------------------------------------------
+def _bad(**fields) -> bytes:
+    """A record of IDS[0] with ``fields`` replaced."""
+    return to_strict_json({**_record(IDS[0]), **fields}).encode()
+
+
 @pytest.mark.parametrize(
     ("data", "reason"),
     [
@@ -67,6 +77,17 @@ def _quarantined(layout: ExperimentDir) -> list[str]:
         (b"[1, 2]", "JSON list"),
         (b'{"run_id": "00000000000000ff", "status": "success"}', "run_id is"),
         (b'{"run_id": "0000000000000001", "status": "weird"}', "status"),
+        (b'{"run_id": "0000000000000001", "status": "success"}', "lacks the field experiment_id"),
+        (_bad(metrics=[1]), "'metrics' is an array, not dict"),
+        (_bad(duration_ms="3"), "'duration_ms' is a string, not int"),
+        (_bad(duration_ms=True), "'duration_ms' is a boolean, not int"),
+        (_bad(params_resolved=None), "'params_resolved' is null"),
+        (_bad(tags=["a", 1]), "'tags' is an array, not list"),
+        (_bad(error="boom"), "'error' is a string"),
+        (_bad(run_index=1.5), "'run_index' is a number, not int"),
+        (_bad(artifacts=[{"name": "a"}]), "an artifact lacks artifact_id"),
+        (_bad(seed={"replicate_index": 0}), "seed lacks root_seed"),
+        (_bad(seed={"root_seed": "7"}), "seed field 'root_seed' is a string"),
     ],
 )
 def test_check_record_refuses_damaged_records(data: bytes, reason: str) -> None:
@@ -82,8 +103,6 @@ def test_check_record_accepts_a_record_and_refuses_failed_one_in_runs() -> None:
 
 
 def read_json_bytes(obj: dict) -> bytes:
-    from metalab_smk.store.jsonio import to_strict_json
-
     return to_strict_json(obj).encode()
 
 

@@ -1,10 +1,13 @@
 """One place that decides whether a run record counts, and what happens when it does not.
 
 A record counts when its file parses as a JSON object whose ``run_id`` equals its file
-name and whose ``status`` is known. Anything else (empty, truncated, garbage, a record
-copied under the wrong name) is moved to ``quarantine/`` with one warning line naming it,
-so its run is missing again and the next ``metalab run`` (or plain ``snakemake``)
-recomputes it. Temporary files of dead writers and empty ``.partial`` logs are removed.
+name, whose ``status`` is known, which holds every field ``REQUIRED_FIELDS`` names and
+whose every field of ``RunRecord`` (and of each artifact descriptor and the seed) has
+its type. Anything else (empty, truncated, garbage, a record copied under the wrong
+name, a field missing or of the wrong type) is moved to ``quarantine/`` by ``metalab
+run`` and ``metalab collect`` with one warning line naming it, so its run is missing
+again and is recomputed; readers and ``metalab status`` only name it and leave it out.
+Temporary files of dead writers and empty ``.partial`` logs are removed.
 """
 
 from __future__ import annotations
@@ -14,12 +17,16 @@ import os
 import re
 import sys
 import time
+import types
+import typing
 from pathlib import Path
 from typing import Any
 
+from metalab_smk.core.values import is_int
 from metalab_smk.errors import RecordError, StorePathError
 from metalab_smk.store.jsonio import from_strict_json
 from metalab_smk.store.layout import ExperimentDir
+from metalab_smk.store.records import REQUIRED_FIELDS, ArtifactDescriptor, RunRecord
 from metalab_smk.store.safepath import inside
 
 __all__ = [
@@ -59,10 +66,71 @@ def check_record(data: bytes, run_id: str, expect_success: bool | None = None) -
     status = record.get("status")
     if status not in _STATUSES:
         raise RecordError(f"its status {status!r} is not one of {sorted(_STATUSES)}")
+    _check_fields(record)
     if expect_success is not None and (status == "success") != expect_success:
         where = "runs/" if expect_success else "failed/"
         raise RecordError(f"a record with status {status!r} does not belong in {where}")
     return record
+
+
+_RECORD_TYPES = typing.get_type_hints(RunRecord)
+_ARTIFACT_TYPES = typing.get_type_hints(ArtifactDescriptor)
+_ARTIFACT_REQUIRED = ("artifact_id", "name", "kind", "format", "uri")
+_JSON_NAMES = {
+    dict: "an object",
+    list: "an array",
+    str: "a string",
+    int: "a number",
+    float: "a number",
+    bool: "a boolean",
+    type(None): "null",
+}
+_SEED_TYPES = {"root_seed": int, "replicate_index": int | None}
+
+
+def _fits(value: Any, hint: Any) -> bool:
+    """Whether the JSON ``value`` has the type ``hint`` (an int is never a bool)."""
+    origin = typing.get_origin(hint)
+    if hint is Any:
+        return True
+    if origin in (types.UnionType, typing.Union):
+        return any(_fits(value, h) for h in typing.get_args(hint))
+    if hint is type(None):
+        return value is None
+    if hint is int:
+        return is_int(value)
+    if origin is list:
+        (item,) = typing.get_args(hint)
+        return isinstance(value, list) and all(_fits(v, item) for v in value)
+    return isinstance(value, origin or hint)
+
+
+def _check_types(data: dict[str, Any], hints: dict[str, Any], what: str) -> None:
+    for name, hint in hints.items():
+        if name in data and not _fits(data[name], hint):
+            plain = typing.get_origin(hint) is None and isinstance(hint, type)
+            shown = hint.__name__ if plain else str(hint).replace("typing.", "")
+            got = _JSON_NAMES.get(type(data[name]), type(data[name]).__name__)
+            raise RecordError(f"its {what}{name!r} is {got}, not {shown}")
+
+
+def _check_fields(record: dict[str, Any]) -> None:
+    """RecordError unless ``record`` holds the required fields and each known field
+    (of the record, its artifact descriptors and its seed) has its type."""
+    missing = [name for name in REQUIRED_FIELDS if name not in record]
+    if missing:
+        raise RecordError(f"it lacks the field{'s' * (len(missing) > 1)} {', '.join(missing)}")
+    _check_types(record, {k: v for k, v in _RECORD_TYPES.items() if k != "status"}, "field ")
+    for artifact in record.get("artifacts") or ():
+        lacking = [name for name in _ARTIFACT_REQUIRED if name not in artifact]
+        if lacking:
+            raise RecordError(f"an artifact lacks {', '.join(lacking)}")
+        _check_types(artifact, _ARTIFACT_TYPES, "artifact field ")
+    seed = record.get("seed")
+    if seed:
+        if "root_seed" not in seed:
+            raise RecordError("its seed lacks root_seed")
+        _check_types(seed, _SEED_TYPES, "seed field ")
 
 
 def quarantine(layout: ExperimentDir, path: Path, reason: str) -> Path | None:
