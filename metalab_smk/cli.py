@@ -161,24 +161,14 @@ def _cmd_submit(args: argparse.Namespace) -> int:
 
 
 def _cmd_status(args: argparse.Namespace) -> int:
-    from metalab_smk.store.coverage import summary_is_current
+    """Counts and failures, read from the files: nothing is written into the store."""
     from metalab_smk.store.jsonio import read_json
     from metalab_smk.store.locate import shown
     from metalab_smk.sweep.detached import dead_head_error, head_alive, head_state
     from metalab_smk.sweep.status import sweep_status
 
     layout = _locate(args)
-    status = sweep_status(layout, verify=True) if args.verify else None
-    if not summary_is_current(layout, note=True):  # pandas is imported only to rebuild it
-        from metalab_smk.results.summary import ensure_summary
-
-        try:
-            ensure_summary(layout)  # validates new records: count after it
-            status = None
-        except MetalabError as exc:  # e.g. a read-only store: the counts still hold
-            print(f"metalab status: warning: {exc}", file=sys.stderr)
-    if status is None:
-        status = sweep_status(layout, note=True)
+    status = sweep_status(layout, verify=args.verify, check_records=True)
     print(status.as_text(every_run=args.all))
     if layout.head_file.is_file():
         head = read_json(layout.head_file)

@@ -177,7 +177,7 @@ def test_status_groups_200_failures_in_at_most_40_lines(tmp_path, monkeypatch, c
             if x % 4
             else {"type": "KeyError", "message": f"'missing key {x}'"}
         )
-        record = {"run_id": run_id, "status": "failed", "error": error}
+        record = {"run_id": run_id, "experiment_id": "many:1", "status": "failed", "error": error}
         record["params_resolved"] = {"x": x}
         layout.failed_record(run_id).write_text(json.dumps(record))
     code, out, _ = _cli(capsys, "status", "runs/many+1")

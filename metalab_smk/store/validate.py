@@ -20,7 +20,7 @@ import time
 import types
 import typing
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from metalab_smk.core.values import is_int
 from metalab_smk.errors import RecordError, StorePathError
@@ -38,6 +38,8 @@ __all__ = [
     "quarantine",
     "read_record_file",
     "read_valid_record",
+    "scan_records",
+    "Scan",
     "skip_bad_record",
     "valid_names",
     "valid_record_exists",
@@ -204,24 +206,34 @@ def _horizon(validated_before_ns: int | None) -> int | None:
     return None if validated_before_ns is None else validated_before_ns - 2_000_000_000
 
 
-def _scan(
+class Scan(NamedTuple):
+    """What a scan of a record directory found."""
+
+    found: set[str]  # run IDs with a usable record file
+    clean: bool  # every file read was good and none vanished during the scan
+    reads: int  # files read
+    overflow: bool  # more than max_reads changed: the rest counted unread
+
+
+def scan_records(
     layout: ExperimentDir,
     directory: Path,
     validated_before_ns: int | None,
     max_reads: int | None = None,
-) -> tuple[set[str], bool, int]:
-    """(run IDs with a usable record file in ``directory``, whether the directory held
-    only good records: none vanished during the scan or was quarantined, and at most
-    ``max_reads`` had to be read (past that the scan stops), how many were read).
-    A file is read when it is empty (a crash without fsync) or changed after the horizon
-    (when the records were validated, less a margin for coarse file times)."""
+    move_bad: bool = True,
+) -> Scan:
+    """One scan of ``directory``, one stat per file: a file is read and validated when it
+    is empty (a crash without fsync) or changed after the horizon (when the records were
+    last validated, less a margin for coarse file times); others count unread, and so do
+    changed ones past ``max_reads``. Bad ones are quarantined, or with ``move_bad=False``
+    only named (readers never write into the store)."""
     found: set[str] = set()
     horizon = _horizon(validated_before_ns)
-    reads, clean = 0, True
+    reads, clean, overflow = 0, True, False
     try:
         fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
     except FileNotFoundError:
-        return found, True, 0
+        return Scan(found, True, 0, False)
     try:  # scandir on a descriptor: each stat is relative to it (about twice as fast)
         for entry in os.scandir(fd):
             name = entry.name
@@ -233,21 +245,26 @@ def _scan(
             except OSError:  # removed since the listing
                 clean = False
                 continue
-            if info.st_size and (  # not empty, not changed since validated: counts unread
-                horizon is None or (info.st_mtime_ns < horizon and info.st_ctime_ns < horizon)
-            ):
-                found.add(run_id)
+            changed = not (  # empty, or changed since validated: read it
+                info.st_size
+                and horizon is not None
+                and info.st_mtime_ns < horizon
+                and info.st_ctime_ns < horizon
+            )
+            if changed and reads == max_reads:
+                overflow = True  # past max_reads: counted unread
+            if not changed or overflow:
+                if info.st_size:
+                    found.add(run_id)
                 continue
             reads += 1
-            if max_reads is not None and reads > max_reads:
-                return found, False, reads
-            if read_valid_record(layout, directory / entry.name, run_id):
+            if read_valid_record(layout, directory / name, run_id, move_bad):
                 found.add(run_id)
             else:
                 clean = False
     finally:
         os.close(fd)
-    return found, clean, reads
+    return Scan(found, clean, reads, overflow)
 
 
 def checked_names(
@@ -255,22 +272,20 @@ def checked_names(
 ) -> tuple[set[str], int] | None:
     """(the run IDs of ``directory``'s records as ``valid_names`` finds them, how many
     files were read), or None when the directory did not hold only good records (a file
-    vanished or was quarantined) or more than ``max_reads`` files changed since
+    vanished or was quarantined) or ``max_reads`` files changed since
     ``validated_before_ns`` (reading them is the summary rebuild's job)."""
-    found, clean, reads = _scan(layout, directory, validated_before_ns, max_reads)
-    return (found, reads) if clean else None
+    scan = scan_records(layout, directory, validated_before_ns, max_reads)
+    return (scan.found, scan.reads) if scan.clean and not scan.overflow else None
 
 
 def valid_names(
     layout: ExperimentDir, directory: Path, validated_before_ns: int | None = None
 ) -> set[str]:
-    """Run IDs with a usable record file in ``directory``: one scan, one stat each.
-
-    Empty files (a crash without fsync) are quarantined. With ``validated_before_ns``
-    (when the summary last listed and validated the records), files changed since then
-    (less a 2 s margin for coarse file times) are read and validated too, so a record
-    damaged in place after the summary was built does not count either."""
-    return _scan(layout, directory, validated_before_ns)[0]
+    """Run IDs with a usable record file in ``directory`` (``scan_records``; bad ones are
+    quarantined): with ``validated_before_ns`` (when the summary last listed and
+    validated the records), files changed since then are read and validated too, so a
+    record damaged in place after the summary was built does not count either."""
+    return scan_records(layout, directory, validated_before_ns).found
 
 
 def process_alive(pid: int) -> bool:

@@ -32,7 +32,7 @@ from metalab_smk.errors import SweepBusyError, SweepError, SweepInterrupted, Usa
 from metalab_smk.job.gpus import gpus_per_run
 from metalab_smk.results.derived import normalise_functions
 from metalab_smk.slurm.array import QueuePolling
-from metalab_smk.store.coverage import current_done_ids
+from metalab_smk.store.coverage import current_done_ids, status_coverage
 from metalab_smk.store.jsonio import read_json
 from metalab_smk.store.layout import ExperimentDir
 from metalab_smk.store.locate import shown
@@ -460,7 +460,10 @@ def start(
         raise
     title = layout.root.name
     if nothing_to_do:
-        lock.release()
+        try:  # a store settled since its summary is noted: `metalab status` need not list it
+            status_coverage(layout, note=True)
+        finally:
+            lock.release()
         if verbose:
             print(
                 f"metalab: all {total} runs are done; nothing to run "
