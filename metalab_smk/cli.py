@@ -7,7 +7,6 @@ directory) is a ``MetalabError``: one line on stderr and exit code 2, no traceba
 from __future__ import annotations
 
 import argparse
-import errno
 import os
 import sys
 from collections.abc import Sequence
@@ -162,16 +161,15 @@ def _cmd_submit(args: argparse.Namespace) -> int:
 
 def _cmd_status(args: argparse.Namespace) -> int:
     """Counts and failures, read from the files: nothing is written into the store."""
-    from metalab_smk.store.jsonio import read_json
     from metalab_smk.store.locate import shown
-    from metalab_smk.sweep.detached import dead_head_error, head_alive, head_state
+    from metalab_smk.sweep.detached import dead_head_error, head_alive, head_state, read_head
     from metalab_smk.sweep.status import sweep_status
 
     layout = _locate(args)
     status = sweep_status(layout, verify=args.verify, check_records=True)
     print(status.as_text(every_run=args.all))
-    if layout.head_file.is_file():
-        head = read_json(layout.head_file)
+    head = read_head(layout)
+    if head:
         reported = head_state(layout)
         if reported.get("state") in ("finished", "stopped"):
             state = reported["state"]
@@ -442,10 +440,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"metalab {args.command}: interrupted", file=sys.stderr)
         return 130
     except OSError as exc:
-        if exc.errno != errno.ENOSPC:
-            raise
-        where = f" (writing {exc.filename})" if exc.filename else ""
-        print(f"metalab {args.command}: error: no space left on device{where}", file=sys.stderr)
+        from metalab_smk.store.locate import os_error_line
+
+        print(f"metalab {args.command}: error: {os_error_line(exc)}", file=sys.stderr)
         return 2
 
 

@@ -425,3 +425,90 @@ def test_slurm_tests_skip_without_the_executor_plugin(monkeypatch):
     monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
     reason = test_slurm._cluster_ready()
     assert reason is not None and "SLURM executor plugin is not installed" in reason
+
+
+# damaged stores: one line with the fix, exit 2, nothing written --------------------------
+def _metalab(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "METALAB_HASH_CACHE": str(cwd / "hash.sqlite")}
+    command = [sys.executable, "-m", "metalab_smk.cli", *args]
+    return subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
+
+
+def _one_error_line(done: subprocess.CompletedProcess[str], command: str, text: str) -> None:
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" not in done.stderr and done.stderr.count("\n") == 1, done.stderr
+    assert done.stderr.startswith(f"metalab {command}: error: ") and text in done.stderr
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory) -> Path:
+    """A store whose sweep finished (copied by each test that damages it)."""
+    cwd = tmp_path_factory.mktemp("finished")
+    _write(cwd / "demo.py")
+    assert _metalab(cwd, "run", "demo.py", "--store", "runs").returncode == 0
+    return cwd
+
+
+@pytest.mark.integration
+def test_damaged_store_files_are_one_line_each_and_nothing_is_written(finished, tmp_path):
+    import shutil
+
+    from store_helpers import file_hashes
+
+    shutil.copytree(finished, tmp_path, dirs_exist_ok=True)
+    layout = ExperimentDir.at(tmp_path / "runs" / "demo+1")
+    layout.run_table.unlink()
+    before = file_hashes(tmp_path / "runs")
+    for command in ("status", "results", "collect"):
+        done = _metalab(tmp_path, command, "runs/demo+1")
+        _one_error_line(done, command, "run_ids.txt is missing; `metalab run FILE`")
+    assert file_hashes(tmp_path / "runs") == before
+    assert _metalab(tmp_path, "run", "demo.py", "--store", "runs").returncode == 0  # rewrites it
+
+    layout.head_file.write_text('{"kind": "loc')
+    before = file_hashes(tmp_path / "runs")
+    _one_error_line(_metalab(tmp_path, "status", "runs/demo+1"), "status", "head.json is damaged")
+    assert file_hashes(tmp_path / "runs") == before
+    done = _metalab(tmp_path, "stop", "runs/demo+1")  # still stops what runs here
+    assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr
+    assert "metalab stop: " in done.stdout and "head.json is damaged" in done.stdout
+    layout.head_file.unlink()
+
+    layout.compiled.write_text("garbage")
+    before = file_hashes(tmp_path / "runs")
+    _one_error_line(_metalab(tmp_path, "status", "runs/demo+1"), "status", "compiled.json is")
+    assert file_hashes(tmp_path / "runs") == before
+    done = _metalab(tmp_path, "run", "demo.py", "--store", "runs")  # compiling rewrites it
+    assert done.returncode == 0 and "compiled.json is damaged" in done.stderr, done.stderr
+    assert json.loads(layout.compiled.read_text())["experiment_id"] == "demo:1"
+
+
+@pytest.mark.parametrize(
+    ("error", "line"),
+    [
+        (PermissionError(13, "Permission denied", "runs/x/.metalab/runner.lock"), "cannot write"),
+        (OSError(30, "Read-only file system", "runs/x/summary"), "a read-only store?"),
+        (OSError(28, "No space left on device"), "error: no space left on device\n"),
+        (FileNotFoundError(2, "No such file", "runs/x/.metalab"), "deleted or moved while"),
+    ],
+)
+def test_file_system_errors_are_one_line(capsys, monkeypatch, tmp_path, error, line) -> None:
+    import metalab_smk.results.summary as summary
+
+    def fail(argv):
+        raise error
+
+    layout = _compile(_write(tmp_path / "e.py", name="e"), str(tmp_path / "runs"))
+    monkeypatch.setattr(summary, "main", fail)
+    code, _, err = _cli(capsys, "collect", str(layout.root))
+    assert code == 2 and err.count("\n") == 1 and line in err and ": : " not in err, err
+
+
+def test_a_killed_snakemake_is_named_by_its_signal(tmp_path) -> None:
+    from metalab_smk.sweep.outcome import failure_cause
+
+    layout = _compile(_write(tmp_path / "k.py", name="k"), str(tmp_path / "runs"))
+    layout.snakemake_log.write_text("Select jobs to execute...\n")
+    cause = failure_cause(layout, -signal.SIGKILL)
+    assert cause.startswith("snakemake was killed by SIGKILL (0 of 4 runs done"), cause
+    assert "Select jobs" not in cause

@@ -16,11 +16,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from metalab_smk.errors import StoreError
 from metalab_smk.job.exits import disk_full
 from metalab_smk.job.runlog import read_header
 from metalab_smk.slurm import scheduler
 from metalab_smk.store.coverage import status_coverage, stored_coverage, validated_before
-from metalab_smk.store.jsonio import read_json
 from metalab_smk.store.layout import ExperimentDir
 from metalab_smk.store.locate import shown
 from metalab_smk.store.records import Status
@@ -217,6 +217,7 @@ def pid_alive(marker: dict[str, Any]) -> bool:
     return True
 
 
+RECOMPILE = "`metalab run FILE` (or `metalab compile FILE`) writes it again"
 MAX_STATUS_READS = 10_000  # records changed since validated that status reads at most
 
 
@@ -297,12 +298,7 @@ def sweep_status(
                 )
             )
     return SweepStatus(
-        experiment_id=experiment_id
-        or (
-            read_json(layout.compiled)["experiment_id"]
-            if layout.compiled.is_file()
-            else layout.root.name
-        ),
+        experiment_id=experiment_id or _experiment_id(layout),
         directory=os.path.relpath(layout.root),
         total=len(table),
         done=n_done,
@@ -312,6 +308,16 @@ def sweep_status(
         stale=stale,
         failed_runs=failed_runs,
     )
+
+
+def _experiment_id(layout: ExperimentDir) -> str:
+    """The compiled experiment ID (the directory's name when it was never compiled)."""
+    if not layout.compiled.is_file():
+        return layout.root.name
+    compiled = layout.read_meta(layout.compiled, RECOMPILE)
+    if not isinstance(compiled, dict) or not isinstance(compiled.get("experiment_id"), str):
+        raise StoreError(f"{layout.compiled} is damaged (no experiment_id); {RECOMPILE}.")
+    return compiled["experiment_id"]
 
 
 def _newest_partials(layout: ExperimentDir, names: list[str]) -> dict[str, Path]:
