@@ -512,3 +512,57 @@ def test_a_killed_snakemake_is_named_by_its_signal(tmp_path) -> None:
     cause = failure_cause(layout, -signal.SIGKILL)
     assert cause.startswith("snakemake was killed by SIGKILL (0 of 4 runs done"), cause
     assert "Select jobs" not in cause
+
+
+ODD_RUNS = """\
+import metalab
+
+@metalab.operation(code_version="1")
+def op(params, seeds, capture):
+    if params["x"] == 2:
+        raise KeyboardInterrupt("raised by the run")
+    if params["x"] == 3:
+        return 42
+    capture.metric("y", params["x"])
+
+exp = metalab.Experiment(name="odd", version="1", context={}, operation=op,
+    params=metalab.grid(x=[1, 2, 3, 4]), seeds=metalab.seeds(1))
+"""
+
+
+@pytest.mark.integration
+def test_a_run_raising_keyboardinterrupt_fails_alone_and_a_non_dict_return_warns(tmp_path):
+    (tmp_path / "odd.py").write_text(ODD_RUNS)
+    done = _metalab(tmp_path, "run", "odd.py", "--store", "runs", "--chunk-size", "4")
+    assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
+    assert "KeyboardInterrupt: raised by the run" in done.stderr
+    layout = ExperimentDir.at(tmp_path / "runs" / "odd+1")
+    records = {rid: json.loads(layout.record(rid).read_text()) for rid in layout.done_ids()}
+    (failed_id,) = layout.failed_ids()
+    failed = json.loads(layout.failed_record(failed_id).read_text())
+    assert failed["error"]["type"] == "KeyboardInterrupt" and failed["params_resolved"]["x"] == 2
+    assert len(records) == 3  # the batch went on
+    warned = [r for r in records.values() if r["warnings"]]
+    assert [r["params_resolved"]["x"] for r in warned] == [3]
+    message = "the operation returned a value of type int, not a dict of metrics or None"
+    assert warned[0]["warnings"][0]["message"].startswith(message)
+    assert message in layout.log(warned[0]["run_id"]).read_text()
+
+
+@pytest.mark.parametrize(
+    ("definition", "line"),
+    [
+        ('name="a\\x00b", version="1", params=metalab.grid(x=[1])', "name='a\\x00b') contains"),
+        ('name="a", version="1", params=metalab.grid(**{"x\\x00": [1]})', "grid(): the param"),
+        ('name="a", version="1", params=metalab.manual([{"x\\n": 1}])', "control character"),
+    ],
+)
+def test_a_control_character_in_a_name_is_refused_at_definition(tmp_path, definition, line):
+    source = EXPERIMENT.split("exp = ")[0].format(fail=-1, imports="")
+    source += f"exp = metalab.Experiment({definition}, context={{}}, operation=op,\n"
+    source += "    seeds=metalab.seeds(1))\n"
+    (tmp_path / "bad.py").write_text(source)
+    done = _metalab(tmp_path, "run", "bad.py", "--store", "runs")
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+    assert line in done.stderr and done.stderr.count("\n") == 1, done.stderr
+    assert not (tmp_path / "runs").exists()
