@@ -566,3 +566,30 @@ def test_a_control_character_in_a_name_is_refused_at_definition(tmp_path, defini
     assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
     assert line in done.stderr and done.stderr.count("\n") == 1, done.stderr
     assert not (tmp_path / "runs").exists()
+
+
+@pytest.mark.integration
+def test_metalab_deleted_mid_sweep_is_one_line(tmp_path) -> None:
+    import shutil
+
+    source = EXPERIMENT.replace(
+        "def op(params, seeds, capture):",
+        "def op(params, seeds, capture):\n    import time; time.sleep(0.5)",
+    )
+    (tmp_path / "slow.py").write_text(
+        source.format(name="slow", xs=list(range(8)), reps=2, fail=-1, imports="")
+    )
+    env = {**os.environ, "METALAB_HASH_CACHE": str(tmp_path / "hash.sqlite")}
+    command = [sys.executable, "-m", "metalab_smk.cli", "run", "slow.py", "--store", "runs"]
+    proc = subprocess.Popen(
+        command, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    meta = tmp_path / "runs" / "slow+1" / ".metalab"
+    deadline = time.monotonic() + 60
+    while not list((tmp_path / "runs" / "slow+1" / "runs").glob("*.json")):
+        assert time.monotonic() < deadline and proc.poll() is None
+        time.sleep(0.2)
+    shutil.rmtree(meta)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 2 and "Traceback" not in err and "Exception in" not in err, err
+    assert err.count("\n") == 1 and "run_ids.txt is missing; `metalab run FILE`" in err, err

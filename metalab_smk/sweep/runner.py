@@ -28,7 +28,13 @@ from typing import TYPE_CHECKING, Any
 from metalab_smk.compile.compiler import compile_experiment, experiment_dir
 from metalab_smk.compile.loader import in_definition_mode, stop_definition
 from metalab_smk.core.experiment import Experiment
-from metalab_smk.errors import SweepBusyError, SweepError, SweepInterrupted, UsageError
+from metalab_smk.errors import (
+    MetalabError,
+    SweepBusyError,
+    SweepError,
+    SweepInterrupted,
+    UsageError,
+)
 from metalab_smk.job.gpus import gpus_per_run
 from metalab_smk.results.derived import normalise_functions
 from metalab_smk.slurm.array import QueuePolling
@@ -245,7 +251,10 @@ class RunHandle:
                 self.error = f"the summary could not be written: {_reason(exc)}"
                 self.summary_error = self.error
             if self.error is None and not self._complete:  # a no-op: nothing failed
-                self.error = failure_cause(self.layout, self.returncode)
+                try:
+                    self.error = failure_cause(self.layout, self.returncode)
+                except MetalabError as exc:  # e.g. .metalab/ deleted mid-sweep
+                    self.error = str(exc)
             if self.error is not None and self._stopping:
                 self.error = f"the sweep was stopped: {self.error}"
         finally:
@@ -255,8 +264,13 @@ class RunHandle:
         try:
             if self._lock is not None:
                 self._lock.release()
+            status = None
             if self._watcher is not None:
-                status = sweep_status(self.layout, with_errors=False)
+                try:
+                    status = sweep_status(self.layout, with_errors=False)
+                except MetalabError as exc:  # the directory was damaged: no counts
+                    self.error = self.error or str(exc)
+            if status is not None:
                 self._emit(
                     Event.make(
                         EventKind.FINISHED,
