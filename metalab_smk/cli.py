@@ -7,7 +7,6 @@ directory) is a ``MetalabError``: one line on stderr and exit code 2, no traceba
 from __future__ import annotations
 
 import argparse
-import errno
 import os
 import sys
 from collections.abc import Sequence
@@ -161,27 +160,16 @@ def _cmd_submit(args: argparse.Namespace) -> int:
 
 
 def _cmd_status(args: argparse.Namespace) -> int:
-    from metalab_smk.store.coverage import summary_is_current
-    from metalab_smk.store.jsonio import read_json
+    """Counts and failures, read from the files: nothing is written into the store."""
     from metalab_smk.store.locate import shown
-    from metalab_smk.sweep.detached import dead_head_error, head_alive, head_state
+    from metalab_smk.sweep.detached import dead_head_error, head_alive, head_state, read_head
     from metalab_smk.sweep.status import sweep_status
 
     layout = _locate(args)
-    status = sweep_status(layout, verify=True) if args.verify else None
-    if not summary_is_current(layout, note=True):  # pandas is imported only to rebuild it
-        from metalab_smk.results.summary import ensure_summary
-
-        try:
-            ensure_summary(layout)  # validates new records: count after it
-            status = None
-        except MetalabError as exc:  # e.g. a read-only store: the counts still hold
-            print(f"metalab status: warning: {exc}", file=sys.stderr)
-    if status is None:
-        status = sweep_status(layout, note=True)
+    status = sweep_status(layout, verify=args.verify, check_records=True)
     print(status.as_text(every_run=args.all))
-    if layout.head_file.is_file():
-        head = read_json(layout.head_file)
+    head = read_head(layout)
+    if head:
         reported = head_state(layout)
         if reported.get("state") in ("finished", "stopped"):
             state = reported["state"]
@@ -390,7 +378,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument(
         "--verify",
         action="store_true",
-        help="read and validate every record; quarantine bad ones so they are re-run",
+        help="read and validate every record (bad ones are named; `metalab collect` or "
+        "the next `metalab run` quarantines them)",
     )
     sub.set_defaults(func=_cmd_status)
 
@@ -451,10 +440,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"metalab {args.command}: interrupted", file=sys.stderr)
         return 130
     except OSError as exc:
-        if exc.errno != errno.ENOSPC:
-            raise
-        where = f" (writing {exc.filename})" if exc.filename else ""
-        print(f"metalab {args.command}: error: no space left on device{where}", file=sys.stderr)
+        from metalab_smk.store.locate import os_error_line
+
+        print(f"metalab {args.command}: error: {os_error_line(exc)}", file=sys.stderr)
         return 2
 
 

@@ -70,7 +70,9 @@ def _one_line(command: Callable[[argparse.Namespace], int]) -> Callable[..., int
         try:
             return command(args)
         except OSError as exc:
-            raise MetalabError(f"{exc.filename or ''}: {exc.strerror or exc}") from None
+            from metalab_smk.store.locate import os_error_line
+
+            raise MetalabError(os_error_line(exc)) from None
 
     return run
 

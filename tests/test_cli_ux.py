@@ -177,7 +177,7 @@ def test_status_groups_200_failures_in_at_most_40_lines(tmp_path, monkeypatch, c
             if x % 4
             else {"type": "KeyError", "message": f"'missing key {x}'"}
         )
-        record = {"run_id": run_id, "status": "failed", "error": error}
+        record = {"run_id": run_id, "experiment_id": "many:1", "status": "failed", "error": error}
         record["params_resolved"] = {"x": x}
         layout.failed_record(run_id).write_text(json.dumps(record))
     code, out, _ = _cli(capsys, "status", "runs/many+1")
@@ -425,3 +425,171 @@ def test_slurm_tests_skip_without_the_executor_plugin(monkeypatch):
     monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
     reason = test_slurm._cluster_ready()
     assert reason is not None and "SLURM executor plugin is not installed" in reason
+
+
+# damaged stores: one line with the fix, exit 2, nothing written --------------------------
+def _metalab(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "METALAB_HASH_CACHE": str(cwd / "hash.sqlite")}
+    command = [sys.executable, "-m", "metalab_smk.cli", *args]
+    return subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
+
+
+def _one_error_line(done: subprocess.CompletedProcess[str], command: str, text: str) -> None:
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" not in done.stderr and done.stderr.count("\n") == 1, done.stderr
+    assert done.stderr.startswith(f"metalab {command}: error: ") and text in done.stderr
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory) -> Path:
+    """A store whose sweep finished (copied by each test that damages it)."""
+    cwd = tmp_path_factory.mktemp("finished")
+    _write(cwd / "demo.py")
+    assert _metalab(cwd, "run", "demo.py", "--store", "runs").returncode == 0
+    return cwd
+
+
+@pytest.mark.integration
+def test_damaged_store_files_are_one_line_each_and_nothing_is_written(finished, tmp_path):
+    import shutil
+
+    from store_helpers import file_hashes
+
+    shutil.copytree(finished, tmp_path, dirs_exist_ok=True)
+    layout = ExperimentDir.at(tmp_path / "runs" / "demo+1")
+    layout.run_table.unlink()
+    before = file_hashes(tmp_path / "runs")
+    for command in ("status", "results", "collect"):
+        done = _metalab(tmp_path, command, "runs/demo+1")
+        _one_error_line(done, command, "run_ids.txt is missing; `metalab run FILE`")
+    assert file_hashes(tmp_path / "runs") == before
+    assert _metalab(tmp_path, "run", "demo.py", "--store", "runs").returncode == 0  # rewrites it
+
+    layout.head_file.write_text('{"kind": "loc')
+    before = file_hashes(tmp_path / "runs")
+    _one_error_line(_metalab(tmp_path, "status", "runs/demo+1"), "status", "head.json is damaged")
+    assert file_hashes(tmp_path / "runs") == before
+    done = _metalab(tmp_path, "stop", "runs/demo+1")  # still stops what runs here
+    assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr
+    assert "metalab stop: " in done.stdout and "head.json is damaged" in done.stdout
+    layout.head_file.unlink()
+
+    layout.compiled.write_text("garbage")
+    before = file_hashes(tmp_path / "runs")
+    _one_error_line(_metalab(tmp_path, "status", "runs/demo+1"), "status", "compiled.json is")
+    assert file_hashes(tmp_path / "runs") == before
+    done = _metalab(tmp_path, "run", "demo.py", "--store", "runs")  # compiling rewrites it
+    assert done.returncode == 0 and "compiled.json is damaged" in done.stderr, done.stderr
+    assert json.loads(layout.compiled.read_text())["experiment_id"] == "demo:1"
+
+
+@pytest.mark.parametrize(
+    ("error", "line"),
+    [
+        (PermissionError(13, "Permission denied", "runs/x/.metalab/runner.lock"), "cannot write"),
+        (OSError(30, "Read-only file system", "runs/x/summary"), "a read-only store?"),
+        (OSError(28, "No space left on device"), "error: no space left on device\n"),
+        (FileNotFoundError(2, "No such file", "runs/x/.metalab"), "deleted or moved while"),
+    ],
+)
+def test_file_system_errors_are_one_line(capsys, monkeypatch, tmp_path, error, line) -> None:
+    import metalab_smk.results.summary as summary
+
+    def fail(argv):
+        raise error
+
+    layout = _compile(_write(tmp_path / "e.py", name="e"), str(tmp_path / "runs"))
+    monkeypatch.setattr(summary, "main", fail)
+    code, _, err = _cli(capsys, "collect", str(layout.root))
+    assert code == 2 and err.count("\n") == 1 and line in err and ": : " not in err, err
+
+
+def test_a_killed_snakemake_is_named_by_its_signal(tmp_path) -> None:
+    from metalab_smk.sweep.outcome import failure_cause
+
+    layout = _compile(_write(tmp_path / "k.py", name="k"), str(tmp_path / "runs"))
+    layout.snakemake_log.write_text("Select jobs to execute...\n")
+    cause = failure_cause(layout, -signal.SIGKILL)
+    assert cause.startswith("snakemake was killed by SIGKILL (0 of 4 runs done"), cause
+    assert "Select jobs" not in cause
+
+
+ODD_RUNS = """\
+import metalab
+
+@metalab.operation(code_version="1")
+def op(params, seeds, capture):
+    if params["x"] == 2:
+        raise KeyboardInterrupt("raised by the run")
+    if params["x"] == 3:
+        return 42
+    capture.metric("y", params["x"])
+
+exp = metalab.Experiment(name="odd", version="1", context={}, operation=op,
+    params=metalab.grid(x=[1, 2, 3, 4]), seeds=metalab.seeds(1))
+"""
+
+
+@pytest.mark.integration
+def test_a_run_raising_keyboardinterrupt_fails_alone_and_a_non_dict_return_warns(tmp_path):
+    (tmp_path / "odd.py").write_text(ODD_RUNS)
+    done = _metalab(tmp_path, "run", "odd.py", "--store", "runs", "--chunk-size", "4")
+    assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
+    assert "KeyboardInterrupt: raised by the run" in done.stderr
+    layout = ExperimentDir.at(tmp_path / "runs" / "odd+1")
+    records = {rid: json.loads(layout.record(rid).read_text()) for rid in layout.done_ids()}
+    (failed_id,) = layout.failed_ids()
+    failed = json.loads(layout.failed_record(failed_id).read_text())
+    assert failed["error"]["type"] == "KeyboardInterrupt" and failed["params_resolved"]["x"] == 2
+    assert len(records) == 3  # the batch went on
+    warned = [r for r in records.values() if r["warnings"]]
+    assert [r["params_resolved"]["x"] for r in warned] == [3]
+    message = "the operation returned a value of type int, not a dict of metrics or None"
+    assert warned[0]["warnings"][0]["message"].startswith(message)
+    assert message in layout.log(warned[0]["run_id"]).read_text()
+
+
+@pytest.mark.parametrize(
+    ("definition", "line"),
+    [
+        ('name="a\\x00b", version="1", params=metalab.grid(x=[1])', "name='a\\x00b') contains"),
+        ('name="a", version="1", params=metalab.grid(**{"x\\x00": [1]})', "grid(): the param"),
+        ('name="a", version="1", params=metalab.manual([{"x\\n": 1}])', "control character"),
+    ],
+)
+def test_a_control_character_in_a_name_is_refused_at_definition(tmp_path, definition, line):
+    source = EXPERIMENT.split("exp = ")[0].format(fail=-1, imports="")
+    source += f"exp = metalab.Experiment({definition}, context={{}}, operation=op,\n"
+    source += "    seeds=metalab.seeds(1))\n"
+    (tmp_path / "bad.py").write_text(source)
+    done = _metalab(tmp_path, "run", "bad.py", "--store", "runs")
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+    assert line in done.stderr and done.stderr.count("\n") == 1, done.stderr
+    assert not (tmp_path / "runs").exists()
+
+
+@pytest.mark.integration
+def test_metalab_deleted_mid_sweep_is_one_line(tmp_path) -> None:
+    import shutil
+
+    source = EXPERIMENT.replace(
+        "def op(params, seeds, capture):",
+        "def op(params, seeds, capture):\n    import time; time.sleep(0.5)",
+    )
+    (tmp_path / "slow.py").write_text(
+        source.format(name="slow", xs=list(range(8)), reps=2, fail=-1, imports="")
+    )
+    env = {**os.environ, "METALAB_HASH_CACHE": str(tmp_path / "hash.sqlite")}
+    command = [sys.executable, "-m", "metalab_smk.cli", "run", "slow.py", "--store", "runs"]
+    proc = subprocess.Popen(
+        command, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    meta = tmp_path / "runs" / "slow+1" / ".metalab"
+    deadline = time.monotonic() + 60
+    while not list((tmp_path / "runs" / "slow+1" / "runs").glob("*.json")):
+        assert time.monotonic() < deadline and proc.poll() is None
+        time.sleep(0.2)
+    shutil.rmtree(meta)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 2 and "Traceback" not in err and "Exception in" not in err, err
+    assert err.count("\n") == 1 and "run_ids.txt is missing; `metalab run FILE`" in err, err

@@ -163,7 +163,7 @@ def test_lambda_resolver_cannot_be_written_to_a_manifest() -> None:
 @settings(max_examples=60, deadline=None)
 @given(
     st.dictionaries(
-        st.text(min_size=1, max_size=4),
+        st.text(st.characters(exclude_categories=("Cc",)), min_size=1, max_size=4),
         st.lists(
             st.one_of(
                 st.integers(),

@@ -188,7 +188,9 @@ def test_a_store_not_settled_is_listed_once_then_trusted(layout, monkeypatch) ->
     text = layout.coverage_file.read_bytes()
     assert _counts(sweep_status(layout)) == (6, 3, 1, 1, 1)  # lists; a reader writes nothing
     assert layout.coverage_file.read_bytes() == text
-    assert _counts(sweep_status(layout, note=True)) == (6, 3, 1, 1, 1)  # notes the check
+    assert _counts(sweep_status(layout, check_records=True)) == (6, 3, 1, 1, 1)
+    assert layout.coverage_file.read_bytes() == text  # `metalab status` writes nothing
+    assert status_coverage(layout, note=True) is not None  # a no-op `metalab run` notes it
     stamped = stored_coverage(layout)
     assert "checked_at_ns" in stamped and "logs_checked_at_ns" in stamped
     _no_listing(monkeypatch)

@@ -10,13 +10,19 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from store_helpers import file_hashes
 
 import metalab
 from metalab_smk.core.naming import experiment_dirname
 from metalab_smk.errors import ExperimentError, MetalabError, RecordError, StorePathError
 from metalab_smk.results import summary as reduce
 from metalab_smk.results.results import load_results
-from metalab_smk.store.jsonio import atomic_write_json, atomic_write_text, read_json
+from metalab_smk.store.jsonio import (
+    atomic_write_json,
+    atomic_write_text,
+    read_json,
+    to_strict_json,
+)
 from metalab_smk.store.layout import ExperimentDir
 from metalab_smk.store.validate import check_record, clean_leftovers, valid_record_exists
 from metalab_smk.sweep.batches import missing_indices
@@ -58,6 +64,11 @@ def _quarantined(layout: ExperimentDir) -> list[str]:
 
 
 # 1. a record is valid or it does not count ------------------------------------------------
+def _bad(**fields) -> bytes:
+    """A record of IDS[0] with ``fields`` replaced."""
+    return to_strict_json({**_record(IDS[0]), **fields}).encode()
+
+
 @pytest.mark.parametrize(
     ("data", "reason"),
     [
@@ -67,6 +78,17 @@ def _quarantined(layout: ExperimentDir) -> list[str]:
         (b"[1, 2]", "JSON list"),
         (b'{"run_id": "00000000000000ff", "status": "success"}', "run_id is"),
         (b'{"run_id": "0000000000000001", "status": "weird"}', "status"),
+        (b'{"run_id": "0000000000000001", "status": "success"}', "lacks the field experiment_id"),
+        (_bad(metrics=[1]), "'metrics' is an array, not dict"),
+        (_bad(duration_ms="3"), "'duration_ms' is a string, not int"),
+        (_bad(duration_ms=True), "'duration_ms' is a boolean, not int"),
+        (_bad(params_resolved=None), "'params_resolved' is null"),
+        (_bad(tags=["a", 1]), "'tags' is an array, not list"),
+        (_bad(error="boom"), "'error' is a string"),
+        (_bad(run_index=1.5), "'run_index' is a number, not int"),
+        (_bad(artifacts=[{"name": "a"}]), "an artifact lacks artifact_id"),
+        (_bad(seed={"replicate_index": 0}), "seed lacks root_seed"),
+        (_bad(seed={"root_seed": "7"}), "seed field 'root_seed' is a string"),
     ],
 )
 def test_check_record_refuses_damaged_records(data: bytes, reason: str) -> None:
@@ -82,8 +104,6 @@ def test_check_record_accepts_a_record_and_refuses_failed_one_in_runs() -> None:
 
 
 def read_json_bytes(obj: dict) -> bytes:
-    from metalab_smk.store.jsonio import to_strict_json
-
     return to_strict_json(obj).encode()
 
 
@@ -113,23 +133,26 @@ def test_a_bad_success_record_falls_back_to_the_failed_one(layout) -> None:
     assert reduce.summary_is_current(layout)
 
 
-def test_status_missing_scan_and_worker_check_do_not_count_bad_records(layout, capsys) -> None:
+def test_status_names_bad_records_and_run_or_collect_quarantine_them(layout, capsys) -> None:
     _write_records(layout, 4)
     atomic_write_json(layout.failed_record(IDS[4]), _record(IDS[4], "failed"))
     layout.failed_record(IDS[4]).write_bytes(b"{not json")  # status reads failed records
     layout.record(IDS[0]).write_bytes(b"")
-    status = sweep_status(layout)  # no crash; the bad failed record is quarantined
-    assert status.failed == 0 and _quarantined(layout) == [IDS[4]]
-    assert missing_indices(layout) == [0, 4, 5]  # the empty record does not count
-    assert IDS[0] in _quarantined(layout)
-    layout.record(IDS[1]).write_bytes(b"garbage")
-    assert not valid_record_exists(layout, IDS[1])  # the worker re-runs it
-    assert valid_record_exists(layout, IDS[2])
-    layout.record(IDS[2]).write_bytes(b"[]")
-    verified = sweep_status(layout, verify=True)
-    assert verified.done == 1 and verified.pending == 5
-    assert _quarantined(layout) == sorted([IDS[0], IDS[1], IDS[2], IDS[4]])
-    assert capsys.readouterr().err.count("is not a valid record") == 4
+    layout.record(IDS[1]).write_bytes(_bad(run_id=IDS[1], metrics=[1]))  # wrong type
+    before = file_hashes(layout.root)
+    for status in (sweep_status(layout, check_records=True), sweep_status(layout, verify=True)):
+        assert (status.done, status.failed, status.pending) == (2, 0, 4)  # no crash
+    assert file_hashes(layout.root) == before  # named, nothing moved
+    err = capsys.readouterr().err
+    assert err.count("is not a valid record") == 6 and err.count("'metrics' is an array") == 2
+    assert "the next `metalab run` moves it to quarantine" in err
+    assert missing_indices(layout) == [0, 1, 4, 5]  # `metalab run`'s scan quarantines them
+    assert _quarantined(layout) == [IDS[0], IDS[1]]
+    layout.record(IDS[2]).write_bytes(b"garbage")
+    assert not valid_record_exists(layout, IDS[2])  # the worker re-runs it
+    assert valid_record_exists(layout, IDS[3])
+    reduce.collect(layout.root)
+    assert _quarantined(layout) == sorted([*IDS[:3], IDS[4]])
 
 
 def test_results_name_a_bad_record_instead_of_crashing(layout) -> None:
@@ -461,7 +484,7 @@ def _cli(cwd: Path, *args: str):
 
 
 @pytest.mark.integration
-def test_metalab_run_recomputes_damaged_records_and_snakemake_after_verify(tmp_path):
+def test_metalab_run_recomputes_damaged_records_and_snakemake_after_collect(tmp_path):
     (tmp_path / "exp.py").write_text(EXPERIMENT)
     done = _cli(tmp_path, "metalab_smk.cli", "run", "exp.py", "--store", "store")
     assert done.returncode == 0, done.stderr
@@ -481,10 +504,13 @@ def test_metalab_run_recomputes_damaged_records_and_snakemake_after_verify(tmp_p
     assert sorted(pd.read_parquet(layout.summary_runs)["y"]) == [2, 4, 6, 8]
 
     layout.record(ids[2]).write_bytes(b'{"run_id": "0000000000000000", "status": "success"}')
+    before = file_hashes(layout.root)
     done = _cli(tmp_path, "metalab_smk.cli", "status", "--verify", str(layout.root))
     assert done.returncode == 0, done.stderr
     assert "3 done" in done.stdout and "1 pending" in done.stdout
-    assert str(layout.record(ids[2])) in done.stderr
+    assert str(layout.record(ids[2])) in done.stderr and file_hashes(layout.root) == before
+    done = _cli(tmp_path, "metalab_smk.cli", "collect", str(layout.root))
+    assert done.returncode == 0 and str(layout.record(ids[2])) in done.stderr
     done = _cli(layout.root, "snakemake", "--cores", "1")  # plain Snakemake re-runs it
     assert done.returncode == 0, done.stderr
     assert read_json(layout.record(ids[2]))["metrics"] == {"y": 6}
@@ -492,27 +518,47 @@ def test_metalab_run_recomputes_damaged_records_and_snakemake_after_verify(tmp_p
     assert len(pd.read_parquet(layout.summary_runs)) == 4
 
 
-def test_status_rebuilds_a_stale_summary_and_a_summary_that_cannot_be_written_is_an_error(
+def test_status_counts_without_writing_and_a_summary_that_cannot_be_written_is_an_error(
     layout, capsys
 ) -> None:
     from metalab_smk.cli import main
     from metalab_smk.errors import SummaryError
 
     _write_records(layout, 2)
-    assert main(["status", str(layout.root)]) == 0
-    assert "2 done" in capsys.readouterr().out and reduce.summary_is_current(layout)
+    before = file_hashes(layout.root)
+    assert main(["status", str(layout.root)]) == 0  # no summary yet: counted in memory
+    assert "2 done" in capsys.readouterr().out and file_hashes(layout.root) == before
+    reduce.collect(layout.root)
     layout.summary_runs.write_bytes(b"junk")
+    before = file_hashes(layout.root)
     assert main(["status", str(layout.root)]) == 0
-    assert len(pd.read_parquet(layout.summary_runs)) == 2
+    assert "2 done" in capsys.readouterr().out and file_hashes(layout.root) == before
     for path in layout.summary_dir.iterdir():
         path.unlink()
     layout.summary_dir.rmdir()
     layout.summary_dir.write_text("not a directory")
     with pytest.raises(SummaryError, match="could not write the summary"):
         reduce.ensure_summary(layout)
-    assert main(["status", str(layout.root)]) == 0  # counts still shown, with a warning
+    assert main(["status", str(layout.root)]) == 0
+    assert "2 done" in capsys.readouterr().out
+
+
+def test_status_stops_counting_a_record_damaged_after_the_summary(layout, capsys) -> None:
+    from metalab_smk.cli import main
+
+    _write_records(layout, 3)
+    reduce.collect(layout.root)
+    time.sleep(2.1)  # past the margin for coarse file times
+    layout.record(IDS[1]).write_bytes(_bad(run_id=IDS[1], experiment_id=7))  # in place
+    before = file_hashes(layout.root)
+    assert main(["status", str(layout.root)]) == 0
     captured = capsys.readouterr()
-    assert "2 done" in captured.out and "warning: could not write the summary" in captured.err
+    assert "2 done" in captured.out and "3 pending" not in captured.out
+    assert captured.err.count("\n") == 1 and str(layout.record(IDS[1])) in captured.err
+    assert "'experiment_id' is a number, not str" in captured.err
+    assert file_hashes(layout.root) == before  # named only
+    assert missing_indices(layout) == [1, 3, 4, 5]  # the next run quarantines it
+    assert _quarantined(layout) == [IDS[1]]
 
 
 def test_fsync_is_on_by_default_and_can_be_turned_off(tmp_path, monkeypatch) -> None:

@@ -402,7 +402,7 @@ def compile_experiment(
     # manifest, which lists every grid value, lives beside it (read_compiled joins them)
     _write_if_changed(layout.params_manifest, to_strict_json(description["params"]).encode())
     compiled = {**description, "params": {"file": PARAMS_STUB}}
-    stored = read_json(layout.compiled) if layout.compiled.is_file() else {}
+    stored = previous and read_json(layout.compiled)  # {} when none or damaged
     if {**stored, "compiled_at": None} != {**compiled, "compiled_at": None}:
         compiled["compiled_at"] = description["compiled_at"] = utc_now()
         atomic_write_json(layout.compiled, compiled, indent=None)

@@ -29,7 +29,13 @@ def read_compiled(layout: ExperimentDir) -> dict[str, Any]:
     that ``compiled.json`` keeps in ``.metalab/params.json`` joined back in."""
     if not layout.compiled.is_file():
         return {}
-    description = read_json_inside(layout.root, layout.compiled)
+    try:
+        description = read_json_inside(layout.root, layout.compiled)
+    except ValueError as exc:  # garbage: as if never compiled (compiling rewrites it)
+        print(f"metalab: warning: {layout.compiled} is damaged ({exc}).", file=sys.stderr)
+        return {}
+    if not isinstance(description, dict):
+        return {}
     if description.get("params") == {"file": PARAMS_STUB}:
         try:
             description["params"] = read_json_inside(layout.root, layout.params_manifest)

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from urllib.parse import quote
 
-from metalab_smk.errors import ExperimentError
+from metalab_smk.core.values import control_character
+from metalab_smk.errors import ExperimentError, ParamError
 
 __all__ = [
     "MAX_DIRNAME_BYTES",
     "check_experiment_id",
     "check_name_version",
+    "check_param_name",
     "experiment_dirname",
 ]
 
@@ -25,6 +27,12 @@ def experiment_dirname(name: str, version: str) -> str:
 
 def check_name_version(name: str, version: str) -> None:
     """Raise ExperimentError unless (name, version) makes a valid, unique directory."""
+    for what, text in (("name", name), ("version", version)):
+        if (char := control_character(text)) is not None:
+            raise ExperimentError(
+                f"Experiment({what}={text!r}) contains the control character {char!r}; "
+                "names are printed and used in file names, so use printable characters."
+            )
     if ":" in name:
         raise ExperimentError(
             f"Experiment(name={name!r}): ':' separates name and version in the experiment "
@@ -41,6 +49,18 @@ def check_name_version(name: str, version: str) -> None:
             f"Experiment(name={name[:40]!r}..., version={version[:20]!r}): the directory name "
             f"would be {length} bytes (after escaping), above the {MAX_DIRNAME_BYTES}-byte "
             "limit of file names; use a shorter name or version."
+        )
+
+
+def check_param_name(name: object, where: str) -> None:
+    """Raise ParamError unless the param name ``name`` (given in ``where``) is a string
+    without control characters."""
+    if not isinstance(name, str):
+        raise ParamError(f"{where}: the param name {name!r} is not a string.")
+    if (char := control_character(name)) is not None:
+        raise ParamError(
+            f"{where}: the param name {name!r} contains the control character {char!r}; "
+            "use printable characters."
         )
 
 

@@ -4,6 +4,7 @@ without importing numpy, and UTC timestamps (docs/architecture.md)."""
 from __future__ import annotations
 
 import datetime as _dt
+import re
 from typing import Any
 
 
@@ -30,3 +31,12 @@ def numpy_to_python(value: Any) -> Any:
 def utc_now() -> str:
     """The current time in UTC, ISO 8601 with offset (how records store time)."""
     return _dt.datetime.now(_dt.UTC).isoformat()
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def control_character(text: str) -> str | None:
+    """The first control character (NUL, newline, escape, ...) in ``text``, or None."""
+    found = _CONTROL.search(text)
+    return None if found is None else found.group()

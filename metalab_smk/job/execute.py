@@ -4,12 +4,14 @@ otherwise)."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import json
 import os
 import platform
 import shutil
+import signal
 import sys
 import time
 import traceback
@@ -100,6 +102,24 @@ def _provenance(code_fp: str, compiled: dict[str, Any], log_path: Path) -> dict[
             extra=extra,
         )
     )
+
+
+_sigints = 0  # SIGINTs this process received (a run may raise KeyboardInterrupt itself)
+
+
+def _count_sigint(signum: int, frame: Any) -> None:
+    global _sigints
+    _sigints += 1
+    signal.default_int_handler(signum, frame)
+
+
+def _sigints_seen() -> int:
+    """How many SIGINTs arrived so far; counting starts at the first call, where Python's
+    default handler is in place and this is the main thread."""
+    with contextlib.suppress(ValueError):  # not the main thread: no signals here
+        if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+            signal.signal(signal.SIGINT, _count_sigint)
+    return _sigints
 
 
 def _error_of(exc: BaseException) -> dict[str, Any]:
@@ -196,6 +216,7 @@ def execute_run(
             capture.continue_steps()
         if runtime_hook is not None:
             runtime_hook(runtime)
+        interrupts = _sigints_seen()
         try:
             runtime.in_operation = True
             returned = experiment.operation.invoke(
@@ -208,11 +229,17 @@ def execute_run(
             runtime.in_operation = False
             if isinstance(returned, dict):
                 capture.log_metrics(returned)
+            elif returned is not None:
+                runlog.warn(
+                    f"the operation returned a value of type {type(returned).__name__}, "
+                    "not a dict of metrics or None; the value was ignored"
+                )
             if runtime.stop_seen:  # it saved and returned early at the warning
                 status, error = Status.INTERRUPTED, _INTERRUPTED
         except BaseException as exc:  # every failure of the operation becomes a record
             runtime.in_operation = False
-            if isinstance(exc, KeyboardInterrupt) and not runtime.cancelled:
+            ctrl_c = isinstance(exc, KeyboardInterrupt) and _sigints_seen() > interrupts
+            if ctrl_c and not runtime.cancelled:  # a real Ctrl-C ends the batch
                 raise
             status = Status.CANCELLED if runtime.cancelled else Status.FAILED
             if status is Status.CANCELLED and (runtime.checkpointing or runtime.stop_seen):

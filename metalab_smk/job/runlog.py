@@ -73,6 +73,11 @@ class RunLog:
         )
         self.logger.warning(f"{category.__name__}: {message} ({filename}:{lineno})")
 
+    def warn(self, message: str) -> None:
+        """A warning of metalab's about this run: kept in its record and logged."""
+        self.warnings.append({"category": "UserWarning", "message": message})
+        self.logger.warning(f"UserWarning: {message}")
+
     def subscribe(self, name: str, level: int | str = logging.DEBUG) -> None:
         """Also write records of the logger ``name`` (and its children) to this run's log."""
         target = logging.getLogger(name)

@@ -197,8 +197,8 @@ def _valid_record(path: Path, run_id: str) -> dict[str, Any]:
         raise MetalabError(f"run {run_id} has no record ({path} is missing).") from None
     except RecordError as exc:
         raise MetalabError(
-            f"{path} is not a valid record ({exc}); `metalab status --verify` moves it to "
-            "quarantine so the run is recomputed."
+            f"{path} is not a valid record ({exc}); `metalab collect` or the next `metalab "
+            "run` moves it to quarantine so the run is recomputed."
         ) from None
 
 

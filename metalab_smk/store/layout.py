@@ -5,10 +5,12 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import unquote
 
 from metalab_smk.core.naming import experiment_dirname
-from metalab_smk.errors import StorePathError
+from metalab_smk.errors import StoreError, StorePathError
+from metalab_smk.store.jsonio import read_json
 from metalab_smk.store.safepath import join_inside
 
 
@@ -206,7 +208,10 @@ class ExperimentDir:
 
     def count_runs(self) -> int:
         """Runs in the run table, from its size (fixed-width lines)."""
-        return self.run_table.stat().st_size // 17
+        try:
+            return self.run_table.stat().st_size // 17
+        except FileNotFoundError:
+            raise run_table_missing(self.run_table) from None
 
     @property
     def summary_runs(self) -> Path:
@@ -312,10 +317,29 @@ class ExperimentDir:
         return self.slurm_logs_dir / f"{name}.log"
 
     def read_run_ids(self) -> list[str]:
-        return self.run_table.read_text().split()
+        try:
+            return self.run_table.read_text().split()
+        except FileNotFoundError:
+            raise run_table_missing(self.run_table) from None
+
+    def read_meta(self, path: Path, fix: str) -> Any:
+        """The JSON file ``path`` of ``.metalab/``; StoreError saying ``fix`` when it is
+        damaged (FileNotFoundError when missing)."""
+        try:
+            return read_json(path)
+        except ValueError as exc:
+            raise StoreError(f"{path} is damaged ({exc}); {fix}.") from None
 
     def exists(self) -> bool:
         return self.compiled.is_file()
+
+
+def run_table_missing(path: Path) -> StoreError:
+    """The error of a deleted run table, with what to do about it."""
+    return StoreError(
+        f"the run table {path} is missing; `metalab run FILE` (or `metalab compile FILE`) "
+        "writes it again."
+    )
 
 
 def _json_stems(directory: Path) -> set[str]:

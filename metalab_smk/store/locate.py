@@ -5,6 +5,7 @@ Every message names what the path is and what was expected, in one line.
 
 from __future__ import annotations
 
+import errno
 import os
 from pathlib import Path
 
@@ -13,7 +14,7 @@ from metalab_smk.store.config import DEFAULT_STORE, FileStoreConfig
 from metalab_smk.store.layout import ExperimentDir, safe_experiment_id
 from metalab_smk.store.uri import file_path
 
-__all__ = ["check_store", "experiment_dirs", "locate_experiment", "shown"]
+__all__ = ["check_store", "experiment_dirs", "locate_experiment", "os_error_line", "shown"]
 
 
 def shown(path: str | os.PathLike[str]) -> str:
@@ -23,6 +24,24 @@ def shown(path: str | os.PathLike[str]) -> str:
     except ValueError:
         return str(path)
     return relative if len(relative) < len(str(path)) else str(path)
+
+
+def os_error_line(exc: OSError) -> str:
+    """A file-system error as one line with what to do about it."""
+    where = shown(exc.filename) if exc.filename else ""
+    if exc.errno == errno.ENOSPC:
+        return "no space left on device" + (f" (writing {where})" if where else "")
+    if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return (
+            f"cannot write {where or 'the store'}: {exc.strerror} (a read-only store? "
+            "run where you may write, or copy the store)"
+        )
+    if exc.errno == errno.ENOENT and where:
+        return (
+            f"{where} is missing (deleted or moved while metalab used it?); run the "
+            "command again, or recompile with `metalab run FILE`"
+        )
+    return f"{where}: {exc.strerror or exc}" if where else str(exc.strerror or exc)
 
 
 def experiment_dirs(store: str | os.PathLike[str]) -> list[str]:

@@ -3,10 +3,18 @@
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, field
+from dataclasses import MISSING, dataclass, field, fields
 from typing import Any
 
-__all__ = ["SCHEMA_VERSION", "ArtifactDescriptor", "Metric", "Provenance", "RunRecord", "Status"]
+__all__ = [
+    "REQUIRED_FIELDS",
+    "SCHEMA_VERSION",
+    "ArtifactDescriptor",
+    "Metric",
+    "Provenance",
+    "RunRecord",
+    "Status",
+]
 
 SCHEMA_VERSION = 1
 
@@ -99,8 +107,21 @@ class RunRecord:
         """Load a record of any schema version (unknown keys are ignored)."""
         known = {k: data[k] for k in cls.__dataclass_fields__ if k in data}
         known["status"] = Status(known.get("status", "failed"))
-        for key, default in (("started_at", ""), ("finished_at", ""), ("duration_ms", 0)):
-            known.setdefault(key, default)
-        for key in ("context_fingerprint", "params_fingerprint", "seed_fingerprint"):
-            known.setdefault(key, "")
-        return cls(**known)
+        return cls(**{**_LENIENT, **known})
+
+
+# fields without a dataclass default that records of older writers may lack
+_LENIENT: dict[str, Any] = {
+    "context_fingerprint": "",
+    "params_fingerprint": "",
+    "seed_fingerprint": "",
+    "started_at": "",
+    "finished_at": "",
+    "duration_ms": 0,
+}
+# what a record must hold (store/validate.py checks the types of every field present)
+REQUIRED_FIELDS = tuple(
+    f.name
+    for f in fields(RunRecord)
+    if f.default is MISSING and f.default_factory is MISSING and f.name not in _LENIENT
+)

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from metalab_smk.store.layout import run_table_missing
 from metalab_smk.store.safepath import is_run_id
 
 __all__ = ["RunTable"]
@@ -33,7 +34,10 @@ class RunTable:
     """Run IDs in run order; ``positions`` maps run IDs to their global run index."""
 
     def __init__(self, path: Path) -> None:
-        data = path.read_bytes()
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            raise run_table_missing(path) from None
         self._data = data[: len(data) - len(data) % LINE]
         self.raw = np.frombuffer(self._data, dtype=f"S{LINE}")
         self._index: tuple[np.ndarray, np.ndarray] | None = None

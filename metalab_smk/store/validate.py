@@ -1,10 +1,13 @@
 """One place that decides whether a run record counts, and what happens when it does not.
 
 A record counts when its file parses as a JSON object whose ``run_id`` equals its file
-name and whose ``status`` is known. Anything else (empty, truncated, garbage, a record
-copied under the wrong name) is moved to ``quarantine/`` with one warning line naming it,
-so its run is missing again and the next ``metalab run`` (or plain ``snakemake``)
-recomputes it. Temporary files of dead writers and empty ``.partial`` logs are removed.
+name, whose ``status`` is known, which holds every field ``REQUIRED_FIELDS`` names and
+whose every field of ``RunRecord`` (and of each artifact descriptor and the seed) has
+its type. Anything else (empty, truncated, garbage, a record copied under the wrong
+name, a field missing or of the wrong type) is moved to ``quarantine/`` by ``metalab
+run`` and ``metalab collect`` with one warning line naming it, so its run is missing
+again and is recomputed; readers and ``metalab status`` only name it and leave it out.
+Temporary files of dead writers and empty ``.partial`` logs are removed.
 """
 
 from __future__ import annotations
@@ -14,12 +17,16 @@ import os
 import re
 import sys
 import time
+import types
+import typing
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
+from metalab_smk.core.values import is_int
 from metalab_smk.errors import RecordError, StorePathError
 from metalab_smk.store.jsonio import from_strict_json
 from metalab_smk.store.layout import ExperimentDir
+from metalab_smk.store.records import REQUIRED_FIELDS, ArtifactDescriptor, RunRecord
 from metalab_smk.store.safepath import inside
 
 __all__ = [
@@ -31,6 +38,8 @@ __all__ = [
     "quarantine",
     "read_record_file",
     "read_valid_record",
+    "scan_records",
+    "Scan",
     "skip_bad_record",
     "valid_names",
     "valid_record_exists",
@@ -59,10 +68,71 @@ def check_record(data: bytes, run_id: str, expect_success: bool | None = None) -
     status = record.get("status")
     if status not in _STATUSES:
         raise RecordError(f"its status {status!r} is not one of {sorted(_STATUSES)}")
+    _check_fields(record)
     if expect_success is not None and (status == "success") != expect_success:
         where = "runs/" if expect_success else "failed/"
         raise RecordError(f"a record with status {status!r} does not belong in {where}")
     return record
+
+
+_RECORD_TYPES = typing.get_type_hints(RunRecord)
+_ARTIFACT_TYPES = typing.get_type_hints(ArtifactDescriptor)
+_ARTIFACT_REQUIRED = ("artifact_id", "name", "kind", "format", "uri")
+_JSON_NAMES = {
+    dict: "an object",
+    list: "an array",
+    str: "a string",
+    int: "a number",
+    float: "a number",
+    bool: "a boolean",
+    type(None): "null",
+}
+_SEED_TYPES = {"root_seed": int, "replicate_index": int | None}
+
+
+def _fits(value: Any, hint: Any) -> bool:
+    """Whether the JSON ``value`` has the type ``hint`` (an int is never a bool)."""
+    origin = typing.get_origin(hint)
+    if hint is Any:
+        return True
+    if origin in (types.UnionType, typing.Union):
+        return any(_fits(value, h) for h in typing.get_args(hint))
+    if hint is type(None):
+        return value is None
+    if hint is int:
+        return is_int(value)
+    if origin is list:
+        (item,) = typing.get_args(hint)
+        return isinstance(value, list) and all(_fits(v, item) for v in value)
+    return isinstance(value, origin or hint)
+
+
+def _check_types(data: dict[str, Any], hints: dict[str, Any], what: str) -> None:
+    for name, hint in hints.items():
+        if name in data and not _fits(data[name], hint):
+            plain = typing.get_origin(hint) is None and isinstance(hint, type)
+            shown = hint.__name__ if plain else str(hint).replace("typing.", "")
+            got = _JSON_NAMES.get(type(data[name]), type(data[name]).__name__)
+            raise RecordError(f"its {what}{name!r} is {got}, not {shown}")
+
+
+def _check_fields(record: dict[str, Any]) -> None:
+    """RecordError unless ``record`` holds the required fields and each known field
+    (of the record, its artifact descriptors and its seed) has its type."""
+    missing = [name for name in REQUIRED_FIELDS if name not in record]
+    if missing:
+        raise RecordError(f"it lacks the field{'s' * (len(missing) > 1)} {', '.join(missing)}")
+    _check_types(record, {k: v for k, v in _RECORD_TYPES.items() if k != "status"}, "field ")
+    for artifact in record.get("artifacts") or ():
+        lacking = [name for name in _ARTIFACT_REQUIRED if name not in artifact]
+        if lacking:
+            raise RecordError(f"an artifact lacks {', '.join(lacking)}")
+        _check_types(artifact, _ARTIFACT_TYPES, "artifact field ")
+    seed = record.get("seed")
+    if seed:
+        if "root_seed" not in seed:
+            raise RecordError("its seed lacks root_seed")
+        _check_types(seed, _SEED_TYPES, "seed field ")
 
 
 def quarantine(layout: ExperimentDir, path: Path, reason: str) -> Path | None:
@@ -136,24 +206,34 @@ def _horizon(validated_before_ns: int | None) -> int | None:
     return None if validated_before_ns is None else validated_before_ns - 2_000_000_000
 
 
-def _scan(
+class Scan(NamedTuple):
+    """What a scan of a record directory found."""
+
+    found: set[str]  # run IDs with a usable record file
+    clean: bool  # every file read was good and none vanished during the scan
+    reads: int  # files read
+    overflow: bool  # more than max_reads changed: the rest counted unread
+
+
+def scan_records(
     layout: ExperimentDir,
     directory: Path,
     validated_before_ns: int | None,
     max_reads: int | None = None,
-) -> tuple[set[str], bool, int]:
-    """(run IDs with a usable record file in ``directory``, whether the directory held
-    only good records: none vanished during the scan or was quarantined, and at most
-    ``max_reads`` had to be read (past that the scan stops), how many were read).
-    A file is read when it is empty (a crash without fsync) or changed after the horizon
-    (when the records were validated, less a margin for coarse file times)."""
+    move_bad: bool = True,
+) -> Scan:
+    """One scan of ``directory``, one stat per file: a file is read and validated when it
+    is empty (a crash without fsync) or changed after the horizon (when the records were
+    last validated, less a margin for coarse file times); others count unread, and so do
+    changed ones past ``max_reads``. Bad ones are quarantined, or with ``move_bad=False``
+    only named (readers never write into the store)."""
     found: set[str] = set()
     horizon = _horizon(validated_before_ns)
-    reads, clean = 0, True
+    reads, clean, overflow = 0, True, False
     try:
         fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
     except FileNotFoundError:
-        return found, True, 0
+        return Scan(found, True, 0, False)
     try:  # scandir on a descriptor: each stat is relative to it (about twice as fast)
         for entry in os.scandir(fd):
             name = entry.name
@@ -165,21 +245,26 @@ def _scan(
             except OSError:  # removed since the listing
                 clean = False
                 continue
-            if info.st_size and (  # not empty, not changed since validated: counts unread
-                horizon is None or (info.st_mtime_ns < horizon and info.st_ctime_ns < horizon)
-            ):
-                found.add(run_id)
+            changed = not (  # empty, or changed since validated: read it
+                info.st_size
+                and horizon is not None
+                and info.st_mtime_ns < horizon
+                and info.st_ctime_ns < horizon
+            )
+            if changed and reads == max_reads:
+                overflow = True  # past max_reads: counted unread
+            if not changed or overflow:
+                if info.st_size:
+                    found.add(run_id)
                 continue
             reads += 1
-            if max_reads is not None and reads > max_reads:
-                return found, False, reads
-            if read_valid_record(layout, directory / entry.name, run_id):
+            if read_valid_record(layout, directory / name, run_id, move_bad):
                 found.add(run_id)
             else:
                 clean = False
     finally:
         os.close(fd)
-    return found, clean, reads
+    return Scan(found, clean, reads, overflow)
 
 
 def checked_names(
@@ -187,22 +272,20 @@ def checked_names(
 ) -> tuple[set[str], int] | None:
     """(the run IDs of ``directory``'s records as ``valid_names`` finds them, how many
     files were read), or None when the directory did not hold only good records (a file
-    vanished or was quarantined) or more than ``max_reads`` files changed since
+    vanished or was quarantined) or ``max_reads`` files changed since
     ``validated_before_ns`` (reading them is the summary rebuild's job)."""
-    found, clean, reads = _scan(layout, directory, validated_before_ns, max_reads)
-    return (found, reads) if clean else None
+    scan = scan_records(layout, directory, validated_before_ns, max_reads)
+    return (scan.found, scan.reads) if scan.clean and not scan.overflow else None
 
 
 def valid_names(
     layout: ExperimentDir, directory: Path, validated_before_ns: int | None = None
 ) -> set[str]:
-    """Run IDs with a usable record file in ``directory``: one scan, one stat each.
-
-    Empty files (a crash without fsync) are quarantined. With ``validated_before_ns``
-    (when the summary last listed and validated the records), files changed since then
-    (less a 2 s margin for coarse file times) are read and validated too, so a record
-    damaged in place after the summary was built does not count either."""
-    return _scan(layout, directory, validated_before_ns)[0]
+    """Run IDs with a usable record file in ``directory`` (``scan_records``; bad ones are
+    quarantined): with ``validated_before_ns`` (when the summary last listed and
+    validated the records), files changed since then are read and validated too, so a
+    record damaged in place after the summary was built does not count either."""
+    return scan_records(layout, directory, validated_before_ns).found
 
 
 def process_alive(pid: int) -> bool:

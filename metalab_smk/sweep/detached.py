@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from metalab_smk.core.values import utc_now
-from metalab_smk.errors import MetalabError
+from metalab_smk.errors import MetalabError, StoreError
 from metalab_smk.slurm import scheduler
 from metalab_smk.slurm.array import array_alive, submit_array, submit_summary, tasks_ended
 from metalab_smk.slurm.config import SlurmConfig, minutes
@@ -125,6 +125,23 @@ def submit(
     return head
 
 
+HEAD_FIX = (
+    "it only describes the head of a submitted sweep: remove it when none runs (`metalab "
+    "status` then counts the runs from their files)"
+)
+
+
+def read_head(layout: ExperimentDir) -> dict[str, Any]:
+    """``.metalab/head.json`` ({} when none); StoreError naming it when it is damaged."""
+    try:
+        head = layout.read_meta(layout.head_file, HEAD_FIX)
+    except FileNotFoundError:
+        return {}
+    if not isinstance(head, dict) or not isinstance(head.get("log"), str):
+        raise StoreError(f"{layout.head_file} is damaged (not a head description); {HEAD_FIX}.")
+    return head
+
+
 def head_state(layout: ExperimentDir) -> dict[str, Any]:
     """What the head reported (``state``: running, finished, failed, stopped), or {}."""
     try:
@@ -201,10 +218,9 @@ def head_alive(layout: ExperimentDir, ask_scheduler: bool = True) -> bool:
     """Whether the sweep submitted in ``.metalab/head.json`` still runs: its head process,
     or the tasks of its job array (ended when every task wrote its end marker).
     ``ask_scheduler=False`` answers from files only (alive unless known to have ended)."""
-    path = layout.head_file
-    if not path.is_file():
+    head = read_head(layout)
+    if not head:
         return False
-    head = read_json(path)
     if "array_job_id" in head:
         if tasks_ended(layout, head["stamp"], head["tasks"]):
             return False
@@ -244,5 +260,4 @@ def _just_submitted(head: dict[str, Any]) -> bool:
 
 def array_in_flight(layout: ExperimentDir) -> bool:
     """Whether the tasks of a job array submitted by ``metalab submit`` still run."""
-    path = layout.head_file
-    return path.is_file() and "array_job_id" in read_json(path) and head_alive(layout)
+    return "array_job_id" in read_head(layout) and head_alive(layout)

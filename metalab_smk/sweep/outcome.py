@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 from pathlib import Path
 
 from metalab_smk.store.layout import ExperimentDir
@@ -69,6 +70,13 @@ def engine_log(layout: ExperimentDir) -> tuple[Path, str]:
     return layout.snakemake_log, "snakemake"
 
 
+def _signal_name(number: int) -> str:
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return f"signal {number}"
+
+
 def failure_cause(
     layout: ExperimentDir, returncode: int | None, status: SweepStatus | None = None
 ) -> str | None:
@@ -89,6 +97,8 @@ def failure_cause(
             f"{counts}; run {first.run_id}: {first.error_type}: {first.message} "
             f"(log: {shown(first.log)}; all: `metalab status {where}`)"
         )
+    if returncode and returncode < 0:  # its last log line says nothing about why
+        return f"{engine} was killed by {_signal_name(-returncode)} ({counts}; log: {log})"
     if returncode:
         line = error_line(engine_log_path) or "no error message"
         return f"{engine} failed (exit {returncode}): {line} ({counts}; log: {log})"

@@ -29,11 +29,17 @@ from metalab_smk.compile.compiler import compile_experiment, experiment_dir
 from metalab_smk.compile.loader import in_definition_mode, stop_definition
 from metalab_smk.compile.manifest import write_run_manifest
 from metalab_smk.core.experiment import Experiment
-from metalab_smk.errors import SweepBusyError, SweepError, SweepInterrupted, UsageError
+from metalab_smk.errors import (
+    MetalabError,
+    SweepBusyError,
+    SweepError,
+    SweepInterrupted,
+    UsageError,
+)
 from metalab_smk.job.gpus import gpus_per_run
 from metalab_smk.results.derived import normalise_functions
 from metalab_smk.slurm.array import QueuePolling
-from metalab_smk.store.coverage import current_done_ids
+from metalab_smk.store.coverage import current_done_ids, status_coverage
 from metalab_smk.store.jsonio import read_json
 from metalab_smk.store.layout import ExperimentDir
 from metalab_smk.store.locate import shown
@@ -258,9 +264,14 @@ class RunHandle:
                 self.error = f"the summary could not be written: {_reason(exc)}"
                 self.summary_error = self.error
             if self.error is None and not self._complete:  # a no-op: nothing failed
-                status = sweep_status(self.layout)
-                self.error = failure_cause(self.layout, self.returncode, status)
-                self.runs_failed_only = bool(self.error and status.failed and not status.missing)
+                try:
+                    status = sweep_status(self.layout)
+                    self.error = failure_cause(self.layout, self.returncode, status)
+                    self.runs_failed_only = bool(
+                        self.error and status.failed and not status.missing
+                    )
+                except MetalabError as exc:  # e.g. .metalab/ deleted mid-sweep
+                    self.error = str(exc)
             if self.error is not None and self._stopping:
                 self.error = f"the sweep was stopped: {self.error}"
                 self.runs_failed_only = False
@@ -271,8 +282,13 @@ class RunHandle:
         try:
             if self._lock is not None:
                 self._lock.release()
+            status = None
             if self._watcher is not None:
-                status = sweep_status(self.layout, with_errors=False)
+                try:
+                    status = sweep_status(self.layout, with_errors=False)
+                except MetalabError as exc:  # the directory was damaged: no counts
+                    self.error = self.error or str(exc)
+            if status is not None:
                 self._emit(
                     Event.make(
                         EventKind.FINISHED,
@@ -508,7 +524,10 @@ def start(
         raise
     title = layout.root.name
     if nothing_to_do:
-        lock.release()
+        try:  # a store settled since its summary is noted: `metalab status` need not list it
+            status_coverage(layout, note=True)
+        finally:
+            lock.release()
         if verbose:
             print(
                 f"metalab: all {total} runs are done; nothing to run "

@@ -16,16 +16,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from metalab_smk.errors import StoreError
 from metalab_smk.job.exits import disk_full
 from metalab_smk.job.runlog import read_header
 from metalab_smk.slurm import scheduler
-from metalab_smk.store.coverage import status_coverage
-from metalab_smk.store.jsonio import read_json
+from metalab_smk.store.coverage import status_coverage, stored_coverage, validated_before
 from metalab_smk.store.layout import ExperimentDir
 from metalab_smk.store.locate import shown
 from metalab_smk.store.records import Status
 from metalab_smk.store.runtable import RunTable
-from metalab_smk.store.validate import read_valid_record
+from metalab_smk.store.validate import read_valid_record, scan_records
 
 __all__ = [
     "alive_slurm_jobs",
@@ -217,12 +217,8 @@ def pid_alive(marker: dict[str, Any]) -> bool:
     return True
 
 
-def _verify(layout: ExperimentDir, table: RunTable) -> None:
-    """Validate every record of the run table (bad ones are quarantined)."""
-    for run_id in table.positions(layout.done_ids()):
-        read_valid_record(layout, layout.record(run_id), run_id)
-    for run_id in table.positions(layout.failed_ids()):
-        read_valid_record(layout, layout.failed_record(run_id), run_id)
+RECOMPILE = "`metalab run FILE` (or `metalab compile FILE`) writes it again"
+MAX_STATUS_READS = 10_000  # records changed since validated that status reads at most
 
 
 def sweep_status(
@@ -230,26 +226,33 @@ def sweep_status(
     with_errors: bool = True,
     verify: bool = False,
     experiment_id: str | None = None,
-    note: bool = False,
+    check_records: bool = False,
 ) -> SweepStatus:
     """Done / running / failed / pending over the run table of ``layout``.
 
-    With ``verify`` every record is read and validated first (bad ones are quarantined,
-    so their runs count as pending and plain ``snakemake`` recomputes them). Without it,
-    the counts come from the summary's coverage when nothing changed since it was
-    written (no directory listing); ``note`` lets that check write what it verified
-    into the coverage (``store/coverage.py``)."""
+    With ``check_records`` every success record is stat'ed and those changed since they
+    were last validated are read (at most MAX_STATUS_READS), so a record damaged after
+    the summary was built no longer counts; ``verify`` reads every record. Bad records
+    are named and left out, never moved (``metalab run`` and ``metalab collect``
+    quarantine them). The counts come from the summary's coverage when nothing changed
+    since it was written (no directory listing; ``store/coverage.py``)."""
     table = RunTable(layout.run_table)
-    if verify:
-        _verify(layout, table)
-    counted = None if verify else status_coverage(layout, note)
+    counted = None if verify else status_coverage(layout)
+    done_names: set[str] | None = None
+    if verify or check_records:
+        stored = None if verify else stored_coverage(layout)
+        since = None if stored is None else validated_before(stored)
+        limit = None if verify else MAX_STATUS_READS
+        scan = scan_records(layout, layout.runs_dir, since, limit, move_bad=False)
+        done_names = scan.found
+        counted = counted if scan.clean else None
     if counted is not None:  # the summary's listing still holds: no listing needed
         n_done, stale = counted["n_done"], counted["n_stale"]
         failed_current_ids = dict(counted["failed_positions"])
         partials = _newest_partials(layout, counted["partial_logs"])
         in_progress = table.positions(rid for rid in partials if not layout.record(rid).exists())
     else:
-        done_names = layout.done_ids()
+        done_names = layout.done_ids() if done_names is None else done_names
         failed_names = layout.failed_ids() - done_names
         n_done = table.count(done_names)
         failed_current_ids = table.positions(failed_names)
@@ -264,7 +267,7 @@ def sweep_status(
     failed_records = {}
     if with_errors:
         for rid in list(failed_ids):
-            record = read_valid_record(layout, layout.failed_record(rid), rid)
+            record = read_valid_record(layout, layout.failed_record(rid), rid, move_bad=False)
             if record is None:
                 failed_ids.discard(rid)
             else:
@@ -295,12 +298,7 @@ def sweep_status(
                 )
             )
     return SweepStatus(
-        experiment_id=experiment_id
-        or (
-            read_json(layout.compiled)["experiment_id"]
-            if layout.compiled.is_file()
-            else layout.root.name
-        ),
+        experiment_id=experiment_id or _experiment_id(layout),
         directory=os.path.relpath(layout.root),
         total=len(table),
         done=n_done,
@@ -310,6 +308,16 @@ def sweep_status(
         stale=stale,
         failed_runs=failed_runs,
     )
+
+
+def _experiment_id(layout: ExperimentDir) -> str:
+    """The compiled experiment ID (the directory's name when it was never compiled)."""
+    if not layout.compiled.is_file():
+        return layout.root.name
+    compiled = layout.read_meta(layout.compiled, RECOMPILE)
+    if not isinstance(compiled, dict) or not isinstance(compiled.get("experiment_id"), str):
+        raise StoreError(f"{layout.compiled} is damaged (no experiment_id); {RECOMPILE}.")
+    return compiled["experiment_id"]
 
 
 def _newest_partials(layout: ExperimentDir, names: list[str]) -> dict[str, Path]:

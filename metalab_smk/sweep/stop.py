@@ -12,9 +12,9 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from metalab_smk.store.jsonio import read_json
+from metalab_smk.errors import StoreError
 from metalab_smk.store.layout import ExperimentDir
-from metalab_smk.sweep.detached import is_head_process
+from metalab_smk.sweep.detached import is_head_process, read_head
 from metalab_smk.sweep.locks import live_snakemake_pids, live_worker_pids
 from metalab_smk.sweep.status import pid_alive, slurm_job_ids
 
@@ -31,20 +31,15 @@ def _signal(pid: int, signum: int, group: bool) -> None:
         pass
 
 
-def _read_head(layout: ExperimentDir) -> dict[str, Any]:
-    return read_json(layout.head_file) if layout.head_file.is_file() else {}
-
-
-def _local_head(layout: ExperimentDir) -> int | None:
-    """The pid of this sweep's head process, when ``head.json`` names one that runs here
-    and is the process recorded at submission (pid, start time and command line)."""
-    head = _read_head(layout)
+def _local_head(layout: ExperimentDir, head: dict[str, Any]) -> int | None:
+    """The pid of this sweep's head process, when ``head`` (``head.json``) names one that
+    runs here and is the process recorded at submission (pid, start time, command line)."""
     return int(head["pid"]) if is_head_process(layout, head) else None
 
 
 def _unproven_head(layout: ExperimentDir, head: dict[str, Any]) -> str | None:
     """One line when ``head.json`` names a live pid that is not the sweep's head."""
-    if head.get("kind") != "local" or not pid_alive(head) or _local_head(layout) is not None:
+    if head.get("kind") != "local" or not pid_alive(head) or _local_head(layout, head) is not None:
         return None
     return (
         f"head.json names pid {head['pid']}, which is not this sweep's head (it ended); "
@@ -64,13 +59,17 @@ def stop_sweep(layout: ExperimentDir, grace: float = 20.0) -> StopReport:
     """Stop everything of the sweep in ``layout``; returns what was stopped."""
     report = StopReport()
     layout.stop_request.touch()  # a runner in another terminal starts no further round
-    head = _read_head(layout)
+    try:
+        head = read_head(layout)
+    except StoreError as exc:  # still stop what runs here
+        head = {}
+        report.notes.append(str(exc))
     if head.get("kind") == "slurm" and shutil.which("scancel"):
         recorded = {head["job_id"], head.get("array_job_id"), *slurm_job_ids(layout)}
         jobs = sorted((str(j) for j in recorded if j), key=int)
         subprocess.run(["scancel", *jobs], capture_output=True, check=False)
         report.stopped.append(f"SLURM jobs {', '.join(jobs)}")
-    local_head = _local_head(layout)
+    local_head = _local_head(layout, head)
     if local_head is not None:
         _signal(local_head, signal.SIGTERM, group=False)  # it stops its Snakemake
         report.stopped.append(f"head process {local_head}")
@@ -86,7 +85,7 @@ def stop_sweep(layout: ExperimentDir, grace: float = 20.0) -> StopReport:
     deadline = time.monotonic() + grace
 
     def alive() -> list[int]:
-        head_pid = _local_head(layout)
+        head_pid = _local_head(layout, head)
         return [
             *live_snakemake_pids(layout.root),
             *live_worker_pids(layout.root),

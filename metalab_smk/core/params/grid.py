@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from metalab_smk.core.identity import encode, sha16
+from metalab_smk.core.naming import check_param_name
 from metalab_smk.core.params.source import ParamCase, ParamSource, check_value
 from metalab_smk.core.values import is_numpy, numpy_to_python
 from metalab_smk.errors import ParamError
@@ -75,6 +76,8 @@ class GridSource(ParamSource):
     manifest_type = "GridSource"
 
     def __init__(self, **values: Any) -> None:
+        for key in values:
+            check_param_name(key, "grid()")
         self._keys = sorted(values)
         self._values = [_as_value_list(key, values[key]) for key in self._keys]
         self._size = 1

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from metalab_smk.core.naming import check_param_name
 from metalab_smk.core.params.source import ParamCase, ParamSource, check_value
 from metalab_smk.errors import ParamError
 
@@ -27,6 +28,8 @@ class ManualSource(ParamSource):
                     f"manual(cases)[{position}] is {type(case).__name__}, not a dict of "
                     "parameter name -> value."
                 )
+            for key in case:
+                check_param_name(key, f"manual(cases)[{position}]")
             check_value(case, f"cases[{position}]")
         if isinstance(tags, str):
             raise ParamError(f"manual(tags={tags!r}) expects a list of strings.")

@@ -7,6 +7,7 @@ import random as _random
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+from metalab_smk.core.naming import check_param_name
 from metalab_smk.core.params.source import ParamCase, ParamSource, check_value
 from metalab_smk.core.values import is_int
 from metalab_smk.errors import ParamError
@@ -181,6 +182,7 @@ class RandomSource(ParamSource):
         if not isinstance(space, dict) or not space:
             raise ParamError("random(space=...) needs a non-empty dict of name -> distribution.")
         for key, dist in space.items():
+            check_param_name(key, "random(space)")
             if not isinstance(dist, Distribution):
                 raise ParamError(
                     f"random(space={{{key!r}: {dist!r}}}): not a distribution; use "
