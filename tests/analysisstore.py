@@ -12,6 +12,9 @@ from process_env import run_metalab
 EXPERIMENT = textwrap.dedent(
     """
     import math
+    import zlib
+
+    import numpy as np
     import metalab
 
     VERSION = "1"
@@ -26,9 +29,13 @@ EXPERIMENT = textwrap.dedent(
             loss = loss * (1 - lr * 3) + 0.02 * rng.random() + 0.001 * depth
             capture.metric("loss", loss, step=step)
         gain = 0.05 if VERSION == "2" else 0.0
-        capture.metric("accuracy", 0.5 + 2 * lr + 0.01 * depth + gain + 0.02 * rng.normal())
+        case = zlib.crc32(repr((lr, depth)).encode())
+        own = np.random.default_rng([case, int(rng.integers(2**31))])
+        noise = 0.02 * rng.normal() + 0.01 * own.normal()  # shared by seed, and per case
+        capture.metric("accuracy", 0.5 + 2 * lr + 0.01 * depth + gain + noise)
         capture.metric("grad_norm", math.nan)
-        capture.metric("val_loss", math.nan if lr == 0.1 and rng.random() < 0.7 else loss)
+        diverged = lr == 0.1 and (depth == 8 or seeds.replicate_index == 0)  # 5 of 9
+        capture.metric("val_loss", math.nan if diverged else loss)
         capture.metric("ratio", math.inf if lr == 0.0001 else 1.0 / lr)
 
 

@@ -29,13 +29,15 @@ Case = Mapping[str, Any] | str
 
 def _text(column: pd.Series) -> pd.Series:
     """Each value as text that keeps ``1``, ``1.0`` and ``True`` apart."""
-    keys = group_key(column)
-    return keys.map(lambda v: "(none)" if v is None or v != v else str(v)).astype(str)
+    codes, uniques = pd.factorize(group_key(column), use_na_sentinel=False)
+    names = np.array([v if isinstance(v, str) else "(none)" if v is None or v != v else str(v)
+                      for v in uniques], dtype=object)  # fmt: skip
+    return pd.Series(names[codes], index=column.index, dtype=object)
 
 
 def varying_params(frame: pd.DataFrame) -> list[str]:
     """The ``param_*`` columns with more than one value."""
-    return [p for p in params_of(frame.columns) if _text(frame[p]).nunique() > 1]
+    return [p for p in params_of(frame.columns) if len(pd.unique(group_key(frame[p]))) > 1]
 
 
 def case_labels(frame: pd.DataFrame, params: Sequence[str] | None = None) -> pd.Series:
@@ -179,9 +181,12 @@ def compare_cases(
     params = varying_params(frame)
     labels = case_labels(ok, params)
     a, b = _pick(ok, labels, case_a), _pick(ok, labels, case_b)
-    seeds = ok[list(SEED_COLUMNS)].astype(str).agg("/".join, axis=1)
-    side_a = pd.Series(y[labels == a].to_numpy(), index=seeds[labels == a]).groupby(level=0).first()
-    side_b = pd.Series(y[labels == b].to_numpy(), index=seeds[labels == b]).groupby(level=0).first()
+    sides = []
+    for label in (a, b):
+        rows = (labels == label).to_numpy()
+        seeds = [f"{r}/{i}" for r, i in ok.loc[rows, list(SEED_COLUMNS)].itertuples(index=False)]
+        sides.append(pd.Series(y[rows].to_numpy(), index=seeds).groupby(level=0).first())
+    side_a, side_b = sides
     shared = side_a.index.intersection(side_b.index)
     d = side_b[shared].to_numpy() - side_a[shared].to_numpy()
     n = len(d)
