@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import test_ui_browser as ui
 from analysisstore import build_analysis_store
+from process_env import run_metalab
 from uistore import free_port, start_server
 
 pytestmark = pytest.mark.integration
@@ -22,8 +23,12 @@ BENCH = Path(__file__).parents[1] / "benchmarks" / "ui.py"
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory):
-    store = build_analysis_store(tmp_path_factory.mktemp("analysis"))
+def store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_analysis_store(tmp_path_factory.mktemp("analysis"))
+
+
+@pytest.fixture(scope="module")
+def server(store: Path):
     port = free_port()
     process, _ = start_server(store, port)
     yield f"http://127.0.0.1:{port}/"
@@ -102,6 +107,26 @@ def test_nan_shown_as_a_value_in_the_table(page, server) -> None:
     assert row[headers.index("grad_norm")] == "NaN"
     assert row[headers.index("ratio")] == "inf"
     assert page.locator("#sweep-link").count() == 1
+
+
+def test_report_has_faceted_curves_and_the_sweep_section(page, store, tmp_path, shots) -> None:
+    out = tmp_path / "report.html"
+    result = run_metalab(tmp_path, "report", str(store), "-o", str(out))
+    assert result.returncode == 0, result.stderr
+    page.goto(out.as_uri())
+    counts = _series(page)
+    assert counts[-4:] == [3, 3, 3, 1]  # loss by depth in a panel per lr; parallel coordinates
+    assert "below seed noise" not in page.inner_text("table.importance")
+    summary = page.inner_text("table")  # the first table: replicate statistics per case
+    assert "3 NaN" in summary and "\tinf\t" in summary and "(1 NaN)" in summary
+    rows = page.locator("table.importance tbody tr td:first-child").all_inner_texts()
+    assert rows == ["lr", "depth", "interactions", "seed noise"]
+    page.check("#log-y")  # the report's log toggle redraws every chart
+    page.wait_for_function(
+        "echarts.getInstanceByDom(document.querySelector('.chart')).getOption().yAxis[0].type"
+        " === 'log'"
+    )
+    _shot(page, shots / "report-sweep.png", mask=("#generated",), full_page=True)
 
 
 def _bench_build():

@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as _dt
 import html
 import json
+import math
 import os
 from pathlib import Path
 from typing import Any
@@ -48,6 +49,7 @@ BOOT = """
       if (toggle && toggle.checked) spec.data.logY = true; else delete spec.data.logY;
       var opts = window.metalabCharts.options(spec.data);
       if (opts.length) window.metalabCharts.draw(el, opts[spec.panel || 0]);
+      else { el.textContent = "no finite values to plot"; el.dataset.series = "0"; }
     });
   }
   if (toggle) toggle.addEventListener("change", drawAll);
@@ -69,6 +71,13 @@ def _fmt(value: Any) -> str:
     return str(value)
 
 
+def _number(value: Any) -> str:
+    """A statistic, ±inf written out (an infinite value is a value)."""
+    if isinstance(value, float) and math.isinf(value):
+        return "inf" if value > 0 else "-inf"
+    return _fmt(value)
+
+
 def _script_json(data: Any) -> str:
     text = json.dumps(jsonable(data), allow_nan=False, default=str)
     return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
@@ -81,7 +90,8 @@ def _swept(frame: pd.DataFrame, params: list[str]) -> list[str]:
 def _summary_table(frame: pd.DataFrame, params: list[str], metrics: list[str]) -> str:
     if not metrics:
         return "<p class='muted'>No numeric metrics.</p>"
-    table = aggregate(frame, metrics=metrics, by=params, stats=("mean", "ci95", "std", "count"))
+    stats = ("mean", "ci95", "std", "count", "nan")
+    table = aggregate(frame, metrics=metrics, by=params, stats=stats)
     head = "".join(f"<th>{_e(p.removeprefix('param_'))}</th>" for p in params)
     head += "".join(f"<th>{_e(m)} (mean ± 95% CI)</th><th>{_e(m)} std</th>" for m in metrics)
     head += "<th>n</th>"
@@ -89,11 +99,13 @@ def _summary_table(frame: pd.DataFrame, params: list[str], metrics: list[str]) -
     for row in table.head(MAX_SUMMARY_ROWS).to_dict("records"):
         cells = "".join(f"<td>{_e(row[p])}</td>" for p in params)
         for m in metrics:
-            mean, half = row[f"{m}_mean"], row[f"{m}_ci95"]
-            spread = "" if pd.isna(half) else f" ± {_fmt(half)}"
-            cells += f"<td class='num'>{_e(mean)}{html.escape(spread)}</td>"
+            mean, half, nans = row[f"{m}_mean"], row[f"{m}_ci95"], int(row[f"{m}_nan"])
+            text = _number(mean) if row[f"{m}_count"] else ""
+            text += "" if pd.isna(half) else f" ± {_fmt(half)}"
+            text += (f" ({nans} NaN)" if text else f"{nans} NaN") if nans else ""
+            cells += f"<td class='num'>{html.escape(text or '—')}</td>"
             cells += f"<td class='num'>{_e(row[f'{m}_std'])}</td>"
-        count = max(int(row[f"{m}_count"]) for m in metrics)
+        count = max(int(row[f"{m}_count"]) + int(row[f"{m}_nan"]) for m in metrics)
         rows.append(f"<tr>{cells}<td class='num'>{count}</td></tr>")
     more = (
         f"<p class='muted'>The first {MAX_SUMMARY_ROWS:,} of {len(table):,} param cases; "

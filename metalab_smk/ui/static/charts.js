@@ -209,7 +209,7 @@
       parallelAxis: axes,
       parallel: { left: 60, right: 110, top: 40, bottom: 40 },
       visualMap: { type: "continuous", dimension: m, min: Math.min(...means), max: Math.max(...means),
-        right: 0, top: "middle", calculable: true, text: [view.metric, ""],
+        right: 0, top: "middle", calculable: true, precision: 3, text: [view.metric, ""],
         inRange: { color: ["#3b4cc0", "#b8b8b8", "#b40426"] } },
       tooltip: { trigger: "item", formatter: (p) => {
         const c = p.data.case;
