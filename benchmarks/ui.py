@@ -45,6 +45,7 @@ def build(directory: Path, cases: int, replicates: int) -> Path:
     """Compile, write records, stepped data and summaries; returns the store root."""
     import numpy as np
     import pandas as pd
+    import pyarrow as pa
 
     from metalab_smk.results.summary import _write_parquet, collect
     from metalab_smk.store.layout import ExperimentDir
@@ -97,7 +98,7 @@ def build(directory: Path, cases: int, replicates: int) -> Path:
     start = np.repeat([s[1] for s in steps], STEPS)
     step = np.tile(np.arange(STEPS), len(steps))
     frame = pd.DataFrame({"run_id": ids, "name": "loss", "step": step, "value": start / (1 + step)})
-    _write_parquet(frame, layout.summary_steps)
+    _write_parquet(pa.Table.from_pandas(frame, preserve_index=False), layout.summary_steps)
     os.utime(layout.summary_runs)  # the summary stays newer than the records
     return directory / "store"
 

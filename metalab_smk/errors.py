@@ -111,5 +111,12 @@ class QueryError(MetalabError, ValueError):
     """A ``where=`` condition does not parse or names a column the index does not hold."""
 
 
+class UnknownNameError(MetalabError, KeyError):
+    """A name that is neither a param nor a metric of the results (the message lists them)."""
+
+    def __str__(self) -> str:  # a KeyError would quote its message
+        return str(self.args[0]) if self.args else ""
+
+
 class IndexDatabaseError(MetalabError):
     """The PostgreSQL index cannot be reached or used (message masks the password)."""

@@ -34,6 +34,7 @@ def test_one_row_per_case_with_student_t_interval() -> None:
         "score_sem",
         "score_ci95",
         "score_count",
+        "score_nan",
     ]
     assert len(out) == 3
     first = out.iloc[0]  # lr 0.1: 1, 2, 3 (the failed run's 1000 is left out)

@@ -456,7 +456,8 @@ def test_results_filter_summary_and_dataframe(sweep: Sweep) -> None:
     assert len(results.filter(depth=[1, 2])) == 8
     assert len(results.filter(score=lambda s: s > 3.5)) == 2  # only lr=0.2, depth=2
     assert len(results.successful) == 8 and len(results.failed) == 0
-    assert len(results.filter(nope=1)) == 0  # an unknown name matches nothing (upstream)
+    with pytest.raises(metalab.MetalabError, match=r"'lrr' is neither.*params: depth, lr"):
+        results.filter(lrr=0.1)  # a typo is an error, not 0 runs
     summary = results.summary()
     assert summary["total_runs"] == 8 and summary["by_status"] == {"success": 8}
     assert results[1:3].to_dataframe()["run_id"].tolist() == sweep.layout.read_run_ids()[1:3]

@@ -138,12 +138,12 @@ def test_plots_use_replicate_statistics(client: TestClient, store: Path) -> None
     ).json()
     (panel,) = data["panels"]
     series = {s["name"]: s["points"] for s in panel["series"]}
-    assert set(series) == {XSS, "plain"}
+    assert set(series) == {f"label={XSS}", "label=plain"}  # legends name the param
     expected = aggregate(
         FileSource(store).frame(EID), metrics=["score"], by=["param_label", "param_lr"]
     )
     row = expected[(expected.param_label == "plain") & (expected.param_lr == 0.1)].iloc[0]
-    point = next(p for p in series["plain"] if p[0] == 0.1)
+    point = next(p for p in series["label=plain"] if p[0] == 0.1)
     assert point[1] == pytest.approx(row.score_mean)
     assert point[3] - point[1] == pytest.approx(row.score_ci95) and point[4] == 3
     faceted = client.get(
@@ -155,9 +155,28 @@ def test_plots_use_replicate_statistics(client: TestClient, store: Path) -> None
     steps = client.get(
         f"{API}/plot", params={"kind": "steps", "y": "loss", "group": "param_lr"}
     ).json()
-    assert len(steps["series"]) == 3 and len(steps["series"][0]["points"]) == 10
+    (panel,) = steps["panels"]
+    assert len(panel["series"]) == 3 and len(panel["series"][0]["points"]) == 10
+    assert [s["name"] for s in panel["series"]] == ["lr=0.01", "lr=0.05", "lr=0.1"]
     each = client.get(f"{API}/plot", params={"kind": "steps", "y": "loss", "mode": "runs"}).json()
-    assert len(each["series"]) == 15
+    assert len(each["panels"][0]["series"]) == 15
+    faceted = client.get(
+        f"{API}/plot",
+        params={
+            "kind": "steps",
+            "y": "loss",
+            "group": "param_lr",
+            "facet": "param_label",
+            "mode": "runs",
+            "smooth": "0.6",
+        },
+    ).json()
+    assert [p["title"] for p in faceted["panels"]] == [
+        "label=<script>alert(1)</script>",
+        "label=plain",
+    ]
+    colors = {s["name"]: s["color"] for p in faceted["panels"] for s in p["series"]}
+    assert sorted(colors) == ["lr=0.01", "lr=0.05", "lr=0.1"]  # one colour per lr
     filtered = client.get(
         f"{API}/plot",
         params={"kind": "hist", "y": "score", "filter": json.dumps([["param_lr", "=", "0.1"]])},
@@ -174,7 +193,7 @@ def test_compare_highlights_differences(client: TestClient) -> None:
     assert rows[("run", "status")]["values"] == ["success", "success", "failed"]
     assert not rows[("provenance", "python_version")]["differs"]
     (loss,) = data["steps"]  # the failed run has no curve
-    assert loss["name"] == "loss" and [s["name"] for s in loss["series"]] == ids[:2]
+    assert loss["name"] == "loss" and [s["name"] for s in loss["panels"][0]["series"]] == ids[:2]
     assert client.get(f"{API}/compare", params={"ids": ids[0]}).status_code == 400
 
 

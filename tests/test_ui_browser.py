@@ -192,7 +192,7 @@ def test_plot_builder_with_error_bars_and_url_state(page, server, shots) -> None
         "echarts.getInstanceByDom(document.querySelector('.chart')).getOption()"
         ".series.filter(s => s.type === 'line').map(s => s.name)"
     )
-    index = names.index(XSS)
+    index = names.index(f"label={XSS}")  # legends name the param
     x, y = page.evaluate(
         "i => { const c = echarts.getInstanceByDom(document.querySelector('.chart'));"
         " const s = c.getOption().series.filter(s => s.type === 'line')[i];"
@@ -281,7 +281,9 @@ def test_report_in_the_browser(page, store, tmp_path, shots) -> None:
     requests = []
     page.on("request", lambda request: requests.append(request.url))
     page.goto(out.as_uri())
-    assert _series(page) == [3, 3, 2, 2, 2]
+    # 4 metric charts, loss by label in a panel per lr (at 0.01 only one label ran), the
+    # sweep view's parallel coordinates
+    assert _series(page) == [3, 3, 2, 2, 1, 2, 2, 1]
     assert all(url.startswith(("file:", "data:", "blob:")) for url in requests), requests
     assert XSS in page.inner_text("table")
     _shot(page, shots / "report.png", mask=("#generated", "pre"), full_page=True)

@@ -73,7 +73,10 @@ def test_report_is_self_contained_and_escaped(store: Path, tmp_path: Path) -> No
     assert text.count("<tr><td>") == 5  # five param cases with successful runs
     assert "ValueError: diverged: loss is nan" in text and "Traceback" in text
     assert "3 run(s) did not succeed" in text
-    assert text.count("class='chart'") == 5  # 2 params x 2 metrics + 1 stepped metric
+    # 2 params x 2 metrics, the stepped metric by label in one panel per lr, the sweep view
+    assert text.count("class='chart'") == 7 and text.count("class='chart wide'") == 1
+    assert "parameter importance against seed noise" in text
+    assert text.count("<tr class='source'>") == 3  # lr, label, seed noise (not a full grid)
     single = _metalab("report", str(store / "uidemo+1"), "-o", str(tmp_path / "one.html"))
     assert single.returncode == 0 and (tmp_path / "one.html").is_file()
 

@@ -94,3 +94,11 @@ def test_histogram_counts_per_group() -> None:
     data = plots.histogram(frame, "v", group="param_g", bins=2)
     assert data["edges"] == [0.0, 2.0, 4.0]
     assert [(s["name"], s["counts"]) for s in data["series"]] == [("a", [2, 0]), ("b", [0, 3])]
+
+
+def test_nan_and_inf_of_successful_runs_are_shown_as_values() -> None:
+    frame = _frame().assign(score=[math.inf, np.nan, np.nan, -math.inf, 1.0])
+    rows = {r[0]: r for r in run_query(frame, TableQuery(columns=["run_id", "score"]))["rows"]}
+    assert rows["aa01"][1] == "inf" and rows["c004"][1] == "-inf"
+    assert rows["ab02"][1] == "NaN"  # recorded by a successful run
+    assert rows["b003"][1] is None  # a failed run has no value

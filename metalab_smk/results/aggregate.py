@@ -15,13 +15,26 @@ from collections.abc import Sequence
 
 import pandas as pd
 
+from metalab_smk.results.names import columns_for, params_of
 from metalab_smk.results.summary import RESERVED_COLUMNS
 from metalab_smk.store.jsonio import to_strict_json
 
-__all__ = ["STATS", "aggregate", "aggregate_steps", "t_quantile_975"]
+__all__ = ["STATS", "aggregate", "aggregate_steps", "group_key", "t_quantile_975"]
 
-STATS = ("mean", "median", "min", "max", "std", "sem", "ci95", "ci95_low", "ci95_high", "count")
-DEFAULT_STATS = ("mean", "std", "sem", "ci95", "count")
+STATS = (
+    "mean",
+    "median",
+    "min",
+    "max",
+    "std",
+    "sem",
+    "ci95",
+    "ci95_low",
+    "ci95_high",
+    "count",
+    "nan",
+)
+DEFAULT_STATS = ("mean", "std", "sem", "ci95", "count", "nan")
 _NOT_METRICS = frozenset(RESERVED_COLUMNS)
 
 # t(0.975, df) for df = 1..30
@@ -89,13 +102,16 @@ def _check_stats(stats: Sequence[str]) -> None:
         raise ValueError(f"unknown statistic(s) {unknown}; choose from {list(STATS)}")
 
 
-def _stats_of(grouped, stats: Sequence[str]) -> pd.DataFrame:
-    """Statistics of a grouped Series, one column per statistic."""
+def _stats_of(grouped, stats: Sequence[str], nans=None) -> pd.DataFrame:
+    """Statistics of a grouped Series, one column per statistic (``nans``: the grouped
+    NaN mask, for ``nan``: how many values are NaN; ``count`` counts the others)."""
     derived = {"sem", "ci95", "ci95_low", "ci95_high"}
     needed = ["mean", "std", "count"] + [s for s in ("median", "min", "max") if s in stats]
     if not derived & set(stats):
         needed = [s for s in needed if s in stats] or ["count"]
     base = grouped.agg(needed)
+    if "nan" in stats:
+        base["nan"] = nans.sum() if nans is not None else 0
     out = pd.DataFrame(index=base.index)
     if derived & set(stats):
         n = base["count"]
@@ -106,8 +122,9 @@ def _stats_of(grouped, stats: Sequence[str]) -> pd.DataFrame:
         base["ci95_low"], base["ci95_high"] = base["mean"] - half, base["mean"] + half
     for stat in stats:
         out[stat] = base[stat]
-    if "count" in out:
-        out["count"] = out["count"].astype("int64")
+    for stat in ("count", "nan"):
+        if stat in out:
+            out[stat] = out[stat].astype("int64")
     return out
 
 
@@ -146,7 +163,17 @@ def _numbers(column: pd.Series) -> pd.Series:
     return pd.Series(values, index=column.index, name=column.name)
 
 
-def _group_key(column: pd.Series) -> pd.Series:
+def _nan_mask(column: pd.Series) -> pd.Series:
+    """Which values are NaN: a float column's missing values, an exact column's float
+    NaNs (a nullable int or bool column has no NaN)."""
+    if pd.api.types.is_float_dtype(column.dtype):
+        return column.isna()
+    if column.dtype == object:
+        return column.map(lambda v: isinstance(v, float) and v != v).astype(bool)
+    return pd.Series(False, index=column.index)
+
+
+def group_key(column: pd.Series) -> pd.Series:
     """Group keys that keep True, 1 and 1.0 apart: an exact (object) column's values as
     their JSON text (strings stay as they are)."""
     if column.dtype != object:
@@ -166,24 +193,28 @@ def aggregate(
     ``df`` is a results table (``Results.to_dataframe()``); when it has a ``status``
     column only successful runs count. Columns: the ``by`` columns, then
     ``<metric>_<stat>`` for each metric and statistic (``mean, median, min, max, std,
-    sem, ci95, ci95_low, ci95_high, count``). ``std`` uses n-1; with one replicate std,
-    sem and the interval are NaN. Metrics default to every numeric non-param column.
+    sem, ci95, ci95_low, ci95_high, count, nan``). NaN and ±inf are values: ``nan``
+    counts the NaN values of successful runs (a run that recorded no value counts there
+    too: the table cannot tell them apart), ``count`` the others, over which the
+    statistics are taken (an infinite value makes the mean infinite). ``std`` uses n-1;
+    with one replicate std, sem and the interval are NaN. ``by`` and ``metrics`` take
+    names as :class:`Results` does (``lr`` or ``param_lr``); metrics default to every
+    numeric non-param column.
     """
     _check_stats(stats)
     frame = df[df["status"] == "success"] if "status" in df.columns else df
-    by = [c for c in df.columns if c.startswith("param_")] if by is None else list(by)
-    metrics = _numeric_metrics(frame) if metrics is None else list(metrics)
-    missing = [c for c in [*by, *metrics] if c not in df.columns]
-    if missing:
-        raise KeyError(f"no column(s) {missing} in the table; it has {list(df.columns)}")
+    columns = list(df.columns)
+    by = params_of(columns) if by is None else columns_for(columns, by)
+    metrics = _numeric_metrics(frame) if metrics is None else columns_for(columns, metrics)
+    keys = [group_key(frame[c]) for c in by] if by else (lambda _: 0)
     parts = []
     for metric in metrics:
-        values = _numbers(frame[metric])
-        if by:
-            grouped = values.groupby([_group_key(frame[c]) for c in by], dropna=False, sort=True)
-            part = _stats_of(grouped, stats)
-        else:
-            part = _stats_of(values.groupby(lambda _: 0), stats)
+        values, nans = _numbers(frame[metric]), _nan_mask(frame[metric])
+        part = _stats_of(
+            values.groupby(keys, dropna=False, sort=True),
+            stats,
+            nans.groupby(keys, dropna=False, sort=True),
+        )
         part.columns = [f"{metric}_{s}" for s in part.columns]
         parts.append(part)
     if not parts:
@@ -215,8 +246,8 @@ def aggregate_steps(
     if runs is not None:
         keep = runs[runs["status"] == "success"] if "status" in runs.columns else runs
         frame = frame.merge(keep[["run_id", *by]], on="run_id", how="inner")
-    keys = [*by, "name", "step"]
-    grouped = pd.to_numeric(frame["value"], errors="coerce").groupby(
-        [frame[c] for c in keys], dropna=False, sort=True
-    )
-    return _stats_of(grouped, stats).reset_index()
+    keys = [frame[c] for c in [*by, "name", "step"]]
+    values = pd.to_numeric(frame["value"], errors="coerce")
+    grouped = values.groupby(keys, dropna=False, sort=True)
+    nans = values.isna().groupby(keys, dropna=False, sort=True)
+    return _stats_of(grouped, stats, nans).reset_index()

@@ -4,7 +4,8 @@ Each column of the summary gets one type from the values its records hold:
 
 * all ``bool`` -> ``bool`` (``boolean`` when some runs lack the value);
 * all ``int`` within 64 bits -> ``int64`` (nullable ``Int64`` when some runs lack it);
-* all ``float`` -> ``float64``; all ``str`` -> strings;
+* all ``float`` -> ``float64`` (NaN and ±inf are values: a metric NaN in every run is a
+  ``float64`` column of NaN); all ``str`` -> strings;
 * a metric mixing ints and floats -> ``float64`` (a param keeps each value exactly);
 * anything else -- ints beyond 64 bits, bools mixed with numbers, strings mixed with
   numbers, ints mixed with floats in a param -- is an *exact* column: an ``object``
@@ -83,6 +84,8 @@ def _typed(column: pd.Series, exact: bool) -> pd.Series:
     if kind in ("float", "number"):
         return pd.Series([np.nan if _is_null(v) else float(v) for v in values], index=column.index)
     if kind == "empty":
+        if any(isinstance(v, float) for v in values):  # NaN values: a float column
+            return pd.Series(np.full(len(values), np.nan), index=column.index)
         return pd.Series([None] * len(values), index=column.index, dtype=object)
     cleaned = [None if _is_null(v) else v for v in values]
     return pd.Series(cleaned, index=column.index, dtype=object)

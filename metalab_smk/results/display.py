@@ -25,12 +25,17 @@ def _number(value: float, digits: int = 4) -> str:
     return f"{value:.{digits}g}"
 
 
-def _cell(mean: float, std: float, count: int) -> str:
+def _cell(mean: float, std: float, count: int, nan: int = 0) -> str:
+    """``mean ± std`` of the finite-or-infinite values, then how many were NaN (a NaN is
+    a value a run recorded, never shown as missing)."""
+    nans = f"{nan} NaN" if nan else ""
     if count == 0:
-        return "-"
+        return nans or "-"
     if count == 1 or std is None or math.isnan(std):
-        return _number(mean)
-    return f"{_number(mean)} {PLUS_MINUS} {_number(std, 2)}"
+        text = _number(mean)
+    else:
+        text = f"{_number(mean)} {PLUS_MINUS} {_number(std, 2)}"
+    return f"{text} ({nans})" if nans else text
 
 
 def _value(value: Any, limit: int = 16) -> str:
@@ -65,13 +70,21 @@ def _aggregate(frame: pd.DataFrame, params: list[str], metrics: list[str]) -> pd
     rows = grouped.first()[params] if params else pd.DataFrame(index=grouped.size().index)
     rows["_runs"] = grouped.size()
     rows["_ok"] = grouped["_ok"].sum()
-    ok = work[work["_ok"]].groupby(keys, sort=False, dropna=False)
+    good = work[work["_ok"]]
+    ok = good.groupby(keys, sort=False, dropna=False)
     for metric in metrics:
         stats = ok[metric].agg(["mean", "std", "count"])
         for stat in ("mean", "std", "count"):
             rows[f"{metric}.{stat}"] = stats[stat]
         rows[f"{metric}.count"] = rows[f"{metric}.count"].fillna(0)
+        nans = good[metric].isna().groupby([good[k] for k in keys], sort=False, dropna=False)
+        rows[f"{metric}.nan"] = nans.sum()
+        rows[f"{metric}.nan"] = rows[f"{metric}.nan"].fillna(0)
     return rows.reset_index(drop=True)
+
+
+def _any_nan(table: pd.DataFrame, metrics: list[str]) -> bool:
+    return any(table[f"{m}.nan"].head(len(table)).any() for m in metrics)
 
 
 def _render(header: list[str], rows: list[list[str]], numeric: list[bool]) -> list[str]:
@@ -107,7 +120,12 @@ def case_table(frame: pd.DataFrame, width: int = 80, max_rows: int = 20) -> str:
     left_out: list[str] = []
     for metric in metrics:
         cells = [
-            _cell(row[f"{metric}.mean"], row[f"{metric}.std"], int(row[f"{metric}.count"]))
+            _cell(
+                row[f"{metric}.mean"],
+                row[f"{metric}.std"],
+                int(row[f"{metric}.count"]),
+                int(row[f"{metric}.nan"]),
+            )
             for _, row in shown.iterrows()
         ]
         candidate = _render(
@@ -128,7 +146,10 @@ def case_table(frame: pd.DataFrame, width: int = 80, max_rows: int = 20) -> str:
     if len(table) > max_rows:
         lines.append(f"... {len(table) - max_rows} more cases")
     if metrics and len(left_out) < len(metrics):
-        lines.append(f"metrics: mean {PLUS_MINUS} std over successful replicates")
+        lines.append(
+            f"metrics: mean {PLUS_MINUS} std over successful replicates"
+            + ("; (n NaN): replicates whose value is NaN" if _any_nan(table, metrics) else "")
+        )
     if left_out:
         names = ", ".join(left_out)
         lines.append(f"not shown: {names if len(names) < 60 else names[:57] + '...'}")

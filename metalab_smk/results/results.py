@@ -7,16 +7,16 @@ import inspect
 import json
 import os
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
 from metalab_smk.core.seeds import SeedBundle
-from metalab_smk.errors import MetalabError, RecordError
+from metalab_smk.errors import MetalabError, NotAnExperimentError, RecordError
 from metalab_smk.results.derived import (
     compute_derived_for_run,
     normalise_functions,
@@ -24,6 +24,7 @@ from metalab_smk.results.derived import (
     store_derived,
 )
 from metalab_smk.results.display import closing_report
+from metalab_smk.results.names import column_of
 from metalab_smk.results.summary import (
     RESERVED_COLUMNS,
     read_summary,
@@ -42,6 +43,9 @@ from metalab_smk.store.upstream import (
 )
 from metalab_smk.store.uri import file_path
 from metalab_smk.store.validate import check_record
+
+if TYPE_CHECKING:
+    from metalab_smk.results.stats import Comparison
 
 __all__ = ["ExperimentInfo", "Results", "Run", "load_results"]
 
@@ -447,18 +451,18 @@ class Results:
         **metrics_or_params: Any,
     ) -> Results:
         """Runs matching all conditions; a value may be a scalar, a list (any of) or a
-        predicate. A name matches a metric, else a param; an unknown name matches nothing."""
+        predicate. A name is a metric or a param (``lr`` or ``param_lr``); any other name
+        is an UnknownNameError listing the valid ones."""
         mask = pd.Series(True, index=self._frame.index)
         if status is not None:
             mask &= self._frame["status"] == str(Status(status))
         for tag in [tags] if isinstance(tags, str) else (tags or []):
             mask &= self._frame["tags"].fillna("").str.split(",").map(lambda t, g=tag: g in t)
+        columns = list(self._frame.columns)
         for name, wanted in metrics_or_params.items():
-            metric = name if name in self.metric_names() else None
-            column = metric or f"param_{name}"
-            if column not in self._frame:
-                return Results(self.layout, self._frame.iloc[0:0])
-            mask &= _matches(self._frame[column], wanted)
+            if not len(self) and name not in columns and f"param_{name}" not in columns:
+                return self  # no runs yet: no names to check against
+            mask &= _matches(self._frame[column_of(columns, name)], wanted)
         return Results(self.layout, self._frame[mask])
 
     @property
@@ -478,13 +482,54 @@ class Results:
         self,
         metrics: list[str] | None = None,
         by: list[str] | None = None,
-        stats: tuple[str, ...] = ("mean", "std", "sem", "ci95", "count"),
+        stats: tuple[str, ...] = ("mean", "std", "sem", "ci95", "count", "nan"),
     ) -> pd.DataFrame:
-        """Replicate statistics per param case (or per ``by`` column); see
-        :func:`metalab_smk.results.aggregate.aggregate`."""
+        """Replicate statistics per param case (or per ``by``: param or metric names,
+        ``lr`` or ``param_lr``); see :func:`metalab_smk.results.aggregate.aggregate`."""
         from metalab_smk.results.aggregate import aggregate
 
         return aggregate(self.to_dataframe(), metrics=metrics, by=by, stats=stats)
+
+    def steps(self, metrics: list[str] | None = None) -> pd.DataFrame:
+        """Stepped metrics as a tidy table, one row per recorded step: ``run_id``,
+        ``param_<name>``..., ``metric``, ``step``, ``value`` (NaN and ±inf kept), runs in
+        table order (successful or not: filter first to choose)."""
+        params = [f"param_{n}" for n in self.param_names()]
+        columns = ["run_id", *params, "metric", "step", "value"]
+        try:
+            steps = read_summary(self.layout, steps=True)[1]
+        except (OSError, MetalabError):
+            steps = pd.DataFrame(columns=["run_id", "name", "step", "value"])
+        steps = steps.rename(columns={"name": "metric"})
+        if metrics is not None:
+            steps = steps[steps["metric"].isin(list(metrics))]
+        runs = self._frame[["run_id", *params]].reset_index(drop=True)
+        tidy = runs.merge(steps, on="run_id", how="inner", sort=False)
+        tidy["metric"] = tidy["metric"].astype(str)
+        return tidy.reindex(columns=columns).reset_index(drop=True)
+
+    def importance(self, metric: str) -> pd.DataFrame:
+        """How much of ``metric``'s variance each param explains, against seed noise;
+        see :func:`metalab_smk.results.stats.importance`."""
+        from metalab_smk.results.stats import importance
+
+        return importance(self._frame, metric)
+
+    def compare(
+        self, case_a: Mapping[str, Any] | str, case_b: Mapping[str, Any] | str, metric: str
+    ) -> Comparison:
+        """Case B against case A (``{"lr": 0.01}`` or a label ``"lr=0.01, depth=2"``) on
+        their shared seeds: paired t and a bootstrap interval of the mean difference."""
+        from metalab_smk.results.stats import compare_cases
+
+        return compare_cases(self._frame, case_a, case_b, metric)
+
+    def compare_versions(self, other: Results, metric: str) -> pd.DataFrame:
+        """``other`` (say ``exp:2``) against these runs (``exp:1``), case by case: delta
+        of means (other - these) with Welch's 95 % interval."""
+        from metalab_smk.results.stats import compare_versions
+
+        return compare_versions(self._frame, other.frame, metric)
 
     def summary(self) -> dict[str, Any]:
         """``total_runs``, ``by_status`` counts and avg/min/max ``duration_ms`` (upstream's
@@ -581,6 +626,8 @@ def load_results(
     if special is not None:
         return Results(*special)
     root = file_path(path_or_config)
+    if not Path(root).exists():
+        raise NotAnExperimentError(f"{root} does not exist (no results there).")
     if experiment_id is None and ExperimentDir.at(root).exists():
         return Results(ExperimentDir.at(root))
     store = FileStoreConfig(root)

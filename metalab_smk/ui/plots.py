@@ -10,13 +10,14 @@ import numpy as np
 import pandas as pd
 
 from metalab_smk.results.aggregate import aggregate, aggregate_steps
+from metalab_smk.ui.axes import log_grid, log_values, smooth
 from metalab_smk.ui.query import BadQuery, jsonable
 
 __all__ = ["AGGS", "ERRORS", "compare", "histogram", "stepped", "xy"]
 
 AGGS = ("none", "mean", "median", "min", "max")
 ERRORS = ("none", "std", "sem", "ci95")
-MAX_RUN_CURVES = 50
+MAX_RUN_CURVES = 100
 MAX_POINTS = 20000
 
 
@@ -88,7 +89,7 @@ def xy(
             ys = _finite(part[y].tolist()[:MAX_POINTS])
             points = [[a, b, None, None, 1] for a, b in zip(xs, ys, strict=True)]
             panel = panels.setdefault(_facet(facet, named[facet]) if facet else "", {})
-            panel[_label(named[group]) if group else y] = points
+            panel[_named(group, named[group]) if group else y] = points
     else:
         by = list(dict.fromkeys([*keys, x]))
         stats = tuple(dict.fromkeys([agg, "count"] + ([err] if err != "none" else [])))
@@ -99,7 +100,7 @@ def xy(
         spreads = _finite(table[f"{y}_{err}"].tolist()) if err != "none" else [None] * n
         counts = table[f"{y}_count"].tolist()
         facets = _labels(table[facet], lambda v: _facet(facet, v)) if facet else [""] * n
-        groups = _labels(table[group], _label) if group else [y] * n
+        groups = _labels(table[group], lambda v: _named(group, v)) if group else [y] * n
         for i in range(n):
             center, spread = centers[i], spreads[i]
             bounded = center is not None and spread is not None
@@ -116,6 +117,8 @@ def xy(
         "x": x,
         "y": y,
         "categorical": categorical,
+        "log_x": not categorical and log_grid(ok[x].drop_duplicates().tolist()),
+        "log_y": log_values(ok[y].tolist()),
         "agg": agg,
         "err": err,
         "panels": [
@@ -149,6 +152,16 @@ def histogram(frame: pd.DataFrame, y: str, group: str = "", bins: int = 20) -> d
     return {"kind": "hist", "y": y, "edges": jsonable(edges.tolist()), "series": series}
 
 
+def _named(column: str, value: Any) -> str:
+    """A legend entry naming its param: ``lr=0.01``."""
+    return f"{column.removeprefix('param_')}={_label(value)}"
+
+
+def _curve(steps: list[Any], ys: list[Any], lows: list[Any], highs: list[Any], weight: float):
+    ys, lows, highs = (smooth(_finite(v), weight) for v in (ys, lows, highs))
+    return [[s, y, lo, hi] for s, y, lo, hi in zip(steps, ys, lows, highs, strict=True)]
+
+
 def stepped(
     frame: pd.DataFrame,
     steps: pd.DataFrame,
@@ -156,51 +169,71 @@ def stepped(
     group: str = "",
     mode: str = "mean",
     err: str = "ci95",
+    facet: str = "",
+    smoothing: float = 0.0,
 ) -> dict[str, Any]:
-    """Curves of the stepped metric ``name``: one per run (``mode="runs"``, at most 50
-    runs) or the mean per ``group`` with a band (``err``). Points: ``[step, y, low, high]``."""
-    _need(frame, group)
+    """Curves of the stepped metric ``name``, one panel per ``facet`` value: the mean per
+    ``group`` with a band (``err``), or every run (``mode="runs"``, at most 100) coloured
+    by its group. Legends name the param (``lr=0.01``); ``smoothing`` is an exponential
+    moving average weight (0 to 0.99). Points: ``[step, y, low, high]``; ``log_y`` says
+    whether a log axis suits the values (positive, >= 3 decades)."""
+    _need(frame, group, facet)
     if err not in ERRORS:
         raise BadQuery(f"err must be one of {ERRORS}")
-    sub = frame[list(dict.fromkeys(c for c in ("run_id", "status", group) if c))]
+    weight = min(max(float(smoothing), 0.0), 0.99)
+    keys = list(dict.fromkeys(c for c in (facet, group) if c))
+    sub = frame[list(dict.fromkeys(c for c in ("run_id", "status", *keys) if c))]
     ok = sub[(sub["status"] == "success").to_numpy(dtype=bool)] if "status" in sub else sub
     of_name = steps[(steps["name"] == name).to_numpy(dtype=bool)]
-    series = []
+    panels: dict[str, list[dict[str, Any]]] = {}
+    colors: dict[str, int] = {}
     if mode == "runs":
         wanted = set(ok["run_id"].tolist())
-        run_ids = of_name["run_id"].to_numpy(dtype=object)
-        keep = [rid in wanted for rid in run_ids]
+        keep = [rid in wanted for rid in of_name["run_id"].to_numpy(dtype=object)]
         chosen = of_name[keep]
         order = list(dict.fromkeys(chosen["run_id"].tolist()))[:MAX_RUN_CURVES]
-        for run_id, part in chosen[chosen["run_id"].isin(order)].groupby("run_id", sort=False):
-            part = part.sort_values("step")
-            points = [
-                [s, v, None, None]
-                for s, v in zip(part["step"].tolist(), part["value"].tolist(), strict=True)
-            ]
-            series.append({"name": str(run_id), "points": jsonable(points)})
+        labels = ok.drop_duplicates("run_id").set_index("run_id")
+        chosen = chosen[chosen["run_id"].isin(order)].sort_values(["run_id", "step"], kind="stable")
+        for run_id, part in chosen.groupby("run_id", sort=False):
+            named = _named(group, labels.at[run_id, group]) if group else str(run_id)
+            title = _named(facet, labels.at[run_id, facet]) if facet else ""
+            values = part["value"].tolist()
+            points = _curve(
+                part["step"].tolist(), values, [None] * len(values), [None] * len(values), weight
+            )
+            color = colors.setdefault(named if group else str(len(colors)), len(colors))
+            panels.setdefault(title, []).append(
+                {"name": named, "run_id": str(run_id), "color": color, "points": jsonable(points)}
+            )
     else:
-        by = [group] if group else []
-        table = aggregate_steps(
-            of_name, ok[["run_id", *by]], by=by, stats=("mean",) + ((err,) if err != "none" else ())
-        )
-        table = table.sort_values([*by, "step"], kind="stable")
-        step_values, means = table["step"].tolist(), table["mean"].tolist()
-        spreads = table[err].tolist() if err != "none" else [None] * len(table)
-        groups = (
-            table.groupby(by, dropna=False, sort=True).indices if by else {(): range(len(table))}
-        )
-        for key, rows in groups.items():
-            points = []
-            for i in rows:
-                spread = spreads[i]
-                spread = None if spread is None or spread != spread else spread
-                low = means[i] - spread if spread is not None else None
-                high = means[i] + spread if spread is not None else None
-                points.append([step_values[i], means[i], low, high])
+        stats = ("mean",) + ((err,) if err != "none" else ())
+        table = aggregate_steps(of_name, ok[["run_id", *keys]], by=keys, stats=stats)
+        table = table.sort_values([*keys, "step"], kind="stable")
+        groups = table.groupby(keys, dropna=False, sort=True) if keys else [((), table)]
+        for key, part in groups:
             key = key if isinstance(key, tuple) else (key,)
-            series.append({"name": _label(key[0]) if by else name, "points": jsonable(points)})
-    return {"kind": "steps", "name": name, "mode": mode, "err": err, "series": series}
+            named_keys = dict(zip(keys, key, strict=True))
+            means = part["mean"].tolist()
+            spread = part[err].tolist() if err != "none" else [math.nan] * len(part)
+            lows = [m - e if e == e else None for m, e in zip(means, spread, strict=True)]
+            highs = [m + e if e == e else None for m, e in zip(means, spread, strict=True)]
+            named = _named(group, named_keys[group]) if group else name
+            title = _named(facet, named_keys[facet]) if facet else ""
+            color = colors.setdefault(named, len(colors))
+            points = _curve(part["step"].tolist(), means, lows, highs, weight)
+            panels.setdefault(title, []).append(
+                {"name": named, "color": color, "points": jsonable(points)}
+            )
+    values = pd.to_numeric(of_name["value"], errors="coerce")
+    return {
+        "kind": "steps",
+        "name": name,
+        "mode": mode,
+        "err": err,
+        "group": group.removeprefix("param_"),
+        "log_y": log_values(values.tolist()),
+        "panels": [{"title": t, "series": series} for t, series in panels.items()],
+    }
 
 
 def compare(records: list[dict[str, Any]]) -> dict[str, Any]:
@@ -249,10 +282,18 @@ def compare_steps(
             "name": name,
             "mode": "runs",
             "err": "none",
-            "series": [
-                {"name": run_id, "points": jsonable([[s, v, None, None] for s, v in data[name]])}
-                for run_id, data in zip(run_ids, steps, strict=True)
-                if name in data
+            "panels": [
+                {
+                    "title": "",
+                    "series": [
+                        {
+                            "name": run_id,
+                            "points": jsonable([[s, v, None, None] for s, v in data[name]]),
+                        }
+                        for run_id, data in zip(run_ids, steps, strict=True)
+                        if name in data
+                    ],
+                }
             ],
         }
         for name in names

@@ -194,6 +194,13 @@ def jsonable(value: Any) -> Any:
     return value
 
 
+def _shown(value: Any) -> Any:
+    """A cell of a successful run: NaN and ±inf are values it recorded, shown as such."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return "NaN" if value != value else ("inf" if value > 0 else "-inf")
+    return jsonable(value)
+
+
 def run_query(
     frame: pd.DataFrame, query: TableQuery, sorter: SortCache | None = None
 ) -> dict[str, Any]:
@@ -206,7 +213,18 @@ def run_query(
     window = slice(query.offset, query.offset + query.limit)
     rows_at = np.arange(len(frame))[window] if positions is None else positions[window]
     page = frame.iloc[rows_at, [frame.columns.get_loc(c) for c in columns]]
-    rows = [jsonable(list(row)) for row in page.itertuples(index=False, name=None)]
+    ok = (
+        (frame["status"].iloc[rows_at] == "success").tolist()
+        if "status" in frame.columns
+        else [True] * len(page)
+    )
+    metric = [c in columns_of(page)["metrics"] for c in columns]
+    rows = [
+        [_shown(v) if m else jsonable(v) for v, m in zip(row, metric, strict=True)]
+        if good
+        else jsonable(list(row))
+        for row, good in zip(page.itertuples(index=False, name=None), ok, strict=True)
+    ]
     return {
         "total": total,
         "all": len(frame),

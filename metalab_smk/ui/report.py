@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as _dt
 import html
 import json
+import math
 import os
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ from metalab_smk.results.aggregate import aggregate
 from metalab_smk.ui import plots
 from metalab_smk.ui.query import columns_of, jsonable
 from metalab_smk.ui.source import FileSource
+from metalab_smk.ui.sweep import sweep_view
 
 __all__ = ["build_report", "write_report"]
 
@@ -34,12 +36,24 @@ MAX_SUMMARY_ROWS = 1000
 BOOT = """
 (function () {
   var specs = JSON.parse(document.getElementById("report-data").textContent);
-  specs.forEach(function (spec) {
-    var el = document.getElementById(spec.id);
-    el.dataset.renderer = "svg";  // crisp when printed or zoomed
-    var opts = window.metalabCharts.options(spec.data);
-    if (opts.length) window.metalabCharts.draw(el, opts[0]);
-  });
+  var toggle = document.getElementById("log-y");
+  function drawAll() {
+    specs.forEach(function (spec) {
+      var el = document.getElementById(spec.id);
+      el.dataset.renderer = "svg";  // crisp when printed or zoomed
+      if (spec.sweep) {
+        window.metalabCharts.draw(el, window.metalabCharts.parallelOption(spec.sweep,
+          toggle && toggle.checked ? true : spec.sweep.metric_log));
+        return;
+      }
+      if (toggle && toggle.checked) spec.data.logY = true; else delete spec.data.logY;
+      var opts = window.metalabCharts.options(spec.data);
+      if (opts.length) window.metalabCharts.draw(el, opts[spec.panel || 0]);
+      else { el.textContent = "no finite values to plot"; el.dataset.series = "0"; }
+    });
+  }
+  if (toggle) toggle.addEventListener("change", drawAll);
+  drawAll();
 })();
 """
 
@@ -57,6 +71,13 @@ def _fmt(value: Any) -> str:
     return str(value)
 
 
+def _number(value: Any) -> str:
+    """A statistic, ±inf written out (an infinite value is a value)."""
+    if isinstance(value, float) and math.isinf(value):
+        return "inf" if value > 0 else "-inf"
+    return _fmt(value)
+
+
 def _script_json(data: Any) -> str:
     text = json.dumps(jsonable(data), allow_nan=False, default=str)
     return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
@@ -69,7 +90,8 @@ def _swept(frame: pd.DataFrame, params: list[str]) -> list[str]:
 def _summary_table(frame: pd.DataFrame, params: list[str], metrics: list[str]) -> str:
     if not metrics:
         return "<p class='muted'>No numeric metrics.</p>"
-    table = aggregate(frame, metrics=metrics, by=params, stats=("mean", "ci95", "std", "count"))
+    stats = ("mean", "ci95", "std", "count", "nan")
+    table = aggregate(frame, metrics=metrics, by=params, stats=stats)
     head = "".join(f"<th>{_e(p.removeprefix('param_'))}</th>" for p in params)
     head += "".join(f"<th>{_e(m)} (mean ± 95% CI)</th><th>{_e(m)} std</th>" for m in metrics)
     head += "<th>n</th>"
@@ -77,11 +99,13 @@ def _summary_table(frame: pd.DataFrame, params: list[str], metrics: list[str]) -
     for row in table.head(MAX_SUMMARY_ROWS).to_dict("records"):
         cells = "".join(f"<td>{_e(row[p])}</td>" for p in params)
         for m in metrics:
-            mean, half = row[f"{m}_mean"], row[f"{m}_ci95"]
-            spread = "" if pd.isna(half) else f" ± {_fmt(half)}"
-            cells += f"<td class='num'>{_e(mean)}{html.escape(spread)}</td>"
+            mean, half, nans = row[f"{m}_mean"], row[f"{m}_ci95"], int(row[f"{m}_nan"])
+            text = _number(mean) if row[f"{m}_count"] else ""
+            text += "" if pd.isna(half) else f" ± {_fmt(half)}"
+            text += (f" ({nans} NaN)" if text else f"{nans} NaN") if nans else ""
+            cells += f"<td class='num'>{html.escape(text or '—')}</td>"
             cells += f"<td class='num'>{_e(row[f'{m}_std'])}</td>"
-        count = max(int(row[f"{m}_count"]) for m in metrics)
+        count = max(int(row[f"{m}_count"]) + int(row[f"{m}_nan"]) for m in metrics)
         rows.append(f"<tr>{cells}<td class='num'>{count}</td></tr>")
     more = (
         f"<p class='muted'>The first {MAX_SUMMARY_ROWS:,} of {len(table):,} param cases; "
@@ -147,20 +171,46 @@ def _experiment_section(source: FileSource, experiment_id: str, specs: list[dict
     steps = source.steps(experiment_id)
     stepped = sorted(steps["name"].unique().tolist()) if len(steps) else []
     group = next((p for p in swept if frame[p].nunique(dropna=False) <= MAX_GROUPS), "")
+    facet = next((p for p in swept if p != group and frame[p].nunique() <= MAX_GROUPS), "")
     for name in stepped:
         if len(specs) + len(charts) < MAX_CHARTS:
-            charts.append(plots.stepped(frame, steps, name, group=group, mode="mean"))
+            charts.append(plots.stepped(frame, steps, name, group=group, facet=facet))
     if charts:
         out.append("<h3>Metrics against params (mean ± 95% CI) and stepped metrics</h3>")
         boxes = []
         for data in charts:
-            chart_id = f"chart-{len(specs)}"
-            specs.append({"id": chart_id, "data": data})
-            boxes.append(f"<div class='chart' id='{chart_id}'></div>")
+            for panel in range(len(data.get("panels") or [None])):
+                chart_id = f"chart-{len(specs)}"
+                specs.append({"id": chart_id, "data": data, "panel": panel})
+                boxes.append(f"<div class='chart' id='{chart_id}'></div>")
         out.append(f"<div class='charts'>{''.join(boxes)}</div>")
+    if swept and metrics:
+        out.append(_sweep_section(frame, metrics[0], specs))
     out.append("<h3>Failures</h3>")
     out.append(_failures(frame, source, experiment_id))
     return "".join(out)
+
+
+def _sweep_section(frame: pd.DataFrame, metric: str, specs: list[dict[str, Any]]) -> str:
+    """Parallel coordinates over case means and the importance table of ``metric``."""
+    view = sweep_view(frame, metric)
+    chart_id = f"chart-{len(specs)}"
+    specs.append({"id": chart_id, "sweep": view})
+    rows = "".join(
+        f"<tr class='source'><td>{_e(r['source'])}</td><td>{_e(r['kind'])}</td>"
+        f"<td class='num'>{_e(None if r['share'] is None else round(100 * r['share'], 1))} %</td>"
+        f"<td class='num'>{_e(r['F'])}</td><td class='num'>{_e(r['p'])}</td>"
+        f"<td>{'below seed noise' if r['below_noise'] else ''}</td></tr>"
+        for r in view["importance"]
+    )
+    return (
+        f"<h3>Sweep: case means of {_e(metric)} and parameter importance against seed "
+        f"noise</h3><div class='chart wide' id='{chart_id}'></div>"
+        "<table class='importance'><thead><tr><th>source</th><th></th><th>share of variance"
+        f"</th><th>F</th><th>p</th><th></th></tr></thead><tbody>{rows}</tbody></table>"
+        f"<p class='muted'>seed noise sd {_e(view['noise_sd'])}; from "
+        f"<code>results.importance({_e(repr(metric))})</code></p>"
+    )
 
 
 def build_report(path: str | os.PathLike[str], experiment_id: str | None = None) -> str:
@@ -186,7 +236,8 @@ def build_report(path: str | os.PathLike[str], experiment_id: str | None = None)
         f"<title>{html.escape(title)}</title><style>{css}</style></head><body>"
         f"<h1>{html.escape(title)}</h1><p class='muted' id='generated'>generated {when} from "
         f"{html.escape(str(path))}; error bars and ± are 95 % Student-t intervals of the "
-        "mean over seed replicates.</p>"
+        "mean over seed replicates. <label><input type='checkbox' id='log-y'> log y axes"
+        "</label></p>"
         + "".join(sections)
         + f"<script type='application/json' id='report-data'>{_script_json(specs)}</script>"
         + f"<script>{library}</script><script>{charts}</script><script>{BOOT}</script>"

@@ -39,6 +39,7 @@ from metalab_smk.ui.query import (
     view_frame,
 )
 from metalab_smk.ui.source import DataSource, NotFound
+from metalab_smk.ui.sweep import paired, sweep_view
 
 __all__ = ["build_app"]
 
@@ -296,10 +297,37 @@ def build_app(source: DataSource, allowed_hosts: list[str] | None = None) -> Sta
                 group=q.get("group", ""),
                 mode=q.get("mode", "mean"),
                 err=q.get("err", "ci95"),
+                facet=q.get("facet", ""),
+                smoothing=float(q.get("smooth") or 0),
             )
         else:
             raise BadQuery("kind must be xy, hist or steps")
         return data
+
+    def cached(kind: str, request: Request, make: Any) -> Response:
+        """A response computed once per table version and query."""
+        table = source.frame(eid(request))
+        key = (kind, eid(request), id(table), tuple(sorted(request.query_params.items())))
+        hit = plot_cache.get(key)
+        if hit is not None and hit[0] is table:
+            return Response(hit[2], media_type="application/json")
+        response = _Json(make(view_frame(table, table_query(request), sorter)))
+        plot_cache[key] = (table, None, response.body)
+        while len(plot_cache) > 16:
+            plot_cache.popitem(last=False)
+        return response
+
+    async def sweep(request: Request) -> Response:
+        """Case means, importance with the seed-noise share (the sweep view)."""
+        metric = request.query_params.get("metric", "")
+        return cached("sweep", request, lambda frame: sweep_view(frame, metric))
+
+    async def sweep_compare(request: Request) -> Response:
+        """Paired comparison of cases ``a`` and ``b`` on their shared seeds."""
+        q = request.query_params
+        return cached(
+            "pair", request, lambda frame: paired(frame, q.get("metric", ""), q["a"], q["b"])
+        )
 
     async def not_found(request: Request, exc: Exception) -> Response:
         return _Json({"error": str(exc)}, status_code=404)
@@ -323,6 +351,8 @@ def build_app(source: DataSource, allowed_hosts: list[str] | None = None) -> Sta
         Route(exp + "/export", export),
         Route(exp + "/plot", plot),
         Route(exp + "/compare", compare),
+        Route(exp + "/sweep", sweep),
+        Route(exp + "/sweep/compare", sweep_compare),
         Route(run, run_detail),
         Route(run + "/log", run_log),
         Route(run + "/data/{name}", run_data),

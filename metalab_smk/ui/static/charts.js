@@ -57,6 +57,7 @@
       silent: true,
       data: points.filter((p) => p[2] !== null && p[3] !== null),
       encode: { x: 0, y: [1, 2, 3] },
+      clip: true,
       renderItem: function (params, api) {
         const x = categorical ? api.value(0) : api.value(0);
         const lo = api.coord([x, api.value(2)]);
@@ -76,12 +77,15 @@
     };
   }
 
-  function band(name, points, color) {
-    const pts = points.filter((p) => p[2] !== null && p[3] !== null);
+  function band(name, points, color, floor) {
+    // on a log axis a lower bound at or below zero is drawn at the smallest value shown
+    const pts = points.filter((p) => p[2] !== null && p[3] !== null)
+      .map((p) => [p[0], p[1], floor && p[2] <= 0 ? floor : p[2], p[3]]);
     return {
       type: "custom",
       name: name,
       silent: true,
+      clip: true,  // never drawn outside the axes
       data: pts.length ? [0] : [],
       renderItem: function (params, api) {
         const upper = pts.map((p) => api.coord([p[0], p[3]]));
@@ -105,6 +109,7 @@
     const agg = data.agg !== "none";
     const opt = base(panel.title, data.x, data.y + (agg ? " (" + data.agg + (data.err !== "none" ? " ± " + data.err : "") + ")" : ""),
       categorical ? "category" : "value");
+    logAxes(opt, data);
     if (categorical) {
       const cats = [];
       panel.series.forEach((s) => s.points.forEach((p) => { if (!cats.includes(cat(p[0]))) cats.push(cat(p[0])); }));
@@ -143,15 +148,76 @@
     return opt;
   }
 
-  function stepsOption(data) {
-    const opt = base("", "step", data.name + (data.mode === "runs" ? "" : " (mean" + (data.err !== "none" ? " ± " + data.err : "") + ")"), "value");
-    data.series.forEach((s, i) => {
-      const color = PALETTE[i % PALETTE.length];
-      opt.series.push({ type: "line", name: s.name, data: s.points, showSymbol: s.points.length < 40,
-        itemStyle: { color }, lineStyle: { color, width: 1.5 }, z: 2 });
-      if (data.mode !== "runs") opt.series.push(band(s.name, s.points, color));
+  function positiveMin(panels) {
+    let min = Infinity;
+    panels.forEach((panel) => panel.series.forEach((s) => s.points.forEach((p) => {
+      for (const v of [p[1], p[2], p[3]]) if (typeof v === "number" && v > 0 && v < min) min = v;
+    })));
+    return min === Infinity ? null : min;
+  }
+
+  /* Log axes: ``data.logY`` / ``data.logX`` (the page's toggle) override the server's
+   * suggestion ``log_y`` / ``log_x``. */
+  function logAxes(opt, data) {
+    const logY = data.logY !== undefined ? data.logY : !!data.log_y;
+    const logX = data.logX !== undefined ? data.logX : !!data.log_x;
+    if (logY) opt.yAxis.type = "log";
+    if (logX && opt.xAxis.type === "value") opt.xAxis.type = "log";
+    return logY;
+  }
+
+  function stepsPanel(data, panel, floor) {
+    const yName = data.name + (data.mode === "runs" ? "" : " (mean" + (data.err !== "none" ? " ± " + data.err : "") + ")");
+    const opt = base(panel.title, "step", yName, "value");
+    const logY = logAxes(opt, data);
+    const named = new Set();
+    panel.series.forEach((s, i) => {
+      const color = PALETTE[(s.color !== undefined ? s.color : i) % PALETTE.length];
+      const points = logY ? s.points.map((p) => [p[0], p[1] > 0 ? p[1] : null, p[2], p[3]]) : s.points;
+      opt.series.push({ type: "line", name: s.name, data: points, showSymbol: points.length < 40,
+        itemStyle: { color }, lineStyle: { color, width: data.mode === "runs" ? 1 : 1.5 }, z: 2 });
+      if (data.mode !== "runs") opt.series.push(band(s.name, points, color, logY ? floor : null));
+      named.add(s.name);
     });
+    opt.legend.data = Array.from(named);
+    if (data.group) opt.legend.formatter = (name) => name;  // names read "lr=0.01"
     return opt;
+  }
+
+  function stepsOptions(data) {
+    const panels = data.panels || [{ title: "", series: data.series || [] }];
+    const floor = positiveMin(panels);
+    return panels.map((panel) => stepsPanel(data, panel, floor));
+  }
+
+  /* Parallel coordinates over case means (the sweep view): one axis per param, then the
+   * metric; lines coloured by the metric. */
+  function parallelOption(view, logMetric) {
+    const axes = view.axes.map((a, i) => {
+      const axis = { dim: i, name: a.name, nameLocation: "start" };
+      if (a.categorical) return Object.assign(axis, { type: "category", data: a.values });
+      if (a.log) return Object.assign(axis, { type: "log" });
+      return Object.assign(axis, { type: "value", scale: true });
+    });
+    const m = view.axes.length;
+    axes.push({ dim: m, name: view.metric, nameLocation: "start", type: logMetric ? "log" : "value", scale: true });
+    const data = view.cases.filter((c) => c.mean !== null).map((c) =>
+      ({ value: c.values.map((v, i) => view.axes[i].categorical ? String(v) : v).concat([c.mean]), case: c }));
+    const means = data.map((d) => d.value[m]);
+    return {
+      animation: false,
+      parallelAxis: axes,
+      parallel: { left: 60, right: 110, top: 40, bottom: 40 },
+      visualMap: { type: "continuous", dimension: m, min: Math.min(...means), max: Math.max(...means),
+        right: 0, top: "middle", calculable: true, precision: 3, text: [view.metric, ""],
+        inRange: { color: ["#3b4cc0", "#b8b8b8", "#b40426"] } },
+      tooltip: { trigger: "item", formatter: (p) => {
+        const c = p.data.case;
+        return escapeText(c.label + ": " + fmt(c.mean) + (c.ci95 !== null ? " ± " + fmt(c.ci95) + " (95% CI)" : "")
+          + ", n=" + c.n + (c.nan ? ", " + c.nan + " NaN" : ""));
+      } },
+      series: [{ type: "parallel", name: "cases", data: data, lineStyle: { width: 2, opacity: 0.8 } }],
+    };
   }
 
   function runStepsOption(name, points, xName) {
@@ -184,9 +250,9 @@
   function options(data) {
     if (data.kind === "xy") return data.panels.map((p) => xyOption(data, p));
     if (data.kind === "hist") return [histOption(data)];
-    if (data.kind === "steps") return [stepsOption(data)];
+    if (data.kind === "steps") return stepsOptions(data);
     return [];
   }
 
-  window.metalabCharts = { draw, options, runStepsOption, seriesCount, fmt };
+  window.metalabCharts = { draw, options, parallelOption, runStepsOption, seriesCount, fmt };
 })();

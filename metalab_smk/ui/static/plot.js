@@ -19,6 +19,9 @@ export async function plotPage(main, eid, params, still) {
     err: params.get("err") || "ci95",
     mode: params.get("mode") || "mean",
     bins: params.get("bins") || "20",
+    logy: params.get("logy") || "auto",
+    logx: params.get("logx") || "auto",
+    smooth: params.get("smooth") || "0",
   };
   if (!state.y) state.y = state.kind === "steps" ? cols.stepped[0] || "" : numericMetrics[0] || "";
   const set = (patch) => {
@@ -29,6 +32,7 @@ export async function plotPage(main, eid, params, still) {
     go(["e", eid, "plot"], next);
   };
   const none = [["", "(none)"]];
+  const logChoice = (key, name) => label(name, select([["auto", "auto"], ["on", "log"], ["off", "linear"]], state[key], (v) => set({ [key]: v }), { id: key }));
   const label = (text, control) => h("label", {}, text, control);
   const options = (list) => list.map((c) => [c, columnLabel(c)]);
   const controls = [label("plot", select([["xy", "Y vs X"], ["hist", "histogram"], ["steps", "stepped metric"]], state.kind, (v) => set({ kind: v }), { id: "kind" }))];
@@ -39,7 +43,8 @@ export async function plotPage(main, eid, params, still) {
       label("group by", select(none.concat(options(cols.params)), state.group, (v) => set({ group: v }), { id: "group" })),
       label("facet by", select(none.concat(options(cols.params)), state.facet, (v) => set({ facet: v }), { id: "facet" })),
       label("replicates", select([["mean", "mean"], ["median", "median"], ["min", "min"], ["max", "max"], ["none", "every run"]], state.agg, (v) => set({ agg: v }), { id: "agg" })),
-      label("error bars", select([["ci95", "95% CI (t)"], ["sem", "SEM"], ["std", "std"], ["none", "none"]], state.err, (v) => set({ err: v }), { id: "err" })));
+      label("error bars", select([["ci95", "95% CI (t)"], ["sem", "SEM"], ["std", "std"], ["none", "none"]], state.err, (v) => set({ err: v }), { id: "err" })),
+      logChoice("logx", "x axis"), logChoice("logy", "y axis"));
   } else if (state.kind === "hist") {
     controls.push(
       label("metric", select(options(numericMetrics), state.y, (v) => set({ y: v }), { id: "y" })),
@@ -48,9 +53,12 @@ export async function plotPage(main, eid, params, still) {
   } else {
     controls.push(
       label("stepped metric", select(cols.stepped.map((c) => [c, c]), state.y, (v) => set({ y: v }), { id: "y" })),
-      label("curves", select([["mean", "mean per group"], ["runs", "each run (≤ 50)"]], state.mode, (v) => set({ mode: v }), { id: "mode" })),
+      label("curves", select([["mean", "mean ± band per case"], ["runs", "each run (≤ 100)"]], state.mode, (v) => set({ mode: v }), { id: "mode" })),
       label("group by", select(none.concat(options(cols.params)), state.group, (v) => set({ group: v }), { id: "group" })),
-      label("band", select([["ci95", "95% CI (t)"], ["sem", "SEM"], ["std", "std"], ["none", "none"]], state.err, (v) => set({ err: v }), { id: "err" })));
+      label("facet by", select(none.concat(options(cols.params)), state.facet, (v) => set({ facet: v }), { id: "facet" })),
+      label("band", select([["ci95", "95% CI (t)"], ["sem", "SEM"], ["std", "std"], ["none", "none"]], state.err, (v) => set({ err: v }), { id: "err" })),
+      label("smoothing", select([["0", "none"], ["0.6", "0.6"], ["0.8", "0.8"], ["0.95", "0.95"]], state.smooth, (v) => set({ smooth: v }), { id: "smooth" })),
+      logChoice("logy", "y axis"));
   }
   const view = new URLSearchParams();
   for (const key of ["q", "status", "filter"]) if (params.get(key)) view.set(key, params.get(key));
@@ -74,8 +82,10 @@ export async function plotPage(main, eid, params, still) {
     for (const [k, v] of Object.entries(state)) if (v) q.set(k, v);
     const data = await api(`/api/experiments/${enc(eid)}/plot?${q}`);
     const text = JSON.stringify(data);
-    if (text === last || !still()) return;
-    last = text;
+    if (text + state.logy + state.logx === last || !still()) return;
+    last = text + state.logy + state.logx;
+    if (state.logy !== "auto") data.logY = state.logy === "on";
+    if (state.logx !== "auto") data.logX = state.logx === "on";
     const opts = window.metalabCharts.options(data);
     const boxes = opts.map(() => h("div", { class: "chart" }));
     charts.replaceChildren(...boxes);
