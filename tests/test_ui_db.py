@@ -120,7 +120,8 @@ def test_live_state_comes_from_reachable_directories(db: str, store: Path, tmp_p
     layout.record(run_id).unlink()  # as while the run executes again
     header = json.dumps({"pid": os.getpid(), "host": os.uname().nodename})  # this process
     layout.partial_log(run_id, os.getpid()).write_text(f"# metalab run {header}\nstep 3\n")
-    atomic_write_json(layout.head_file, {"pid": 2**22 + 7, "host": os.uname().nodename})
+    head = {"pid": 2**22 + 7, "host": os.uname().nodename, "log": str(tmp_path / "head.log")}
+    atomic_write_json(layout.head_file, head)
     with TestClient(build_app(IndexSource(db, copy))) as client:
         (exp,) = client.get("/api/experiments").json()["experiments"]
         assert exp["live"] is True and "live_note" not in exp
@@ -143,3 +144,16 @@ def test_unreachable_directories_say_so(db: str, store: Path, tmp_path: Path) ->
         assert exp["running"] is None and exp["pending"] is None and exp["head"] is None
         assert (exp["total"], exp["done"], exp["failed"]) == (18, 15, 3)  # as indexed
         assert client.get(f"{API}/runs").json()["total"] == 18
+
+
+def test_a_directory_whose_state_cannot_be_read_is_listed_not_live(
+    db: str, store: Path, tmp_path: Path
+) -> None:
+    copy = tmp_path / "runs"
+    shutil.copytree(store, copy)
+    assert cli_main(["index", str(copy), "--db", db]) == 0
+    FileSource(copy).layout(EID).head_file.write_text('{"pid": 1}')  # damaged
+    with TestClient(build_app(IndexSource(db, copy))) as client:
+        (exp,) = client.get("/api/experiments").json()["experiments"]
+    assert exp["live"] is False and "head.json is damaged" in exp["live_note"]
+    assert exp["done"] == 15  # the indexed counts stay

@@ -552,6 +552,7 @@ def start(
             f"`metalab stop {os.path.relpath(layout.root)}`."
         )
     try:
+        _gpu_plan(layout, as_executor(executor))  # too few GPUs: said before anything starts
         ended = end_orphaned_snakemake(layout.root)
         if ended and verbose:
             print(

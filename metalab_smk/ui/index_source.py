@@ -107,6 +107,8 @@ class IndexSource:
             live = next(e for e in listed if e["experiment_id"] == experiment_id)
         except (NotFound, StopIteration, OSError, ValueError, MetalabError):
             return {**entry, "live": False, "live_note": UNREACHABLE}
+        if "error" in live:  # its directory is there but its state cannot be read
+            return {**entry, "live": False, "live_note": live["error"]}
         counts = ("total", "done", "running", "failed", "pending", "head")
         activity = max(entry["last_activity_ns"] or 0, live["last_activity_ns"] or 0)
         return {
