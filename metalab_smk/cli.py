@@ -161,6 +161,7 @@ def _cmd_submit(args: argparse.Namespace) -> int:
 
 def _cmd_status(args: argparse.Namespace) -> int:
     """Counts and failures, read from the files: nothing is written into the store."""
+    from metalab_smk.store.checkpoints import checkpoint_usage
     from metalab_smk.store.locate import shown
     from metalab_smk.sweep.detached import dead_head_error, head_alive, head_state, read_head
     from metalab_smk.sweep.status import sweep_status
@@ -168,6 +169,10 @@ def _cmd_status(args: argparse.Namespace) -> int:
     layout = _locate(args)
     status = sweep_status(layout, verify=args.verify, check_records=True)
     print(status.as_text(every_run=args.all))
+    runs, size = checkpoint_usage(layout)
+    if runs:
+        where = shown(layout.checkpoints_dir)
+        print(f"checkpoints: {runs} run(s) keep {size / 1e6:.1f} MB in {where}")
     head = read_head(layout)
     if head:
         reported = head_state(layout)

@@ -92,9 +92,12 @@ def test_ctrl_c_keeps_the_checkpoint_and_the_next_run_continues(tmp_path: Path) 
     assert interrupted["status"] == "interrupted"
     saved = int((exp_dir / "checkpoints" / interrupted["run_id"] / "step.txt").read_text())
     assert 4 <= saved < 12
+    shown = run_metalab(tmp_path, "status", "runs/long+1")
+    assert "checkpoints: 1 run(s) keep 0.0 MB in runs/long+1/checkpoints" in shown.stdout
     done = run_metalab(tmp_path, "run", "exp.py")
     assert done.returncode == 0, done.stderr[-2000:]
     _check_finished(tmp_path, trail, 12, min_attempts=2)
+    assert "checkpoints" not in run_metalab(tmp_path, "status", "runs/long+1").stdout
 
 
 def _cluster_reason() -> str | None:
@@ -104,6 +107,32 @@ def _cluster_reason() -> str | None:
     return None if "up" in shown.stdout else "no SLURM cluster answers sinfo"
 
 
+def _slurm_sweep(tmp_path: Path, time_limit: int) -> subprocess.Popen[str]:
+    (tmp_path / "go.py").write_text(
+        textwrap.dedent(f"""
+        import metalab
+        from exp import exp
+
+        config = metalab.SlurmConfig(partition="debug", time={time_limit}, memory="500M",
+                                     status_interval=1, warn_before=20)
+        metalab.run(exp, executor=metalab.SlurmExecutor(config)).result(check=True)
+        """)
+    )
+    return subprocess.Popen(
+        [sys.executable, "go.py"],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=subprocess_env(tmp_path),
+    )
+
+
+def _finished_ok(sweep: subprocess.Popen[str]) -> None:
+    out, err = sweep.communicate(timeout=600)
+    assert sweep.returncode == 0, out[-2000:] + err[-3000:]
+
+
 @pytest.mark.slurm
 @pytest.mark.slow
 @pytest.mark.skipif(_cluster_reason() is not None, reason=_cluster_reason() or "")
@@ -111,23 +140,23 @@ def test_a_run_longer_than_its_time_limit_finishes_in_one_sweep_on_slurm(
     tmp_path: Path,
 ) -> None:
     trail = _write(tmp_path, steps=40, seconds=2)
-    (tmp_path / "go.py").write_text(
-        textwrap.dedent("""
-        import metalab
-        from exp import exp
-
-        config = metalab.SlurmConfig(partition="debug", time=1, memory="500M",
-                                     status_interval=1, warn_before=20)
-        metalab.run(exp, executor=metalab.SlurmExecutor(config)).result()
-        """)
-    )
-    done = subprocess.run(
-        [sys.executable, "go.py"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        env=subprocess_env(tmp_path),
-    )
-    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+    _finished_ok(_slurm_sweep(tmp_path, time_limit=1))
     _check_finished(tmp_path, trail, 40, min_attempts=2)
+
+
+@pytest.mark.slurm
+@pytest.mark.skipif(_cluster_reason() is not None, reason=_cluster_reason() or "")
+def test_a_preempted_run_is_requeued_and_continues_on_slurm(tmp_path: Path) -> None:
+    trail = _write(tmp_path, steps=16, seconds=0.5)
+    sweep = _slurm_sweep(tmp_path, time_limit=10)
+    deadline = time.monotonic() + 120
+    while not (trail.exists() and len(trail.read_text().split()) >= 4):
+        assert time.monotonic() < deadline, "the run did not start"
+        time.sleep(0.1)
+    task = subprocess.run(
+        ["squeue", "-h", "-n", "metalab-long+1", "-o", "%i"], capture_output=True, text=True
+    ).stdout.split()[0]
+    # what preemption does: SIGTERM to the job's processes (here its batch shell, the worker)
+    subprocess.run(["scancel", "--batch", "--signal=TERM", task], check=True)
+    _finished_ok(sweep)
+    _check_finished(tmp_path, trail, 16, min_attempts=2)
