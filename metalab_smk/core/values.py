@@ -1,9 +1,10 @@
 """Small value checks shared by every layer: ints that are not bools, numpy values
-without importing numpy, and UTC timestamps (docs/architecture.md)."""
+without importing numpy, UTC timestamps and GPUs per run (docs/architecture.md)."""
 
 from __future__ import annotations
 
 import datetime as _dt
+from collections.abc import Mapping
 from typing import Any
 
 
@@ -30,3 +31,12 @@ def numpy_to_python(value: Any) -> Any:
 def utc_now() -> str:
     """The current time in UTC, ISO 8601 with offset (how records store time)."""
     return _dt.datetime.now(_dt.UTC).isoformat()
+
+
+def gpus_per_run(resources: Mapping[str, Any]) -> int:
+    """The GPUs each run asks for: resources ``gpus`` or ``gpu`` (Snakemake's name)."""
+    value = resources.get("gpus", resources.get("gpu", 0))
+    try:
+        return max(0, int(value))
+    except (TypeError, ValueError):
+        return 0

@@ -17,6 +17,7 @@ from metalab_smk.errors import MetalabError
 from metalab_smk.slurm.config import memory_mb, minutes
 
 __all__ = [
+    "SLURM_EXECUTORS",
     "available_profiles",
     "find_profile",
     "profile_template",
@@ -24,6 +25,10 @@ __all__ = [
     "user_profile_dir",
     "write_profile",
 ]
+
+# A profile with one of these executors runs on SLURM: this project's plugin
+# (snakemake_executor_plugin_metalab_slurm) or Snakemake's own.
+SLURM_EXECUTORS = ("metalab-slurm", "slurm")
 
 TEMPLATE = """\
 # Snakemake profile written by `metalab profile slurm`: run a compiled metalab experiment
