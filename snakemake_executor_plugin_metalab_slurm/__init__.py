@@ -164,6 +164,7 @@ class Executor(RemoteExecutor):
         except SchedulerError as exc:
             self.report_job_error(SubmittedJobInfo(job), msg=f"sbatch failed: {exc}")
             return
+        self.logger.info(f"metalab: {job.name} submitted with SLURM jobid {job_id}")
         self.report_job_submission(
             SubmittedJobInfo(job, external_jobid=job_id, aux={"batch": batch})
         )

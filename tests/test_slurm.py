@@ -103,22 +103,35 @@ def _wait_until_gone(jobs: set[str], deadline: float) -> None:
 
 
 def _slurm_profile(tmp_path: Path) -> Path:
-    """The repository's SLURM profile as a user would copy it, with fast polling."""
+    """The repository's SLURM profile as a user would copy it (metalab's executor)."""
     profile = tmp_path / "my-slurm-profile"
     shutil.copytree(REPO / "profiles" / "slurm", profile)
-    config = profile / "config.yaml"
-    text = config.read_text()
-    for key in ("slurm-init-seconds-before-status-checks", "seconds-between-status-checks"):
-        text = text.replace(f"{key}: 10", f"{key}: 1")
-    config.write_text(text)
     return profile
 
 
 PROFILE_OPTIONS = ["--partition", "debug", "--time", "5", "--memory", "500M"]
 
 
-def test_plain_snakemake_with_the_installed_profile_packs_runs(tmp_path: Path) -> None:
+def _snakemake_here(exp_dir: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        ["timeout", "-k", "5", "240", sys.executable, "-m", "snakemake", *args],
+        cwd=exp_dir,
+        env={**env, "PYTHONSAFEPATH": "1"},
+        capture_output=True,
+        text=True,
+    )
+
+
+def test_plain_snakemake_with_the_installed_profile_runs_one_array_and_reruns_nothing(
+    tmp_path: Path,
+) -> None:
+    """Issue 23: `snakemake --profile slurm` (metalab's executor) packs the runs into one
+    job array running the worker; a failing run fails alone, the summary holds every run,
+    a rerun runs only that run, and a third run submits nothing."""
+    import pandas as pd
+
     _experiment(tmp_path, "viaprofile", 25)
+    (tmp_path / "fail-7").touch()
     env = {**os.environ, "XDG_CONFIG_HOME": str(tmp_path / "config")}
     installed = subprocess.run(
         [sys.executable, "-m", "metalab_smk.cli", "profile", "slurm", *PROFILE_OPTIONS],
@@ -128,25 +141,42 @@ def test_plain_snakemake_with_the_installed_profile_packs_runs(tmp_path: Path) -
         text=True,
     )
     assert installed.returncode == 0, installed.stderr
-    assert (tmp_path / "config" / "snakemake" / "slurm" / "config.yaml").is_file()
+    profile = tmp_path / "config" / "snakemake" / "slurm" / "config.yaml"
+    assert "executor: metalab-slurm" in profile.read_text()
     assert _metalab(tmp_path, "compile", "viaprofile.py").returncode == 0
     exp_dir = tmp_path / "runs" / "viaprofile+1"
-    done = subprocess.run(
-        ["timeout", "-k", "5", "240", sys.executable, "-m", "snakemake", "--profile", "slurm"],
-        cwd=exp_dir,
-        env=env,
-        capture_output=True,
-        text=True,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
+
+    first = _snakemake_here(exp_dir, env, "--profile", "slurm")
+    assert first.returncode == 1, first.stderr[-3000:]  # one run failed
+    assert first.stderr.count("submitted SLURM array job") == 1  # 10 + 10 + 5 runs: 3 tasks
     records = _records(exp_dir)
-    assert len(records) == 25
+    assert len(records) == 24 and len(list((exp_dir / "failed").glob("*.json"))) == 1
     jobs = {r["provenance"]["extra"]["slurm_job_id"] for r in records.values()}
-    assert len(jobs) == 3  # packed: 10 + 10 + 5 runs, not 25 jobs
+    assert len(jobs) == 3  # packed: 3 array tasks, not 25 jobs
     assert {r["provenance"]["executor_id"] for r in records.values()} == {"slurm"}
     assert all(r["provenance"]["extra"]["slurm_node"] for r in records.values())
-    assert set(_sacct(jobs, "State")) == jobs
-    assert (exp_dir / "summary" / "runs.parquet").is_file()
+    summary = pd.read_parquet(exp_dir / "summary" / "runs.parquet")  # written on error too
+    assert len(summary) == 25 and (summary["status"] == "success").sum() == 24
+    status = _metalab(tmp_path, "status", str(exp_dir)).stdout
+    assert "25 runs: 24 done, 0 running, 1 failed, 0 pending" in status, status
+    assert "x=7 is marked to fail" in status
+
+    (tmp_path / "fail-7").unlink()
+    kept = {p.name: p.stat().st_mtime_ns for p in (exp_dir / "runs").glob("*.json")}
+    second = _snakemake_here(exp_dir, env, "--profile", "slurm")
+    assert second.returncode == 0, second.stderr[-3000:]
+    assert "submitted SLURM array job" in second.stderr and "(1 tasks)" in second.stderr
+    after = {p.name: p.stat().st_mtime_ns for p in (exp_dir / "runs").glob("*.json")}
+    assert len(after) == 25 and all(after[name] == mtime for name, mtime in kept.items())
+    summary_file = exp_dir / "summary" / "runs.parquet"
+    assert summary_file.stat().st_mtime_ns >= max(after.values())  # the reduce ran last
+    summary = pd.read_parquet(summary_file)
+    assert len(summary) == 25 and (summary["status"] == "success").all()
+
+    third = _snakemake_here(exp_dir, env, "--profile", "slurm")
+    assert third.returncode == 0, third.stderr[-3000:]
+    assert "submitted" not in third.stderr and "Nothing to be done" in third.stderr
+    assert {p.name: p.stat().st_mtime_ns for p in (exp_dir / "runs").glob("*.json")} == after
 
 
 def test_metalab_run_with_slurm_executor_packs_runs_and_requests_resources(
@@ -402,6 +432,42 @@ def test_killed_array_then_resubmit_finishes_without_recomputing(tmp_path: Path)
     after = {p.name: p.stat().st_mtime_ns for p in (exp_dir / "runs").glob("*.json")}
     assert all(after[name] == mtime for name, mtime in finished.items())
     assert os.path.isfile(exp_dir / "summary" / "runs.parquet")
+
+
+def test_status_after_a_finished_submit_and_a_submit_with_nothing_missing(
+    tmp_path: Path,
+) -> None:
+    """Issue 23: a finished array submit is "finished" in `metalab status` and on the
+    dashboard (never "died"); submitting again with every run done submits nothing."""
+    from metalab_smk.ui.source import FileSource
+
+    _experiment(tmp_path, "finished", 6)
+    profile = str(_slurm_profile(tmp_path))
+    exp_dir = tmp_path / "runs" / "finished+1"
+    first = _metalab(tmp_path, "submit", "finished.py", "--profile", profile, "--chunk-size", "3")
+    assert first.returncode == 0, first.stderr
+    head = json.loads((exp_dir / ".metalab" / "head.json").read_text())
+    deadline = time.monotonic() + 240
+    while "submitted head process: running" in (
+        status := _metalab(tmp_path, "status", str(exp_dir)).stdout
+    ):
+        assert time.monotonic() < deadline
+        time.sleep(1)
+    assert "6 runs: 6 done" in status, status
+    assert "submitted head process: finished" in status, status
+    _wait_until_gone({head["job_id"]}, deadline)  # the summary job ended too
+    status = _metalab(tmp_path, "status", str(exp_dir)).stdout
+    assert "submitted head process: finished" in status and "died" not in status, status
+    shown = FileSource(tmp_path / "runs").experiments()[0]["head"]
+    assert shown == f"SLURM job {head['job_id']}: finished"
+
+    started = time.monotonic()
+    again = _metalab(tmp_path, "submit", "finished.py", "--profile", profile)
+    assert again.returncode == 0, again.stderr
+    assert time.monotonic() - started < 15  # no head job waited for
+    assert again.stdout.startswith("all 6 runs are done; nothing to submit"), again.stdout
+    assert json.loads((exp_dir / ".metalab" / "head.json").read_text()) == head
+    assert not (_queued() & {head["job_id"], head["array_job_id"]})
 
 
 @ENGINES

@@ -205,7 +205,7 @@ def test_shipped_profile_is_the_template_and_options_fill_it(tmp_path) -> None:
     text = config.read_text()
     assert 'slurm_partition: "gpu"' in text and 'slurm_account: "lab"' in text
     assert "runtime: 120 " in text and "mem_mb: 4096" in text
-    assert "slurm-init-seconds-before-status-checks: 3" in text
+    assert "executor: metalab-slurm" in text
     with pytest.raises(MetalabError, match="--force"):
         write_profile("slurm", tmp_path / "p", partition="other")
     assert "other" in write_profile("slurm", tmp_path / "p", True, partition="other").read_text()
