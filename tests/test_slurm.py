@@ -179,6 +179,68 @@ def test_plain_snakemake_with_the_installed_profile_runs_one_array_and_reruns_no
     assert {p.name: p.stat().st_mtime_ns for p in (exp_dir / "runs").glob("*.json")} == after
 
 
+def test_plain_snakemake_profile_after_ctrl_c_and_a_killed_array_recomputes_nothing(
+    tmp_path: Path,
+) -> None:
+    """Issue 23: Ctrl-C of `snakemake --profile slurm` cancels its array (running runs
+    record themselves as cancelled); tasks killed outright are noticed from the queue and
+    fail their batches; a rerun then runs only what is missing."""
+    import re
+    import signal
+
+    import pandas as pd
+
+    _experiment(tmp_path, "faults", 8, sleep=3)
+    profile = _slurm_profile(tmp_path)
+    assert _metalab(tmp_path, "compile", "faults.py").returncode == 0
+    exp_dir = tmp_path / "runs" / "faults+1"
+    log = tmp_path / "snakemake.log"
+
+    def start() -> subprocess.Popen:
+        return subprocess.Popen(
+            [sys.executable, "-m", "snakemake", "--profile", str(profile), "--config", "chunk=2"],
+            cwd=exp_dir,
+            env={**os.environ, "PYTHONSAFEPATH": "1"},
+            stdout=log.open("w"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+        )
+
+    def records() -> dict[str, int]:
+        return {p.name: p.stat().st_mtime_ns for p in (exp_dir / "runs").glob("*.json")}
+
+    deadline = time.monotonic() + 240
+    process = start()
+    while not records():
+        assert time.monotonic() < deadline and process.poll() is None, log.read_text()
+        time.sleep(0.2)
+    os.killpg(process.pid, signal.SIGINT)
+    assert process.wait(timeout=60) != 0
+    (array,) = re.findall(r"submitted SLURM array job (\d+)", log.read_text())
+    _wait_until_gone({array}, deadline)
+    cancelled = [json.loads(p.read_text()) for p in (exp_dir / "failed").glob("*.json")]
+    assert cancelled and {r["status"] for r in cancelled} == {"cancelled"}
+
+    kept = records()
+    process = start()
+    while not re.findall(r"submitted SLURM array job (\d+)", log.read_text()):
+        assert time.monotonic() < deadline and process.poll() is None, log.read_text()
+        time.sleep(0.2)
+    (array,) = re.findall(r"submitted SLURM array job (\d+)", log.read_text())
+    subprocess.run(["scancel", "--signal=KILL", "--full", array], check=True)
+    assert process.wait(timeout=90) == 1, log.read_text()[-3000:]  # noticed, not hung
+    assert "ended without finishing" in log.read_text()
+    assert all(records()[name] == mtime for name, mtime in kept.items())
+
+    kept = records()
+    third = _snakemake_here(exp_dir, dict(os.environ), "--profile", str(profile))
+    assert third.returncode == 0, third.stderr[-3000:]
+    assert len(records()) == 8 and all(records()[n] == m for n, m in kept.items())
+    summary = pd.read_parquet(exp_dir / "summary" / "runs.parquet")
+    assert len(summary) == 8 and (summary["status"] == "success").all()
+
+
 def test_metalab_run_with_slurm_executor_packs_runs_and_requests_resources(
     tmp_path: Path,
 ) -> None:
