@@ -21,7 +21,7 @@ import sys
 import time
 from collections import defaultdict
 from collections.abc import AsyncGenerator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 
@@ -119,10 +119,16 @@ class Executor(RemoteExecutor):
         self.run_jobs([job])
 
     def _config(self, job: JobExecutorInterface, max_concurrent: int = 1) -> SlurmConfig:
-        """The job's SLURM settings; its threads are its CPUs unless cpus_per_task says."""
+        """The job's SLURM settings; its threads are its CPUs unless cpus_per_task says;
+        Snakemake's ``--precommand`` runs first in each job."""
         resources = dict(job.resources.items())
         resources.setdefault("cpus_per_task", job.threads)
-        return SlurmConfig.from_resources(resources, max_concurrent=max_concurrent)
+        precommand = self.workflow.spawned_job_args_factory.precommand(
+            executor_common_settings=self.common_settings
+        )
+        return SlurmConfig.from_resources(
+            resources, max_concurrent=max_concurrent, setup=[precommand] if precommand else []
+        )
 
     def _submit_array(self, members: list[tuple[JobExecutorInterface, Batch]]) -> None:
         """One ``sbatch --array`` of batches of the same stamp and resources."""
@@ -152,7 +158,8 @@ class Executor(RemoteExecutor):
             command = shlex.join([sys.executable, "-m", "metalab_smk.worker", "batch", batch.name])
             chdir, log = batch.layout.root, batch.layout.slurm_log(f"{batch.name}-%j")
         else:
-            command = self.format_job_exec(job)
+            command = self.format_job_exec(job)  # it runs the precommand itself
+            config = replace(config, setup=[])
             chdir = Path.cwd()
             log = Path(".snakemake", "slurm_logs", f"{job.name}-%j.log").absolute()
         log.parent.mkdir(parents=True, exist_ok=True)
