@@ -176,8 +176,8 @@ class Executor(RemoteExecutor):
             SubmittedJobInfo(job, external_jobid=job_id, aux={"batch": batch})
         )
 
-    def additional_general_args(self) -> list[str]:
-        return ["--executor", "local", "--jobs", "1"]  # inside a job of its own
+    def additional_general_args(self) -> str:
+        return "--executor local --jobs 1"  # inside a job of its own
 
     # -- status ----------------------------------------------------------------------
 
