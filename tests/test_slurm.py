@@ -241,6 +241,20 @@ def test_plain_snakemake_profile_after_ctrl_c_and_a_killed_array_recomputes_noth
     assert len(summary) == 8 and (summary["status"] == "success").all()
 
 
+def test_plain_snakemake_profile_with_one_run_per_job(tmp_path: Path) -> None:
+    """Jobs other than batches (here `--config chunk=1`) go to SLURM one by one, each
+    running Snakemake on its job."""
+    _experiment(tmp_path, "single", 2)
+    profile = _slurm_profile(tmp_path)
+    assert _metalab(tmp_path, "compile", "single.py").returncode == 0
+    exp_dir = tmp_path / "runs" / "single+1"
+    done = _snakemake_here(exp_dir, dict(os.environ), "--profile", str(profile), "--config",
+                           "chunk=1")  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stderr.count("metalab_run submitted with SLURM jobid") == 2
+    assert len(_records(exp_dir)) == 2 and (exp_dir / "summary" / "runs.parquet").is_file()
+
+
 def test_metalab_run_with_slurm_executor_packs_runs_and_requests_resources(
     tmp_path: Path,
 ) -> None:
