@@ -13,6 +13,12 @@ runs the same runs with the same chunking (runs per SLURM job or array task) in 
   ``summary/runs.parquet`` appeared after the last task's end.
 * ``snakemake``: ``SlurmConfig(engine="snakemake")``, Snakemake's SLURM executor plugin
   (one job per batch, Snakemake started inside each job), status checks every second.
+* ``profile``: what a user types: ``metalab compile exp.py``, then plain ``snakemake
+  --profile P --config chunk=K`` in the experiment directory, P being what ``metalab
+  profile slurm`` writes (``executor: metalab-slurm``: the ready batches as one job array
+  running the worker, as ``run`` does); it ends when Snakemake exits, summary written.
+* ``profile-slurm``: the same with ``executor: slurm`` (snakemake-executor-plugin-slurm,
+  status checks every 3 s, as the profile shipped before the metalab executor).
 
 ``tail`` is the time from the last task's end marker (or last record) to the result.
 ``cpu/task`` is the mean user+sys CPU of one array task (sacct's TotalCPU of the tasks'
@@ -20,7 +26,7 @@ batch steps, read once accounting has them); ``head cpu`` is the user+sys CPU of
 process that submitted and waited, with its children (compile, polling, summary);
 ``task span`` is the first task's start to the last task's end (sacct, whole seconds).
 
-    python benchmarks/slurm.py [--workload trivial200] [--modes array,run] [--repeat 2]
+    python benchmarks/slurm.py [--workload trivial200] [--modes run,profile] [--repeat 2]
 """
 
 from __future__ import annotations
@@ -224,6 +230,35 @@ def _submit(directory: Path, n: int, chunk: int, partition: str) -> dict:
             **_array_accounting(exp_dir, jobs)}  # fmt: skip
 
 
+def _profile(directory: Path, n: int, chunk: int, partition: str, executor: str) -> dict:
+    profile = directory / "profile"
+    cli = [sys.executable, "-m", "metalab_smk.cli"]
+    options = ["--partition", partition, "--time", "10", "--memory", "500M"]
+    subprocess.run([*cli, "profile", "slurm", str(profile), *options], check=True,
+                   capture_output=True)  # fmt: skip
+    config = profile / "config.yaml"
+    if executor != "metalab-slurm":
+        text = config.read_text().replace("executor: metalab-slurm", f"executor: {executor}")
+        config.write_text(text + "slurm-init-seconds-before-status-checks: 3\n"
+                          "seconds-between-status-checks: 3\n")  # fmt: skip
+    start, cpu = time.time(), _children_cpu()
+    subprocess.run([*cli, "compile", "exp.py"], cwd=directory, check=True, capture_output=True)
+    exp_dir = next((directory / "runs").iterdir())
+    snakemake = [str(Path(sys.executable).with_name("snakemake")), "--profile", str(profile)]
+    done = subprocess.run([*snakemake, "--config", f"chunk={chunk}"], cwd=exp_dir,
+                          capture_output=True, text=True, check=False)  # fmt: skip
+    end = time.time()
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert len(list((exp_dir / "runs").glob("*.json"))) == n
+    assert (exp_dir / "summary" / "runs.parquet").is_file()
+    jobs = len(list((exp_dir / ".metalab" / "batches").glob("*.done")))
+    arrays = re.findall(r"submitted SLURM array job (\d+)", done.stderr)
+    records = list((exp_dir / "runs").glob("*.json"))
+    return {"seconds": end - start, "tail": end - _newest_mtime(records), "jobs": jobs,
+            "head_cpu": _children_cpu() - cpu,
+            **(accounting(arrays[0], jobs) if len(arrays) == 1 else {})}  # fmt: skip
+
+
 def measure(mode: str, workload: str, partition: str, tag: str) -> dict:
     n, sleep, chunk = WORKLOADS[workload]
     with tempfile.TemporaryDirectory(dir=os.environ.get("BENCH_TMP")) as name:
@@ -237,6 +272,9 @@ def measure(mode: str, workload: str, partition: str, tag: str) -> dict:
             return _array(directory, n, sleep, chunk, partition)
         if mode == "submit":
             return _submit(directory, n, chunk, partition)
+        if mode.startswith("profile"):
+            executor = "slurm" if mode == "profile-slurm" else "metalab-slurm"
+            return _profile(directory, n, chunk, partition, executor)
         return _run(directory, n, chunk, partition, "snakemake" if mode == "snakemake" else "array")
 
 

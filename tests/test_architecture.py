@@ -13,6 +13,8 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "metalab_smk"
+# Top-level packages of this project beside metalab_smk: each is a layer of its own.
+PLUGIN = "snakemake_executor_plugin_metalab_slurm"  # Snakemake finds it by this name
 
 # layer -> layers it may import (besides itself). Top-level modules are layers of their own.
 ALLOWED: dict[str, set[str]] = {
@@ -34,6 +36,7 @@ ALLOWED: dict[str, set[str]] = {
     "reduce": {"results"},
     "cli_stores": {"*"},
     "_aliases": set(),  # upstream module paths; imports by name at import time only
+    PLUGIN: {"errors", "core", "store", "slurm"},  # Snakemake's executor plugin
 }
 # The one SLURM module the job side may use (standard library only: scontrol on job start).
 JOB_SLURM = "metalab_smk.slurm.scheduler"
@@ -50,6 +53,8 @@ def _module_name(path: Path) -> str:
 
 def _layer(module: str) -> str:
     parts = module.split(".")
+    if parts[0] != "metalab_smk":
+        return parts[0]
     if len(parts) == 1:
         return "__init__"
     return parts[1]
@@ -91,7 +96,7 @@ def _exists(module: str) -> bool:
 
 def _graph() -> dict[str, set[str]]:
     graph = {}
-    for path in sorted(PACKAGE.rglob("*.py")):
+    for path in sorted([*PACKAGE.rglob("*.py"), *(PACKAGE.parent / PLUGIN).rglob("*.py")]):
         graph[_module_name(path)] = {
             name for name in _imports(path) if name.startswith("metalab_smk") and _exists(name)
         }

@@ -158,7 +158,7 @@ def test_profile_slurm_writes_the_shipped_template(tmp_path, capsys):
     written = (tmp_path / "prof" / "config.yaml").read_text()
     shipped = REPO / "metalab_smk" / "workflow" / "profiles" / "slurm" / "config.yaml"
     assert written == shipped.read_text()
-    assert "executor: slurm" in written
+    assert "executor: metalab-slurm" in written
     assert (REPO / "profiles" / "slurm" / "config.yaml").read_text() == written
     code, _, err = _cli(capsys, "profile", "slurm", str(tmp_path / "prof"))
     assert "exists; pass --force" in _one_line_error(code, err)
@@ -249,8 +249,8 @@ def test_compile_names_the_packed_path_first(tmp_path, monkeypatch, capsys):
     assert code == 0 and lines[0] == "compiled 'demo:1': 4 runs in runs/demo+1"
     assert lines[2].startswith("  metalab run exp.py")
     assert lines[3].startswith("  metalab submit exp.py --profile DIR")
-    assert "one job per run" in lines[4]
-    assert lines[5] == "  cd runs/demo+1 && snakemake --cores all"
+    assert "packs them alike" in lines[4] and "--profile slurm" in lines[5]
+    assert lines[6] == "  cd runs/demo+1 && snakemake"  # the workflow profile: all cores
 
 
 # snapshot traceback and fingerprint ---------------------------------------------------

@@ -237,8 +237,8 @@ def test_compile_prints_directory_and_snakemake_command(sweep: Sweep) -> None:
     assert lines[0] == "compiled 'engine:1': 8 runs in S/engine+1"
     # the packed path first, then plain Snakemake with its cost named
     assert lines[2].split("#")[0].strip() == "metalab run exp.py"
-    assert "one job per run" in lines[-2]
-    assert lines[-1].strip() == "cd S/engine+1 && snakemake --cores all"
+    assert "packs them alike" in lines[-3] and "--profile slurm" in lines[-2]
+    assert lines[-1].strip() == "cd S/engine+1 && snakemake"  # no options: all cores
     # the printed command works as printed (from the directory compile ran in)
     assert sweep.dry_run.returncode == 0, sweep.dry_run.stdout
     assert "Using workflow specific profile profiles/default" in sweep.dry_run.stdout
@@ -257,6 +257,7 @@ def test_compile_writes_snakefile_profile_and_run_table(sweep: Sweep) -> None:
     assert re.search(r"^scheduler-subsample: \d+", profile, re.MULTILINE)
     assert re.search(r"^rerun-triggers: mtime\b", profile, re.MULTILINE)
     assert re.search(r"^drop-metadata: true\b", profile, re.MULTILINE)
+    assert re.search(r"^cores: all\b", profile, re.MULTILINE)  # plain `snakemake` works
     lines = sweep.layout.run_table.read_text().splitlines()
     assert len(lines) == 8
     assert all(re.fullmatch(r"[0-9a-f]{16}", line) for line in lines)

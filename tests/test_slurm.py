@@ -104,22 +104,35 @@ def _wait_until_gone(jobs: set[str], deadline: float) -> None:
 
 
 def _slurm_profile(tmp_path: Path) -> Path:
-    """The repository's SLURM profile as a user would copy it, with fast polling."""
+    """The repository's SLURM profile as a user would copy it (metalab's executor)."""
     profile = tmp_path / "my-slurm-profile"
     shutil.copytree(REPO / "profiles" / "slurm", profile)
-    config = profile / "config.yaml"
-    text = config.read_text()
-    for key in ("slurm-init-seconds-before-status-checks", "seconds-between-status-checks"):
-        text = text.replace(f"{key}: 10", f"{key}: 1")
-    config.write_text(text)
     return profile
 
 
 PROFILE_OPTIONS = ["--partition", "debug", "--time", "5", "--memory", "500M"]
 
 
-def test_plain_snakemake_with_the_installed_profile_packs_runs(tmp_path: Path) -> None:
+def _snakemake_here(exp_dir: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        ["timeout", "-k", "5", "240", sys.executable, "-m", "snakemake", *args],
+        cwd=exp_dir,
+        env={**env, "PYTHONSAFEPATH": "1"},
+        capture_output=True,
+        text=True,
+    )
+
+
+def test_plain_snakemake_with_the_installed_profile_runs_one_array_and_reruns_nothing(
+    tmp_path: Path,
+) -> None:
+    """Issue 23: `snakemake --profile slurm` (metalab's executor) packs the runs into one
+    job array running the worker; a failing run fails alone, the summary holds every run,
+    a rerun runs only that run, and a third run submits nothing."""
+    import pandas as pd
+
     _experiment(tmp_path, "viaprofile", 25)
+    (tmp_path / "fail-7").touch()
     env = {**os.environ, "XDG_CONFIG_HOME": str(tmp_path / "config")}
     installed = subprocess.run(
         [sys.executable, "-m", "metalab_smk.cli", "profile", "slurm", *PROFILE_OPTIONS],
@@ -129,25 +142,118 @@ def test_plain_snakemake_with_the_installed_profile_packs_runs(tmp_path: Path) -
         text=True,
     )
     assert installed.returncode == 0, installed.stderr
-    assert (tmp_path / "config" / "snakemake" / "slurm" / "config.yaml").is_file()
+    profile = tmp_path / "config" / "snakemake" / "slurm" / "config.yaml"
+    assert "executor: metalab-slurm" in profile.read_text()
     assert _metalab(tmp_path, "compile", "viaprofile.py").returncode == 0
     exp_dir = tmp_path / "runs" / "viaprofile+1"
-    done = subprocess.run(
-        ["timeout", "-k", "5", "240", sys.executable, "-m", "snakemake", "--profile", "slurm"],
-        cwd=exp_dir,
-        env=env,
-        capture_output=True,
-        text=True,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
+
+    first = _snakemake_here(exp_dir, env, "--profile", "slurm")
+    assert first.returncode == 1, first.stderr[-3000:]  # one run failed
+    assert first.stderr.count("submitted SLURM array job") == 1  # 10 + 10 + 5 runs: 3 tasks
     records = _records(exp_dir)
-    assert len(records) == 25
+    assert len(records) == 24 and len(list((exp_dir / "failed").glob("*.json"))) == 1
     jobs = {r["provenance"]["extra"]["slurm_job_id"] for r in records.values()}
-    assert len(jobs) == 3  # packed: 10 + 10 + 5 runs, not 25 jobs
+    assert len(jobs) == 3  # packed: 3 array tasks, not 25 jobs
     assert {r["provenance"]["executor_id"] for r in records.values()} == {"slurm"}
     assert all(r["provenance"]["extra"]["slurm_node"] for r in records.values())
-    assert set(_sacct(jobs, "State")) == jobs
-    assert (exp_dir / "summary" / "runs.parquet").is_file()
+    summary = pd.read_parquet(exp_dir / "summary" / "runs.parquet")  # written on error too
+    assert len(summary) == 25 and (summary["status"] == "success").sum() == 24
+    status = _metalab(tmp_path, "status", str(exp_dir)).stdout
+    assert "25 runs: 24 done, 0 running, 1 failed, 0 pending" in status, status
+    assert "x=7 is marked to fail" in status
+
+    (tmp_path / "fail-7").unlink()
+    kept = {p.name: p.stat().st_mtime_ns for p in (exp_dir / "runs").glob("*.json")}
+    second = _snakemake_here(exp_dir, env, "--profile", "slurm")
+    assert second.returncode == 0, second.stderr[-3000:]
+    assert "submitted SLURM array job" in second.stderr and "(1 tasks)" in second.stderr
+    after = {p.name: p.stat().st_mtime_ns for p in (exp_dir / "runs").glob("*.json")}
+    assert len(after) == 25 and all(after[name] == mtime for name, mtime in kept.items())
+    summary_file = exp_dir / "summary" / "runs.parquet"
+    assert summary_file.stat().st_mtime_ns >= max(after.values())  # the reduce ran last
+    summary = pd.read_parquet(summary_file)
+    assert len(summary) == 25 and (summary["status"] == "success").all()
+
+    third = _snakemake_here(exp_dir, env, "--profile", "slurm")
+    assert third.returncode == 0, third.stderr[-3000:]
+    assert "submitted" not in third.stderr and "Nothing to be done" in third.stderr
+    assert {p.name: p.stat().st_mtime_ns for p in (exp_dir / "runs").glob("*.json")} == after
+
+
+def test_plain_snakemake_profile_after_ctrl_c_and_a_killed_array_recomputes_nothing(
+    tmp_path: Path,
+) -> None:
+    """Issue 23: Ctrl-C of `snakemake --profile slurm` cancels its array (running runs
+    record themselves as cancelled); tasks killed outright are noticed from the queue and
+    fail their batches; a rerun then runs only what is missing."""
+    import re
+    import signal
+
+    import pandas as pd
+
+    _experiment(tmp_path, "faults", 8, sleep=3)
+    profile = _slurm_profile(tmp_path)
+    assert _metalab(tmp_path, "compile", "faults.py").returncode == 0
+    exp_dir = tmp_path / "runs" / "faults+1"
+    log = tmp_path / "snakemake.log"
+
+    def start() -> subprocess.Popen:
+        return subprocess.Popen(
+            [sys.executable, "-m", "snakemake", "--profile", str(profile), "--config", "chunk=2"],
+            cwd=exp_dir,
+            env={**os.environ, "PYTHONSAFEPATH": "1"},
+            stdout=log.open("w"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+        )
+
+    def records() -> dict[str, int]:
+        return {p.name: p.stat().st_mtime_ns for p in (exp_dir / "runs").glob("*.json")}
+
+    deadline = time.monotonic() + 240
+    process = start()
+    while not records():
+        assert time.monotonic() < deadline and process.poll() is None, log.read_text()
+        time.sleep(0.2)
+    os.killpg(process.pid, signal.SIGINT)
+    assert process.wait(timeout=60) != 0
+    (array,) = re.findall(r"submitted SLURM array job (\d+)", log.read_text())
+    _wait_until_gone({array}, deadline)
+    cancelled = [json.loads(p.read_text()) for p in (exp_dir / "failed").glob("*.json")]
+    assert cancelled and {r["status"] for r in cancelled} == {"cancelled"}
+
+    kept = records()
+    process = start()
+    while not re.findall(r"submitted SLURM array job (\d+)", log.read_text()):
+        assert time.monotonic() < deadline and process.poll() is None, log.read_text()
+        time.sleep(0.2)
+    (array,) = re.findall(r"submitted SLURM array job (\d+)", log.read_text())
+    subprocess.run(["scancel", "--signal=KILL", "--full", array], check=True)
+    assert process.wait(timeout=90) == 1, log.read_text()[-3000:]  # noticed, not hung
+    assert "ended without finishing" in log.read_text()
+    assert all(records()[name] == mtime for name, mtime in kept.items())
+
+    kept = records()
+    third = _snakemake_here(exp_dir, dict(os.environ), "--profile", str(profile))
+    assert third.returncode == 0, third.stderr[-3000:]
+    assert len(records()) == 8 and all(records()[n] == m for n, m in kept.items())
+    summary = pd.read_parquet(exp_dir / "summary" / "runs.parquet")
+    assert len(summary) == 8 and (summary["status"] == "success").all()
+
+
+def test_plain_snakemake_profile_with_one_run_per_job(tmp_path: Path) -> None:
+    """Jobs other than batches (here `--config chunk=1`) go to SLURM one by one, each
+    running Snakemake on its job."""
+    _experiment(tmp_path, "single", 2)
+    profile = _slurm_profile(tmp_path)
+    assert _metalab(tmp_path, "compile", "single.py").returncode == 0
+    exp_dir = tmp_path / "runs" / "single+1"
+    done = _snakemake_here(exp_dir, dict(os.environ), "--profile", str(profile), "--config",
+                           "chunk=1")  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stderr.count("metalab_run submitted with SLURM jobid") == 2
+    assert len(_records(exp_dir)) == 2 and (exp_dir / "summary" / "runs.parquet").is_file()
 
 
 def test_metalab_run_with_slurm_executor_packs_runs_and_requests_resources(
@@ -403,6 +509,42 @@ def test_killed_array_then_resubmit_finishes_without_recomputing(tmp_path: Path)
     after = {p.name: p.stat().st_mtime_ns for p in (exp_dir / "runs").glob("*.json")}
     assert all(after[name] == mtime for name, mtime in finished.items())
     assert os.path.isfile(exp_dir / "summary" / "runs.parquet")
+
+
+def test_status_after_a_finished_submit_and_a_submit_with_nothing_missing(
+    tmp_path: Path,
+) -> None:
+    """Issue 23: a finished array submit is "finished" in `metalab status` and on the
+    dashboard (never "died"); submitting again with every run done submits nothing."""
+    from metalab_smk.ui.source import FileSource
+
+    _experiment(tmp_path, "finished", 6)
+    profile = str(_slurm_profile(tmp_path))
+    exp_dir = tmp_path / "runs" / "finished+1"
+    first = _metalab(tmp_path, "submit", "finished.py", "--profile", profile, "--chunk-size", "3")
+    assert first.returncode == 0, first.stderr
+    head = json.loads((exp_dir / ".metalab" / "head.json").read_text())
+    deadline = time.monotonic() + 240
+    while "submitted head process: running" in (
+        status := _metalab(tmp_path, "status", str(exp_dir)).stdout
+    ):
+        assert time.monotonic() < deadline
+        time.sleep(1)
+    assert "6 runs: 6 done" in status, status
+    assert "submitted head process: finished" in status, status
+    _wait_until_gone({head["job_id"]}, deadline)  # the summary job ended too
+    status = _metalab(tmp_path, "status", str(exp_dir)).stdout
+    assert "submitted head process: finished" in status and "died" not in status, status
+    shown = FileSource(tmp_path / "runs").experiments()[0]["head"]
+    assert shown == f"SLURM job {head['job_id']}: finished"
+
+    started = time.monotonic()
+    again = _metalab(tmp_path, "submit", "finished.py", "--profile", profile)
+    assert again.returncode == 0, again.stderr
+    assert time.monotonic() - started < 15  # no head job waited for
+    assert again.stdout.startswith("all 6 runs are done; nothing to submit"), again.stdout
+    assert json.loads((exp_dir / ".metalab" / "head.json").read_text()) == head
+    assert not (_queued() & {head["job_id"], head["array_job_id"]})
 
 
 @ENGINES

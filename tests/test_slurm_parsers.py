@@ -205,7 +205,7 @@ def test_shipped_profile_is_the_template_and_options_fill_it(tmp_path) -> None:
     text = config.read_text()
     assert 'slurm_partition: "gpu"' in text and 'slurm_account: "lab"' in text
     assert "runtime: 120 " in text and "mem_mb: 4096" in text
-    assert "slurm-init-seconds-before-status-checks: 3" in text
+    assert "executor: metalab-slurm" in text
     with pytest.raises(MetalabError, match="--force"):
         write_profile("slurm", tmp_path / "p", partition="other")
     assert "other" in write_profile("slurm", tmp_path / "p", True, partition="other").read_text()
@@ -243,6 +243,45 @@ def test_array_command_runs_setup_lines_and_extra_sbatch(tmp_path) -> None:
     wrapped = argv[-1]
     assert wrapped.startswith("module load gcc/12 && export A=1 && ")
     assert wrapped.endswith("-m metalab_smk.worker task 20260101T000000")
+
+
+def test_array_of_the_ready_batches_names_their_numbers_and_resources_map() -> None:
+    """The metalab-slurm executor submits the ready batches' numbers as array indices,
+    with the SLURM settings Snakemake resources give (as the official plugin reads them)."""
+    from metalab_smk.slurm.array import array_argv, array_indices
+    from metalab_smk.slurm.config import SlurmConfig
+    from metalab_smk.store.layout import ExperimentDir
+
+    assert array_indices(4) == "0-3"
+    assert array_indices([7, 0, 1, 2, 5, 8]) == "0-2,5,7-8"
+    assert array_indices([3]) == "3"
+    config = SlurmConfig.from_resources(
+        {"slurm_partition": "gpu", "runtime": 20, "mem_mb": 700, "cpus_per_task": 2,
+         "gpu": 1, "slurm_extra": "'--qos=short'"},
+        max_concurrent=3,
+    )  # fmt: skip
+    assert (config.partition, config.time, config.memory, config.cpus) == ("gpu", 20, 700, 2)
+    assert config.gpus == 1 and config.extra == "--qos=short"
+    argv = array_argv(ExperimentDir.at("/x"), "dag-abc", [4, 5, 9], config)
+    assert argv[argv.index("--array") + 1] == "4-5,9"  # no % limit: 3 tasks, 3 allowed
+    assert "--gpus=1" in argv and argv[argv.index("--cpus-per-task") + 1] == "2"
+
+
+def test_executor_plugin_finds_batch_jobs_by_their_output() -> None:
+    from types import SimpleNamespace
+
+    from snakemake_executor_plugin_metalab_slurm import Batch
+
+    def job(name: str, output: str) -> SimpleNamespace:
+        return SimpleNamespace(name=name, output=[output], is_group=lambda: False)
+
+    batch = Batch.of(job("metalab_batch", "runs/e+1/.metalab/batches/dag-0a1b-000012.done"))
+    assert batch is not None and batch.layout.root.name == "e+1"
+    assert (batch.stamp, batch.task) == ("dag-0a1b", 12)
+    assert Batch.of(job("sweep_metalab_batch", ".metalab/batches/x-000001.done")) is not None
+    assert Batch.of(job("metalab_run", "runs/0123456789abcdef.json")) is None
+    assert Batch.of(job("metalab_batch", ".metalab/batches/x-5.done")).task is None  # alone
+    assert Batch.of(job("metalab_batch", ".metalab/batches/x-001001.done")).task is None
 
 
 def test_job_ids_of_a_directory_come_from_snakemakes_log_and_the_array_log(tmp_path) -> None:

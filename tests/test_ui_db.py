@@ -126,7 +126,7 @@ def test_live_state_comes_from_reachable_directories(db: str, store: Path, tmp_p
         (exp,) = client.get("/api/experiments").json()["experiments"]
         assert exp["live"] is True and "live_note" not in exp
         assert (exp["total"], exp["done"], exp["running"], exp["failed"]) == (18, 14, 1, 3)
-        assert exp["pending"] == 0 and exp["head"] == "local: finished"
+        assert exp["pending"] == 0 and exp["head"] == "local: died: it ended without a message"
         assert exp["store"] == str(copy)
         assert client.get(f"{API}/in_progress").json() == {"total": 1, "runs": [run_id]}
         assert client.get(f"{API}/runs").json()["total"] == 18  # the table: the index's

@@ -1,10 +1,11 @@
 """Small value checks shared by every layer: ints that are not bools, numpy values
-without importing numpy, and UTC timestamps (docs/architecture.md)."""
+without importing numpy, UTC timestamps and GPUs per run (docs/architecture.md)."""
 
 from __future__ import annotations
 
 import datetime as _dt
 import re
+from collections.abc import Mapping
 from typing import Any
 
 
@@ -40,3 +41,12 @@ def control_character(text: str) -> str | None:
     """The first control character (NUL, newline, escape, ...) in ``text``, or None."""
     found = _CONTROL.search(text)
     return None if found is None else found.group()
+
+
+def gpus_per_run(resources: Mapping[str, Any]) -> int:
+    """The GPUs each run asks for: resources ``gpus`` or ``gpu`` (Snakemake's name)."""
+    value = resources.get("gpus", resources.get("gpu", 0))
+    try:
+        return max(0, int(value))
+    except (TypeError, ValueError):
+        return 0

@@ -21,6 +21,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from metalab_smk.core.values import gpus_per_run
 from metalab_smk.errors import ExecutorError
 
 __all__ = [
@@ -44,15 +45,6 @@ PER_GPU_VARIABLE = "METALAB_RUNS_PER_GPU"  # runs that may share one device (def
 RUN_GPUS_VARIABLE = "METALAB_RUN_GPUS"  # the devices this job's runs were given
 VISIBLE_VARIABLES = ("CUDA_VISIBLE_DEVICES", "HIP_VISIBLE_DEVICES", "ROCR_VISIBLE_DEVICES")
 POLL_SECONDS = 0.2
-
-
-def gpus_per_run(resources: Mapping[str, Any]) -> int:
-    """The GPUs each run asks for: resources ``gpus`` or ``gpu`` (Snakemake's name)."""
-    value = resources.get("gpus", resources.get("gpu", 0))
-    try:
-        return max(0, int(value))
-    except (TypeError, ValueError):
-        return 0
 
 
 def split_devices(text: str) -> list[str]:

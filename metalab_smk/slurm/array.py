@@ -20,7 +20,7 @@ import shlex
 import signal
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 from metalab_smk.errors import SchedulerError
 from metalab_smk.slurm import bytecode, scheduler
@@ -34,6 +34,9 @@ __all__ = [
     "QueuePolling",
     "array_alive",
     "array_argv",
+    "array_indices",
+    "ended_markers",
+    "job_argv",
     "main",
     "submit_array",
     "submit_summary",
@@ -43,31 +46,46 @@ __all__ = [
 MARKER_SECONDS = 0.2
 
 
-def array_argv(layout: ExperimentDir, stamp: str, n_tasks: int, config: SlurmConfig) -> list[str]:
-    """The ``sbatch --array`` of the batches ``STAMP-000000 .. STAMP-(n_tasks-1)``; each
-    task first runs the config's setup lines (modules, conda, ``setup``)."""
-    # the task warns its runs itself before its time limit (SLURM's --signal comes up to
-    # a minute early): it reads the limit and the warning time from these variables
-    limits = f"{TIME_LIMIT_VARIABLE}={minutes(config.time) * 60} {WARN_VARIABLE}="
-    command = f"export {limits}{warning_seconds(config)} && exec " + shlex.join(
-        [sys.executable, "-m", "metalab_smk.worker", "task", stamp]
-    )
-    # a `%` limit only when it limits anything
-    throttle = f"%{config.max_concurrent}" if config.max_concurrent < n_tasks else ""
+def array_indices(tasks: int | Sequence[int]) -> str:
+    """``--array`` indices: ``0-(tasks-1)`` for a count, else compact ranges (``0-3,7``)."""
+    indices = sorted(set(range(tasks) if isinstance(tasks, int) else tasks))
+    ranges: list[str] = []
+    start = previous = indices[0]
+    for index in [*indices[1:], None]:
+        if index is not None and index == previous + 1:
+            previous = index
+            continue
+        ranges.append(str(start) if start == previous else f"{start}-{previous}")
+        if index is not None:
+            start = previous = index
+    return ",".join(ranges)
+
+
+def job_argv(
+    command: str,
+    config: SlurmConfig,
+    *,
+    job_name: str,
+    output: str,
+    chdir: str,
+    array: str | None = None,
+) -> list[str]:
+    """``sbatch`` of ``command`` with the resources of ``config``; each job first runs the
+    config's setup lines (modules, conda, ``setup``)."""
     if config.precommand():
         command = f"{config.precommand()} && {command}"
     return scheduler.sbatch_argv(
         command,
-        job_name=f"metalab-{layout.root.name}",
-        output=str(layout.slurm_log(f"{stamp}-%a")),
-        chdir=str(layout.root),
+        job_name=job_name,
+        output=output,
+        chdir=chdir,
         time_minutes=minutes(config.time),
         memory_mb=memory_mb(config.memory),
         cpus=config.cpus,
         gpus=config.gpus,
         partition=config.partition,
         account=config.account,
-        array=f"0-{n_tasks - 1}" + throttle,
+        array=array,
         extra=[*shlex.split(config.extra or ""), *config.extra_sbatch_options()],
     )
 
@@ -77,11 +95,40 @@ def warning_seconds(config: SlurmConfig) -> int:
     return max(10, min(int(config.warn_before), minutes(config.time) * 30))
 
 
-def submit_array(layout: ExperimentDir, stamp: str, n_tasks: int, config: SlurmConfig) -> str:
+def task_command(stamp: str, config: SlurmConfig) -> str:
+    """The shell command of an array task running the batch ``STAMP-<task>``. The task
+    warns its runs itself before its time limit (SLURM's ``--signal`` comes up to a
+    minute early): it reads the limit and the warning time from these variables."""
+    limits = f"{TIME_LIMIT_VARIABLE}={minutes(config.time) * 60} {WARN_VARIABLE}="
+    worker = shlex.join([sys.executable, "-m", "metalab_smk.worker", "task", stamp])
+    return f"export {limits}{warning_seconds(config)} && exec {worker}"
+
+
+def array_argv(
+    layout: ExperimentDir, stamp: str, tasks: int | Sequence[int], config: SlurmConfig
+) -> list[str]:
+    """The ``sbatch --array`` of the batches ``STAMP-<task>`` (``tasks``: a count from 0,
+    or the task numbers)."""
+    n_tasks = tasks if isinstance(tasks, int) else len(tasks)
+    # a `%` limit only when it limits anything
+    throttle = f"%{config.max_concurrent}" if config.max_concurrent < n_tasks else ""
+    return job_argv(
+        task_command(stamp, config),
+        config,
+        job_name=f"metalab-{layout.root.name}",
+        output=str(layout.slurm_log(f"{stamp}-%a")),
+        chdir=str(layout.root),
+        array=array_indices(tasks) + throttle,
+    )
+
+
+def submit_array(
+    layout: ExperimentDir, stamp: str, tasks: int | Sequence[int], config: SlurmConfig
+) -> str:
     """Submit the array of the batches ``STAMP-*``; its job ID (SchedulerError if refused)."""
     layout.slurm_logs_dir.mkdir(parents=True, exist_ok=True)
     bytecode.precompile()  # once here, not in every task (see slurm/bytecode.py)
-    argv = array_argv(layout, stamp, n_tasks, config)
+    argv = array_argv(layout, stamp, tasks, config)
     return scheduler.parse_sbatch(scheduler.call(argv, timeout=120))
 
 
@@ -144,7 +191,7 @@ def array_alive(job_id: str) -> bool | None:
     return any(state in scheduler.ALIVE_STATES for state in scheduler.parse_squeue(out).values())
 
 
-def _ended(layout: ExperimentDir, names: set[str]) -> dict[str, str]:
+def ended_markers(layout: ExperimentDir, names: Iterable[str]) -> dict[str, str]:
     """``{name: marker text}`` of the batches whose task has ended."""
     try:
         present = set(os.listdir(layout.batches_dir))
@@ -165,14 +212,14 @@ def wait_for(layout: ExperimentDir, job_id: str, names: set[str]) -> int:
     waiting, failed = set(names), 0
     polling = QueuePolling()
     while waiting:
-        ended = _ended(layout, waiting)
+        ended = ended_markers(layout, waiting)
         waiting -= set(ended)
         failed += sum(1 for text in ended.values() if text != "0")
         if not waiting:
             break
         if polling.due() and array_alive(job_id) is False:
             time.sleep(MARKER_SECONDS)  # a marker written just before the task ended
-            ended = _ended(layout, waiting)
+            ended = ended_markers(layout, waiting)
             failed += sum(1 for t in ended.values() if t != "0") + len(waiting - set(ended))
             print(
                 f"metalab: {len(waiting - set(ended))} array task(s) of SLURM job {job_id} "

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
-from metalab_smk.core.values import is_int
+from metalab_smk.core.values import gpus_per_run, is_int
 from metalab_smk.errors import ExecutorError
 
 
@@ -98,6 +100,29 @@ class SlurmConfig:
             raise ExecutorError(f"SlurmConfig(engine={self.engine!r}): use 'array' or 'snakemake'.")
         if self.chunk_size is not None and self.chunk_size < 1:
             raise ExecutorError(f"SlurmConfig(chunk_size={self.chunk_size}) must be >= 1.")
+
+    @classmethod
+    def from_resources(cls, resources: Mapping[str, Any], **fields: Any) -> SlurmConfig:
+        """The settings Snakemake resources give a job (``slurm_partition``,
+        ``slurm_account``, ``runtime``, ``mem_mb``, ``cpus_per_task``, ``gpu``/``gpus`` or
+        ``gres``, ``slurm_extra``), as the SLURM executor plugins read them; ``fields``
+        set the rest. Refused when GPUs are given twice (a count and ``gres``)."""
+        extra = str(resources.get("slurm_extra") or "").strip("'\"")
+        gpus = gpus_per_run(resources)
+        gres = str(resources.get("gres") or "").strip("'\" ")
+        if gpus and "gpu" in gres:
+            raise ExecutorError("the resources give GPUs twice (gpu and gres); keep one.")
+        extra = " ".join(part for part in (extra, f"--gres={gres}" if gres else "") if part)
+        return cls(
+            partition=resources.get("slurm_partition") or None,
+            account=resources.get("slurm_account") or None,
+            time=int(resources.get("runtime") or 30),
+            memory=int(resources.get("mem_mb") or 1000),
+            cpus=int(resources.get("cpus_per_task") or 1),
+            gpus=gpus,
+            extra=extra or None,
+            **fields,
+        )
 
     def default_resources(self) -> list[str]:
         resources = [

@@ -19,7 +19,13 @@ from typing import Any
 from metalab_smk.core.values import utc_now
 from metalab_smk.errors import MetalabError, StoreError
 from metalab_smk.slurm import scheduler
-from metalab_smk.slurm.array import array_alive, submit_array, submit_summary, tasks_ended
+from metalab_smk.slurm.array import (
+    array_alive,
+    ended_markers,
+    submit_array,
+    submit_summary,
+    tasks_ended,
+)
 from metalab_smk.slurm.config import SlurmConfig, minutes
 from metalab_smk.store.jsonio import atomic_write_json, read_json
 from metalab_smk.store.layout import ExperimentDir
@@ -44,6 +50,7 @@ __all__ = [
     "array_in_flight",
     "dead_head_error",
     "head_alive",
+    "head_outcome",
     "head_state",
     "is_head_process",
     "submit",
@@ -69,21 +76,24 @@ def _partition(executor: Executor) -> str | None:
 
 def submit(
     layout: ExperimentDir, executor: Executor, head_time: str = "1-00:00:00", local: bool = False
-) -> dict[str, Any]:
-    """Start the head process detached and return what ``.metalab/head.json`` records."""
+) -> dict[str, Any] | None:
+    """Start the head process detached and return what ``.metalab/head.json`` records;
+    None, submitting nothing, when every run is done."""
     if head_alive(layout):
         raise MetalabError(
             f"a submitted sweep is still running in {layout.root}; follow it with "
             f"`metalab status {shown(layout.root)}`."
         )
+    missing = missing_indices(layout)
+    if not missing:
+        return None
     settings = layout.executor_file
     atomic_write_json(settings, executor_to_dict(executor))
     command = [sys.executable, "-m", HEAD_MODULE, str(layout.root)]
     now = utc_now()
     slurm = array_config(executor)
-    missing = missing_indices(layout)
     poll: Callable[[], int | None] | None = None
-    if slurm is not None and missing and not local and scheduler.available("sbatch"):
+    if slurm is not None and not local and scheduler.available("sbatch"):
         head = _submit_array(layout, executor, slurm, missing, now)  # no head process
     elif _on_slurm(executor) and not local and scheduler.available("sbatch"):
         log = layout.head_log(on_slurm=True)
@@ -148,6 +158,35 @@ def head_state(layout: ExperimentDir) -> dict[str, Any]:
         return read_json(layout.head_state)
     except (OSError, ValueError):
         return {}
+
+
+def head_outcome(layout: ExperimentDir) -> str | None:
+    """The submitted head in a few words (None when nothing was submitted): ``running``,
+    what the head recorded (``finished``, ``stopped``, ``failed: <error>``), ``finished``
+    for a job array whose every task wrote its end marker, else how it ended."""
+    if not layout.head_file.is_file():
+        return None
+    head = read_json(layout.head_file)
+    reported = head_state(layout)
+    if reported.get("state") in ("finished", "stopped"):
+        return reported["state"]
+    if reported.get("state") == "failed":
+        return f"failed: {reported.get('error')}"
+    if head_alive(layout):
+        return "running"
+    if "array_job_id" in head:  # no head process: the array's end markers are its record
+        ended = len(ended_markers(layout, _task_names(head)))
+        if ended >= head["tasks"]:
+            return "finished"
+        return (
+            f"ended: {head['tasks'] - ended} of {head['tasks']} array tasks were killed "
+            "before finishing (their runs are counted above)"
+        )
+    return f"died: {dead_head_error(layout, head)}"
+
+
+def _task_names(head: dict[str, Any]) -> list[str]:
+    return [f"{head['stamp']}-{i:06d}" for i in range(head["tasks"])]
 
 
 def dead_head_error(layout: ExperimentDir, head: dict[str, Any]) -> str:

@@ -19,7 +19,7 @@ from metalab_smk.job.gpus import (
     split_devices,
 )
 from metalab_smk.slurm.config import SlurmConfig
-from metalab_smk.slurm.profile import find_profile
+from metalab_smk.slurm.profile import SLURM_EXECUTORS, find_profile
 
 
 @dataclass(frozen=True)
@@ -176,7 +176,7 @@ class ProfileExecutor(_ContextManaged):
 
     @property
     def is_slurm(self) -> bool:
-        return self.settings().get("executor") == "slurm"
+        return self.settings().get("executor") in SLURM_EXECUTORS
 
     @property
     def min_chunk(self) -> int:
@@ -196,30 +196,9 @@ class ProfileExecutor(_ContextManaged):
         resources = settings.get("default-resources") or {}
         if isinstance(resources, list):  # ["runtime=30", ...]
             resources = dict(str(item).split("=", 1) for item in resources)
-        extra = str(resources.get("slurm_extra") or "").strip("'\"")
-        gpus, gres = _profile_gpus(resources)
-        extra = " ".join(part for part in (extra, gres) if part)
-        return SlurmConfig(
-            partition=resources.get("slurm_partition"),
-            account=resources.get("slurm_account"),
-            time=int(resources.get("runtime", 30)),
-            memory=int(resources.get("mem_mb", 1000)),
-            cpus=int(resources.get("cpus_per_task", 1)),
-            gpus=gpus,
-            max_concurrent=int(settings.get("jobs", 100)),
-            chunk_size=self.chunk_size,
-            extra=extra or None,
+        return SlurmConfig.from_resources(
+            resources, max_concurrent=int(settings.get("jobs", 100)), chunk_size=self.chunk_size
         )
-
-
-def _profile_gpus(resources: dict) -> tuple[int, str]:
-    """A profile's GPUs per job: ``gpu``/``gpus`` as a count, or its ``gres`` as an sbatch
-    option (``gpu:2``, ``gpu:a100:2``); refused when it gives both."""
-    count = gpus_per_run(resources)
-    gres = str(resources.get("gres") or "").strip("'\" ")
-    if count and "gpu" in gres:
-        raise ExecutorError("the profile gives GPUs twice (gpu and gres); keep one.")
-    return count, f"--gres={gres}" if gres else ""
 
 
 def array_config(executor: LocalExecutor | SlurmExecutor | ProfileExecutor) -> SlurmConfig | None:

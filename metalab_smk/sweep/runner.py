@@ -705,7 +705,10 @@ def run(
     if not wait:
         lock.release()  # the head takes it
         head = submit(layout, as_executor(executor))
-        if verbose:
+        if head is None:
+            if verbose:
+                print(f"metalab: all {layout.count_runs()} runs are done; nothing to submit")
+        elif verbose:
             where = (
                 f"SLURM job {head['job_id']}"
                 if head["kind"] == "slurm"

@@ -222,18 +222,18 @@ class FileSource:
         return out
 
     def _experiment(self, experiment_id: str, layout: ExperimentDir) -> dict[str, Any]:
-        from metalab_smk.sweep.detached import head_alive
+        from metalab_smk.sweep.detached import head_outcome
         from metalab_smk.sweep.status import sweep_status
 
         status = sweep_status(layout, with_errors=False)
         compiled = _read_json(layout.root, layout.compiled)
         head = layout.head_file
         head_state = None
-        if head.is_file():
+        outcome = head_outcome(layout) if head.is_file() else None
+        if outcome is not None:  # the words of `metalab status`
             info = _read_json(layout.root, head)
-            alive = head_alive(layout)
             kind = "SLURM job " + str(info.get("job_id")) if info.get("job_id") else "local"
-            head_state = f"{kind}: {'running' if alive else 'finished'}"
+            head_state = f"{kind}: {outcome}"
         activity = max(_mtime(p) for p in (layout.runs_dir, layout.failed_dir, layout.logs_dir))
         return {
             "experiment_id": experiment_id,
