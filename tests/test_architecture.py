@@ -33,6 +33,7 @@ ALLOWED: dict[str, set[str]] = {
     "worker": {"job"},
     "reduce": {"results"},
     "cli_stores": {"*"},
+    "cli_json": {"errors", "core", "store", "compile", "results", "sweep"},
     "_aliases": set(),  # upstream module paths; imports by name at import time only
 }
 # The one SLURM module the job side may use (standard library only: scontrol on job start).
