@@ -190,6 +190,7 @@ def _cmd_status(args: argparse.Namespace) -> int:
 def _head_report(layout: ExperimentDir) -> dict[str, Any] | None:
     """The submitted head's ``state`` (running, finished, stopped, failed or died), its
     ``error`` (failed, died) and ``log``; None when the sweep was not submitted."""
+    from metalab_smk.slurm.array import tasks_ended
     from metalab_smk.sweep.detached import dead_head_error, head_alive, head_state, read_head
 
     head = read_head(layout)
@@ -199,10 +200,27 @@ def _head_report(layout: ExperimentDir) -> dict[str, Any] | None:
     state, error = reported.get("state"), None
     if state == "failed":
         error = reported.get("error")
-    elif state not in ("finished", "stopped"):
-        state = "running" if head_alive(layout) else "died"
-        error = dead_head_error(layout, head) if state == "died" else None
+    elif state in ("finished", "stopped"):
+        pass
+    elif head_alive(layout):
+        state = "running"
+    elif "array_job_id" in head and tasks_ended(layout, head["stamp"], head["tasks"]):
+        # a job array has no head process to report its end
+        state = "stopped" if _stopped_since(layout, head["submitted_at"]) else "finished"
+    else:
+        state, error = "died", dead_head_error(layout, head)
     return {"state": state, "error": error, "log": head["log"]}
+
+
+def _stopped_since(layout: ExperimentDir, submitted_at: str) -> bool:
+    """Whether `metalab stop` was asked after the submission at ``submitted_at``."""
+    from datetime import datetime
+
+    try:
+        asked = layout.stop_request.stat().st_mtime
+    except OSError:
+        return False
+    return asked >= datetime.fromisoformat(submitted_at).timestamp()
 
 
 def _cmd_stop(args: argparse.Namespace) -> int:
@@ -496,6 +514,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     finally:
         sys.argv = saved
+
 
 if __name__ == "__main__":
     sys.exit(main())
