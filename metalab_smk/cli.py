@@ -10,7 +10,7 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from metalab_smk import __version__
 from metalab_smk.cli_stores import add_store_commands
@@ -18,6 +18,7 @@ from metalab_smk.errors import MetalabError, SweepInterrupted
 from metalab_smk.store.config import DEFAULT_STORE
 
 if TYPE_CHECKING:
+    from metalab_smk.store.layout import ExperimentDir
     from metalab_smk.sweep.executors import LocalExecutor
 
 
@@ -65,7 +66,14 @@ def _cmd_compile(args: argparse.Namespace) -> int:
 def _cmd_plan(args: argparse.Namespace) -> int:
     from metalab_smk.compile.dryrun import dry_run
 
-    print(dry_run(_load(args.file, args.experiment), args.store).as_text())
+    experiment = _load(args.file, args.experiment)
+    plan = dry_run(experiment, args.store)
+    if args.json:
+        from metalab_smk.cli_json import dumps, plan_json
+
+        print(dumps(plan_json(plan)))
+        return 0
+    print(plan.as_text())
     return 0
 
 
@@ -171,21 +179,52 @@ def _cmd_status(args: argparse.Namespace) -> int:
     """Counts and failures, read from the files: nothing is written into the store."""
     from metalab_smk.store.checkpoints import checkpoint_usage
     from metalab_smk.store.locate import shown
-    from metalab_smk.sweep.detached import head_outcome, read_head
     from metalab_smk.sweep.status import sweep_status
 
     layout = _locate(args)
     status = sweep_status(layout, verify=args.verify, check_records=True)
+    head = _head_report(layout)
+    if args.json:
+        from metalab_smk.cli_json import dumps, status_json
+
+        print(dumps(status_json(status, head)))
+        return 0
     print(status.as_text(every_run=args.all))
     runs, size = checkpoint_usage(layout)
     if runs:
         where = shown(layout.checkpoints_dir)
         print(f"checkpoints: {runs} run(s) keep {size / 1e6:.1f} MB in {where}")
-    head = read_head(layout)  # a damaged head.json: one line naming it
-    outcome = head_outcome(layout) if head else None
-    if outcome is not None:
-        print(f"submitted head process: {outcome} (log: {shown(head['log'])})")
+    if head:
+        state = f"{head['state']}: {head['error']}" if head["error"] else head["state"]
+        print(f"submitted head process: {state} (log: {shown(head['log'])})")
     return 0
+
+
+def _head_report(layout: ExperimentDir) -> dict[str, Any] | None:
+    """The submitted head's ``state`` (running, finished, stopped, failed, ended or died),
+    its ``error`` (failed, ended, died) and ``log``; None when the sweep was not
+    submitted. A damaged head.json is one line naming it."""
+    from metalab_smk.sweep.detached import head_outcome, read_head
+
+    head = read_head(layout)
+    outcome = head_outcome(layout) if head else None
+    if outcome is None:
+        return None
+    state, _, error = outcome.partition(": ")
+    if state == "finished" and "array_job_id" in head:  # no head process reported it
+        state = "stopped" if _stopped_since(layout, head["submitted_at"]) else state
+    return {"state": state, "error": error or None, "log": head["log"]}
+
+
+def _stopped_since(layout: ExperimentDir, submitted_at: str) -> bool:
+    """Whether `metalab stop` was asked after the submission at ``submitted_at``."""
+    from datetime import datetime
+
+    try:
+        asked = layout.stop_request.stat().st_mtime
+    except OSError:
+        return False
+    return asked >= datetime.fromisoformat(submitted_at).timestamp()
 
 
 def _cmd_stop(args: argparse.Namespace) -> int:
@@ -215,6 +254,11 @@ def _cmd_results(args: argparse.Namespace) -> int:
     from metalab_smk.results.results import Results
 
     results = Results(_locate(args))
+    if args.json:
+        from metalab_smk.cli_json import dumps, results_json
+
+        print(dumps(results_json(results)))
+        return 0
     frame = results.to_dataframe()
     target = args.csv or args.parquet
     if target:
@@ -291,7 +335,11 @@ def _cmd_profile(args: argparse.Namespace) -> int:
 
 
 def _experiment_file(sub: argparse.ArgumentParser) -> None:
-    sub.add_argument("file", help="the experiment's Python file")
+    sub.usage = "%(prog)s FILE [options] [-- ARGS...]"
+    sub.add_argument(
+        "file",
+        help="the experiment's Python file; ARGS after -- are its sys.argv[1:] (also in jobs)",
+    )
     sub.add_argument(
         "--store",
         default=None,
@@ -311,6 +359,12 @@ def _experiment_dir(sub: argparse.ArgumentParser) -> None:
     )
     sub.add_argument(
         "--experiment", default=None, help="NAME or NAME:VERSION when DIRECTORY is a store"
+    )
+
+
+def _json_option(sub: argparse.ArgumentParser) -> None:
+    sub.add_argument(
+        "--json", action="store_true", help="print one JSON object (fields: docs/cli-json.md)"
     )
 
 
@@ -340,6 +394,7 @@ def build_parser() -> argparse.ArgumentParser:
         "plan", help="dry run: new / done / failed runs, and why runs are reused or rerun"
     )
     _experiment_file(sub)
+    _json_option(sub)
     sub.set_defaults(func=_cmd_plan)
 
     sub = commands.add_parser("submit", help="compile and start a detached sweep; exit")
@@ -386,6 +441,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="read and validate every record (bad ones are named; `metalab collect` or "
         "the next `metalab run` quarantines them)",
     )
+    _json_option(sub)
     sub.set_defaults(func=_cmd_status)
 
     sub = commands.add_parser("stop", help="stop a running sweep and its jobs (resumable)")
@@ -398,6 +454,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--parquet", default=None, help="write every run as a row to this file")
     sub.add_argument("--runs", action="store_true", help="print one row per run")
     sub.add_argument("--max-rows", type=int, default=60, help="rows to print at most (default 60)")
+    _json_option(sub)
     sub.set_defaults(func=_cmd_results)
 
     sub = commands.add_parser("collect", help="rewrite summary/*.parquet from the records")
@@ -426,11 +483,21 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """``metalab ARGS``; with ``FILE ... -- SCRIPT_ARGS``, the experiment file sees
+    ``sys.argv == [FILE, *SCRIPT_ARGS]`` as under ``python FILE SCRIPT_ARGS`` (and so do
+    its jobs: the compile records ``sys.argv``)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    cut = argv.index("--") if "--" in argv else len(argv)
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(argv[:cut])
     if args.command is None:
         parser.print_help(sys.stderr)
         return 2
+    if cut < len(argv) and not hasattr(args, "file"):
+        parser.error(f"`metalab {args.command}` takes no arguments after --")
+    saved = sys.argv
+    if hasattr(args, "file"):
+        sys.argv = [args.file, *argv[cut + 1 :]]
     try:
         return args.func(args)
     except SweepInterrupted:
@@ -449,6 +516,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         print(f"metalab {args.command}: error: {os_error_line(exc)}", file=sys.stderr)
         return 2
+    finally:
+        sys.argv = saved
 
 
 if __name__ == "__main__":

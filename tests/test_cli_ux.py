@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+import tomllib
 from pathlib import Path
 
 import pandas as pd
@@ -374,7 +375,7 @@ def test_next_driver_ends_snakemake_left_by_a_killed_driver(tmp_path):
 @pytest.mark.slow
 def test_readme_setup_in_a_fresh_venv_runs_the_quickstart(tmp_path):
     readme = (REPO / "README.md").read_text()
-    setup = 'pip install -e ".[test]" && python examples/quickstart.py'
+    setup = 'pip install -e ".[dev]" && python examples/quickstart.py'
     assert setup in readme
     clone = tmp_path / "clone"
     subprocess.run(["git", "clone", "-q", str(REPO), str(clone)], check=True)
@@ -410,10 +411,25 @@ def test_readme_setup_in_a_fresh_venv_runs_the_quickstart(tmp_path):
     )
     assert status.returncode == 0
     assert b"18 runs: 18 done" in status.stdout
+    optional = "import zstandard, starlette, uvicorn, psycopg, rich, playwright, httpx, hypothesis"
+    optional += "; import snakemake_executor_plugin_slurm"
+    imported = subprocess.run([str(bin_dir / "python"), "-c", optional], capture_output=True)
+    assert imported.returncode == 0, imported.stderr  # the dev extra holds what tests use
     git_status = subprocess.run(
         ["git", "status", "--porcelain"], cwd=clone, capture_output=True, text=True
     )
     assert git_status.stdout == ""  # generated folders are ignored
+
+
+def test_the_dev_extra_is_the_tests_plus_every_optional_extra():
+    """The README's install command (also `.ci/run`'s) installs what the test command needs."""
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    extras = project["optional-dependencies"]
+    (dev,) = extras.pop("dev")
+    name, _, listed = dev.rstrip("]").partition("[")
+    assert name == project["name"] and sorted(listed.split(",")) == sorted(extras)
+    assert 'pip install -e ".[dev]"' in (REPO / "README.md").read_text()
+    assert 'pip install --quiet -e ".[dev]"' in (REPO / ".ci" / "run").read_text()
 
 
 def test_slurm_tests_skip_without_the_executor_plugin(monkeypatch):

@@ -177,7 +177,7 @@ def test_an_upstream_store_cannot_steer_copies_out(tmp_path: Path) -> None:
 def _zstd_bomb(path: Path, big: dict[str, int]) -> None:
     """A tar.zst of a small experiment plus members of ``big`` zero bytes each, written
     as raw tar blocks (fast): tiny on disk, gigabytes decompressed."""
-    zstandard = pytest.importorskip("zstandard")
+    zstandard = pytest.importorskip("zstandard", reason="a .tar.zst: needs the zstd extra")
     zeros = bytes(1 << 24)
     with open(path, "wb") as raw, zstandard.ZstdCompressor(level=3).stream_writer(raw) as out:
         for info, payload in _experiment(IDS[0]):

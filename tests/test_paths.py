@@ -158,6 +158,7 @@ def test_load_results_on_a_stale_store_writes_nothing_and_moves_no_bad_record(
 # the dashboard -----------------------------------------------------------------------------
 @pytest.fixture
 def client(layout: ExperimentDir):
+    pytest.importorskip("starlette", reason="the dashboard needs the 'ui' extra")
     pytest.importorskip("httpx", reason="Starlette's TestClient needs httpx")
     from starlette.testclient import TestClient
 
