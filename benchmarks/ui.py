@@ -46,6 +46,7 @@ def build(directory: Path, cases: int, replicates: int) -> Path:
     import numpy as np
     import pandas as pd
     import pyarrow as pa
+    import pyarrow.parquet as pq
 
     from metalab_smk.results.summary import _write_parquet, collect
     from metalab_smk.store.layout import ExperimentDir
@@ -98,7 +99,11 @@ def build(directory: Path, cases: int, replicates: int) -> Path:
     start = np.repeat([s[1] for s in steps], STEPS)
     step = np.tile(np.arange(STEPS), len(steps))
     frame = pd.DataFrame({"run_id": ids, "name": "loss", "step": step, "value": start / (1 + step)})
-    _write_parquet(pa.Table.from_pandas(frame, preserve_index=False), layout.summary_steps)
+    # keep the summary's metadata (its coverage ID): the summary stays current
+    metadata = pq.read_schema(layout.summary_steps).metadata or {}
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    table = table.replace_schema_metadata({**(table.schema.metadata or {}), **metadata})
+    _write_parquet(table, layout.summary_steps)
     os.utime(layout.summary_runs)  # the summary stays newer than the records
     return directory / "store"
 
