@@ -14,17 +14,22 @@ Tasks that die without a marker (time limit, memory, node failure) are noticed b
 
 from __future__ import annotations
 
+import functools
 import json
 import os
+import re
 import shlex
 import signal
 import sys
 import time
 from collections.abc import Sequence
+from dataclasses import asdict
 
-from metalab_smk.errors import SchedulerError
+from metalab_smk.core.resources import Resources
+from metalab_smk.errors import ExecutorError, SchedulerError
 from metalab_smk.slurm import bytecode, scheduler
 from metalab_smk.slurm.config import SlurmConfig, memory_mb, minutes
+from metalab_smk.slurm.escalation import Escalation, killed_tasks
 from metalab_smk.store.layout import ExperimentDir
 
 TIME_LIMIT_VARIABLE = "METALAB_TIME_LIMIT"  # a task's time limit in seconds
@@ -34,6 +39,10 @@ __all__ = [
     "QueuePolling",
     "array_alive",
     "array_argv",
+    "array_spec",
+    "cluster_array_limit",
+    "sbatch",
+    "sbatch_options",
     "main",
     "submit_array",
     "submit_summary",
@@ -43,13 +52,70 @@ __all__ = [
 MARKER_SECONDS = 0.2
 
 
-def array_argv(layout: ExperimentDir, stamp: str, n_tasks: int, config: SlurmConfig) -> list[str]:
-    """The ``sbatch --array`` of the batches ``STAMP-000000 .. STAMP-(n_tasks-1)``; each
-    task first runs the config's setup lines (modules, conda, ``setup``)."""
+# How the array engine honours each resource of the model (core/resources.py), as
+# Snakemake's SLURM executor plugin does; any other key is refused, never dropped.
+_SBATCH = {
+    "runtime": "--time={}",
+    "mem_mb": "--mem={}",
+    "mem_mb_per_cpu": "--mem-per-cpu={}",
+    "cpus_per_task": "--cpus-per-task={}",
+    "slurm_partition": "--partition={}",
+    "slurm_account": "--account={}",
+    "constraint": "--constraint={}",
+    "qos": "--qos={}",
+    "tasks": "--ntasks={}",
+    "nodes": "--nodes={}",
+    "gres": "--gres={}",
+    "disk_mb": "--tmp={}M",
+    "slurm_cluster": "--clusters={}",
+}
+_IGNORED = frozenset({"tmpdir", "_cores", "_nodes", "threads"})  # nothing to ask SLURM for
+
+
+def sbatch_options(resources: Resources) -> list[str]:
+    """The sbatch options of one job's resources; ExecutorError naming any resource
+    the array engine cannot honour."""
+    options = []
+    if resources.get("mem_mb") and resources.get("mem_mb_per_cpu"):
+        raise ExecutorError("resources give mem_mb and mem_mb_per_cpu; keep one.")
+    if resources.get("gpu") and "gpu" in str(resources.get("gres", "")):
+        raise ExecutorError("resources give GPUs twice (gpu and gres); keep one.")
+    for key, value in resources.items():
+        if key in _SBATCH:
+            options.append(_SBATCH[key].format(value))
+        elif key == "gpu":
+            model = resources.get("gpu_model")
+            options += [f"--gpus={model}:{value}" if model else f"--gpus={value}"] if value else []
+        elif key == "slurm_extra":
+            options += shlex.split(str(value))
+        elif key not in _IGNORED and key != "gpu_model":
+            known = ", ".join(sorted({*_SBATCH, "gpu", "gpu_model", "slurm_extra"}))
+            raise ExecutorError(
+                f"resource {key}={value!r} has no sbatch option on the array engine (it "
+                f"knows {known}); pass it in slurm_extra, or use engine='snakemake'."
+            )
+    return options
+
+
+def array_argv(
+    layout: ExperimentDir,
+    stamp: str,
+    n_tasks: int,
+    config: SlurmConfig,
+    resources: Resources | None = None,
+    env: dict[str, str] | None = None,
+) -> list[str]:
+    """The ``sbatch --array`` of the batches ``STAMP-000000 .. STAMP-(n_tasks-1)``, each
+    task asking for ``resources`` (default: the config's); each task first runs the
+    config's setup lines (modules, conda, ``setup``)."""
+    resources = config.job_resources() if resources is None else resources
+    limit = int(resources.get("runtime", minutes(config.time)))
     # the task warns its runs itself before its time limit (SLURM's --signal comes up to
     # a minute early): it reads the limit and the warning time from these variables
-    limits = f"{TIME_LIMIT_VARIABLE}={minutes(config.time) * 60} {WARN_VARIABLE}="
-    command = f"export {limits}{warning_seconds(config)} && exec " + shlex.join(
+    limits = f"{TIME_LIMIT_VARIABLE}={limit * 60} {WARN_VARIABLE}={warning_seconds(config, limit)}"
+    for name, value in (env or {}).items():
+        limits += f" {name}={shlex.quote(value)}"
+    command = f"export {limits} && exec " + shlex.join(
         [sys.executable, "-m", "metalab_smk.worker", "task", stamp]
     )
     # a `%` limit only when it limits anything
@@ -61,28 +127,70 @@ def array_argv(layout: ExperimentDir, stamp: str, n_tasks: int, config: SlurmCon
         job_name=f"metalab-{layout.root.name}",
         output=str(layout.slurm_log(f"{stamp}-%a")),
         chdir=str(layout.root),
-        time_minutes=minutes(config.time),
-        memory_mb=memory_mb(config.memory),
-        cpus=config.cpus,
-        gpus=config.gpus,
-        partition=config.partition,
-        account=config.account,
         array=f"0-{n_tasks - 1}" + throttle,
-        extra=[*shlex.split(config.extra or ""), *config.extra_sbatch_options()],
+        extra=sbatch_options(resources),
     )
 
 
-def warning_seconds(config: SlurmConfig) -> int:
-    """When a task is warned before its time limit: ``warn_before``, at most half of it."""
-    return max(10, min(int(config.warn_before), minutes(config.time) * 30))
+@functools.cache
+def cluster_array_limit() -> int:
+    """The most tasks one array may have here: ``MaxArraySize`` and, where the
+    controller shows one, ``MaxSubmitJobs`` from ``scontrol show config`` (a large
+    number when SLURM is not reachable)."""
+    if not scheduler.available("scontrol"):
+        return 10**9
+    try:
+        settings = scheduler.parse_scontrol_config(scheduler.call(scheduler.scontrol_config_argv()))
+    except SchedulerError:
+        return 10**9
+    limits = [
+        int(settings[k]) for k in ("MaxArraySize", "MaxSubmitJobs") if settings.get(k, "").isdigit()
+    ]
+    return max(1, min(limits, default=10**9))
 
 
-def submit_array(layout: ExperimentDir, stamp: str, n_tasks: int, config: SlurmConfig) -> str:
+def warning_seconds(config: SlurmConfig, limit: int | None = None) -> int:
+    """When a task is warned before its time limit (``limit`` minutes, default the
+    config's): ``warn_before``, at most half of it."""
+    return max(10, min(int(config.warn_before), (limit or minutes(config.time)) * 30))
+
+
+# sbatch errors worth another try: the controller was busy or briefly unreachable
+_TRANSIENT = re.compile(
+    r"timed out|temporarily unavailable|try again|unable to contact|connection refused|"
+    r"socket|busy|Slurm backup controller in standby",
+    re.IGNORECASE,
+)
+
+
+def sbatch(argv: list[str], attempts: int = 5) -> str:
+    """Run ``sbatch --parsable`` and return the job ID, retried with exponential
+    back-off (1 s, 2 s, 4 s...) while the controller answers with a transient error."""
+    import tenacity  # installed with snakemake
+
+    retrying = tenacity.Retrying(
+        retry=tenacity.retry_if_exception(
+            lambda exc: isinstance(exc, SchedulerError) and bool(_TRANSIENT.search(str(exc)))
+        ),
+        wait=tenacity.wait_exponential(multiplier=1, max=30),
+        stop=tenacity.stop_after_attempt(attempts),
+        reraise=True,
+    )
+    return retrying(lambda: scheduler.parse_sbatch(scheduler.call(argv, timeout=120)))
+
+
+def submit_array(
+    layout: ExperimentDir,
+    stamp: str,
+    n_tasks: int,
+    config: SlurmConfig,
+    resources: Resources | None = None,
+    env: dict[str, str] | None = None,
+) -> str:
     """Submit the array of the batches ``STAMP-*``; its job ID (SchedulerError if refused)."""
     layout.slurm_logs_dir.mkdir(parents=True, exist_ok=True)
     bytecode.precompile()  # once here, not in every task (see slurm/bytecode.py)
-    argv = array_argv(layout, stamp, n_tasks, config)
-    return scheduler.parse_sbatch(scheduler.call(argv, timeout=120))
+    return sbatch(array_argv(layout, stamp, n_tasks, config, resources, env))
 
 
 def submit_summary(layout: ExperimentDir, config: SlurmConfig, after: str) -> tuple[str, str]:
@@ -101,7 +209,7 @@ def submit_summary(layout: ExperimentDir, config: SlurmConfig, after: str) -> tu
         account=config.account,
         extra=[f"--dependency=afterany:{after}", *shlex.split(config.extra or "")],
     )
-    job_id = scheduler.parse_sbatch(scheduler.call(argv, timeout=120))
+    job_id = sbatch(argv)
     return job_id, log.replace("%j", job_id)
 
 
@@ -184,36 +292,64 @@ def wait_for(layout: ExperimentDir, job_id: str, names: set[str]) -> int:
     return failed
 
 
+def array_spec(config: SlurmConfig, arrays: list[tuple[str, int, Resources]]) -> str:
+    """The JSON argument of ``python -m metalab_smk.slurm.array``: the config and, per
+    array, its stamp, task count and resources."""
+    listed = [{"stamp": s, "tasks": n, "resources": r} for s, n, r in arrays]
+    return json.dumps({"config": asdict(config), "arrays": listed})
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
-    if len(args) != 4:
-        print("usage: python -m metalab_smk.slurm.array DIR STAMP N CONFIG_JSON", file=sys.stderr)
+    if len(args) != 2:
+        print("usage: python -m metalab_smk.slurm.array DIR SPEC_JSON", file=sys.stderr)
         return 2
-    directory, stamp, count, config_json = args
-    layout = ExperimentDir.at(directory)
-    config = SlurmConfig(**json.loads(config_json))
-    n_tasks = int(count)
-    try:
-        job_id = submit_array(layout, stamp, n_tasks, config)
-    except SchedulerError as exc:
-        print(f"metalab: the SLURM array was not submitted: {exc}", file=sys.stderr, flush=True)
-        return 2
-    print(f"metalab: submitted SLURM array job {job_id} ({n_tasks} tasks)", flush=True)
+    layout = ExperimentDir.at(args[0])
+    spec = json.loads(args[1])
+    config = SlurmConfig(**spec["config"])
+    arrays = [(a["stamp"], int(a["tasks"]), a["resources"]) for a in spec["arrays"]]
+    submitted: list[str] = []
 
     def cancel(signum: int, frame: object) -> None:
         try:  # the tasks get SIGTERM: their running runs record themselves as cancelled
-            scheduler.call(scheduler.scancel_argv([job_id]))
+            scheduler.call(scheduler.scancel_argv(submitted))
         except SchedulerError as exc:
             print(f"metalab: {exc}", file=sys.stderr, flush=True)
         deadline = time.monotonic() + 20
-        while time.monotonic() < deadline and array_alive(job_id) is not False:
+        while time.monotonic() < deadline and any(array_alive(j) is not False for j in submitted):
             time.sleep(0.5)
         sys.exit(1)
 
     signal.signal(signal.SIGTERM, cancel)
     signal.signal(signal.SIGINT, cancel)
-    names = {f"{stamp}-{i:06d}" for i in range(n_tasks)}
-    return 1 if wait_for(layout, job_id, names) else 0
+    escalation = Escalation(layout, config)
+    failed = 0
+    while arrays:
+        running = []
+        for stamp, n_tasks, resources in arrays:
+            env = escalation.env(stamp)
+            try:
+                job_id = submit_array(layout, stamp, n_tasks, config, resources, env)
+            except (SchedulerError, ExecutorError) as exc:
+                print(
+                    f"metalab: the SLURM array was not submitted: {exc}",
+                    file=sys.stderr,
+                    flush=True,
+                )
+                return 2
+            submitted.append(job_id)
+            running.append((job_id, stamp, n_tasks, resources))
+            print(f"metalab: submitted SLURM array job {job_id} ({n_tasks} tasks)", flush=True)
+        arrays = []
+        for job_id, stamp, n_tasks, resources in running:
+            names = {f"{stamp}-{i:06d}" for i in range(n_tasks)}
+            ended_badly = wait_for(layout, job_id, names)
+            if not ended_badly:
+                continue
+            retried, again = escalation.retry(stamp, resources, killed_tasks(layout, job_id, stamp))
+            failed += ended_badly - retried
+            arrays += again
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":
