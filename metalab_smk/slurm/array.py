@@ -24,6 +24,7 @@ import sys
 import time
 from collections.abc import Sequence
 from dataclasses import asdict
+from datetime import datetime, timedelta
 
 from metalab_smk.core.resources import Resources
 from metalab_smk.errors import ExecutorError, SchedulerError
@@ -179,18 +180,11 @@ def sbatch(argv: list[str], attempts: int = 5) -> str:
     return retrying(lambda: scheduler.parse_sbatch(scheduler.call(argv, timeout=120)))
 
 
-def submit_array(
-    layout: ExperimentDir,
-    stamp: str,
-    n_tasks: int,
-    config: SlurmConfig,
-    resources: Resources | None = None,
-    env: dict[str, str] | None = None,
-) -> str:
-    """Submit the array of the batches ``STAMP-*``; its job ID (SchedulerError if refused)."""
+def submit_array(layout: ExperimentDir, argv: list[str]) -> str:
+    """Submit an array of :func:`array_argv`; its job ID (SchedulerError if refused)."""
     layout.slurm_logs_dir.mkdir(parents=True, exist_ok=True)
     bytecode.precompile()  # once here, not in every task (see slurm/bytecode.py)
-    return sbatch(array_argv(layout, stamp, n_tasks, config, resources, env))
+    return sbatch(argv)
 
 
 def submit_summary(layout: ExperimentDir, config: SlurmConfig, after: str) -> tuple[str, str]:
@@ -329,7 +323,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         for stamp, n_tasks, resources in arrays:
             env = escalation.env(stamp)
             try:
-                job_id = submit_array(layout, stamp, n_tasks, config, resources, env)
+                argv = array_argv(layout, stamp, n_tasks, config, resources, env)
+                since = datetime.now() - timedelta(minutes=1)  # clocks may differ a little
+                job_id = submit_array(layout, argv)
             except (SchedulerError, ExecutorError) as exc:
                 print(
                     f"metalab: the SLURM array was not submitted: {exc}",
@@ -338,15 +334,17 @@ def main(argv: Sequence[str] | None = None) -> int:
                 )
                 return 2
             submitted.append(job_id)
-            running.append((job_id, stamp, n_tasks, resources))
+            running.append((job_id, stamp, n_tasks, resources, since))
             print(f"metalab: submitted SLURM array job {job_id} ({n_tasks} tasks)", flush=True)
         arrays = []
-        for job_id, stamp, n_tasks, resources in running:
+        for job_id, stamp, n_tasks, resources, since in running:
             names = {f"{stamp}-{i:06d}" for i in range(n_tasks)}
             ended_badly = wait_for(layout, job_id, names)
             if not ended_badly:
                 continue
-            retried, again = escalation.retry(stamp, resources, killed_tasks(layout, job_id, stamp))
+            retried, again = escalation.retry(
+                stamp, resources, killed_tasks(layout, job_id, stamp, since)
+            )
             failed += ended_badly - retried
             arrays += again
     return 1 if failed else 0

@@ -37,7 +37,8 @@ class SlurmConfig:
     ``time`` takes minutes or ``"2h"``/``"1d"``/``"H:M:S"``, ``memory`` MB or
     ``"16G"``/``"4GiB"`` (Snakemake's units). ``resources``: further Snakemake resources
     of every job (``gres``, ``constraint``, ``qos``, ``tasks``, ``mem_mb_per_cpu``,
-    ``slurm_extra``...); they win over the fields above.
+    ``slurm_extra``...); they win over the fields above. Array tasks killed for memory
+    or time are run again with twice as much, ``max_escalations`` times (0: never).
 
     ``engine="array"`` (default) submits one job array whose tasks run the batch worker
     directly; ``engine="snakemake"`` runs Snakemake's SLURM executor plugin (one job per
@@ -63,11 +64,16 @@ class SlurmConfig:
     max_array_size: int = 1000
     warn_before: int = 180  # seconds: SIGUSR1 before the time limit (capture.should_stop)
     resources: dict[str, int | str] = field(default_factory=dict)
+    max_escalations: int = 2  # retries with x2 memory or time after OUT_OF_MEMORY/TIMEOUT
 
     def __post_init__(self) -> None:
         minutes(self.time)
         memory_mb(self.memory)
         object.__setattr__(self, "resources", normalise(self.resources, "SlurmConfig(resources)"))
+        if not is_int(self.max_escalations) or self.max_escalations < 0:
+            raise ExecutorError(
+                f"SlurmConfig(max_escalations={self.max_escalations!r}) must be >= 0."
+            )
         for name in ("cpus", "max_concurrent"):
             value = getattr(self, name)
             if not is_int(value) or value < 1:

@@ -3,7 +3,7 @@
 After an array ends, its tasks that SLURM ended OUT_OF_MEMORY or TIMEOUT (sacct, or the
 task's log where the cluster reports a memory kill as FAILED) have their unfinished runs
 (no record of either kind) packed into a new array asking for ``FACTOR`` times the memory
-or time, at most ``MAX_ESCALATIONS`` times and never beyond the partition's limits
+or time, at most ``SlurmConfig.max_escalations`` times (2) and never beyond the partition's limits
 (``scontrol show partition``). Each escalation is noted in ``.metalab/escalations.jsonl``
 (``metalab status`` shows it) and handed to the retried runs' records
 (``provenance.extra.resource_attempts``); runs that still die fail with one line naming
@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+from datetime import datetime
 from typing import Any
 
 from metalab_smk.core.resources import Resources, describe
@@ -29,43 +30,59 @@ __all__ = [
     "ATTEMPTS_VARIABLE",
     "Escalation",
     "FACTOR",
-    "MAX_ESCALATIONS",
     "killed_tasks",
     "retry_lines",
 ]
 
 ATTEMPTS_VARIABLE = "METALAB_RESOURCE_ATTEMPTS"  # JSON: this task's resource attempts
 FACTOR = 2
-MAX_ESCALATIONS = 2
 MEMORY, TIME = "OUT_OF_MEMORY", "TIMEOUT"
 _GROWN = {MEMORY: ("mem_mb_per_cpu", "mem_mb"), TIME: ("runtime",)}
 
 
-def killed_tasks(layout: ExperimentDir, job_id: str, stamp: str) -> dict[str, list[str]]:
-    """The batches of the array ``job_id`` whose task SLURM ended for memory or time,
-    by cause (tasks that wrote their end marker ended by themselves)."""
+def _ended_rows(job_id: str, since: datetime) -> list[scheduler.SacctRow]:
+    """The array's task lines in sacct once none is alive (sacct lags a little)."""
     rows: list[scheduler.SacctRow] = []
-    for _ in range(30):  # sacct lags a little behind the tasks' end
+    for _ in range(30):
         try:
-            rows = scheduler.parse_sacct(scheduler.call(scheduler.sacct_argv([job_id])))
+            rows = scheduler.parse_sacct(scheduler.call(scheduler.sacct_argv([job_id], since)))
         except SchedulerError:
             rows = []
-        if rows and not any(r.alive for r in rows if "[" not in r.job_id):
-            break
+        rows = [r for r in rows if not r.is_step and r.job_id.partition("_")[2].isdigit()]
+        if rows and not any(r.alive for r in rows):
+            return rows
         time.sleep(0.5)
+    return rows
+
+
+def killed_tasks(
+    layout: ExperimentDir, job_id: str, stamp: str, since: datetime
+) -> dict[str, list[str]]:
+    """The batches of the array ``job_id`` whose task SLURM ended for memory or time,
+    by cause (a killed task's worker may still have written its end marker). ``since``:
+    when the array was submitted (older jobs of the same ID are left out). A task that
+    died without its end marker for no reason seen yet is looked at again for a few
+    seconds: the accounting and slurmstepd's last log lines may come late."""
     killed: dict[str, list[str]] = {}
-    for row in rows:
-        task = row.job_id.partition("_")[2]
-        if row.is_step or not task.isdigit():
-            continue
-        name = f"{stamp}-{int(task):06d}"
-        if layout.batch_end(name).exists():
-            continue
-        log = scheduler.log_tail(str(layout.slurm_log(f"{stamp}-{task}")))
-        if row.state == TIME:
-            killed.setdefault(TIME, []).append(name)
-        elif scheduler.out_of_memory(row.state, log):
-            killed.setdefault(MEMORY, []).append(name)
+    for attempt in range(6):
+        killed, unknown = {}, []
+        for row in _ended_rows(job_id, since):
+            if row.state == "COMPLETED":
+                continue
+            task = row.job_id.partition("_")[2]
+            name = f"{stamp}-{int(task):06d}"
+            log = scheduler.log_tail(str(layout.slurm_log(f"{stamp}-{task}")))
+            if row.state == TIME:
+                killed.setdefault(TIME, []).append(name)
+            elif scheduler.out_of_memory(row.state, log):
+                killed.setdefault(MEMORY, []).append(name)
+            elif not layout.batch_end(name).exists():  # else its runs failed by themselves
+                unknown.append(f"{row.job_id} {row.state}")
+        if not unknown:
+            break
+        if attempt == 5:
+            print(f"metalab: task(s) ended: {', '.join(unknown)}", flush=True)
+        time.sleep(2)
     return killed
 
 
@@ -126,7 +143,7 @@ class Escalation:
         retried, arrays = 0, []
         for cause, names in killed.items():
             grown, why_not = self.grown(resources, cause)
-            if why_not is None and len(earlier) >= MAX_ESCALATIONS:
+            if why_not is None and len(earlier) >= self.config.max_escalations:
                 why_not = f"already retried {len(earlier)} times"
             if why_not is not None:
                 asked = [*(a["resources"] for a in earlier), resources]

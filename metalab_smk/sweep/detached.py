@@ -22,6 +22,7 @@ from metalab_smk.errors import MetalabError, StoreError
 from metalab_smk.slurm import scheduler
 from metalab_smk.slurm.array import (
     array_alive,
+    array_argv,
     cluster_array_limit,
     submit_array,
     submit_summary,
@@ -210,7 +211,8 @@ def _submit_array(
     try:
         for group in groups:
             resources = merge(base, group.resources)
-            job = submit_array(layout, group.stamp, len(group.targets), slurm, resources)
+            argv = array_argv(layout, group.stamp, len(group.targets), slurm, resources)
+            job = submit_array(layout, argv)
             arrays.append({"job_id": job, "stamp": group.stamp, "tasks": len(group.targets)})
         job_id, log = submit_summary(layout, slurm, after=":".join(a["job_id"] for a in arrays))
     except scheduler.SchedulerError as exc:
