@@ -263,6 +263,9 @@ def test_per_case_resources_give_classes_and_leave_run_ids(tmp_path) -> None:
             listing = per_case.batch_listing(target.stem).read_text().split()
             assert {table.of_run(int(i)) for i in listing} == {table.classes.index(group.resources)}
     assert ResourceClasses.read(plain).classes == [{"mem_mb": 1000}]
+    uneven = experiment(lambda p: {"mem": "2G"} if p["size"] == 3 else {"cpus_per_task": 2})
+    with pytest.raises(metalab.errors.ExperimentError, match="gives mem_mb for some cases"):
+        compile_experiment(uneven, tmp_path / "d", verbose=False)
     with pytest.raises(metalab.errors.ExperimentError, match="returned"):
         compile_experiment(experiment(lambda p: None), tmp_path / "c", verbose=False)
 

@@ -346,6 +346,13 @@ def _resource_classes(experiment: Experiment, plan: Plan) -> dict[str, Any] | No
             numbers[key] = len(classes)
             classes.append(resources)
         cases.append(numbers[key])
+    for key in ("mem_mb", "mem_mb_per_cpu", "disk_mb", "runtime"):  # a number per job
+        given = [key in resources for resources in classes]
+        if any(given) and not all(given):
+            raise ExperimentError(
+                f"Experiment(resources=...) gives {key} for some cases but not for others "
+                f"(e.g. {classes[given.index(False)]}); give it for every case."
+            )
     return {"classes": classes, "cases": cases, "replicates": plan.replicates}
 
 
