@@ -26,7 +26,7 @@ from collections.abc import Sequence
 from dataclasses import asdict
 from datetime import datetime, timedelta
 
-from metalab_smk.core.resources import Resources
+from metalab_smk.core.resources import Resources, merge
 from metalab_smk.errors import ExecutorError, SchedulerError
 from metalab_smk.slurm import bytecode, scheduler
 from metalab_smk.slurm.config import SlurmConfig, memory_mb, minutes
@@ -44,6 +44,7 @@ __all__ = [
     "cluster_array_limit",
     "sbatch",
     "sbatch_options",
+    "task_resources",
     "main",
     "submit_array",
     "submit_summary",
@@ -96,6 +97,20 @@ def sbatch_options(resources: Resources) -> list[str]:
                 f"knows {known}); pass it in slurm_extra, or use engine='snakemake'."
             )
     return options
+
+
+def task_resources(config: SlurmConfig, resources: Resources) -> Resources:
+    """What each task of an array of runs asking for ``resources`` asks for: those over
+    the config's, except GPUs the config gives per task (its runs share them, each taking
+    the GPUs it asks for: job/gpus.py)."""
+    base = config.job_resources()
+    merged = merge(base, resources)
+    if base.get("gpu") or "gpu" in str(base.get("gres", "")):
+        for key in ("gpu", "gres", "gpu_model"):
+            merged.pop(key, None)
+            if key in base:
+                merged[key] = base[key]
+    return dict(sorted(merged.items()))
 
 
 def array_argv(

@@ -16,7 +16,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from metalab_smk.core.resources import merge
 from metalab_smk.core.values import utc_now
 from metalab_smk.errors import MetalabError, StoreError
 from metalab_smk.slurm import scheduler
@@ -26,6 +25,7 @@ from metalab_smk.slurm.array import (
     cluster_array_limit,
     submit_array,
     submit_summary,
+    task_resources,
     tasks_ended,
 )
 from metalab_smk.slurm.config import SlurmConfig, minutes
@@ -206,11 +206,10 @@ def _submit_array(
         executor.min_chunk,
         min(slurm.max_array_size, cluster_array_limit()),
     )
-    base = slurm.job_resources()
     arrays = []
     try:
         for group in groups:
-            resources = merge(base, group.resources)
+            resources = task_resources(slurm, group.resources)
             argv = array_argv(layout, group.stamp, len(group.targets), slurm, resources)
             job = submit_array(layout, argv)
             arrays.append({"job_id": job, "stamp": group.stamp, "tasks": len(group.targets)})

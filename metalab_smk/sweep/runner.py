@@ -28,7 +28,6 @@ from metalab_smk.compile.compiler import compile_experiment, experiment_dir
 from metalab_smk.compile.loader import in_definition_mode, stop_definition
 from metalab_smk.compile.manifest import write_run_manifest
 from metalab_smk.core.experiment import Experiment
-from metalab_smk.core.resources import merge
 from metalab_smk.errors import (
     MetalabError,
     SweepBusyError,
@@ -38,7 +37,13 @@ from metalab_smk.errors import (
 )
 from metalab_smk.job.gpus import gpus_per_run
 from metalab_smk.results.derived import normalise_functions
-from metalab_smk.slurm.array import QueuePolling, array_spec, cluster_array_limit, sbatch_options
+from metalab_smk.slurm.array import (
+    QueuePolling,
+    array_spec,
+    cluster_array_limit,
+    sbatch_options,
+    task_resources,
+)
 from metalab_smk.store.classes import ResourceClasses
 from metalab_smk.store.coverage import current_done_ids, status_coverage
 from metalab_smk.store.jsonio import read_json
@@ -609,8 +614,7 @@ def _launch(
     )
     targets = [target for group in groups for target in group.targets]
     if slurm is not None:
-        base = slurm.job_resources()
-        arrays = [(g.stamp, len(g.targets), merge(base, g.resources)) for g in groups]
+        arrays = [(g.stamp, len(g.targets), task_resources(slurm, g.resources)) for g in groups]
         for _, _, resources in arrays:
             sbatch_options(resources)  # a resource the array cannot honour: refused here
         if verbose:
