@@ -260,11 +260,13 @@ def test_array_of_the_ready_batches_names_their_numbers_and_resources_map() -> N
          "gpu": 1, "slurm_extra": "'--qos=short'"},
         max_concurrent=3,
     )  # fmt: skip
-    assert (config.partition, config.time, config.memory, config.cpus) == ("gpu", 20, 700, 2)
-    assert config.gpus == 1 and config.extra == "--qos=short"
+    resources = config.job_resources()  # the job's resources win over the defaults
+    assert (resources["slurm_partition"], resources["runtime"]) == ("gpu", 20)
+    assert (resources["mem_mb"], resources["cpus_per_task"], resources["gpu"]) == (700, 2, 1)
     argv = array_argv(ExperimentDir.at("/x"), "dag-abc", [4, 5, 9], config)
     assert argv[argv.index("--array") + 1] == "4-5,9"  # no % limit: 3 tasks, 3 allowed
-    assert "--gpus=1" in argv and argv[argv.index("--cpus-per-task") + 1] == "2"
+    assert "--gpus=1" in argv and "--cpus-per-task=2" in argv and "--qos=short" in argv
+    assert "--partition=gpu" in argv and "--time=20" in argv and "--mem=700" in argv
 
 
 def test_executor_plugin_finds_batch_jobs_by_their_output() -> None:
