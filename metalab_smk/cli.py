@@ -19,7 +19,7 @@ from metalab_smk.store.config import DEFAULT_STORE
 
 if TYPE_CHECKING:
     from metalab_smk.store.layout import ExperimentDir
-    from metalab_smk.sweep.executors import LocalExecutor
+    from metalab_smk.sweep.executors import LocalExecutor, ProfileExecutor
 
 
 def _load(path: str, experiment: str | None):
@@ -86,7 +86,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         experiment,
         store=args.store,
         resume=not args.no_resume,
-        executor=_local_executor(args),
+        executor=_executor(args),
     )
     try:
         handle.wait()
@@ -117,6 +117,30 @@ def _local_executor(args: argparse.Namespace) -> LocalExecutor:
     )
 
 
+def _executor(args: argparse.Namespace) -> LocalExecutor | ProfileExecutor:
+    """The profile's executor with ``--profile`` (``--engine``), else the local one."""
+    from metalab_smk.sweep.executors import ProfileExecutor
+
+    if args.profile:
+        return ProfileExecutor(args.profile, chunk_size=args.chunk_size, engine=args.engine)
+    return _local_executor(args)
+
+
+def _profile_options(sub: argparse.ArgumentParser) -> None:
+    sub.add_argument(
+        "--profile",
+        default=None,
+        help="Snakemake profile directory or name (`metalab profile slurm DIR` writes one)",
+    )
+    sub.add_argument(
+        "--engine",
+        choices=("array", "snakemake"),
+        default="array",
+        help="with a SLURM profile: one job array per resource class running the batch "
+        "worker (default), or Snakemake's SLURM executor (one job per batch)",
+    )
+
+
 def _gpu_options(sub: argparse.ArgumentParser) -> None:
     sub.add_argument(
         "--gpus",
@@ -134,15 +158,10 @@ def _cmd_submit(args: argparse.Namespace) -> int:
     from metalab_smk.compile.compiler import compile_experiment
     from metalab_smk.store.locate import shown
     from metalab_smk.sweep.detached import submit
-    from metalab_smk.sweep.executors import ProfileExecutor
     from metalab_smk.sweep.locks import RunnerLock, running_sweep
 
     experiment = _load(args.file, args.experiment)
-    executor = (
-        ProfileExecutor(args.profile, chunk_size=args.chunk_size, engine=args.engine)
-        if args.profile
-        else _local_executor(args)
-    )
+    executor = _executor(args)
     locks: list[RunnerLock] = []  # nothing is written while another sweep runs here
     try:
         layout = compile_experiment(
@@ -387,6 +406,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--chunk-size", type=int, default=None, help="runs per Snakemake job (default: auto)"
     )
     _gpu_options(sub)
+    _profile_options(sub)
     sub.add_argument("--no-resume", action="store_true", help="delete the records; run all again")
     sub.set_defaults(func=_cmd_run)
 
@@ -399,19 +419,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub = commands.add_parser("submit", help="compile and start a detached sweep; exit")
     _experiment_file(sub)
-    sub.add_argument(
-        "--profile",
-        default=None,
-        help="Snakemake profile directory (`metalab profile slurm DIR` writes one)",
-    )
+    _profile_options(sub)
     sub.add_argument("--chunk-size", type=int, default=None, help="runs per job (default: auto)")
-    sub.add_argument(
-        "--engine",
-        choices=("array", "snakemake"),
-        default="array",
-        help="with a SLURM profile: one job array running the batch worker (default), or "
-        "Snakemake's SLURM executor (one job per batch)",
-    )
     sub.add_argument("--cores", type=int, default=None, help="local parallel jobs")
     _gpu_options(sub)
     sub.add_argument(

@@ -35,6 +35,7 @@ from metalab_smk.slurm import scheduler
 from metalab_smk.slurm.array import (
     MARKER_SECONDS,
     QueuePolling,
+    array_argv,
     ended_markers,
     job_argv,
     submit_array,
@@ -138,7 +139,8 @@ class Executor(RemoteExecutor):
         tasks = [batch.task for _, batch in members]
         try:
             config = self._config(first_job, max_concurrent=len(tasks))
-            array_id = submit_array(first.layout, first.stamp, tasks, config)  # type: ignore[arg-type]
+            argv = array_argv(first.layout, first.stamp, tasks, config)  # type: ignore[arg-type]
+            array_id = submit_array(first.layout, argv)
         except (SchedulerError, ExecutorError) as exc:
             for job, _ in members:
                 self.report_job_error(SubmittedJobInfo(job), msg=f"sbatch failed: {exc}")

@@ -401,7 +401,8 @@ def test_time_limit_and_crash_fail_their_runs_only_and_the_rest_run_at_once(
         if params["x"] == 1:
             ctypes.string_at(0)
     """
-    stderr, status = _run_four(tmp_path, "limited", operation, 'time=1, memory="500M"', engine)
+    config = 'time=1, memory="500M", max_escalations=0'  # a TIMEOUT is not retried
+    stderr, status = _run_four(tmp_path, "limited", operation, config, engine)
     assert "SweepError: 2 of 4 runs done, 2 failed, 0 missing" in stderr
     assert "4 runs: 2 done, 0 running, 2 failed, 0 pending" in status.stdout
     assert "SLURM TIMEOUT" in status.stdout
@@ -410,12 +411,12 @@ def test_time_limit_and_crash_fail_their_runs_only_and_the_rest_run_at_once(
 
 
 def test_a_run_above_its_memory_request_fails_alone_as_out_of_memory(tmp_path: Path) -> None:
-    """SLURM kills the job (here by accounting, OverMemoryKill; with cgroups the kernel):
-    the run is reported out of memory, and the runs queued behind it in its array task
-    run in the same invocation."""
+    """SLURM kills the job (here by accounting, OverMemoryKill; with cgroups the kernel);
+    retried with 600 and 1200 MB (slurm/escalation.py) it is still killed: the run is
+    reported out of memory, and the runs queued behind it run in the same invocation."""
     operation = """
         if params["x"] == 0:
-            block = bytearray(700 * 1024 * 1024)
+            block = bytearray(1600 * 1024 * 1024)
             block[::4096] = b"x" * len(block[::4096])  # touch every page
             time.sleep(8)
     """
@@ -423,6 +424,7 @@ def test_a_run_above_its_memory_request_fails_alone_as_out_of_memory(tmp_path: P
     assert "SweepError: 3 of 4 runs done, 1 failed, 0 missing" in stderr
     assert "4 runs: 3 done, 0 running, 1 failed, 0 pending" in status.stdout
     assert "out of memory" in status.stdout, status.stdout
+    assert "with 1200 MB after OUT_OF_MEMORY" in status.stdout, status.stdout
 
 
 @ENGINES

@@ -46,7 +46,8 @@ EXPERIMENT = textwrap.dedent(
 
     if __name__ == "__main__":
         config = metalab.SlurmConfig(partition="debug", time="00:05:00", memory="600M",
-                                     chunk_size={chunk}, status_interval=1)
+                                     chunk_size={chunk}, status_interval=1,
+                                     max_escalations=0)  # killed tasks are reported
         handle = metalab.run(exp, executor=metalab.SlurmExecutor(config), verbose=False)
         handle.wait()
         print("STATUS", handle.status.done, handle.status.failed)
@@ -125,8 +126,8 @@ def test_a_sweep_submits_one_array_with_its_resources_and_records_each_task(slur
     assert "STATUS 6 0" in done.stdout
     (sbatch,) = fake.calls(slurm, "sbatch")
     for option, value in (("--array", "0-2"), ("--time", "5"), ("--mem", "600")):
-        assert sbatch[sbatch.index(option) + 1] == value
-    assert sbatch[sbatch.index("--partition") + 1] == "debug"
+        assert fake._option(sbatch, option) == value
+    assert fake._option(sbatch, "--partition") == "debug"
     assert "metalab_smk.worker task" in sbatch[-1]
     (job,) = fake.jobs(slurm).values()
     assert [t["state"] for t in job["tasks"]] == ["COMPLETED"] * 3

@@ -204,7 +204,7 @@ def test_shipped_profile_is_the_template_and_options_fill_it(tmp_path) -> None:
     )
     text = config.read_text()
     assert 'slurm_partition: "gpu"' in text and 'slurm_account: "lab"' in text
-    assert "runtime: 120 " in text and "mem_mb: 4096" in text
+    assert "runtime: 120 " in text and "mem_mb: 4000" in text  # Snakemake's units: 4G
     assert "executor: metalab-slurm" in text
     with pytest.raises(MetalabError, match="--force"):
         write_profile("slurm", tmp_path / "p", partition="other")
@@ -238,7 +238,7 @@ def test_array_command_runs_setup_lines_and_extra_sbatch(tmp_path) -> None:
     )
     argv = array_argv(ExperimentDir.at(tmp_path), "20260101T000000", 25, config)
     assert argv[argv.index("--array") + 1] == "0-24%8"
-    assert argv[argv.index("--time") + 1] == "60" and argv[argv.index("--mem") + 1] == "2048"
+    assert "--time=60" in argv and "--mem=2000" in argv
     assert "--qos=short" in argv and "--exclusive" in argv
     wrapped = argv[-1]
     assert wrapped.startswith("module load gcc/12 && export A=1 && ")
@@ -260,11 +260,13 @@ def test_array_of_the_ready_batches_names_their_numbers_and_resources_map() -> N
          "gpu": 1, "slurm_extra": "'--qos=short'"},
         max_concurrent=3,
     )  # fmt: skip
-    assert (config.partition, config.time, config.memory, config.cpus) == ("gpu", 20, 700, 2)
-    assert config.gpus == 1 and config.extra == "--qos=short"
+    resources = config.job_resources()  # the job's resources win over the defaults
+    assert (resources["slurm_partition"], resources["runtime"]) == ("gpu", 20)
+    assert (resources["mem_mb"], resources["cpus_per_task"], resources["gpu"]) == (700, 2, 1)
     argv = array_argv(ExperimentDir.at("/x"), "dag-abc", [4, 5, 9], config)
     assert argv[argv.index("--array") + 1] == "4-5,9"  # no % limit: 3 tasks, 3 allowed
-    assert "--gpus=1" in argv and argv[argv.index("--cpus-per-task") + 1] == "2"
+    assert "--gpus=1" in argv and "--cpus-per-task=2" in argv and "--qos=short" in argv
+    assert "--partition=gpu" in argv and "--time=20" in argv and "--mem=700" in argv
 
 
 def test_executor_plugin_finds_batch_jobs_by_their_output() -> None:

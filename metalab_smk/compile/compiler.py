@@ -33,8 +33,9 @@ from metalab_smk.compile.manifest import experiment_header
 from metalab_smk.compile.reader import PARAMS_STUB, read_compiled
 from metalab_smk.core.experiment import Experiment
 from metalab_smk.core.plan import Plan
+from metalab_smk.core.resources import class_key, normalise
 from metalab_smk.core.values import utc_now
-from metalab_smk.errors import ShippingError
+from metalab_smk.errors import ExperimentError, ShippingError
 from metalab_smk.store.config import DEFAULT_STORE, FileStoreConfig
 from metalab_smk.store.jsonio import (
     atomic_write_bytes,
@@ -315,6 +316,48 @@ def _long_run_settings(experiment: Experiment) -> dict[str, Any]:
     return settings
 
 
+def _common_resources(experiment: Experiment) -> dict[str, Any]:
+    """The experiment's one set of resources, normalised ({} when given per case)."""
+    if callable(experiment.resources):
+        return {}
+    return normalise(experiment.resources, "Experiment(resources=...)")
+
+
+def _resource_classes(experiment: Experiment, plan: Plan) -> dict[str, Any] | None:
+    """Per-case resources: ``resources(params)`` evaluated for every param case, as the
+    distinct classes and each case's class (store/classes.py); None without."""
+    if not callable(experiment.resources):
+        return None
+    numbers: dict[str, int] = {}
+    classes, cases = [], []
+    for case in range(plan.n_cases):
+        params = plan.run(case * plan.replicates).params
+        try:
+            given = experiment.resources(dict(params))
+        except Exception as exc:
+            raise ExperimentError(
+                f"Experiment(resources=...) failed for params {params}: {type(exc).__name__}: {exc}"
+            ) from None
+        if not isinstance(given, dict):
+            raise ExperimentError(
+                f"Experiment(resources=...) returned {given!r} for params {params}; return a dict."
+            )
+        resources = normalise(given, f"Experiment(resources=...) for params {params}")
+        key = class_key(resources)
+        if key not in numbers:
+            numbers[key] = len(classes)
+            classes.append(resources)
+        cases.append(numbers[key])
+    for key in ("mem_mb", "mem_mb_per_cpu", "disk_mb", "runtime"):  # a number per job
+        given = [key in resources for resources in classes]
+        if any(given) and not all(given):
+            raise ExperimentError(
+                f"Experiment(resources=...) gives {key} for some cases but not for others "
+                f"(e.g. {classes[given.index(False)]}); give it for every case."
+            )
+    return {"classes": classes, "cases": cases, "replicates": plan.replicates}
+
+
 def describe(experiment: Experiment, plan: Plan, layout: ExperimentDir) -> dict[str, Any]:
     """The compiled description (``.metalab/compiled.json``) of ``experiment``, without
     writing anything: identity parts, a preview of the context and the operation's source
@@ -329,7 +372,8 @@ def describe(experiment: Experiment, plan: Plan, layout: ExperimentDir) -> dict[
     return {
         **experiment_header(experiment),
         "operation": experiment.operation.name,
-        "resources": experiment.resources,
+        "resources": _common_resources(experiment),
+        **({"resources_per_case": True} if callable(experiment.resources) else {}),
         **({"timeout": experiment.timeout} if getattr(experiment, "timeout", None) else {}),
         **({"isolation": "run"} if getattr(experiment, "isolation", "batch") == "run" else {}),
         **_long_run_settings(experiment),
@@ -382,6 +426,7 @@ def compile_experiment(
     check_store(store or DEFAULT_STORE, experiment.experiment_id)
     layout = experiment_dir(experiment, store)
     description = describe(experiment, plan, layout)
+    classes = _resource_classes(experiment, plan)
     if "by_value" in description["source"]:  # refuse before writing anything
         _pickled(experiment, description["source"]["by_value"])
     created = [p for p in (layout.root.parent, layout.root) if not p.exists()]
@@ -410,7 +455,11 @@ def compile_experiment(
         atomic_write_json(layout.compiled, compiled, indent=None)
     else:
         description = previous
-    _write_if_changed(layout.resources_file, to_strict_json(experiment.resources).encode())
+    _write_if_changed(layout.resources_file, to_strict_json(description["resources"]).encode())
+    if classes is None:
+        layout.resource_classes.unlink(missing_ok=True)
+    else:
+        _write_if_changed(layout.resource_classes, to_strict_json(classes).encode())
     manifest = layout.manifest
     _write_if_changed(manifest, to_strict_json(description).encode())
     _write_if_changed(layout.store_marker, b'{"store": "metalab-smk", "layout": 1}\n')

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import sys
+from collections.abc import Callable
 from typing import Any
 
 from metalab_smk.core.context import context_fingerprint
@@ -40,13 +41,18 @@ def _check_seeds(seeds: Any) -> SeedPlan:
     )
 
 
-def _check_resources(resources: Any) -> dict[str, int | str]:
+def _check_resources(resources: Any) -> dict[str, int | str] | Callable[[dict], dict]:
+    """A dict of Snakemake resources, or a function of a case's params returning one
+    (normalised when compiling: core/resources.py)."""
     if resources is None:
         return {}
+    if callable(resources):
+        return resources
     if not isinstance(resources, dict):
         raise ExperimentError(
             "Experiment(resources=...) expects a dict of Snakemake resources, e.g. "
-            "{'mem_mb': 4000, 'runtime': 60, 'slurm_partition': 'gpu', 'gpu': 1}."
+            "{'mem': '4G', 'runtime': '2h', 'slurm_partition': 'gpu', 'gpus': 1}, or a "
+            "function of a case's params returning one."
         )
     for key, value in resources.items():
         if not isinstance(key, str) or not key.isidentifier():
@@ -55,12 +61,9 @@ def _check_resources(resources: Any) -> dict[str, int | str]:
             raise ExperimentError(
                 f"Experiment(resources={{{key!r}: {value!r}}}): values must be ints or strings."
             )
-    checked = dict(resources)
-    if "gpus" in checked:  # Snakemake and its SLURM plugin call it `gpu`
-        if "gpu" in checked:
-            raise ExperimentError("Experiment(resources=...): give `gpus` or `gpu`, not both.")
-        checked["gpu"] = checked.pop("gpus")
-    return checked
+    if "gpus" in resources and "gpu" in resources:
+        raise ExperimentError("Experiment(resources=...): give `gpus` or `gpu`, not both.")
+    return dict(resources)
 
 
 def _check_timeout(timeout: Any) -> float | None:
@@ -74,9 +77,11 @@ def _check_timeout(timeout: Any) -> float | None:
 class Experiment:
     """A named, versioned sweep; ``experiment_id == f"{name}:{version}"``.
 
-    ``resources`` (Snakemake resources such as ``mem_mb``, ``runtime`` in minutes,
-    ``cpus_per_task``, ``slurm_partition``, ``gpu``) apply to every job of the sweep
-    and take precedence over an executor's or profile's defaults. ``timeout``: seconds
+    ``resources`` (Snakemake resources such as ``mem`` (``"16G"``), ``runtime``
+    (``"2h"``), ``cpus_per_task``, ``slurm_partition``, ``gpus``) apply to every job of
+    the sweep and take precedence over an executor's or profile's defaults; a function
+    ``resources(params) -> dict`` gives each param case its own (runs with equal
+    resources share jobs). ``timeout``: seconds
     a run may take before it fails as timed out. ``isolation="run"`` gives every run a
     fresh process (module globals never leak from run to run; costs an import per run).
     ``max_attempts``: how often an interrupted run (time limit, preemption) is started
@@ -95,7 +100,7 @@ class Experiment:
         tags: list[str] | None = None,
         param_resolver: Any = None,
         metadata: dict[str, Any] | None = None,
-        resources: dict[str, int | str] | None = None,
+        resources: dict[str, int | str] | Callable[[dict], dict] | None = None,
         timeout: float | None = None,
         isolation: str = "batch",
         max_attempts: int = 3,

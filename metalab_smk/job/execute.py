@@ -85,6 +85,9 @@ def _provenance(code_fp: str, compiled: dict[str, Any], log_path: Path) -> dict[
     extra.update(slurm_facts())
     slurm_job = extra.get("slurm_job_id")
     extra["log"] = str(log_path)
+    attempts = os.environ.get("METALAB_RESOURCE_ATTEMPTS")  # retried with more memory or
+    if attempts:  # time (slurm/escalation.py): each attempt's resources
+        extra["resource_attempts"] = json.loads(attempts)
     devices = split_devices(os.environ.get(RUN_GPUS_VARIABLE, ""))
     if devices:
         extra["gpus"] = devices

@@ -41,7 +41,14 @@ from metalab_smk.job.execute import (
 from metalab_smk.job.exits import describe_exit, disk_full, oom_kills
 from metalab_smk.job.gpus import show_devices, take_gpus
 from metalab_smk.job.isolation import Surroundings, become_batch_leader, end_leftovers
-from metalab_smk.store.jsonio import atomic_write_text, publish, temp_path, to_strict_json
+from metalab_smk.store.classes import ResourceClasses
+from metalab_smk.store.jsonio import (
+    atomic_write_text,
+    publish,
+    read_json,
+    temp_path,
+    to_strict_json,
+)
 from metalab_smk.store.layout import ExperimentDir
 from metalab_smk.store.records import Status
 from metalab_smk.store.validate import valid_record_exists
@@ -579,7 +586,7 @@ def _main(argv: Sequence[str] | None = None) -> int:
         if not valid_record_exists(layout, run_id)
     ]
     try:  # before any child imports the experiment file: its CUDA sees only these
-        lease = take_gpus(compiled.description.get("resources") or {}) if pending else None
+        lease = take_gpus(_job_resources(layout, command, key, indices)) if pending else None
     except MetalabError as exc:
         return _not_started(layout, command, key, indices, exc)
     if hasattr(os, "fork"):
@@ -603,6 +610,14 @@ def _main(argv: Sequence[str] | None = None) -> int:
             atomic_write_text(layout.batch_done(key), f"{len(indices)}\n")
         atomic_write_text(layout.batch_end(key), f"{failures}\n")
     return code
+
+
+def _job_resources(layout: ExperimentDir, command: str, key: str, indices: list[int]) -> dict:
+    """The resources this job's runs asked for: its batch's class, or the run's."""
+    if command == "batch" and layout.batch_resources(key).is_file():
+        return read_json(layout.batch_resources(key))
+    table = ResourceClasses.read(layout)
+    return table.classes[table.of_run(indices[0])] if indices else table.common
 
 
 def _not_started(

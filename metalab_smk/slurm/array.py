@@ -14,17 +14,23 @@ Tasks that die without a marker (time limit, memory, node failure) are noticed b
 
 from __future__ import annotations
 
+import functools
 import json
 import os
+import re
 import shlex
 import signal
 import sys
 import time
 from collections.abc import Iterable, Sequence
+from dataclasses import asdict
+from datetime import datetime, timedelta
 
-from metalab_smk.errors import SchedulerError
+from metalab_smk.core.resources import Resources, merge
+from metalab_smk.errors import ExecutorError, SchedulerError
 from metalab_smk.slurm import bytecode, scheduler
 from metalab_smk.slurm.config import SlurmConfig, memory_mb, minutes
+from metalab_smk.slurm.escalation import Escalation, killed_tasks
 from metalab_smk.store.layout import ExperimentDir
 
 TIME_LIMIT_VARIABLE = "METALAB_TIME_LIMIT"  # a task's time limit in seconds
@@ -35,8 +41,13 @@ __all__ = [
     "array_alive",
     "array_argv",
     "array_indices",
+    "array_spec",
+    "cluster_array_limit",
     "ended_markers",
     "job_argv",
+    "sbatch",
+    "sbatch_options",
+    "task_resources",
     "main",
     "submit_array",
     "submit_summary",
@@ -61,6 +72,65 @@ def array_indices(tasks: int | Sequence[int]) -> str:
     return ",".join(ranges)
 
 
+# How the array engine honours each resource of the model (core/resources.py), as
+# Snakemake's SLURM executor plugin does; any other key is refused, never dropped.
+_SBATCH = {
+    "runtime": "--time={}",
+    "mem_mb": "--mem={}",
+    "mem_mb_per_cpu": "--mem-per-cpu={}",
+    "cpus_per_task": "--cpus-per-task={}",
+    "slurm_partition": "--partition={}",
+    "slurm_account": "--account={}",
+    "constraint": "--constraint={}",
+    "qos": "--qos={}",
+    "tasks": "--ntasks={}",
+    "nodes": "--nodes={}",
+    "gres": "--gres={}",
+    "disk_mb": "--tmp={}M",
+    "slurm_cluster": "--clusters={}",
+}
+_IGNORED = frozenset({"tmpdir", "_cores", "_nodes", "threads"})  # nothing to ask SLURM for
+
+
+def sbatch_options(resources: Resources) -> list[str]:
+    """The sbatch options of one job's resources; ExecutorError naming any resource
+    the array engine cannot honour."""
+    options = []
+    if resources.get("mem_mb") and resources.get("mem_mb_per_cpu"):
+        raise ExecutorError("resources give mem_mb and mem_mb_per_cpu; keep one.")
+    if resources.get("gpu") and "gpu" in str(resources.get("gres", "")):
+        raise ExecutorError("resources give GPUs twice (gpu and gres); keep one.")
+    for key, value in resources.items():
+        if key in _SBATCH:
+            options.append(_SBATCH[key].format(value))
+        elif key == "gpu":
+            model = resources.get("gpu_model")
+            options += [f"--gpus={model}:{value}" if model else f"--gpus={value}"] if value else []
+        elif key == "slurm_extra":
+            options += shlex.split(str(value))
+        elif key not in _IGNORED and key != "gpu_model":
+            known = ", ".join(sorted({*_SBATCH, "gpu", "gpu_model", "slurm_extra"}))
+            raise ExecutorError(
+                f"resource {key}={value!r} has no sbatch option on the array engine (it "
+                f"knows {known}); pass it in slurm_extra, or use engine='snakemake'."
+            )
+    return options
+
+
+def task_resources(config: SlurmConfig, resources: Resources) -> Resources:
+    """What each task of an array of runs asking for ``resources`` asks for: those over
+    the config's, except GPUs the config gives per task (its runs share them, each taking
+    the GPUs it asks for: job/gpus.py)."""
+    base = config.job_resources()
+    merged = merge(base, resources)
+    if base.get("gpu") or "gpu" in str(base.get("gres", "")):
+        for key in ("gpu", "gres", "gpu_model"):
+            merged.pop(key, None)
+            if key in base:
+                merged[key] = base[key]
+    return dict(sorted(merged.items()))
+
+
 def job_argv(
     command: str,
     config: SlurmConfig,
@@ -69,9 +139,11 @@ def job_argv(
     output: str,
     chdir: str,
     array: str | None = None,
+    resources: Resources | None = None,
 ) -> list[str]:
-    """``sbatch`` of ``command`` with the resources of ``config``; each job first runs the
-    config's setup lines (modules, conda, ``setup``)."""
+    """``sbatch`` of ``command`` asking for ``resources`` (default: the config's); each
+    job first runs the config's setup lines (modules, conda, ``setup``)."""
+    resources = config.job_resources() if resources is None else resources
     if config.precommand():
         command = f"{config.precommand()} && {command}"
     return scheduler.sbatch_argv(
@@ -79,57 +151,103 @@ def job_argv(
         job_name=job_name,
         output=output,
         chdir=chdir,
-        time_minutes=minutes(config.time),
-        memory_mb=memory_mb(config.memory),
-        cpus=config.cpus,
-        gpus=config.gpus,
-        partition=config.partition,
-        account=config.account,
         array=array,
-        extra=[*shlex.split(config.extra or ""), *config.extra_sbatch_options()],
+        extra=sbatch_options(resources),
     )
 
 
-def warning_seconds(config: SlurmConfig) -> int:
-    """When a task is warned before its time limit: ``warn_before``, at most half of it."""
-    return max(10, min(int(config.warn_before), minutes(config.time) * 30))
-
-
-def task_command(stamp: str, config: SlurmConfig) -> str:
+def task_command(
+    stamp: str, config: SlurmConfig, limit: int, env: dict[str, str] | None = None
+) -> str:
     """The shell command of an array task running the batch ``STAMP-<task>``. The task
-    warns its runs itself before its time limit (SLURM's ``--signal`` comes up to a
-    minute early): it reads the limit and the warning time from these variables."""
-    limits = f"{TIME_LIMIT_VARIABLE}={minutes(config.time) * 60} {WARN_VARIABLE}="
+    warns its runs itself before its time limit (``limit`` minutes; SLURM's ``--signal``
+    comes up to a minute early): it reads the limit and the warning time from these
+    variables; ``env`` adds more."""
+    limits = f"{TIME_LIMIT_VARIABLE}={limit * 60} {WARN_VARIABLE}={warning_seconds(config, limit)}"
+    for name, value in (env or {}).items():
+        limits += f" {name}={shlex.quote(value)}"
     worker = shlex.join([sys.executable, "-m", "metalab_smk.worker", "task", stamp])
-    return f"export {limits}{warning_seconds(config)} && exec {worker}"
+    return f"export {limits} && exec {worker}"
 
 
 def array_argv(
-    layout: ExperimentDir, stamp: str, tasks: int | Sequence[int], config: SlurmConfig
+    layout: ExperimentDir,
+    stamp: str,
+    tasks: int | Sequence[int],
+    config: SlurmConfig,
+    resources: Resources | None = None,
+    env: dict[str, str] | None = None,
 ) -> list[str]:
     """The ``sbatch --array`` of the batches ``STAMP-<task>`` (``tasks``: a count from 0,
-    or the task numbers)."""
+    or the task numbers), each task asking for ``resources`` (default: the config's)."""
+    resources = config.job_resources() if resources is None else resources
+    limit = int(resources.get("runtime", minutes(config.time)))
     n_tasks = tasks if isinstance(tasks, int) else len(tasks)
     # a `%` limit only when it limits anything
     throttle = f"%{config.max_concurrent}" if config.max_concurrent < n_tasks else ""
     return job_argv(
-        task_command(stamp, config),
+        task_command(stamp, config, limit, env),
         config,
         job_name=f"metalab-{layout.root.name}",
         output=str(layout.slurm_log(f"{stamp}-%a")),
         chdir=str(layout.root),
         array=array_indices(tasks) + throttle,
+        resources=resources,
     )
 
 
-def submit_array(
-    layout: ExperimentDir, stamp: str, tasks: int | Sequence[int], config: SlurmConfig
-) -> str:
-    """Submit the array of the batches ``STAMP-*``; its job ID (SchedulerError if refused)."""
+@functools.cache
+def cluster_array_limit() -> int:
+    """The most tasks one array may have here: ``MaxArraySize`` and, where the
+    controller shows one, ``MaxSubmitJobs`` from ``scontrol show config`` (a large
+    number when SLURM is not reachable)."""
+    if not scheduler.available("scontrol"):
+        return 10**9
+    try:
+        settings = scheduler.parse_scontrol_config(scheduler.call(scheduler.scontrol_config_argv()))
+    except SchedulerError:
+        return 10**9
+    limits = [
+        int(settings[k]) for k in ("MaxArraySize", "MaxSubmitJobs") if settings.get(k, "").isdigit()
+    ]
+    return max(1, min(limits, default=10**9))
+
+
+def warning_seconds(config: SlurmConfig, limit: int | None = None) -> int:
+    """When a task is warned before its time limit (``limit`` minutes, default the
+    config's): ``warn_before``, at most half of it."""
+    return max(10, min(int(config.warn_before), (limit or minutes(config.time)) * 30))
+
+
+# sbatch errors worth another try: the controller was busy or briefly unreachable
+_TRANSIENT = re.compile(
+    r"timed out|temporarily unavailable|try again|unable to contact|connection refused|"
+    r"socket|busy|Slurm backup controller in standby",
+    re.IGNORECASE,
+)
+
+
+def sbatch(argv: list[str], attempts: int = 5) -> str:
+    """Run ``sbatch --parsable`` and return the job ID, retried with exponential
+    back-off (1 s, 2 s, 4 s...) while the controller answers with a transient error."""
+    import tenacity  # installed with snakemake
+
+    retrying = tenacity.Retrying(
+        retry=tenacity.retry_if_exception(
+            lambda exc: isinstance(exc, SchedulerError) and bool(_TRANSIENT.search(str(exc)))
+        ),
+        wait=tenacity.wait_exponential(multiplier=1, max=30),
+        stop=tenacity.stop_after_attempt(attempts),
+        reraise=True,
+    )
+    return retrying(lambda: scheduler.parse_sbatch(scheduler.call(argv, timeout=120)))
+
+
+def submit_array(layout: ExperimentDir, argv: list[str]) -> str:
+    """Submit an array of :func:`array_argv`; its job ID (SchedulerError if refused)."""
     layout.slurm_logs_dir.mkdir(parents=True, exist_ok=True)
     bytecode.precompile()  # once here, not in every task (see slurm/bytecode.py)
-    argv = array_argv(layout, stamp, tasks, config)
-    return scheduler.parse_sbatch(scheduler.call(argv, timeout=120))
+    return sbatch(argv)
 
 
 def submit_summary(layout: ExperimentDir, config: SlurmConfig, after: str) -> tuple[str, str]:
@@ -148,7 +266,7 @@ def submit_summary(layout: ExperimentDir, config: SlurmConfig, after: str) -> tu
         account=config.account,
         extra=[f"--dependency=afterany:{after}", *shlex.split(config.extra or "")],
     )
-    job_id = scheduler.parse_sbatch(scheduler.call(argv, timeout=120))
+    job_id = sbatch(argv)
     return job_id, log.replace("%j", job_id)
 
 
@@ -231,36 +349,68 @@ def wait_for(layout: ExperimentDir, job_id: str, names: set[str]) -> int:
     return failed
 
 
+def array_spec(config: SlurmConfig, arrays: list[tuple[str, int, Resources]]) -> str:
+    """The JSON argument of ``python -m metalab_smk.slurm.array``: the config and, per
+    array, its stamp, task count and resources."""
+    listed = [{"stamp": s, "tasks": n, "resources": r} for s, n, r in arrays]
+    return json.dumps({"config": asdict(config), "arrays": listed})
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
-    if len(args) != 4:
-        print("usage: python -m metalab_smk.slurm.array DIR STAMP N CONFIG_JSON", file=sys.stderr)
+    if len(args) != 2:
+        print("usage: python -m metalab_smk.slurm.array DIR SPEC_JSON", file=sys.stderr)
         return 2
-    directory, stamp, count, config_json = args
-    layout = ExperimentDir.at(directory)
-    config = SlurmConfig(**json.loads(config_json))
-    n_tasks = int(count)
-    try:
-        job_id = submit_array(layout, stamp, n_tasks, config)
-    except SchedulerError as exc:
-        print(f"metalab: the SLURM array was not submitted: {exc}", file=sys.stderr, flush=True)
-        return 2
-    print(f"metalab: submitted SLURM array job {job_id} ({n_tasks} tasks)", flush=True)
+    layout = ExperimentDir.at(args[0])
+    spec = json.loads(args[1])
+    config = SlurmConfig(**spec["config"])
+    arrays = [(a["stamp"], int(a["tasks"]), a["resources"]) for a in spec["arrays"]]
+    submitted: list[str] = []
 
     def cancel(signum: int, frame: object) -> None:
         try:  # the tasks get SIGTERM: their running runs record themselves as cancelled
-            scheduler.call(scheduler.scancel_argv([job_id]))
+            scheduler.call(scheduler.scancel_argv(submitted))
         except SchedulerError as exc:
             print(f"metalab: {exc}", file=sys.stderr, flush=True)
         deadline = time.monotonic() + 20
-        while time.monotonic() < deadline and array_alive(job_id) is not False:
+        while time.monotonic() < deadline and any(array_alive(j) is not False for j in submitted):
             time.sleep(0.5)
         sys.exit(1)
 
     signal.signal(signal.SIGTERM, cancel)
     signal.signal(signal.SIGINT, cancel)
-    names = {f"{stamp}-{i:06d}" for i in range(n_tasks)}
-    return 1 if wait_for(layout, job_id, names) else 0
+    escalation = Escalation(layout, config)
+    failed = 0
+    while arrays:
+        running = []
+        for stamp, n_tasks, resources in arrays:
+            env = escalation.env(stamp)
+            try:
+                argv = array_argv(layout, stamp, n_tasks, config, resources, env)
+                since = datetime.now() - timedelta(minutes=1)  # clocks may differ a little
+                job_id = submit_array(layout, argv)
+            except (SchedulerError, ExecutorError) as exc:
+                print(
+                    f"metalab: the SLURM array was not submitted: {exc}",
+                    file=sys.stderr,
+                    flush=True,
+                )
+                return 2
+            submitted.append(job_id)
+            running.append((job_id, stamp, n_tasks, resources, since))
+            print(f"metalab: submitted SLURM array job {job_id} ({n_tasks} tasks)", flush=True)
+        arrays = []
+        for job_id, stamp, n_tasks, resources, since in running:
+            names = {f"{stamp}-{i:06d}" for i in range(n_tasks)}
+            ended_badly = wait_for(layout, job_id, names)
+            if not ended_badly:
+                continue
+            retried, again = escalation.retry(
+                stamp, resources, killed_tasks(layout, job_id, stamp, since)
+            )
+            failed += ended_badly - retried
+            arrays += again
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

@@ -2,53 +2,24 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from metalab_smk.core.values import gpus_per_run, is_int
+from metalab_smk.core.resources import Resources, mem_mb, normalise, runtime_minutes
+from metalab_smk.core.values import is_int
 from metalab_smk.errors import ExecutorError
 
 
 def minutes(time: str | int) -> int:
-    """SLURM time in minutes: an int of minutes, or ``"M"``, ``"M:S"``, ``"H:M:S"``,
-    ``"D-H"``, ``"D-H:M"``, ``"D-H:M:S"``."""
-    text = str(time).strip()
-    try:
-        if isinstance(time, bool):
-            raise ValueError
-        days, _, clock = text.rpartition("-")
-        parts = [int(p) for p in clock.split(":")]
-        if days:
-            hours, mins, secs = [*parts, 0, 0][:3]
-        elif len(parts) == 3:
-            hours, mins, secs = parts
-        elif len(parts) == 2:
-            hours, (mins, secs) = 0, parts
-        elif len(parts) == 1:
-            hours, mins, secs = 0, parts[0], 0
-        else:
-            raise ValueError
-        total = int(days or 0) * 1440 + hours * 60 + mins + (1 if secs else 0)
-    except ValueError:
-        raise ExecutorError(
-            f"SlurmConfig(time={time!r}): use minutes (90) or 'HH:MM:SS' / 'D-HH:MM:SS'."
-        ) from None
-    if total < 1:
-        raise ExecutorError(f"SlurmConfig(time={time!r}) must be at least one minute.")
-    return total
+    """SLURM time in minutes: minutes (90), ``"90m"``, ``"2h"``, ``"1d"``, ``"H:M:S"``,
+    ``"D-H:M:S"`` (see core/resources.py)."""
+    return runtime_minutes(time, f"SlurmConfig(time={time!r})")
 
 
 def memory_mb(memory: str | int) -> int:
-    """``"4G"``, ``"500M"``, ``"1T"`` or an int of MB, in MB."""
-    if is_int(memory):
-        return memory
-    match = re.fullmatch(r"(\d+(?:\.\d+)?)\s*([KMGT]?)B?", str(memory).strip().upper())
-    if match is None:
-        raise ExecutorError(f"SlurmConfig(memory={memory!r}): use e.g. '4G', '500M' or MB.")
-    scale = {"K": 1 / 1024, "": 1, "M": 1, "G": 1024, "T": 1024 * 1024}[match.group(2)]
-    return max(1, round(float(match.group(1)) * scale))
+    """Memory in MB as Snakemake counts it: MB (500), ``"500M"``, ``"4G"``, ``"4GiB"``."""
+    return mem_mb(memory, f"SlurmConfig(memory={memory!r})")
 
 
 @dataclass(frozen=True)
@@ -64,6 +35,12 @@ class SlurmConfig:
     ``max_array_size`` caps the tasks of one array submission. ``warn_before``: seconds
     before its time limit a task is warned (``capture.should_stop()``; at most half the
     limit), so runs can save a checkpoint and are started again.
+
+    ``time`` takes minutes or ``"2h"``/``"1d"``/``"H:M:S"``, ``memory`` MB or
+    ``"16G"``/``"4GiB"`` (Snakemake's units). ``resources``: further Snakemake resources
+    of every job (``gres``, ``constraint``, ``qos``, ``tasks``, ``mem_mb_per_cpu``,
+    ``slurm_extra``...); they win over the fields above. Array tasks killed for memory
+    or time are run again with twice as much, ``max_escalations`` times (0: never).
 
     ``engine="array"`` (default) submits one job array whose tasks run the batch worker
     directly; ``engine="snakemake"`` runs Snakemake's SLURM executor plugin (one job per
@@ -88,10 +65,17 @@ class SlurmConfig:
     extra_sbatch: dict[str, str] = field(default_factory=dict)
     max_array_size: int = 1000
     warn_before: int = 180  # seconds: SIGUSR1 before the time limit (capture.should_stop)
+    resources: dict[str, int | str] = field(default_factory=dict)
+    max_escalations: int = 2  # retries with x2 memory or time after OUT_OF_MEMORY/TIMEOUT
 
     def __post_init__(self) -> None:
         minutes(self.time)
         memory_mb(self.memory)
+        object.__setattr__(self, "resources", normalise(self.resources, "SlurmConfig(resources)"))
+        if not is_int(self.max_escalations) or self.max_escalations < 0:
+            raise ExecutorError(
+                f"SlurmConfig(max_escalations={self.max_escalations!r}) must be >= 0."
+            )
         for name in ("cpus", "max_concurrent"):
             value = getattr(self, name)
             if not is_int(value) or value < 1:
@@ -103,43 +87,37 @@ class SlurmConfig:
 
     @classmethod
     def from_resources(cls, resources: Mapping[str, Any], **fields: Any) -> SlurmConfig:
-        """The settings Snakemake resources give a job (``slurm_partition``,
-        ``slurm_account``, ``runtime``, ``mem_mb``, ``cpus_per_task``, ``gpu``/``gpus`` or
-        ``gres``, ``slurm_extra``), as the SLURM executor plugins read them; ``fields``
-        set the rest. Refused when GPUs are given twice (a count and ``gres``)."""
-        extra = str(resources.get("slurm_extra") or "").strip("'\"")
-        gpus = gpus_per_run(resources)
-        gres = str(resources.get("gres") or "").strip("'\" ")
-        if gpus and "gpu" in gres:
-            raise ExecutorError("the resources give GPUs twice (gpu and gres); keep one.")
-        extra = " ".join(part for part in (extra, f"--gres={gres}" if gres else "") if part)
-        return cls(
-            partition=resources.get("slurm_partition") or None,
-            account=resources.get("slurm_account") or None,
-            time=int(resources.get("runtime") or 30),
-            memory=int(resources.get("mem_mb") or 1000),
-            cpus=int(resources.get("cpus_per_task") or 1),
-            gpus=gpus,
-            extra=extra or None,
-            **fields,
-        )
+        """The settings Snakemake resources give a job (a job's resources, as the SLURM
+        executor plugins read them), in the one model; ``fields`` set the rest."""
+        # Snakemake's own bookkeeping, and disk, which it sets by default (no --tmp asked)
+        ignored = {"_cores", "_nodes", "tmpdir", "threads", "mem_mib", "disk_mb", "disk_mib"}
+        given = {k: v for k, v in resources.items() if k not in ignored and v is not None}
+        return cls(resources=given, **fields)
+
+    def job_resources(self) -> Resources:
+        """Every job's resources in the one model (core/resources.py)."""
+        extra = " ".join([*([self.extra] if self.extra else []), *self.extra_sbatch_options()])
+        fields = {
+            "runtime": minutes(self.time),
+            "mem_mb": memory_mb(self.memory),
+            "cpus_per_task": self.cpus,
+            "slurm_partition": self.partition,
+            "slurm_account": self.account,
+            "gpu": self.gpus or None,
+            "slurm_extra": extra or None,
+        }
+        if "mem_mb_per_cpu" in self.resources:  # one memory request, not two
+            fields.pop("mem_mb")
+        if "gres" in self.resources:
+            fields.pop("gpu")
+        return normalise({**fields, **self.resources}, "SlurmConfig")
 
     def default_resources(self) -> list[str]:
-        resources = [
-            f"runtime={minutes(self.time)}",
-            f"mem_mb={memory_mb(self.memory)}",
-            f"cpus_per_task={self.cpus}",
+        """``--default-resources`` of Snakemake's SLURM executor plugin."""
+        return [
+            f"{key}={value!r}" if isinstance(value, str) else f"{key}={value}"
+            for key, value in self.job_resources().items()
         ]
-        if self.partition:
-            resources.append(f"slurm_partition={self.partition}")
-        if self.account:
-            resources.append(f"slurm_account={self.account}")
-        if self.gpus:
-            resources.append(f"gpu={self.gpus}")
-        extra = " ".join([*([self.extra] if self.extra else []), *self.extra_sbatch_options()])
-        if extra:
-            resources.append(f"slurm_extra={extra!r}")
-        return resources
 
     def extra_sbatch_options(self) -> list[str]:
         """``extra_sbatch`` as sbatch options (``{"qos": "short"}`` -> ``--qos=short``)."""

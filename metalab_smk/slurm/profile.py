@@ -20,6 +20,7 @@ __all__ = [
     "SLURM_EXECUTORS",
     "available_profiles",
     "find_profile",
+    "profile_file",
     "profile_template",
     "profile_text",
     "user_profile_dir",
@@ -111,13 +112,18 @@ def user_profile_dir(name: str = "slurm") -> Path:
 
 
 def find_profile(name: str) -> Path | None:
-    """The profile directory Snakemake would use for ``--profile name``: a directory
-    path, else ``name`` in the user's Snakemake config folder."""
-    if (Path(name) / "config.yaml").is_file():
-        return Path(name)
-    if os.sep not in name and (user_profile_dir(name) / "config.yaml").is_file():
-        return user_profile_dir(name)
-    return None
+    """The profile directory Snakemake would use for ``--profile name``."""
+    found = profile_file(name)
+    return found.parent if found is not None else None
+
+
+def profile_file(name: str) -> Path | None:
+    """The file Snakemake reads for ``--profile name`` (``config.yaml``,
+    ``profile.yaml``, ``config.v8+.yaml``...: Snakemake's own choice), or None."""
+    from snakemake.cli import get_profile_dir
+
+    found = get_profile_dir(name)
+    return Path(found[1]) if found is not None else None
 
 
 def write_profile(

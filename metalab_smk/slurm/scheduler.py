@@ -8,6 +8,7 @@ is imported by :func:`call` only, since a task of metalab's arrays never calls o
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 from collections.abc import Iterable, Sequence
@@ -18,20 +19,26 @@ from metalab_smk.errors import SchedulerError
 
 __all__ = [
     "ALIVE_STATES",
+    "PartitionLimits",
     "SacctRow",
     "SchedulerError",
     "available",
     "call",
     "job_states",
+    "log_tail",
     "out_of_memory",
     "parse_sacct",
     "parse_sbatch",
     "parse_scontrol_job",
+    "parse_partitions",
+    "parse_scontrol_config",
     "parse_squeue",
     "sacct_argv",
     "sbatch_argv",
     "scancel_argv",
+    "scontrol_config_argv",
     "scontrol_job_argv",
+    "scontrol_partition_argv",
     "squeue_argv",
 ]
 
@@ -245,7 +252,95 @@ _MEMORY_KILL = re.compile(
 )
 
 
+def log_tail(path: str | None, size: int = 8192) -> str:
+    """The end of a (SLURM) log, '' when it cannot be read."""
+    if not path:
+        return ""
+    try:
+        with open(path, "rb") as handle:
+            handle.seek(max(0, handle.seek(0, os.SEEK_END) - size))
+            return handle.read().decode(errors="replace")
+    except OSError:
+        return ""
+
+
 def out_of_memory(state: str | None, log_text: str = "") -> bool:
     """Whether SLURM ended a job for its memory: state OUT_OF_MEMORY, or the job's log
     says so (clusters without cgroups report such a job as FAILED or CANCELLED)."""
     return state == "OUT_OF_MEMORY" or bool(_MEMORY_KILL.search(log_text))
+
+
+# -- cluster limits ------------------------------------------------------------------
+
+
+def scontrol_config_argv() -> list[str]:
+    """``scontrol show config``: the controller's settings, one ``Key = Value`` a line."""
+    return ["scontrol", "show", "config"]
+
+
+def parse_scontrol_config(stdout: str) -> dict[str, str]:
+    """``{Key: Value}`` of ``scontrol show config`` output."""
+    fields = {}
+    for line in stdout.splitlines():
+        key, sep, value = line.partition("=")
+        if sep and key.strip() and " " not in key.strip():
+            fields[key.strip()] = value.strip()
+    return fields
+
+
+def scontrol_partition_argv(partition: str | None = None) -> list[str]:
+    """``scontrol show partition -o [P]``: one line of ``Key=Value`` fields a partition."""
+    return ["scontrol", "show", "partition", "-o", *([partition] if partition else [])]
+
+
+def _slurm_minutes(text: str) -> int | None:
+    """SLURM's ``[D-]H:M:S`` (or ``M``) in minutes; None for UNLIMITED or unknown."""
+    days, _, clock = text.rpartition("-")
+    parts = clock.split(":")
+    if not all(p.isdigit() for p in parts) or (days and not days.isdigit()):
+        return None
+    hours, mins, secs = ([0, 0, *map(int, parts)])[-3:] if len(parts) > 1 else (0, int(parts[0]), 0)
+    return int(days or 0) * 1440 + hours * 60 + mins + (1 if secs else 0)
+
+
+def _slurm_mb(text: str) -> int | None:
+    """SLURM memory (``19284M``, ``4G``, ``1T``, MB as a number) in MB; None otherwise."""
+    match = re.fullmatch(r"(\d+)([MGT]?)", text.strip())
+    if match is None:
+        return None
+    return int(match.group(1)) * {"": 1, "M": 1, "G": 1024, "T": 1024 * 1024}[match.group(2)]
+
+
+@dataclass(frozen=True)
+class PartitionLimits:
+    """What one job may ask for in a partition (None: no limit known)."""
+
+    name: str
+    max_minutes: int | None
+    max_mem_mb: int | None
+    default: bool = False
+
+
+def parse_partitions(stdout: str) -> list[PartitionLimits]:
+    """The limits of each partition in ``scontrol show partition -o`` output: MaxTime,
+    and MaxMemPerNode, else the memory of its TRES (the most a node offers)."""
+    limits = []
+    for line in stdout.splitlines():
+        fields = parse_scontrol_job(line)
+        if "PartitionName" not in fields:
+            continue
+        memory = _slurm_mb(fields.get("MaxMemPerNode", ""))
+        if memory is None:
+            tres = dict(
+                item.partition("=")[::2] for item in fields.get("TRES", "").split(",") if item
+            )
+            memory = _slurm_mb(tres.get("mem", ""))
+        limits.append(
+            PartitionLimits(
+                fields["PartitionName"],
+                _slurm_minutes(fields.get("MaxTime", "")),
+                memory,
+                fields.get("Default") == "YES",
+            )
+        )
+    return limits

@@ -269,6 +269,20 @@ class ExperimentDir:
         """The Snakemake target a packed job writes when all its runs have a record."""
         return self.batches_dir / f"{key}.done"
 
+    def batch_resources(self, key: str) -> Path:
+        """The resources of one packed job (its runs' resource class), when per case."""
+        return self.batches_dir / f"{key}.resources.json"
+
+    @property
+    def escalations(self) -> Path:
+        """Array tasks retried with more memory or time (JSON lines; slurm/escalation.py)."""
+        return self.meta_dir / "escalations.jsonl"
+
+    @property
+    def resource_classes(self) -> Path:
+        """Per-case resources: the distinct classes and each param case's class."""
+        return self.meta_dir / "resource_classes.json"
+
     @property
     def manifest(self) -> Path:
         """This project's description of the experiment, beside upstream's manifests."""

@@ -13,9 +13,12 @@ import os
 import statistics
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from metalab_smk.errors import ExecutorError
+from metalab_smk.store.classes import ResourceClasses, write_batch_resources, write_batches
 from metalab_smk.store.coverage import stored_coverage, validated_before
 from metalab_smk.store.jsonio import atomic_write_text, read_json
 from metalab_smk.store.layout import ExperimentDir
@@ -23,6 +26,7 @@ from metalab_smk.store.validate import valid_names
 
 __all__ = [
     "MAX_AUTO_CHUNK",
+    "BatchGroup",
     "choose_chunk_size",
     "clear_batches",
     "batch_stamp",
@@ -106,6 +110,18 @@ def missing_indices(layout: ExperimentDir, scan: bool = True) -> list[int]:
     return [i for i, rid in enumerate(layout.read_run_ids()) if rid not in done]
 
 
+@dataclass(frozen=True)
+class BatchGroup:
+    """The batches of one resource class: its resources and the batches' targets."""
+
+    resources: dict[str, Any]
+    targets: list[Path]
+
+    @property
+    def stamp(self) -> str:
+        return batch_stamp(self.targets)
+
+
 def plan_batches(
     layout: ExperimentDir,
     missing: Sequence[int],
@@ -113,28 +129,30 @@ def plan_batches(
     chunk_size: int | None,
     min_chunk: int,
     max_jobs: int | None = None,
-) -> tuple[list[Path], int]:
-    """Replace earlier batches by batches of ``missing``; return their targets and size.
-    ``max_jobs`` (a SLURM array's size limit) raises the size until the batches fit."""
+) -> tuple[list[BatchGroup], int]:
+    """Replace earlier batches by batches of ``missing``, one group per resource class
+    (a batch never mixes classes); return the groups and the batch size. ``max_jobs``
+    (a SLURM array's size limit) raises the size until each class's batches fit."""
     clear_batches(layout)
     chunk = choose_chunk_size(
         len(missing), parallel, chunk_size, min_chunk, median_run_seconds(layout)
     )
-    if max_jobs and math.ceil(len(missing) / chunk) > max_jobs:
-        chunk = math.ceil(len(missing) / max_jobs)
-    return write_batches(layout, missing, chunk), chunk
-
-
-def write_batches(layout: ExperimentDir, indices: Sequence[int], chunk: int) -> list[Path]:
-    """Write batch listings of ``chunk`` runs each; return the ``.done`` targets."""
+    table = ResourceClasses.read(layout)
+    groups = table.group(missing)
+    if max_jobs:
+        largest = max((len(indices) for indices in groups.values()), default=0)
+        if math.ceil(largest / chunk) > max_jobs:
+            chunk = math.ceil(largest / max_jobs)
     stamp = time.strftime("%Y%m%dT%H%M%S")
-    targets = []
-    for number, start in enumerate(range(0, len(indices), chunk)):
-        name = f"{stamp}-{number:06d}"
-        listing = layout.batch_listing(name)
-        atomic_write_text(listing, "".join(f"{i}\n" for i in indices[start : start + chunk]))
-        targets.append(layout.batch_done(name))
-    return targets
+    planned = []
+    for number, indices in groups.items():
+        prefix = f"{stamp}c{number}" if table.per_case else stamp
+        targets = write_batches(layout, indices, chunk, prefix)
+        if table.per_case:
+            for target in targets:
+                write_batch_resources(layout, target.stem, table.classes[number])
+        planned.append(BatchGroup(table.classes[number], targets))
+    return planned, chunk
 
 
 def dag_targets(
@@ -157,13 +175,17 @@ def dag_targets(
     if size == 1 or not missing:
         return [f"runs/{rid}.json" for rid in run_ids]
     targets = [f"runs/{rid}.json" for rid in run_ids if rid in done]
-    digest = hashlib.sha256(f"{size}:{','.join(map(str, missing))}".encode()).hexdigest()
-    for number, start in enumerate(range(0, len(missing), size)):
-        name = f"dag-{digest[:12]}-{number:06d}"
-        listing = layout.batch_listing(name)
-        text = "".join(f"{i}\n" for i in missing[start : start + size])
-        if not listing.is_file() or listing.read_text() != text:
-            atomic_write_text(listing, text)
-        layout.batch_done(name).unlink(missing_ok=True)
-        targets.append(os.path.relpath(layout.batch_done(name), layout.root))
+    table = ResourceClasses.read(layout)
+    for number, indices in table.group(missing).items():
+        digest = hashlib.sha256(f"{size}:{','.join(map(str, indices))}".encode()).hexdigest()
+        for part, start in enumerate(range(0, len(indices), size)):
+            name = f"dag-{digest[:12]}-{part:06d}"
+            listing = layout.batch_listing(name)
+            text = "".join(f"{i}\n" for i in indices[start : start + size])
+            if not listing.is_file() or listing.read_text() != text:
+                atomic_write_text(listing, text)
+            if table.per_case:
+                write_batch_resources(layout, name, table.classes[number])
+            layout.batch_done(name).unlink(missing_ok=True)
+            targets.append(os.path.relpath(layout.batch_done(name), layout.root))
     return targets

@@ -21,16 +21,19 @@ from metalab_smk.errors import MetalabError, StoreError
 from metalab_smk.slurm import scheduler
 from metalab_smk.slurm.array import (
     array_alive,
+    array_argv,
+    cluster_array_limit,
     ended_markers,
     submit_array,
     submit_summary,
+    task_resources,
     tasks_ended,
 )
 from metalab_smk.slurm.config import SlurmConfig, minutes
 from metalab_smk.store.jsonio import atomic_write_json, read_json
 from metalab_smk.store.layout import ExperimentDir
 from metalab_smk.store.locate import shown
-from metalab_smk.sweep.batches import batch_stamp, missing_indices, plan_batches
+from metalab_smk.sweep.batches import missing_indices, plan_batches
 from metalab_smk.sweep.executors import (
     LocalExecutor,
     ProfileExecutor,
@@ -229,25 +232,32 @@ def _submit_array(
     layout: ExperimentDir, executor: Executor, slurm: SlurmConfig, missing: list[int], now: str
 ) -> dict[str, Any]:
     """No head process: the array runs the batches, a dependent job writes the summary."""
-    targets, _ = plan_batches(
+    groups, _ = plan_batches(
         layout,
         missing,
         executor.total_cores(),
         slurm.chunk_size,
         executor.min_chunk,
-        slurm.max_array_size,
+        min(slurm.max_array_size, cluster_array_limit()),
     )
+    arrays = []
     try:
-        array = submit_array(layout, batch_stamp(targets), len(targets), slurm)
-        job_id, log = submit_summary(layout, slurm, after=array)
+        for group in groups:
+            resources = task_resources(slurm, group.resources)
+            argv = array_argv(layout, group.stamp, len(group.targets), slurm, resources)
+            job = submit_array(layout, argv)
+            arrays.append({"job_id": job, "stamp": group.stamp, "tasks": len(group.targets)})
+        job_id, log = submit_summary(layout, slurm, after=":".join(a["job_id"] for a in arrays))
     except scheduler.SchedulerError as exc:
         raise MetalabError(f"the sweep was not submitted: {exc}") from None
     return {
         "kind": "slurm",
         "job_id": job_id,
-        "array_job_id": array,
-        "stamp": batch_stamp(targets),
-        "tasks": len(targets),
+        "array_job_id": arrays[0]["job_id"],
+        "array_job_ids": [a["job_id"] for a in arrays],
+        "arrays": arrays,
+        "stamp": arrays[0]["stamp"],
+        "tasks": sum(a["tasks"] for a in arrays),
         "submitted_at": now,
         "log": log,
     }
@@ -261,12 +271,18 @@ def head_alive(layout: ExperimentDir, ask_scheduler: bool = True) -> bool:
     if not head:
         return False
     if "array_job_id" in head:
-        if tasks_ended(layout, head["stamp"], head["tasks"]):
+        arrays = head.get("arrays") or [
+            {"job_id": head["array_job_id"], "stamp": head["stamp"], "tasks": head["tasks"]}
+        ]
+        running = [a for a in arrays if not tasks_ended(layout, a["stamp"], a["tasks"])]
+        if not running:
             return False
         if not ask_scheduler:
             return True
-        alive = array_alive(head["array_job_id"])
-        return _just_submitted(head) if alive is None else alive
+        answers = [array_alive(a["job_id"]) for a in running]
+        if any(answers):
+            return True
+        return _just_submitted(head) if None in answers else False
     if head.get("kind") == "slurm":
         if not ask_scheduler:
             return True

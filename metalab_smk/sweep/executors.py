@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import os
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Self
 
+from metalab_smk.core.resources import merge, normalise
 from metalab_smk.core.values import is_int
 from metalab_smk.errors import ExecutorError
 from metalab_smk.job.gpus import (
@@ -19,7 +19,7 @@ from metalab_smk.job.gpus import (
     split_devices,
 )
 from metalab_smk.slurm.config import SlurmConfig
-from metalab_smk.slurm.profile import SLURM_EXECUTORS, find_profile
+from metalab_smk.slurm.profile import SLURM_EXECUTORS, find_profile, profile_file
 
 
 @dataclass(frozen=True)
@@ -163,16 +163,19 @@ class ProfileExecutor(_ContextManaged):
         found = find_profile(self.profile)
         if found is None:
             raise ExecutorError(
-                f"profile {self.profile!r} has no config.yaml; pass a Snakemake profile "
-                "directory; `metalab profile slurm DIR` writes one to edit, and "
-                "`metalab profile slurm --partition P` installs one you pass by name, slurm."
+                f"profile {self.profile!r} has no config.yaml (nor profile.yaml, "
+                "config.v8+.yaml); pass a Snakemake profile directory; `metalab profile "
+                "slurm DIR` writes one to edit, and `metalab profile slurm --partition P` "
+                "installs one you pass by name, slurm."
             )
         object.__setattr__(self, "profile", str(found.absolute()))
 
     def settings(self) -> dict:
+        """The profile's settings, from the file Snakemake reads."""
         import yaml  # a dependency of snakemake
 
-        return yaml.safe_load((Path(self.profile) / "config.yaml").read_text()) or {}
+        path = profile_file(self.profile)
+        return (yaml.safe_load(path.read_text()) if path else None) or {}
 
     @property
     def is_slurm(self) -> bool:
@@ -191,14 +194,67 @@ class ProfileExecutor(_ContextManaged):
         return ["--profile", self.profile]
 
     def slurm_config(self) -> SlurmConfig:
-        """The profile's SLURM settings (default-resources, jobs) as a SlurmConfig."""
+        """The profile's SLURM settings as a SlurmConfig: its ``default-resources``, the
+        ``set-resources`` of metalab's job rules, ``slurm-qos`` / ``slurm-reservation``
+        / ``slurm-requeue`` and ``jobs``."""
         settings = self.settings()
-        resources = settings.get("default-resources") or {}
-        if isinstance(resources, list):  # ["runtime=30", ...]
-            resources = dict(str(item).split("=", 1) for item in resources)
-        return SlurmConfig.from_resources(
-            resources, max_concurrent=int(settings.get("jobs", 100)), chunk_size=self.chunk_size
+        resources = profile_resources(settings)
+        extra = [str(resources.pop("slurm_extra", ""))]
+        if settings.get("slurm-qos"):
+            resources.setdefault("qos", settings["slurm-qos"])
+        if settings.get("slurm-reservation"):
+            extra.append(f"--reservation={settings['slurm-reservation']}")
+        if settings.get("slurm-requeue"):
+            extra.append("--requeue")
+        if any(extra):
+            resources["slurm_extra"] = " ".join(part for part in extra if part)
+        return SlurmConfig(
+            max_concurrent=int(settings.get("jobs", 100)),
+            chunk_size=self.chunk_size,
+            resources=resources,
         )
+
+
+JOB_RULES = ("metalab_batch", "metalab_run")
+
+
+def _key_values(section: object, where: str) -> dict:
+    """A profile's resource section: a mapping, or Snakemake's list of ``key=value``."""
+    if isinstance(section, list):
+        try:
+            return dict(str(item).split("=", 1) for item in section)
+        except ValueError:
+            raise ExecutorError(f"profile {where}: use key=value items, not {section!r}") from None
+    if section is None or isinstance(section, dict):
+        return dict(section or {})
+    raise ExecutorError(f"profile {where}: expected a mapping of resources, not {section!r}.")
+
+
+def profile_resources(settings: dict) -> dict[str, int | str]:
+    """A profile's job resources in the one model: ``default-resources`` with the
+    ``set-resources`` of metalab's job rules on top; ``set-resources`` of another rule
+    is refused (metalab's jobs run only these rules)."""
+    resources = normalise(
+        _key_values(settings.get("default-resources"), "default-resources"),
+        "profile default-resources",
+    )
+    per_rule = settings.get("set-resources") or {}
+    if isinstance(per_rule, list):  # ["metalab_batch:mem_mb=2000", ...]
+        grouped: dict[str, list[str]] = {}
+        for item in per_rule:
+            rule, _, assignment = str(item).partition(":")
+            grouped.setdefault(rule, []).append(assignment)
+        per_rule = grouped
+    for rule, section in dict(per_rule).items():
+        if rule not in (*JOB_RULES, "metalab_summary"):
+            raise ExecutorError(
+                f"profile set-resources names the rule {rule!r}; metalab's jobs run the "
+                f"rules {', '.join(JOB_RULES)} (and metalab_summary)."
+            )
+        if rule in JOB_RULES:
+            where = f"profile set-resources of {rule}"
+            resources = merge(resources, normalise(_key_values(section, where), where))
+    return resources
 
 
 def array_config(executor: LocalExecutor | SlurmExecutor | ProfileExecutor) -> SlurmConfig | None:

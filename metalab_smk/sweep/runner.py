@@ -12,7 +12,6 @@ from __future__ import annotations
 import atexit
 import contextlib
 import errno
-import json
 import os
 import shutil
 import signal
@@ -21,7 +20,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import asdict, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -38,13 +37,20 @@ from metalab_smk.errors import (
 )
 from metalab_smk.job.gpus import gpus_per_run
 from metalab_smk.results.derived import normalise_functions
-from metalab_smk.slurm.array import QueuePolling
+from metalab_smk.slurm.array import (
+    QueuePolling,
+    array_spec,
+    cluster_array_limit,
+    sbatch_options,
+    task_resources,
+)
+from metalab_smk.store.classes import ResourceClasses
 from metalab_smk.store.coverage import current_done_ids, status_coverage
 from metalab_smk.store.jsonio import read_json
 from metalab_smk.store.layout import ExperimentDir
 from metalab_smk.store.locate import shown
 from metalab_smk.store.records import Status
-from metalab_smk.sweep.batches import batch_stamp, missing_indices, plan_batches
+from metalab_smk.sweep.batches import missing_indices, plan_batches
 from metalab_smk.sweep.detached import array_in_flight, head_alive, submit
 from metalab_smk.sweep.events import Event, EventCallback, EventKind, EventWatcher, emit_event
 from metalab_smk.sweep.executors import (
@@ -603,21 +609,23 @@ def _launch(
     if gpu is not None and isinstance(executor, LocalExecutor):  # one job per slot group
         parallel = min(executor.total_cores(gpu), gpu.concurrent)
     slurm = array_config(executor)
-    if slurm is not None and not slurm.gpus and "--gres" not in (slurm.extra or ""):
-        # each task holds the GPUs one run asks for
-        slurm = replace(slurm, gpus=gpus_per_run(read_json(layout.resources_file)))
-    max_jobs = slurm.max_array_size if slurm is not None else None
-    targets, chunk = plan_batches(
+    max_jobs = min(slurm.max_array_size, cluster_array_limit()) if slurm is not None else None
+    groups, chunk = plan_batches(
         layout, missing, parallel, executor.chunk_size, executor.min_chunk, max_jobs
     )
+    targets = [target for group in groups for target in group.targets]
     if slurm is not None:
+        arrays = [(g.stamp, len(g.targets), task_resources(slurm, g.resources)) for g in groups]
+        for _, _, resources in arrays:
+            sbatch_options(resources)  # a resource the array cannot honour: refused here
         if verbose:
+            what = "one SLURM array" if len(arrays) == 1 else f"{len(arrays)} SLURM arrays"
             print(
                 f"metalab: running {len(missing)} of {total} runs in {shown(layout.root)}\n"
-                f"  (one SLURM array of {len(targets)} tasks of up to {chunk} runs)"
+                f"  ({what} of {len(targets)} tasks of up to {chunk} runs)"
             )
         command = [sys.executable, "-m", "metalab_smk.slurm.array", str(layout.root)]
-        command += [batch_stamp(targets), str(len(targets)), json.dumps(asdict(slurm))]
+        command.append(array_spec(slurm, arrays))
         return start_detached(command, layout.root, layout.array_log, tie_to_parent=tie_to_parent)
     command = [
         sys.executable,
@@ -625,6 +633,7 @@ def _launch(
         "snakemake",
         *[str(t.relative_to(layout.root)) for t in targets],
         *(executor.snakemake_args(gpu) if gpu else executor.snakemake_args()),
+        *_local_limits(layout, executor, gpu),
         "--quiet",
         "progress",
         "rules",
@@ -645,13 +654,36 @@ def _launch(
     )
 
 
+def _local_limits(
+    layout: ExperimentDir,
+    executor: LocalExecutor | SlurmExecutor | ProfileExecutor,
+    gpu: GpuPlan | None,
+) -> list[str]:
+    """Locally, runs asking for CPUs or memory are counted against this machine's:
+    Snakemake's ``--resources`` (a 4-CPU run never starts beside three others on 4 cores)."""
+    if not isinstance(executor, LocalExecutor):
+        return []
+    asked = set(ResourceClasses.read(layout).names())
+    limits = []
+    if "cpus_per_task" in asked:
+        limits.append(f"cpus_per_task={executor.total_cores(gpu)}")
+    if "mem_mb" in asked:
+        limits.append(f"mem_mb={os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') // 10**6}")
+    if not limits:
+        return []
+    if gpu is not None:  # one --resources option for all
+        return limits
+    return ["--resources", *limits]
+
+
 def _gpu_plan(
     layout: ExperimentDir, executor: LocalExecutor | SlurmExecutor | ProfileExecutor
 ) -> GpuPlan | None:
     """How a local sweep's runs get their GPUs (None: not local, or no GPUs asked)."""
     if not isinstance(executor, LocalExecutor):
         return None
-    return executor.gpu_plan(read_json(layout.resources_file))
+    classes = ResourceClasses.read(layout).classes  # the class asking for the most
+    return executor.gpu_plan(max(classes, key=gpus_per_run))
 
 
 def run(

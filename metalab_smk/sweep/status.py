@@ -20,6 +20,7 @@ from metalab_smk.errors import StoreError
 from metalab_smk.job.exits import disk_full
 from metalab_smk.job.runlog import read_header
 from metalab_smk.slurm import scheduler
+from metalab_smk.slurm.escalation import retry_lines
 from metalab_smk.store.coverage import status_coverage, stored_coverage, validated_before
 from metalab_smk.store.layout import ExperimentDir
 from metalab_smk.store.locate import shown
@@ -77,6 +78,7 @@ class SweepStatus:
     stale: int
     failed_runs: list[FailedRun] = field(default_factory=list)
     skipped: int = 0  # runs done before this invocation (set by a RunHandle)
+    retries: list[str] = field(default_factory=list)  # "retried 2 run(s) with 600 MB after ..."
 
     @property
     def completed(self) -> int:
@@ -120,7 +122,7 @@ class SweepStatus:
     def as_text(self, every_run: bool = False, max_groups: int = 6) -> str:
         """The headline, then failures grouped by error with a few example runs (their
         params and log); ``every_run`` lists each failed run instead."""
-        lines = [self.headline()]
+        lines = [self.headline(), *(f"  {line}" for line in self.retries)]
         if every_run:
             for run in self.failed_runs:
                 lines.extend(_run_lines(run))
@@ -307,6 +309,7 @@ def sweep_status(
         pending=len(table) - n_done - len(failed_current) - len(running),
         stale=stale,
         failed_runs=failed_runs,
+        retries=retry_lines(layout),
     )
 
 
@@ -357,18 +360,6 @@ def _newer(layout: ExperimentDir, partial, run_id: str) -> bool:
         return False
 
 
-def _tail(path: str | None, size: int = 8192) -> str:
-    """The end of a (SLURM) log, '' when it cannot be read."""
-    if not path:
-        return ""
-    try:
-        with open(path, "rb") as handle:
-            handle.seek(max(0, handle.seek(0, os.SEEK_END) - size))
-            return handle.read().decode(errors="replace")
-    except OSError:
-        return ""
-
-
 def _failed_run(
     layout: ExperimentDir,
     run_id: str,
@@ -379,7 +370,7 @@ def _failed_run(
     if marker is not None:  # the process died without writing a record
         job = marker.get("slurm_job_id")
         state = states.get(job) if job else None
-        if job and scheduler.out_of_memory(state, _tail(marker.get("slurm_log"))):
+        if job and scheduler.out_of_memory(state, scheduler.log_tail(marker.get("slurm_log"))):
             message = (
                 f"out of memory: SLURM killed its job (ended {state}) for using more than "
                 "its memory request; ask for more with SlurmConfig(memory=...)"

@@ -65,7 +65,8 @@ def stop_sweep(layout: ExperimentDir, grace: float = 20.0) -> StopReport:
         head = {}
         report.notes.append(str(exc))
     if head.get("kind") == "slurm" and shutil.which("scancel"):
-        recorded = {head["job_id"], head.get("array_job_id"), *slurm_job_ids(layout)}
+        recorded = {head["job_id"], *head.get("array_job_ids", [head.get("array_job_id")])}
+        recorded |= slurm_job_ids(layout)
         jobs = sorted((str(j) for j in recorded if j), key=int)
         subprocess.run(["scancel", *jobs], capture_output=True, check=False)
         report.stopped.append(f"SLURM jobs {', '.join(jobs)}")

@@ -3,7 +3,6 @@
 # everything (the generated workflow profile also sets `rerun-triggers: mtime`).
 # Parsing must stay cheap at any sweep size (every SLURM job parses this file): the run
 # table is read only when Snakemake evaluates an input function that needs it.
-import json
 import os
 import sys
 
@@ -11,8 +10,10 @@ import sys
 # experiment directory off their sys.path, so plugin discovery does not list runs/ and logs/.
 os.environ.setdefault("PYTHONSAFEPATH", "1")
 METALAB_PYTHON = sys.executable
-with open(".metalab/resources.json") as _resources:
-    METALAB_RESOURCES = json.load(_resources)
+from metalab_smk.store.classes import rule_resources
+
+# the experiment's resources; per case, functions reading each job's resource class
+METALAB_RESOURCES = rule_resources()
 
 
 _METALAB_TARGETS = []

@@ -1,0 +1,222 @@
+"""Retry with more: array tasks SLURM killed for memory or time are run again at once.
+
+After an array ends, its tasks that SLURM ended OUT_OF_MEMORY or TIMEOUT (sacct, or the
+task's log where the cluster reports a memory kill as FAILED) have their unfinished runs
+(no record of either kind) packed into a new array asking for ``FACTOR`` times the memory
+or time, at most ``SlurmConfig.max_escalations`` times (2) and never beyond the partition's limits
+(``scontrol show partition``). Each escalation is noted in ``.metalab/escalations.jsonl``
+(``metalab status`` shows it) and handed to the retried runs' records
+(``provenance.extra.resource_attempts``); runs that still die fail with one line naming
+what they asked for and what killed them.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from datetime import datetime
+from typing import Any
+
+from metalab_smk.core.resources import Resources, describe
+from metalab_smk.core.values import utc_now
+from metalab_smk.errors import SchedulerError
+from metalab_smk.slurm import scheduler
+from metalab_smk.slurm.config import SlurmConfig
+from metalab_smk.store.classes import write_batch_resources, write_batches
+from metalab_smk.store.layout import ExperimentDir
+
+__all__ = [
+    "ATTEMPTS_VARIABLE",
+    "Escalation",
+    "FACTOR",
+    "killed_tasks",
+    "retry_lines",
+]
+
+ATTEMPTS_VARIABLE = "METALAB_RESOURCE_ATTEMPTS"  # JSON: this task's resource attempts
+FACTOR = 2
+MEMORY, TIME = "OUT_OF_MEMORY", "TIMEOUT"
+_GROWN = {MEMORY: ("mem_mb_per_cpu", "mem_mb"), TIME: ("runtime",)}
+
+
+def _ended_rows(job_id: str, since: datetime) -> list[scheduler.SacctRow]:
+    """The array's task lines in sacct once none is alive (sacct lags a little)."""
+    rows: list[scheduler.SacctRow] = []
+    for _ in range(30):
+        try:
+            rows = scheduler.parse_sacct(scheduler.call(scheduler.sacct_argv([job_id], since)))
+        except SchedulerError:
+            rows = []
+        rows = [r for r in rows if not r.is_step and r.job_id.partition("_")[2].isdigit()]
+        if rows and not any(r.alive for r in rows):
+            return rows
+        time.sleep(0.5)
+    return rows
+
+
+def killed_tasks(
+    layout: ExperimentDir, job_id: str, stamp: str, since: datetime
+) -> dict[str, list[str]]:
+    """The batches of the array ``job_id`` whose task SLURM ended for memory or time,
+    by cause (a killed task's worker may still have written its end marker). ``since``:
+    when the array was submitted (older jobs of the same ID are left out). A task that
+    died without its end marker for no reason seen yet is looked at again for a few
+    seconds: the accounting and slurmstepd's last log lines may come late."""
+    killed: dict[str, list[str]] = {}
+    for attempt in range(6):
+        killed, unknown = {}, []
+        for row in _ended_rows(job_id, since):
+            if row.state == "COMPLETED":
+                continue
+            task = row.job_id.partition("_")[2]
+            name = f"{stamp}-{int(task):06d}"
+            log = scheduler.log_tail(str(layout.slurm_log(f"{stamp}-{task}")))
+            if row.state == TIME:
+                killed.setdefault(TIME, []).append(name)
+            elif scheduler.out_of_memory(row.state, log):
+                killed.setdefault(MEMORY, []).append(name)
+            elif not layout.batch_end(name).exists():  # else its runs failed by themselves
+                unknown.append(f"{row.job_id} {row.state}")
+        if not unknown:
+            break
+        if attempt == 5:
+            print(f"metalab: task(s) ended: {', '.join(unknown)}", flush=True)
+        time.sleep(2)
+    return killed
+
+
+class Escalation:
+    """The escalations of one ``metalab run`` on the array engine."""
+
+    def __init__(self, layout: ExperimentDir, config: SlurmConfig) -> None:
+        self.layout = layout
+        self.config = config
+        self.attempts: dict[str, list[dict[str, Any]]] = {}  # by stamp: earlier attempts
+        self.current: dict[str, Resources] = {}  # by stamp: what its tasks ask for
+        self._limits: list[scheduler.PartitionLimits] | None = None
+
+    def env(self, stamp: str) -> dict[str, str]:
+        """What the tasks of the array ``stamp`` put into their runs' records."""
+        if stamp not in self.attempts:
+            return {}
+        attempts = [*self.attempts[stamp], {"resources": self.current[stamp]}]
+        return {ATTEMPTS_VARIABLE: json.dumps(attempts)}
+
+    def _limit(self, partition: str | None) -> scheduler.PartitionLimits | None:
+        if self._limits is None:
+            try:
+                out = scheduler.call(scheduler.scontrol_partition_argv())
+                self._limits = scheduler.parse_partitions(out)
+            except SchedulerError:
+                self._limits = []
+        for limits in self._limits:
+            if (limits.name == partition) if partition else limits.default:
+                return limits
+        return None
+
+    def grown(self, resources: Resources, cause: str) -> tuple[Resources, str | None]:
+        """``resources`` with FACTOR times the memory or time, capped by the partition;
+        the reason when they cannot grow."""
+        key = next((k for k in _GROWN[cause] if k in resources), _GROWN[cause][-1])
+        current = int(resources.get(key, 0))
+        limits = self._limit(resources.get("slurm_partition"))  # type: ignore[arg-type]
+        cap = None
+        if limits is not None:
+            cap = limits.max_minutes if cause == TIME else limits.max_mem_mb
+            if cap is not None and key == "mem_mb_per_cpu":
+                cap //= max(1, int(resources.get("cpus_per_task", 1)))
+        wanted = current * FACTOR if current else None
+        if wanted is None:
+            return resources, f"no {key} was asked for"
+        if cap is not None and current >= cap:
+            return resources, f"{key}={current} is the partition's limit"
+        return {**resources, key: min(wanted, cap) if cap else wanted}, None
+
+    def retry(
+        self, stamp: str, resources: Resources, killed: dict[str, list[str]]
+    ) -> tuple[int, list[tuple[str, int, Resources]]]:
+        """Retry the unfinished runs of the killed batches of the array ``stamp`` with
+        grown resources: how many killed tasks are retried, and the arrays (stamp,
+        tasks, resources) to submit; one line for each cause not retried."""
+        earlier = self.attempts.get(stamp, [])
+        retried, arrays = 0, []
+        for cause, names in killed.items():
+            grown, why_not = self.grown(resources, cause)
+            if why_not is None and len(earlier) >= self.config.max_escalations:
+                why_not = f"already retried {len(earlier)} times"
+            if why_not is not None:
+                asked = [*(a["resources"] for a in earlier), resources]
+                shown = ", then ".join(describe(_part(r, cause)) for r in asked)
+                print(
+                    f"metalab: {len(names)} array task(s) killed by {cause} asking for "
+                    f"{shown}; not retried: {why_not}",
+                    file=sys.stderr,
+                    flush=True,
+                )
+                continue
+            retried += len(names)
+            indices, chunk = self._unfinished(names)
+            if not indices:
+                continue
+            new_stamp = f"{stamp}{'m' if cause == MEMORY else 't'}{len(earlier) + 1}"
+            targets = write_batches(self.layout, indices, chunk, new_stamp)
+            for target in targets:
+                write_batch_resources(self.layout, target.stem, grown)
+            self.attempts[new_stamp] = [*earlier, {"resources": resources, "killed_by": cause}]
+            self.current[new_stamp] = grown
+            self._note(cause, len(indices), resources, grown)
+            arrays.append((new_stamp, len(targets), grown))
+        return retried, arrays
+
+    def _unfinished(self, names: list[str]) -> tuple[list[int], int]:
+        """The runs of the batches ``names`` with no record of either kind, and the
+        batches' size."""
+        finished = self.layout.done_ids() | self.layout.failed_ids()
+        run_ids = self.layout.read_run_ids()
+        indices, chunk = [], 1
+        for name in names:
+            listing = [int(i) for i in self.layout.batch_listing(name).read_text().split()]
+            chunk = max(chunk, len(listing))
+            indices += [i for i in listing if run_ids[i] not in finished]
+        return indices, chunk
+
+    def _note(self, cause: str, runs: int, before: Resources, after: Resources) -> None:
+        note = {
+            "at": utc_now(),
+            "killed_by": cause,
+            "runs": runs,
+            "from": _part(before, cause),
+            "to": _part(after, cause),
+        }
+        with open(self.layout.escalations, "a") as log:
+            log.write(json.dumps(note) + "\n")
+        print(f"metalab: {runs} run(s) killed by {cause}: retried with {describe(note['to'])}")
+
+
+def _part(resources: Resources, cause: str) -> Resources:
+    """The memory or time part of ``resources``."""
+    return {k: v for k, v in resources.items() if k in _GROWN[cause]}
+
+
+def retry_lines(layout: ExperimentDir) -> list[str]:
+    """``retried 2 runs with 600 MB after OUT_OF_MEMORY``: one line per escalation."""
+    try:
+        text = layout.escalations.read_text()
+    except OSError:
+        return []
+    lines = []
+    for line in text.splitlines():
+        try:
+            note = json.loads(line)
+        except ValueError:
+            continue
+        wanted = ", ".join(_shown(k, v) for k, v in note.get("to", {}).items())
+        lines.append(f"retried {note['runs']} run(s) with {wanted} after {note['killed_by']}")
+    return lines
+
+
+def _shown(key: str, value: int) -> str:
+    if key == "runtime":
+        return f"{value} min"
+    return f"{value} MB" + (" per CPU" if key == "mem_mb_per_cpu" else "")
