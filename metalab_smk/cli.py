@@ -56,7 +56,7 @@ def _cmd_compile(args: argparse.Namespace) -> int:
     pad = max(map(len, commands))
     print(f"  {commands[0].ljust(pad)}  # here, on all cores")
     print(f"  {commands[1].ljust(pad)}  # detached, e.g. on SLURM")
-    # measured (README, Performance): 200 runs of 20 ms, and on the local SLURM cluster
+    # measured (docs/benchmarks.md): 200 runs of 20 ms, and on the local SLURM cluster
     print("or with plain Snakemake, which packs them alike (200 short runs: 4-5 s either way;")
     print("`snakemake --profile slurm`: one SLURM job array, 1.0-1.3x the time of metalab's):")
     print(f"  {snakemake_command(layout)}")

@@ -614,7 +614,7 @@ def load_results(
     """Results of an experiment directory, or of ``experiment_id`` under a collection root
     (a path, ``file://`` URI, FileStoreConfig or FileStore; ``store=`` is upstream's name
     for it), of a store written by the upstream metalab, or of a PostgreSQL index URL
-    (``query``: see README, "Stores")."""
+    (``query``: see docs/stores.md, "PostgreSQL index")."""
     from metalab_smk.results.stores import open_special  # upstream stores, PostgreSQL
 
     if (path_or_config is None) == (store is None):

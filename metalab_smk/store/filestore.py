@@ -140,7 +140,7 @@ class FileStore:
 
 
 def export_store(*args: Any, **kwargs: Any) -> Any:
-    """Upstream's store-to-store export (not provided: see README, Differences)."""
+    """Upstream's store-to-store export (not provided: see docs/differences.md)."""
     raise MetalabError(
         "export_store is not provided by metalab-smk: copy the experiment directory "
         "(rsync -a) or use `metalab results DIR --parquet FILE`."

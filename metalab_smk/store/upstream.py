@@ -5,7 +5,7 @@ An upstream experiment folder holds ``_meta.json`` (``created_by: metalab``),
 ``_manifest.json``, ``results/<id>/<name>.json``, ``derived/<id>.json``,
 ``logs/<id>_<name>.log`` and ``experiments/<id>_<timestamp>.json`` manifests. Its
 artifact URIs are absolute paths of the machine that wrote it; they are resolved
-relative to the store when they do not exist. Field mapping: README, "Stores".
+relative to the store when they do not exist. Field mapping: docs/stores.md.
 """
 
 from __future__ import annotations
@@ -210,7 +210,7 @@ def _stepped(root: Path, run_id: str) -> dict[str, Any]:
 
 
 def convert_record(raw: dict[str, Any], root: Path, manifest: dict[str, Any]) -> dict[str, Any]:
-    """An upstream run record in this project's format (see README for the mapping)."""
+    """An upstream run record in this project's format (see docs/stores.md for the mapping)."""
     run_id = raw["run_id"]
     stepped = _stepped(root, run_id)
     artifacts = []

@@ -4,7 +4,7 @@ Snakemake runs in its own process group with the experiment directory as working
 directory; the handle follows progress from the record files. Snakemake dies with the
 handle's thread (parent-death signal), Ctrl-C while waiting stops the sweep, and
 ``result()`` returns the Results, failed runs included, and raises SweepError only when
-the sweep itself did not finish (docs: README, "Stopping a sweep, exit codes, crashes").
+the sweep itself did not finish (docs/guide.md, "Stopping a sweep, exit codes, crashes").
 """
 
 from __future__ import annotations

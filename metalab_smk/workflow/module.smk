@@ -1,5 +1,5 @@
 # metalab-smk rules for using a compiled sweep as a Snakemake module inside a larger
-# pipeline (docs: README, "A sweep inside a larger Snakemake pipeline"):
+# pipeline (docs/slurm.md, "A sweep inside a larger Snakemake pipeline"):
 #
 #     import metalab_smk.workflow
 #     module sweep:
