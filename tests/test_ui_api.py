@@ -19,6 +19,7 @@ from uistore import XSS, build_store
 
 from metalab_smk.results.aggregate import aggregate
 from metalab_smk.store.jsonio import atomic_write_json, read_json
+from metalab_smk.store.layout import ExperimentDir
 from metalab_smk.ui.server import build_app
 from metalab_smk.ui.source import FileSource
 
@@ -433,3 +434,24 @@ def test_runs_in_progress_and_their_partial_log(store: Path, tmp_path: Path) -> 
         pending = sorted(set(layout.read_run_ids()) - layout.done_ids() - layout.failed_ids())
         other = next(r for r in pending if r != run_id) if len(pending) > 1 else "0" * 16
         assert client.get(f"{API}/runs/{other}").status_code == 404
+
+
+def test_run_detail_names_its_checkpoint_and_never_follows_a_link(
+    store: Path, tmp_path: Path
+) -> None:
+    copy = tmp_path / "store"
+    shutil.copytree(store, copy)
+    layout = ExperimentDir.at(copy / "uidemo+1")
+    kept, linked, other = sorted(layout.done_ids())[:3]
+    layout.checkpoint(kept).mkdir(parents=True)
+    (layout.checkpoint(kept) / "model.pt").write_bytes(b"w" * 1000)
+    (layout.checkpoint(kept) / "step.txt").write_text("12")
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    (outside / "secret").write_bytes(b"s" * 50)
+    layout.checkpoint(linked).symlink_to(outside)
+    with TestClient(build_app(FileSource(copy))) as client:
+        detail = client.get(f"{API}/runs/{kept}").json()
+        assert detail["checkpoint"] == {"files": 2, "bytes": 1002}
+        assert client.get(f"{API}/runs/{linked}").json()["checkpoint"] is None
+        assert client.get(f"{API}/runs/{other}").json()["checkpoint"] is None

@@ -170,6 +170,21 @@ def test_run_detail(page, server, store, shots) -> None:
     _shot(page, shots / "run.png", full_page=True)
 
 
+def test_run_detail_shows_its_checkpoint(page, server, store) -> None:
+    layout = ExperimentDir.at(store / "uidemo+1")
+    for run_id in layout.done_ids():  # whichever run the page opens keeps a checkpoint
+        layout.checkpoint(run_id).mkdir(parents=True)
+        (layout.checkpoint(run_id) / "state.bin").write_bytes(b"x" * 2500)
+    try:
+        _open(page, server + EXP + "?status=success", "#runs tbody tr")
+        page.locator("#runs tbody tr").first.locator("a").click()
+        page.wait_for_selector("#checkpoint")
+        text = page.inner_text("#checkpoint")
+        assert "checkpoints/" in text and "2500 bytes" in text and "attempts" in text
+    finally:
+        shutil.rmtree(layout.checkpoints_dir)
+
+
 def test_failed_run_shows_error_and_traceback(page, server, shots) -> None:
     _open(page, server + EXP + "?status=failed", "#runs tbody tr")
     page.locator("#runs tbody tr").first.locator("a").click()

@@ -193,6 +193,9 @@ class IndexSource:
     def data_names(self, experiment_id: str, run_id: str) -> list[str]:
         return self.files(experiment_id).data_names(experiment_id, run_id)
 
+    def checkpoint(self, experiment_id: str, run_id: str) -> dict[str, int] | None:
+        return self.files(experiment_id).checkpoint(experiment_id, run_id)
+
     def data(self, experiment_id: str, run_id: str, name: str) -> Any:
         return self.files(experiment_id).data(experiment_id, run_id, name)
 

@@ -215,6 +215,7 @@ def build_app(source: DataSource, allowed_hosts: list[str] | None = None) -> Sta
                 "record": record,
                 "steps": source.run_steps(experiment, run_id),
                 "data": source.data_names(experiment, run_id),
+                "checkpoint": source.checkpoint(experiment, run_id),
             }
         )
 

@@ -20,6 +20,7 @@ import pandas as pd
 from metalab_smk.compile.reader import read_compiled
 from metalab_smk.errors import MetalabError, StorePathError
 from metalab_smk.results.summary import read_summary
+from metalab_smk.store.checkpoints import run_checkpoint
 from metalab_smk.store.jsonio import read_json
 from metalab_smk.store.layout import ExperimentDir
 from metalab_smk.store.safepath import inside, is_run_id
@@ -74,6 +75,7 @@ class DataSource(Protocol):
     def log(self, experiment_id: str, run_id: str) -> dict[str, Any]: ...
     def artifact_path(self, experiment_id: str, run_id: str, name: str) -> tuple[Path, str]: ...
     def data_names(self, experiment_id: str, run_id: str) -> list[str]: ...
+    def checkpoint(self, experiment_id: str, run_id: str) -> dict[str, int] | None: ...
     def data(self, experiment_id: str, run_id: str, name: str) -> Any: ...
     def in_progress(self, experiment_id: str) -> list[str]: ...
 
@@ -368,6 +370,11 @@ class FileSource:
         if not directory.is_dir():
             return []
         return sorted(p.stem for p in directory.glob("*.json"))
+
+    def checkpoint(self, experiment_id: str, run_id: str) -> dict[str, int] | None:
+        """Files and bytes of the run's checkpoint directory (None: it keeps none)."""
+        layout = self.layout(experiment_id)
+        return run_checkpoint(layout, self._run_id(layout, run_id))
 
     def _data_file(self, layout: ExperimentDir, run_id: str, name: str) -> dict[str, Any]:
         directory = layout.results(self._run_id(layout, run_id))

@@ -204,6 +204,10 @@ class StoreSet:
         source, experiment_id = self._split(key)
         return source.data_names(experiment_id, run_id)
 
+    def checkpoint(self, key: str, run_id: str) -> dict[str, int] | None:
+        source, experiment_id = self._split(key)
+        return source.checkpoint(experiment_id, run_id)
+
     def data(self, key: str, run_id: str, name: str) -> Any:
         source, experiment_id = self._split(key)
         return source.data(experiment_id, run_id, name)

@@ -84,6 +84,15 @@ export async function runPage(main, eid, runId, still) {
     cards.push(h("div", { class: "card", id: "steps" }, h("h2", {}, "Stepped metrics"),
       h("div", { class: "charts" }, chartBoxes)));
   }
+  if (detail.checkpoint) {  // kept across the run's attempts (capture.checkpoint_dir)
+    const attempts = (prov.extra || {}).attempts || [];
+    cards.push(h("div", { class: "card", id: "checkpoint" }, h("h2", {}, "Checkpoint"), kvTable([
+      ["directory", `checkpoints/${r.run_id}/`],
+      ["files", detail.checkpoint.files],
+      ["size", `${(detail.checkpoint.bytes / 1e6).toFixed(1)} MB (${detail.checkpoint.bytes} bytes)`],
+      ["attempts", attempts.length || 1],
+    ])));
+  }
   if ((r.warnings || []).length) {
     cards.push(h("div", { class: "card" }, h("h2", {}, "Warnings"),
       h("pre", { class: "light" }, r.warnings.map((w) => `${w.category || ""}: ${w.message || JSON.stringify(w)}`).join("\n"))));
