@@ -119,17 +119,19 @@ def test_isolation_run_gives_every_run_a_fresh_process(tmp_path: Path) -> None:
 
 
 def _worker_pids(directory: Path) -> list[int]:
-    pids = []
+    """The batch workers of ``directory`` (not the children and guards they fork)."""
+    pids = {}
     for entry in Path("/proc").iterdir():
         try:
             cmdline = (entry / "cmdline").read_bytes()
-            if b"metalab_smk.worker\0batch" in cmdline and os.readlink(entry / "cwd") == str(
-                directory
-            ):
-                pids.append(int(entry.name))
+            if b"metalab_smk.worker\0batch" in cmdline:
+                parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+                pids[int(entry.name)] = (parent, os.readlink(entry / "cwd"))
         except (OSError, ValueError):
             continue
-    return pids
+    return [
+        pid for pid, (parent, cwd) in pids.items() if parent not in pids and cwd == str(directory)
+    ]
 
 
 def test_kill_9_of_a_worker_loses_no_record_and_runs_nothing_twice(tmp_path: Path) -> None:
@@ -200,3 +202,39 @@ def test_kill_9_of_metalab_run_ends_a_run_inside_os_system(tmp_path: Path) -> No
     while _sleeps_of(tmp_path):
         assert time.monotonic() < deadline, "the run's `sleep 300` outlived metalab run"
         time.sleep(0.2)
+
+
+def test_kill_9_of_a_worker_ends_the_run_and_what_it_started(tmp_path: Path) -> None:
+    (tmp_path / "exp.py").write_text(
+        textwrap.dedent(
+            """
+            import os
+            import metalab
+
+            @metalab.operation
+            def op(params, capture):
+                os.system("sleep 300")
+
+            exp = metalab.Experiment(name="iso", version="1", context={}, operation=op,
+                params=metalab.grid(x=[0]), seeds=metalab.seeds(0, 1))
+            """
+        )
+    )
+    driver = subprocess.Popen(
+        [sys.executable, "-m", "metalab_smk.cli", "run", "exp.py"],
+        cwd=tmp_path,
+        env=subprocess_env(tmp_path),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 60
+    while not _sleeps_of(tmp_path):
+        assert time.monotonic() < deadline, "the run did not start"
+        time.sleep(0.1)
+    (worker,) = _worker_pids(tmp_path / "runs" / "iso+1")
+    os.kill(worker, signal.SIGKILL)
+    deadline = time.monotonic() + 30
+    while _sleeps_of(tmp_path):
+        assert time.monotonic() < deadline, "the run's `sleep 300` outlived its worker"
+        time.sleep(0.2)
+    driver.wait(timeout=60)

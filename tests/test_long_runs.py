@@ -153,9 +153,10 @@ def test_a_preempted_run_is_requeued_and_continues_on_slurm(tmp_path: Path) -> N
     while not (trail.exists() and len(trail.read_text().split()) >= 4):
         assert time.monotonic() < deadline, "the run did not start"
         time.sleep(0.1)
-    task = subprocess.run(
-        ["squeue", "-h", "-n", "metalab-long+1", "-o", "%i"], capture_output=True, text=True
-    ).stdout.split()[0]
+    queued = subprocess.run(  # this test's task: the job whose working directory is ours
+        ["squeue", "-h", "-n", "metalab-long+1", "-o", "%i %Z"], capture_output=True, text=True
+    ).stdout.splitlines()
+    (task,) = [line.split()[0] for line in queued if line.split()[1].startswith(str(tmp_path))]
     # what preemption does: SIGTERM to the job's processes (here its batch shell, the worker)
     subprocess.run(["scancel", "--batch", "--signal=TERM", task], check=True)
     _finished_ok(sweep)

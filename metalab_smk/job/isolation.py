@@ -11,7 +11,14 @@ import os
 import signal
 import time
 
-__all__ = ["Surroundings", "become_batch_leader", "end_leftovers", "set_parent_death_signal"]
+__all__ = [
+    "Surroundings",
+    "become_batch_leader",
+    "end_leftovers",
+    "guard_group",
+    "release_guard",
+    "set_parent_death_signal",
+]
 
 _PR_SET_PDEATHSIG = 1
 _PR_SET_CHILD_SUBREAPER = 36
@@ -39,6 +46,47 @@ def become_batch_leader(worker: int) -> None:
         os.setpgid(0, 0)
     _prctl(_PR_SET_CHILD_SUBREAPER, 1)
     set_parent_death_signal(worker, signal.SIGTERM)
+
+
+GUARD_SECONDS = 0.5  # how often a guard checks that the worker lives
+
+
+def guard_group(group: int, worker: int) -> int | None:
+    """Fork a guard into the batch child's process group ``group``: when the worker dies
+    (killed with the job, ``kill -9``), it warns the group (SIGTERM: the child puts the
+    records it handed over in place), then kills it, the guard too, so no run or what it
+    started outlives its job, even a run blocked in ``os.system`` or native code. The
+    worker ends the guard with ``release_guard`` once the child has exited."""
+    try:
+        guard = os.fork()
+    except OSError:
+        return None
+    if guard:
+        with contextlib.suppress(OSError):
+            os.setpgid(guard, group)
+        return guard
+    try:  # the guard: nothing but waiting; the worker's handlers are not its own
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        with contextlib.suppress(OSError):
+            os.setpgid(0, group)
+        while os.getppid() == worker:
+            time.sleep(GUARD_SECONDS)
+        os.killpg(group, signal.SIGTERM)
+        time.sleep(LEFTOVER_GRACE_SECONDS)
+        os.killpg(group, signal.SIGKILL)
+    finally:
+        os._exit(0)
+
+
+def release_guard(guard: int | None) -> None:
+    """End and reap a batch child's guard."""
+    if guard is None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(guard, signal.SIGKILL)
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(guard, 0)
 
 
 def _children() -> list[int]:

@@ -40,7 +40,13 @@ from metalab_smk.job.execute import (
 )
 from metalab_smk.job.exits import describe_exit, disk_full, oom_kills
 from metalab_smk.job.gpus import show_devices, take_gpus
-from metalab_smk.job.isolation import Surroundings, become_batch_leader, end_leftovers
+from metalab_smk.job.isolation import (
+    Surroundings,
+    become_batch_leader,
+    end_leftovers,
+    guard_group,
+    release_guard,
+)
 from metalab_smk.store.classes import ResourceClasses
 from metalab_smk.store.jsonio import (
     atomic_write_text,
@@ -58,6 +64,7 @@ WATCH_SECONDS = 0.5  # how often the worker checks that its Snakemake still live
 KILL_AFTER_SECONDS = 10.0  # a run that ignores cancellation this long is killed
 POLL_SECONDS = 0.5  # how often a quiet batch child is checked (exit, timeout)
 _child_pids: set[int] = set()  # the forked processes running runs (one per lane)
+_guards: dict[int, int | None] = {}  # batch child -> the guard that ends it with the worker
 
 
 class _Cancellation:
@@ -234,8 +241,10 @@ def _fork_child(
         os.close(write_fd)
         with contextlib.suppress(OSError):  # also done in the child: no race either way
             os.setpgid(pid, pid)
+        _guards[pid] = guard_group(pid, worker)
         return pid, read_fd
     os.close(read_fd)
+    _end_with_worker(worker, cancellation)
     become_batch_leader(worker)
     code = 1
     try:
@@ -317,6 +326,21 @@ def _signal_group(pid: int, signum: int) -> None:
             os.kill(pid, signum)
 
 
+def _end_with_worker(worker: int, cancellation: _Cancellation) -> None:
+    """In a batch child: SIGTERM (which the kernel also sends when the worker dies)
+    cancels the run as usual while the worker lives; once it is dead, nobody collects
+    this child's work, so the records it handed over are put in place and the child's
+    whole process group (the run and what it started) is killed."""
+
+    def on_term(signum: int, frame: object) -> None:
+        if os.getppid() != worker:
+            _publish_orphaned()
+            os.killpg(0, signal.SIGKILL)
+        cancellation._handle(signum, frame)
+
+    signal.signal(signal.SIGTERM, on_term)
+
+
 def _run_in_children(
     compiled: CompiledExperiment,
     pending: list[tuple[int, str]],
@@ -342,6 +366,7 @@ def _run_in_children(
             seen = _follow(pid, read_fd, timeout)
         finally:
             _child_pids.discard(pid)
+            release_guard(_guards.pop(pid, None))
         failures += seen.failures
         status = seen.status
         if seen.in_flight is None:
