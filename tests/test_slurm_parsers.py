@@ -314,3 +314,17 @@ def test_job_ids_of_a_directory_come_from_snakemakes_log_and_the_array_log(tmp_p
 )
 def test_a_job_killed_for_its_memory_is_recognised(state, log, expected) -> None:
     assert s.out_of_memory(state, log) is expected
+
+
+def test_a_snakemake_jobs_resources_give_one_memory_request() -> None:
+    """A job's resources hold mem, mem_mb and mem_mib together, and disk by default: the
+    executor plugin asks SLURM for mem_mb alone, and for no --tmp."""
+    from metalab_smk.slurm.array import sbatch_options
+    from metalab_smk.slurm.config import SlurmConfig
+
+    job = {"_cores": 1, "_nodes": 1, "tmpdir": "/tmp", "mem": "2 GB", "mem_mb": 2000,
+           "mem_mib": 1908, "disk": "1 GB", "disk_mb": 1000, "disk_mib": 954,
+           "runtime": 30, "cpus_per_task": 1, "slurm_partition": "debug"}  # fmt: skip
+    options = sbatch_options(SlurmConfig.from_resources(job).job_resources())
+    assert "--mem=2000" in options and "--time=30" in options
+    assert not [o for o in options if o.startswith("--tmp")]

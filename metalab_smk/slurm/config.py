@@ -89,8 +89,10 @@ class SlurmConfig:
     def from_resources(cls, resources: Mapping[str, Any], **fields: Any) -> SlurmConfig:
         """The settings Snakemake resources give a job (a job's resources, as the SLURM
         executor plugins read them), in the one model; ``fields`` set the rest."""
-        # Snakemake's own bookkeeping, and disk, which it sets by default (no --tmp asked)
-        ignored = {"_cores", "_nodes", "tmpdir", "threads", "mem_mib", "disk_mb", "disk_mib"}
+        # Snakemake's bookkeeping, the forms it derives from mem_mb / disk_mb (a job holds
+        # mem, mem_mib and mem_mb together), and disk, which it sets by default (no --tmp)
+        ignored = {"_cores", "_nodes", "tmpdir", "threads", "mem", "mem_mib"}
+        ignored |= {"disk", "disk_mb", "disk_mib"}
         given = {k: v for k, v in resources.items() if k not in ignored and v is not None}
         return cls(resources=given, **fields)
 
