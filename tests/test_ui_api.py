@@ -367,6 +367,9 @@ class _MemorySource:
 
         raise NotFound(name)
 
+    def checkpoint(self, experiment_id: str, run_id: str) -> None:
+        return None
+
     def data_names(self, experiment_id: str, run_id: str) -> list[str]:
         return []
 

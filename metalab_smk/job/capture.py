@@ -9,7 +9,6 @@ import logging
 import re
 import shutil
 import tempfile
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -76,8 +75,10 @@ class Runtime:
         self.run_index: int | None = facts.get("run_index")
         self.experiment_id: str | None = facts.get("experiment_id")
         self.experiment_dir: str | None = facts.get("experiment_dir")
-        self._cancel = threading.Event()
-        self._stop = threading.Event()  # a warning: the job ends soon (time limit, stop)
+        # plain flags, not threading.Event: signal handlers set them, and a handler that
+        # takes a lock deadlocks when a second signal arrives while it holds it
+        self._cancel = False
+        self._stop = False  # a warning: the job ends soon (time limit, stop)
         self.stop_seen = False  # the operation asked should_stop() and was told to stop
         self.checkpointing = False  # the operation uses its checkpoint directory
         self.deadline: float | None = None  # the job's end (time.time()), when known
@@ -97,10 +98,10 @@ class Runtime:
 
     @property
     def cancelled(self) -> bool:
-        return self._cancel.is_set()
+        return self._cancel
 
     def cancel(self) -> None:
-        self._cancel.set()
+        self._cancel = True
 
     def check_cancelled(self) -> None:
         """Raise RunCancelled if the run was asked to stop."""
@@ -108,11 +109,11 @@ class Runtime:
             raise RunCancelled("the run was cancelled")
 
     def request_stop(self) -> None:
-        self._stop.set()
+        self._stop = True
 
     @property
     def stop_requested(self) -> bool:
-        return self._stop.is_set()
+        return self._stop
 
 
 class Capture:

@@ -86,8 +86,8 @@ class _Cancellation:
         if runtime is not None and runtime.in_operation:
             runtime.request_stop()
             runtime.cancel()  # writing the cancelled (or interrupted) record
-            if runtime.checkpointing:  # it saves and returns at should_stop(); killed
-                return  # if it takes longer than KILL_AFTER_SECONDS
+            if runtime.checkpointing:  # it saves and returns at should_stop() (killed when
+                return  # it takes longer than SLURM's KillWait or the runner's grace)
             runtime.in_operation = False  # raise once; later signals must not interrupt
             raise RunCancelled(
                 "terminated by SIGTERM (the run was cancelled or hit its time limit)"
