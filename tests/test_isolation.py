@@ -169,22 +169,24 @@ def test_kill_9_of_a_worker_loses_no_record_and_runs_nothing_twice(tmp_path: Pat
     assert sorted(map(int, trail.read_text().split())) == list(range(6))  # once each
 
 
-def test_kill_9_of_metalab_run_ends_a_run_inside_os_system(tmp_path: Path) -> None:
-    (tmp_path / "exp.py").write_text(
-        textwrap.dedent(
-            """
-            import os
-            import metalab
+OS_SYSTEM_RUN = textwrap.dedent(
+    """
+    import os
+    import metalab
 
-            @metalab.operation
-            def op(params, capture):
-                os.system("sleep 300")
+    @metalab.operation
+    def op(params, capture):
+        os.system("sleep 300")
 
-            exp = metalab.Experiment(name="iso", version="1", context={}, operation=op,
-                params=metalab.grid(x=[0]), seeds=metalab.seeds(0, 1))
-            """
-        )
-    )
+    exp = metalab.Experiment(name="iso", version="1", context={}, operation=op,
+        params=metalab.grid(x=[0]), seeds=metalab.seeds(0, 1))
+    """
+)
+
+
+def _run_inside_os_system(tmp_path: Path) -> subprocess.Popen[bytes]:
+    """`metalab run` of a run blocked in ``os.system("sleep 300")``, once it is there."""
+    (tmp_path / "exp.py").write_text(OS_SYSTEM_RUN)
     driver = subprocess.Popen(
         [sys.executable, "-m", "metalab_smk.cli", "run", "exp.py"],
         cwd=tmp_path,
@@ -196,45 +198,26 @@ def test_kill_9_of_metalab_run_ends_a_run_inside_os_system(tmp_path: Path) -> No
     while not _sleeps_of(tmp_path):
         assert time.monotonic() < deadline, "the run did not start"
         time.sleep(0.1)
-    driver.kill()
-    driver.wait()
+    return driver
+
+
+def _until_no_sleeps(tmp_path: Path, what: str) -> None:
     deadline = time.monotonic() + 30
     while _sleeps_of(tmp_path):
-        assert time.monotonic() < deadline, "the run's `sleep 300` outlived metalab run"
+        assert time.monotonic() < deadline, f"the run's `sleep 300` outlived {what}"
         time.sleep(0.2)
+
+
+def test_kill_9_of_metalab_run_ends_a_run_inside_os_system(tmp_path: Path) -> None:
+    driver = _run_inside_os_system(tmp_path)
+    driver.kill()
+    driver.wait()
+    _until_no_sleeps(tmp_path, "metalab run")
 
 
 def test_kill_9_of_a_worker_ends_the_run_and_what_it_started(tmp_path: Path) -> None:
-    (tmp_path / "exp.py").write_text(
-        textwrap.dedent(
-            """
-            import os
-            import metalab
-
-            @metalab.operation
-            def op(params, capture):
-                os.system("sleep 300")
-
-            exp = metalab.Experiment(name="iso", version="1", context={}, operation=op,
-                params=metalab.grid(x=[0]), seeds=metalab.seeds(0, 1))
-            """
-        )
-    )
-    driver = subprocess.Popen(
-        [sys.executable, "-m", "metalab_smk.cli", "run", "exp.py"],
-        cwd=tmp_path,
-        env=subprocess_env(tmp_path),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 60
-    while not _sleeps_of(tmp_path):
-        assert time.monotonic() < deadline, "the run did not start"
-        time.sleep(0.1)
+    driver = _run_inside_os_system(tmp_path)
     (worker,) = _worker_pids(tmp_path / "runs" / "iso+1")
     os.kill(worker, signal.SIGKILL)
-    deadline = time.monotonic() + 30
-    while _sleeps_of(tmp_path):
-        assert time.monotonic() < deadline, "the run's `sleep 300` outlived its worker"
-        time.sleep(0.2)
+    _until_no_sleeps(tmp_path, "its worker")
     driver.wait(timeout=60)

@@ -131,6 +131,8 @@ def _slurm_sweep(tmp_path: Path, time_limit: int) -> subprocess.Popen[str]:
 def _finished_ok(sweep: subprocess.Popen[str]) -> None:
     out, err = sweep.communicate(timeout=600)
     assert sweep.returncode == 0, out[-2000:] + err[-3000:]
+    # an interrupted attempt is not counted as a failure: the run is done in the end
+    assert "1/1 done (1 succeeded, 0 failed, 0 skipped)" in out, out[-2000:]
 
 
 @pytest.mark.slurm

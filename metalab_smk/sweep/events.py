@@ -200,8 +200,13 @@ class EventWatcher:
             record = read_json(path)
         except (OSError, ValueError):
             return  # not readable yet: next poll
-        self.pending.discard(run_id)
         status = record.get("status")
+        if status == "interrupted":  # it runs again in this sweep: not an end yet
+            with contextlib.suppress(OSError):
+                self._old_failed[run_id] = os.stat(path).st_mtime_ns
+            self.started.discard(run_id)
+            return
+        self.pending.discard(run_id)
         if status == "success":
             self.finished += 1
             event = Event.run_finished(
