@@ -13,7 +13,6 @@ from __future__ import annotations
 import fcntl
 import functools
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -145,6 +144,8 @@ def show_devices(devices: list[str]) -> None:
 @functools.cache
 def _models() -> dict[str, str]:
     """``nvidia-smi``'s device index -> model name ({} without it)."""
+    import subprocess  # only here: the job's start-up stays without it
+
     try:
         shown = subprocess.run(
             ["nvidia-smi", "--query-gpu=index,name", "--format=csv,noheader"],
@@ -183,7 +184,9 @@ def job_devices(environ: Mapping[str, str] = os.environ) -> tuple[list[str], int
 
 
 def gpu_models(devices: list[str]) -> list[str]:
-    """The model names of ``devices`` that ``nvidia-smi`` knows."""
+    """The model names of ``devices`` that ``nvidia-smi`` knows (no call for none)."""
+    if not devices:
+        return []
     models = _models()
     return [models[device] for device in devices if device in models]
 

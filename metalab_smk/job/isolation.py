@@ -6,7 +6,6 @@ changed. Linux facilities; elsewhere these are no-ops."""
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import os
 import signal
 import time
@@ -26,6 +25,8 @@ LEFTOVER_GRACE_SECONDS = 2.0
 
 
 def _prctl(option: int, value: int) -> bool:
+    import ctypes  # in the batch child, not in every job's start-up
+
     try:
         return ctypes.CDLL(None, use_errno=True).prctl(option, value, 0, 0, 0) == 0
     except (OSError, AttributeError):  # not Linux

@@ -3,7 +3,7 @@ still names the process that was recorded (pid + start time + command line)."""
 
 from __future__ import annotations
 
-import ctypes
+import ctypes  # noqa: F401 - loaded here: a preexec_fn must not import (set_parent_death_signal)
 import os
 import signal
 import subprocess
@@ -11,9 +11,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from metalab_smk.job.isolation import set_parent_death_signal
+
 DRIVER_VARIABLE = "METALAB_DRIVER_PID"  # set in every Snakemake metalab starts: "pid:start"
 IDENTITY_FIELDS = ("boot_id", "start_ticks", "cmdline")
-_PR_SET_PDEATHSIG = 1
 
 
 def _read(path: str) -> bytes | None:
@@ -73,16 +74,6 @@ def snakemake_env() -> dict[str, str]:
     return {**os.environ, "PYTHONSAFEPATH": "1"}
 
 
-def _die_with(parent: int, signum: int) -> None:
-    """In the child before exec: ask the kernel for ``signum`` when the parent dies."""
-    try:
-        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, int(signum))
-    except (OSError, AttributeError):  # not Linux: the jobs' own parent watch ends them
-        return
-    if os.getppid() != parent:  # the parent died before prctl took effect
-        os.kill(os.getpid(), signum)
-
-
 def start_detached(
     command: list[str],
     cwd: Path,
@@ -114,7 +105,9 @@ def start_detached(
                 DRIVER_VARIABLE: f"{parent}:{start_ticks(parent)}",
                 **(env or {}),
             },
-            preexec_fn=(lambda: _die_with(parent, death_signal)) if tie_to_parent else None,
+            preexec_fn=(lambda: set_parent_death_signal(parent, death_signal))
+            if tie_to_parent
+            else None,
         )
 
 
