@@ -106,7 +106,7 @@ def main() -> int:
     import psycopg
 
     import metalab
-    from metalab_smk.results.pgindex import index_store
+    from metalab_smk.results.index.upkeep import index_store
 
     name = f"metalab_bench_{uuid.uuid4().hex[:8]}"
     with psycopg.connect(args.db, autocommit=True) as conn:

@@ -56,7 +56,7 @@ def _size(text: str) -> int:
 
 
 def _cmd_index(args: argparse.Namespace) -> int:
-    from metalab_smk.results.pgindex import index_store
+    from metalab_smk.results.index.upkeep import index_store
 
     for line in index_store(args.path, args.db, rebuild=args.rebuild).lines():
         print(line)

@@ -9,7 +9,7 @@ from metalab_smk.results.summary import main
 
 if __name__ == "__main__":
     code = main()
-    from metalab_smk.results.pgindex import upkeep_after_reduce
+    from metalab_smk.results.index.upkeep import upkeep_after_reduce
 
     upkeep_after_reduce(sys.argv[1:])  # the PostgreSQL index, when one is configured
     sys.exit(code)

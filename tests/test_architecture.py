@@ -180,3 +180,14 @@ def test_scheduler_needs_only_the_standard_library() -> None:
     assert inner <= {"metalab_smk.errors"}, inner
     outer = {n.split(".")[0] for n in _imports(path) if not n.startswith("metalab_smk")}
     assert outer <= set(sys.stdlib_module_names), outer
+
+
+def test_sql_lives_only_in_the_index_package() -> None:
+    """psycopg (and so SQL on the index) is used only by ``results/index``."""
+    index = PACKAGE / "results" / "index"
+    users = [
+        _module_name(path)
+        for path in sorted(PACKAGE.rglob("*.py"))
+        if not path.is_relative_to(index) and any(n.startswith("psycopg") for n in _imports(path))
+    ]
+    assert not users, f"psycopg used outside results/index: {users}"

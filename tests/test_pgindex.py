@@ -16,7 +16,7 @@ from store_helpers import FIXTURES, RUN_IDS, copy_upstream, fail_run
 
 import metalab
 from metalab_smk.cli import main as cli_main
-from metalab_smk.results.pgindex import RUN_COLUMNS, index_store
+from metalab_smk.results.index.upkeep import RUN_COLUMNS, index_store
 from metalab_smk.store.config import FileStoreConfig
 from metalab_smk.store.upstream_import import import_upstream
 
@@ -265,7 +265,7 @@ def test_where_refuses_anything_but_a_condition(db: str, store: Path, where: str
 
 
 def test_where_queries_run_read_only(db: str, store: Path, monkeypatch) -> None:
-    from metalab_smk.results import index_results
+    from metalab_smk.results.index import query as index_results
 
     index_store(store, db)
     seen = []

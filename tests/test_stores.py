@@ -252,7 +252,7 @@ def test_index_passwords_are_never_written_to_disk(
     (this process keeps it in memory); archives carry no index settings at all."""
     import tarfile
 
-    from metalab_smk.results.pgindex import configured_url, remember_index
+    from metalab_smk.results.index.upkeep import configured_url, remember_index
 
     store = tmp_path / "store"
     import_upstream(upstream, store)

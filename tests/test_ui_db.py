@@ -157,3 +157,15 @@ def test_a_directory_whose_state_cannot_be_read_is_listed_not_live(
         (exp,) = client.get("/api/experiments").json()["experiments"]
     assert exp["live"] is False and "head.json is damaged" in exp["live_note"]
     assert exp["done"] == 15  # the indexed counts stay
+
+
+def test_the_dashboard_takes_the_locators_load_results_takes(db: str, store: Path) -> None:
+    """`metalab ui URL` serves the index as `--db URL` does; two URLs are one line."""
+    assert cli_main(["index", str(store), "--db", db]) == 0
+    by_path = open_source(db)
+    assert isinstance(by_path, IndexSource)
+    assert [e["experiment_id"] for e in by_path.experiments()] == [EID]
+    limited = open_source([db, store.parent / "elsewhere"])
+    assert isinstance(limited, IndexSource) and limited.experiments() == []
+    with pytest.raises(MetalabError, match="one PostgreSQL index URL"):
+        open_source(db, db)

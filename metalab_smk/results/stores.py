@@ -47,7 +47,7 @@ def open_special(
     """(layout, table) of a PostgreSQL index or an upstream store, for ``Results``; None
     for this project's file stores (``load_results`` reads those itself)."""
     if is_postgres_url(locator):
-        from metalab_smk.results.index_results import load_from_index
+        from metalab_smk.results.index.query import load_from_index
 
         return load_from_index(locator, experiment_id, **query)
     if query:

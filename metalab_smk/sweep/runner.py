@@ -254,7 +254,7 @@ class RunHandle:
             self.process = self._launch(again)
 
     def _finish(self) -> None:
-        from metalab_smk.results.pgindex import upkeep
+        from metalab_smk.results.index.upkeep import upkeep
         from metalab_smk.results.summary import ensure_summary
 
         try:
@@ -731,7 +731,7 @@ def run(
     lock = locks[0]
     write_run_manifest(layout, experiment)
     if index is not None:  # the summary step then also updates this PostgreSQL index
-        from metalab_smk.results.pgindex import remember_index
+        from metalab_smk.results.index.upkeep import remember_index
 
         remember_index(layout, index)
     if not wait:

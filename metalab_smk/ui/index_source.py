@@ -18,26 +18,16 @@ from typing import Any
 
 import pandas as pd
 
-from metalab_smk.errors import IndexDatabaseError, MetalabError
+from metalab_smk.errors import MetalabError
+from metalab_smk.results.index.query import indexed_experiments
 from metalab_smk.results.results import load_results
-from metalab_smk.store.pg import connect
-from metalab_smk.store.uri import mask_url, one_line
+from metalab_smk.store.uri import mask_url
 from metalab_smk.ui.source import BACKGROUND_ROWS, FileSource, NotFound, _Refresher
 
 __all__ = ["IndexSource"]
 
 LISTING_SECONDS = 2  # how long one read of the experiments list is reused
 UNREACHABLE = "live state unavailable: directory not reachable"
-
-EXPERIMENTS_SQL = """
-SELECT e.experiment_id, e.name, e.version, e.directory, e.n_runs,
-       coalesce(e.compiled->>'description', ''),
-       (extract(epoch FROM e.indexed_at) * 1e9)::bigint,
-       count(r.run_id) FILTER (WHERE r.status = 'success'),
-       count(r.run_id) FILTER (WHERE r.status <> 'success')
-FROM metalab.experiments e LEFT JOIN metalab.runs r USING (experiment_id)
-GROUP BY e.experiment_id ORDER BY e.experiment_id
-"""
 
 
 class IndexSource:
@@ -56,23 +46,7 @@ class IndexSource:
 
     # -- the index ---------------------------------------------------------------------
     def _query_experiments(self) -> dict[str, dict[str, Any]]:
-        conn = connect(self.url)  # psycopg missing or server unreachable: one line
-        import psycopg
-
-        conn.read_only = True
-        try:
-            with conn, conn.cursor() as cur:
-                cur.execute(EXPERIMENTS_SQL)
-                rows = cur.fetchall()
-        except psycopg.errors.UndefinedTable:
-            raise IndexDatabaseError(
-                f"{mask_url(self.url)} holds no metalab index yet; build it with "
-                "`metalab index STORE --db URL`."
-            ) from None
-        except psycopg.Error as exc:
-            raise IndexDatabaseError(
-                f"query on the index at {mask_url(self.url)} failed: {one_line(exc, self.url)}"
-            ) from None
+        rows = indexed_experiments(self.url)
         found = {}
         for eid, name, version, directory, n_runs, description, at_ns, done, failed in rows:
             if self.root is not None and not Path(directory).is_relative_to(self.root):

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from metalab_smk.errors import MetalabError
+from metalab_smk.store.uri import is_postgres_url
 from metalab_smk.ui.source import DataSource, FileSource
 
 __all__ = ["open_source"]
@@ -20,7 +21,8 @@ def open_source(paths: Paths, db: str | None = None) -> DataSource:
 
     One store root or experiment directory: a ``FileSource`` (experiments keyed by
     ``name:version``). Several paths, or one that holds stores further down: a
-    ``StoreSet`` (keys ``STORE@name:version``). With ``db``: the PostgreSQL index (only
+    ``StoreSet`` (keys ``STORE@name:version``). With ``db``, or a PostgreSQL URL among
+    ``paths`` (the locators ``load_results`` takes): the PostgreSQL index (only
     experiments under the path, when one is given)."""
     if paths is None:
         given: list[str | os.PathLike[str]] = []
@@ -28,6 +30,12 @@ def open_source(paths: Paths, db: str | None = None) -> DataSource:
         given = [paths]
     else:
         given = list(paths)
+    urls = [g for g in given if is_postgres_url(g)]  # the locators load_results takes
+    if urls:
+        if db or len(urls) > 1:
+            raise MetalabError("give one PostgreSQL index URL (as PATH or as --db), not two")
+        db = str(urls[0])
+        given = [g for g in given if not is_postgres_url(g)]
     if db:
         if len(given) > 1:
             raise MetalabError(

@@ -18,12 +18,12 @@ from pathlib import Path
 from typing import Any
 
 from metalab_smk.errors import IndexDatabaseError, MetalabError, StoreURIError
-from metalab_smk.results.index_results import fetch_rows, frame_of_rows
+from metalab_smk.results.index.query import fetch_rows, frame_of_rows
+from metalab_smk.results.index.schema import RUN_TABLES, connect, ensure_schema
 from metalab_smk.results.summary import record_row
 from metalab_smk.store.config import FileStoreConfig
 from metalab_smk.store.jsonio import atomic_write_json, read_json
 from metalab_smk.store.layout import ExperimentDir
-from metalab_smk.store.pg import RUN_TABLES, connect, ensure_schema
 from metalab_smk.store.uri import (
     file_path,
     has_password,

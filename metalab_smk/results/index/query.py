@@ -17,14 +17,25 @@ from typing import Any
 
 import pandas as pd
 
-from metalab_smk.errors import MetalabError
+from metalab_smk.errors import IndexDatabaseError, MetalabError
+from metalab_smk.results.index.schema import connect
+from metalab_smk.results.index.where_sql import compile_condition
 from metalab_smk.results.summary import RESERVED_COLUMNS
-from metalab_smk.results.where import Condition, compile_condition, parse_where
+from metalab_smk.results.where import Condition, parse_where
 from metalab_smk.store.layout import ExperimentDir, RunDirs
-from metalab_smk.store.pg import connect
 from metalab_smk.store.uri import mask_url, one_line
 
-__all__ = ["fetch_rows", "frame_of_rows", "load_from_index"]
+__all__ = ["fetch_rows", "frame_of_rows", "indexed_experiments", "load_from_index"]
+
+EXPERIMENTS_SQL = """
+SELECT e.experiment_id, e.name, e.version, e.directory, e.n_runs,
+       coalesce(e.compiled->>'description', ''),
+       (extract(epoch FROM e.indexed_at) * 1e9)::bigint,
+       count(r.run_id) FILTER (WHERE r.status = 'success'),
+       count(r.run_id) FILTER (WHERE r.status <> 'success')
+FROM metalab.experiments e LEFT JOIN metalab.runs r USING (experiment_id)
+GROUP BY e.experiment_id ORDER BY e.experiment_id
+"""
 
 
 def _experiment_condition(
@@ -202,3 +213,26 @@ def _table(
     by_run = {run_id: layouts[eid] for run_id, eid in pairs}
     common = os.path.commonpath([str(d.root) for d in layouts.values()]) if layouts else "."
     return RunDirs(Path(common), by_run), frame
+
+
+def indexed_experiments(url: str) -> list[tuple[Any, ...]]:
+    """One row per indexed experiment: (ID, name, version, directory, n_runs, description,
+    indexed-at ns, successful, failed); an index not built yet or a failed query is one
+    line (IndexDatabaseError)."""
+    conn = connect(url)  # psycopg missing or server unreachable: one line
+    import psycopg
+
+    conn.read_only = True
+    try:
+        with conn, conn.cursor() as cur:
+            cur.execute(EXPERIMENTS_SQL)
+            return cur.fetchall()
+    except psycopg.errors.UndefinedTable:
+        raise IndexDatabaseError(
+            f"{mask_url(url)} holds no metalab index yet; build it with "
+            "`metalab index STORE --db URL`."
+        ) from None
+    except psycopg.Error as exc:
+        raise IndexDatabaseError(
+            f"query on the index at {mask_url(url)} failed: {one_line(exc, url)}"
+        ) from None
