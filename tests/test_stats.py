@@ -80,30 +80,34 @@ def test_a_partial_grid_gets_effects_adjusted_for_the_other_params() -> None:
     assert out.loc["seed noise", "ss"] == pytest.approx(6)
     assert out.loc["lr", "share"] == pytest.approx(16 / (70 / 3))
     assert out.loc["lr", "p"] == pytest.approx(f_sf(8, 1, 3))
-    assert set(out["kind"]) == {"adjusted effect", "interactions", "seed noise"}
+    assert out.loc["lr", "kind"] == "adjusted effect (degree 1)"  # 2 values: as indicators
     assert not out.attrs["full_grid"] and "additive model" in out.attrs["method"]
 
 
-def test_random_search_is_binned_and_seed_aware() -> None:
-    # 8 random-search cases, 2 seeds each (value ± 1): y = 10·[a > 4] + 2·[b > 0.5];
-    # 2 quantile bins per param, balanced against each other, so the answer is exact:
-    # grand mean 6, SS a = 16·5² = 400, SS b = 16·1² = 16, nothing else between cases.
-    b = [0.1, 0.9, 0.2, 0.8, 0.3, 0.7, 0.4, 0.6]
+def test_random_search_gets_a_smooth_effect_per_numeric_param() -> None:
+    # 8 random-search cases, 2 seeds each (value ± 1). a has 8 values: a cubic in its rank
+    # u = -1, -5/7, ..., 1; y = 10·u_a (any monotone function of a with the same ranks
+    # would do). b has 2 values, high where u_a is -1, -1/7, 1/7 or 1: it explains none
+    # of y. Case means 10·u_a: SS a = 2·100·Σu² = 200·24/7; b and interactions 0; seed
+    # noise SS 16 on 8 df (2).
+    a = [0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2]  # log-uniform-like values
     rows = []
-    for a, b_value in zip(range(1, 9), b, strict=True):
-        mean = 10 * (a > 4) + 2 * (b_value > 0.5)
-        for replicate, value in enumerate((mean - 1, mean + 1)):
+    for rank, a_value in enumerate(a):
+        u = (2 * rank - 7) / 7
+        b_value = 1.0 if rank in (0, 3, 4, 7) else 0.0
+        for replicate, delta in enumerate((-1, 1)):
             rows.append({"status": "success", "seed_root": 1, "seed_replicate": replicate,
-                         "param_a": float(a), "param_b": b_value, "y": float(value)})  # fmt: skip
+                         "param_a": a_value, "param_b": b_value, "y": 10 * u + delta})  # fmt: skip
     out = importance(pd.DataFrame(rows), "y").set_index("source")
-    assert out.loc["a", "kind"] == "adjusted effect, binned" and out.loc["a", "levels"] == 2
-    assert out.loc["a", "ss"] == pytest.approx(400) and out.loc["b", "ss"] == pytest.approx(16)
-    assert out.loc["a", "F"] == pytest.approx(200) and out.loc["b", "F"] == pytest.approx(8)
+    assert out.loc["a", "kind"] == "adjusted effect (degree 3)" and out.loc["a", "levels"] == 8
+    assert out.loc["a", "ss"] == pytest.approx(4800 / 7)
+    assert out.loc["a", "F"] == pytest.approx(4800 / 7 / 3 / 2)
+    assert out.loc["b", "ss"] == pytest.approx(0, abs=1e-9) and out.loc["b", "below_noise"]
     assert out.loc["interactions", "ss"] == pytest.approx(0, abs=1e-9)
-    assert out.loc["interactions", "below_noise"]  # 5 df, nothing left: F = 0
-    assert out.loc["seed noise", "share"] == pytest.approx(16 / 432)
+    assert out.loc["interactions", "below_noise"]  # 8 - 1 - 3 - 1 = 3 df, F 0
+    assert out.loc["seed noise", "share"] == pytest.approx(16 / (4800 / 7 + 16))
     assert out.attrs["noise_sd"] == pytest.approx(math.sqrt(2))
-    assert "2 quantile bins" in out.attrs["method"]
+    assert "polynomial of degree <= 3 in their rank" in out.attrs["method"]
     assert out.attrs["cases"] == 8 and out.attrs["runs"] == 16
 
 

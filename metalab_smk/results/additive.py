@@ -3,24 +3,27 @@ an additive model of the case means, each param's effect adjusted for the others
 
 The model is fitted to the mean of each case over its seed replicates, weighted by the
 number of replicates, so its sums of squares are in the units of the run-level ANOVA and
-compare directly with the seed noise (the variance between replicates of one case). Each
-param enters as levels: its values, or, for a numeric param with more distinct values
-than ``bins``, ``bins`` quantile bins of the cases' values (the same bins on a log scale,
-since quantiles do not depend on a monotone transform). A param's sum of squares is what
-the residual grows by when it is dropped from the model (Type II); what the additive
-model leaves between the cases is their interactions (and the variation inside a bin).
+compare directly with the seed noise (the variance between replicates of one case). A
+categorical param enters as one indicator per value; a numeric one as a polynomial of
+degree ``min(3, distinct values - 1)`` in its rank among the cases (scaled to [-1, 1]):
+the same fit as indicators when it has at most 4 values, a smooth curve when it has many
+(a random search), and the same on a log scale, since ranks do not depend on a monotone
+transform. A param's sum of squares is what the residual grows by when it is dropped from
+the model (Type II); what the additive model leaves between the cases is their
+interactions (and any wiggle a cubic does not follow).
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
-__all__ = ["AdditiveFit", "default_bins", "fit_additive", "levels"]
+__all__ = ["MAX_DEGREE", "AdditiveFit", "basis", "fit_additive"]
+
+MAX_DEGREE = 3
 
 
 @dataclass(frozen=True)
@@ -33,21 +36,18 @@ class AdditiveFit:
     residual_df: int
 
 
-def default_bins(n_cases: int, n_params: int) -> int:
-    """About sqrt(cases per param) bins, 2 to 10: every bin holds several cases and the
-    model leaves degrees of freedom for its residual."""
-    return int(min(10, max(2, round(math.sqrt(n_cases / max(n_params, 1))))))
-
-
-def levels(values: pd.Series, bins: int) -> tuple[np.ndarray, int, bool]:
-    """(level code of each case, number of levels, binned?): the distinct values, or the
-    quantile bins of a numeric param with more than ``bins`` distinct values."""
+def basis(values: pd.Series, degree: int = MAX_DEGREE) -> tuple[np.ndarray, str]:
+    """(columns of ``values``' effect, the kind of effect): indicators of a categorical
+    param's values (the first left out), or powers 1..d of a numeric param's rank."""
     numeric = pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values)
-    if numeric and values.nunique() > bins:
-        codes = pd.qcut(values.rank(method="first"), q=bins, labels=False)
-        return np.asarray(codes, dtype=int), bins, True
-    codes, uniques = pd.factorize(values, use_na_sentinel=False)
-    return codes, len(uniques), False
+    distinct = values.nunique()
+    if not numeric:
+        codes, uniques = pd.factorize(values, use_na_sentinel=False)
+        return (codes[:, None] == np.arange(1, len(uniques))[None, :]).astype(float), "levels"
+    rank = values.rank(method="dense").to_numpy(float)
+    u = 2 * (rank - 1) / max(distinct - 1, 1) - 1
+    d = min(degree, distinct - 1)
+    return np.column_stack([u**k for k in range(1, d + 1)]), f"degree {d}"
 
 
 def _rss(design: np.ndarray, y: np.ndarray) -> tuple[float, int]:
@@ -58,16 +58,12 @@ def _rss(design: np.ndarray, y: np.ndarray) -> tuple[float, int]:
 
 
 def fit_additive(
-    means: np.ndarray, weights: np.ndarray, codes: Mapping[str, np.ndarray]
+    means: np.ndarray, weights: np.ndarray, blocks: Mapping[str, np.ndarray]
 ) -> AdditiveFit:
-    """Weighted least squares of ``means`` on an intercept and one indicator per level
-    of each param (its first level left out); Type II sums of squares of each param."""
+    """Weighted least squares of ``means`` on an intercept and each param's ``basis``
+    columns; Type II sums of squares of each param."""
     root = np.sqrt(weights.astype(float))
     y = root * means
-    blocks = {
-        name: (code[:, None] == np.arange(1, int(code.max()) + 1)[None, :]).astype(float)
-        for name, code in codes.items()
-    }
 
     def design(without: str | None) -> np.ndarray:
         parts = [np.ones((len(means), 1))] + [b for n, b in blocks.items() if n != without]

@@ -17,8 +17,7 @@ import numpy as np
 import pandas as pd
 
 from metalab_smk.errors import MetalabError
-from metalab_smk.results.additive import default_bins, fit_additive
-from metalab_smk.results.additive import levels as levels_of
+from metalab_smk.results.additive import MAX_DEGREE, basis, fit_additive
 from metalab_smk.results.aggregate import group_key, t_quantile_975
 from metalab_smk.results.distributions import f_sf, t_two_sided
 from metalab_smk.results.names import column_of, params_of
@@ -66,11 +65,12 @@ def _finite(frame: pd.DataFrame, metric: str) -> tuple[pd.DataFrame, pd.Series]:
 FULL_GRID = "main effects of a full grid (ANOVA)"
 ADDITIVE = (
     "additive model of the case means (weighted by replicates), each param adjusted for "
-    "the others (Type II); numeric params with more than {bins} values in {bins} quantile bins"
+    "the others (Type II sums of squares); numeric params as a polynomial of degree <= "
+    f"{MAX_DEGREE} in their rank"
 )
 
 
-def importance(frame: pd.DataFrame, metric: str, bins: int | None = None) -> pd.DataFrame:
+def importance(frame: pd.DataFrame, metric: str) -> pd.DataFrame:
     """The metric's variance split by param against seed noise (ANOVA sums of squares).
 
     One row per varying param: ``share`` of the total variance its effect explains,
@@ -78,8 +78,8 @@ def importance(frame: pd.DataFrame, metric: str, bins: int | None = None) -> pd.
     replicates), ``p`` and ``below_noise`` (F <= 1: the param moves the metric no more
     than reseeding does). On a full grid the effects are the main effects; otherwise
     (random search, a partial grid) they come from an additive model of the case means,
-    each param adjusted for the others, numeric params with more than ``bins`` values
-    (default: about sqrt(cases per param)) in quantile bins (see results/additive.py).
+    each param adjusted for the others, a numeric param as a polynomial of degree <= 3 in
+    its rank (see results/additive.py).
     Then ``interactions`` (what the main effects leave between cases, with its own F)
     and ``seed noise`` (its share of the total). ``frame.attrs``: ``method`` (in words),
     ``noise_sd``, ``full_grid``, ``runs``, ``cases``."""
@@ -105,11 +105,10 @@ def importance(frame: pd.DataFrame, metric: str, bins: int | None = None) -> pd.
         rest = max(0.0, total - within - sum(e[0] for e in effects.values()))
         rest_df = n_cases - 1 - sum(e[1] for e in effects.values())
     else:
-        bins = bins or default_bins(n_cases, len(params))
-        method = ADDITIVE.format(bins=bins)
-        effects, rest, rest_df = _adjusted(ok, y, cases, params, bins)
+        method = ADDITIVE
+        effects, rest, rest_df = _adjusted(ok, y, cases, params)
     rows = [
-        _row(p.removeprefix("param_"), kind, ss, df, noise, df_within, levels=df + 1)
+        _row(p.removeprefix("param_"), kind, ss, df, noise, df_within, levels[p].nunique())
         for p, (ss, df, kind) in effects.items()
     ]
     rows.sort(key=lambda r: -r["ss"])
@@ -127,17 +126,17 @@ def importance(frame: pd.DataFrame, metric: str, bins: int | None = None) -> pd.
 
 
 def _adjusted(
-    ok: pd.DataFrame, y: pd.Series, cases: pd.Series, params: list[str], bins: int
+    ok: pd.DataFrame, y: pd.Series, cases: pd.Series, params: list[str]
 ) -> tuple[dict[str, tuple[float, int, str]], float, int]:
     """Effects of an additive model of the case means (results/additive.py)."""
     keys = cases.to_numpy()
     stats = y.groupby(keys).agg(["mean", "count"])
     values = ok[params].groupby(keys).first().loc[stats.index]
-    codes, kinds = {}, {}
+    blocks, kinds = {}, {}
     for p in params:
-        codes[p], _, binned = levels_of(values[p], bins)
-        kinds[p] = "adjusted effect, binned" if binned else "adjusted effect"
-    fit = fit_additive(stats["mean"].to_numpy(float), stats["count"].to_numpy(float), codes)
+        blocks[p], shape = basis(values[p])
+        kinds[p] = f"adjusted effect ({shape})"
+    fit = fit_additive(stats["mean"].to_numpy(float), stats["count"].to_numpy(float), blocks)
     effects = {p: (ss, df, kinds[p]) for p, (ss, df) in fit.effects.items()}
     return effects, fit.residual, fit.residual_df
 

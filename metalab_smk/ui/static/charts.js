@@ -213,11 +213,24 @@
         inRange: { color: ["#3b4cc0", "#b8b8b8", "#b40426"] } },
       tooltip: { trigger: "item", formatter: (p) => {
         const c = p.data.case;
+        if (!c) return "";
         return escapeText(c.label + ": " + fmt(c.mean) + (c.ci95 !== null ? " ± " + fmt(c.ci95) + " (95% CI)" : "")
           + ", n=" + c.n + (c.nan ? ", " + c.nan + " NaN" : ""));
       } },
-      series: [{ type: "parallel", name: "cases", data: data, lineStyle: { width: 2, opacity: 0.8 } }],
+      series: [{ type: "parallel", name: "cases", data: data, z: 3, lineStyle: { width: 2, opacity: 0.8 } }]
+        .concat(view.runs ? [seedSeries(view)] : []),
     };
+  }
+
+  /* One thin line per seed replicate (view.runs: param values then the metric). */
+  function seedSeries(view) {
+    const m = view.axes.length;
+    const data = view.runs.map((r) => ({
+      value: r.map((v, i) => (i < m && view.axes[i].categorical ? String(v) : v)),
+      run: true,
+    }));
+    return { type: "parallel", name: "seeds", data: data, z: 2, silent: true,
+      lineStyle: { width: 1, opacity: 0.25 } };
   }
 
   function runStepsOption(name, points, xName) {
