@@ -58,7 +58,7 @@ export async function sweepPage(main, eid, params, still) {
     h("div", { class: "card" }, h("div", { class: "controls" },
       label("metric", select(view.metrics.map((m) => [m, m]), state.metric, (v) => set({ metric: v }), { id: "sweep-metric" })),
       label("metric axis", select([["off", "linear"], ["on", "log"]], state.log, (v) => set({ log: v }), { id: "sweep-log" })),
-      label("lines", select([["", "case means"], ["on", "case means and every seed"]], state.seeds,
+      label("lines", select([["", "case means"], ["on", "case means + seeds"]], state.seeds,
         (v) => set({ seeds: v }), { id: "sweep-seeds" })))),
     h("h2", {}, `Case means of ${view.metric}${shown}`),
     h("p", { class: "muted" }, "one line per param case, coloured by its mean over the seed replicates; hover a line for its 95% CI",
