@@ -17,6 +17,8 @@ from analysisstore import build_analysis_store, build_random_store
 from process_env import run_metalab
 from uistore import free_port, start_server
 
+from metalab_smk.ui.report import build_report
+
 pytestmark = pytest.mark.integration
 browser, page, shots = ui.browser, ui.page, ui.shots
 _open, _series, _shot = ui._open, ui._series, ui._shot
@@ -116,7 +118,7 @@ def test_seed_level_lines_on_demand(page, server, shots) -> None:
     _shot(page, shots / "sweep-seeds.png")
 
 
-def test_random_search_log_axis_and_model_importance(page, server) -> None:
+def test_random_search_log_axis_and_model_importance(page, server, store) -> None:
     search = "#/e/search%3A1"
     _open(page, server + search + "/sweep", "#importance tbody tr")
     page.wait_for_function("document.querySelector('#parallel')?.dataset.series === '1'")
@@ -131,6 +133,9 @@ def test_random_search_log_axis_and_model_importance(page, server) -> None:
     _open(page, server + search + "/plot?x=param_lr&y=accuracy&agg=none", "#charts")
     assert _series(page) == [1]
     assert _chart_option(page, ".chart", "o.xAxis[0].type") == "log"
+    report = build_report(store, "search:1")  # the report reads the same manifest
+    assert '"name": "lr", "categorical": false, "log": true' in report
+    assert '"log_x": true' in report and "additive model of the case means" in report
 
 
 def test_versions_view(page, server, shots) -> None:

@@ -38,10 +38,11 @@ class AdditiveFit:
 
 def basis(values: pd.Series, degree: int = MAX_DEGREE) -> tuple[np.ndarray, str]:
     """(columns of ``values``' effect, the kind of effect): indicators of a categorical
-    param's values (the first left out), or powers 1..d of a numeric param's rank."""
+    param's values (the first left out), or powers 1..d of a numeric param's rank
+    scaled to [-1, 1]."""
     numeric = pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values)
     distinct = values.nunique()
-    if not numeric:
+    if not numeric or values.isna().any():  # a missing value is a level of its own
         codes, uniques = pd.factorize(values, use_na_sentinel=False)
         return (codes[:, None] == np.arange(1, len(uniques))[None, :]).astype(float), "levels"
     rank = values.rank(method="dense").to_numpy(float)
