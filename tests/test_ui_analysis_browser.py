@@ -116,6 +116,16 @@ def test_seed_level_lines_on_demand(page, server, shots) -> None:
     assert names == ["cases:12", "seeds:36"]  # one line per case, one per seed replicate
     assert "the 36 seed replicates" in page.inner_text("main")
     _shot(page, shots / "sweep-seeds.png")
+    types = "o.parallelAxis.map(a => a.type).join(',')"
+    for choice, expected in (("linear", "value,value,value"), ("log", "log,log,value")):
+        page.select_option("#sweep-paxes", choice)  # the param axes' toggle
+        page.wait_for_function(
+            "(() => { const e = document.querySelector('#parallel[data-series]');"
+            " const c = e && echarts.getInstanceByDom(e);"
+            f" return c && c.getOption().parallelAxis.map(a => a.type).join(',') === '{expected}';"
+            " })()"
+        )
+    assert _chart_option(page, "#parallel", types) == "log,log,value"
 
 
 def test_random_search_log_axis_and_model_importance(page, server, store) -> None:

@@ -40,7 +40,7 @@ from metalab_smk.ui.query import (
     view_frame,
 )
 from metalab_smk.ui.source import DataSource, NotFound
-from metalab_smk.ui.sweep import paired, sweep_view
+from metalab_smk.ui.sweep import paired, seed_lines, sweep_view
 from metalab_smk.ui.versions import other_versions, versions_view
 
 __all__ = ["build_app"]
@@ -335,9 +335,14 @@ def build_app(source: DataSource, allowed_hosts: list[str] | None = None) -> Sta
 
     async def sweep(request: Request) -> Response:
         """Case means, importance with the seed-noise share (the sweep view)."""
-        metric, seeds = request.query_params.get("metric", ""), "seeds" in request.query_params
+        metric = request.query_params.get("metric", "")
         logged = logs(eid(request), source.frame(eid(request)))
-        return cached("sweep", request, lambda frame: sweep_view(frame, metric, logged, seeds))
+        return cached("sweep", request, lambda frame: sweep_view(frame, metric, logged))
+
+    async def sweep_seeds(request: Request) -> Response:
+        """One parallel-coordinate line per seed replicate (asked for on demand)."""
+        metric = request.query_params.get("metric", "")
+        return cached("seeds", request, lambda frame: seed_lines(frame, metric))
 
     async def sweep_compare(request: Request) -> Response:
         """Paired comparison of cases ``a`` and ``b`` on their shared seeds."""
@@ -384,6 +389,7 @@ def build_app(source: DataSource, allowed_hosts: list[str] | None = None) -> Sta
         Route(exp + "/compare", compare),
         Route(exp + "/sweep", sweep),
         Route(exp + "/sweep/compare", sweep_compare),
+        Route(exp + "/sweep/seeds", sweep_seeds),
         Route(exp + "/versions", versions),
         Route(run, run_detail),
         Route(run + "/log", run_log),

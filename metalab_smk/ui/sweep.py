@@ -16,7 +16,7 @@ from metalab_smk.results.stats import case_labels, compare_cases, importance, va
 from metalab_smk.ui.axes import log_grid, log_values
 from metalab_smk.ui.query import BadQuery, columns_of, jsonable
 
-__all__ = ["MAX_CASES", "paired", "sweep_view"]
+__all__ = ["MAX_CASES", "MAX_RUN_LINES", "paired", "seed_lines", "sweep_view"]
 
 MAX_CASES = 5000  # parallel-coordinate lines drawn
 MAX_RUN_LINES = 20000  # seed-level lines, on demand
@@ -40,13 +40,12 @@ def _narrow(frame: pd.DataFrame, metric: str) -> tuple[pd.DataFrame, str, list[s
 
 
 def sweep_view(
-    frame: pd.DataFrame, metric: str = "", log_params: Collection[str] = (), seeds: bool = False
+    frame: pd.DataFrame, metric: str = "", log_params: Collection[str] = ()
 ) -> dict[str, Any]:
     """``{metric, metrics, axes, cases, importance, method, noise_sd, full_grid}``: one
     case per param combination (``values`` in axis order, then mean, 95 % half-width, n,
     NaN count), axes with their values and whether they are logarithmic (a param in
-    ``log_params``, drawn log-uniformly, or a log grid). With ``seeds`` also ``runs``:
-    each successful run's values and finite metric (one line per seed replicate)."""
+    ``log_params``, drawn log-uniformly, or a log grid)."""
     frame, metric, metrics = _narrow(frame, metric)
     ok = frame[frame["status"] == "success"] if "status" in frame.columns else frame
     params = varying_params(ok)
@@ -73,9 +72,7 @@ def sweep_view(
         )
     means = table[f"{metric}_mean"].tolist()
     split = importance(ok, metric)
-    extra = {"runs": _runs(ok, params, metric)} if seeds else {}
     return {
-        **extra,
         "metric": metric,
         "metrics": metrics,
         "axes": axes,
@@ -89,12 +86,16 @@ def sweep_view(
     }
 
 
-def _runs(ok: pd.DataFrame, params: list[str], metric: str) -> list[list[Any]]:
-    """``[param values..., metric]`` of each run with a finite metric (the first
-    ``MAX_RUN_LINES``)."""
+def seed_lines(frame: pd.DataFrame, metric: str = "") -> dict[str, Any]:
+    """``{metric, runs}``: ``[param values..., metric]`` of each successful run with a
+    finite metric (the first ``MAX_RUN_LINES``), params in ``sweep_view``'s axis order:
+    one parallel-coordinate line per seed replicate."""
+    frame, metric, _ = _narrow(frame, metric)
+    ok = frame[frame["status"] == "success"] if "status" in frame.columns else frame
+    params = varying_params(ok)
     values = pd.to_numeric(ok[metric], errors="coerce").to_numpy(dtype=float)
     keep = ok[np.isfinite(values)].head(MAX_RUN_LINES)
-    return jsonable(keep[[*params, metric]].values.tolist())
+    return {"metric": metric, "runs": jsonable(keep[[*params, metric]].values.tolist())}
 
 
 def paired(frame: pd.DataFrame, metric: str, case_a: str, case_b: str) -> dict[str, Any]:

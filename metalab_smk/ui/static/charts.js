@@ -192,11 +192,15 @@
 
   /* Parallel coordinates over case means (the sweep view): one axis per param, then the
    * metric; lines coloured by the metric. */
-  function parallelOption(view, logMetric) {
+  /* Parallel coordinates; ``paramAxes``: "" (each param axis as the server suggests),
+   * "linear", or "log" (every numeric param axis whose values are all positive). */
+  function parallelOption(view, logMetric, paramAxes) {
     const axes = view.axes.map((a, i) => {
       const axis = { dim: i, name: a.name, nameLocation: "start" };
       if (a.categorical) return Object.assign(axis, { type: "category", data: a.values });
-      if (a.log) return Object.assign(axis, { type: "log" });
+      const positive = a.values.length && a.values.every((v) => typeof v === "number" && v > 0);
+      const log = paramAxes === "log" ? positive : paramAxes === "linear" ? false : a.log;
+      if (log) return Object.assign(axis, { type: "log" });
       return Object.assign(axis, { type: "value", scale: true });
     });
     const m = view.axes.length;
