@@ -61,6 +61,8 @@ def versions_view(
         "categorical": True,
         "agg": "mean",
         "err": "ci95",
+        "lines": False,  # points with their interval, and a line at zero
+        "zero": True,
         "panels": [{"title": "", "series": [{"name": "delta", "points": points}]}],
     }
     return {"this": key, "other": other, "metric": metric, "metrics": metrics, "rows": rows,

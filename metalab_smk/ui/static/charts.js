@@ -126,7 +126,9 @@
         data: points,
         symbolSize: agg ? 7 : 6,
         itemStyle: { color },
-        lineStyle: { color },
+        lineStyle: { color, width: data.lines === false ? 0 : 2 },
+        markLine: data.zero ? { silent: true, symbol: "none", data: [{ yAxis: 0 }],
+          lineStyle: { color: "#555", type: "dashed" }, label: { show: false } } : undefined,
         z: 2,
       });
       if (agg) opt.series.push(errorBars(s.name, points, color, categorical));
