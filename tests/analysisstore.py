@@ -62,3 +62,45 @@ def build_analysis_store(base: Path, versions: tuple[str, ...] = ("1",)) -> Path
         if not (base / "runs" / f"lrsweep+{version}" / "summary" / "runs.parquet").is_file():
             raise RuntimeError(f"analysis sweep failed:\n{result.stdout}\n{result.stderr}")
     return base / "runs"
+
+
+RANDOM_SEARCH = textwrap.dedent(
+    """
+    import math
+
+    import metalab
+
+
+    @metalab.operation
+    def train(params, seeds, capture):
+        rng = seeds.numpy()
+        lr, dropout = params["lr"], params["dropout"]
+        # lr matters (log scale), dropout does not: only seed noise around it
+        capture.metric("accuracy", 0.9 + 0.05 * math.log10(lr) + 0.01 * rng.normal())
+
+
+    exp = metalab.Experiment(
+        name="search",
+        version="1",
+        context={},
+        operation=train,
+        params=metalab.random(
+            {"lr": metalab.loguniform(1e-4, 1e-1), "dropout": metalab.uniform(0.0, 0.5)},
+            n_trials=16,
+            seed=5,
+        ),
+        seeds=metalab.seeds(base=11, replicates=3),
+    )
+    """
+)
+
+
+def build_random_store(base: Path) -> Path:
+    """A random search (16 trials x 3 seeds: lr log-uniform, dropout uniform) under
+    ``base/runs``; returns the store root."""
+    base.mkdir(parents=True, exist_ok=True)
+    (base / "search.py").write_text(RANDOM_SEARCH)
+    result = run_metalab(base, "run", "search.py", "--cores", "2")
+    if not (base / "runs" / "search+1" / "summary" / "runs.parquet").is_file():
+        raise RuntimeError(f"random search failed:\n{result.stdout}\n{result.stderr}")
+    return base / "runs"

@@ -50,6 +50,10 @@ def test_importance_splits_the_variance_of_a_full_grid() -> None:
     assert out.loc["lr", "kind"] == "main effect"
     assert not out.loc["lr", "below_noise"] and not out.loc["depth", "below_noise"]
     assert out.attrs["noise_sd"] == pytest.approx(math.sqrt(2)) and out.attrs["full_grid"]
+    # interactions: SS 2 on 4 - 1 - 2 = 1 df, F 1: no larger than seed noise
+    assert out.loc["interactions", "F"] == pytest.approx(1)
+    assert out.loc["interactions", "below_noise"]
+    assert out.attrs["method"].startswith("main effects of a full grid")
 
 
 def test_a_param_within_seed_noise_is_flagged() -> None:
@@ -60,11 +64,63 @@ def test_a_param_within_seed_noise_is_flagged() -> None:
     assert out.loc["lr", "share"] == pytest.approx(32 / 42)
 
 
-def test_a_non_full_grid_gets_marginal_effects_without_interactions() -> None:
-    cases = {k: v for k, v in GRID.items() if k != (0.2, 2)}
-    out = importance(_frame(cases), "score")
-    assert set(out["kind"]) == {"marginal effect", "seed noise"}
-    assert not out.attrs["full_grid"]
+def test_a_partial_grid_gets_effects_adjusted_for_the_other_params() -> None:
+    cases = {k: v for k, v in GRID.items() if k != (0.2, 2)}  # case means 2, 3, 6 (n 2 each)
+    out = importance(_frame(cases), "score").set_index("source")
+    # additive model on 3 cases: saturated (nothing left for interactions, on 0 df).
+    # Without lr: depth=1 cases (2, 6) fitted by 4, residual 2·4 + 2·4 = 16 -> SS lr 16.
+    # Without depth: lr=0.1 cases (2, 3) fitted by 2.5, residual 2·0.25·2 = 1 -> SS depth 1.
+    # Seed noise: every run ±1 from its case mean: SS 6 on 3 df (2); total SS 23 1/3.
+    assert out.loc["lr", "ss"] == pytest.approx(16) and out.loc["lr", "F"] == pytest.approx(8)
+    assert out.loc["depth", "ss"] == pytest.approx(1)
+    assert out.loc["depth", "F"] == pytest.approx(0.5)
+    assert out.loc["depth", "below_noise"] and not out.loc["lr", "below_noise"]
+    assert out.loc["interactions", "ss"] == pytest.approx(0)
+    assert math.isnan(out.loc["interactions", "F"])
+    assert out.loc["seed noise", "ss"] == pytest.approx(6)
+    assert out.loc["lr", "share"] == pytest.approx(16 / (70 / 3))
+    assert out.loc["lr", "p"] == pytest.approx(f_sf(8, 1, 3))
+    assert out.loc["lr", "kind"] == "adjusted effect (degree 1)"  # 2 values: as indicators
+    assert not out.attrs["full_grid"] and "additive model" in out.attrs["method"]
+
+
+def test_random_search_gets_a_smooth_effect_per_numeric_param() -> None:
+    # 8 random-search cases, 2 seeds each (value ± 1). a has 8 values: a cubic in its rank
+    # u = -1, -5/7, ..., 1; y = 10·u_a (any monotone function of a with the same ranks
+    # would do). b has 2 values, high where u_a is -1, -1/7, 1/7 or 1: it explains none
+    # of y. Case means 10·u_a: SS a = 2·100·Σu² = 200·24/7; b and interactions 0; seed
+    # noise SS 16 on 8 df (2).
+    a = [0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2]  # log-uniform-like values
+    rows = []
+    for rank, a_value in enumerate(a):
+        u = (2 * rank - 7) / 7
+        b_value = 1.0 if rank in (0, 3, 4, 7) else 0.0
+        for replicate, delta in enumerate((-1, 1)):
+            rows.append({"status": "success", "seed_root": 1, "seed_replicate": replicate,
+                         "param_a": a_value, "param_b": b_value, "y": 10 * u + delta})  # fmt: skip
+    out = importance(pd.DataFrame(rows), "y").set_index("source")
+    assert out.loc["a", "kind"] == "adjusted effect (degree 3)" and out.loc["a", "levels"] == 8
+    assert out.loc["a", "ss"] == pytest.approx(4800 / 7)
+    assert out.loc["a", "F"] == pytest.approx(4800 / 7 / 3 / 2)
+    assert out.loc["b", "ss"] == pytest.approx(0, abs=1e-9) and out.loc["b", "below_noise"]
+    assert out.loc["interactions", "ss"] == pytest.approx(0, abs=1e-9)
+    assert out.loc["interactions", "below_noise"]  # 8 - 1 - 3 - 1 = 3 df, F 0
+    assert out.loc["seed noise", "share"] == pytest.approx(16 / (4800 / 7 + 16))
+    assert out.attrs["noise_sd"] == pytest.approx(math.sqrt(2))
+    assert "polynomial of degree <= 3 in their rank" in out.attrs["method"]
+    assert out.attrs["cases"] == 8 and out.attrs["runs"] == 16
+
+
+def test_more_replicates_weigh_more_in_the_model() -> None:
+    rows = [{"status": "success", "seed_root": 1, "seed_replicate": r, "param_a": a,
+             "param_b": b, "y": y}
+            for (a, b, ys) in ((1, 1, [0.0, 2.0, 0.0, 2.0]), (1, 2, [4.0, 6.0]),
+                               (2, 1, [8.0, 10.0]))
+            for r, y in enumerate(ys)]  # fmt: skip
+    out = importance(pd.DataFrame(rows), "y").set_index("source")
+    # case means 1 (n 4), 5 (n 2), 9 (n 2); without a: b=1 cases (1, 9) fitted by the
+    # weighted mean 11/3, residual 4·(8/3)² + 2·(16/3)² = 256/3
+    assert out.loc["a", "ss"] == pytest.approx(256 / 3)
 
 
 def test_failed_nan_and_infinite_runs_are_left_out_of_the_statistics() -> None:

@@ -1,7 +1,9 @@
 """The analysis views in a real headless Chromium: faceted loss curves with bands on a log
-axis, the seed-aware sweep view (parallel coordinates, importance against seed noise, a
-paired comparison), NaN shown as a value, and every request of a 10,000-run sweep under
-200 ms. Screenshots go where tests/test_ui_browser.py puts them ($METALAB_SCREENSHOTS)."""
+axis, the seed-aware sweep view (parallel coordinates with seed-level lines on demand,
+importance against seed noise, a paired comparison), a random search (log axis from its
+log-uniform source, model-based importance), two versions compared case by case, NaN
+shown as a value, and every request of a 10,000-run sweep under 200 ms. Screenshots go
+where tests/test_ui_browser.py puts them ($METALAB_SCREENSHOTS)."""
 
 from __future__ import annotations
 
@@ -11,9 +13,11 @@ from pathlib import Path
 
 import pytest
 import test_ui_browser as ui
-from analysisstore import build_analysis_store
+from analysisstore import build_analysis_store, build_random_store
 from process_env import run_metalab
 from uistore import free_port, start_server
+
+from metalab_smk.ui.report import build_report
 
 pytestmark = pytest.mark.integration
 browser, page, shots = ui.browser, ui.page, ui.shots
@@ -24,7 +28,9 @@ BENCH = Path(__file__).parents[1] / "benchmarks" / "ui.py"
 
 @pytest.fixture(scope="module")
 def store(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return build_analysis_store(tmp_path_factory.mktemp("analysis"))
+    base = tmp_path_factory.mktemp("analysis")
+    build_random_store(base)
+    return build_analysis_store(base, versions=("1", "2"))
 
 
 @pytest.fixture(scope="module")
@@ -100,6 +106,72 @@ def test_sweep_view(page, server, shots) -> None:
     page.wait_for_selector("#importance tbody tr")
 
 
+def test_seed_level_lines_on_demand(page, server, shots) -> None:
+    _open(page, server + EXP + "/sweep?metric=accuracy", "#importance tbody tr")
+    page.wait_for_function("document.querySelector('#parallel')?.dataset.series === '1'")
+    page.select_option("#sweep-seeds", "on")
+    page.wait_for_function("document.querySelector('#parallel')?.dataset.series === '2'")
+    assert "seeds=on" in page.evaluate("location.hash")
+    names = _chart_option(page, "#parallel", "o.series.map(s => s.name + ':' + s.data.length)")
+    assert names == ["cases:12", "seeds:36"]  # one line per case, one per seed replicate
+    assert "the 36 seed replicates" in page.inner_text("main")
+    _shot(page, shots / "sweep-seeds.png")
+    types = "o.parallelAxis.map(a => a.type).join(',')"
+    for choice, expected in (("linear", "value,value,value"), ("log", "log,log,value")):
+        page.select_option("#sweep-paxes", choice)  # the param axes' toggle
+        page.wait_for_function(
+            "(() => { const e = document.querySelector('#parallel[data-series]');"
+            " const c = e && echarts.getInstanceByDom(e);"
+            f" return c && c.getOption().parallelAxis.map(a => a.type).join(',') === '{expected}';"
+            " })()"
+        )
+    assert _chart_option(page, "#parallel", types) == "log,log,value"
+
+
+def test_random_search_log_axis_and_model_importance(page, server, store) -> None:
+    search = "#/e/search%3A1"
+    _open(page, server + search + "/sweep", "#importance tbody tr")
+    page.wait_for_function("document.querySelector('#parallel')?.dataset.series === '1'")
+    axes = _chart_option(page, "#parallel", "o.parallelAxis.map(a => a.name + ':' + a.type)")
+    assert axes == ["dropout:value", "lr:log", "accuracy:value"]  # lr is drawn log-uniformly
+    method = page.inner_text("#importance-method")
+    assert "additive model of the case means" in method and "Type II" in method
+    cells = [r.locator("td").all_inner_texts() for r in page.locator("#importance tbody tr").all()]
+    assert [c[0] for c in cells] == ["lr", "dropout", "interactions", "seed noise"]
+    assert cells[0][1] == "adjusted effect (degree 3)" and cells[0][-1] == "above seed noise"
+    assert float(cells[1][5]) > 0.05  # dropout does nothing: not significant against noise
+    _open(page, server + search + "/plot?x=param_lr&y=accuracy&agg=none", "#charts")
+    assert _series(page) == [1]
+    assert _chart_option(page, ".chart", "o.xAxis[0].type") == "log"
+    report = build_report(store, "search:1")  # the report reads the same manifest
+    assert '"name": "lr", "categorical": false, "log": true' in report
+    assert '"log_x": true' in report and "additive model of the case means" in report
+
+
+def test_versions_view(page, server, shots) -> None:
+    _open(page, server + EXP, "#runs tbody tr")
+    page.click("#versions-link")
+    page.wait_for_selector("#versions tbody tr")
+    assert page.input_value("#other-version") == "lrsweep:2"
+    page.select_option("#versions-metric", "accuracy")
+    page.wait_for_function(
+        "document.querySelector('#versions-summary')?.innerText.includes('of accuracy')"
+    )
+    rows = [r.locator("td").all_inner_texts() for r in page.locator("#versions tbody tr").all()]
+    assert len(rows) == 12  # every case both versions ran
+    deltas = [float(r[5]) for r in rows]
+    assert deltas == pytest.approx([-0.05] * 12)  # version 2 adds 0.05 to every run
+    summary = page.inner_text("#versions-summary")
+    assert "12 cases" in summary and "lrsweep:1 \u2212 lrsweep:2" in summary
+    clear = page.locator("#versions tbody tr.diff").count()  # CI excludes 0: highlighted
+    assert clear >= 10 and f"{clear} with a 95% CI that excludes 0" in summary
+    page.wait_for_function("document.querySelector('#versions-chart')?.dataset.series === '1'")
+    _shot(page, shots / "versions.png", full_page=True)
+    wrong = page.request.get(server + "api/experiments/lrsweep:1/versions?other=search:1")
+    assert wrong.status == 400 and "not another version" in wrong.json()["error"]
+    _open(page, server + "#/e/search%3A1/versions", "#no-versions")
+
+
 def test_nan_shown_as_a_value_in_the_table(page, server) -> None:
     _open(page, server + EXP + "?columns=run_id,status,param_lr,grad_norm,ratio", "#runs tbody tr")
     headers = page.locator("#runs thead th").all_inner_texts()
@@ -111,7 +183,9 @@ def test_nan_shown_as_a_value_in_the_table(page, server) -> None:
 
 def test_report_has_faceted_curves_and_the_sweep_section(page, store, tmp_path, shots) -> None:
     out = tmp_path / "report.html"
-    result = run_metalab(tmp_path, "report", str(store), "-o", str(out))
+    result = run_metalab(
+        tmp_path, "report", str(store), "-o", str(out), "--experiment", "lrsweep:1"
+    )
     assert result.returncode == 0, result.stderr
     page.goto(out.as_uri())
     counts = _series(page)
@@ -158,6 +232,8 @@ def _request_times(page, root: Path) -> dict[str, float]:
         ("/sweep?metric=y", done.format("#pair p")),
         ("/sweep?metric=z", "document.querySelector('#sweep-metric')?.value === 'z' && "
          + done.format("#pair p")),
+        ("/sweep?metric=y&seeds=on", "document.querySelector('#parallel')?.dataset.series"
+         " === '2'"),
     ]  # fmt: skip
     try:
         _open(page, base, "#runs tbody tr")
@@ -184,5 +260,5 @@ def test_every_request_of_a_10000_run_sweep_is_fast(page, tmp_path) -> None:
         )
         if all(ms < 200 for ms in times.values()):
             break
-    assert sum("sweep" in url for url in times) == 4, times
+    assert sum("sweep" in url for url in times) == 5, times  # 3 views; 2 pairs (y, z)
     assert {url: ms for url, ms in times.items() if ms >= 200} == {}

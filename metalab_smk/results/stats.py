@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from metalab_smk.errors import MetalabError
+from metalab_smk.results.additive import MAX_DEGREE, basis, fit_additive
 from metalab_smk.results.aggregate import group_key, t_quantile_975
 from metalab_smk.results.distributions import f_sf, t_two_sided
 from metalab_smk.results.names import column_of, params_of
@@ -61,15 +62,27 @@ def _finite(frame: pd.DataFrame, metric: str) -> tuple[pd.DataFrame, pd.Series]:
     return ok[keep], values[keep]
 
 
+FULL_GRID = "main effects of a full grid (ANOVA)"
+ADDITIVE = (
+    "additive model of the case means (weighted by replicates), each param adjusted for "
+    "the others (Type II sums of squares); numeric params as a polynomial of degree <= "
+    f"{MAX_DEGREE} in their rank"
+)
+
+
 def importance(frame: pd.DataFrame, metric: str) -> pd.DataFrame:
     """The metric's variance split by param against seed noise (ANOVA sums of squares).
 
-    One row per varying param: ``share`` of the total variance its main effect explains
-    (between its values' means; on a non-full grid the *marginal* effect, which overlaps
-    with the others), ``F`` = its mean square over the seed-noise mean square (within
-    each case, between replicates), ``p`` and ``below_noise`` (F <= 1: the param moves
-    the metric no more than reseeding does). Then ``interactions`` (full grids) and
-    ``seed noise`` (its share of the total). ``frame.attrs``: ``noise_sd``, ``full_grid``."""
+    One row per varying param: ``share`` of the total variance its effect explains,
+    ``F`` = its mean square over the seed-noise mean square (within each case, between
+    replicates), ``p`` and ``below_noise`` (F <= 1: the param moves the metric no more
+    than reseeding does). On a full grid the effects are the main effects; otherwise
+    (random search, a partial grid) they come from an additive model of the case means,
+    each param adjusted for the others, a numeric param as a polynomial of degree <= 3 in
+    its rank (see results/additive.py).
+    Then ``interactions`` (what the main effects leave between cases, with its own F)
+    and ``seed noise`` (its share of the total). ``frame.attrs``: ``method`` (in words),
+    ``noise_sd``, ``full_grid``, ``runs``, ``cases``."""
     ok, y = _finite(frame, metric)
     params = varying_params(ok)
     cases = case_labels(ok, params)
@@ -82,39 +95,77 @@ def importance(frame: pd.DataFrame, metric: str) -> pd.DataFrame:
     noise = within / df_within if df_within > 0 else math.nan
     levels = {p: _text(ok[p]) for p in params}
     full = n_cases == math.prod(v.nunique() for v in levels.values())
-    rows = []
-    for param, keys in levels.items():
-        ss = float(((y.groupby(keys).transform("mean") - grand) ** 2).sum())
-        df = keys.nunique() - 1
-        f = (ss / df) / noise if noise > 0 else (math.inf if ss > 0 else math.nan)
-        rows.append(
-            {
-                "source": param.removeprefix("param_"),
-                "kind": "main effect" if full else "marginal effect",
-                "levels": df + 1,
-                "ss": ss,
-                "F": f,
-                "p": f_sf(f, df, df_within) if df_within > 0 else math.nan,
-                "below_noise": bool(f <= 1) if not math.isnan(f) else None,
-            }
-        )
+    if full:
+        method = FULL_GRID
+        effects = {
+            p: (float(((y.groupby(keys).transform("mean") - grand) ** 2).sum()),
+                keys.nunique() - 1, "main effect")
+            for p, keys in levels.items()
+        }  # fmt: skip
+        rest = max(0.0, total - within - sum(e[0] for e in effects.values()))
+        rest_df = n_cases - 1 - sum(e[1] for e in effects.values())
+    else:
+        method = ADDITIVE
+        effects, rest, rest_df = _adjusted(ok, y, cases, params)
+    rows = [
+        _row(p.removeprefix("param_"), kind, ss, df, noise, df_within, levels[p].nunique())
+        for p, (ss, df, kind) in effects.items()
+    ]
     rows.sort(key=lambda r: -r["ss"])
-    if full and len(params) > 1:
-        mains = sum(r["ss"] for r in rows)
-        rows.append(_row("interactions", "interactions", max(0.0, total - within - mains)))
-    rows.append(_row("seed noise", "seed noise", within))
+    if len(params) > 1:
+        rows.append(_row("interactions", "interactions", rest, rest_df, noise, df_within))
+    rows.append(_row("seed noise", "seed noise", within, 0, noise, df_within))
     out = pd.DataFrame(rows, columns=["source", "kind", "levels", "ss", "F", "p", "below_noise"])
     out.insert(3, "share", out["ss"] / total if total > 0 else math.nan)
     out["below_noise"] = out["below_noise"].astype("boolean")
     out.attrs.update(
-        metric=metric, runs=n, cases=n_cases, noise_sd=math.sqrt(noise), full_grid=full
-    )
+        metric=metric, method=method, runs=n, cases=n_cases, noise_sd=math.sqrt(noise),
+        full_grid=full,
+    )  # fmt: skip
     return out
 
 
-def _row(source: str, kind: str, ss: float) -> dict[str, Any]:
-    return {"source": source, "kind": kind, "levels": None, "ss": ss, "F": math.nan,
-            "p": math.nan, "below_noise": None}  # fmt: skip
+def _adjusted(
+    ok: pd.DataFrame, y: pd.Series, cases: pd.Series, params: list[str]
+) -> tuple[dict[str, tuple[float, int, str]], float, int]:
+    """Effects of an additive model of the case means (results/additive.py)."""
+    keys = cases.to_numpy()
+    stats = y.groupby(keys).agg(["mean", "count"])
+    values = ok[params].groupby(keys).first().loc[stats.index]
+    blocks, kinds = {}, {}
+    for p in params:
+        blocks[p], shape = basis(values[p])
+        kinds[p] = f"adjusted effect ({shape})"
+    fit = fit_additive(stats["mean"].to_numpy(float), stats["count"].to_numpy(float), blocks)
+    effects = {p: (ss, df, kinds[p]) for p, (ss, df) in fit.effects.items()}
+    return effects, fit.residual, fit.residual_df
+
+
+def _row(
+    source: str,
+    kind: str,
+    ss: float,
+    df: int,
+    noise: float,
+    df_within: int,
+    levels: int | None = None,
+) -> dict[str, Any]:
+    """One line of the importance table; the seed-noise line (df 0) has no F."""
+    if df <= 0:
+        f = math.nan
+    elif noise > 0:
+        f = (ss / df) / noise
+    else:
+        f = math.inf if ss > 0 else math.nan
+    return {
+        "source": source,
+        "kind": kind,
+        "levels": levels,
+        "ss": ss,
+        "F": f,
+        "p": f_sf(f, df, df_within) if df_within > 0 and df > 0 else math.nan,
+        "below_noise": bool(f <= 1) if not math.isnan(f) else None,
+    }  # fmt: skip
 
 
 @dataclass(frozen=True)

@@ -1,15 +1,19 @@
-"""When an axis is logarithmic by default: params whose values span two decades or more
-with a constant ratio (a log grid), and positive metrics spanning three decades or more.
-Every chart also has a toggle; this only picks the starting point."""
+"""When an axis is logarithmic by default: params drawn from a log-uniform random source
+or whose values span two decades or more with a constant ratio (a log grid), and positive
+metrics spanning three decades or more. Every chart also has a toggle; this only picks
+the starting point."""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Iterable
+from typing import Any
 
 import numpy as np
 
-__all__ = ["log_grid", "log_values", "smooth"]
+__all__ = ["LOG_DISTRIBUTIONS", "log_grid", "log_params", "log_values", "smooth"]
+
+LOG_DISTRIBUTIONS = ("LogUniform", "LogUniformInt")
 
 
 def _positive(values: Iterable[object]) -> np.ndarray | None:
@@ -29,6 +33,23 @@ def log_grid(values: Iterable[object]) -> bool:
         return False
     ratios = np.log(distinct[1:] / distinct[:-1])
     return bool(np.allclose(ratios, ratios[0], rtol=0.05))
+
+
+def log_params(manifest: Any) -> set[str]:
+    """The ``param_*`` columns an experiment's param manifest draws log-uniformly
+    (``random(space={"lr": loguniform(...)})``, also inside a resolved source)."""
+    found: set[str] = set()
+    if isinstance(manifest, dict):
+        space = manifest.get("space") if manifest.get("type") == "RandomSource" else None
+        for name, dist in (space or {}).items():
+            if isinstance(dist, dict) and dist.get("type") in LOG_DISTRIBUTIONS:
+                found.add(f"param_{name}")
+        for value in manifest.values():
+            found |= log_params(value)
+    elif isinstance(manifest, list):
+        for value in manifest:
+            found |= log_params(value)
+    return found
 
 
 def log_values(values: Iterable[object]) -> bool:

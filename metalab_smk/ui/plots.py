@@ -4,6 +4,7 @@ statistics come from :mod:`metalab_smk.results.aggregate`), drawn by the browser
 from __future__ import annotations
 
 import math
+from collections.abc import Collection
 from typing import Any
 
 import numpy as np
@@ -63,12 +64,14 @@ def xy(
     facet: str = "",
     agg: str = "mean",
     err: str = "ci95",
+    log_params: Collection[str] = (),
 ) -> dict[str, Any]:
     """Y against X, one series per ``group`` value, one panel per ``facet`` value.
 
     With ``agg`` the replicates of each (x, group, facet) are reduced to one point with
     an error bar (``err``: std, SEM or the 95 % Student-t interval half-width); with
-    ``agg="none"`` every run is a point. Points: ``[x, y, low, high, n]``."""
+    ``agg="none"`` every run is a point. Points: ``[x, y, low, high, n]``. ``log_x``
+    starts on for a param in ``log_params`` (drawn log-uniformly) or on a log grid."""
     _need(frame, x, y, group, facet)
     if agg not in AGGS or err not in ERRORS:
         raise BadQuery(f"agg must be one of {AGGS} and err one of {ERRORS}")
@@ -117,7 +120,8 @@ def xy(
         "x": x,
         "y": y,
         "categorical": categorical,
-        "log_x": not categorical and log_grid(ok[x].drop_duplicates().tolist()),
+        "log_x": not categorical
+        and (x in log_params or log_grid(ok[x].drop_duplicates().tolist())),
         "log_y": log_values(ok[y].tolist()),
         "agg": agg,
         "err": err,

@@ -20,6 +20,7 @@ import pandas as pd
 from metalab_smk.errors import MetalabError
 from metalab_smk.results.aggregate import aggregate
 from metalab_smk.ui import plots
+from metalab_smk.ui.axes import log_params
 from metalab_smk.ui.query import columns_of, jsonable
 from metalab_smk.ui.source import FileSource
 from metalab_smk.ui.sweep import sweep_view
@@ -146,6 +147,7 @@ def _experiment_section(source: FileSource, experiment_id: str, specs: list[dict
     params = kinds["params"]
     metrics = [m for m in kinds["metrics"] if m in kinds["numeric"]]
     swept = _swept(frame, params)
+    logs = log_params(source.manifest(experiment_id).get("params"))
     counts = frame["status"].value_counts().to_dict() if len(frame) else {}
     total = len(source.layout(experiment_id).read_run_ids())
     out = [
@@ -166,7 +168,7 @@ def _experiment_section(source: FileSource, experiment_id: str, specs: list[dict
         for y in metrics:
             if len(specs) + len(charts) >= MAX_CHARTS:
                 break
-            data = plots.xy(frame, x, y, group=group, agg="mean", err="ci95")
+            data = plots.xy(frame, x, y, group=group, agg="mean", err="ci95", log_params=logs)
             charts.append(data)
     steps = source.steps(experiment_id)
     stepped = sorted(steps["name"].unique().tolist()) if len(steps) else []
@@ -185,15 +187,17 @@ def _experiment_section(source: FileSource, experiment_id: str, specs: list[dict
                 boxes.append(f"<div class='chart' id='{chart_id}'></div>")
         out.append(f"<div class='charts'>{''.join(boxes)}</div>")
     if swept and metrics:
-        out.append(_sweep_section(frame, metrics[0], specs))
+        out.append(_sweep_section(frame, metrics[0], specs, logs))
     out.append("<h3>Failures</h3>")
     out.append(_failures(frame, source, experiment_id))
     return "".join(out)
 
 
-def _sweep_section(frame: pd.DataFrame, metric: str, specs: list[dict[str, Any]]) -> str:
+def _sweep_section(
+    frame: pd.DataFrame, metric: str, specs: list[dict[str, Any]], logs: set[str]
+) -> str:
     """Parallel coordinates over case means and the importance table of ``metric``."""
-    view = sweep_view(frame, metric)
+    view = sweep_view(frame, metric, logs)
     chart_id = f"chart-{len(specs)}"
     specs.append({"id": chart_id, "sweep": view})
     rows = "".join(
@@ -208,7 +212,7 @@ def _sweep_section(frame: pd.DataFrame, metric: str, specs: list[dict[str, Any]]
         f"noise</h3><div class='chart wide' id='{chart_id}'></div>"
         "<table class='importance'><thead><tr><th>source</th><th></th><th>share of variance"
         f"</th><th>F</th><th>p</th><th></th></tr></thead><tbody>{rows}</tbody></table>"
-        f"<p class='muted'>seed noise sd {_e(view['noise_sd'])}; from "
+        f"<p class='muted'>{_e(view['method'])}; seed noise sd {_e(view['noise_sd'])}; from "
         f"<code>results.importance({_e(repr(metric))})</code></p>"
     )
 

@@ -29,6 +29,7 @@ from starlette.staticfiles import StaticFiles
 
 from metalab_smk.errors import MetalabError
 from metalab_smk.ui import plots
+from metalab_smk.ui.axes import log_params
 from metalab_smk.ui.query import (
     BadQuery,
     SortCache,
@@ -39,7 +40,8 @@ from metalab_smk.ui.query import (
     view_frame,
 )
 from metalab_smk.ui.source import DataSource, NotFound
-from metalab_smk.ui.sweep import paired, sweep_view
+from metalab_smk.ui.sweep import paired, seed_lines, sweep_view
+from metalab_smk.ui.versions import other_versions, versions_view
 
 __all__ = ["build_app"]
 
@@ -257,6 +259,18 @@ def build_app(source: DataSource, allowed_hosts: list[str] | None = None) -> Sta
         return _Json({**plots.compare(records), "steps": plots.compare_steps(ids, steps)})
 
     plot_cache: OrderedDict[tuple[Any, ...], tuple[Any, Any, bytes]] = OrderedDict()
+    scales: dict[str, tuple[Any, set[str]]] = {}
+
+    def logs(experiment: str, table: pd.DataFrame) -> set[str]:
+        """Params drawn log-uniformly (read from the manifest once per table version)."""
+        hit = scales.get(experiment)
+        if hit is None or hit[0] is not table:
+            try:
+                found = log_params(source.manifest(experiment).get("params"))
+            except (OSError, ValueError, MetalabError, NotFound):
+                found = set()  # no manifest (an index whose directory is gone): no hint
+            scales[experiment] = hit = (table, found)
+        return hit[1]
 
     async def plot(request: Request) -> Response:
         """Plot data, cached per table version and query (live polling of an unchanged
@@ -285,6 +299,7 @@ def build_app(source: DataSource, allowed_hosts: list[str] | None = None) -> Sta
                 facet=q.get("facet", ""),
                 agg=q.get("agg", "mean"),
                 err=q.get("err", "ci95"),
+                log_params=logs(eid(request), table),
             )
         elif kind == "hist":
             data = plots.histogram(
@@ -321,7 +336,13 @@ def build_app(source: DataSource, allowed_hosts: list[str] | None = None) -> Sta
     async def sweep(request: Request) -> Response:
         """Case means, importance with the seed-noise share (the sweep view)."""
         metric = request.query_params.get("metric", "")
-        return cached("sweep", request, lambda frame: sweep_view(frame, metric))
+        logged = logs(eid(request), source.frame(eid(request)))
+        return cached("sweep", request, lambda frame: sweep_view(frame, metric, logged))
+
+    async def sweep_seeds(request: Request) -> Response:
+        """One parallel-coordinate line per seed replicate (asked for on demand)."""
+        metric = request.query_params.get("metric", "")
+        return cached("seeds", request, lambda frame: seed_lines(frame, metric))
 
     async def sweep_compare(request: Request) -> Response:
         """Paired comparison of cases ``a`` and ``b`` on their shared seeds."""
@@ -329,6 +350,20 @@ def build_app(source: DataSource, allowed_hosts: list[str] | None = None) -> Sta
         return cached(
             "pair", request, lambda frame: paired(frame, q.get("metric", ""), q["a"], q["b"])
         )
+
+    async def versions(request: Request) -> Response:
+        """This version against another version of the experiment, case by case."""
+        key, q = eid(request), request.query_params
+        source.frame(key)  # an unknown experiment is a 404
+        others = other_versions(source.experiments(), key)
+        other = q.get("other") or (others[0] if others else "")
+        if not other:
+            return _Json({"this": key, "other": None, "versions": [], "rows": []})
+        if other not in others:
+            raise BadQuery(f"{other!r} is not another version of {key}; versions: {others}")
+        metric = q.get("metric", "")
+        view = versions_view(key, source.frame(key), other, source.frame(other), metric)
+        return _Json({**view, "versions": others})
 
     async def not_found(request: Request, exc: Exception) -> Response:
         return _Json({"error": str(exc)}, status_code=404)
@@ -354,6 +389,8 @@ def build_app(source: DataSource, allowed_hosts: list[str] | None = None) -> Sta
         Route(exp + "/compare", compare),
         Route(exp + "/sweep", sweep),
         Route(exp + "/sweep/compare", sweep_compare),
+        Route(exp + "/sweep/seeds", sweep_seeds),
+        Route(exp + "/versions", versions),
         Route(run, run_detail),
         Route(run + "/log", run_log),
         Route(run + "/data/{name}", run_data),

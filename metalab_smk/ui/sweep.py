@@ -4,8 +4,10 @@ comparison of two cases; the numbers are those of ``Results`` (results/stats.py)
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from metalab_smk.results.aggregate import aggregate
@@ -14,9 +16,10 @@ from metalab_smk.results.stats import case_labels, compare_cases, importance, va
 from metalab_smk.ui.axes import log_grid, log_values
 from metalab_smk.ui.query import BadQuery, columns_of, jsonable
 
-__all__ = ["MAX_CASES", "paired", "sweep_view"]
+__all__ = ["MAX_CASES", "MAX_RUN_LINES", "paired", "seed_lines", "sweep_view"]
 
 MAX_CASES = 5000  # parallel-coordinate lines drawn
+MAX_RUN_LINES = 20000  # seed-level lines, on demand
 
 
 def _metrics(frame: pd.DataFrame) -> list[str]:
@@ -36,10 +39,13 @@ def _narrow(frame: pd.DataFrame, metric: str) -> tuple[pd.DataFrame, str, list[s
     return frame[[c for c in dict.fromkeys(keep) if c in frame.columns]], metric, numeric
 
 
-def sweep_view(frame: pd.DataFrame, metric: str = "") -> dict[str, Any]:
-    """``{metric, metrics, axes, cases, importance, noise_sd, full_grid}``: one case per
-    param combination (``values`` in axis order, then mean, 95 % half-width, n, NaN
-    count), axes with their values and whether they are logarithmic."""
+def sweep_view(
+    frame: pd.DataFrame, metric: str = "", log_params: Collection[str] = ()
+) -> dict[str, Any]:
+    """``{metric, metrics, axes, cases, importance, method, noise_sd, full_grid}``: one
+    case per param combination (``values`` in axis order, then mean, 95 % half-width, n,
+    NaN count), axes with their values and whether they are logarithmic (a param in
+    ``log_params``, drawn log-uniformly, or a log grid)."""
     frame, metric, metrics = _narrow(frame, metric)
     ok = frame[frame["status"] == "success"] if "status" in frame.columns else frame
     params = varying_params(ok)
@@ -60,7 +66,7 @@ def sweep_view(frame: pd.DataFrame, metric: str = "") -> dict[str, Any]:
             {
                 "name": param.removeprefix("param_"),
                 "categorical": not numeric,
-                "log": numeric and log_grid(values),
+                "log": numeric and (param in log_params or log_grid(values)),
                 "values": jsonable(sorted(values) if numeric else [str(v) for v in values]),
             }
         )
@@ -74,9 +80,22 @@ def sweep_view(frame: pd.DataFrame, metric: str = "") -> dict[str, Any]:
         "cases": cases,
         "cases_total": len(table),
         "importance": jsonable(split.to_dict(orient="records")),
+        "method": split.attrs["method"],
         "noise_sd": jsonable(split.attrs["noise_sd"]),
         "full_grid": bool(split.attrs["full_grid"]),
     }
+
+
+def seed_lines(frame: pd.DataFrame, metric: str = "") -> dict[str, Any]:
+    """``{metric, runs}``: ``[param values..., metric]`` of each successful run with a
+    finite metric (the first ``MAX_RUN_LINES``), params in ``sweep_view``'s axis order:
+    one parallel-coordinate line per seed replicate."""
+    frame, metric, _ = _narrow(frame, metric)
+    ok = frame[frame["status"] == "success"] if "status" in frame.columns else frame
+    params = varying_params(ok)
+    values = pd.to_numeric(ok[metric], errors="coerce").to_numpy(dtype=float)
+    keep = ok[np.isfinite(values)].head(MAX_RUN_LINES)
+    return {"metric": metric, "runs": jsonable(keep[[*params, metric]].values.tolist())}
 
 
 def paired(frame: pd.DataFrame, metric: str, case_a: str, case_b: str) -> dict[str, Any]:

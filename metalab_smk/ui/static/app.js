@@ -3,6 +3,7 @@ import { h, api, enc, fmt, statusBadge, kvTable, ago, select, columnLabel } from
 import { runPage } from "./run.js";
 import { plotPage } from "./plot.js";
 import { sweepPage } from "./sweep.js";
+import { versionsPage } from "./versions.js";
 
 const main = document.getElementById("main");
 const crumbs = document.getElementById("crumbs");
@@ -59,6 +60,8 @@ async function render() {
       refresher = await plotPage(main, parts[1], params, still);
     } else if (parts[0] === "e" && parts[2] === "sweep") {
       refresher = await sweepPage(main, parts[1], params, still);
+    } else if (parts[0] === "e" && parts[2] === "versions") {
+      await versionsPage(main, parts[1], params, still);
     } else if (parts[0] === "e" && parts[2] === "compare") await comparePage(parts[1], params, still);
     else throw new Error("no such page");
   } catch (err) {
@@ -173,6 +176,7 @@ async function runsPage(eid, params, still) {
     `compare selected (${chosen.size})`);
   const plotLink = h("a", { href: expHref(eid, "/plot", viewParams(params)) }, "plot this view");
   const sweepLink = h("a", { href: expHref(eid, "/sweep", viewParams(params)), id: "sweep-link" }, "sweep view");
+  const versionsLink = h("a", { href: expHref(eid, "/versions"), id: "versions-link" }, "versions");
 
   const progressBox = h("div", { id: "in-progress" });
   const tableBox = h("div", { class: "scroll" });
@@ -185,7 +189,7 @@ async function runsPage(eid, params, still) {
     manifestCard(manifest),
     h("div", { class: "toolbar" }, search, status, h("span", { class: "muted" }, "filter:"), fCol, fOp, fValue, addFilter,
       picker, h("a", { href: exportHref("csv"), id: "export-csv", download: "" }, "CSV"),
-      h("a", { href: exportHref("parquet"), id: "export-parquet", download: "" }, "parquet"), plotLink, sweepLink, compareButton),
+      h("a", { href: exportHref("parquet"), id: "export-parquet", download: "" }, "parquet"), plotLink, sweepLink, versionsLink, compareButton),
     chips.length ? h("div", { class: "toolbar" }, chips) : null,
     h("div", { class: "toolbar" }, summary),
     progressBox, tableBox, pager));

@@ -126,7 +126,9 @@
         data: points,
         symbolSize: agg ? 7 : 6,
         itemStyle: { color },
-        lineStyle: { color },
+        lineStyle: { color, width: data.lines === false ? 0 : 2 },
+        markLine: data.zero ? { silent: true, symbol: "none", data: [{ yAxis: 0 }],
+          lineStyle: { color: "#555", type: "dashed" }, label: { show: false } } : undefined,
         z: 2,
       });
       if (agg) opt.series.push(errorBars(s.name, points, color, categorical));
@@ -192,11 +194,15 @@
 
   /* Parallel coordinates over case means (the sweep view): one axis per param, then the
    * metric; lines coloured by the metric. */
-  function parallelOption(view, logMetric) {
+  /* Parallel coordinates; ``paramAxes``: "" (each param axis as the server suggests),
+   * "linear", or "log" (every numeric param axis whose values are all positive). */
+  function parallelOption(view, logMetric, paramAxes) {
     const axes = view.axes.map((a, i) => {
       const axis = { dim: i, name: a.name, nameLocation: "start" };
       if (a.categorical) return Object.assign(axis, { type: "category", data: a.values });
-      if (a.log) return Object.assign(axis, { type: "log" });
+      const positive = a.values.length && a.values.every((v) => typeof v === "number" && v > 0);
+      const log = paramAxes === "log" ? positive : paramAxes === "linear" ? false : a.log;
+      if (log) return Object.assign(axis, { type: "log" });
       return Object.assign(axis, { type: "value", scale: true });
     });
     const m = view.axes.length;
@@ -213,11 +219,24 @@
         inRange: { color: ["#3b4cc0", "#b8b8b8", "#b40426"] } },
       tooltip: { trigger: "item", formatter: (p) => {
         const c = p.data.case;
+        if (!c) return "";
         return escapeText(c.label + ": " + fmt(c.mean) + (c.ci95 !== null ? " ± " + fmt(c.ci95) + " (95% CI)" : "")
           + ", n=" + c.n + (c.nan ? ", " + c.nan + " NaN" : ""));
       } },
-      series: [{ type: "parallel", name: "cases", data: data, lineStyle: { width: 2, opacity: 0.8 } }],
+      series: [{ type: "parallel", name: "cases", data: data, z: 3, lineStyle: { width: 2, opacity: 0.8 } }]
+        .concat(view.runs ? [seedSeries(view)] : []),
     };
+  }
+
+  /* One thin line per seed replicate (view.runs: param values then the metric). */
+  function seedSeries(view) {
+    const m = view.axes.length;
+    const data = view.runs.map((r) => ({
+      value: r.map((v, i) => (i < m && view.axes[i].categorical ? String(v) : v)),
+      run: true,
+    }));
+    return { type: "parallel", name: "seeds", data: data, z: 2, silent: true,
+      lineStyle: { width: 1, opacity: 0.25 } };
   }
 
   function runStepsOption(name, points, xName) {

@@ -34,10 +34,13 @@ export async function sweepPage(main, eid, params, still) {
   setCrumbs([{ label: "experiments", href: "#/" }, { label: eid, href: expHref(eid) }, { label: "sweep" }]);
   const q = new URLSearchParams();
   for (const key of ["metric", "q", "status", "filter"]) if (params.get(key)) q.set(key, params.get(key));
-  const view = await api(`/api/experiments/${enc(eid)}/sweep?${q}`);
+  const seeds = params.get("seeds") === "on";
+  const [view, lines] = await Promise.all([api(`/api/experiments/${enc(eid)}/sweep?${q}`),
+    seeds ? api(`/api/experiments/${enc(eid)}/sweep/seeds?${q}`) : null]);
   if (!still()) return null;
+  if (lines) view.runs = lines.runs;
   const state = { metric: view.metric, log: params.get("log") || (view.metric_log ? "on" : "off"),
-    a: params.get("a") || "", b: params.get("b") || "" };
+    a: params.get("a") || "", b: params.get("b") || "", seeds: seeds ? "on" : "", paxes: params.get("paxes") || "" };
   const set = (patch) => {
     const next = new URLSearchParams(params);
     for (const [k, v] of Object.entries({ ...state, ...patch })) if (v) next.set(k, v); else next.delete(k);
@@ -56,21 +59,25 @@ export async function sweepPage(main, eid, params, still) {
     h("h1", {}, "Sweep"),
     h("div", { class: "card" }, h("div", { class: "controls" },
       label("metric", select(view.metrics.map((m) => [m, m]), state.metric, (v) => set({ metric: v }), { id: "sweep-metric" })),
-      label("metric axis", select([["off", "linear"], ["on", "log"]], state.log, (v) => set({ log: v }), { id: "sweep-log" })))),
+      label("metric axis", select([["off", "linear"], ["on", "log"]], state.log, (v) => set({ log: v }), { id: "sweep-log" })),
+      label("param axes", select([["", "auto"], ["linear", "linear"], ["log", "log"]], state.paxes,
+        (v) => set({ paxes: v }), { id: "sweep-paxes" })),
+      label("lines", select([["", "case means"], ["on", "case means + seeds"]], state.seeds,
+        (v) => set({ seeds: v }), { id: "sweep-seeds" })))),
     h("h2", {}, `Case means of ${view.metric}${shown}`),
-    h("p", { class: "muted" }, "one line per param case, coloured by its mean over the seed replicates; hover a line for its 95% CI"),
+    h("p", { class: "muted" }, "one line per param case, coloured by its mean over the seed replicates; hover a line for its 95% CI",
+      view.runs ? `; thin lines: the ${view.runs.length} seed replicates` : ""),
     h("div", { class: "card" }, chart),
     h("h2", {}, "Parameter importance against seed noise"),
-    h("p", { class: "muted" }, view.full_grid
-      ? "main effects of each param (share of the variance of every run), their interactions, and the variance between seed replicates of one case"
-      : "not a full grid: each param's marginal effect (they overlap), and the variance between seed replicates of one case",
-      ` · seed noise sd ${num(view.noise_sd)}`),
+    h("p", { class: "muted", id: "importance-method" }, `method: ${view.method}. `,
+      "Share of the variance of every run; interactions: what the main effects leave between cases; seed noise: the variance between seed replicates of one case",
+      ` (sd ${num(view.noise_sd)}).`),
     h("div", { class: "card scroll" }, importanceTable(view)),
     h("h2", {}, "Paired comparison on shared seeds"),
     h("div", { class: "card" }, h("div", { class: "controls" },
       label("case A", select(labels, state.a, (v) => set({ a: v }), { id: "case-a" })),
       label("case B", select(labels, state.b, (v) => set({ b: v }), { id: "case-b" }))), pair)));
-  requestAnimationFrame(() => window.metalabCharts.draw(chart, window.metalabCharts.parallelOption(view, state.log === "on")));
+  requestAnimationFrame(() => window.metalabCharts.draw(chart, window.metalabCharts.parallelOption(view, state.log === "on", state.paxes)));
   chart.dataset.cases = String(view.cases.length);
   if (state.a && state.b) {
     const pq = new URLSearchParams({ metric: view.metric, a: state.a, b: state.b });
