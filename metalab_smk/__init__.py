@@ -60,6 +60,7 @@ _LAZY = {
     "ProfileExecutor": "metalab_smk.sweep.executors",
     "Progress": "metalab_smk.sweep.progress",
     "MetricDisplay": "metalab_smk.sweep.progress",
+    "display_results": "metalab_smk.results.display",
     "Event": "metalab_smk.sweep.events",
     "EventKind": "metalab_smk.sweep.events",
     "FileStore": "metalab_smk.store.filestore",

@@ -372,7 +372,7 @@ def test_data_artifacts_and_files_load_through_results(sweep: Sweep) -> None:
         np.testing.assert_array_equal(weights, np.arange(depth * 2, dtype=float) * lr)
         assert run.artifact("config") == {"lr": lr, "depth": depth, "layers": [depth] * depth}
         notes = run.artifact("notes")
-        assert Path(notes).read_text() == f"notes for lr={lr} depth={depth}\n"
+        assert notes == f"notes for lr={lr} depth={depth}\n".encode()  # bytes, as upstream
         names = {a["name"]: a for a in run.artifacts()}
         assert set(names) == {"weights", "config", "notes"}
         assert names["weights"]["format"] == "numpy"

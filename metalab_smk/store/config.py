@@ -48,19 +48,46 @@ class StoreConfig:
 
     @staticmethod
     def from_dict(data: dict[str, Any]) -> StoreConfig:
-        fields = {k: v for k, v in data.items() if k != "_type"}
-        if data.get("_type") != FileStoreConfig.scheme:
-            raise ValueError(f"unknown store config type: {data.get('_type')!r}")
-        return FileStoreConfig(**fields)
+        """The config ``to_dict()`` wrote (its ``_type`` names the scheme)."""
+        if "_type" not in data:
+            raise ValueError("Missing _type in store config dict: pass what to_dict() returned.")
+        config_class = ConfigRegistry.get(data["_type"])
+        if config_class is None:
+            known = ", ".join(ConfigRegistry.schemes())
+            raise ValueError(f"Unknown config type {data['_type']!r}; known: {known}.")
+        return config_class(**{k: v for k, v in data.items() if k != "_type"})
 
 
+class ConfigRegistry:
+    """Upstream's scheme -> config class table (``file``, ``postgresql``)."""
+
+    _classes: ClassVar[dict[str, type[StoreConfig]]] = {}
+
+    @classmethod
+    def register(cls, config_class: type[StoreConfig]) -> type[StoreConfig]:
+        cls._classes[config_class.scheme] = config_class
+        return config_class
+
+    @classmethod
+    def get(cls, scheme: str) -> type[StoreConfig] | None:
+        if scheme in ("postgresql", "postgres") and scheme not in cls._classes:
+            import metalab_smk.store.postgres  # noqa: F401  (registers itself)
+        return cls._classes.get(scheme)
+
+    @classmethod
+    def schemes(cls) -> list[str]:
+        cls.get("postgresql")
+        return sorted(cls._classes)
+
+
+@ConfigRegistry.register
 @dataclass(frozen=True)
 class FileStoreConfig(StoreConfig):
     """A collection root holding one directory per experiment (``experiment_id``: the
     one this config is scoped to)."""
 
     scheme: ClassVar[str] = "file"
-    root: Path
+    root: str  # absolute, as upstream's
     experiment_id: str | None = None
 
     def __init__(
@@ -68,8 +95,13 @@ class FileStoreConfig(StoreConfig):
     ) -> None:
         if experiment_id is None:
             experiment_id = getattr(root, "experiment_id", None)
-        object.__setattr__(self, "root", file_path(root).absolute())
+        object.__setattr__(self, "root", str(file_path(root).absolute()))
         object.__setattr__(self, "experiment_id", experiment_id)
+
+    @classmethod
+    def from_locator(cls, info: Any, experiment_id: str | None = None) -> FileStoreConfig:
+        """The config of a parsed ``file`` locator (``LocatorInfo``)."""
+        return cls(info.path, experiment_id or info.params.get("experiment_id"))
 
     def connect(self) -> Any:
         """A ``FileStore`` on this root (on the scoped experiment's directory)."""
@@ -78,14 +110,20 @@ class FileStoreConfig(StoreConfig):
         return FileStore(self)
 
     def experiment_dir(self, experiment_id: str) -> ExperimentDir:
-        return ExperimentDir(self.root / safe_experiment_id(experiment_id))
+        return ExperimentDir(Path(self.root) / safe_experiment_id(experiment_id))
 
     def list_experiments(self) -> list[str]:
         """Experiment IDs of the compiled experiments under this root, sorted."""
-        if not self.root.is_dir():
+        if self.is_scoped:
+            raise ValueError(
+                f"Cannot list experiments on a scoped config ({self.experiment_id}); "
+                "use the unscoped root."
+            )
+        root = Path(self.root)
+        if not root.is_dir():
             return []
         found = []
-        for child in sorted(self.root.iterdir()):
+        for child in sorted(root.iterdir()):
             compiled = ExperimentDir(child).compiled
             if compiled.is_file():
                 found.append(read_json(compiled)["experiment_id"])
@@ -93,6 +131,8 @@ class FileStoreConfig(StoreConfig):
 
 
 def create_store(locator: str | os.PathLike[str], **kwargs: Any) -> Any:
-    """Upstream's ``create_store``: the ``FileStore`` at ``locator`` (a path or
-    ``file://`` URI; ``experiment_id=`` scopes it)."""
-    return FileStoreConfig(locator, **kwargs).connect()
+    """Upstream's ``create_store``: the store at ``locator`` (a path, ``file://`` URI or
+    ``postgresql://...?file_root=DIR``; ``experiment_id=`` scopes it)."""
+    from metalab_smk.store.locator import parse_to_config
+
+    return parse_to_config(locator, **kwargs).connect()

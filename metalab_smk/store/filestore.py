@@ -40,11 +40,27 @@ class FileStore:
         root: str | os.PathLike[str] | Any,  # or a FileStoreConfig
         experiment_id: str | None = None,
     ) -> None:
+        from metalab_smk.store.config import FileStoreConfig
+
         experiment_id = experiment_id or getattr(root, "experiment_id", None)
         base = Path(root if isinstance(root, (str, os.PathLike)) else root.root).absolute()
+        self.config = (
+            root
+            if isinstance(root, FileStoreConfig) and root.experiment_id == experiment_id
+            else FileStoreConfig(base, experiment_id)
+        )
         if experiment_id is not None and not ExperimentDir.at(base).exists():
             base = base / safe_experiment_id(experiment_id)
         self._root = base
+
+    @property
+    def is_scoped(self) -> bool:
+        """True when this store is one experiment of a collection root (upstream's)."""
+        return self.config.is_scoped
+
+    def scoped(self, experiment_id: str) -> FileStore:
+        """The store of one experiment under this collection root."""
+        return self.config.scoped(experiment_id).connect()
 
     @property
     def root(self) -> Path:
