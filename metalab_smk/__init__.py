@@ -75,7 +75,7 @@ _LAZY = {
     "collect": "metalab_smk.results.summary",
     "FileStoreConfig": "metalab_smk.store.config",
     "StoreConfig": "metalab_smk.store.config",
-    "create_store": "metalab_smk.store.config",
+    "create_store": "metalab_smk.store.locator",
     "RunRecord": "metalab_smk.store.records",
     "Status": "metalab_smk.store.records",
     "ArtifactDescriptor": "metalab_smk.store.records",

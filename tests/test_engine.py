@@ -382,7 +382,7 @@ def test_data_artifacts_and_files_load_through_results(sweep: Sweep) -> None:
             assert stored.parent == sweep.layout.artifacts(run.run_id)
             assert descriptor["size_bytes"] == stored.stat().st_size
         manifest = json.loads((sweep.layout.artifacts(run.run_id) / "_manifest.json").read_text())
-        assert {entry["name"] for entry in manifest} == set(names)
+        assert {entry["name"] for entry in manifest["artifacts"]} == set(names)  # upstream's shape
         with pytest.raises(FileNotFoundError, match="no artifact 'nope'"):
             run.artifact("nope")
     first = results[0]

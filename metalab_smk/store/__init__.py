@@ -19,7 +19,7 @@ _LAZY = {
     "safe_experiment_id": "metalab_smk.store.layout",
     "PostgresStore": "metalab_smk.store.postgres",
     "PostgresStoreConfig": "metalab_smk.store.postgres",
-    "create_store": "metalab_smk.store.config",
+    "create_store": "metalab_smk.store.locator",
     "export_store": "metalab_smk.store.filestore",
 }
 

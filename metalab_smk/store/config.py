@@ -1,5 +1,5 @@
 """Store configurations: a file store is a collection root holding one directory per
-experiment (upstream's ``StoreConfig`` / ``FileStoreConfig`` / ``create_store``)."""
+experiment (upstream's ``StoreConfig`` / ``FileStoreConfig``; ``create_store`` is in locator)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,10 @@ from typing import Any, ClassVar, Self
 
 from metalab_smk.store.jsonio import read_json
 from metalab_smk.store.layout import ExperimentDir, safe_experiment_id
+from metalab_smk.store.registry import ConfigRegistry
 from metalab_smk.store.uri import file_path
+
+__all__ = ["DEFAULT_STORE", "ConfigRegistry", "FileStoreConfig", "StoreConfig"]
 
 DEFAULT_STORE = "./runs"  # the store every command and metalab.run use by default
 
@@ -56,28 +59,6 @@ class StoreConfig:
             known = ", ".join(ConfigRegistry.schemes())
             raise ValueError(f"Unknown config type {data['_type']!r}; known: {known}.")
         return config_class(**{k: v for k, v in data.items() if k != "_type"})
-
-
-class ConfigRegistry:
-    """Upstream's scheme -> config class table (``file``, ``postgresql``)."""
-
-    _classes: ClassVar[dict[str, type[StoreConfig]]] = {}
-
-    @classmethod
-    def register(cls, config_class: type[StoreConfig]) -> type[StoreConfig]:
-        cls._classes[config_class.scheme] = config_class
-        return config_class
-
-    @classmethod
-    def get(cls, scheme: str) -> type[StoreConfig] | None:
-        if scheme in ("postgresql", "postgres") and scheme not in cls._classes:
-            import metalab_smk.store.postgres  # noqa: F401  (registers itself)
-        return cls._classes.get(scheme)
-
-    @classmethod
-    def schemes(cls) -> list[str]:
-        cls.get("postgresql")
-        return sorted(cls._classes)
 
 
 @ConfigRegistry.register
@@ -128,11 +109,3 @@ class FileStoreConfig(StoreConfig):
             if compiled.is_file():
                 found.append(read_json(compiled)["experiment_id"])
         return found
-
-
-def create_store(locator: str | os.PathLike[str], **kwargs: Any) -> Any:
-    """Upstream's ``create_store``: the store at ``locator`` (a path, ``file://`` URI or
-    ``postgresql://...?file_root=DIR``; ``experiment_id=`` scopes it)."""
-    from metalab_smk.store.locator import parse_to_config
-
-    return parse_to_config(locator, **kwargs).connect()

@@ -9,6 +9,7 @@ metrics, and writes derived metrics.
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -40,14 +41,13 @@ class FileStore:
         root: str | os.PathLike[str] | Any,  # or a FileStoreConfig
         experiment_id: str | None = None,
     ) -> None:
-        from metalab_smk.store.config import FileStoreConfig
-
         experiment_id = experiment_id or getattr(root, "experiment_id", None)
         base = Path(root if isinstance(root, (str, os.PathLike)) else root.root).absolute()
+        config_class = sys.modules[__name__].FileStoreConfig  # lazy: config imports this module
         self.config = (
             root
-            if isinstance(root, FileStoreConfig) and root.experiment_id == experiment_id
-            else FileStoreConfig(base, experiment_id)
+            if isinstance(root, config_class) and root.experiment_id == experiment_id
+            else config_class(base, experiment_id)
         )
         if experiment_id is not None and not ExperimentDir.at(base).exists():
             base = base / safe_experiment_id(experiment_id)

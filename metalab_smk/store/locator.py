@@ -12,7 +12,7 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 
 from metalab_smk.store.config import ConfigRegistry, StoreConfig
 
-__all__ = ["LocatorInfo", "parse_locator", "parse_to_config"]
+__all__ = ["LocatorInfo", "create_store", "parse_locator", "parse_to_config"]
 
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
 
@@ -66,3 +66,9 @@ def parse_to_config(locator: str | os.PathLike[str], **kwargs: Any) -> StoreConf
             "or postgresql://...?file_root=DIR."
         )
     return config_class.from_locator(info, **kwargs)  # type: ignore[attr-defined]
+
+
+def create_store(locator: str | os.PathLike[str], **kwargs: Any) -> Any:
+    """Upstream's ``create_store``: the store at ``locator`` (a path, ``file://`` URI or
+    ``postgresql://...?file_root=DIR``; ``experiment_id=`` scopes it)."""
+    return parse_to_config(locator, **kwargs).connect()

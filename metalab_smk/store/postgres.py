@@ -4,7 +4,8 @@ Here the runs are always written as files under ``file_root`` (one directory per
 experiment); the PostgreSQL index mirrors them (``metalab index``), so a
 ``PostgresStore`` is a ``FileStore`` on ``file_root`` that also knows its index URL.
 ``metalab.run(exp, store="postgresql://host/db?file_root=/shared")`` runs into
-``/shared`` and keeps the index up to date.
+``/shared`` and keeps the index up to date (``metalab index DIR --db URL`` does it by
+hand).
 """
 
 from __future__ import annotations
@@ -93,12 +94,6 @@ class PostgresStore(FileStore):
     @property
     def connection_string(self) -> str:
         return self.config.connection_string
-
-    def sync_index(self, rebuild: bool = False) -> Any:
-        """Bring the index up to date with the files (what ``metalab index`` does)."""
-        from metalab_smk.results.pgindex import index_store
-
-        return index_store(self.root, self.connection_string, rebuild=rebuild)
 
     def close(self) -> None:
         """Nothing stays open: each index query opens its own connection."""
