@@ -114,11 +114,16 @@ def test_store_configs_and_locators_like_upstream(tmp_path: Path) -> None:
     assert parse_locator("runs").path == str(Path("runs").absolute())
     assert isinstance(parse_to_config(f"file://{tmp_path}"), FileStoreConfig)
     assert parse_to_config(str(tmp_path), experiment_id="e:1").experiment_id == "e:1"
-    pg = parse_to_config("postgresql://u:pw@h/db?schema=s", file_root=tmp_path)
-    assert pg == PostgresStoreConfig("postgresql://u:pw@h/db?schema=s", str(tmp_path))
+    pg = parse_to_config("postgresql://u:pw@h/db?sslmode=disable", file_root=tmp_path)
+    assert pg == PostgresStoreConfig("postgresql://u:pw@h/db?sslmode=disable", str(tmp_path))
     assert "pw" not in repr(pg) and "u:***@h" in repr(pg)
     with pytest.raises(ValueError, match="file_root"):
         parse_to_config("postgresql://h/db")
+    assert parse_to_config("postgresql://h/db?schema=public&file_root=/s").connection_string == (
+        "postgresql://h/db"
+    )
+    with pytest.raises(ValueError, match="schema 'metalab'"):
+        parse_to_config("postgresql://h/db?schema=mine&file_root=/s")
     with pytest.raises(ValueError, match="Unknown store scheme"):
         create_store("s3://bucket/x")
 
@@ -179,6 +184,7 @@ def test_postgres_store_runs_into_file_root_with_the_database_as_index(
     assert sorted(indexed.to_dataframe()["score"]) == [2, 4]
     with PostgresStore(db, file_root=shared) as store:
         assert isinstance(store, FileStore) and store.connection_string == db
+        assert store.scoped("compat:1").root == store.file_store.scoped("compat:1").root
         assert sorted(r.metrics["score"] for r in store.list_run_records()) == [2, 4]
     assert isinstance(create_store(f"{db}?file_root={shared}"), PostgresStore)
     again = metalab.run(EXPERIMENT, store=db, file_root=shared, verbose=False)

@@ -21,15 +21,22 @@ from metalab_smk.store.uri import file_path, mask_url
 
 __all__ = ["PostgresStore", "PostgresStoreConfig", "run_target", "split_postgres_locator"]
 
-_OURS = ("file_root", "experiment_id")
+_OURS = ("file_root", "experiment_id", "schema")  # upstream's; never passed to libpq
 
 
 def split_postgres_locator(locator: str, file_root: Any = None) -> tuple[str, str | None]:
-    """(the connection URL without ``file_root``/``experiment_id``, the file root from
-    the argument or the URL's ``?file_root=``)."""
+    """(the connection URL without upstream's ``file_root``/``experiment_id``/``schema``,
+    the file root from the argument or the URL's ``?file_root=``)."""
+    from metalab_smk.errors import UsageError
+
     parts = urlsplit(locator)
     query = parse_qsl(parts.query)
     found = dict(query).get("file_root")
+    if dict(query).get("schema", "public") != "public":
+        raise UsageError(
+            f"{mask_url(locator)}: the index keeps its tables in the schema 'metalab' of "
+            "that database; drop ?schema= (or use another database)."
+        )
     kept = urlencode([(k, v) for k, v in query if k not in _OURS])
     url = urlunsplit(parts._replace(query=kept))
     root = file_root if file_root is not None else found
@@ -94,6 +101,11 @@ class PostgresStore(FileStore):
     @property
     def connection_string(self) -> str:
         return self.config.connection_string
+
+    @property
+    def file_store(self) -> FileStore:
+        """The files alone (upstream's name)."""
+        return FileStore(self.config.file_root, self.config.experiment_id)
 
     def close(self) -> None:
         """Nothing stays open: each index query opens its own connection."""
