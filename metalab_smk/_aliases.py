@@ -35,6 +35,8 @@ UPSTREAM_MODULES = {
     "metalab.capture": "metalab_smk.job.capture",
     "metalab.runtime": "metalab_smk.job.capture",
     "metalab.store.file": "metalab_smk.store.filestore",
+    "metalab.manifest": "metalab_smk.compile.manifest",
+    "metalab.params.random": "metalab_smk.core.params.random_source",
     "metalab.store.records": "metalab_smk.store.records",
     # upstream submodules whose contents live in one module here
     "metalab.seeds.bundle": "metalab_smk.core.seeds",
@@ -42,6 +44,7 @@ UPSTREAM_MODULES = {
     "metalab.context.spec": "metalab_smk.core.context",
     "metalab.capture.capture": "metalab_smk.job.capture",
     "metalab.progress.base": "metalab_smk.sweep.progress",
+    "metalab.progress.display": "metalab_smk.results.display",
     "metalab.executor.thread": "metalab_smk.sweep.executors",
     "metalab.executor.process": "metalab_smk.sweep.executors",
     "metalab.executor.slurm": "metalab_smk.sweep.executors",

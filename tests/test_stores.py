@@ -127,8 +127,8 @@ def test_import_converts_with_relative_uris_and_is_idempotent(
 def test_store_locators(tmp_path: Path) -> None:
     assert file_path(f"file://{tmp_path}/s") == tmp_path / "s"
     assert file_path(FileStoreConfig(tmp_path)) == tmp_path
-    assert FileStoreConfig(f"file://{tmp_path}/x").root == tmp_path / "x"
-    assert FileStoreConfig(FileStoreConfig(tmp_path)).root == tmp_path
+    assert FileStoreConfig(f"file://{tmp_path}/x").root == str(tmp_path / "x")
+    assert FileStoreConfig(FileStoreConfig(tmp_path)).root == str(tmp_path)
     with pytest.raises(StoreURIError, match=r"s3"):
         file_path("s3://bucket/x")
     with pytest.raises(StoreURIError, match=r"index="):

@@ -13,7 +13,13 @@ from metalab_smk.core.experiment import Experiment
 from metalab_smk.store.jsonio import atomic_write_json
 from metalab_smk.store.layout import ExperimentDir
 
-__all__ = ["experiment_header", "run_manifest", "write_run_manifest"]
+__all__ = [
+    "deserialize_param_source",
+    "deserialize_seed_plan",
+    "experiment_header",
+    "run_manifest",
+    "write_run_manifest",
+]
 
 
 def _serialized(source: Any) -> dict[str, Any]:
@@ -25,6 +31,20 @@ def _serialized(source: Any) -> dict[str, Any]:
         with contextlib.suppress(TypeError):
             fallback["total_cases"] = len(source)
         return fallback
+
+
+def deserialize_param_source(data: dict[str, Any]) -> Any:
+    """Upstream's name: the param source a manifest's ``params`` describes."""
+    from metalab_smk.core.params.source import source_from_manifest
+
+    return source_from_manifest(data)
+
+
+def deserialize_seed_plan(data: dict[str, Any]) -> Any:
+    """Upstream's name: the seed plan a manifest's ``seeds`` describes."""
+    from metalab_smk.core.seeds import SeedPlan
+
+    return SeedPlan.from_manifest(data)
 
 
 def experiment_header(experiment: Experiment) -> dict[str, Any]:

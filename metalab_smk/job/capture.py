@@ -19,6 +19,7 @@ from metalab_smk.job.runlog import RunLog
 from metalab_smk.store.jsonio import atomic_write_bytes, atomic_write_json, atomic_write_via
 from metalab_smk.store.layout import ExperimentDir
 from metalab_smk.store.records import ArtifactDescriptor
+from metalab_smk.store.upstream import artifact_manifest
 
 __all__ = ["Capture", "CaptureError", "RunCancelled", "Runtime"]
 
@@ -26,7 +27,7 @@ _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]*")
 _LEVELS = {"debug": 10, "info": 20, "warning": 30, "warn": 30, "error": 40, "critical": 50}
 _FORMAT_SUFFIX = {
     "json": ".json",
-    "numpy": ".npy",
+    "numpy": ".npz",
     "pickle": ".pkl",
     "bytes": ".bin",
     "text": ".txt",
@@ -238,8 +239,8 @@ class Capture:
         )
         self._artifacts.append(descriptor)
         atomic_write_json(
-            self._layout.artifacts(self._run_id) / "_manifest.json",
-            [a.__dict__ for a in self._artifacts],
+            self._layout.artifact_manifest(self._run_id),
+            artifact_manifest(self._layout.root, [a.__dict__ for a in self._artifacts]),
         )
         return descriptor
 
@@ -251,7 +252,7 @@ class Capture:
         format: str | None = None,
         metadata: dict[str, Any] | None = None,
     ) -> ArtifactDescriptor:
-        """Store ``obj``: numpy arrays as .npy, JSON-like values as .json; pickle only with
+        """Store ``obj``: numpy arrays as .npz, JSON-like values as .json; pickle only with
         ``format="pickle"``."""
         check_name("artifact", name)
         fmt = format or (kind if kind in _FORMAT_SUFFIX else None) or _infer_format(obj)
@@ -370,8 +371,13 @@ def _serialise(name: str, obj: Any, fmt: str) -> bytes:
     if fmt == "numpy":
         import numpy as np
 
+        array = np.asarray(obj)
+        if array.dtype.hasobject:
+            raise CaptureError(
+                f"artifact {name!r}: an object array needs pickle; pass format='pickle'."
+            )
         buffer = io.BytesIO()
-        np.save(buffer, np.asarray(obj), allow_pickle=False)
+        np.savez(buffer, arr=array)  # upstream's layout: one array saved as `arr`
         return buffer.getvalue()
     if fmt == "json":
         try:

@@ -11,7 +11,7 @@ import pandas as pd
 
 from metalab_smk.store.locate import shown
 
-__all__ = ["case_table", "closing_report", "next_commands"]
+__all__ = ["case_table", "closing_report", "display_results", "next_commands"]
 
 RECORD_COLUMNS = {"run_id", "experiment_id", "status", "duration_ms", "started_at", "finished_at"}
 PLUS_MINUS = "±"
@@ -190,3 +190,25 @@ def closing_report(
     head += f", {missing} not run" if missing > 0 else ""
     table = case_table(frame, width, max_rows)
     return "\n".join([head, table, "", *next_commands(directory, width)])
+
+
+def display_results(
+    result: Any, console: Any | None = None, show_by_group: list[str] | None = None
+) -> None:
+    """Upstream's ``display_results``: the summary of ``result`` (a Results) and, with
+    ``show_by_group`` (param or metric names), counts per group; printed, or through
+    ``console.print`` when a console (e.g. rich's) is given."""
+    import contextlib
+    import io
+
+    buffer = io.StringIO()
+    with contextlib.redirect_stdout(buffer):
+        if len(result) == 0:
+            print("No results to display.")
+        else:
+            result.display(group_by=show_by_group)
+    text = buffer.getvalue().rstrip("\n")
+    if console is not None:
+        console.print(text)
+    else:
+        print(text)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import inspect
 import json
 import os
+import sys
 import warnings
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -38,6 +39,7 @@ from metalab_smk.store.records import ArtifactDescriptor, RunRecord, Status
 from metalab_smk.store.safepath import check_run_id, inside, read_json_inside
 from metalab_smk.store.upstream import (
     FOREIGN_FORMATS,
+    load_array,
     load_foreign_artifact,
     resolve_artifact_path,
 )
@@ -90,10 +92,18 @@ def _datetime(text: str | None) -> datetime | None:
 class Run:
     """One run: its record, params, metrics, artifacts, data and derived metrics."""
 
-    def __init__(self, layout: ExperimentDir, row: dict[str, Any]) -> None:
+    def __init__(self, layout: ExperimentDir | RunRecord | Run, row: Any) -> None:
+        """``Run(layout, summary_row)``, or upstream's ``Run(record, store)`` (a record or
+        Run, and the FileStore, config or path holding it)."""
+        self._record: RunRecord | None = None
+        if not isinstance(layout, ExperimentDir):
+            record = layout.record if isinstance(layout, Run) else layout
+            self._layout = FileStore(row)._layout_of(record.run_id)
+            self._row = {"run_id": record.run_id, "status": str(record.status)}
+            self._record = record
+            return
         self._layout = layout
         self._row = row
-        self._record: RunRecord | None = None
 
     @property
     def run_id(self) -> str:
@@ -149,8 +159,9 @@ class Run:
         return [ArtifactDescriptor.from_dict(a) for a in self.record.artifacts]
 
     def artifact(self, name: str, allow_pickle: bool = False) -> Any:
-        """Load the artifact ``name`` (pickles only with ``allow_pickle=True``); a missing
-        one raises FileNotFoundError."""
+        """Load the artifact ``name``: arrays, JSON values, text; files and figures as
+        bytes, like upstream (pickles only with ``allow_pickle=True``); a missing one
+        raises FileNotFoundError."""
         for descriptor in self.artifacts():
             if descriptor.name == name:
                 root = self._layout.run_root(self.run_id)
@@ -185,6 +196,16 @@ class Run:
         return f"Run({self.run_id!r}, status={self._row.get('status')!r})"
 
 
+def _counted(runs: Results, progress: bool, what: str) -> Iterator[Run]:
+    """The runs; with ``progress`` a count on stderr (one line, rewritten)."""
+    total = len(runs)
+    for done, run in enumerate(runs, 1):
+        yield run
+        if progress:
+            end = "\n" if done == total else ""
+            print(f"\rmetalab: {what}: {done}/{total} runs", end=end, file=sys.stderr, flush=True)
+
+
 def _read_store_json(path: Path) -> Any:
     """A JSON file of the store; a MetalabError naming it when it does not parse."""
     try:
@@ -210,9 +231,7 @@ def _load_artifact(path: Path, fmt: str, allow_pickle: bool) -> Any:
     if fmt in FOREIGN_FORMATS:  # written by the upstream metalab
         return load_foreign_artifact(path, fmt, allow_pickle)
     if fmt == "numpy":
-        import numpy as np
-
-        return np.load(path, allow_pickle=False)
+        return load_array(path)
     if fmt == "json":
         return json.loads(path.read_text())
     if fmt == "pickle":
@@ -226,7 +245,7 @@ def _load_artifact(path: Path, fmt: str, allow_pickle: bool) -> Any:
         return pickle.loads(path.read_bytes())
     if fmt == "text":
         return path.read_text()
-    return path.read_bytes() if fmt in ("bytes",) else path
+    return path.read_bytes()  # files, figures, bytes: their content, as upstream gives
 
 
 def _same(value: Any, wanted: Any) -> bool:
@@ -362,12 +381,14 @@ class Results:
         | dict[str, Callable[[Run], Any]]
         | None = None,
         artifact_reducers: dict[str, Callable[..., dict[str, Any]]] | None = None,
+        progress: bool = False,
     ) -> pd.DataFrame:
         """Columns: run_id, experiment_id, status, duration_ms, started_at, finished_at
         (``include_record``), param_<name>..., <metrics>..., derived_<name>...
         (``include_derived``: the stored derived metrics), then the columns of
         ``derived_metrics`` (``[fn(run) -> dict]``, computed now and not stored; or
-        ``{name: fn(run)}``) and ``artifact_reducers`` ({artifact: fn})."""
+        ``{name: fn(run)}``) and ``artifact_reducers`` ({artifact: fn}).
+        ``progress=True`` counts the runs on stderr while those functions run."""
         columns = list(RECORD_COLUMNS) if include_record else []
         if include_params:
             columns += [f"param_{n}" for n in self.param_names()]
@@ -381,13 +402,16 @@ class Results:
             functions = normalise_functions(derived_metrics)
             extra.append(
                 pd.DataFrame(
-                    [compute_derived_for_run(run, functions) for run in self],
+                    [
+                        compute_derived_for_run(run, functions)
+                        for run in _counted(self, progress, "derived metrics")
+                    ],
                     index=range(len(self)),
                 )
             )
         if artifact_reducers:
             rows = []
-            for run in self:
+            for run in _counted(self, progress, "artifact reducers"):
                 row: dict[str, Any] = {}
                 for name, reducer in artifact_reducers.items():
                     row.update(_reduce_artifact(run, reducer, name))

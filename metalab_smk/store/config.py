@@ -1,5 +1,5 @@
 """Store configurations: a file store is a collection root holding one directory per
-experiment (upstream's ``StoreConfig`` / ``FileStoreConfig`` / ``create_store``)."""
+experiment (upstream's ``StoreConfig`` / ``FileStoreConfig``; ``create_store`` is in locator)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,10 @@ from typing import Any, ClassVar, Self
 
 from metalab_smk.store.jsonio import read_json
 from metalab_smk.store.layout import ExperimentDir, safe_experiment_id
+from metalab_smk.store.registry import ConfigRegistry
 from metalab_smk.store.uri import file_path
+
+__all__ = ["DEFAULT_STORE", "ConfigRegistry", "FileStoreConfig", "StoreConfig"]
 
 DEFAULT_STORE = "./runs"  # the store every command and metalab.run use by default
 
@@ -48,19 +51,24 @@ class StoreConfig:
 
     @staticmethod
     def from_dict(data: dict[str, Any]) -> StoreConfig:
-        fields = {k: v for k, v in data.items() if k != "_type"}
-        if data.get("_type") != FileStoreConfig.scheme:
-            raise ValueError(f"unknown store config type: {data.get('_type')!r}")
-        return FileStoreConfig(**fields)
+        """The config ``to_dict()`` wrote (its ``_type`` names the scheme)."""
+        if "_type" not in data:
+            raise ValueError("Missing _type in store config dict: pass what to_dict() returned.")
+        config_class = ConfigRegistry.get(data["_type"])
+        if config_class is None:
+            known = ", ".join(ConfigRegistry.schemes())
+            raise ValueError(f"Unknown config type {data['_type']!r}; known: {known}.")
+        return config_class(**{k: v for k, v in data.items() if k != "_type"})
 
 
+@ConfigRegistry.register
 @dataclass(frozen=True)
 class FileStoreConfig(StoreConfig):
     """A collection root holding one directory per experiment (``experiment_id``: the
     one this config is scoped to)."""
 
     scheme: ClassVar[str] = "file"
-    root: Path
+    root: str  # absolute, as upstream's
     experiment_id: str | None = None
 
     def __init__(
@@ -68,8 +76,13 @@ class FileStoreConfig(StoreConfig):
     ) -> None:
         if experiment_id is None:
             experiment_id = getattr(root, "experiment_id", None)
-        object.__setattr__(self, "root", file_path(root).absolute())
+        object.__setattr__(self, "root", str(file_path(root).absolute()))
         object.__setattr__(self, "experiment_id", experiment_id)
+
+    @classmethod
+    def from_locator(cls, info: Any, experiment_id: str | None = None) -> FileStoreConfig:
+        """The config of a parsed ``file`` locator (``LocatorInfo``)."""
+        return cls(info.path, experiment_id or info.params.get("experiment_id"))
 
     def connect(self) -> Any:
         """A ``FileStore`` on this root (on the scoped experiment's directory)."""
@@ -78,21 +91,21 @@ class FileStoreConfig(StoreConfig):
         return FileStore(self)
 
     def experiment_dir(self, experiment_id: str) -> ExperimentDir:
-        return ExperimentDir(self.root / safe_experiment_id(experiment_id))
+        return ExperimentDir(Path(self.root) / safe_experiment_id(experiment_id))
 
     def list_experiments(self) -> list[str]:
         """Experiment IDs of the compiled experiments under this root, sorted."""
-        if not self.root.is_dir():
+        if self.is_scoped:
+            raise ValueError(
+                f"Cannot list experiments on a scoped config ({self.experiment_id}); "
+                "use the unscoped root."
+            )
+        root = Path(self.root)
+        if not root.is_dir():
             return []
         found = []
-        for child in sorted(self.root.iterdir()):
+        for child in sorted(root.iterdir()):
             compiled = ExperimentDir(child).compiled
             if compiled.is_file():
                 found.append(read_json(compiled)["experiment_id"])
         return found
-
-
-def create_store(locator: str | os.PathLike[str], **kwargs: Any) -> Any:
-    """Upstream's ``create_store``: the ``FileStore`` at ``locator`` (a path or
-    ``file://`` URI; ``experiment_id=`` scopes it)."""
-    return FileStoreConfig(locator, **kwargs).connect()

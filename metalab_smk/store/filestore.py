@@ -9,6 +9,7 @@ metrics, and writes derived metrics.
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -42,9 +43,24 @@ class FileStore:
     ) -> None:
         experiment_id = experiment_id or getattr(root, "experiment_id", None)
         base = Path(root if isinstance(root, (str, os.PathLike)) else root.root).absolute()
+        config_class = sys.modules[__name__].FileStoreConfig  # lazy: config imports this module
+        self.config = (
+            root
+            if isinstance(root, config_class) and root.experiment_id == experiment_id
+            else config_class(base, experiment_id)
+        )
         if experiment_id is not None and not ExperimentDir.at(base).exists():
             base = base / safe_experiment_id(experiment_id)
         self._root = base
+
+    @property
+    def is_scoped(self) -> bool:
+        """True when this store is one experiment of a collection root (upstream's)."""
+        return self.config.is_scoped
+
+    def scoped(self, experiment_id: str) -> FileStore:
+        """The store of one experiment under this collection root."""
+        return self.config.scoped(experiment_id).connect()
 
     @property
     def root(self) -> Path:

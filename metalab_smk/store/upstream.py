@@ -24,10 +24,12 @@ from metalab_smk.store.safepath import check_run_id, read_json_inside
 
 __all__ = [
     "UpstreamExperiment",
+    "artifact_manifest",
     "convert_data",
     "convert_record",
     "find_upstream",
     "is_upstream_dir",
+    "load_array",
     "load_foreign_artifact",
     "resolve_artifact_path",
 ]
@@ -165,15 +167,30 @@ def relative_artifact_uri(root: Path, run_id: str, uri: str) -> str:
         return uri
 
 
+def artifact_manifest(root: Path, artifacts: list[dict[str, Any]]) -> dict[str, Any]:
+    """``artifacts/<id>/_manifest.json`` as upstream reads it: ``{"artifacts": [...]}``
+    with absolute URIs (records keep them relative to the experiment directory)."""
+    return {"artifacts": [{**a, "uri": str(root / a["uri"])} for a in artifacts]}
+
+
+def load_array(path: Path, mmap_mode: Any = None) -> Any:
+    """A numpy artifact: ``.npz`` as upstream writes it (one array saved as ``arr`` comes
+    back as that array, else a dict of arrays) or a plain ``.npy``."""
+    import numpy as np
+
+    loaded = np.load(path, allow_pickle=False, mmap_mode=mmap_mode)
+    if not isinstance(loaded, np.lib.npyio.NpzFile):
+        return loaded
+    with loaded as data:
+        keys = list(data.keys())
+        return data["arr"] if keys == ["arr"] else {k: data[k] for k in keys}
+
+
 def load_foreign_artifact(path: Path, fmt: str, allow_pickle: bool) -> Any:
     """Load an artifact in an upstream format: ``npz`` (a single array saved as ``arr``
     comes back as that array, else a dict of arrays) or ``pkl``."""
     if fmt == "npz":
-        import numpy as np
-
-        with np.load(path, allow_pickle=False) as data:
-            keys = list(data.keys())
-            return data["arr"] if keys == ["arr"] else {k: data[k] for k in keys}
+        return load_array(path)
     if not allow_pickle:
         raise MetalabError(
             f"{path.name} is a pickle; loading runs arbitrary code, so pass "

@@ -17,7 +17,12 @@ from metalab_smk.store.jsonio import atomic_write_json
 from metalab_smk.store.layout import ExperimentDir
 from metalab_smk.store.merge import MergeReport, copy_inside, merge_run, write_provisional_compiled
 from metalab_smk.store.safepath import is_run_id, read_json_inside
-from metalab_smk.store.upstream import UpstreamExperiment, convert_data, find_upstream
+from metalab_smk.store.upstream import (
+    UpstreamExperiment,
+    artifact_manifest,
+    convert_data,
+    find_upstream,
+)
 
 __all__ = ["import_upstream"]
 
@@ -33,7 +38,9 @@ def _outputs(
         if isinstance(uri, str) and not os.path.isabs(uri):  # absolute: another machine's
             copy_inside(root, uri, target.root, report)
     if record["artifacts"]:
-        atomic_write_json(target.artifact_manifest(run_id), record["artifacts"])
+        atomic_write_json(
+            target.artifact_manifest(run_id), artifact_manifest(target.root, record["artifacts"])
+        )
     for path in _files(root / "results" / run_id, "*.json"):
         target_path = target.data_file(run_id, path.stem)
         if not target_path.is_file():

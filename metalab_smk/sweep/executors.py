@@ -56,7 +56,7 @@ class _ContextManaged:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
-        self.shutdown()
+        self.shutdown(wait=True)
 
 
 @dataclass(frozen=True)

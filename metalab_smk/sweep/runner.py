@@ -697,6 +697,7 @@ def run(
     verbose: bool = True,
     wait: bool = True,
     index: str | None = None,
+    file_root: str | os.PathLike[str] | None = None,
 ) -> RunHandle:
     """Compile ``experiment`` and run its missing runs with Snakemake; returns a handle.
 
@@ -705,10 +706,20 @@ def run(
     ``wait=False`` submits and returns at once: the Snakemake head process runs detached
     (as its own SLURM job with a SLURM executor, else in the background); follow it with
     the handle, ``metalab status DIR`` or ``metalab.reconnect(DIR)``. ``index``: a
-    PostgreSQL URL the summary step keeps up to date (as ``METALAB_INDEX_URL`` does)."""
+    PostgreSQL URL the summary step keeps up to date (as ``METALAB_INDEX_URL`` does).
+    Upstream's ``store="postgresql://...?file_root=DIR"`` (or ``file_root=DIR``) writes
+    the runs under DIR and keeps that database as the index."""
     if in_definition_mode():  # imported by `metalab compile` or a job: never a nested sweep
         stop_definition(experiment)
     functions = normalise_functions(derived_metrics)
+    if (
+        file_root is not None
+        or not isinstance(store, (str, os.PathLike, type(None)))
+        or (isinstance(store, str) and "://" in store)
+    ):
+        from metalab_smk.store.postgres import run_target
+
+        store, index = run_target(store, file_root, index)
     if not wait and not resume:
         raise UsageError("run(wait=False) resumes; use resume=False only with wait=True.")
     atexit.unregister(_exit_130_if_interrupted)
@@ -781,20 +792,32 @@ def _finish_before_exit(handle: RunHandle) -> None:
 
 
 def reconnect(
-    directory: str | os.PathLike[str],
+    directory: str | os.PathLike[str] | Any = None,
     progress: bool | Progress | None = None,
     on_event: EventCallback | None = None,
     _derived: list[Any] | None = None,
+    *,
+    store: str | os.PathLike[str] | Any = None,
+    verbose: bool = False,
 ) -> RunHandle:
-    """A handle on the experiment directory ``directory`` (a path or a ``FileStore``),
-    following a sweep that is still running there (started by ``metalab run``,
-    ``metalab submit`` or plain ``snakemake``); ``progress`` and ``on_event`` as in ``run``."""
+    """A handle on the experiment directory ``directory`` (a path or a ``FileStore``;
+    ``store=`` is upstream's name for it), following a sweep that is still running there
+    (started by ``metalab run``, ``metalab submit`` or plain ``snakemake``); ``progress``
+    and ``on_event`` as in ``run``; ``verbose`` prints where it stands."""
     from metalab_smk.compile.reader import CompiledExperiment
 
+    if (directory is None) == (store is None):
+        raise UsageError("reconnect() takes exactly one of directory or store=.")
+    directory = directory if directory is not None else store
     if not isinstance(directory, (str, os.PathLike)):  # a FileStore
         directory = directory.root
     layout = ExperimentDir.at(directory)
     CompiledExperiment.read(layout)  # clear error when it is not an experiment directory
+    if verbose:
+        print(
+            f"metalab: reconnected to {shown(layout.root)}: {len(_done_ids(layout))} of "
+            f"{layout.count_runs()} runs done"
+        )
     display = _tracker(progress, False, layout.root.name)
     return RunHandle(
         layout,

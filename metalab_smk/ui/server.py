@@ -28,6 +28,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from metalab_smk.errors import MetalabError
+from metalab_smk.store.upstream import load_array
 from metalab_smk.ui import plots
 from metalab_smk.ui.axes import log_params
 from metalab_smk.ui.query import (
@@ -94,7 +95,9 @@ class _SecurityHeaders:
 
 
 def _array_preview(path: Path) -> dict[str, Any]:
-    array = np.load(path, allow_pickle=False, mmap_mode="r")
+    array = load_array(path, mmap_mode="r")  # .npy maps; upstream's .npz is read whole
+    if isinstance(array, dict):
+        raise ValueError("a dict of arrays")
     view = array
     if view.ndim == 0:
         view = view.reshape(1, 1)
@@ -134,7 +137,7 @@ def artifact_preview(path: Path, fmt: str) -> dict[str, Any]:
     suffix = path.suffix.lstrip(".").lower()
     if not path.is_file():
         return {"type": "none", "reason": "the file is missing"}
-    if fmt == "numpy" or suffix == "npy":
+    if fmt in ("numpy", "npz") or suffix in ("npy", "npz"):
         try:
             return _array_preview(path)
         except ValueError as exc:  # object arrays need pickle: refused

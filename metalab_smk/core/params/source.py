@@ -77,6 +77,10 @@ class ParamSource:
     def to_manifest(self) -> dict[str, Any]:
         raise NotImplementedError
 
+    def to_manifest_dict(self) -> dict[str, Any]:
+        """Upstream's name for ``to_manifest``."""
+        return self.to_manifest()
+
     @classmethod
     def from_manifest(cls, data: dict[str, Any]) -> ParamSource:
         raise NotImplementedError
