@@ -329,7 +329,8 @@ def _resource_classes(experiment: Experiment, plan: Plan) -> dict[str, Any] | No
     if not callable(experiment.resources):
         return None
     numbers: dict[str, int] = {}
-    classes, cases = [], []
+    classes: list[dict[str, Any]] = []
+    cases: list[int] = []
     for case in range(plan.n_cases):
         params = plan.run(case * plan.replicates).params
         try:
@@ -349,11 +350,11 @@ def _resource_classes(experiment: Experiment, plan: Plan) -> dict[str, Any] | No
             classes.append(resources)
         cases.append(numbers[key])
     for key in ("mem_mb", "mem_mb_per_cpu", "disk_mb", "runtime"):  # a number per job
-        given = [key in resources for resources in classes]
-        if any(given) and not all(given):
+        has = [key in resources for resources in classes]
+        if any(has) and not all(has):
             raise ExperimentError(
                 f"Experiment(resources=...) gives {key} for some cases but not for others "
-                f"(e.g. {classes[given.index(False)]}); give it for every case."
+                f"(e.g. {classes[has.index(False)]}); give it for every case."
             )
     return {"classes": classes, "cases": cases, "replicates": plan.replicates}
 

@@ -151,9 +151,10 @@ def _run(
     cancellation.runtime = None
     if record.status is Status.SUCCESS:
         return True
+    error = record.error or {}
     print(
-        f"metalab: run {run.run_id} {record.status}: {record.error['type']}: "
-        f"{record.error['message']} (log: {layout.log(run.run_id)})",
+        f"metalab: run {run.run_id} {record.status}: {error.get('type')}: "
+        f"{error.get('message')} (log: {layout.log(run.run_id)})",
         file=sys.stderr,
     )
     return False

@@ -386,8 +386,8 @@ class RunDirs(ExperimentDir):
     def artifacts(self, run_id: str) -> Path:
         return self._of(run_id).artifacts(run_id)
 
-    def log(self, run_id: str) -> Path:
-        return self._of(run_id).log(run_id)
+    def log(self, run_id: str, name: str = "run") -> Path:
+        return self._of(run_id).log(run_id, name)
 
     def newest_partial_log(self, run_id: str) -> Path:
         return self._of(run_id).newest_partial_log(run_id)

@@ -256,7 +256,7 @@ def build_app(source: DataSource, allowed_hosts: list[str] | None = None) -> Sta
         steps = [source.run_steps(eid(request), run_id) for run_id in ids]
         return _Json({**plots.compare(records), "steps": plots.compare_steps(ids, steps)})
 
-    plot_cache: OrderedDict[tuple[Any, ...], tuple[Any, Any, bytes]] = OrderedDict()
+    plot_cache: OrderedDict[tuple[Any, ...], tuple[Any, Any, bytes | memoryview]] = OrderedDict()
 
     async def plot(request: Request) -> Response:
         """Plot data, cached per table version and query (live polling of an unchanged
