@@ -121,7 +121,7 @@ def fix_imports(text: str, where: dict[str, str]) -> str:
         return f"{match.group(1)}tests.{where[module]}.{module}" if module in where else match[0]
 
     text = re.sub(r"(\bfrom\s+|\bimport\s+)tests\.(test_\w+)\b", qualified, text)
-    text = re.sub(r"(^\s*from\s+)(test_\w+)(?=\s+import\b)", qualified, text, flags=re.M)
+    text = re.sub(r"(^[ \t]*from\s+)(test_\w+)(?=\s+import\b)", qualified, text, flags=re.M)
 
     def bare_import(match: re.Match[str]) -> str:
         indent, module = match.groups()
@@ -129,7 +129,7 @@ def fix_imports(text: str, where: dict[str, str]) -> str:
             return match[0]
         return f"{indent}import tests.{where[module]}.{module} as {module}"
 
-    return re.sub(r"^(\s*)import\s+(test_\w+)\s*$", bare_import, text, flags=re.M)
+    return re.sub(r"^([ \t]*)import[ \t]+(test_\w+)[ \t]*$", bare_import, text, flags=re.M)
 
 
 def deeper(text: str) -> str:
