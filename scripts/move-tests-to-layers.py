@@ -19,6 +19,7 @@ import argparse
 import ast
 import importlib.util
 import re
+import shutil
 import subprocess
 import sys
 from collections.abc import Callable
@@ -201,9 +202,11 @@ def main() -> int:
     names = sorted(str(p.relative_to(REPO)) for p in changed)
     print(f"moved {len(moves)} files; rewrote {len(names)}: {', '.join(names)}")
     py = [name for name in names if name.endswith(".py")]
-    if py:  # imports sorted again where a module path changed
-        ruff = [sys.executable, "-m", "ruff", "check", "-q", "--fix", "--select", "I", *py]
-        subprocess.run(ruff, cwd=REPO)
+    ruff = shutil.which("ruff")
+    if py and ruff:  # imports sorted again where a module path changed
+        subprocess.run([ruff, "check", "-q", "--fix", "--select", "I", *py], cwd=REPO)
+    elif py:
+        print(f"ruff not found: run `ruff check --fix --select I {' '.join(py)}`")
     collected = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--collect-only"],
         cwd=REPO,
