@@ -52,6 +52,7 @@ LAYER_OF: dict[str, str] = {
     "test_ui_db.py": "ui",
     "test_ui_query.py": "ui",
     "test_ui_stores.py": "ui",
+    "test_cli_completion.py": "cli",
     "test_cli_json.py": "cli",
     "test_cli_ux.py": "cli",
     "test_engine.py": "e2e",

@@ -35,6 +35,7 @@ ALLOWED: dict[str, set[str]] = {
     "worker": {"job"},
     "reduce": {"results"},
     "cli_stores": {"*"},
+    "cli_completion": set(),  # the parser it is given; nothing else
     "cli_json": {"errors", "core", "store", "compile", "results", "sweep"},
     "_aliases": set(),  # upstream module paths; imports by name at import time only
     PLUGIN: {"errors", "core", "store", "slurm"},  # Snakemake's executor plugin
