@@ -13,6 +13,7 @@ from __future__ import annotations
 import importlib
 import sys
 import types
+from importlib.abc import Loader
 from importlib.machinery import ModuleSpec
 from typing import Any
 
@@ -66,7 +67,7 @@ def target_of(fullname: str) -> str:
     return "metalab_smk" + tail
 
 
-class _AliasLoader:
+class _AliasLoader(Loader):
     """Hands the import system an already-imported module: nothing is executed twice."""
 
     def __init__(self, module: types.ModuleType) -> None:

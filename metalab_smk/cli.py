@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from metalab_smk import __version__
+from metalab_smk.cli_completion import add_completion_command
 from metalab_smk.cli_stores import add_store_commands
 from metalab_smk.errors import MetalabError, SweepInterrupted
 from metalab_smk.store.config import DEFAULT_STORE
@@ -488,6 +489,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.set_defaults(func=_cmd_profile)
     _add_ui_commands(commands)
     add_store_commands(commands)
+    add_completion_command(commands, parser)
     return parser
 
 

@@ -1,5 +1,7 @@
 """Shared test setup: a private file-hash cache per test session; a fresh PostgreSQL
-database per test (``db``) on the server of scripts/local-postgres-start.sh."""
+database per test (``db``) on the server of scripts/local-postgres-start.sh; markers by
+layer (tests/layers.py: ``e2e``, ``cluster``, and ``unit`` for the rest that needs no
+process, server or cluster)."""
 
 from __future__ import annotations
 
@@ -8,10 +10,31 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
+from layers import RUN_SWEEPS, layer_of
 
 PG_SERVER_URL = os.environ.get(
     "METALAB_TEST_DB_URL", "postgresql://postgres@127.0.0.1:55432/metalab"
 )
+
+
+# a test marked with one of these is not a unit test
+_NOT_UNIT = ("e2e", "cluster", "integration", "slurm", "postgres", "slow")
+
+
+@pytest.hookimpl(tryfirst=True)  # before `-m` deselects
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """``e2e`` / ``cluster`` by the test file's layer, ``integration`` for the files that
+    run sweeps, ``cluster`` for every ``slurm`` test, ``unit`` for the rest."""
+    for item in items:
+        layer = layer_of(item.path)
+        if layer in ("e2e", "cluster"):
+            item.add_marker(layer)
+        if item.path.name in RUN_SWEEPS:
+            item.add_marker("integration")
+        if item.get_closest_marker("slurm") is not None:
+            item.add_marker("cluster")
+        if not any(item.get_closest_marker(name) for name in _NOT_UNIT):
+            item.add_marker("unit")
 
 
 @pytest.fixture(autouse=True)

@@ -61,6 +61,30 @@ def test_plan_ids_follow_the_identity_rules() -> None:
         assert run.run_id == expected
 
 
+def test_every_spelling_of_the_run_id_formula_agrees(tmp_path) -> None:
+    """identity.run_id is the reference; Plan's fast path (iteration, run_ids, run_table
+    and the compiled run table) must give the same IDs."""
+    from metalab_smk.compile.compiler import write_run_table
+    from metalab_smk.store.layout import ExperimentDir
+
+    plan = Plan(_experiment(metalab.grid(x=[1, 2.5, None], y=["a", "é"]), replicates=3))
+    expected = [
+        run_id(
+            "tiny:1",
+            fingerprint({}),
+            fingerprint(run.params),
+            seed_fingerprint(42, run.replicate_index),
+            tiny_op.code_fp,
+        )
+        for run in plan
+    ]
+    assert [run.run_id for run in plan] == expected
+    assert list(plan.run_ids()) == plan.run_table() == expected
+    layout = ExperimentDir(tmp_path / "tiny+1")
+    assert write_run_table(layout, plan) == len(expected)
+    assert layout.run_table.read_text().split() == expected
+
+
 def test_numpy_bits_64_is_part_of_the_run_id() -> None:
     default = Plan(_experiment())
     wide_experiment = _experiment()

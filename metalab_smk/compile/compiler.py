@@ -9,7 +9,6 @@ is unchanged are not rewritten, so recompiling touches nothing Snakemake looks a
 from __future__ import annotations
 
 import ast
-import hashlib
 import itertools
 import os
 import shlex
@@ -142,20 +141,12 @@ def write_run_table(layout: ExperimentDir, plan: Plan) -> int:
     layout.run_table_key.unlink(missing_ok=True)
     tmp = Path(temp_path(str(target)))
     keys = bytearray()
-    sha = hashlib.sha256
-    prefix = plan._id_prefix
-    tails = [f'","seed_fp":"{plan.seed_fp(r)}"}}' for r in range(plan.replicates)]
     try:
         with open(tmp, "w", encoding="ascii") as out:
             case_ids = plan.source.case_ids()
             while chunk := list(itertools.islice(case_ids, CHUNK)):
                 keys += _case_keys(chunk)
-                lines = [
-                    sha(f"{prefix}{case_id}{tail}".encode()).hexdigest()[:16]
-                    for case_id in chunk
-                    for tail in tails
-                ]
-                lines.append("")
+                lines = [*plan.run_ids_of(chunk), ""]
                 out.write("\n".join(lines))
             out.flush()
             os.fsync(out.fileno())
@@ -329,7 +320,8 @@ def _resource_classes(experiment: Experiment, plan: Plan) -> dict[str, Any] | No
     if not callable(experiment.resources):
         return None
     numbers: dict[str, int] = {}
-    classes, cases = [], []
+    classes: list[dict[str, Any]] = []
+    cases: list[int] = []
     for case in range(plan.n_cases):
         params = plan.run(case * plan.replicates).params
         try:
@@ -349,11 +341,11 @@ def _resource_classes(experiment: Experiment, plan: Plan) -> dict[str, Any] | No
             classes.append(resources)
         cases.append(numbers[key])
     for key in ("mem_mb", "mem_mb_per_cpu", "disk_mb", "runtime"):  # a number per job
-        given = [key in resources for resources in classes]
-        if any(given) and not all(given):
+        has = [key in resources for resources in classes]
+        if any(has) and not all(has):
             raise ExperimentError(
                 f"Experiment(resources=...) gives {key} for some cases but not for others "
-                f"(e.g. {classes[given.index(False)]}); give it for every case."
+                f"(e.g. {classes[has.index(False)]}); give it for every case."
             )
     return {"classes": classes, "cases": cases, "replicates": plan.replicates}
 

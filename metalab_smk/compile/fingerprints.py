@@ -34,7 +34,7 @@ __all__ = [
 PREVIEW_LIMIT = 4000  # characters of context / operation source kept for diffs
 
 # part of the run ID -> the compiled-description keys that fingerprint it
-_FINGERPRINTS = {
+_FINGERPRINTS: dict[str, str | tuple[str, ...]] = {
     "operation code": "code_fp",
     "context": "context_fp",
     "params": "params",

@@ -150,6 +150,7 @@ def load_experiment_file(
     spec = importlib.util.spec_from_file_location(name, as_file)
     if spec is None or spec.loader is None:
         raise ExperimentError(f"{shown(path)} cannot be imported as a Python module.")
+    loader = spec.loader
     module = importlib.util.module_from_spec(spec)
     if package:
         module.__package__ = package
@@ -159,7 +160,7 @@ def load_experiment_file(
     def execute() -> ModuleType:
         try:
             if shown_as is None:
-                spec.loader.exec_module(module)
+                loader.exec_module(module)
             else:
                 _exec_as(module, path, shown_as)
         except _StopDefinition:

@@ -60,7 +60,7 @@ class Operation:
         if not callable(fn):
             raise OperationError(f"operation() expects a function, got {fn!r}.")
         self.fn = fn
-        self.name = name or getattr(fn, "__name__", "operation")
+        self.name = name or str(getattr(fn, "__name__", "operation"))
         if code_version is not None and not isinstance(code_version, str):
             raise OperationError(
                 f"operation(code_version={code_version!r}) must be a string such as '1'."

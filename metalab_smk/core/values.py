@@ -6,10 +6,10 @@ from __future__ import annotations
 import datetime as _dt
 import re
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, TypeGuard
 
 
-def is_int(value: Any) -> bool:
+def is_int(value: Any) -> TypeGuard[int]:
     """True for an ``int`` that is not a ``bool`` (``True`` is an int in Python)."""
     return isinstance(value, int) and not isinstance(value, bool)
 

@@ -342,7 +342,7 @@ def record_crash(
         os.replace(partial, log_path)
     except OSError:
         pass
-    captured = {"metrics": {}, "stepped_metrics": [], "artifacts": []}
+    captured: dict[str, Any] = {"metrics": {}, "stepped_metrics": [], "artifacts": []}
     error = {"type": error_type, "message": message, "traceback": ""}
     record = _record(
         layout, plan, run, compiled, Status.FAILED, started_at, seconds, captured, error, []

@@ -57,7 +57,7 @@ from metalab_smk.store.jsonio import (
 )
 from metalab_smk.store.layout import ExperimentDir
 from metalab_smk.store.records import Status
-from metalab_smk.store.validate import valid_record_exists
+from metalab_smk.store.validate import process_alive, valid_record_exists
 
 USAGE = "usage: python -m metalab_smk.job.worker (run RUN_ID | batch NAME | task STAMP)"
 WATCH_SECONDS = 0.5  # how often the worker checks that its Snakemake still lives
@@ -151,9 +151,10 @@ def _run(
     cancellation.runtime = None
     if record.status is Status.SUCCESS:
         return True
+    error = record.error or {}
     print(
-        f"metalab: run {run.run_id} {record.status}: {record.error['type']}: "
-        f"{record.error['message']} (log: {layout.log(run.run_id)})",
+        f"metalab: run {run.run_id} {record.status}: {error.get('type')}: "
+        f"{error.get('message')} (log: {layout.log(run.run_id)})",
         file=sys.stderr,
     )
     return False
@@ -524,18 +525,6 @@ def _snakemake_ancestor() -> int:
     return os.getppid()
 
 
-def _alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return False
-        return True
-    return state not in ("Z", "X")
-
-
 def _warn_before_time_limit() -> None:
     """In a task that knows its time limit (``METALAB_TIME_LIMIT`` seconds, set by the
     array submission): tell the runs when it ends (``capture.time_left()``) and send this
@@ -560,7 +549,7 @@ def _watch_parent() -> None:
     watched, parent = _snakemake_ancestor(), os.getppid()
 
     def watch() -> None:
-        while _alive(watched) and os.getppid() == parent:
+        while process_alive(watched) and os.getppid() == parent:
             time.sleep(WATCH_SECONDS)
         os.kill(os.getpid(), signal.SIGTERM)
         time.sleep(KILL_AFTER_SECONDS)

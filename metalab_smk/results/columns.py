@@ -63,8 +63,7 @@ def _kind(values: Iterable[Any]) -> str:
         return "empty"
     if kinds == {"int", "float"}:
         return "exact" if big else "number"
-    kind = kinds.pop()
-    return "exact" if big else kind
+    return "exact" if big else kinds.pop()
 
 
 def _typed(column: pd.Series, exact: bool) -> pd.Series:

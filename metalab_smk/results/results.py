@@ -315,7 +315,7 @@ class Results:
                 columns=None if frame else list(RESERVED_COLUMNS),
             )
         self.layout = layout
-        self._frame = _load_frame(layout) if frame is None else frame
+        self._frame: pd.DataFrame = _load_frame(layout) if frame is None else frame
 
     @classmethod
     def from_store(cls, store: Any, experiment_id: str | None = None) -> Results:
@@ -462,7 +462,7 @@ class Results:
         elif timestamp:
             target = target.with_stem(f"{target.stem}_{stamp}")
         target.parent.mkdir(parents=True, exist_ok=True)
-        frame = self.table(as_dataframe=True)
+        frame: pd.DataFrame = self.table(as_dataframe=True)
         if not include_fingerprints:
             frame = frame.drop(columns=[c for c in frame.columns if c.endswith("_fingerprint")])
         frame.to_csv(target, index=False)

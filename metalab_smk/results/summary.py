@@ -30,7 +30,7 @@ from metalab_smk.results.columns import (
 )
 from metalab_smk.store.coverage import coverage_snapshot, summary_is_current, write_coverage
 from metalab_smk.store.jsonio import atomic_write_via, read_json
-from metalab_smk.store.layout import ExperimentDir
+from metalab_smk.store.layout import ExperimentDir, json_stems
 from metalab_smk.store.safepath import read_json_inside
 from metalab_smk.store.validate import clean_leftovers, read_valid_record
 
@@ -303,7 +303,7 @@ def read_summary(layout: ExperimentDir, steps: bool = False) -> tuple[pd.DataFra
 def _with_derived(layout: ExperimentDir, runs: pd.DataFrame) -> pd.DataFrame:
     """``derived_<name>`` columns from ``derived/<run_id>.json`` (read afresh each time)."""
     runs = runs.drop(columns=[c for c in runs.columns if str(c).startswith("derived_")])
-    stored = _names_in(layout.derived_dir)
+    stored = json_stems(layout.derived_dir)
     if not stored or runs.empty:
         return runs
     rows = [
@@ -324,12 +324,6 @@ def _derived(layout: ExperimentDir, run_id: str) -> dict[str, Any]:
         print(f"metalab: warning: skipped {layout.derived(run_id)}: {exc}", file=sys.stderr)
         return {}
     return values if isinstance(values, dict) else {}
-
-
-def _names_in(directory: Path) -> set[str]:
-    if not directory.is_dir():
-        return set()
-    return {n[:-5] for n in os.listdir(directory) if n.endswith(".json")}
 
 
 def _write_parquet(table: pa.Table, path: Path) -> None:

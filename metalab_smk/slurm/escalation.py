@@ -182,7 +182,7 @@ class Escalation:
         return indices, chunk
 
     def _note(self, cause: str, runs: int, before: Resources, after: Resources) -> None:
-        note = {
+        note: dict[str, Any] = {
             "at": utc_now(),
             "killed_by": cause,
             "runs": runs,

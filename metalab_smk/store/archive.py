@@ -194,7 +194,7 @@ def _stream_members(tar: tarfile.TarFile) -> Iterator[tarfile.TarInfo]:
     """Members one by one, forgetting each (tarfile would keep every header)."""
     while (info := tar.next()) is not None:
         yield info
-        tar.members.clear()
+        tar.members.clear()  # type: ignore[attr-defined]  # an attribute typeshed omits
 
 
 def _extract_member(tar: tarfile.TarFile, info: tarfile.TarInfo, scratch: Path) -> None:

@@ -36,7 +36,7 @@ class StoreConfig:
             raise ValueError(
                 f"config already scoped to {self.experiment_id}, cannot re-scope to {experiment_id}"
             )
-        return replace(self, experiment_id=experiment_id)
+        return replace(self, experiment_id=experiment_id)  # type: ignore[type-var]
 
     for_experiment = scoped
 
@@ -46,7 +46,7 @@ class StoreConfig:
 
     def to_dict(self) -> dict[str, Any]:
         """The fields as JSON values plus ``_type`` (the scheme)."""
-        data = {k: str(v) if isinstance(v, Path) else v for k, v in asdict(self).items()}
+        data = {k: str(v) if isinstance(v, Path) else v for k, v in asdict(self).items()}  # type: ignore[call-overload]
         return {**data, "_type": self.scheme}
 
     @staticmethod

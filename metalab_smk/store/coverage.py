@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from metalab_smk.store.jsonio import atomic_write_json, read_json
-from metalab_smk.store.layout import ExperimentDir
+from metalab_smk.store.layout import ExperimentDir, json_names
 from metalab_smk.store.validate import checked_names
 
 __all__ = [
@@ -33,13 +33,6 @@ __all__ = [
     "summary_is_current",
     "write_coverage",
 ]
-
-
-def _listing(directory: Path) -> set[str]:
-    try:
-        return {n for n in os.listdir(directory) if n.endswith(".json") and n[0] != "."}
-    except FileNotFoundError:
-        return set()
 
 
 def _mtime(path: Path) -> int | None:
@@ -88,11 +81,11 @@ def coverage_snapshot(layout: ExperimentDir) -> tuple[dict[str, Any], set[str], 
     """(state, success record names, failed record names); the mtimes are read before
     listing, so a record landing after the listing changes them."""
     state = _mtimes(layout)
-    done, failed = _listing(layout.runs_dir), _listing(layout.failed_dir)
+    done, failed = json_names(layout.runs_dir), json_names(layout.failed_dir)
     state.update(
         n_runs_files=len(done),
         n_failed_files=len(failed),
-        n_derived_files=len(_listing(layout.derived_dir)),
+        n_derived_files=len(json_names(layout.derived_dir)),
     )
     return state, done, failed
 
@@ -150,8 +143,8 @@ def current_done_ids(layout: ExperimentDir) -> set[str] | None:
     state = {
         **before,
         "n_runs_files": len(done),
-        "n_failed_files": len(_listing(layout.failed_dir)),
-        "n_derived_files": len(_listing(layout.derived_dir)),
+        "n_failed_files": len(json_names(layout.failed_dir)),
+        "n_derived_files": len(json_names(layout.derived_dir)),
     }
     if _mtimes(layout) != before:
         return None

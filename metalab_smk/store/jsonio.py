@@ -49,7 +49,7 @@ def _fsync_path(path: str | os.PathLike[str]) -> None:
         os.close(fd)
 
 
-def atomic_write_via(path: str | os.PathLike[str], write: Callable[[Path], None]) -> None:
+def atomic_write_via(path: str | os.PathLike[str], write: Callable[[Path], object]) -> None:
     """Let ``write`` fill a temporary file beside ``path``, then rename it into place
     (fsyncing the file before and the directory after, unless ``METALAB_FSYNC=0``)."""
     target = Path(path)
@@ -174,7 +174,7 @@ def to_strict_json(obj: Any, indent: int | None = None) -> str:
 
 
 def from_strict_json(text: str | bytes) -> Any:
-    marker = b'"$' if isinstance(text, bytes) else '"$'
+    marker: Any = b'"$' if isinstance(text, bytes) else '"$'  # the same type as ``text``
     if marker not in text:  # no marker anywhere: plain JSON (the common case, much faster)
         return json.loads(text)
     return json.loads(text, object_hook=_unstrict)

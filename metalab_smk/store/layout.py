@@ -306,11 +306,11 @@ class ExperimentDir:
 
     def done_ids(self) -> set[str]:
         """Run IDs that have a success record (one directory listing, no file read)."""
-        return _json_stems(self.runs_dir)
+        return json_stems(self.runs_dir)
 
     def failed_ids(self) -> set[str]:
         """Run IDs that have a failed record."""
-        return _json_stems(self.failed_dir)
+        return json_stems(self.failed_dir)
 
     def batch_end(self, name: str) -> Path:
         """Written when the batch's job ends, whatever its runs did (number of failures)."""
@@ -356,12 +356,20 @@ def run_table_missing(path: Path) -> StoreError:
     )
 
 
-def _json_stems(directory: Path) -> set[str]:
+def json_names(directory: Path) -> set[str]:
+    """The names of the ``*.json`` files in ``directory`` (records, derived metrics; a
+    hidden one is not), by one listing and no read; none when it is missing. The one
+    listing of record directories."""
     try:
         names = os.listdir(directory)
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):
         return set()
-    return {name[:-5] for name in names if name.endswith(".json")}
+    return {name for name in names if name.endswith(".json") and name[0] != "."}
+
+
+def json_stems(directory: Path) -> set[str]:
+    """``json_names`` without the suffix: the run IDs of a record directory."""
+    return {name[:-5] for name in json_names(directory)}
 
 
 @dataclass(frozen=True, eq=False)
@@ -386,8 +394,8 @@ class RunDirs(ExperimentDir):
     def artifacts(self, run_id: str) -> Path:
         return self._of(run_id).artifacts(run_id)
 
-    def log(self, run_id: str) -> Path:
-        return self._of(run_id).log(run_id)
+    def log(self, run_id: str, name: str = "run") -> Path:
+        return self._of(run_id).log(run_id, name)
 
     def newest_partial_log(self, run_id: str) -> Path:
         return self._of(run_id).newest_partial_log(run_id)

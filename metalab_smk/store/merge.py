@@ -73,9 +73,8 @@ def merge_run(
 ) -> None:
     """Add one run (``record`` plus what ``copy_outputs`` writes) to ``layout``; a record
     whose ``run_id`` is not a run ID is refused."""
-    run_id = record.get("run_id")
     try:
-        check_run_id(run_id)
+        run_id = check_run_id(record.get("run_id"))
     except StorePathError as exc:
         report.refuse(f"a record of {layout.root.name}", exc)
         return

@@ -8,6 +8,7 @@ retried.
 from __future__ import annotations
 
 import os
+from functools import partial
 from pathlib import Path
 
 from metalab_smk.core.naming import check_experiment_id
@@ -92,9 +93,7 @@ def import_upstream(source: str | os.PathLike[str], dest: str | os.PathLike[str]
             },
         )
         for record in records:
-            merge_run(
-                layout, record, lambda t, r=record, e=experiment: _outputs(e, r, t, report), report
-            )
+            merge_run(layout, record, partial(_outputs, experiment, record, report=report), report)
         report.refused.extend(experiment.refused)
         report.experiments.append(experiment.experiment_id)
     return report

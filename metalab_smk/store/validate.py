@@ -289,7 +289,14 @@ def valid_names(
 
 
 def process_alive(pid: int) -> bool:
-    """Whether process ``pid`` exists on this host (also when it belongs to someone else)."""
+    """Whether process ``pid`` runs on this host, also when it belongs to someone else
+    (EPERM); a zombie (ended, not yet reaped) does not. The one liveness check of a pid."""
+    if pid <= 0:  # 0 and negative numbers name process groups, not a process
+        return False
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+    except (OSError, IndexError):  # gone, or no /proc
+        pass
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

@@ -72,7 +72,7 @@ def median_run_seconds(layout: ExperimentDir, sample: int = 50) -> float | None:
     """Median duration of up to ``sample`` finished runs of this experiment, if any."""
     if not layout.runs_dir.is_dir():
         return None
-    durations = []
+    durations: list[float] = []
     with os.scandir(layout.runs_dir) as entries:
         for entry in entries:
             if len(durations) >= sample:

@@ -240,7 +240,7 @@ def _submit_array(
         executor.min_chunk,
         min(slurm.max_array_size, cluster_array_limit()),
     )
-    arrays = []
+    arrays: list[dict[str, Any]] = []
     try:
         for group in groups:
             resources = task_resources(slurm, group.resources)

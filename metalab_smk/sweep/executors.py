@@ -188,7 +188,7 @@ class ProfileExecutor(_ContextManaged):
     def total_cores(self) -> int:
         settings = self.settings()
         value = settings.get("jobs") or settings.get("cores")
-        return int(value) if str(value).isdigit() else (os.cpu_count() or 1)
+        return int(str(value)) if str(value).isdigit() else (os.cpu_count() or 1)
 
     def snakemake_args(self) -> list[str]:
         return ["--profile", self.profile]

@@ -91,7 +91,7 @@ class Progress:
             try:
                 from rich.progress import Progress as RichProgress
             except ImportError:
-                RichProgress = None
+                RichProgress = None  # type: ignore[misc, assignment]
             if RichProgress is not None:
                 self._bar = RichProgress(transient=False)
                 self._task = self._bar.add_task(self.title, total=self.total or None)

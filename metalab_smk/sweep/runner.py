@@ -632,7 +632,7 @@ def _launch(
         "-m",
         "snakemake",
         *[str(t.relative_to(layout.root)) for t in targets],
-        *(executor.snakemake_args(gpu) if gpu else executor.snakemake_args()),
+        *(executor.snakemake_args(gpu) if gpu else executor.snakemake_args()),  # type: ignore[call-arg]
         *_local_limits(layout, executor, gpu),
         "--quiet",
         "progress",

@@ -26,7 +26,7 @@ from metalab_smk.store.layout import ExperimentDir
 from metalab_smk.store.locate import shown
 from metalab_smk.store.records import Status
 from metalab_smk.store.runtable import RunTable
-from metalab_smk.store.validate import read_valid_record, scan_records
+from metalab_smk.store.validate import process_alive, read_valid_record, scan_records
 
 __all__ = [
     "alive_slurm_jobs",
@@ -213,10 +213,9 @@ def pid_alive(marker: dict[str, Any]) -> bool:
     if marker.get("host") != os.uname().nodename:
         return False
     try:
-        os.kill(int(marker["pid"]), 0)
-    except (OSError, KeyError, ValueError):
+        return process_alive(int(marker["pid"]))
+    except (KeyError, TypeError, ValueError):
         return False
-    return True
 
 
 RECOMPILE = "`metalab run FILE` (or `metalab compile FILE`) writes it again"

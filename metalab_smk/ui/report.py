@@ -161,7 +161,7 @@ def _experiment_section(source: FileSource, experiment_id: str, specs: list[dict
         "<h3>Summary (replicate statistics per param case)</h3>",
         _summary_table(frame, params, metrics),
     ]
-    charts = []
+    charts: list[dict[str, Any]] = []
     for x in swept:
         others = [p for p in swept if p != x and frame[p].nunique(dropna=False) <= MAX_GROUPS]
         group = others[0] if others else ""

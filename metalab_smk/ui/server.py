@@ -261,7 +261,7 @@ def build_app(source: DataSource, allowed_hosts: list[str] | None = None) -> Sta
         steps = [source.run_steps(eid(request), run_id) for run_id in ids]
         return _Json({**plots.compare(records), "steps": plots.compare_steps(ids, steps)})
 
-    plot_cache: OrderedDict[tuple[Any, ...], tuple[Any, Any, bytes]] = OrderedDict()
+    plot_cache: OrderedDict[tuple[Any, ...], tuple[Any, Any, bytes | memoryview]] = OrderedDict()
     scales: dict[str, tuple[Any, set[str]]] = {}
 
     def logs(experiment: str, table: pd.DataFrame) -> set[str]:

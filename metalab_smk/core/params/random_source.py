@@ -119,7 +119,7 @@ class RandInt(_Bounded):
     kind: ClassVar[str] = "RandInt"
 
     def sample(self, rng: _random.Random) -> int:
-        return rng.randint(self.low, self.high)
+        return rng.randint(self.low, self.high)  # type: ignore[arg-type]  # ints, else random's error
 
 
 @dataclass(frozen=True)

@@ -62,7 +62,7 @@ def _conditions(
     known: dict[str, tuple[str, list[str]]],
     filters: dict[str, Any],
     where: Condition | None,
-    where_text: str | None,
+    where_text: str,
 ) -> tuple[Any, list[Any]]:
     """(``psycopg.sql`` condition on ``metalab.runs r``, its parameters)."""
     from psycopg import sql
@@ -153,12 +153,14 @@ def load_from_index(
         try:
             with conn.cursor() as cur:
                 known = _indexed(cur)
-                single = isinstance(experiment_id, str) and not _is_pattern(experiment_id, known)
+                single = experiment_id if isinstance(experiment_id, str) else None
+                if _is_pattern(experiment_id, known):
+                    single = None
                 unfiltered = where is None and not any(v is not None for v in filters.values())
-                summary = _stored_summary(cur, experiment_id) if single and unfiltered else None
+                summary = _stored_summary(cur, single) if single and unfiltered else None
                 lines = None
                 if summary is None:
-                    query = _conditions(experiment_id, known, filters, condition, where)
+                    query = _conditions(experiment_id, known, filters, condition, where or "")
                     lines = fetch_rows(cur, *query)
         except psycopg.errors.UndefinedTable:
             raise MetalabError(
@@ -169,14 +171,14 @@ def load_from_index(
             raise MetalabError(
                 f"query on the index at {mask_url(url)} failed: {one_line(exc, url)}"
             ) from None
-    if single and experiment_id not in known:
+    if single is not None and single not in known:
         raise MetalabError(
             f"no experiment {experiment_id!r} in the index at {mask_url(url)}; it holds: "
             f"{', '.join(known) or 'none'}."
         )
-    if summary is not None:  # the whole table, kept with the rows it was built from
-        return ExperimentDir(Path(known[experiment_id][0])), pd.read_parquet(io.BytesIO(summary))
-    return _table(lines or "", known, experiment_id if single else None)
+    if summary is not None and single:  # the whole table, kept with the rows it was built from
+        return ExperimentDir(Path(known[single][0])), pd.read_parquet(io.BytesIO(summary))
+    return _table(lines or "", known, single)
 
 
 def _indexed(cur: Any) -> dict[str, tuple[str, list[str]]]:

@@ -1,45 +1,16 @@
 // The dashboard: a hash-routed single page over the JSON API (see server.py).
 import { h, api, enc, fmt, statusBadge, kvTable, ago, select, columnLabel } from "./dom.js";
+import { onRender, route, go, setCrumbs, expHref } from "./nav.js";
 import { runPage } from "./run.js";
 import { plotPage } from "./plot.js";
 import { sweepPage } from "./sweep.js";
 import { versionsPage } from "./versions.js";
 
 const main = document.getElementById("main");
-const crumbs = document.getElementById("crumbs");
 const liveBox = document.getElementById("live");
 const selected = new Map(); // experiment -> Set of run IDs chosen for comparison
 let refresher = null; // the current page's live refresh
 let renderToken = 0;
-
-export function rerender() {
-  render();
-}
-
-export function route() {
-  const raw = location.hash.replace(/^#/, "") || "/";
-  const [path, query] = raw.split("?");
-  const parts = path.split("/").filter(Boolean).map(decodeURIComponent);
-  return { parts, params: new URLSearchParams(query || "") };
-}
-
-export function go(parts, params) {
-  const path = "#/" + parts.map(enc).join("/");
-  const query = params && params.toString();
-  location.hash = query ? path + "?" + query : path;
-}
-
-export function setCrumbs(items) {
-  crumbs.replaceChildren(...items.flatMap((item, i) => [
-    ...(i ? [h("span", {}, "/")] : []),
-    item.href ? h("a", { href: item.href }, item.label) : h("span", {}, item.label),
-  ]));
-}
-
-export function expHref(eid, rest, params) {
-  const q = params && params.toString();
-  return "#/e/" + enc(eid) + (rest || "") + (q ? "?" + q : "");
-}
 
 function showError(err) {
   main.replaceChildren(h("div", { class: "card" }, h("p", { class: "error" }, String(err.message || err)),
@@ -305,5 +276,6 @@ setInterval(async () => {
   try { await refresher(); } catch (err) { /* keep the last view; the next tick retries */ }
 }, Number(new URLSearchParams(location.search).get("refresh_ms")) || 3000);
 
+onRender(render);
 window.addEventListener("hashchange", render);
 render();

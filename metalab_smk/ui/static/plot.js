@@ -1,7 +1,7 @@
 // Plot builder: Y vs X (grouped, faceted, aggregated with error bars), histograms, stepped
 // curves. Every choice lives in the URL, so a view can be shared.
 import { h, api, enc, select, columnLabel } from "./dom.js";
-import { setCrumbs, expHref, go } from "./app.js";
+import { setCrumbs, expHref, go } from "./nav.js";
 
 export async function plotPage(main, eid, params, still) {
   setCrumbs([{ label: "experiments", href: "#/" }, { label: eid, href: expHref(eid) }, { label: "plot" }]);

@@ -1,6 +1,6 @@
 // Run detail: params, metrics, seed, provenance, stepped curves, data, artifacts, log, error.
 import { h, api, enc, fmt, statusBadge, kvTable } from "./dom.js";
-import { setCrumbs, expHref, rerender } from "./app.js";
+import { setCrumbs, expHref, rerender } from "./nav.js";
 
 function flatten(obj, prefix, out) {
   for (const [k, v] of Object.entries(obj || {})) {

@@ -2,7 +2,7 @@
 // against seed noise, and a paired comparison of two cases on their shared seeds. The
 // numbers come from the server (metalab_smk/ui/sweep.py, the same as Results').
 import { h, api, enc, fmt, select } from "./dom.js";
-import { setCrumbs, expHref, go } from "./app.js";
+import { setCrumbs, expHref, go } from "./nav.js";
 
 const pct = (v) => (v === null || v === undefined ? "—" : (100 * v).toFixed(1) + " %");
 const num = (v) => (v === null || v === undefined ? "—" : fmt(v));
