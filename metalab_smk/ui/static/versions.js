@@ -2,7 +2,7 @@
 // by case (delta of the means with Welch's 95% CI). The numbers come from the server
 // (metalab_smk/ui/versions.py, the same as Results.compare_versions').
 import { h, api, enc, fmt, select } from "./dom.js";
-import { setCrumbs, expHref, go } from "./app.js";
+import { setCrumbs, expHref, go } from "./nav.js";
 
 function deltaTable(view) {
   const rows = view.rows.map((r) => {
