@@ -130,7 +130,9 @@ def _timed(script: str, n_runs: int, python: str = sys.executable, *args: str) -
 
 def _describe(python: str) -> str:
     """One line naming the metalab that ``python`` imports (upstream or not)."""
-    out = subprocess.run([python, "-c", DESCRIBE], capture_output=True, text=True, check=True)
+    out = subprocess.run([python, "-c", DESCRIBE], capture_output=True, text=True)
+    if out.returncode:
+        raise SystemExit(f"--upstream-python {python} cannot import metalab:\n{out.stderr}")
     version, ours = out.stdout.split()
     if ours == "True":
         return f"metalab {version} of THIS project (metalab-smk), not upstream"
