@@ -1,11 +1,16 @@
-"""Wall time of ``metalab.run`` for trivial runs next to a plain-Python 2-process pool.
+"""Wall time of ``metalab.run`` for trivial runs next to two baselines.
 
-The baseline is the floor for any Python framework: a ``multiprocessing`` pool of 2
-processes calling the same operation and writing one JSON record per run. Each
-measurement runs in a fresh directory and a fresh process; the best of ``--repeat``
-measurements is shown.
+Baselines: a plain-Python ``multiprocessing`` pool of 2 processes calling the same
+operation and writing one JSON record per run (the floor for any Python framework), and,
+with ``--upstream-python PY``, the upstream metalab installed in the environment of the
+interpreter ``PY``: the same sweep (same operation, one seed) with each of upstream's local
+executors (``ThreadExecutor(max_workers=2)``, ``ProcessExecutor(max_workers=2)`` and its
+sequential default ``ThreadExecutor(max_workers=1)``); the best of them is the baseline.
+Each measurement runs in a fresh directory and a fresh process; the variants are
+interleaved (one of each per round, for ``--repeat`` rounds) and the best per variant
+is shown with the range.
 
-    python benchmarks/local.py [--sizes 200 1000]
+    python benchmarks/local.py [--sizes 200 1000] [--upstream-python PY]
 """
 
 from __future__ import annotations
@@ -19,19 +24,27 @@ import textwrap
 import time
 from pathlib import Path
 
-EXPERIMENT = textwrap.dedent(
+OPERATION = textwrap.dedent(
     """
-    import sys, time
+    import random
     import metalab
 
     @metalab.operation
     def trivial(params, seeds, capture):
-        capture.metric("y", params["x"] * seeds.rng().random())
+        capture.metric("y", params["x"] * random.Random(seeds.derive("default")).random())
 
     exp = metalab.Experiment(
         name="bench", version="1", context={}, operation=trivial,
         params=metalab.grid(x=list(range(__N__))), seeds=metalab.seeds(1, 1),
     )
+    """
+)
+
+EXPERIMENT = textwrap.dedent(
+    """
+    import sys, time
+    import metalab
+    from bench_op import exp
 
     if __name__ == "__main__":
         start = time.perf_counter()
@@ -39,6 +52,34 @@ EXPERIMENT = textwrap.dedent(
                               executor=metalab.LocalExecutor(cores=2)).result()
         assert len(results.successful) == __N__, results
         print(time.perf_counter() - start)
+    """
+)
+
+UPSTREAM = textwrap.dedent(
+    """
+    import inspect, sys, time
+    import metalab
+    from bench_op import exp
+
+    def executor(name):
+        if name == "thread":
+            return metalab.ThreadExecutor(max_workers=2)
+        if name == "process":
+            return metalab.ProcessExecutor(max_workers=2)
+        return metalab.ThreadExecutor(max_workers=1)
+
+    if __name__ == "__main__":
+        kwargs = {}
+        if "verbose" in inspect.signature(metalab.run).parameters:
+            kwargs["verbose"] = False
+        chosen = executor(sys.argv[1])
+        start = time.perf_counter()
+        results = metalab.run(exp, store="store", executor=chosen, **kwargs).result()
+        elapsed = time.perf_counter() - start
+        done = getattr(results, "successful", results)
+        assert len(done) == __N__, (len(done), results)
+        getattr(chosen, "shutdown", lambda: None)()
+        print(elapsed)
     """
 )
 
@@ -66,29 +107,88 @@ BASELINE = textwrap.dedent(
     """
 )
 
+UPSTREAM_EXECUTORS = ("thread", "process", "sequential")
 
-def _timed(script: str, n_runs: int) -> float:
+DESCRIBE = (
+    "import metalab, importlib.util as u; "
+    "print(getattr(metalab, '__version__', '?'), u.find_spec('metalab_smk') is not None)"
+)
+
+
+def _timed(script: str, n_runs: int, python: str = sys.executable, *args: str) -> float:
     with tempfile.TemporaryDirectory() as directory:
+        Path(directory, "bench_op.py").write_text(OPERATION.replace("__N__", str(n_runs)))
         path = Path(directory) / "exp.py"
         path.write_text(script.replace("__N__", str(n_runs)))
         done = subprocess.run(
-            [sys.executable, str(path)], cwd=directory, capture_output=True, text=True, check=True
+            [python, str(path), *args], cwd=directory, capture_output=True, text=True
         )
+        if done.returncode:
+            raise RuntimeError(f"{python} {' '.join(args)} failed:\n{done.stderr[-2000:]}")
         return float(done.stdout.strip().splitlines()[-1])
+
+
+def _describe(python: str) -> str:
+    """One line naming the metalab that ``python`` imports (upstream or not)."""
+    out = subprocess.run([python, "-c", DESCRIBE], capture_output=True, text=True)
+    if out.returncode:
+        raise SystemExit(f"--upstream-python {python} cannot import metalab:\n{out.stderr}")
+    version, ours = out.stdout.split()
+    if ours == "True":
+        return f"metalab {version} of THIS project (metalab-smk), not upstream"
+    return f"upstream metalab {version} ({python})"
+
+
+def _span(values: list[float]) -> str:
+    return f"{min(values):.2f}" if len(values) == 1 else f"{min(values):.2f}-{max(values):.2f}"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--sizes", type=int, nargs="+", default=[200, 1000, 10000])
-    parser.add_argument("--repeat", type=int, default=3, help="best of N (noisy machines)")
+    parser.add_argument("--repeat", type=int, default=3, help="rounds (noisy machines)")
+    parser.add_argument(
+        "--upstream-python",
+        metavar="PY",
+        help="interpreter of an environment where upstream metalab is installed",
+    )
     args = parser.parse_args()
-    print(f"{'runs':>7} {'pool (s)':>9} {'metalab.run (s)':>16} {'ratio':>7}")
+    upstream = args.upstream_python
+    print("baseline 1: multiprocessing pool of 2 writing one JSON file per run")
+    if upstream:
+        print(
+            f"baseline 2: {_describe(upstream)}, best of its executors "
+            f"{', '.join(UPSTREAM_EXECUTORS)}"
+        )
+    print("times: best (range) of the interleaved rounds, seconds")
     rows = []
     for size in args.sizes:
-        pool = min(_timed(BASELINE, size) for _ in range(args.repeat))
-        ours = min(_timed(EXPERIMENT, size) for _ in range(args.repeat))
-        rows.append({"runs": size, "pool_s": pool, "metalab_s": ours, "ratio": ours / pool})
-        print(f"{size:>7} {pool:>9.2f} {ours:>16.2f} {ours / pool:>6.1f}x", flush=True)
+        times: dict[str, list[float]] = {"pool": [], "ours": []}
+        variants = [
+            ("pool", BASELINE, sys.executable, ()),
+            ("ours", EXPERIMENT, sys.executable, ()),
+        ]
+        for name in UPSTREAM_EXECUTORS if upstream else ():
+            times[f"upstream-{name}"] = []
+            variants.append((f"upstream-{name}", UPSTREAM, upstream, (name,)))
+        for round_ in range(args.repeat):
+            # Rotate the order each round so no variant always runs first.
+            shift = round_ % len(variants)
+            for key, script, python, extra in variants[shift:] + variants[:shift]:
+                times[key].append(_timed(script, size, python, *extra))
+        best = {key: min(values) for key, values in times.items()}
+        row = {"runs": size, **{f"{key}_s": values for key, values in times.items()}}
+        line = f"{size:>7} runs: pool {_span(times['pool'])}, metalab.run {_span(times['ours'])}"
+        line += f" ({best['ours'] / best['pool']:.1f}x pool)"
+        if upstream:
+            name = min(UPSTREAM_EXECUTORS, key=lambda n: best[f"upstream-{n}"])
+            ups = best[f"upstream-{name}"]
+            spans = ", ".join(f"{n} {_span(times[f'upstream-{n}'])}" for n in UPSTREAM_EXECUTORS)
+            line += f"; upstream {spans}; ours / upstream {name}: {best['ours'] / ups:.2f}"
+            row["ratio_upstream"] = best["ours"] / ups
+            row["upstream_best"] = name
+        rows.append(row)
+        print(line, flush=True)
     print(json.dumps(rows))
 
 

@@ -50,6 +50,8 @@ from metalab_smk.job.isolation import (
 from metalab_smk.store.classes import ResourceClasses
 from metalab_smk.store.jsonio import (
     atomic_write_text,
+    fsync_enabled,
+    fsync_path,
     publish,
     read_json,
     temp_path,
@@ -63,6 +65,8 @@ USAGE = "usage: python -m metalab_smk.job.worker (run RUN_ID | batch NAME | task
 WATCH_SECONDS = 0.5  # how often the worker checks that its Snakemake still lives
 KILL_AFTER_SECONDS = 10.0  # a run that ignores cancellation this long is killed
 POLL_SECONDS = 0.5  # how often a quiet batch child is checked (exit, timeout)
+FLUSH_SECONDS = 0.02  # a record handed over waits at most this long to be put in place
+FLUSH_RECORDS = 64  # ... or until this many are there, to be fsynced together
 _child_pids: set[int] = set()  # the forked processes running runs (one per lane)
 _guards: dict[int, int | None] = {}  # batch child -> the guard that ends it with the worker
 
@@ -279,31 +283,74 @@ def _on_line(seen: _Followed, line: bytes) -> None:
         seen.in_flight = int(line[1:])
         seen.started_at, seen.start = utc_now(), time.monotonic()
         seen.started_wall = time.time() - 1  # file times may be coarser
-    elif line.startswith(b"c"):
-        seen.failures += not _publish(line)
     elif line.startswith(b"e"):
         seen.failures += line.strip() == b"e0"
         seen.in_flight = None
 
 
+def _put_in_place(seen: _Followed, handed: list[bytes]) -> None:
+    """Put the records handed over (``c`` lines) in place: all fsynced first, at once,
+    then renamed, so each is durable before its name appears and the filesystem commits
+    its journal once for the group instead of once per record."""
+    synced = len(handed) > 1 and fsync_enabled()
+    if synced:  # a record that could not be synced here is synced again on its own
+        synced = _fsync_together([json.loads(line[1:])[0] for line in handed])
+    for line in handed:
+        seen.failures += not _publish(line, synced)
+
+
+def _fsync_together(paths: list[str]) -> bool:
+    """fsync ``paths`` from up to 8 threads at once, which end before this returns (the
+    filesystem commits concurrent fsyncs together); False when any fsync failed."""
+    failed: list[str] = []
+
+    def sync(share: list[str]) -> None:
+        for path in share:
+            try:
+                fsync_path(path)
+            except OSError:
+                failed.append(path)
+
+    threads = [
+        threading.Thread(target=sync, args=(paths[i::8],)) for i in range(min(8, len(paths)))
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return not failed
+
+
 def _follow(pid: int, read_fd: int, timeout: float | None) -> _Followed:
     """Follow a batch child's reports until it exits; kill its process group when a run
     outlives ``timeout`` seconds. A descendant that keeps the pipe open (a daemon a run
-    started) does not keep the worker waiting."""
+    started) does not keep the worker waiting. Records handed over are put in place in
+    groups: up to ``FLUSH_RECORDS``, none later than ``FLUSH_SECONDS`` after it came."""
     seen = _Followed(started_at=utc_now(), start=time.monotonic(), started_wall=time.time())
     buffer, status = b"", None
+    handed: list[bytes] = []
+    due = 0.0
     with os.fdopen(read_fd, "rb", buffering=0) as pipe:
         while status is None:
-            if select.select([pipe], [], [], POLL_SECONDS)[0]:
+            wait = max(0.0, due - time.monotonic()) if handed else POLL_SECONDS
+            if select.select([pipe], [], [], wait)[0]:
                 chunk = pipe.read(1 << 16)
                 if not chunk:
                     break
                 *lines, buffer = (buffer + chunk).split(b"\n")
                 for line in lines:
-                    _on_line(seen, line)
-            else:
+                    if not line.startswith(b"c"):
+                        _on_line(seen, line)
+                    elif not handed:
+                        handed, due = [line], time.monotonic() + FLUSH_SECONDS
+                    else:
+                        handed.append(line)
+            elif not handed:
                 done, status = os.waitpid(pid, os.WNOHANG)
                 status = status if done else None
+            if handed and (len(handed) >= FLUSH_RECORDS or time.monotonic() >= due):
+                _put_in_place(seen, handed)
+                handed = []
             late = seen.in_flight is not None and time.monotonic() - seen.start > (timeout or 0)
             if timeout and late and not seen.timed_out:
                 seen.timed_out = True  # the run and what it started end at once; the next
@@ -313,7 +360,11 @@ def _follow(pid: int, read_fd: int, timeout: float | None) -> _Followed:
         with contextlib.suppress(BlockingIOError):
             rest = pipe.read() or b""
         for line in (buffer + rest).split(b"\n"):
-            _on_line(seen, line)
+            if line.startswith(b"c"):
+                handed.append(line)
+            else:
+                _on_line(seen, line)
+        _put_in_place(seen, handed)
     seen.status = os.waitpid(pid, 0)[1] if status is None else status
     return seen
 
@@ -475,11 +526,12 @@ def _publish_orphaned() -> None:
                 publish(tmp, target)
 
 
-def _publish(line: bytes) -> bool:
-    """Put a record the child handed over (``c["tmp", "target"]``) in place."""
+def _publish(line: bytes, synced: bool = False) -> bool:
+    """Put a record the child handed over (``c["tmp", "target"]``) in place (``synced``:
+    its temporary file was fsynced already)."""
     tmp, target = json.loads(line[1:])
     try:
-        publish(tmp, target)
+        publish(tmp, target, synced)
     except OSError as exc:
         print(f"metalab worker: cannot write the record {target}: {exc}", file=sys.stderr)
         with contextlib.suppress(OSError):

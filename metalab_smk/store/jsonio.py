@@ -68,10 +68,13 @@ def atomic_write_via(path: str | os.PathLike[str], write: Callable[[Path], objec
             tmp.unlink()
 
 
-def publish(tmp: str | os.PathLike[str], target: str | os.PathLike[str]) -> None:
+def publish(
+    tmp: str | os.PathLike[str], target: str | os.PathLike[str], synced: bool = False
+) -> None:
     """Rename the complete, closed file ``tmp`` to ``target`` (fsyncing it first unless
-    ``METALAB_FSYNC=0``): the second half of a write that another process began."""
-    if fsync_enabled():
+    ``METALAB_FSYNC=0`` or ``synced``: the caller fsynced it): the second half of a write
+    that another process began."""
+    if fsync_enabled() and not synced:
         _fsync_path(tmp)
     os.replace(tmp, target)
 

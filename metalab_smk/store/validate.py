@@ -13,12 +13,15 @@ Temporary files of dead writers and empty ``.partial`` logs are removed.
 from __future__ import annotations
 
 import contextlib
+import errno
+import functools
 import os
 import re
 import sys
 import time
 import types
 import typing
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -90,26 +93,42 @@ _JSON_NAMES = {
 _SEED_TYPES = {"root_seed": int, "replicate_index": int | None}
 
 
-def _fits(value: Any, hint: Any) -> bool:
-    """Whether the JSON ``value`` has the type ``hint`` (an int is never a bool)."""
+@functools.cache
+def _checker(hint: Any) -> Callable[[Any], bool]:
+    """Whether a JSON value has the type ``hint`` (an int is never a bool), as a function
+    built once per hint: records are checked by the thousand."""
     origin = typing.get_origin(hint)
     if hint is Any:
-        return True
+        return lambda value: True
     if origin in (types.UnionType, typing.Union):
-        return any(_fits(value, h) for h in typing.get_args(hint))
+        parts = tuple(_checker(h) for h in typing.get_args(hint))
+        return lambda value: any(part(value) for part in parts)
     if hint is type(None):
-        return value is None
+        return lambda value: value is None
     if hint is int:
-        return is_int(value)
+        return is_int
     if origin is list:
         (item,) = typing.get_args(hint)
-        return isinstance(value, list) and all(_fits(v, item) for v in value)
-    return isinstance(value, origin or hint)
+        check = _checker(item)
+        return lambda value: isinstance(value, list) and all(check(v) for v in value)
+    kind = origin or hint
+    return lambda value: isinstance(value, kind)
 
 
-def _check_types(data: dict[str, Any], hints: dict[str, Any], what: str) -> None:
-    for name, hint in hints.items():
-        if name in data and not _fits(data[name], hint):
+def _fields(hints: dict[str, Any]) -> tuple[tuple[str, Any, Callable[[Any], bool]], ...]:
+    return tuple((name, hint, _checker(hint)) for name, hint in hints.items())
+
+
+_RECORD_FIELDS = _fields({k: v for k, v in _RECORD_TYPES.items() if k != "status"})
+_ARTIFACT_FIELDS = _fields(_ARTIFACT_TYPES)
+_SEED_FIELDS = _fields(_SEED_TYPES)
+
+
+def _check_types(
+    data: dict[str, Any], fields: tuple[tuple[str, Any, Callable[[Any], bool]], ...], what: str
+) -> None:
+    for name, hint, fits in fields:
+        if name in data and not fits(data[name]):
             plain = typing.get_origin(hint) is None and isinstance(hint, type)
             shown = hint.__name__ if plain else str(hint).replace("typing.", "")
             got = _JSON_NAMES.get(type(data[name]), type(data[name]).__name__)
@@ -122,17 +141,17 @@ def _check_fields(record: dict[str, Any]) -> None:
     missing = [name for name in REQUIRED_FIELDS if name not in record]
     if missing:
         raise RecordError(f"it lacks the field{'s' * (len(missing) > 1)} {', '.join(missing)}")
-    _check_types(record, {k: v for k, v in _RECORD_TYPES.items() if k != "status"}, "field ")
+    _check_types(record, _RECORD_FIELDS, "field ")
     for artifact in record.get("artifacts") or ():
         lacking = [name for name in _ARTIFACT_REQUIRED if name not in artifact]
         if lacking:
             raise RecordError(f"an artifact lacks {', '.join(lacking)}")
-        _check_types(artifact, _ARTIFACT_TYPES, "artifact field ")
+        _check_types(artifact, _ARTIFACT_FIELDS, "artifact field ")
     seed = record.get("seed")
     if seed:
         if "root_seed" not in seed:
             raise RecordError("its seed lacks root_seed")
-        _check_types(seed, _SEED_TYPES, "seed field ")
+        _check_types(seed, _SEED_FIELDS, "seed field ")
 
 
 def quarantine(layout: ExperimentDir, path: Path, reason: str) -> Path | None:
@@ -168,9 +187,23 @@ def skip_bad_record(path: Path, reason: str) -> None:
     )
 
 
-def read_record_file(layout: ExperimentDir, path: Path, run_id: str) -> dict[str, Any]:
+def read_record_file(
+    layout: ExperimentDir, path: Path, run_id: str, dir_fd: int | None = None
+) -> dict[str, Any]:
     """The valid record of ``run_id`` at ``path``; RecordError when it is not one or a
-    symbolic link leads it out of the experiment directory (FileNotFoundError if none)."""
+    symbolic link leads it out of the experiment directory (FileNotFoundError if none).
+    ``dir_fd``: an open descriptor of ``path``'s directory, already found to lie inside
+    the experiment directory; a file that is no symbolic link is then read through it
+    without resolving every component of its path again (a link is checked in full)."""
+    if dir_fd is not None:
+        try:
+            fd = os.open(path.name, os.O_RDONLY | os.O_NOFOLLOW, dir_fd=dir_fd)
+        except OSError as exc:
+            if exc.errno != errno.ELOOP:
+                raise
+        else:
+            with os.fdopen(fd, "rb") as handle:
+                return check_record(handle.read(), run_id)
     try:
         inside(layout.root, path)
     except StorePathError:
@@ -179,14 +212,18 @@ def read_record_file(layout: ExperimentDir, path: Path, run_id: str) -> dict[str
 
 
 def read_valid_record(
-    layout: ExperimentDir, path: Path, run_id: str | None = None, move_bad: bool = True
+    layout: ExperimentDir,
+    path: Path,
+    run_id: str | None = None,
+    move_bad: bool = True,
+    dir_fd: int | None = None,
 ) -> dict[str, Any] | None:
     """The record at ``path`` (``runs/`` or ``failed/``), or None when it is missing or
     invalid: an invalid one is quarantined, or only named with ``move_bad=False`` (what
-    readers use: they never write into the store)."""
+    readers use: they never write into the store). ``dir_fd``: see read_record_file."""
     run_id = run_id or path.stem
     try:  # any known status: stores of the upstream metalab keep every record in runs/
-        return read_record_file(layout, path, run_id)
+        return read_record_file(layout, path, run_id, dir_fd)
     except FileNotFoundError:
         return None
     except RecordError as exc:
