@@ -53,14 +53,7 @@ from metalab_smk.store.records import Status
 from metalab_smk.sweep.batches import missing_indices, plan_batches
 from metalab_smk.sweep.detached import array_in_flight, head_alive, submit
 from metalab_smk.sweep.events import Event, EventCallback, EventKind, EventWatcher, emit_event
-from metalab_smk.sweep.executors import (
-    GpuPlan,
-    LocalExecutor,
-    ProfileExecutor,
-    SlurmExecutor,
-    array_config,
-    as_executor,
-)
+from metalab_smk.sweep.executors import Executor, GpuPlan, LocalExecutor, as_executor
 from metalab_smk.sweep.locks import (
     RunnerLock,
     end_orphaned_snakemake,
@@ -71,7 +64,7 @@ from metalab_smk.sweep.locks import (
 from metalab_smk.sweep.outcome import failed_runs_warning, failure_cause
 from metalab_smk.sweep.processes import signal_group, start_detached
 from metalab_smk.sweep.progress import Progress
-from metalab_smk.sweep.status import SweepStatus, cancel_slurm_jobs, sweep_status
+from metalab_smk.sweep.status import SweepStatus, sweep_status
 
 if TYPE_CHECKING:
     from metalab_smk.results.results import Results
@@ -127,8 +120,10 @@ class RunHandle:
         derived_metrics: list[Any] | None = None,
         skipped: list[str] | None = None,
         missing: list[int] | None = None,
+        executor: Executor | None = None,
     ) -> None:
         self.layout = layout
+        self._executor = executor or LocalExecutor()  # whose jobs _terminate cancels
         self.process: subprocess.Popen[bytes] | None = None
         self._launch = launch
         self._started = threading.Event()
@@ -375,7 +370,7 @@ class RunHandle:
                 process.wait()
                 break
             time.sleep(0.05)
-        cancel_slurm_jobs(self.layout)  # any SLURM job Snakemake did not cancel itself
+        self._executor.cancel(self.layout)  # any SLURM job Snakemake did not cancel itself
 
     def result(self, timeout: float | None = None, check: bool = False) -> Results:
         """Wait for the sweep (up to ``timeout`` s) and return its Results, failed runs
@@ -486,7 +481,7 @@ def _done_ids(layout: ExperimentDir) -> list[str]:
 
 def start(
     layout: ExperimentDir,
-    executor: LocalExecutor | SlurmExecutor | ProfileExecutor | None = None,
+    executor: Executor | None = None,
     resume: bool = True,
     progress: bool | Progress | None = None,
     on_event: EventCallback | None = None,
@@ -591,12 +586,13 @@ def start(
         derived_metrics=derived_metrics,
         skipped=skipped,
         missing=missing or [],
+        executor=executor,
     )
 
 
 def _launch(
     layout: ExperimentDir,
-    executor: LocalExecutor | SlurmExecutor | ProfileExecutor,
+    executor: Executor,
     missing: list[int],
     total: int,
     verbose: bool,
@@ -608,7 +604,7 @@ def _launch(
     parallel = executor.total_cores()
     if gpu is not None and isinstance(executor, LocalExecutor):  # one job per slot group
         parallel = min(executor.total_cores(gpu), gpu.concurrent)
-    slurm = array_config(executor)
+    slurm = executor.array_config()
     max_jobs = min(slurm.max_array_size, cluster_array_limit()) if slurm is not None else None
     groups, chunk = plan_batches(
         layout, missing, parallel, executor.chunk_size, executor.min_chunk, max_jobs
@@ -656,7 +652,7 @@ def _launch(
 
 def _local_limits(
     layout: ExperimentDir,
-    executor: LocalExecutor | SlurmExecutor | ProfileExecutor,
+    executor: Executor,
     gpu: GpuPlan | None,
 ) -> list[str]:
     """Locally, runs asking for CPUs or memory are counted against this machine's:
@@ -676,9 +672,7 @@ def _local_limits(
     return ["--resources", *limits]
 
 
-def _gpu_plan(
-    layout: ExperimentDir, executor: LocalExecutor | SlurmExecutor | ProfileExecutor
-) -> GpuPlan | None:
+def _gpu_plan(layout: ExperimentDir, executor: Executor) -> GpuPlan | None:
     """How a local sweep's runs get their GPUs (None: not local, or no GPUs asked)."""
     if not isinstance(executor, LocalExecutor):
         return None
