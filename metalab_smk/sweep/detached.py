@@ -22,18 +22,17 @@ from metalab_smk.slurm import scheduler
 from metalab_smk.slurm.array import (
     array_alive,
     array_argv,
-    cluster_array_limit,
     ended_markers,
     submit_array,
     submit_summary,
-    task_resources,
     tasks_ended,
 )
 from metalab_smk.slurm.config import SlurmConfig
 from metalab_smk.store.jsonio import atomic_write_json, read_json
 from metalab_smk.store.layout import ExperimentDir
 from metalab_smk.store.locate import shown
-from metalab_smk.sweep.batches import missing_indices, plan_batches
+from metalab_smk.sweep.arrays import plan_arrays
+from metalab_smk.sweep.batches import missing_indices
 from metalab_smk.sweep.executors import EXECUTORS, Executor, LocalExecutor, executor_from_dict
 from metalab_smk.sweep.processes import (
     is_recorded_process,
@@ -211,21 +210,13 @@ def _submit_array(
     layout: ExperimentDir, executor: Executor, slurm: SlurmConfig, missing: list[int], now: str
 ) -> dict[str, Any]:
     """No head process: the array runs the batches, a dependent job writes the summary."""
-    groups, _ = plan_batches(
-        layout,
-        missing,
-        executor.total_cores(),
-        slurm.chunk_size,
-        executor.min_chunk,
-        min(slurm.max_array_size, cluster_array_limit()),
-    )
+    planned, _ = plan_arrays(layout, slurm, missing, executor.total_cores(), executor.min_chunk)
     arrays = []
     try:
-        for group in groups:
-            resources = task_resources(slurm, group.resources)
-            argv = array_argv(layout, group.stamp, len(group.targets), slurm, resources)
+        for array in planned:
+            argv = array_argv(layout, array.stamp, array.tasks, slurm, array.resources)
             job = submit_array(layout, argv)
-            arrays.append({"job_id": job, "stamp": group.stamp, "tasks": len(group.targets)})
+            arrays.append({"job_id": job, "stamp": array.stamp, "tasks": array.tasks})
         job_id, log = submit_summary(layout, slurm, after=":".join(a["job_id"] for a in arrays))
     except scheduler.SchedulerError as exc:
         raise MetalabError(f"the sweep was not submitted: {exc}") from None

@@ -37,19 +37,14 @@ from metalab_smk.errors import (
 )
 from metalab_smk.job.gpus import gpus_per_run
 from metalab_smk.results.derived import normalise_functions
-from metalab_smk.slurm.array import (
-    QueuePolling,
-    array_spec,
-    cluster_array_limit,
-    sbatch_options,
-    task_resources,
-)
+from metalab_smk.slurm.array import QueuePolling, array_spec
 from metalab_smk.store.classes import ResourceClasses
 from metalab_smk.store.coverage import current_done_ids, status_coverage
 from metalab_smk.store.jsonio import read_json
 from metalab_smk.store.layout import ExperimentDir
 from metalab_smk.store.locate import shown
 from metalab_smk.store.records import Status
+from metalab_smk.sweep.arrays import plan_arrays
 from metalab_smk.sweep.batches import missing_indices, plan_batches
 from metalab_smk.sweep.detached import array_in_flight, head_alive, submit
 from metalab_smk.sweep.events import Event, EventCallback, EventKind, EventWatcher, emit_event
@@ -605,24 +600,20 @@ def _launch(
     if gpu is not None and isinstance(executor, LocalExecutor):  # one job per slot group
         parallel = min(executor.total_cores(gpu), gpu.concurrent)
     slurm = executor.array_config()
-    max_jobs = min(slurm.max_array_size, cluster_array_limit()) if slurm is not None else None
-    groups, chunk = plan_batches(
-        layout, missing, parallel, executor.chunk_size, executor.min_chunk, max_jobs
-    )
-    targets = [target for group in groups for target in group.targets]
     if slurm is not None:
-        arrays = [(g.stamp, len(g.targets), task_resources(slurm, g.resources)) for g in groups]
-        for _, _, resources in arrays:
-            sbatch_options(resources)  # a resource the array cannot honour: refused here
+        arrays, chunk = plan_arrays(layout, slurm, missing, parallel, executor.min_chunk)
         if verbose:
             what = "one SLURM array" if len(arrays) == 1 else f"{len(arrays)} SLURM arrays"
+            tasks = sum(a.tasks for a in arrays)
             print(
                 f"metalab: running {len(missing)} of {total} runs in {shown(layout.root)}\n"
-                f"  ({what} of {len(targets)} tasks of up to {chunk} runs)"
+                f"  ({what} of {tasks} tasks of up to {chunk} runs)"
             )
         command = [sys.executable, "-m", "metalab_smk.slurm.array", str(layout.root)]
-        command.append(array_spec(slurm, arrays))
+        command.append(array_spec(slurm, [(a.stamp, a.tasks, a.resources) for a in arrays]))
         return start_detached(command, layout.root, layout.array_log, tie_to_parent=tie_to_parent)
+    groups, chunk = plan_batches(layout, missing, parallel, executor.chunk_size, executor.min_chunk)
+    targets = [target for group in groups for target in group.targets]
     command = [
         sys.executable,
         "-m",
