@@ -32,17 +32,10 @@ default-resources:
 
 
 def _project(tmp_path: Path, name: str, body: str, resources: str) -> Path:
+    """The profile (under Snakemake 8+'s file name) and ``name.py`` over x in 0..3."""
     (tmp_path / "prof").mkdir(exist_ok=True)
-    (tmp_path / "prof" / "config.v8+.yaml").write_text(PROFILE)  # Snakemake 8+'s file name
-    operation = textwrap.indent(textwrap.dedent(body).strip(), " " * 4)
-    (tmp_path / f"{name}.py").write_text(
-        "import time\nimport metalab\n\n@metalab.operation\ndef op(params, capture):\n"
-        f"{operation}\n"
-        '    capture.metric("y", params["x"])\n\n'
-        f'exp = metalab.Experiment(name="{name}", version="1", context={{}}, operation=op,\n'
-        f"    params=metalab.grid(x=[0, 1, 2, 3]), seeds=metalab.seeds(1),\n"
-        f"    resources={resources})\n"
-    )
+    (tmp_path / "prof" / "config.v8+.yaml").write_text(PROFILE)
+    _write(tmp_path, name, [0, 1, 2, 3], body, resources)
     return tmp_path / "runs" / f"{name}+1"
 
 
@@ -149,14 +142,12 @@ def _write(tmp_path: Path, name: str, values: list[int], body: str, resources: s
 def test_auto_memory_is_learned_from_finished_runs(tmp_path: Path) -> None:
     """`mem: auto`: the first runs ask for the profile's 2G, the rest for 1.3 x the
     largest peak the finished runs recorded."""
-    (tmp_path / "prof").mkdir()
-    (tmp_path / "prof" / "config.yaml").write_text(PROFILE)
     body = """
         block = bytearray(100 * 1024 * 1024)
         block[::4096] = b"x" * len(block[::4096])
     """
-    _write(tmp_path, "learn", [0, 1], body, '{"mem": "auto"}')
-    exp_dir = tmp_path / "runs" / "learn+1"
+    exp_dir = _project(tmp_path, "learn", body, '{"mem": "auto"}')
+    _write(tmp_path, "learn", [0, 1], body, '{"mem": "auto"}')  # two runs first
     since = _now()
     first = _run(tmp_path, "learn")
     assert first.returncode == 0, first.stderr[-3000:]
@@ -204,17 +195,14 @@ def test_arrays_split_to_fit_the_array_size_limit(tmp_path: Path) -> None:
     assert len(list((tmp_path / "runs" / "split+1" / "runs").glob("*.json"))) == 5
 
 
-@pytest.mark.slow
 def test_a_run_past_its_time_limit_succeeds_after_one_escalation(tmp_path: Path) -> None:
     """A run still working at its 1-minute limit: SLURM ends the task (TIMEOUT), the run is
-    retried with 2 minutes in the same `metalab run` and succeeds (2-3 minutes: SLURM
+    retried with 2 minutes in the same `metalab run` and succeeds (about 90 s: SLURM
     enforces limits every 30 s or so, so the retried attempt, which the environment tells
     it is one, finishes at once)."""
     body = 'time.sleep(5 if "METALAB_RESOURCE_ATTEMPTS" in os.environ else 600)'
-    (tmp_path / "prof").mkdir()
-    (tmp_path / "prof" / "config.yaml").write_text(PROFILE)
-    _write(tmp_path, "slowpoke", [0], body, '{"runtime": 1, "mem": "300M"}')
-    exp_dir = tmp_path / "runs" / "slowpoke+1"
+    exp_dir = _project(tmp_path, "slowpoke", body, '{"runtime": 1, "mem": "300M"}')
+    _write(tmp_path, "slowpoke", [0], body, '{"runtime": 1, "mem": "300M"}')  # one run
     done = _run(tmp_path, "slowpoke")
     assert done.returncode == 0, (
         done.stderr[-3000:] + ExperimentDir.at(exp_dir).array_log.read_text()
