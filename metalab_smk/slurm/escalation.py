@@ -34,6 +34,7 @@ __all__ = [
     "Escalation",
     "FACTOR",
     "killed_tasks",
+    "note_escalation",
     "retry_lines",
 ]
 
@@ -197,16 +198,18 @@ class Escalation:
         return status in (Status.CANCELLED, Status.INTERRUPTED)
 
     def _note(self, cause: str, runs: int, before: Resources, after: Resources) -> None:
-        note = {
-            "at": utc_now(),
-            "killed_by": cause,
-            "runs": runs,
-            "from": _part(before, cause),
-            "to": _part(after, cause),
-        }
-        with open(self.layout.escalations, "a") as log:
-            log.write(json.dumps(note) + "\n")
-        print(f"metalab: {runs} run(s) killed by {cause}: retried with {describe(note['to'])}")
+        note_escalation(self.layout, cause, runs, _part(before, cause), _part(after, cause))
+
+
+def note_escalation(
+    layout: ExperimentDir, cause: str, runs: int, before: Resources, after: Resources
+) -> None:
+    """Note in ``.metalab/escalations.jsonl`` (and say) that ``runs`` runs killed by
+    ``cause`` asking for ``before`` run again asking for ``after``."""
+    note = {"at": utc_now(), "killed_by": cause, "runs": runs, "from": before, "to": after}
+    with open(layout.escalations, "a") as log:
+        log.write(json.dumps(note) + "\n")
+    print(f"metalab: {runs} run(s) killed by {cause}: retried with {describe(after)}", flush=True)
 
 
 def _part(resources: Resources, cause: str) -> Resources:

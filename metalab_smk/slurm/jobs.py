@@ -35,10 +35,16 @@ def alive_slurm_jobs(layout: ExperimentDir) -> list[str]:
 
 
 def cancel_slurm_jobs(layout: ExperimentDir, also: Iterable[str | None] = ()) -> list[str]:
-    """``scancel`` the SLURM jobs of this directory that are still queued or running,
-    and ``also`` (a submitted sweep's own jobs, whatever the queue says); returns them."""
-    jobs = sorted({*alive_slurm_jobs(layout), *(str(j) for j in also if j)}, key=int)
+    """``scancel`` ``also`` (a submitted sweep's own jobs) at once, then the SLURM jobs
+    submitted for this directory that the queue still shows; returns them all."""
+    own = sorted({str(j) for j in also if j}, key=int)
+    _scancel(own)
+    alive = [j for j in alive_slurm_jobs(layout) if j not in own]
+    _scancel(alive)
+    return sorted([*own, *alive], key=int)
+
+
+def _scancel(jobs: list[str]) -> None:
     if jobs and scheduler.available("scancel"):
-        with contextlib.suppress(scheduler.SchedulerError):
+        with contextlib.suppress(scheduler.SchedulerError):  # some had ended: the rest go
             scheduler.call(scheduler.scancel_argv(jobs))
-    return jobs

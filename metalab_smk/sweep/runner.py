@@ -49,6 +49,7 @@ from metalab_smk.sweep.batches import missing_indices, plan_batches
 from metalab_smk.sweep.detached import array_in_flight, head_alive, submit
 from metalab_smk.sweep.events import Event, EventCallback, EventKind, EventWatcher, emit_event
 from metalab_smk.sweep.executors import Executor, GpuPlan, LocalExecutor, as_executor
+from metalab_smk.sweep.local_retry import LocalEscalation, RetryRound, machine_memory_mb
 from metalab_smk.sweep.locks import (
     RunnerLock,
     end_orphaned_snakemake,
@@ -105,7 +106,7 @@ class RunHandle:
     def __init__(
         self,
         layout: ExperimentDir,
-        launch: Callable[[list[int]], subprocess.Popen[bytes]] | None = None,
+        launch: Callable[..., subprocess.Popen[bytes]] | None = None,
         progress: Progress | None = None,
         follow_existing: bool = False,
         lock: RunnerLock | None = None,
@@ -119,6 +120,8 @@ class RunHandle:
     ) -> None:
         self.layout = layout
         self._executor = executor or LocalExecutor()  # whose jobs _terminate cancels
+        local = isinstance(self._executor, LocalExecutor) and launch is not None
+        self._escalation = LocalEscalation(layout, time.time()) if local else None
         self.process: subprocess.Popen[bytes] | None = None
         self._launch = launch
         self._started = threading.Event()
@@ -234,14 +237,19 @@ class RunHandle:
             killed = self.returncode is not None and self.returncode < 0
             self._stopping = self._stopping or self.layout.stop_request.exists()
             again = sorted(untouched + interrupted)
-            if self._stopping or killed or self._launch is None or rounds >= self._rounds:
+            if self._stopping or killed or self._launch is None:
                 return
-            if not again:
+            # no job got anywhere: a second round would fail the same way
+            hopeless = not interrupted and len(untouched) == len(missing) and self.returncode
+            if again and rounds < self._rounds and not hopeless:
+                rounds, missing = rounds + 1, again
+                self.process = self._launch(again)
+                continue
+            retry = self._escalation.next_round() if self._escalation is not None else None
+            if retry is None:  # locally, runs the OOM killer ended may ask for more memory
                 return
-            if not interrupted and len(untouched) == len(missing) and self.returncode:
-                return  # no job got anywhere: a second round would fail the same way
-            rounds, missing = rounds + 1, again
-            self.process = self._launch(again)
+            missing = retry.indices
+            self.process = self._launch(retry.indices, retry)
 
     def _finish(self) -> None:
         from metalab_smk.results.pgindex import upkeep
@@ -569,8 +577,8 @@ def start(
         raise
     death = signal.SIGTERM if tie_to_parent == "head" else signal.SIGKILL
 
-    def launch(indices: list[int]) -> subprocess.Popen[bytes]:
-        return _launch(layout, executor, indices, total, verbose, bool(tie_to_parent), death)
+    def launch(indices: list[int], retry: RetryRound | None = None) -> subprocess.Popen[bytes]:
+        return _launch(layout, executor, indices, total, verbose, bool(tie_to_parent), death, retry)
 
     return RunHandle(
         layout,
@@ -593,8 +601,10 @@ def _launch(
     verbose: bool,
     tie_to_parent: bool = False,
     death_signal: int = signal.SIGTERM,
+    retry: RetryRound | None = None,
 ) -> subprocess.Popen[bytes]:
-    """Write the batches of ``missing`` runs and start Snakemake on them."""
+    """Write the batches of ``missing`` runs and start Snakemake on them (``retry``:
+    runs the OOM killer ended, asking for more memory)."""
     gpu = _gpu_plan(layout, executor)
     parallel = executor.total_cores()
     if gpu is not None and isinstance(executor, LocalExecutor):  # one job per slot group
@@ -621,6 +631,7 @@ def _launch(
         *[str(t.relative_to(layout.root)) for t in targets],
         *(executor.snakemake_args(gpu) if gpu else executor.snakemake_args()),
         *_local_limits(layout, executor, gpu),
+        *(retry.snakemake_args if retry else []),
         "--quiet",
         "progress",
         "rules",
@@ -637,7 +648,7 @@ def _launch(
         layout.snakemake_log,
         tie_to_parent=tie_to_parent,
         death_signal=death_signal,
-        env=gpu.job_env() if gpu else None,
+        env={**(gpu.job_env() if gpu else {}), **(retry.env if retry else {})},
     )
 
 
@@ -655,7 +666,7 @@ def _local_limits(
     if "cpus_per_task" in asked:
         limits.append(f"cpus_per_task={executor.total_cores(gpu)}")
     if "mem_mb" in asked:
-        limits.append(f"mem_mb={os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') // 10**6}")
+        limits.append(f"mem_mb={machine_memory_mb()}")  # or its cgroup's limit
     if not limits:
         return []
     if gpu is not None:  # one --resources option for all
