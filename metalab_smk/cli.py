@@ -19,8 +19,9 @@ from metalab_smk.errors import MetalabError, SweepInterrupted
 from metalab_smk.store.config import DEFAULT_STORE
 
 if TYPE_CHECKING:
+    from metalab_smk.slurm.executors import ProfileExecutor
     from metalab_smk.store.layout import ExperimentDir
-    from metalab_smk.sweep.executors import LocalExecutor, ProfileExecutor
+    from metalab_smk.sweep.executors import LocalExecutor
 
 
 def _load(path: str, experiment: str | None):
@@ -120,7 +121,7 @@ def _local_executor(args: argparse.Namespace) -> LocalExecutor:
 
 def _executor(args: argparse.Namespace) -> LocalExecutor | ProfileExecutor:
     """The profile's executor with ``--profile`` (``--engine``), else the local one."""
-    from metalab_smk.sweep.executors import ProfileExecutor
+    from metalab_smk.slurm.executors import ProfileExecutor
 
     if args.profile:
         return ProfileExecutor(args.profile, chunk_size=args.chunk_size, engine=args.engine)

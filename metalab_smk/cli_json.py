@@ -92,6 +92,7 @@ def plan_json(plan: DryRun) -> dict[str, Any]:
         "other_versions": plan.other_versions,
         "changes": [{"part": part, "diff": diff} for part, diff in plan.changes],
         "warning": plan.warning,
+        "learned_resources": plan.learned,
     }
 
 

@@ -7,6 +7,7 @@ own layer or the layers its layer is allowed to use."""
 from __future__ import annotations
 
 import ast
+import json
 import re
 import sys
 from pathlib import Path
@@ -207,3 +208,47 @@ def test_sql_lives_only_in_the_index_package() -> None:
         if not path.is_relative_to(index) and any(n.startswith("psycopg") for n in _imports(path))
     ]
     assert not users, f"psycopg used outside results/index: {users}"
+
+
+SCHEDULER_COMMANDS = {"sbatch", "scancel", "squeue", "sacct", "scontrol", "sinfo"}
+
+
+def test_only_slurm_runs_scheduler_commands() -> None:
+    """No module outside ``slurm/`` (and the plugin, which submits through it) builds a
+    scheduler command line: ``sweep/stop.py`` cancels through the executor."""
+    broken = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        if _layer(_module_name(path)) == "slurm":
+            continue
+        for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+            first = node.elts[0] if isinstance(node, ast.List) and node.elts else None
+            if isinstance(first, ast.Constant) and first.value in SCHEDULER_COMMANDS:
+                broken.append(f"{_module_name(path)}:{node.lineno} runs {first.value}")
+    assert not broken, "\n".join(broken)
+
+
+def test_every_executor_keeps_the_contract(tmp_path: Path) -> None:
+    """Each registered executor follows the ``Executor`` protocol and comes back from
+    its JSON form equal (the detached head rebuilds it so)."""
+    from metalab_smk.slurm.config import SlurmConfig
+    from metalab_smk.slurm.executors import ProfileExecutor, SlurmExecutor
+    from metalab_smk.sweep.executors import (
+        EXECUTORS,
+        Executor,
+        LocalExecutor,
+        executor_from_dict,
+    )
+
+    (tmp_path / "config.yaml").write_text("executor: slurm\njobs: 7\n")
+    examples = [
+        LocalExecutor(cores=3, chunk_size=2),
+        SlurmExecutor(SlurmConfig(time="2h", memory="4G")),
+        ProfileExecutor(str(tmp_path), engine="snakemake"),
+    ]
+    assert {type(e) for e in examples} == set(EXECUTORS.values())
+    for executor in examples:
+        assert isinstance(executor, Executor)
+        assert EXECUTORS[executor.kind] is type(executor)
+        assert executor_from_dict(json.loads(json.dumps(executor.to_dict()))) == executor
+    assert examples[2].total_cores() == 7 and examples[2].min_chunk == 10
+    assert examples[0].head_argv(None, ["x"], "1h") is None  # type: ignore[arg-type]

@@ -56,7 +56,7 @@ FAILED_RUN_FIELDS = [
 ]  # fmt: skip
 PLAN_FIELDS = [
     "schema", "experiment_id", "directory", "total", "new", "failed", "done", "stale",
-    "compiled_before", "other_versions", "changes", "warning",
+    "compiled_before", "other_versions", "changes", "warning", "learned_resources",
 ]  # fmt: skip
 RESULTS_FIELDS = ["schema", "experiment_id", "directory", "params", "metrics", "runs"]
 RUN_FIELDS = ["run_id", "status", "duration_ms", "started_at", "finished_at", "params", "metrics"]

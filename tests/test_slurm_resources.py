@@ -1,11 +1,13 @@
 """Resources on the local SLURM cluster: a Snakemake profile's units reach sacct,
-per-case memory classes become one array each, and a run killed for its memory is
-retried with twice as much in the same `metalab run` (OverMemoryKill enforces --mem)."""
+per-case memory classes become one array each, a run killed for its memory or time is
+retried with twice as much in the same `metalab run` (OverMemoryKill enforces --mem),
+`mem: auto` is learned from finished runs, and arrays split to fit MaxArraySize."""
 
 from __future__ import annotations
 
 import json
 import subprocess
+import sys
 import textwrap
 import time
 from pathlib import Path
@@ -13,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from metalab_smk.store.layout import ExperimentDir
-from tests.process_env import run_metalab
+from tests.process_env import run_metalab, subprocess_env
 from tests.test_slurm import _REASON
 
 pytestmark = [pytest.mark.slurm, pytest.mark.skipif(_REASON is not None, reason=_REASON or "")]
@@ -30,17 +32,10 @@ default-resources:
 
 
 def _project(tmp_path: Path, name: str, body: str, resources: str) -> Path:
+    """The profile (under Snakemake 8+'s file name) and ``name.py`` over x in 0..3."""
     (tmp_path / "prof").mkdir(exist_ok=True)
-    (tmp_path / "prof" / "config.v8+.yaml").write_text(PROFILE)  # Snakemake 8+'s file name
-    operation = textwrap.indent(textwrap.dedent(body).strip(), " " * 4)
-    (tmp_path / f"{name}.py").write_text(
-        "import time\nimport metalab\n\n@metalab.operation\ndef op(params, capture):\n"
-        f"{operation}\n"
-        '    capture.metric("y", params["x"])\n\n'
-        f'exp = metalab.Experiment(name="{name}", version="1", context={{}}, operation=op,\n'
-        f"    params=metalab.grid(x=[0, 1, 2, 3]), seeds=metalab.seeds(1),\n"
-        f"    resources={resources})\n"
-    )
+    (tmp_path / "prof" / "config.v8+.yaml").write_text(PROFILE)
+    _write(tmp_path, name, [0, 1, 2, 3], body, resources)
     return tmp_path / "runs" / f"{name}+1"
 
 
@@ -129,3 +124,92 @@ def test_a_run_killed_for_memory_succeeds_after_one_escalation(tmp_path: Path) -
     assert attempts[-1]["resources"]["mem_mb"] == 600
     status = run_metalab(tmp_path, "status", "runs/grow+1")
     assert "retried" in status.stdout and "with 600 MB after OUT_OF_MEMORY" in status.stdout
+
+
+def _write(tmp_path: Path, name: str, values: list[int], body: str, resources: str) -> None:
+    """``name.py``: the experiment over ``x`` in ``values`` (rewritten to grow a sweep)."""
+    operation = textwrap.indent(textwrap.dedent(body).strip(), " " * 4)
+    (tmp_path / f"{name}.py").write_text(
+        "import os\nimport time\nimport metalab\n\n@metalab.operation\n"
+        f"def op(params, capture):\n{operation}\n"
+        '    capture.metric("y", params["x"])\n\n'
+        f'exp = metalab.Experiment(name="{name}", version="1", context={{}}, operation=op,\n'
+        f"    params=metalab.grid(x={values!r}), seeds=metalab.seeds(1),\n"
+        f"    resources={resources})\n"
+    )
+
+
+def test_auto_memory_is_learned_from_finished_runs(tmp_path: Path) -> None:
+    """`mem: auto`: the first runs ask for the profile's 2G, the rest for 1.3 x the
+    largest peak the finished runs recorded."""
+    body = """
+        block = bytearray(100 * 1024 * 1024)
+        block[::4096] = b"x" * len(block[::4096])
+    """
+    exp_dir = _project(tmp_path, "learn", body, '{"mem": "auto"}')
+    _write(tmp_path, "learn", [0, 1], body, '{"mem": "auto"}')  # two runs first
+    since = _now()
+    first = _run(tmp_path, "learn")
+    assert first.returncode == 0, first.stderr[-3000:]
+    assert set(map(tuple, _accounting(exp_dir, since))) == {("02:00:00", "2000M")}
+    records = [json.loads(p.read_text()) for p in (exp_dir / "runs").glob("*.json")]
+    peak = max(r["provenance"]["extra"]["peak_mem_mb"] for r in records)
+    assert 105 <= peak < 400  # 100 MiB touched, plus the interpreter
+    before = {p.name for p in (exp_dir / "runs").glob("*.json")}
+    _write(tmp_path, "learn", [0, 1, 2, 3], body, '{"mem": "auto"}')
+    plan = json.loads(run_metalab(tmp_path, "plan", "learn.py", "--json").stdout)
+    asks = -(-13 * peak // 10)
+    assert plan["learned_resources"][0]["asks"] == {"mem_mb": asks}
+    since = _now()
+    second = _run(tmp_path, "learn")
+    assert second.returncode == 0, second.stderr[-3000:]
+    for path in set((exp_dir / "runs").glob("*.json")):
+        if path.name in before:
+            path.unlink()  # only the new runs' jobs in the accounting
+    assert set(map(tuple, _accounting(exp_dir, since))) == {("02:00:00", f"{asks}M")}
+
+
+def test_arrays_split_to_fit_the_array_size_limit(tmp_path: Path) -> None:
+    """Five one-run batches under an array size limit of 2: three arrays, every run done."""
+    _write(tmp_path, "split", [0, 1, 2, 3, 4], "pass", "None")
+    (tmp_path / "go.py").write_text(
+        "import metalab\nfrom split import exp\n\n"
+        'config = metalab.SlurmConfig(partition="debug", time="5m", memory="300M", '
+        "chunk_size=1, max_array_size=2)\n"
+        "metalab.run(exp, executor=metalab.SlurmExecutor(config)).result(check=True)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "go.py"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=400,
+        env=subprocess_env(tmp_path),
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "3 SLURM arrays of 5 tasks of up to 1 runs" in done.stdout
+    log = ExperimentDir.at(tmp_path / "runs" / "split+1").array_log.read_text()
+    assert [line.endswith("tasks)") for line in log.splitlines() if "submitted" in line] == [
+        True
+    ] * 3
+    assert len(list((tmp_path / "runs" / "split+1" / "runs").glob("*.json"))) == 5
+
+
+def test_a_run_past_its_time_limit_succeeds_after_one_escalation(tmp_path: Path) -> None:
+    """A run still working at its 1-minute limit: SLURM ends the task (TIMEOUT), the run is
+    retried with 2 minutes in the same `metalab run` and succeeds (about 90 s: SLURM
+    enforces limits every 30 s or so, so the retried attempt, which the environment tells
+    it is one, finishes at once)."""
+    body = 'time.sleep(5 if "METALAB_RESOURCE_ATTEMPTS" in os.environ else 600)'
+    exp_dir = _project(tmp_path, "slowpoke", body, '{"runtime": 1, "mem": "300M"}')
+    _write(tmp_path, "slowpoke", [0], body, '{"runtime": 1, "mem": "300M"}')  # one run
+    done = _run(tmp_path, "slowpoke")
+    assert done.returncode == 0, (
+        done.stderr[-3000:] + ExperimentDir.at(exp_dir).array_log.read_text()
+    )
+    (record,) = [json.loads(p.read_text()) for p in (exp_dir / "runs").glob("*.json")]
+    attempts = record["provenance"]["extra"]["resource_attempts"]
+    assert attempts[0] == {"resources": attempts[0]["resources"], "killed_by": "TIMEOUT"}
+    assert attempts[0]["resources"]["runtime"] == 1 and attempts[-1]["resources"]["runtime"] == 2
+    status = run_metalab(tmp_path, "status", "runs/slowpoke+1")
+    assert "retried 1 run(s) with 2 min after TIMEOUT" in status.stdout

@@ -8,6 +8,8 @@
 Sizes and time spans are parsed by Snakemake itself (``snakemake.resources``,
 humanfriendly), so ``mem: 16G`` means here what it means to ``snakemake --profile``
 (16000 MB). Snakemake is imported only when a value needs it: a job's start never does.
+``"auto"`` as ``runtime`` or memory is kept as ``AUTO``: learned from finished runs
+(store/learned.py) where a job's resources are decided.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from metalab_smk.core.values import is_int
 from metalab_smk.errors import ExecutorError
 
 __all__ = [
+    "AUTO",
     "Resources",
     "class_key",
     "describe",
@@ -32,6 +35,8 @@ __all__ = [
 Resources = dict[str, int | str]
 
 _SIZES = ("mem", "mem_mb", "mem_mib", "disk", "disk_mb", "disk_mib")
+_MEMORY = ("mem", "mem_mb", "mem_mib")
+AUTO = "auto"  # runtime or memory learned from the finished runs (store/learned.py)
 
 
 def _clock_minutes(text: str) -> int | None:
@@ -130,11 +135,17 @@ def normalise(resources: Mapping[str, Any] | None, where: str = "resources") -> 
         if "gpu" in out:
             raise ExecutorError(f"{where}: give `gpus` or `gpu`, not both.")
         out["gpu"] = out.pop("gpus")
-    if "runtime" in out:
+    if "runtime" in out and out["runtime"] != AUTO:
         out["runtime"] = runtime_minutes(out["runtime"], f"{where}: runtime")
     if "mem_mb_per_cpu" in out:
         out["mem_mb_per_cpu"] = mem_mb(out["mem_mb_per_cpu"], f"{where}: mem_mb_per_cpu")
     sizes = {k: out.pop(k) for k in _SIZES if k in out}
+    if AUTO in (sizes.get(k) for k in _MEMORY):
+        if sum(k in sizes for k in _MEMORY) > 1:
+            raise ExecutorError(f"{where}: give memory once (mem, mem_mb or mem_mib).")
+        for key in _MEMORY:
+            sizes.pop(key, None)
+        out["mem_mb"] = AUTO
     if sizes:
         out.update(_snakemake_parse(sizes, where))
     for key in ("cpus_per_task", "gpu", "tasks", "nodes"):

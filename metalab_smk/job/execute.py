@@ -25,6 +25,7 @@ from metalab_smk.core.plan import Plan, PlannedRun
 from metalab_smk.core.values import utc_now
 from metalab_smk.job.capture import Capture, Runtime
 from metalab_smk.job.gpus import RUN_GPUS_VARIABLE, gpu_models, split_devices
+from metalab_smk.job.peakmem import PeakMemory
 from metalab_smk.job.runlog import RunLog
 from metalab_smk.slurm import scheduler
 from metalab_smk.store.jsonio import atomic_write_json, fsync_path
@@ -220,6 +221,8 @@ def execute_run(
         if runtime_hook is not None:
             runtime_hook(runtime)
         interrupts = _sigints_seen()
+        peak = PeakMemory()
+        peak.start()
         try:
             runtime.in_operation = True
             returned = experiment.operation.invoke(
@@ -255,6 +258,7 @@ def execute_run(
             status, error = Status.FAILED, _error_of(exc)
             captured = {"metrics": capture.metrics, "stepped_metrics": [], "artifacts": []}
     runtime.remove_scratch()
+    peak_mb = peak.mb()
     record = _record(
         layout,
         plan,
@@ -267,6 +271,8 @@ def execute_run(
         error,
         runlog.warnings,
     )
+    if peak_mb is not None:  # beside duration_ms: what `metalab plan` learns from
+        record.provenance["extra"]["peak_mem_mb"] = peak_mb
     if earlier or status is Status.INTERRUPTED:
         this = {"attempt": attempt, "started_at": started_at, "status": str(status)}
         this["seconds"] = round(record.duration_ms / 1000, 3)

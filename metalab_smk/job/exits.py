@@ -7,7 +7,7 @@ import shutil
 import signal
 from pathlib import Path
 
-__all__ = ["describe_exit", "disk_full", "oom_kills"]
+__all__ = ["describe_exit", "disk_full", "memory_cgroup_files", "oom_kills"]
 
 
 def describe_exit(wait_status: int) -> str:
@@ -22,8 +22,9 @@ def describe_exit(wait_status: int) -> str:
     return f"exited with code {os.waitstatus_to_exitcode(wait_status)}"
 
 
-def _oom_files() -> list[Path]:
-    """Where the kernel counts OOM kills of this process's memory cgroup (v2 or v1)."""
+def memory_cgroup_files(v2_name: str, v1_name: str) -> list[Path]:
+    """The file ``v2_name`` (cgroup v2) or ``v1_name`` (v1's memory controller) of this
+    process's memory cgroup, wherever it may be mounted."""
     try:
         lines = Path("/proc/self/cgroup").read_text().splitlines()
     except OSError:
@@ -34,12 +35,17 @@ def _oom_files() -> list[Path]:
         relative = relative.lstrip("/")
         if controllers == "":
             files += [
-                Path("/sys/fs/cgroup", relative, "memory.events"),
-                Path("/sys/fs/cgroup/unified", relative, "memory.events"),
+                Path("/sys/fs/cgroup", relative, v2_name),
+                Path("/sys/fs/cgroup/unified", relative, v2_name),
             ]
         elif "memory" in controllers.split(","):
-            files.append(Path("/sys/fs/cgroup/memory", relative, "memory.oom_control"))
+            files.append(Path("/sys/fs/cgroup/memory", relative, v1_name))
     return files
+
+
+def _oom_files() -> list[Path]:
+    """Where the kernel counts OOM kills of this process's memory cgroup (v2 or v1)."""
+    return memory_cgroup_files("memory.events", "memory.oom_control")
 
 
 def oom_kills() -> int:

@@ -26,12 +26,13 @@ from collections.abc import Iterable, Sequence
 from dataclasses import asdict
 from datetime import datetime, timedelta
 
-from metalab_smk.core.resources import Resources, merge
+from metalab_smk.core.resources import AUTO, Resources, merge
 from metalab_smk.errors import ExecutorError, SchedulerError
 from metalab_smk.slurm import bytecode, scheduler
 from metalab_smk.slurm.config import SlurmConfig, memory_mb, minutes
 from metalab_smk.slurm.escalation import Escalation, killed_tasks
 from metalab_smk.store.layout import ExperimentDir
+from metalab_smk.store.learned import FIRST_GUESS, Observed, resolve_auto
 
 TIME_LIMIT_VARIABLE = "METALAB_TIME_LIMIT"  # a task's time limit in seconds
 WARN_VARIABLE = "METALAB_WARN_BEFORE"  # seconds before it the runs are warned
@@ -41,8 +42,10 @@ __all__ = [
     "array_alive",
     "array_argv",
     "array_indices",
+    "array_resources",
     "array_spec",
     "cluster_array_limit",
+    "cluster_submit_limit",
     "ended_markers",
     "job_argv",
     "sbatch",
@@ -96,6 +99,12 @@ def sbatch_options(resources: Resources) -> list[str]:
     """The sbatch options of one job's resources; ExecutorError naming any resource
     the array engine cannot honour."""
     options = []
+    learned = [key for key, value in resources.items() if value == AUTO]
+    if learned:
+        raise ExecutorError(
+            f"{', '.join(learned)}='auto' reached sbatch unresolved; metalab run/submit "
+            "learn it from finished runs (or give a value)."
+        )
     if resources.get("mem_mb") and resources.get("mem_mb_per_cpu"):
         raise ExecutorError("resources give mem_mb and mem_mb_per_cpu; keep one.")
     if resources.get("gpu") and "gpu" in str(resources.get("gres", "")):
@@ -129,6 +138,17 @@ def task_resources(config: SlurmConfig, resources: Resources) -> Resources:
             if key in base:
                 merged[key] = base[key]
     return dict(sorted(merged.items()))
+
+
+def array_resources(
+    config: SlurmConfig, resources: Resources, observed: Observed | None, runs_per_task: int
+) -> Resources:
+    """What each task of an array of ``runs_per_task`` runs asking for ``resources``
+    asks for (:func:`task_resources`), ``"auto"`` memory and time learned from
+    ``observed`` (store/learned.py); with nothing observed, the config's values (a
+    profile's default-resources), else the first guess of store/learned.py."""
+    fallback = {**FIRST_GUESS, **{k: v for k, v in config.job_resources().items() if v != AUTO}}
+    return resolve_auto(task_resources(config, resources), observed, runs_per_task, fallback)
 
 
 def job_argv(
@@ -181,7 +201,7 @@ def array_argv(
     """The ``sbatch --array`` of the batches ``STAMP-<task>`` (``tasks``: a count from 0,
     or the task numbers), each task asking for ``resources`` (default: the config's)."""
     resources = config.job_resources() if resources is None else resources
-    limit = int(resources.get("runtime", minutes(config.time)))
+    limit = int(resources.get("runtime") or config_minutes(config))
     n_tasks = tasks if isinstance(tasks, int) else len(tasks)
     # a `%` limit only when it limits anything
     throttle = f"%{config.max_concurrent}" if config.max_concurrent < n_tasks else ""
@@ -197,26 +217,40 @@ def array_argv(
 
 
 @functools.cache
-def cluster_array_limit() -> int:
-    """The most tasks one array may have here: ``MaxArraySize`` and, where the
-    controller shows one, ``MaxSubmitJobs`` from ``scontrol show config`` (a large
-    number when SLURM is not reachable)."""
+def _cluster_limit(name: str) -> int:
+    """A limit of ``scontrol show config`` (a large number when SLURM is not reachable
+    or does not show it)."""
     if not scheduler.available("scontrol"):
         return 10**9
     try:
         settings = scheduler.parse_scontrol_config(scheduler.call(scheduler.scontrol_config_argv()))
     except SchedulerError:
         return 10**9
-    limits = [
-        int(settings[k]) for k in ("MaxArraySize", "MaxSubmitJobs") if settings.get(k, "").isdigit()
-    ]
-    return max(1, min(limits, default=10**9))
+    value = settings.get(name, "")
+    return max(1, int(value)) if value.isdigit() else 10**9
+
+
+def cluster_array_limit() -> int:
+    """The most tasks one array may have here (``MaxArraySize``; task indices stay below
+    it): larger sweeps are split into several arrays."""
+    return _cluster_limit("MaxArraySize")
+
+
+def cluster_submit_limit() -> int:
+    """The most jobs (array tasks count one each) one submission may queue here, where
+    the controller shows ``MaxSubmitJobs``: batches grow to fit."""
+    return _cluster_limit("MaxSubmitJobs")
 
 
 def warning_seconds(config: SlurmConfig, limit: int | None = None) -> int:
     """When a task is warned before its time limit (``limit`` minutes, default the
     config's): ``warn_before``, at most half of it."""
-    return max(10, min(int(config.warn_before), (limit or minutes(config.time)) * 30))
+    return max(10, min(int(config.warn_before), (limit or config_minutes(config)) * 30))
+
+
+def config_minutes(config: SlurmConfig) -> int:
+    """The config's time limit in minutes (SlurmConfig's default when it is "auto")."""
+    return minutes(config.time if config.time != AUTO else SlurmConfig.time)
 
 
 # sbatch errors worth another try: the controller was busy or briefly unreachable
@@ -259,8 +293,8 @@ def submit_summary(layout: ExperimentDir, config: SlurmConfig, after: str) -> tu
         job_name=f"metalab-summary-{layout.root.name}",
         output=log,
         chdir=str(layout.root),
-        time_minutes=max(10, minutes(config.time)),
-        memory_mb=max(2000, memory_mb(config.memory)),
+        time_minutes=max(10, config_minutes(config)),
+        memory_mb=max(2000, memory_mb(config.memory if config.memory != AUTO else 2000)),
         cpus=1,
         partition=config.partition,
         account=config.account,

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from metalab_smk.core.resources import Resources, mem_mb, normalise, runtime_minutes
+from metalab_smk.core.resources import AUTO, Resources, mem_mb, normalise, runtime_minutes
 from metalab_smk.core.values import is_int
 from metalab_smk.errors import ExecutorError
 
@@ -37,10 +37,12 @@ class SlurmConfig:
     limit), so runs can save a checkpoint and are started again.
 
     ``time`` takes minutes or ``"2h"``/``"1d"``/``"H:M:S"``, ``memory`` MB or
-    ``"16G"``/``"4GiB"`` (Snakemake's units). ``resources``: further Snakemake resources
-    of every job (``gres``, ``constraint``, ``qos``, ``tasks``, ``mem_mb_per_cpu``,
-    ``slurm_extra``...); they win over the fields above. Array tasks killed for memory
-    or time are run again with twice as much, ``max_escalations`` times (0: never).
+    ``"16G"``/``"4GiB"`` (Snakemake's units), or ``"auto"``: learned from the finished
+    runs (the array engine; docs/slurm.md, "Learned resources"). ``resources``: further
+    Snakemake resources of every job (``gres``, ``constraint``, ``qos``, ``tasks``,
+    ``mem_mb_per_cpu``, ``slurm_extra``...); they win over the fields above. Array tasks
+    killed for memory or time are run again with twice as much, ``max_escalations``
+    times (0: never).
 
     ``engine="array"`` (default) submits one job array whose tasks run the batch worker
     directly; ``engine="snakemake"`` runs Snakemake's SLURM executor plugin (one job per
@@ -69,8 +71,10 @@ class SlurmConfig:
     max_escalations: int = 2  # retries with x2 memory or time after OUT_OF_MEMORY/TIMEOUT
 
     def __post_init__(self) -> None:
-        minutes(self.time)
-        memory_mb(self.memory)
+        if self.time != AUTO:
+            minutes(self.time)
+        if self.memory != AUTO:
+            memory_mb(self.memory)
         object.__setattr__(self, "resources", normalise(self.resources, "SlurmConfig(resources)"))
         if not is_int(self.max_escalations) or self.max_escalations < 0:
             raise ExecutorError(
@@ -82,6 +86,11 @@ class SlurmConfig:
                 raise ExecutorError(f"SlurmConfig({name}={value!r}) must be a positive int.")
         if self.engine not in ("array", "snakemake"):
             raise ExecutorError(f"SlurmConfig(engine={self.engine!r}): use 'array' or 'snakemake'.")
+        if self.engine == "snakemake" and AUTO in self.job_resources().values():
+            raise ExecutorError(
+                "SlurmConfig: 'auto' time or memory is learned by the array engine; give a "
+                "value with engine='snakemake' (or 'auto' in Experiment(resources=...))."
+            )
         if self.chunk_size is not None and self.chunk_size < 1:
             raise ExecutorError(f"SlurmConfig(chunk_size={self.chunk_size}) must be >= 1.")
 
@@ -100,8 +109,8 @@ class SlurmConfig:
         """Every job's resources in the one model (core/resources.py)."""
         extra = " ".join([*([self.extra] if self.extra else []), *self.extra_sbatch_options()])
         fields = {
-            "runtime": minutes(self.time),
-            "mem_mb": memory_mb(self.memory),
+            "runtime": AUTO if self.time == AUTO else minutes(self.time),
+            "mem_mb": AUTO if self.memory == AUTO else memory_mb(self.memory),
             "cpus_per_task": self.cpus,
             "slurm_partition": self.partition,
             "slurm_account": self.account,

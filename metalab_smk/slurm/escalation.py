@@ -2,8 +2,9 @@
 
 After an array ends, its tasks that SLURM ended OUT_OF_MEMORY or TIMEOUT (sacct, or the
 task's log where the cluster reports a memory kill as FAILED) have their unfinished runs
-(no record of either kind) packed into a new array asking for ``FACTOR`` times the memory
-or time, at most ``SlurmConfig.max_escalations`` times (2) and never beyond the partition's limits
+(no record, or the cancelled record of the run the limit stopped) packed into a new
+array asking for ``FACTOR`` times the memory or time, at most
+``SlurmConfig.max_escalations`` times (2) and never beyond the partition's limits
 (``scontrol show partition``). Each escalation is noted in ``.metalab/escalations.jsonl``
 (``metalab status`` shows it) and handed to the retried runs' records
 (``provenance.extra.resource_attempts``); runs that still die fail with one line naming
@@ -24,13 +25,16 @@ from metalab_smk.errors import SchedulerError
 from metalab_smk.slurm import scheduler
 from metalab_smk.slurm.config import SlurmConfig
 from metalab_smk.store.classes import write_batch_resources, write_batches
+from metalab_smk.store.jsonio import read_json
 from metalab_smk.store.layout import ExperimentDir
+from metalab_smk.store.records import Status
 
 __all__ = [
     "ATTEMPTS_VARIABLE",
     "Escalation",
     "FACTOR",
     "killed_tasks",
+    "note_escalation",
     "retry_lines",
 ]
 
@@ -170,28 +174,42 @@ class Escalation:
         return retried, arrays
 
     def _unfinished(self, names: list[str]) -> tuple[list[int], int]:
-        """The runs of the batches ``names`` with no record of either kind, and the
-        batches' size."""
-        finished = self.layout.done_ids() | self.layout.failed_ids()
+        """The runs of the batches ``names`` that did not finish by themselves (no
+        record, or a failed record of a run stopped from outside: the time limit's
+        SIGTERM), and the batches' size."""
+        done, failed = self.layout.done_ids(), self.layout.failed_ids()
         run_ids = self.layout.read_run_ids()
         indices, chunk = [], 1
         for name in names:
             listing = [int(i) for i in self.layout.batch_listing(name).read_text().split()]
             chunk = max(chunk, len(listing))
-            indices += [i for i in listing if run_ids[i] not in finished]
+            for index in listing:
+                run_id = run_ids[index]
+                if run_id not in done and (run_id not in failed or self._stopped(run_id)):
+                    indices.append(index)
         return indices, chunk
 
+    def _stopped(self, run_id: str) -> bool:
+        """Whether the failed record of ``run_id`` says it was stopped, not failed."""
+        try:
+            status = read_json(self.layout.failed_record(run_id)).get("status")
+        except (OSError, ValueError, AttributeError):
+            return True
+        return status in (Status.CANCELLED, Status.INTERRUPTED)
+
     def _note(self, cause: str, runs: int, before: Resources, after: Resources) -> None:
-        note: dict[str, Any] = {
-            "at": utc_now(),
-            "killed_by": cause,
-            "runs": runs,
-            "from": _part(before, cause),
-            "to": _part(after, cause),
-        }
-        with open(self.layout.escalations, "a") as log:
-            log.write(json.dumps(note) + "\n")
-        print(f"metalab: {runs} run(s) killed by {cause}: retried with {describe(note['to'])}")
+        note_escalation(self.layout, cause, runs, _part(before, cause), _part(after, cause))
+
+
+def note_escalation(
+    layout: ExperimentDir, cause: str, runs: int, before: Resources, after: Resources
+) -> None:
+    """Note in ``.metalab/escalations.jsonl`` (and say) that ``runs`` runs killed by
+    ``cause`` asking for ``before`` run again asking for ``after``."""
+    note = {"at": utc_now(), "killed_by": cause, "runs": runs, "from": before, "to": after}
+    with open(layout.escalations, "a") as log:
+        log.write(json.dumps(note) + "\n")
+    print(f"metalab: {runs} run(s) killed by {cause}: retried with {describe(after)}", flush=True)
 
 
 def _part(resources: Resources, cause: str) -> Resources:

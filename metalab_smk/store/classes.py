@@ -17,6 +17,7 @@ from typing import Any
 
 from metalab_smk.store.jsonio import atomic_write_text, read_json, to_strict_json
 from metalab_smk.store.layout import ExperimentDir
+from metalab_smk.store.learned import AUTO, observe, resolve_auto
 
 __all__ = ["ResourceClasses", "rule_resources", "write_batch_resources", "write_batches"]
 
@@ -97,16 +98,28 @@ def write_batch_resources(layout: ExperimentDir, name: str, resources: dict[str,
 
 def rule_resources(root: str = ".") -> dict[str, Any]:
     """The ``resources:`` of the rules metalab_batch and metalab_run: the experiment's
-    one set, or per case one function per resource name that Snakemake calls with the
-    job's wildcards (None: the job's class does not set it)."""
+    one set, or per case (or when some memory or time is ``"auto"``) one function per
+    resource name that Snakemake calls with the job's wildcards (None: the job's class
+    does not set it; "auto" learned from finished runs, store/learned.py)."""
     layout = ExperimentDir.at(root)
     table = ResourceClasses.read(layout)
-    if not table.per_case:
+    learning = any(AUTO in resources.values() for resources in table.classes)
+    if not table.per_case and not learning:
         return table.common
+    observed = observe(layout, table.of_run) if learning else {}
+
+    def of_job(wildcards: Any) -> dict[str, Any]:
+        resources = table.of_job(layout, wildcards)
+        if AUTO not in resources.values():
+            return resources
+        number = table.classes.index(resources) if resources in table.classes else 0
+        batch = getattr(wildcards, "batch", None)
+        runs = len(layout.batch_listing(batch).read_text().split()) if batch else 1
+        return resolve_auto(resources, observed.get(number), runs)
 
     def value_of(key: str) -> Any:
         def value(wildcards: Any) -> Any:
-            return table.of_job(layout, wildcards).get(key)
+            return of_job(wildcards).get(key)
 
         return value
 

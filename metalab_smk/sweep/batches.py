@@ -12,7 +12,7 @@ import math
 import os
 import statistics
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,6 +22,7 @@ from metalab_smk.store.classes import ResourceClasses, write_batch_resources, wr
 from metalab_smk.store.coverage import stored_coverage, validated_before
 from metalab_smk.store.jsonio import atomic_write_text, read_json
 from metalab_smk.store.layout import ExperimentDir
+from metalab_smk.store.learned import Observed, fitting_chunk, observe
 from metalab_smk.store.validate import valid_names
 
 __all__ = [
@@ -112,10 +113,14 @@ def missing_indices(layout: ExperimentDir, scan: bool = True) -> list[int]:
 
 @dataclass(frozen=True)
 class BatchGroup:
-    """The batches of one resource class: its resources and the batches' targets."""
+    """Batches of one resource class (all of them, or one array's share): the class's
+    resources, the batches' targets, their runs per batch and what the class's finished
+    runs used (None: none finished)."""
 
     resources: dict[str, Any]
     targets: list[Path]
+    chunk: int = 1
+    observed: Observed | None = None
 
     @property
     def stamp(self) -> str:
@@ -129,30 +134,49 @@ def plan_batches(
     chunk_size: int | None,
     min_chunk: int,
     max_jobs: int | None = None,
+    max_group: int | None = None,
+    time_limit: Callable[[dict[str, Any]], int | None] | None = None,
 ) -> tuple[list[BatchGroup], int]:
     """Replace earlier batches by batches of ``missing``, one group per resource class
-    (a batch never mixes classes); return the groups and the batch size. ``max_jobs``
-    (a SLURM array's size limit) raises the size until each class's batches fit."""
+    (a batch never mixes classes); return the groups and the largest batch size.
+
+    ``time_limit(resources)``: a job's time limit in minutes (None: none); an automatic
+    batch size is lowered per class so that its runs fit it, by the longest finished run
+    of the class. ``max_jobs`` (SLURM's MaxSubmitJobs) raises the size until all batches
+    fit; ``max_group`` (a job array's size limit) splits a class's batches into groups of
+    at most that many (one array each)."""
     clear_batches(layout)
     chunk = choose_chunk_size(
         len(missing), parallel, chunk_size, min_chunk, median_run_seconds(layout)
     )
     table = ResourceClasses.read(layout)
     groups = table.group(missing)
+    observed = observe(layout, table.of_run) if time_limit is not None else {}
+    sizes = {}
+    for number in groups:
+        limit = time_limit(table.classes[number]) if time_limit is not None else None
+        fit = fitting_chunk(limit, observed.get(number)) if limit else None
+        sizes[number] = min(chunk, fit) if fit and chunk_size is None else chunk
     if max_jobs:
-        largest = max((len(indices) for indices in groups.values()), default=0)
-        if math.ceil(largest / chunk) > max_jobs:
-            chunk = math.ceil(largest / max_jobs)
+        total = sum(math.ceil(len(groups[n]) / size) for n, size in sizes.items())
+        if total > max_jobs:  # the scheduler refuses more: fewer, larger batches
+            grown = math.ceil(len(missing) / max(1, max_jobs - len(groups)))
+            sizes = {n: max(size, grown) for n, size in sizes.items()}
     stamp = time.strftime("%Y%m%dT%H%M%S")
     planned = []
     for number, indices in groups.items():
-        prefix = f"{stamp}c{number}" if table.per_case else stamp
-        targets = write_batches(layout, indices, chunk, prefix)
-        if table.per_case:
-            for target in targets:
-                write_batch_resources(layout, target.stem, table.classes[number])
-        planned.append(BatchGroup(table.classes[number], targets))
-    return planned, chunk
+        size = sizes[number]
+        step = size * max_group if max_group else len(indices)
+        for part, start in enumerate(range(0, len(indices), step)):
+            prefix = f"{stamp}c{number}" if table.per_case else stamp
+            prefix += f"p{part}" if part else ""
+            targets = write_batches(layout, indices[start : start + step], size, prefix)
+            if table.per_case:
+                for target in targets:
+                    write_batch_resources(layout, target.stem, table.classes[number])
+            resources = table.classes[number]
+            planned.append(BatchGroup(resources, targets, size, observed.get(number)))
+    return planned, max(sizes.values(), default=chunk)
 
 
 def dag_targets(

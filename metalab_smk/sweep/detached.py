@@ -22,25 +22,18 @@ from metalab_smk.slurm import scheduler
 from metalab_smk.slurm.array import (
     array_alive,
     array_argv,
-    cluster_array_limit,
     ended_markers,
     submit_array,
     submit_summary,
-    task_resources,
     tasks_ended,
 )
-from metalab_smk.slurm.config import SlurmConfig, minutes
+from metalab_smk.slurm.config import SlurmConfig
 from metalab_smk.store.jsonio import atomic_write_json, read_json
 from metalab_smk.store.layout import ExperimentDir
 from metalab_smk.store.locate import shown
-from metalab_smk.sweep.batches import missing_indices, plan_batches
-from metalab_smk.sweep.executors import (
-    LocalExecutor,
-    ProfileExecutor,
-    SlurmExecutor,
-    array_config,
-    executor_to_dict,
-)
+from metalab_smk.sweep.arrays import plan_arrays
+from metalab_smk.sweep.batches import missing_indices
+from metalab_smk.sweep.executors import EXECUTORS, Executor, LocalExecutor, executor_from_dict
 from metalab_smk.sweep.processes import (
     is_recorded_process,
     process_identity,
@@ -59,22 +52,16 @@ __all__ = [
     "submit",
 ]
 
-Executor = LocalExecutor | SlurmExecutor | ProfileExecutor
 HEAD_MODULE = "metalab_smk.sweep.head"
 
 
-def _on_slurm(executor: Executor) -> bool:
-    return isinstance(executor, SlurmExecutor) or (
-        isinstance(executor, ProfileExecutor) and executor.is_slurm
-    )
-
-
-def _partition(executor: Executor) -> str | None:
-    if isinstance(executor, SlurmExecutor):
-        return executor.config.partition
-    if isinstance(executor, ProfileExecutor):
-        return (executor.settings().get("default-resources") or {}).get("slurm_partition")
-    return None
+def recorded_executor(layout: ExperimentDir, kind: str = "local") -> Executor:
+    """The executor ``metalab submit`` recorded for this directory's head; when none is
+    recorded or it cannot be read, the default executor of ``kind`` (head.json's)."""
+    try:
+        return executor_from_dict(read_json(layout.executor_file))
+    except (OSError, ValueError, TypeError, KeyError, MetalabError):
+        return EXECUTORS.get(kind, LocalExecutor)()
 
 
 def submit(
@@ -91,27 +78,18 @@ def submit(
     if not missing:
         return None
     settings = layout.executor_file
-    atomic_write_json(settings, executor_to_dict(executor))
+    atomic_write_json(settings, executor.to_dict())
     command = [sys.executable, "-m", HEAD_MODULE, str(layout.root)]
     now = utc_now()
-    slurm = array_config(executor)
+    slurm = executor.array_config()
+    head_argv = None if local else executor.head_argv(layout, command, head_time)
     poll: Callable[[], int | None] | None = None
     if slurm is not None and not local and scheduler.available("sbatch"):
         head = _submit_array(layout, executor, slurm, missing, now)  # no head process
-    elif _on_slurm(executor) and not local and scheduler.available("sbatch"):
+    elif head_argv is not None:  # the head as a SLURM job
         log = layout.head_log(on_slurm=True)
-        argv = scheduler.sbatch_argv(
-            ["exec", *command],  # the head is the job's process: scancel's SIGTERM reaches it
-            job_name=f"metalab-head-{layout.root.name}",
-            output=str(log),
-            chdir=str(layout.root),
-            time_minutes=minutes(head_time),
-            memory_mb=1000,
-            cpus=1,
-            partition=_partition(executor),
-        )
         try:
-            job_id = scheduler.parse_sbatch(scheduler.call(argv, env=snakemake_env()))
+            job_id = scheduler.parse_sbatch(scheduler.call(head_argv, env=snakemake_env()))
         except scheduler.SchedulerError as exc:
             raise MetalabError(f"the head job was not submitted: {exc}") from None
         head = {
@@ -232,21 +210,13 @@ def _submit_array(
     layout: ExperimentDir, executor: Executor, slurm: SlurmConfig, missing: list[int], now: str
 ) -> dict[str, Any]:
     """No head process: the array runs the batches, a dependent job writes the summary."""
-    groups, _ = plan_batches(
-        layout,
-        missing,
-        executor.total_cores(),
-        slurm.chunk_size,
-        executor.min_chunk,
-        min(slurm.max_array_size, cluster_array_limit()),
-    )
+    planned, _ = plan_arrays(layout, slurm, missing, executor.total_cores(), executor.min_chunk)
     arrays: list[dict[str, Any]] = []
     try:
-        for group in groups:
-            resources = task_resources(slurm, group.resources)
-            argv = array_argv(layout, group.stamp, len(group.targets), slurm, resources)
+        for array in planned:
+            argv = array_argv(layout, array.stamp, array.tasks, slurm, array.resources)
             job = submit_array(layout, argv)
-            arrays.append({"job_id": job, "stamp": group.stamp, "tasks": len(group.targets)})
+            arrays.append({"job_id": job, "stamp": array.stamp, "tasks": array.tasks})
         job_id, log = submit_summary(layout, slurm, after=":".join(a["job_id"] for a in arrays))
     except scheduler.SchedulerError as exc:
         raise MetalabError(f"the sweep was not submitted: {exc}") from None

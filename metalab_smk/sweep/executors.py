@@ -1,14 +1,18 @@
-"""Where Snakemake runs the jobs: this machine (LocalExecutor), SLURM (SlurmExecutor) or a profile.
+"""Where a sweep's jobs run: the ``Executor`` protocol, ``LocalExecutor`` (this machine)
+and the registry of every executor (the SLURM ones live in slurm/executors.py).
 
-An executor only builds Snakemake's options and says how many runs go into each job."""
+An executor says how many runs go into each job, builds the options of the Snakemake
+that runs them (or names the SLURM settings of the job arrays that replace it), where a
+submitted sweep's head runs, how its jobs are cancelled, and its JSON form for that head."""
 
 from __future__ import annotations
 
 import os
-from dataclasses import asdict, dataclass, field
-from typing import Self
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any, Protocol, runtime_checkable
 
-from metalab_smk.core.resources import merge, normalise
+from metalab_smk.core.lifecycle import ContextManaged
 from metalab_smk.core.values import is_int
 from metalab_smk.errors import ExecutorError
 from metalab_smk.job.gpus import (
@@ -19,7 +23,63 @@ from metalab_smk.job.gpus import (
     split_devices,
 )
 from metalab_smk.slurm.config import SlurmConfig
-from metalab_smk.slurm.profile import SLURM_EXECUTORS, find_profile, profile_file
+from metalab_smk.slurm.executors import ProfileExecutor, SlurmExecutor
+from metalab_smk.slurm.profile_settings import JOB_RULES, profile_resources
+from metalab_smk.store.layout import ExperimentDir
+
+__all__ = [
+    "EXECUTORS",
+    "JOB_RULES",
+    "Executor",
+    "GpuPlan",
+    "LocalExecutor",
+    "ProcessExecutor",
+    "ProfileExecutor",
+    "SlurmExecutor",
+    "ThreadExecutor",
+    "array_config",
+    "as_executor",
+    "executor_from_dict",
+    "executor_to_dict",
+    "profile_resources",
+]
+
+
+@runtime_checkable
+class Executor(Protocol):
+    """What a sweep asks of an executor (docs/architecture.md, "Add an executor").
+
+    Chunking: ``chunk_size`` (runs per job; None: automatic), ``min_chunk`` (the fewest
+    runs per job), ``total_cores()`` (jobs at once). Launch: ``snakemake_args()``, the
+    options of the Snakemake that runs the batch targets, or ``array_config()``: the
+    SLURM settings when the batches go to job arrays instead (None: Snakemake runs
+    them). Head: ``head_argv(layout, command, head_time)``, the command that starts a
+    submitted sweep's head as a scheduler job (None: a background process here).
+    ``cancel(layout, also)``: end the scheduler jobs of the sweep in ``layout`` and
+    ``also``; returns their IDs. ``to_dict()`` and the class method ``from_dict()``: its
+    JSON form, ``kind`` naming the class, for the detached head."""
+
+    kind: str
+
+    @property
+    def chunk_size(self) -> int | None: ...
+
+    @property
+    def min_chunk(self) -> int: ...
+
+    def total_cores(self) -> int: ...
+
+    def snakemake_args(self) -> list[str]: ...
+
+    def array_config(self) -> SlurmConfig | None: ...
+
+    def head_argv(
+        self, layout: ExperimentDir, command: list[str], head_time: str
+    ) -> list[str] | None: ...
+
+    def cancel(self, layout: ExperimentDir, also: Iterable[str | None] = ()) -> list[str]: ...
+
+    def to_dict(self) -> dict[str, Any]: ...
 
 
 @dataclass(frozen=True)
@@ -44,23 +104,8 @@ class GpuPlan:
         return ["--resources", f"gpu={len(self.devices) * self.runs_per_gpu}"]
 
 
-class _ContextManaged:
-    """Upstream's executor lifecycle: ``with Executor(...) as ex:`` and ``shutdown()``.
-    Executors here hold no workers (Snakemake starts the jobs per sweep), so there is
-    nothing to release."""
-
-    def shutdown(self, wait: bool = True, cancel_futures: bool = False) -> None:
-        """Nothing to release (accepted for upstream code)."""
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.shutdown(wait=True)
-
-
 @dataclass(frozen=True)
-class LocalExecutor(_ContextManaged):
+class LocalExecutor(ContextManaged):
     """Run on this machine with ``cores`` parallel jobs (default: all cores).
 
     ``gpus`` (``"0,1"``, a count, or ``"auto"``, the default: ``CUDA_VISIBLE_DEVICES`` or
@@ -72,6 +117,7 @@ class LocalExecutor(_ContextManaged):
     min_chunk: int = 1
     gpus: str | int | None = None
     runs_per_gpu: int = 1
+    kind = "local"
 
     def __post_init__(self) -> None:
         if not is_int(self.runs_per_gpu) or self.runs_per_gpu < 1:
@@ -115,155 +161,29 @@ class LocalExecutor(_ContextManaged):
     def snakemake_args(self, gpu: GpuPlan | None = None) -> list[str]:
         return ["--cores", str(self.total_cores(gpu)), *(gpu.snakemake_args() if gpu else [])]
 
+    def array_config(self) -> SlurmConfig | None:
+        return None
 
-@dataclass(frozen=True)
-class SlurmExecutor(_ContextManaged):
-    """Run every job as a SLURM job through snakemake-executor-plugin-slurm."""
+    def head_argv(
+        self, layout: ExperimentDir, command: list[str], head_time: str
+    ) -> list[str] | None:
+        return None  # the head runs in the background here
 
-    config: SlurmConfig = field(default_factory=SlurmConfig)
+    def cancel(self, layout: ExperimentDir, also: Iterable[str | None] = ()) -> list[str]:
+        return []  # its jobs are Snakemake's processes, ended with Snakemake
 
-    min_chunk: int = 10  # each SLURM job costs seconds of start-up
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "cores": self.cores,
+            "chunk_size": self.chunk_size,
+            "gpus": self.gpus,
+            "runs_per_gpu": self.runs_per_gpu,
+        }
 
-    @property
-    def chunk_size(self) -> int | None:
-        return self.config.chunk_size
-
-    def total_cores(self) -> int:
-        return self.config.max_concurrent
-
-    def snakemake_args(self) -> list[str]:
-        interval = str(self.config.status_interval)
-        return [
-            "--executor",
-            "slurm",
-            "--jobs",
-            str(self.config.max_concurrent),
-            "--default-resources",
-            *self.config.default_resources(),
-            "--slurm-init-seconds-before-status-checks",
-            interval,
-            "--seconds-between-status-checks",
-            interval,
-            "--latency-wait",
-            "30",
-            *(["--precommand", self.config.precommand()] if self.config.precommand() else []),
-            *self.config.snakemake_options,
-        ]
-
-
-@dataclass(frozen=True)
-class ProfileExecutor(_ContextManaged):
-    """Run with a Snakemake profile directory (``--profile``), e.g. ``profiles/slurm``."""
-
-    profile: str
-    chunk_size: int | None = None
-    engine: str = "array"
-
-    def __post_init__(self) -> None:
-        found = find_profile(self.profile)
-        if found is None:
-            raise ExecutorError(
-                f"profile {self.profile!r} has no config.yaml (nor profile.yaml, "
-                "config.v8+.yaml); pass a Snakemake profile directory; `metalab profile "
-                "slurm DIR` writes one to edit, and `metalab profile slurm --partition P` "
-                "installs one you pass by name, slurm."
-            )
-        object.__setattr__(self, "profile", str(found.absolute()))
-
-    def settings(self) -> dict:
-        """The profile's settings, from the file Snakemake reads."""
-        import yaml  # a dependency of snakemake
-
-        path = profile_file(self.profile)
-        return (yaml.safe_load(path.read_text()) if path else None) or {}
-
-    @property
-    def is_slurm(self) -> bool:
-        return self.settings().get("executor") in SLURM_EXECUTORS
-
-    @property
-    def min_chunk(self) -> int:
-        return SlurmExecutor.min_chunk if self.is_slurm else 1
-
-    def total_cores(self) -> int:
-        settings = self.settings()
-        value = settings.get("jobs") or settings.get("cores")
-        return int(str(value)) if str(value).isdigit() else (os.cpu_count() or 1)
-
-    def snakemake_args(self) -> list[str]:
-        return ["--profile", self.profile]
-
-    def slurm_config(self) -> SlurmConfig:
-        """The profile's SLURM settings as a SlurmConfig: its ``default-resources``, the
-        ``set-resources`` of metalab's job rules, ``slurm-qos`` / ``slurm-reservation``
-        / ``slurm-requeue`` and ``jobs``."""
-        settings = self.settings()
-        resources = profile_resources(settings)
-        extra = [str(resources.pop("slurm_extra", ""))]
-        if settings.get("slurm-qos"):
-            resources.setdefault("qos", settings["slurm-qos"])
-        if settings.get("slurm-reservation"):
-            extra.append(f"--reservation={settings['slurm-reservation']}")
-        if settings.get("slurm-requeue"):
-            extra.append("--requeue")
-        if any(extra):
-            resources["slurm_extra"] = " ".join(part for part in extra if part)
-        return SlurmConfig(
-            max_concurrent=int(settings.get("jobs", 100)),
-            chunk_size=self.chunk_size,
-            resources=resources,
-        )
-
-
-JOB_RULES = ("metalab_batch", "metalab_run")
-
-
-def _key_values(section: object, where: str) -> dict:
-    """A profile's resource section: a mapping, or Snakemake's list of ``key=value``."""
-    if isinstance(section, list):
-        try:
-            return dict(str(item).split("=", 1) for item in section)
-        except ValueError:
-            raise ExecutorError(f"profile {where}: use key=value items, not {section!r}") from None
-    if section is None or isinstance(section, dict):
-        return dict(section or {})
-    raise ExecutorError(f"profile {where}: expected a mapping of resources, not {section!r}.")
-
-
-def profile_resources(settings: dict) -> dict[str, int | str]:
-    """A profile's job resources in the one model: ``default-resources`` with the
-    ``set-resources`` of metalab's job rules on top; ``set-resources`` of another rule
-    is refused (metalab's jobs run only these rules)."""
-    resources = normalise(
-        _key_values(settings.get("default-resources"), "default-resources"),
-        "profile default-resources",
-    )
-    per_rule = settings.get("set-resources") or {}
-    if isinstance(per_rule, list):  # ["metalab_batch:mem_mb=2000", ...]
-        grouped: dict[str, list[str]] = {}
-        for item in per_rule:
-            rule, _, assignment = str(item).partition(":")
-            grouped.setdefault(rule, []).append(assignment)
-        per_rule = grouped
-    for rule, section in dict(per_rule).items():
-        if rule not in (*JOB_RULES, "metalab_summary"):
-            raise ExecutorError(
-                f"profile set-resources names the rule {rule!r}; metalab's jobs run the "
-                f"rules {', '.join(JOB_RULES)} (and metalab_summary)."
-            )
-        if rule in JOB_RULES:
-            where = f"profile set-resources of {rule}"
-            resources = merge(resources, normalise(_key_values(section, where), where))
-    return resources
-
-
-def array_config(executor: LocalExecutor | SlurmExecutor | ProfileExecutor) -> SlurmConfig | None:
-    """The SLURM settings when ``executor`` runs its batches as one SLURM job array."""
-    if isinstance(executor, SlurmExecutor) and executor.config.engine == "array":
-        return executor.config
-    if isinstance(executor, ProfileExecutor) and executor.engine == "array" and executor.is_slurm:
-        return executor.slurm_config()
-    return None
+    @classmethod
+    def from_dict(cls, fields: dict[str, Any]) -> LocalExecutor:
+        return cls(**fields)
 
 
 class ThreadExecutor(LocalExecutor):
@@ -281,12 +201,23 @@ class ProcessExecutor(LocalExecutor):
         super().__init__(cores=max_workers, chunk_size=chunk_size)
 
 
-def as_executor(executor: object) -> LocalExecutor | SlurmExecutor | ProfileExecutor:
+def array_config(executor: Executor) -> SlurmConfig | None:
+    """The SLURM settings when ``executor`` runs its batches as SLURM job arrays."""
+    return executor.array_config()
+
+
+# kind -> class: how the detached head rebuilds an executor from its JSON form
+EXECUTORS: dict[str, Any] = {
+    cls.kind: cls for cls in (LocalExecutor, SlurmExecutor, ProfileExecutor)
+}
+
+
+def as_executor(executor: object) -> Executor:
     """``executor`` checked (``None``: all local cores)."""
     if executor is None:
         return LocalExecutor()
-    if isinstance(executor, (LocalExecutor, SlurmExecutor, ProfileExecutor)):
-        return executor
+    if isinstance(executor, tuple(EXECUTORS.values())):
+        return executor  # type: ignore[return-value]
     raise ExecutorError(
         f"executor={executor!r} is not supported; use metalab.LocalExecutor(cores=n), "
         "ThreadExecutor/ProcessExecutor(max_workers=n), SlurmExecutor(SlurmConfig(...)) "
@@ -294,31 +225,12 @@ def as_executor(executor: object) -> LocalExecutor | SlurmExecutor | ProfileExec
     )
 
 
-def executor_to_dict(executor: LocalExecutor | SlurmExecutor | ProfileExecutor) -> dict:
+def executor_to_dict(executor: Executor) -> dict[str, Any]:
     """A JSON form of an executor, for the detached head process."""
-    if isinstance(executor, SlurmExecutor):
-        return {"kind": "slurm", **asdict(executor.config)}
-    if isinstance(executor, ProfileExecutor):
-        return {
-            "kind": "profile",
-            "profile": executor.profile,
-            "chunk_size": executor.chunk_size,
-            "engine": executor.engine,
-        }
-    return {
-        "kind": "local",
-        "cores": executor.cores,
-        "chunk_size": executor.chunk_size,
-        "gpus": executor.gpus,
-        "runs_per_gpu": executor.runs_per_gpu,
-    }
+    return executor.to_dict()
 
 
-def executor_from_dict(data: dict) -> LocalExecutor | SlurmExecutor | ProfileExecutor:
+def executor_from_dict(data: dict[str, Any]) -> Executor:
+    """The executor ``executor_to_dict`` described."""
     fields = dict(data)
-    kind = fields.pop("kind")
-    if kind == "slurm":
-        return SlurmExecutor(SlurmConfig(**fields))
-    if kind == "profile":
-        return ProfileExecutor(**fields)
-    return LocalExecutor(**fields)
+    return EXECUTORS[fields.pop("kind")].from_dict(fields)

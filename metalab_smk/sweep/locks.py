@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from metalab_smk.errors import SweepBusyError
+from metalab_smk.slurm.jobs import alive_slurm_jobs
 from metalab_smk.store.layout import ExperimentDir
 from metalab_smk.store.locate import shown
 from metalab_smk.store.validate import process_alive
@@ -26,7 +27,6 @@ from metalab_smk.sweep.processes import (
     snakemake_env,
     started_at,
 )
-from metalab_smk.sweep.status import alive_slurm_jobs
 
 __all__ = [
     "RunnerLock",

@@ -37,30 +37,19 @@ from metalab_smk.errors import (
 )
 from metalab_smk.job.gpus import gpus_per_run
 from metalab_smk.results.derived import normalise_functions
-from metalab_smk.slurm.array import (
-    QueuePolling,
-    array_spec,
-    cluster_array_limit,
-    sbatch_options,
-    task_resources,
-)
+from metalab_smk.slurm.array import QueuePolling, array_spec
 from metalab_smk.store.classes import ResourceClasses
 from metalab_smk.store.coverage import current_done_ids, status_coverage
 from metalab_smk.store.jsonio import read_json
 from metalab_smk.store.layout import ExperimentDir
 from metalab_smk.store.locate import shown
 from metalab_smk.store.records import Status
+from metalab_smk.sweep.arrays import plan_arrays
 from metalab_smk.sweep.batches import missing_indices, plan_batches
 from metalab_smk.sweep.detached import array_in_flight, head_alive, submit
 from metalab_smk.sweep.events import Event, EventCallback, EventKind, EventWatcher, emit_event
-from metalab_smk.sweep.executors import (
-    GpuPlan,
-    LocalExecutor,
-    ProfileExecutor,
-    SlurmExecutor,
-    array_config,
-    as_executor,
-)
+from metalab_smk.sweep.executors import Executor, GpuPlan, LocalExecutor, as_executor
+from metalab_smk.sweep.local_retry import LocalEscalation, RetryRound, machine_memory_mb
 from metalab_smk.sweep.locks import (
     RunnerLock,
     end_orphaned_snakemake,
@@ -71,7 +60,7 @@ from metalab_smk.sweep.locks import (
 from metalab_smk.sweep.outcome import failed_runs_warning, failure_cause
 from metalab_smk.sweep.processes import signal_group, start_detached
 from metalab_smk.sweep.progress import Progress
-from metalab_smk.sweep.status import SweepStatus, cancel_slurm_jobs, sweep_status
+from metalab_smk.sweep.status import SweepStatus, sweep_status
 
 if TYPE_CHECKING:
     from metalab_smk.results.results import Results
@@ -117,7 +106,7 @@ class RunHandle:
     def __init__(
         self,
         layout: ExperimentDir,
-        launch: Callable[[list[int]], subprocess.Popen[bytes]] | None = None,
+        launch: Callable[..., subprocess.Popen[bytes]] | None = None,
         progress: Progress | None = None,
         follow_existing: bool = False,
         lock: RunnerLock | None = None,
@@ -127,8 +116,12 @@ class RunHandle:
         derived_metrics: list[Any] | None = None,
         skipped: list[str] | None = None,
         missing: list[int] | None = None,
+        executor: Executor | None = None,
     ) -> None:
         self.layout = layout
+        self._executor = executor or LocalExecutor()  # whose jobs _terminate cancels
+        local = isinstance(self._executor, LocalExecutor) and launch is not None
+        self._escalation = LocalEscalation(layout, time.time()) if local else None
         self.process: subprocess.Popen[bytes] | None = None
         self._launch = launch
         self._started = threading.Event()
@@ -244,14 +237,19 @@ class RunHandle:
             killed = self.returncode is not None and self.returncode < 0
             self._stopping = self._stopping or self.layout.stop_request.exists()
             again = sorted(untouched + interrupted)
-            if self._stopping or killed or self._launch is None or rounds >= self._rounds:
+            if self._stopping or killed or self._launch is None:
                 return
-            if not again:
+            # no job got anywhere: a second round would fail the same way
+            hopeless = not interrupted and len(untouched) == len(missing) and self.returncode
+            if again and rounds < self._rounds and not hopeless:
+                rounds, missing = rounds + 1, again
+                self.process = self._launch(again)
+                continue
+            retry = self._escalation.next_round() if self._escalation is not None else None
+            if retry is None:  # locally, runs the OOM killer ended may ask for more memory
                 return
-            if not interrupted and len(untouched) == len(missing) and self.returncode:
-                return  # no job got anywhere: a second round would fail the same way
-            rounds, missing = rounds + 1, again
-            self.process = self._launch(again)
+            missing = retry.indices
+            self.process = self._launch(retry.indices, retry)
 
     def _finish(self) -> None:
         from metalab_smk.results.index.upkeep import upkeep
@@ -375,7 +373,7 @@ class RunHandle:
                 process.wait()
                 break
             time.sleep(0.05)
-        cancel_slurm_jobs(self.layout)  # any SLURM job Snakemake did not cancel itself
+        self._executor.cancel(self.layout)  # any SLURM job Snakemake did not cancel itself
 
     def result(self, timeout: float | None = None, check: bool = False) -> Results:
         """Wait for the sweep (up to ``timeout`` s) and return its Results, failed runs
@@ -486,7 +484,7 @@ def _done_ids(layout: ExperimentDir) -> list[str]:
 
 def start(
     layout: ExperimentDir,
-    executor: LocalExecutor | SlurmExecutor | ProfileExecutor | None = None,
+    executor: Executor | None = None,
     resume: bool = True,
     progress: bool | Progress | None = None,
     on_event: EventCallback | None = None,
@@ -579,8 +577,8 @@ def start(
         raise
     death = signal.SIGTERM if tie_to_parent == "head" else signal.SIGKILL
 
-    def launch(indices: list[int]) -> subprocess.Popen[bytes]:
-        return _launch(layout, executor, indices, total, verbose, bool(tie_to_parent), death)
+    def launch(indices: list[int], retry: RetryRound | None = None) -> subprocess.Popen[bytes]:
+        return _launch(layout, executor, indices, total, verbose, bool(tie_to_parent), death, retry)
 
     return RunHandle(
         layout,
@@ -591,42 +589,41 @@ def start(
         derived_metrics=derived_metrics,
         skipped=skipped,
         missing=missing or [],
+        executor=executor,
     )
 
 
 def _launch(
     layout: ExperimentDir,
-    executor: LocalExecutor | SlurmExecutor | ProfileExecutor,
+    executor: Executor,
     missing: list[int],
     total: int,
     verbose: bool,
     tie_to_parent: bool = False,
     death_signal: int = signal.SIGTERM,
+    retry: RetryRound | None = None,
 ) -> subprocess.Popen[bytes]:
-    """Write the batches of ``missing`` runs and start Snakemake on them."""
+    """Write the batches of ``missing`` runs and start Snakemake on them (``retry``:
+    runs the OOM killer ended, asking for more memory)."""
     gpu = _gpu_plan(layout, executor)
     parallel = executor.total_cores()
     if gpu is not None and isinstance(executor, LocalExecutor):  # one job per slot group
         parallel = min(executor.total_cores(gpu), gpu.concurrent)
-    slurm = array_config(executor)
-    max_jobs = min(slurm.max_array_size, cluster_array_limit()) if slurm is not None else None
-    groups, chunk = plan_batches(
-        layout, missing, parallel, executor.chunk_size, executor.min_chunk, max_jobs
-    )
-    targets = [target for group in groups for target in group.targets]
+    slurm = executor.array_config()
     if slurm is not None:
-        arrays = [(g.stamp, len(g.targets), task_resources(slurm, g.resources)) for g in groups]
-        for _, _, resources in arrays:
-            sbatch_options(resources)  # a resource the array cannot honour: refused here
+        arrays, chunk = plan_arrays(layout, slurm, missing, parallel, executor.min_chunk)
         if verbose:
             what = "one SLURM array" if len(arrays) == 1 else f"{len(arrays)} SLURM arrays"
+            tasks = sum(a.tasks for a in arrays)
             print(
                 f"metalab: running {len(missing)} of {total} runs in {shown(layout.root)}\n"
-                f"  ({what} of {len(targets)} tasks of up to {chunk} runs)"
+                f"  ({what} of {tasks} tasks of up to {chunk} runs)"
             )
         command = [sys.executable, "-m", "metalab_smk.slurm.array", str(layout.root)]
-        command.append(array_spec(slurm, arrays))
+        command.append(array_spec(slurm, [(a.stamp, a.tasks, a.resources) for a in arrays]))
         return start_detached(command, layout.root, layout.array_log, tie_to_parent=tie_to_parent)
+    groups, chunk = plan_batches(layout, missing, parallel, executor.chunk_size, executor.min_chunk)
+    targets = [target for group in groups for target in group.targets]
     command = [
         sys.executable,
         "-m",
@@ -634,6 +631,7 @@ def _launch(
         *[str(t.relative_to(layout.root)) for t in targets],
         *(executor.snakemake_args(gpu) if gpu else executor.snakemake_args()),  # type: ignore[call-arg]
         *_local_limits(layout, executor, gpu),
+        *(retry.snakemake_args if retry else []),
         "--quiet",
         "progress",
         "rules",
@@ -650,13 +648,13 @@ def _launch(
         layout.snakemake_log,
         tie_to_parent=tie_to_parent,
         death_signal=death_signal,
-        env=gpu.job_env() if gpu else None,
+        env={**(gpu.job_env() if gpu else {}), **(retry.env if retry else {})},
     )
 
 
 def _local_limits(
     layout: ExperimentDir,
-    executor: LocalExecutor | SlurmExecutor | ProfileExecutor,
+    executor: Executor,
     gpu: GpuPlan | None,
 ) -> list[str]:
     """Locally, runs asking for CPUs or memory are counted against this machine's:
@@ -668,7 +666,7 @@ def _local_limits(
     if "cpus_per_task" in asked:
         limits.append(f"cpus_per_task={executor.total_cores(gpu)}")
     if "mem_mb" in asked:
-        limits.append(f"mem_mb={os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') // 10**6}")
+        limits.append(f"mem_mb={machine_memory_mb()}")  # or its cgroup's limit
     if not limits:
         return []
     if gpu is not None:  # one --resources option for all
@@ -676,9 +674,7 @@ def _local_limits(
     return ["--resources", *limits]
 
 
-def _gpu_plan(
-    layout: ExperimentDir, executor: LocalExecutor | SlurmExecutor | ProfileExecutor
-) -> GpuPlan | None:
+def _gpu_plan(layout: ExperimentDir, executor: Executor) -> GpuPlan | None:
     """How a local sweep's runs get their GPUs (None: not local, or no GPUs asked)."""
     if not isinstance(executor, LocalExecutor):
         return None

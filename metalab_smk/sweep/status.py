@@ -8,7 +8,6 @@ time limit) makes the run count as failed, with the SLURM state when ``sacct`` k
 
 from __future__ import annotations
 
-import contextlib
 import datetime as _dt
 import os
 import re
@@ -21,6 +20,7 @@ from metalab_smk.job.exits import disk_full
 from metalab_smk.job.runlog import read_header
 from metalab_smk.slurm import scheduler
 from metalab_smk.slurm.escalation import retry_lines
+from metalab_smk.slurm.jobs import alive_slurm_jobs, cancel_slurm_jobs, slurm_job_ids
 from metalab_smk.store.coverage import status_coverage, stored_coverage, validated_before
 from metalab_smk.store.layout import ExperimentDir
 from metalab_smk.store.locate import shown
@@ -175,37 +175,6 @@ def _params_text(params: dict[str, Any] | None, limit: int | None = 50) -> str:
 
 def _clip(line: str, width: int = 80) -> str:
     return line if len(line) <= width else line[: width - 3] + "..."
-
-
-_SUBMITTED = re.compile(r"submitted with SLURM jobid (\d+)|submitted SLURM array job (\d+)")
-
-
-def slurm_job_ids(layout: ExperimentDir) -> set[str]:
-    """The SLURM jobs submitted for this directory: Snakemake's (it logs each one) and
-    the job array of the latest ``metalab run`` (its log names it)."""
-    found: set[str] = set()
-    for log in (layout.snakemake_log, layout.array_log):
-        try:
-            text = log.read_text(errors="replace")
-        except OSError:
-            continue
-        found.update(plugin or array for plugin, array in _SUBMITTED.findall(text))
-    return found
-
-
-def cancel_slurm_jobs(layout: ExperimentDir) -> list[str]:
-    """``scancel`` the SLURM jobs of this directory that are still queued or running."""
-    alive = alive_slurm_jobs(layout)
-    if alive and scheduler.available("scancel"):
-        with contextlib.suppress(scheduler.SchedulerError):
-            scheduler.call(scheduler.scancel_argv(alive))
-    return alive
-
-
-def alive_slurm_jobs(layout: ExperimentDir) -> list[str]:
-    """The SLURM jobs submitted here that are still queued or running."""
-    states = scheduler.job_states(slurm_job_ids(layout))
-    return sorted(j for j, state in states.items() if state in scheduler.ALIVE_STATES)
 
 
 def pid_alive(marker: dict[str, Any]) -> bool:

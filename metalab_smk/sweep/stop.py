@@ -5,18 +5,17 @@ stays resumable (finished runs are kept, running ones record themselves as cance
 from __future__ import annotations
 
 import os
-import shutil
 import signal
-import subprocess
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
 from metalab_smk.errors import StoreError
+from metalab_smk.slurm.jobs import slurm_job_ids  # re-exported: its former home
 from metalab_smk.store.layout import ExperimentDir
-from metalab_smk.sweep.detached import is_head_process, read_head
+from metalab_smk.sweep.detached import is_head_process, read_head, recorded_executor
 from metalab_smk.sweep.locks import live_snakemake_pids, live_worker_pids
-from metalab_smk.sweep.status import pid_alive, slurm_job_ids
+from metalab_smk.sweep.status import pid_alive
 
 __all__ = ["StopReport", "slurm_job_ids", "stop_sweep"]
 
@@ -64,12 +63,11 @@ def stop_sweep(layout: ExperimentDir, grace: float = 20.0) -> StopReport:
     except StoreError as exc:  # still stop what runs here
         head = {}
         report.notes.append(str(exc))
-    if head.get("kind") == "slurm" and shutil.which("scancel"):
-        recorded = {head["job_id"], *head.get("array_job_ids", [head.get("array_job_id")])}
-        recorded |= slurm_job_ids(layout)
-        jobs = sorted((str(j) for j in recorded if j), key=int)
-        subprocess.run(["scancel", *jobs], capture_output=True, check=False)
-        report.stopped.append(f"SLURM jobs {', '.join(jobs)}")
+    if head.get("kind") == "slurm":  # the head's job, its arrays, the jobs they logged
+        own = {head["job_id"], *head.get("array_job_ids", [head.get("array_job_id")])}
+        jobs = recorded_executor(layout, head["kind"]).cancel(layout, also=own)
+        if jobs:
+            report.stopped.append(f"SLURM jobs {', '.join(jobs)}")
     local_head = _local_head(layout, head)
     if local_head is not None:
         _signal(local_head, signal.SIGTERM, group=False)  # it stops its Snakemake
