@@ -52,7 +52,7 @@ _aliases.install(sys.modules[__name__])  # upstream module paths: metalab.types,
 _LAZY = {
     "run": "metalab_smk.sweep.runner",
     "start": "metalab_smk.sweep.runner",
-    "RunHandle": "metalab_smk.sweep.runner",
+    "RunHandle": "metalab_smk.sweep.handle",
     "LocalExecutor": "metalab_smk.sweep.executors",
     "SlurmExecutor": "metalab_smk.slurm.executors",
     "ThreadExecutor": "metalab_smk.sweep.executors",

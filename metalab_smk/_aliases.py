@@ -49,7 +49,7 @@ UPSTREAM_MODULES = {
     "metalab.executor.thread": "metalab_smk.sweep.executors",
     "metalab.executor.process": "metalab_smk.sweep.executors",
     "metalab.executor.slurm": "metalab_smk.sweep.executors",
-    "metalab.executor.handle": "metalab_smk.sweep.runner",
+    "metalab.executor.handle": "metalab_smk.sweep.handle",
 }
 
 _PREFIX = "metalab."
