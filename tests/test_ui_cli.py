@@ -76,7 +76,8 @@ def test_report_is_self_contained_and_escaped(store: Path, tmp_path: Path) -> No
     # 2 params x 2 metrics, the stepped metric by label in one panel per lr, the sweep view
     assert text.count("class='chart'") == 7 and text.count("class='chart wide'") == 1
     assert "parameter importance against seed noise" in text
-    assert text.count("<tr class='source'>") == 3  # lr, label, seed noise (not a full grid)
+    # lr, label, what the additive model leaves between cases, seed noise (not a full grid)
+    assert text.count("<tr class='source'>") == 4
     single = _metalab("report", str(store / "uidemo+1"), "-o", str(tmp_path / "one.html"))
     assert single.returncode == 0 and (tmp_path / "one.html").is_file()
 
