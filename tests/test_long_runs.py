@@ -100,6 +100,53 @@ def test_ctrl_c_keeps_the_checkpoint_and_the_next_run_continues(tmp_path: Path) 
     assert "checkpoints" not in run_metalab(tmp_path, "status", "runs/long+1").stdout
 
 
+CRASHING = textwrap.dedent(
+    """
+    import os
+    import signal
+    import metalab
+
+    @metalab.operation
+    def flaky(capture):
+        tries = capture.checkpoint_dir / "tries.txt"
+        seen = int(tries.read_text()) if tries.exists() else 0
+        tries.write_text(str(seen + 1))
+        capture.metric("attempt", capture.attempt)
+        if seen == 0:
+            os.kill(os.getppid(), signal.SIGKILL)  # the whole job dies: no record at all
+            signal.pause()
+        if seen == 1:
+            os._exit(3)  # the run's process crashes: a failed record
+
+    exp = metalab.Experiment(name="flaky", version="1", context={}, operation=flaky,
+        params=metalab.grid(x=[1]), seeds=metalab.seeds(0, 1))
+    """
+)
+
+
+def test_attempts_count_across_kills_and_crashes(tmp_path: Path) -> None:
+    (tmp_path / "exp.py").write_text(CRASHING)
+    assert run_metalab(tmp_path, "run", "exp.py").returncode == 1  # killed, no record
+    exp_dir = tmp_path / "runs" / "flaky+1"
+    assert not list((exp_dir / "failed").glob("*.json"))
+    assert run_metalab(tmp_path, "run", "exp.py").returncode == 1  # crashed
+    crashed = _only(exp_dir / "failed")
+    assert [a["status"] for a in crashed["provenance"]["extra"]["attempts"]] == [
+        "killed",
+        "failed",
+    ]
+    done = run_metalab(tmp_path, "run", "exp.py")
+    assert done.returncode == 0, done.stderr[-2000:]
+    record = _only(exp_dir / "runs")
+    attempts = record["provenance"]["extra"]["attempts"]
+    assert [(a["attempt"], a["status"]) for a in attempts] == [
+        (1, "killed"),
+        (2, "failed"),
+        (3, "success"),
+    ]
+    assert record["metrics"]["attempt"] == 3  # capture.attempt counted every restart
+
+
 def _cluster_reason() -> str | None:
     if shutil.which("sinfo") is None:
         return "no SLURM client tools; start a cluster with scripts/local-slurm-start.sh"
