@@ -210,3 +210,56 @@ def test_a_preempted_run_is_requeued_and_continues_on_slurm(tmp_path: Path) -> N
     subprocess.run(["scancel", "--batch", "--signal=TERM", task], check=True)
     _finished_ok(sweep)
     _check_finished(tmp_path, trail, 16, min_attempts=2)
+
+
+def _one_minute_profile(tmp_path: Path) -> Path:
+    """`metalab profile slurm` with a one-minute time limit: runs are warned 30 s
+    before it (the default warning, at most half the limit)."""
+    profile = tmp_path / "profile"
+    made = run_metalab(
+        tmp_path,
+        "profile",
+        "slurm",
+        str(profile),
+        "--partition",
+        "debug",
+        "--time",
+        "1",
+        "--memory",
+        "500M",
+    )
+    assert made.returncode == 0, made.stderr
+    return profile
+
+
+def _wait_for_summary(exp_dir: Path, timeout: float) -> None:
+    import pandas as pd
+
+    deadline = time.monotonic() + timeout
+    summary = exp_dir / "summary" / "runs.parquet"
+    while not (summary.exists() and (pd.read_parquet(summary)["status"] == "success").all()):
+        assert time.monotonic() < deadline, "the summary job did not write a complete summary"
+        time.sleep(1)
+
+
+@pytest.mark.slurm
+@pytest.mark.skipif(_cluster_reason() is not None, reason=_cluster_reason() or "")
+def test_a_detached_submit_continues_a_run_past_its_time_limit(tmp_path: Path) -> None:
+    """`metalab submit` has no head process: the interrupted task requeues itself (same
+    job ID) and the summary job, waiting for the array, sees the run finished."""
+    trail = _write(tmp_path, steps=40, seconds=1)
+    profile = _one_minute_profile(tmp_path)
+    submitted = run_metalab(tmp_path, "submit", "exp.py", "--profile", str(profile))
+    assert submitted.returncode == 0, submitted.stderr
+    exp_dir = tmp_path / "runs" / "long+1"
+    _wait_for_summary(exp_dir, timeout=240)
+    _check_finished(tmp_path, trail, 40, min_attempts=2)
+    status = run_metalab(tmp_path, "status", "runs/long+1").stdout
+    assert "1 runs: 1 done" in status and "submitted head process: finished" in status, status
+    head = json.loads((exp_dir / ".metalab" / "head.json").read_text())
+    restarts = subprocess.run(
+        ["sacct", "-n", "-X", "-P", "-o", "JobID,State", "-j", head["array_job_id"]],
+        capture_output=True,
+        text=True,
+    ).stdout
+    assert "COMPLETED" in restarts, restarts  # one job ID, requeued, then completed

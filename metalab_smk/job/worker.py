@@ -47,6 +47,7 @@ from metalab_smk.job.isolation import (
     guard_group,
     release_guard,
 )
+from metalab_smk.job.requeue import requeue_interrupted, resumed_runs
 from metalab_smk.store.classes import ResourceClasses
 from metalab_smk.store.jsonio import (
     atomic_write_text,
@@ -592,8 +593,9 @@ def _main(argv: Sequence[str] | None = None) -> int:
     command, key = args
     layout = ExperimentDir.at(os.getcwd())
     indices: list[int] = []
+    in_array = command == "task"
     try:
-        if command == "task":
+        if in_array:
             command, key = "batch", _task_batch(layout, key)
         compiled = CompiledExperiment.read(layout)
         indices = _indices(compiled, command, key)
@@ -610,6 +612,8 @@ def _main(argv: Sequence[str] | None = None) -> int:
         for index, run_id in zip(indices, run_ids, strict=True)
         if not valid_record_exists(layout, run_id)
     ]
+    if in_array:  # a requeued task continues only what its last attempt listed
+        pending = resumed_runs(layout, key, pending)
     try:  # before any child imports the experiment file: its CUDA sees only these
         lease = take_gpus(_job_resources(layout, command, key, indices)) if pending else None
     except MetalabError as exc:
@@ -630,6 +634,9 @@ def _main(argv: Sequence[str] | None = None) -> int:
     if lease is not None:
         lease.release()
     sync_records(layout)
+    limit = int(compiled.description.get("max_attempts", 3))
+    if in_array and requeue_interrupted(layout, key, pending if failures else [], limit):
+        return code  # no end marker: this task runs again under the same job ID
     if command == "batch":
         if not failures:
             atomic_write_text(layout.batch_done(key), f"{len(indices)}\n")

@@ -1,0 +1,106 @@
+"""An array task whose runs were interrupted puts itself back in the SLURM queue.
+
+When a run of a SLURM array task stops at the warning before the time limit (or at a
+preemption's SIGTERM) and may be attempted again (``Experiment(max_attempts=...)``), the
+task lists the runs to continue in ``.metalab/batches/<batch>.requeue``, asks SLURM to
+requeue it (``scontrol requeue``: the same job ID, so whatever waits for the array,
+``metalab.run``, the summary job of ``metalab submit`` or Snakemake with the
+``metalab-slurm`` executor, waits for its next attempt too), sets its begin time 5 s
+ahead and exits at once (SLURM holds a job whose requeue completes with no begin time
+ahead for its credential lifetime, two minutes here). It writes no end marker then; its
+next attempt runs only the listed runs. A task cancelled by ``scancel`` or ``metalab
+stop`` (its job state is no longer RUNNING) is not requeued: it ends as before.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from metalab_smk.errors import SchedulerError
+from metalab_smk.slurm import scheduler
+from metalab_smk.store.jsonio import atomic_write_text, read_json
+from metalab_smk.store.layout import ExperimentDir
+from metalab_smk.store.records import Status
+
+__all__ = ["requeue_interrupted", "resumed_runs"]
+
+
+def _listing(layout: ExperimentDir, batch: str) -> Path:
+    return layout.batches_dir / f"{batch}.requeue"
+
+
+def resumed_runs(
+    layout: ExperimentDir, batch: str, pending: list[tuple[int, str]]
+) -> list[tuple[int, str]]:
+    """In a requeued task: the runs of ``pending`` its last attempt listed (else all)."""
+    try:
+        listed = set(_listing(layout, batch).read_text().split())
+    except OSError:
+        return pending
+    return [(index, run_id) for index, run_id in pending if run_id in listed]
+
+
+def _to_continue(
+    layout: ExperimentDir, pending: Sequence[tuple[int, str]], max_attempts: int
+) -> list[str]:
+    """The runs of ``pending`` to run again: interrupted ones with attempts left, and
+    those never started (the task stops starting runs at the warning); empty when none
+    was interrupted."""
+    again, interrupted = [], False
+    for _, run_id in pending:
+        if layout.record(run_id).is_file():
+            continue
+        try:
+            record = read_json(layout.failed_record(run_id))
+        except FileNotFoundError:
+            again.append(run_id)  # not reached
+            continue
+        except (OSError, ValueError):
+            continue
+        attempts = ((record.get("provenance") or {}).get("extra") or {}).get("attempts") or []
+        if record.get("status") == Status.INTERRUPTED and len(attempts) < max_attempts:
+            again.append(run_id)
+            interrupted = True
+    return again if interrupted else []
+
+
+def requeue_interrupted(
+    layout: ExperimentDir, batch: str, pending: Sequence[tuple[int, str]], max_attempts: int
+) -> bool:
+    """Requeue this SLURM task when runs of ``pending`` were interrupted and may go on;
+    True when SLURM took it back (the caller then writes no end marker)."""
+    job_id = os.environ.get("SLURM_JOB_ID", "")
+    listing = _listing(layout, batch)
+    again = _to_continue(layout, pending, max_attempts) if job_id else []
+    if not again or layout.stop_request.exists():
+        listing.unlink(missing_ok=True)
+        return False
+    atomic_write_text(listing, "\n".join(again) + "\n")
+    try:  # SLURM requeues a cancelled job too: only a running one asks for more time
+        shown = scheduler.parse_scontrol_job(scheduler.call(scheduler.scontrol_job_argv(job_id)))
+        if shown.get("JobState") != "RUNNING":
+            raise SchedulerError(f"it is {shown.get('JobState', 'gone')} (cancelled or ending)")
+        scheduler.call(scheduler.scontrol_requeue_argv(job_id))
+    except SchedulerError as exc:  # cancelled meanwhile, or requeue not allowed here
+        print(f"metalab worker: the task was not requeued: {exc}", flush=True)
+        listing.unlink(missing_ok=True)
+        return False
+    _start_soon(job_id)
+    print(f"metalab worker: {len(again)} interrupted run(s) continue: task requeued", flush=True)
+    return True
+
+
+def _start_soon(job_id: str, tries: int = 5) -> None:
+    """Set the requeued job's begin time 5 s ahead (the requeue's SIGTERM may kill the
+    first ``scontrol``: tried again); without it, the task waits for SLURM's hold."""
+    for _ in range(tries):
+        try:
+            scheduler.call(scheduler.scontrol_start_soon_argv(job_id))
+            return
+        except SchedulerError as exc:
+            error = exc
+        time.sleep(0.2)
+    print(f"metalab worker: the requeued task waits for SLURM's hold: {error}", flush=True)
