@@ -5,7 +5,9 @@ resources (task ``i`` runs the batch ``<stamp>-<i, 6 digits>``), and each task r
 metalab batch worker directly, as ``metalab.run(..., SlurmExecutor(...))`` does
 (``metalab_smk/slurm/array.py``): no Snakemake starts inside a job. A batch has ended
 when its ``.end`` marker exists (looked for every 0.2 s); a task that died without one
-(time limit, memory, node failure, ``scancel``) is noticed with ``squeue``. Any other job
+(time limit, memory, node failure, ``scancel``) is noticed with ``squeue``. The tasks
+end when this Snakemake is gone, even killed with SIGKILL (``metalab_smk/slurm/heartbeat.py``:
+a heartbeat file per array). Any other job
 (``--config chunk=1``, the rules of a larger pipeline) is one ``sbatch`` running
 Snakemake on that job, its state read with sacct (squeue without accounting).
 
@@ -41,6 +43,7 @@ from metalab_smk.slurm.array import (
     submit_array,
 )
 from metalab_smk.slurm.config import SlurmConfig
+from metalab_smk.slurm.heartbeat import Heartbeat
 from metalab_smk.store.layout import ExperimentDir
 
 __all__ = ["Executor", "common_settings"]
@@ -100,6 +103,7 @@ class Executor(RemoteExecutor):
         self.submitted_at = datetime.now()
         self.polling = QueuePolling()
         self.dead_since: dict[str, float] = {}
+        self.heartbeat = Heartbeat()  # the tasks end when this Snakemake is gone
 
     # -- submission ------------------------------------------------------------------
 
@@ -139,7 +143,9 @@ class Executor(RemoteExecutor):
         tasks = [batch.task for _, batch in members]
         try:
             config = self._config(first_job, max_concurrent=len(tasks))
-            argv = array_argv(first.layout, first.stamp, tasks, config)  # type: ignore[arg-type]
+            first.layout.batches_dir.mkdir(parents=True, exist_ok=True)
+            env = self.heartbeat.add(first.layout.batches_dir / f"{first.stamp}.heartbeat")
+            argv = array_argv(first.layout, first.stamp, tasks, config, env=env)  # type: ignore[arg-type]
             array_id = submit_array(first.layout, argv)
         except (SchedulerError, ExecutorError) as exc:
             for job, _ in members:
@@ -252,6 +258,10 @@ class Executor(RemoteExecutor):
 
     async def sleep(self) -> None:
         await asyncio.sleep(MARKER_SECONDS)
+
+    def shutdown(self) -> None:
+        super().shutdown()
+        self.heartbeat.stop()
 
     def cancel_jobs(self, active_jobs: list[SubmittedJobInfo]) -> None:
         """``scancel`` every array and job still active: the running runs get SIGTERM and

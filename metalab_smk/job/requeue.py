@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from metalab_smk.errors import SchedulerError
+from metalab_smk.job.driver import driver_gone
 from metalab_smk.slurm import scheduler
 from metalab_smk.store.jsonio import atomic_write_text, read_json
 from metalab_smk.store.layout import ExperimentDir
@@ -75,7 +76,7 @@ def requeue_interrupted(
     job_id = os.environ.get("SLURM_JOB_ID", "")
     listing = _listing(layout, batch)
     again = _to_continue(layout, pending, max_attempts) if job_id else []
-    if not again or layout.stop_request.exists():
+    if not again or layout.stop_request.exists() or driver_gone():
         listing.unlink(missing_ok=True)
         return False
     atomic_write_text(listing, "\n".join(again) + "\n")

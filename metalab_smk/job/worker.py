@@ -30,6 +30,7 @@ from metalab_smk.core.plan import Plan, PlannedRun
 from metalab_smk.core.values import utc_now
 from metalab_smk.errors import MetalabError
 from metalab_smk.job.capture import RunCancelled, Runtime
+from metalab_smk.job.driver import driver_gone, watch_driver
 from metalab_smk.job.execute import (
     RecordWriter,
     execute_run,
@@ -602,9 +603,14 @@ def _main(argv: Sequence[str] | None = None) -> int:
         run_ids = compiled.run_ids_at(indices)
     except MetalabError as exc:
         return _not_started(layout, command, key, indices, exc)
+    if in_array and driver_gone():
+        gone = MetalabError("the Snakemake that submitted this task is gone; no run started")
+        return _not_started(layout, command, key, indices, gone)
     cancellation = _Cancellation()
     if "SLURM_ARRAY_TASK_ID" not in os.environ:
         _watch_parent()
+    else:
+        watch_driver()  # the metalab-slurm executor's Snakemake, when it submitted this
     _warn_before_time_limit()
     # a bad record is quarantined here, and its run runs again
     pending = [
