@@ -263,3 +263,19 @@ def test_a_detached_submit_continues_a_run_past_its_time_limit(tmp_path: Path) -
         text=True,
     ).stdout
     assert "COMPLETED" in restarts, restarts  # one job ID, requeued, then completed
+
+
+def test_a_requeue_listing_applies_to_its_own_job_only(tmp_path: Path, monkeypatch) -> None:
+    """A listing left by a task that never restarted must not narrow a later job's batch
+    of the same name (plain Snakemake's batch names repeat)."""
+    from metalab_smk.job.requeue import resumed_runs
+    from metalab_smk.store.layout import ExperimentDir
+
+    layout = ExperimentDir.at(tmp_path)
+    layout.batches_dir.mkdir(parents=True)
+    (layout.batches_dir / "b-000000.requeue").write_text("41\nrunB\n")
+    pending = [(0, "runA"), (1, "runB")]
+    monkeypatch.setenv("SLURM_JOB_ID", "41")
+    assert resumed_runs(layout, "b-000000", pending) == [(1, "runB")]
+    monkeypatch.setenv("SLURM_JOB_ID", "57")
+    assert resumed_runs(layout, "b-000000", pending) == pending

@@ -2,9 +2,9 @@
 
 When a run of a SLURM array task stops at the warning before the time limit (or at a
 preemption's SIGTERM) and may be attempted again (``Experiment(max_attempts=...)``), the
-task lists the runs to continue in ``.metalab/batches/<batch>.requeue``, asks SLURM to
-requeue it (``scontrol requeue``: the same job ID, so whatever waits for the array,
-``metalab.run``, the summary job of ``metalab submit`` or Snakemake with the
+task lists the runs to continue, after its job ID, in ``.metalab/batches/<batch>.requeue``,
+asks SLURM to requeue it (``scontrol requeue``: the same job ID, so whatever waits for the
+array, ``metalab.run``, the summary job of ``metalab submit`` or Snakemake with the
 ``metalab-slurm`` executor, waits for its next attempt too), sets its begin time 5 s
 ahead and exits at once (SLURM holds a job whose requeue completes with no begin time
 ahead for its credential lifetime, two minutes here). It writes no end marker then; its
@@ -36,10 +36,14 @@ def _listing(layout: ExperimentDir, batch: str) -> Path:
 def resumed_runs(
     layout: ExperimentDir, batch: str, pending: list[tuple[int, str]]
 ) -> list[tuple[int, str]]:
-    """In a requeued task: the runs of ``pending`` its last attempt listed (else all)."""
+    """In a requeued task: the runs of ``pending`` its last attempt listed (else all; a
+    listing left by another job, e.g. a later Snakemake's batch of the same name, is
+    ignored)."""
     try:
-        listed = set(_listing(layout, batch).read_text().split())
-    except OSError:
+        job, *listed = _listing(layout, batch).read_text().split()
+    except (OSError, ValueError):
+        return pending
+    if job != os.environ.get("SLURM_JOB_ID"):
         return pending
     return [(index, run_id) for index, run_id in pending if run_id in listed]
 
@@ -79,7 +83,7 @@ def requeue_interrupted(
     if not again or layout.stop_request.exists() or driver_gone():
         listing.unlink(missing_ok=True)
         return False
-    atomic_write_text(listing, "\n".join(again) + "\n")
+    atomic_write_text(listing, "\n".join([job_id, *again]) + "\n")  # this job's only
     try:  # SLURM requeues a cancelled job too: only a running one asks for more time
         shown = scheduler.parse_scontrol_job(scheduler.call(scheduler.scontrol_job_argv(job_id)))
         if shown.get("JobState") != "RUNNING":
