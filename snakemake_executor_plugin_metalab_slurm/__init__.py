@@ -6,10 +6,10 @@ metalab batch worker directly, as ``metalab.run(..., SlurmExecutor(...))`` does
 (``metalab_smk/slurm/array.py``): no Snakemake starts inside a job. A batch has ended
 when its ``.end`` marker exists (looked for every 0.2 s); a task that died without one
 (time limit, memory, node failure, ``scancel``) is noticed with ``squeue``. The tasks
-end when this Snakemake is gone, even killed with SIGKILL (``metalab_smk/slurm/heartbeat.py``:
-a heartbeat file per array). Any other job
-(``--config chunk=1``, the rules of a larger pipeline) is one ``sbatch`` running
-Snakemake on that job, its state read with sacct (squeue without accounting).
+end when this Snakemake is gone, even killed with SIGKILL (a heartbeat file per array:
+``metalab_smk/slurm/heartbeat.py``). Any other job (``--config chunk=1``, the rules of a
+larger pipeline) is one ``sbatch`` running Snakemake on that job, its state read with
+sacct (squeue without accounting).
 
 Snakemake finds this package by its name (``snakemake_executor_plugin_*`` on
 ``sys.path``); Snakemake's own ``executor: slurm`` keeps working beside it.
@@ -140,12 +140,12 @@ class Executor(RemoteExecutor):
         first_job, first = members[0]
         for _, batch in members:  # markers of an earlier attempt at the same batch
             batch.layout.batch_end(batch.name).unlink(missing_ok=True)
-        tasks = [batch.task for _, batch in members]
+        tasks = [batch.task for _, batch in members if batch.task is not None]  # all (run_jobs)
         try:
             config = self._config(first_job, max_concurrent=len(tasks))
             first.layout.batches_dir.mkdir(parents=True, exist_ok=True)
             env = self.heartbeat.add(first.layout.batches_dir / f"{first.stamp}.heartbeat")
-            argv = array_argv(first.layout, first.stamp, tasks, config, env=env)  # type: ignore[arg-type]
+            argv = array_argv(first.layout, first.stamp, tasks, config, env=env)
             array_id = submit_array(first.layout, argv)
         except (SchedulerError, ExecutorError) as exc:
             for job, _ in members:
