@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import signal
 import subprocess
@@ -70,7 +71,12 @@ def _check_finished(tmp_path: Path, trail: Path, steps: int, min_attempts: int) 
     assert not (exp_dir / "checkpoints" / record["run_id"]).exists()  # removed on success
 
 
-def test_ctrl_c_keeps_the_checkpoint_and_the_next_run_continues(tmp_path: Path) -> None:
+@pytest.mark.parametrize("group", [False, True], ids=["ctrl-c", "sigterm-to-the-group"])
+def test_ctrl_c_keeps_the_checkpoint_and_the_next_run_continues(
+    tmp_path: Path, group: bool
+) -> None:
+    """Ctrl-C of `metalab run`, or SIGTERM to its whole process group (Snakemake, the
+    job, the run), keeps the checkpoint; the next `metalab run` continues it."""
     trail = _write(tmp_path, steps=12, seconds=0.3)
     first = subprocess.Popen(
         [sys.executable, "-m", "metalab_smk.cli", "run", "exp.py"],
@@ -79,15 +85,22 @@ def test_ctrl_c_keeps_the_checkpoint_and_the_next_run_continues(tmp_path: Path) 
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        start_new_session=group,
     )
     deadline = time.monotonic() + 60
     while not (trail.exists() and len(trail.read_text().split()) >= 4):
         assert time.monotonic() < deadline, "the run did not start"
         time.sleep(0.05)
-    first.send_signal(signal.SIGINT)
+    if group:
+        os.killpg(first.pid, signal.SIGTERM)
+    else:
+        first.send_signal(signal.SIGINT)
     first.communicate(timeout=60)
-    assert first.returncode == 130
+    assert first.returncode != 0
     exp_dir = tmp_path / "runs" / "long+1"
+    while not list((exp_dir / "failed").glob("*.json")):  # the job, outliving its driver
+        assert time.monotonic() < deadline, "the run recorded nothing"  # by a second
+        time.sleep(0.1)
     interrupted = _only(exp_dir / "failed")
     assert interrupted["status"] == "interrupted"
     saved = int((exp_dir / "checkpoints" / interrupted["run_id"] / "step.txt").read_text())
