@@ -178,6 +178,8 @@ def head_outcome(layout: ExperimentDir) -> str | None:
     if head_alive(layout):
         return "running"
     if "array_job_id" in head:  # no head process: the array's end markers are its record
+        if _stopped_since(layout, head["submitted_at"]):  # tasks cancelled while queued
+            return "stopped"  # wrote no end marker: stopped, not killed
         ended = len(ended_markers(layout, _task_names(head)))
         if ended >= head["tasks"]:
             return "finished"
@@ -186,6 +188,15 @@ def head_outcome(layout: ExperimentDir) -> str | None:
             "before finishing (their runs are counted above)"
         )
     return f"died: {dead_head_error(layout, head)}"
+
+
+def _stopped_since(layout: ExperimentDir, submitted_at: str) -> bool:
+    """Whether `metalab stop` was asked after the submission at ``submitted_at``."""
+    try:
+        asked = layout.stop_request.stat().st_mtime
+    except OSError:
+        return False
+    return asked >= _dt.datetime.fromisoformat(submitted_at).timestamp()
 
 
 def _task_names(head: dict[str, Any]) -> list[str]:
