@@ -36,6 +36,7 @@ from metalab_smk.errors import ExecutorError, SchedulerError
 from metalab_smk.slurm import scheduler
 from metalab_smk.slurm.array import (
     MARKER_SECONDS,
+    REQUEUE_VARIABLE,
     QueuePolling,
     array_argv,
     ended_markers,
@@ -145,6 +146,7 @@ class Executor(RemoteExecutor):
             config = self._config(first_job, max_concurrent=len(tasks))
             first.layout.batches_dir.mkdir(parents=True, exist_ok=True)
             env = self.heartbeat.add(first.layout.batches_dir / f"{first.stamp}.heartbeat")
+            env[REQUEUE_VARIABLE] = "1"  # a task with interrupted runs requeues itself
             argv = array_argv(first.layout, first.stamp, tasks, config, env=env)
             array_id = submit_array(first.layout, argv)
         except (SchedulerError, ExecutorError) as exc:

@@ -1,15 +1,17 @@
 """An array task whose runs were interrupted puts itself back in the SLURM queue.
 
-When a run of a SLURM array task stops at the warning before the time limit (or at a
-preemption's SIGTERM) and may be attempted again (``Experiment(max_attempts=...)``), the
-task lists the runs to continue, after its job ID, in ``.metalab/batches/<batch>.requeue``,
-asks SLURM to requeue it (``scontrol requeue``: the same job ID, so whatever waits for the
-array, ``metalab.run``, the summary job of ``metalab submit`` or Snakemake with the
-``metalab-slurm`` executor, waits for its next attempt too), sets its begin time 5 s
-ahead and exits at once (SLURM holds a job whose requeue completes with no begin time
-ahead for its credential lifetime, two minutes here). It writes no end marker then; its
-next attempt runs only the listed runs. A task cancelled by ``scancel`` or ``metalab
-stop`` (its job state is no longer RUNNING) is not requeued: it ends as before.
+Where no waiting process resubmits interrupted runs (the tasks of ``metalab submit``
+and of the ``metalab-slurm`` executor get ``METALAB_REQUEUE=1``; ``metalab.run``
+resubmits them itself, a new array within seconds), a task whose run stopped at the
+warning before the time limit (or at a preemption's SIGTERM) and may be attempted again
+(``Experiment(max_attempts=...)``) lists the runs to continue, after its job ID, in
+``.metalab/batches/<batch>.requeue``, asks SLURM to requeue it (``scontrol requeue
+<array>_<index>``: the same job ID, so whatever waits for the array, the summary job of
+``metalab submit`` or Snakemake, waits for its next attempt too), sets its begin time
+5 s ahead and exits at once (SLURM holds a job whose requeue completes with no begin
+time ahead for its credential lifetime, two minutes here). It writes no end marker then;
+its next attempt runs only the listed runs. A task cancelled by ``scancel`` or
+``metalab stop`` (its job state is no longer RUNNING) is not requeued: it ends as before.
 """
 
 from __future__ import annotations
@@ -79,23 +81,32 @@ def requeue_interrupted(
     True when SLURM took it back (the caller then writes no end marker)."""
     job_id = os.environ.get("SLURM_JOB_ID", "")
     listing = _listing(layout, batch)
-    again = _to_continue(layout, pending, max_attempts) if job_id else []
+    asked = job_id and os.environ.get("METALAB_REQUEUE") == "1"  # as slurm/array.py sets
+    again = _to_continue(layout, pending, max_attempts) if asked else []
+    task = _task_spec() or job_id
     if not again or layout.stop_request.exists() or driver_gone():
         listing.unlink(missing_ok=True)
         return False
     atomic_write_text(listing, "\n".join([job_id, *again]) + "\n")  # this job's only
     try:  # SLURM requeues a cancelled job too: only a running one asks for more time
-        shown = scheduler.parse_scontrol_job(scheduler.call(scheduler.scontrol_job_argv(job_id)))
+        shown = scheduler.parse_scontrol_job(scheduler.call(scheduler.scontrol_job_argv(task)))
         if shown.get("JobState") != "RUNNING":
             raise SchedulerError(f"it is {shown.get('JobState', 'gone')} (cancelled or ending)")
-        scheduler.call(scheduler.scontrol_requeue_argv(job_id))
+        scheduler.call(scheduler.scontrol_requeue_argv(task))
     except SchedulerError as exc:  # cancelled meanwhile, or requeue not allowed here
         print(f"metalab worker: the task was not requeued: {exc}", flush=True)
         listing.unlink(missing_ok=True)
         return False
-    _start_soon(job_id)
+    _start_soon(task)
     print(f"metalab worker: {len(again)} interrupted run(s) continue: task requeued", flush=True)
     return True
+
+
+def _task_spec() -> str | None:
+    """This array task as ``<array job ID>_<index>``: the last task's own job ID is the
+    array's, so ``scontrol requeue`` of it would requeue every task."""
+    array, index = os.environ.get("SLURM_ARRAY_JOB_ID"), os.environ.get("SLURM_ARRAY_TASK_ID")
+    return f"{array}_{index}" if array and index else None
 
 
 def _start_soon(job_id: str, tries: int = 5) -> None:

@@ -20,6 +20,7 @@ from metalab_smk.core.values import utc_now
 from metalab_smk.errors import MetalabError, StoreError
 from metalab_smk.slurm import scheduler
 from metalab_smk.slurm.array import (
+    REQUEUE_VARIABLE,
     array_alive,
     array_argv,
     cluster_array_limit,
@@ -255,7 +256,8 @@ def _submit_array(
     try:
         for group in groups:
             resources = task_resources(slurm, group.resources)
-            argv = array_argv(layout, group.stamp, len(group.targets), slurm, resources)
+            env = {REQUEUE_VARIABLE: "1"}  # no head process: interrupted tasks requeue
+            argv = array_argv(layout, group.stamp, len(group.targets), slurm, resources, env)
             job = submit_array(layout, argv)
             arrays.append({"job_id": job, "stamp": group.stamp, "tasks": len(group.targets)})
         job_id, log = submit_summary(layout, slurm, after=":".join(a["job_id"] for a in arrays))
