@@ -232,20 +232,7 @@ def _head_report(layout: ExperimentDir) -> dict[str, Any] | None:
     if outcome is None:
         return None
     state, _, error = outcome.partition(": ")
-    if state == "finished" and "array_job_id" in head:  # no head process reported it
-        state = "stopped" if _stopped_since(layout, head["submitted_at"]) else state
     return {"state": state, "error": error or None, "log": head["log"]}
-
-
-def _stopped_since(layout: ExperimentDir, submitted_at: str) -> bool:
-    """Whether `metalab stop` was asked after the submission at ``submitted_at``."""
-    from datetime import datetime
-
-    try:
-        asked = layout.stop_request.stat().st_mtime
-    except OSError:
-        return False
-    return asked >= datetime.fromisoformat(submitted_at).timestamp()
 
 
 def _cmd_stop(args: argparse.Namespace) -> int:

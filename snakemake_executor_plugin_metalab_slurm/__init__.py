@@ -5,9 +5,11 @@ resources (task ``i`` runs the batch ``<stamp>-<i, 6 digits>``), and each task r
 metalab batch worker directly, as ``metalab.run(..., SlurmExecutor(...))`` does
 (``metalab_smk/slurm/array.py``): no Snakemake starts inside a job. A batch has ended
 when its ``.end`` marker exists (looked for every 0.2 s); a task that died without one
-(time limit, memory, node failure, ``scancel``) is noticed with ``squeue``. Any other job
-(``--config chunk=1``, the rules of a larger pipeline) is one ``sbatch`` running
-Snakemake on that job, its state read with sacct (squeue without accounting).
+(time limit, memory, node failure, ``scancel``) is noticed with ``squeue``. The tasks
+end when this Snakemake is gone, even killed with SIGKILL (a heartbeat file per array:
+``metalab_smk/slurm/heartbeat.py``). Any other job (``--config chunk=1``, the rules of a
+larger pipeline) is one ``sbatch`` running Snakemake on that job, its state read with
+sacct (squeue without accounting).
 
 Snakemake finds this package by its name (``snakemake_executor_plugin_*`` on
 ``sys.path``); Snakemake's own ``executor: slurm`` keeps working beside it.
@@ -34,6 +36,7 @@ from metalab_smk.errors import ExecutorError, SchedulerError
 from metalab_smk.slurm import scheduler
 from metalab_smk.slurm.array import (
     MARKER_SECONDS,
+    REQUEUE_VARIABLE,
     QueuePolling,
     array_argv,
     ended_markers,
@@ -41,6 +44,7 @@ from metalab_smk.slurm.array import (
     submit_array,
 )
 from metalab_smk.slurm.config import SlurmConfig
+from metalab_smk.slurm.heartbeat import Heartbeat
 from metalab_smk.store.layout import ExperimentDir
 
 __all__ = ["Executor", "common_settings"]
@@ -100,6 +104,7 @@ class Executor(RemoteExecutor):
         self.submitted_at = datetime.now()
         self.polling = QueuePolling()
         self.dead_since: dict[str, float] = {}
+        self.heartbeat = Heartbeat()  # the tasks end when this Snakemake is gone
 
     # -- submission ------------------------------------------------------------------
 
@@ -136,10 +141,13 @@ class Executor(RemoteExecutor):
         first_job, first = members[0]
         for _, batch in members:  # markers of an earlier attempt at the same batch
             batch.layout.batch_end(batch.name).unlink(missing_ok=True)
-        tasks = [batch.task for _, batch in members]
+        tasks = [batch.task for _, batch in members if batch.task is not None]  # all (run_jobs)
         try:
             config = self._config(first_job, max_concurrent=len(tasks))
-            argv = array_argv(first.layout, first.stamp, tasks, config)  # type: ignore[arg-type]
+            first.layout.batches_dir.mkdir(parents=True, exist_ok=True)
+            env = self.heartbeat.add(first.layout.batches_dir / f"{first.stamp}.heartbeat")
+            env[REQUEUE_VARIABLE] = "1"  # a task with interrupted runs requeues itself
+            argv = array_argv(first.layout, first.stamp, tasks, config, env=env)
             array_id = submit_array(first.layout, argv)
         except (SchedulerError, ExecutorError) as exc:
             for job, _ in members:
@@ -252,6 +260,10 @@ class Executor(RemoteExecutor):
 
     async def sleep(self) -> None:
         await asyncio.sleep(MARKER_SECONDS)
+
+    def shutdown(self) -> None:
+        super().shutdown()
+        self.heartbeat.stop()
 
     def cancel_jobs(self, active_jobs: list[SubmittedJobInfo]) -> None:
         """``scancel`` every array and job still active: the running runs get SIGTERM and

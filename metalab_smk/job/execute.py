@@ -23,6 +23,7 @@ from metalab_smk import __version__
 from metalab_smk.core.experiment import Experiment
 from metalab_smk.core.plan import Plan, PlannedRun
 from metalab_smk.core.values import utc_now
+from metalab_smk.job.attempts import earlier_attempts
 from metalab_smk.job.capture import Capture, Runtime
 from metalab_smk.job.gpus import RUN_GPUS_VARIABLE, gpu_models, split_devices
 from metalab_smk.job.peakmem import PeakMemory
@@ -201,7 +202,7 @@ def execute_run(
         "started_at": started_at,
         **slurm_facts(),
     }
-    earlier = _earlier_attempts(layout, run.run_id)
+    earlier = earlier_attempts(layout, run.run_id)
     with RunLog(log_path, header, layout.partial_log(run.run_id, os.getpid())) as runlog:
         runtime = Runtime(
             runlog.logger,
@@ -273,10 +274,8 @@ def execute_run(
     )
     if peak_mb is not None:  # beside duration_ms: what `metalab plan` learns from
         record.provenance["extra"]["peak_mem_mb"] = peak_mb
-    if earlier or status is Status.INTERRUPTED:
-        this = {"attempt": attempt, "started_at": started_at, "status": str(status)}
-        this["seconds"] = round(record.duration_ms / 1000, 3)
-        record.provenance["extra"]["attempts"] = [*earlier, this]
+    if earlier or status is not Status.SUCCESS:  # every attempt, however it ended
+        _add_attempt(record, earlier, started_at)
     if status is Status.SUCCESS:
         if not compiled.get("keep_checkpoints"):
             shutil.rmtree(layout.checkpoint(run.run_id), ignore_errors=True)
@@ -295,19 +294,11 @@ _INTERRUPTED = {
 }
 
 
-def _earlier_attempts(layout: ExperimentDir, run_id: str) -> list[dict[str, Any]]:
-    """The attempts of a run whose last attempt was interrupted (else none)."""
-    path = layout.failed_record(run_id)
-    try:
-        if not path.is_file():
-            return []
-        record = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return []
-    if not isinstance(record, dict) or record.get("status") != Status.INTERRUPTED:
-        return []
-    attempts = (record.get("provenance") or {}).get("extra", {}).get("attempts")
-    return list(attempts) if isinstance(attempts, list) else []
+def _add_attempt(record: RunRecord, earlier: list[dict[str, Any]], started_at: str) -> None:
+    """List the run's attempts in its record: the earlier ones, then this one."""
+    this = {"attempt": len(earlier) + 1, "started_at": started_at, "status": str(record.status)}
+    this["seconds"] = round(record.duration_ms / 1000, 3)
+    record.provenance["extra"]["attempts"] = [*earlier, this]
 
 
 def _job_deadline() -> float | None:
@@ -342,6 +333,7 @@ def record_crash(
     a crash in native code, its timeout) and close its log, so the run has a record like
     any other."""
     partial, log_path = layout.partial_log(run.run_id, pid), layout.log(run.run_id)
+    earlier = earlier_attempts(layout, run.run_id, exclude=str(partial))
     try:
         with open(partial, "a") as handle:
             handle.write(f"\nmetalab: {message}\n")
@@ -353,6 +345,7 @@ def record_crash(
     record = _record(
         layout, plan, run, compiled, Status.FAILED, started_at, seconds, captured, error, []
     )
+    _add_attempt(record, earlier, started_at)
     atomic_write_json(layout.failed_record(run.run_id), record.to_dict(), indent=None)
 
 

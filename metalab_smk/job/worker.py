@@ -30,6 +30,7 @@ from metalab_smk.core.plan import Plan, PlannedRun
 from metalab_smk.core.values import utc_now
 from metalab_smk.errors import MetalabError
 from metalab_smk.job.capture import RunCancelled, Runtime
+from metalab_smk.job.driver import driver_gone, watch_driver
 from metalab_smk.job.execute import (
     RecordWriter,
     execute_run,
@@ -47,6 +48,7 @@ from metalab_smk.job.isolation import (
     guard_group,
     release_guard,
 )
+from metalab_smk.job.requeue import requeue_interrupted, resumed_runs
 from metalab_smk.store.classes import ResourceClasses
 from metalab_smk.store.jsonio import (
     atomic_write_text,
@@ -633,17 +635,23 @@ def _main(argv: Sequence[str] | None = None) -> int:
     command, key = args
     layout = ExperimentDir.at(os.getcwd())
     indices: list[int] = []
+    in_array = command == "task"
     try:
-        if command == "task":
+        if in_array:
             command, key = "batch", _task_batch(layout, key)
         compiled = CompiledExperiment.read(layout)
         indices = _indices(compiled, command, key)
         run_ids = compiled.run_ids_at(indices)
     except MetalabError as exc:
         return _not_started(layout, command, key, indices, exc)
+    if in_array and driver_gone():
+        gone = MetalabError("the Snakemake that submitted this task is gone; no run started")
+        return _not_started(layout, command, key, indices, gone)
     cancellation = _Cancellation()
     if "SLURM_ARRAY_TASK_ID" not in os.environ:
         _watch_parent()
+    else:
+        watch_driver()  # the metalab-slurm executor's Snakemake, when it submitted this
     _warn_before_time_limit()
     # a bad record is quarantined here, and its run runs again
     pending = [
@@ -651,6 +659,8 @@ def _main(argv: Sequence[str] | None = None) -> int:
         for index, run_id in zip(indices, run_ids, strict=True)
         if not valid_record_exists(layout, run_id)
     ]
+    if in_array:  # a requeued task continues only what its last attempt listed
+        pending = resumed_runs(layout, key, pending)
     try:  # before any child imports the experiment file: its CUDA sees only these
         lease = take_gpus(_job_resources(layout, command, key, indices)) if pending else None
     except MetalabError as exc:
@@ -671,6 +681,9 @@ def _main(argv: Sequence[str] | None = None) -> int:
     if lease is not None:
         lease.release()
     sync_records(layout)
+    limit = int(compiled.description.get("max_attempts", 3))
+    if in_array and requeue_interrupted(layout, key, pending if failures else [], limit):
+        return code  # no end marker: this task runs again under the same job ID
     if command == "batch":
         if not failures:
             atomic_write_text(layout.batch_done(key), f"{len(indices)}\n")

@@ -36,6 +36,9 @@ from metalab_smk.store.learned import FIRST_GUESS, Observed, resolve_auto
 
 TIME_LIMIT_VARIABLE = "METALAB_TIME_LIMIT"  # a task's time limit in seconds
 WARN_VARIABLE = "METALAB_WARN_BEFORE"  # seconds before it the runs are warned
+# "1": a task whose runs were interrupted requeues itself (job/requeue.py); set where no
+# waiting process resubmits them (metalab submit, the metalab-slurm executor)
+REQUEUE_VARIABLE = "METALAB_REQUEUE"
 
 __all__ = [
     "QueuePolling",

@@ -39,6 +39,8 @@ __all__ = [
     "scontrol_config_argv",
     "scontrol_job_argv",
     "scontrol_partition_argv",
+    "scontrol_requeue_argv",
+    "scontrol_start_soon_argv",
     "squeue_argv",
 ]
 
@@ -119,6 +121,17 @@ def squeue_argv(job_ids: Iterable[str]) -> list[str]:
 def scontrol_job_argv(job_id: str) -> list[str]:
     """``scontrol show job -o ID``: one line of ``Key=Value`` fields."""
     return ["scontrol", "show", "job", "-o", job_id]
+
+
+def scontrol_requeue_argv(job_id: str) -> list[str]:
+    """``scontrol requeue ID``: end the job and queue it again under the same ID."""
+    return ["scontrol", "requeue", job_id]
+
+
+def scontrol_start_soon_argv(job_id: str, seconds: int = 5) -> list[str]:
+    """Make a job being requeued eligible in ``seconds`` instead of after SLURM's hold
+    (SLURM keeps a begin time still ahead when the requeue completes)."""
+    return ["scontrol", "update", f"JobId={job_id}", f"StartTime=now+{seconds}"]
 
 
 def scancel_argv(job_ids: Iterable[str], signal: str | None = None) -> list[str]:

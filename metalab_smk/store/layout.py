@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -158,23 +159,21 @@ class ExperimentDir:
         )
         return found[-1] if found else self.logs_dir / f"{run_id}_run.log.partial"
 
-    def partial_logs(self) -> dict[str, Path]:
-        """The newest partial log of each run that has one: ``{run_id: path}``."""
+    def every_partial_log(self) -> list[tuple[str, Path]]:
+        """Every partial log: ``[(run_id, path)]`` (several per run after kills)."""
         if not self.logs_dir.is_dir():
-            return {}
-        newest: dict[str, tuple[float, Path]] = {}
+            return []
+        found = []
         with os.scandir(self.logs_dir) as entries:
             for entry in entries:
                 run_id, sep, rest = entry.name.partition("_run.log.")
-                if not sep or not rest.endswith(".partial"):
-                    continue
-                try:
-                    mtime = entry.stat().st_mtime
-                except OSError:
-                    continue
-                if run_id not in newest or mtime > newest[run_id][0]:
-                    newest[run_id] = (mtime, Path(entry.path))
-        return {run_id: path for run_id, (_, path) in newest.items()}
+                if sep and rest.endswith(".partial"):
+                    found.append((run_id, Path(entry.path)))
+        return found
+
+    def partial_logs(self) -> dict[str, Path]:
+        """The newest partial log of each run that has one: ``{run_id: path}``."""
+        return newest_by_run(self.every_partial_log())
 
     @property
     def head_state(self) -> Path:
@@ -405,3 +404,17 @@ class RunDirs(ExperimentDir):
 
     def derived(self, run_id: str) -> Path:
         return self._of(run_id).derived(run_id)
+
+
+def newest_by_run(found: Iterable[tuple[str, Path]]) -> dict[str, Path]:
+    """``{run_id: its newest path}`` of ``(run_id, path)`` pairs (by modification time;
+    paths gone meanwhile are left out)."""
+    newest: dict[str, tuple[float, Path]] = {}
+    for run_id, path in found:
+        try:
+            mtime = path.stat().st_mtime
+        except OSError:
+            continue
+        if run_id not in newest or mtime > newest[run_id][0]:
+            newest[run_id] = (mtime, path)
+    return {run_id: path for run_id, (_, path) in newest.items()}

@@ -20,6 +20,7 @@ from metalab_smk.core.values import utc_now
 from metalab_smk.errors import MetalabError, StoreError
 from metalab_smk.slurm import scheduler
 from metalab_smk.slurm.array import (
+    REQUEUE_VARIABLE,
     array_alive,
     array_argv,
     ended_markers,
@@ -156,6 +157,8 @@ def head_outcome(layout: ExperimentDir) -> str | None:
     if head_alive(layout):
         return "running"
     if "array_job_id" in head:  # no head process: the array's end markers are its record
+        if _stopped_since(layout, head["submitted_at"]):  # tasks cancelled while queued
+            return "stopped"  # wrote no end marker: stopped, not killed
         ended = len(ended_markers(layout, _task_names(head)))
         if ended >= head["tasks"]:
             return "finished"
@@ -164,6 +167,15 @@ def head_outcome(layout: ExperimentDir) -> str | None:
             "before finishing (their runs are counted above)"
         )
     return f"died: {dead_head_error(layout, head)}"
+
+
+def _stopped_since(layout: ExperimentDir, submitted_at: str) -> bool:
+    """Whether `metalab stop` was asked after the submission at ``submitted_at``."""
+    try:
+        asked = layout.stop_request.stat().st_mtime
+    except OSError:
+        return False
+    return asked >= _dt.datetime.fromisoformat(submitted_at).timestamp()
 
 
 def _task_names(head: dict[str, Any]) -> list[str]:
@@ -214,7 +226,8 @@ def _submit_array(
     arrays: list[dict[str, Any]] = []
     try:
         for array in planned:
-            argv = array_argv(layout, array.stamp, array.tasks, slurm, array.resources)
+            env = {REQUEUE_VARIABLE: "1"}  # no head process: interrupted tasks requeue
+            argv = array_argv(layout, array.stamp, array.tasks, slurm, array.resources, env)
             job = submit_array(layout, argv)
             arrays.append({"job_id": job, "stamp": array.stamp, "tasks": array.tasks})
         job_id, log = submit_summary(layout, slurm, after=":".join(a["job_id"] for a in arrays))

@@ -69,6 +69,10 @@ def _forget(layout: ExperimentDir, run_ids: list[str]) -> None:
             layout.checkpoint(run_id),
         ):
             shutil.rmtree(directory, ignore_errors=True)
+    forgotten = set(run_ids)  # partial logs of killed attempts count as attempts
+    for run_id, path in layout.every_partial_log():
+        if run_id in forgotten:
+            path.unlink(missing_ok=True)
 
 
 def _tracker(progress: bool | Progress | None, verbose: bool, title: str) -> Progress | None:

@@ -22,7 +22,7 @@ from metalab_smk.slurm import scheduler
 from metalab_smk.slurm.escalation import retry_lines
 from metalab_smk.slurm.jobs import alive_slurm_jobs, cancel_slurm_jobs, slurm_job_ids
 from metalab_smk.store.coverage import status_coverage, stored_coverage, validated_before
-from metalab_smk.store.layout import ExperimentDir
+from metalab_smk.store.layout import ExperimentDir, newest_by_run
 from metalab_smk.store.locate import shown
 from metalab_smk.store.records import Status
 from metalab_smk.store.runtable import RunTable
@@ -293,17 +293,7 @@ def _experiment_id(layout: ExperimentDir) -> str:
 
 def _newest_partials(layout: ExperimentDir, names: list[str]) -> dict[str, Path]:
     """``layout.partial_logs()`` restricted to the partial logs ``names``."""
-    newest: dict[str, tuple[float, Path]] = {}
-    for name in names:
-        run_id = name.partition("_run.log.")[0]
-        path = layout.logs_dir / name
-        try:
-            mtime = path.stat().st_mtime
-        except OSError:
-            continue
-        if run_id not in newest or mtime > newest[run_id][0]:
-            newest[run_id] = (mtime, path)
-    return {run_id: path for run_id, (_, path) in newest.items()}
+    return newest_by_run((name.partition("_run.log.")[0], layout.logs_dir / name) for name in names)
 
 
 def _earliest(
