@@ -62,6 +62,11 @@ LAYER_OF: dict[str, str] = {
     "test_upstream_api.py": "e2e",
     "test_slurm.py": "cluster",
     "test_slurm_resources.py": "cluster",
+    "test_plain_snakemake_faults.py": "cluster",
+    "test_learned.py": "store",
+    "test_local_oom.py": "sweep",
+    "test_ui_axes.py": "ui",
+    "test_upstream_compat.py": "e2e",
 }
 
 # files whose tests run real Snakemake sweeps without marking themselves ``integration``
