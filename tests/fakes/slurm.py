@@ -1,7 +1,7 @@
 """A fake SLURM on PATH: ``sbatch``, ``squeue``, ``sacct``, ``scancel`` and ``scontrol``.
 
 ``install(bin_dir, state_dir)`` writes the five commands into ``bin_dir``; each runs this
-file. They answer in SLURM's own formats (those recorded in tests/test_slurm_parsers.py),
+file. They answer in SLURM's own formats (those recorded in tests/slurm/test_slurm_parsers.py),
 from files in ``state_dir``:
 
 * ``calls.jsonl``: every call, ``{"command": "sbatch", "argv": [...]}`` per line;

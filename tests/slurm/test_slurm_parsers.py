@@ -195,7 +195,7 @@ def test_shipped_profile_is_the_template_and_options_fill_it(tmp_path) -> None:
 
     from metalab_smk.slurm.profile import profile_text, write_profile
 
-    repo = Path(__file__).resolve().parents[1]
+    repo = Path(__file__).resolve().parents[2]
     shipped = repo / "metalab_smk" / "workflow" / "profiles" / "slurm" / "config.yaml"
     assert shipped.read_text() == profile_text()
     assert (repo / "profiles" / "slurm" / "config.yaml").read_text() == profile_text()

@@ -119,7 +119,7 @@ def test_chunk_config_sets_runs_per_job(tmp_path: Path) -> None:
 def test_example_pipeline_uses_the_sweep_as_a_module(tmp_path: Path) -> None:
     """examples/pipeline: a downstream rule consumes the sweep's summary/runs.parquet."""
     pipeline = tmp_path / "pipeline"
-    shutil.copytree(Path(__file__).resolve().parents[1] / "examples" / "pipeline", pipeline)
+    shutil.copytree(Path(__file__).resolve().parents[2] / "examples" / "pipeline", pipeline)
     first = _run(pipeline, "-m", "snakemake", "--cores", "2")
     assert first.returncode == 0, first.stdout
     assert _jobs(first.stdout, "sweep_metalab_batch") == 4  # 12 runs packed on 2 cores

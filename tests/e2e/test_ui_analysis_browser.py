@@ -3,7 +3,7 @@ axis, the seed-aware sweep view (parallel coordinates with seed-level lines on d
 importance against seed noise, a paired comparison), a random search (log axis from its
 log-uniform source, model-based importance), two versions compared case by case, NaN
 shown as a value, and every request of a 10,000-run sweep under 200 ms. Screenshots go
-where tests/test_ui_browser.py puts them ($METALAB_SCREENSHOTS)."""
+where tests/e2e/test_ui_browser.py puts them ($METALAB_SCREENSHOTS)."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ pytestmark = pytest.mark.integration
 browser, page, shots = ui.browser, ui.page, ui.shots
 _open, _series, _shot = ui._open, ui._series, ui._shot
 EXP = "#/e/lrsweep%3A1"
-BENCH = Path(__file__).parents[1] / "benchmarks" / "ui.py"
+BENCH = Path(__file__).parents[2] / "benchmarks" / "ui.py"
 
 
 @pytest.fixture(scope="module")

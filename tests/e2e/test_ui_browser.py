@@ -2,7 +2,7 @@
 by playwright pointed at the system browser): what a person sees on each page.
 
 Screenshots go to ``$METALAB_SCREENSHOTS`` (the README's come from
-``METALAB_SCREENSHOTS=docs/img python -m pytest tests/test_ui_browser.py``), else to a
+``METALAB_SCREENSHOTS=docs/img python -m pytest tests/e2e/test_ui_browser.py``), else to a
 temporary directory.
 """
 

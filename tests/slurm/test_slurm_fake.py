@@ -1,6 +1,6 @@
 """The SLURM array engine against a fake SLURM on PATH (tests/fakes/slurm.py): submission,
 status, stop, time limit and out-of-memory handling, in every test run, without a cluster.
-The real end-to-end tests on a local cluster are in tests/test_slurm.py."""
+The real end-to-end tests on a local cluster are in tests/cluster/test_slurm.py."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ import pytest
 from fakes import slurm as fake
 from process_env import run_metalab, subprocess_env
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 pytestmark = [
     pytest.mark.integration,

@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 
 from metalab_smk.store.layout import ExperimentDir
+from tests.cluster.test_slurm import _REASON
 from tests.process_env import run_metalab, subprocess_env
-from tests.test_slurm import _REASON
 
 pytestmark = [pytest.mark.slurm, pytest.mark.skipif(_REASON is not None, reason=_REASON or "")]
 

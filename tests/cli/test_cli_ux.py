@@ -22,7 +22,7 @@ from metalab_smk.compile.reader import CompiledExperiment
 from metalab_smk.results.display import case_table
 from metalab_smk.store.layout import ExperimentDir
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 EXPERIMENT = """\
 import metalab
@@ -436,7 +436,7 @@ def test_slurm_tests_skip_without_the_executor_plugin(monkeypatch):
     import importlib.util
 
     monkeypatch.syspath_prepend(str(REPO / "tests"))
-    import test_slurm
+    import tests.cluster.test_slurm as test_slurm
 
     monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
     reason = test_slurm._cluster_ready()

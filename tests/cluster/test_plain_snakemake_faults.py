@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from tests.process_env import run_metalab
-from tests.test_long_runs import _check_finished, _cluster_reason, _one_minute_profile, _write
+from tests.sweep.test_long_runs import _check_finished, _cluster_reason, _one_minute_profile, _write
 
 pytestmark = [
     pytest.mark.slurm,

@@ -17,10 +17,10 @@ from store_helpers import file_hashes, settled_hashes
 
 from metalab_smk.store.layout import ExperimentDir
 from metalab_smk.sweep.status import slurm_job_ids
+from tests.compile.test_experiment_file import check_runs, write_project
 from tests.process_env import run_metalab, subprocess_env
-from tests.test_experiment_file import check_runs, write_project
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def _cluster_ready() -> str | None:
