@@ -89,6 +89,12 @@ def test_traversal_across_roots_is_refused(page, server, base: Path) -> None:
         ("gamma%40uidemo%3A1", "no experiment 'gamma@uidemo:1' here"),
     ):
         _open(page, server + "#/e/" + key, ".error")
+        # only the hash changes: wait for this page's error, not the previous one's
+        page.wait_for_function(
+            "m => (document.querySelector('.error') || {}).innerText?.includes(m)",
+            arg=message,
+            timeout=15000,
+        )
         assert message in page.inner_text(".error") and page.locator("#runs").count() == 0
     page.problems.clear()  # the browser logs the refused request (404) as a console error
 
