@@ -150,7 +150,7 @@ def test_submit_runs_the_array_then_the_summary_job_after_it(slurm, tmp_path):
     head = json.loads((tmp_path / "runs/detached+1/.metalab/head.json").read_text())
     assert array[array.index("--array") + 1] == "0-1"
     assert f"--dependency=afterany:{head['array_job_id']}" in summary
-    assert "metalab_smk.reduce" in summary[-1]
+    assert "metalab_smk.sweep.follow" in summary[-1]  # follows, then the summary
     _wait(lambda: not _alive_tasks(slurm), 60)
     status = _status(tmp_path, "detached")
     assert (status["done"], status["complete"]) == (4, True)
