@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from metalab_smk.core.values import utc_now
-from metalab_smk.errors import ExecutorError, SchedulerError
+from metalab_smk.errors import ExecutorError, MetalabError, SchedulerError
 from metalab_smk.results.ending import summary_rule
 from metalab_smk.slurm import scheduler
 from metalab_smk.slurm.array import ended_markers
@@ -128,8 +128,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         stopping[0] = True  # finish what was begun, then cancel what it submitted
 
     signal.signal(signal.SIGTERM, stop)
-    if follow(layout, stopping):
-        return 0
+    try:
+        if follow(layout, stopping):
+            return 0  # the new follower writes the summary
+    except (MetalabError, OSError, ValueError) as exc:  # the summary is still written
+        print(f"metalab: no retry with more: {exc}", file=sys.stderr, flush=True)
     return summary_rule([str(layout.root)])
 
 

@@ -199,6 +199,48 @@ def test_a_task_killed_for_its_memory_reports_its_run_out_of_memory(slurm, tmp_p
     assert failed["message"].startswith("out of memory"), failed
 
 
+# x = 0 touches started-0 and waits, except in an attempt retried with more
+GROW = textwrap.dedent(
+    """
+    import os, time
+    import metalab
+
+    @metalab.operation
+    def op(params, capture):
+        if params["x"] == 0 and "METALAB_RESOURCE_ATTEMPTS" not in os.environ:
+            open(os.path.join({markers!r}, "started-0"), "w").close()
+            time.sleep(120)
+        capture.metric("y", params["x"])
+
+    exp = metalab.Experiment(name="grow", version="1", context={{}}, operation=op,
+        params=metalab.grid(x=list(range(4))), seeds=metalab.seeds(1))
+    """
+)
+
+
+def test_submit_retries_a_task_killed_for_its_memory_with_twice_as_much(slurm, tmp_path):
+    """No process waits after `metalab submit`: the follower job retries the killed
+    task's runs asking for 2000 MB (the profile: 1000), lists the new array and follower
+    in head.json; the last follower writes the summary."""
+    (tmp_path / "grow.py").write_text(GROW.format(markers=str(tmp_path)))
+    _end_task_zero(slurm, tmp_path, "OUT_OF_MEMORY")
+    done = run_metalab(
+        tmp_path, "submit", "grow.py", "--profile", str(_profile(tmp_path)), "--chunk-size", "2"
+    )
+    assert done.returncode == 0, done.stderr
+    _wait(lambda: (tmp_path / "runs/grow+1/summary/runs.parquet").is_file(), 90)
+    head = json.loads((tmp_path / "runs/grow+1/.metalab/head.json").read_text())
+    assert [a["resources"]["mem_mb"] for a in head["arrays"]] == [1000, 2000]
+    assert head["arrays"][0]["retried"] == [f"{head['stamp']}-000000"]
+    _, _, retry, follower = fake.calls(slurm, "sbatch")
+    assert "--mem=2000" in retry and f"{head['arrays'][1]['job_id']}" in " ".join(follower)
+    assert head["job_id"] == max(fake.jobs(slurm), key=int)
+    status = _status(tmp_path, "grow")
+    assert (status["done"], status["complete"], status["head"]["state"]) == (4, True, "finished")
+    text = run_metalab(tmp_path, "status", "runs/grow+1").stdout
+    assert "retried 2 run(s) with 2000 MB after OUT_OF_MEMORY" in text, text
+
+
 def test_stop_cancels_the_array_and_the_summary_job(slurm, tmp_path):
     _experiment(tmp_path, "stopme", 4, hang=(0,))
     done = run_metalab(
