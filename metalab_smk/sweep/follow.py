@@ -12,17 +12,21 @@ summary; causes not retried are the head's one-line failure (``metalab status``)
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import signal
 import sys
+import threading
 from collections.abc import Sequence
 from typing import Any
 
+from metalab_smk.core.resources import Resources
 from metalab_smk.core.values import utc_now
 from metalab_smk.errors import ExecutorError, MetalabError, SchedulerError
 from metalab_smk.results.ending import summary_rule
 from metalab_smk.slurm import scheduler
 from metalab_smk.slurm.array import ended_markers
+from metalab_smk.slurm.config import SlurmConfig
 from metalab_smk.slurm.escalation import Escalation, killed_tasks
 from metalab_smk.store.jsonio import atomic_write_json
 from metalab_smk.store.layout import ExperimentDir
@@ -38,10 +42,13 @@ from metalab_smk.sweep.detached import (
 __all__ = ["follow", "main"]
 
 
-def follow(layout: ExperimentDir, stopping: list[bool]) -> bool:
+Grown = tuple[str, int, Resources]  # an array to submit: stamp, tasks, resources
+
+
+def follow(layout: ExperimentDir, stopping: threading.Event) -> bool:
     """Retry the killed tasks of the arrays not followed yet; whether arrays were
-    resubmitted (their new follower then writes the summary). ``stopping`` becomes
-    ``[True]`` on SIGTERM (``metalab stop``): what was submitted is cancelled again."""
+    resubmitted (their new follower then writes the summary). ``stopping`` is set on
+    SIGTERM (``metalab stop``): nothing more is submitted, or it is cancelled again."""
     head = read_head(layout)
     config = recorded_executor(layout, "slurm").array_config()
     if "array_job_id" not in head or config is None:
@@ -51,7 +58,7 @@ def follow(layout: ExperimentDir, stopping: list[bool]) -> bool:
     for array in arrays:
         if "attempts" in array:
             escalation.restore(array["stamp"], array["resources"], array["attempts"])
-    again: list[tuple[str, int, Any]] = []
+    again: list[Grown] = []
     for array in arrays:
         if array.get("followed") or "resources" not in array:
             continue
@@ -66,11 +73,11 @@ def follow(layout: ExperimentDir, stopping: list[bool]) -> bool:
         before = set(escalation.superseded)
         again += escalation.retry(array["stamp"], array["resources"], killed)[1]
         array["retried"] = sorted(escalation.superseded - before)
-    if stopped_since(layout, head["submitted_at"]) or stopping[0]:
+    if stopped_since(layout, head["submitted_at"]) or stopping.is_set():
         again = []  # stopped: nothing more starts
     head["refused"] = [*head.get("refused", []), *escalation.refused]
     if again:
-        again = _resubmit(layout, head, arrays, again, escalation, stopping)
+        again = _resubmit(layout, config, head, again, escalation, stopping)
     else:
         atomic_write_json(layout.head_file, head)
     if head["refused"] and not again:  # the sweep ends: the causes not retried say why
@@ -82,16 +89,14 @@ def follow(layout: ExperimentDir, stopping: list[bool]) -> bool:
 
 def _resubmit(
     layout: ExperimentDir,
+    config: SlurmConfig,
     head: dict[str, Any],
-    arrays: list[dict[str, Any]],
-    again: list[tuple[str, int, Any]],
+    again: list[Grown],
     escalation: Escalation,
-    stopping: list[bool],
-) -> list[tuple[str, int, Any]]:
+    stopping: threading.Event,
+) -> list[Grown]:
     """Submit the grown arrays ``again`` and their follower; head.json lists them.
     Returns ``again``, or [] when sbatch refused them."""
-    config = recorded_executor(layout, "slurm").array_config()
-    assert config is not None
     grown = [
         {"stamp": s, "tasks": n, "resources": r, "attempts": escalation.attempts[s]}
         for s, n, r in again
@@ -102,7 +107,7 @@ def _resubmit(
         head["refused"].append(f"the retry with more was not submitted: {exc}")
         atomic_write_json(layout.head_file, head)
         return []
-    fields = array_fields([*arrays, *submitted], job_id, log)
+    fields = array_fields([*head_arrays(head), *submitted], job_id, log)
     atomic_write_json(layout.head_file, {**head, **fields})
     for array in submitted:
         print(
@@ -110,9 +115,10 @@ def _resubmit(
             f"asking for more, then the follower job {job_id}",
             flush=True,
         )
-    if stopping[0] or stopped_since(layout, head["submitted_at"]):  # stop came meanwhile
+    if stopping.is_set() or stopped_since(layout, head["submitted_at"]):  # stop came meanwhile
         jobs = [*(a["job_id"] for a in submitted), job_id]
-        scheduler.call(scheduler.scancel_argv(jobs))
+        with contextlib.suppress(SchedulerError):  # some had ended: the rest go
+            scheduler.call(scheduler.scancel_argv(jobs))
     return again
 
 
@@ -122,12 +128,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("usage: python -m metalab_smk.sweep.follow DIR", file=sys.stderr)
         return 2
     layout = ExperimentDir.at(args[0])
-    stopping = [False]
-
-    def stop(signum: int, frame: object) -> None:
-        stopping[0] = True  # finish what was begun, then cancel what it submitted
-
-    signal.signal(signal.SIGTERM, stop)
+    stopping = threading.Event()  # finish what was begun, then cancel what it submitted
+    signal.signal(signal.SIGTERM, lambda signum, frame: stopping.set())
     try:
         if follow(layout, stopping):
             return 0  # the new follower writes the summary
