@@ -59,14 +59,15 @@ def follow(layout: ExperimentDir, stopping: threading.Event) -> bool:
         if "attempts" in array:
             escalation.restore(array["stamp"], array["resources"], array["attempts"])
     again: list[Grown] = []
+    followed = 0  # arrays with tasks that did not end well, looked at now
     for array in arrays:
         if array.get("followed") or "resources" not in array:
             continue
-        array["followed"] = True
         names = [f"{array['stamp']}-{i:06d}" for i in range(array["tasks"])]
         ended = ended_markers(layout, names)
         if len(ended) == len(names) and all(text == "0" for text in ended.values()):
             continue  # every task ended by itself, its runs succeeded
+        array["followed"], followed = True, followed + 1
         submitted = _dt.datetime.fromisoformat(array.get("submitted_at", head["submitted_at"]))
         since = submitted - _dt.timedelta(minutes=1)  # clocks may differ a little
         killed = killed_tasks(layout, array["job_id"], array["stamp"], since)
@@ -75,12 +76,13 @@ def follow(layout: ExperimentDir, stopping: threading.Event) -> bool:
         array["retried"] = sorted(escalation.superseded - before)
     if stopped_since(layout, head["submitted_at"]) or stopping.is_set():
         again = []  # stopped: nothing more starts
-    head["refused"] = [*head.get("refused", []), *escalation.refused]
+    if escalation.refused:
+        head["refused"] = [*head.get("refused", []), *escalation.refused]
     if again:
         again = _resubmit(layout, config, head, again, escalation, stopping)
-    else:
+    elif followed:  # head.json of a sweep that ended well stays as submitted
         atomic_write_json(layout.head_file, head)
-    if head["refused"] and not again:  # the sweep ends: the causes not retried say why
+    if head.get("refused") and not again:  # the sweep ends: the causes not retried say why
         error = "; ".join(head["refused"])
         state = {"state": "failed", "error": error, "exit_code": 1, "started": True}
         atomic_write_json(layout.head_state, {**state, "at": utc_now()})
@@ -104,7 +106,7 @@ def _resubmit(
     try:
         submitted, job_id, log = submit_arrays(layout, config, grown, escalation.env)
     except (SchedulerError, ExecutorError) as exc:
-        head["refused"].append(f"the retry with more was not submitted: {exc}")
+        head.setdefault("refused", []).append(f"the retry with more was not submitted: {exc}")
         atomic_write_json(layout.head_file, head)
         return []
     fields = array_fields([*head_arrays(head), *submitted], job_id, log)
