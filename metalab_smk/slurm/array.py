@@ -287,12 +287,15 @@ def submit_array(layout: ExperimentDir, argv: list[str]) -> str:
     return sbatch(argv)
 
 
-def submit_summary(layout: ExperimentDir, config: SlurmConfig, after: str) -> tuple[str, str]:
-    """Submit the summary (``python -m metalab_smk.reduce .``) as a job that starts when
-    every task of the array ``after`` has ended; its job ID and log path."""
+def submit_summary(
+    layout: ExperimentDir, config: SlurmConfig, after: str, module: str = "metalab_smk.reduce"
+) -> tuple[str, str]:
+    """Submit the summary (``python -m MODULE .``, by default metalab_smk.reduce) as a
+    job that starts when every task of the arrays ``after`` has ended; its job ID and
+    log path."""
     log = str(layout.slurm_log("summary-%j"))
     argv = scheduler.sbatch_argv(
-        [sys.executable, "-m", "metalab_smk.reduce", "."],
+        [sys.executable, "-m", module, "."],
         job_name=f"metalab-summary-{layout.root.name}",
         output=log,
         chdir=str(layout.root),

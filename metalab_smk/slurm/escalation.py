@@ -8,7 +8,8 @@ array asking for ``FACTOR`` times the memory or time, at most
 (``scontrol show partition``). Each escalation is noted in ``.metalab/escalations.jsonl``
 (``metalab status`` shows it) and handed to the retried runs' records
 (``provenance.extra.resource_attempts``); runs that still die fail with one line naming
-what they asked for and what killed them.
+what they asked for and what killed them. A detached ``metalab submit`` has no process
+waiting: its follower job does the same after the arrays end (sweep/follow.py).
 """
 
 from __future__ import annotations
@@ -99,6 +100,14 @@ class Escalation:
         self.attempts: dict[str, list[dict[str, Any]]] = {}  # by stamp: earlier attempts
         self.current: dict[str, Resources] = {}  # by stamp: what its tasks ask for
         self._limits: list[scheduler.PartitionLimits] | None = None
+        self.superseded: set[str] = set()  # killed batches whose runs run again
+        self.refused: list[str] = []  # one line per cause not retried
+
+    def restore(self, stamp: str, resources: Resources, attempts: list[dict[str, Any]]) -> None:
+        """Go on from an earlier process: the array ``stamp`` asks for ``resources`` after
+        the earlier ``attempts`` (what :meth:`retry` noted for it)."""
+        self.attempts[stamp] = attempts
+        self.current[stamp] = resources
 
     def env(self, stamp: str) -> dict[str, str]:
         """What the tasks of the array ``stamp`` put into their runs' records."""
@@ -152,14 +161,15 @@ class Escalation:
             if why_not is not None:
                 asked = [*(a["resources"] for a in earlier), resources]
                 shown = ", then ".join(describe(_part(r, cause)) for r in asked)
-                print(
-                    f"metalab: {len(names)} array task(s) killed by {cause} asking for "
-                    f"{shown}; not retried: {why_not}",
-                    file=sys.stderr,
-                    flush=True,
+                line = (
+                    f"{len(names)} array task(s) killed by {cause} asking for {shown}; "
+                    f"not retried: {why_not}"
                 )
+                self.refused.append(line)
+                print(f"metalab: {line}", file=sys.stderr, flush=True)
                 continue
             retried += len(names)
+            self.superseded.update(names)
             indices, chunk = self._unfinished(names)
             if not indices:
                 continue

@@ -3,7 +3,9 @@
 ``metalab submit`` (and ``metalab.run(..., wait=False)``) start
 ``python -m metalab_smk.sweep.head DIR`` as its own SLURM job when the sweep runs on SLURM and
 ``sbatch`` exists, and as a background process otherwise; ``.metalab/head.json`` says
-where it runs so that ``metalab status`` and ``metalab.reconnect`` can follow it.
+where it runs so that ``metalab status`` and ``metalab.reconnect`` can follow it. On the
+array engine no head process runs: job arrays and a dependent follower job
+(sweep/follow.py), which head.json lists and the follower updates.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from metalab_smk.core.values import utc_now
-from metalab_smk.errors import MetalabError, StoreError
+from metalab_smk.errors import ExecutorError, MetalabError, StoreError
 from metalab_smk.slurm import scheduler
 from metalab_smk.slurm.array import (
     REQUEUE_VARIABLE,
@@ -44,16 +46,22 @@ from metalab_smk.sweep.processes import (
 from metalab_smk.sweep.status import pid_alive
 
 __all__ = [
+    "array_fields",
     "array_in_flight",
+    "awaited_tasks",
     "dead_head_error",
+    "head_arrays",
     "head_alive",
     "head_outcome",
     "head_state",
     "is_head_process",
+    "stopped_since",
     "submit",
+    "submit_arrays",
 ]
 
 HEAD_MODULE = "metalab_smk.sweep.head"
+FOLLOW_MODULE = "metalab_smk.sweep.follow"  # the job after a submitted sweep's arrays
 
 
 def recorded_executor(layout: ExperimentDir, kind: str = "local") -> Executor:
@@ -156,20 +164,21 @@ def head_outcome(layout: ExperimentDir) -> str | None:
         return f"failed: {reported.get('error')}"
     if head_alive(layout):
         return "running"
-    if "array_job_id" in head:  # no head process: the array's end markers are its record
-        if _stopped_since(layout, head["submitted_at"]):  # tasks cancelled while queued
+    if "array_job_id" in head:  # no head process: the arrays' end markers are its record
+        if stopped_since(layout, head["submitted_at"]):  # tasks cancelled while queued
             return "stopped"  # wrote no end marker: stopped, not killed
-        ended = len(ended_markers(layout, _task_names(head)))
-        if ended >= head["tasks"]:
+        names = [n for array in head_arrays(head) for n in awaited_tasks(array)]
+        ended = len(ended_markers(layout, names))
+        if ended >= len(names):
             return "finished"
         return (
-            f"ended: {head['tasks'] - ended} of {head['tasks']} array tasks were killed "
+            f"ended: {len(names) - ended} of {len(names)} array tasks were killed "
             "before finishing (their runs are counted above)"
         )
     return f"died: {dead_head_error(layout, head)}"
 
 
-def _stopped_since(layout: ExperimentDir, submitted_at: str) -> bool:
+def stopped_since(layout: ExperimentDir, submitted_at: str) -> bool:
     """Whether `metalab stop` was asked after the submission at ``submitted_at``."""
     try:
         asked = layout.stop_request.stat().st_mtime
@@ -178,8 +187,20 @@ def _stopped_since(layout: ExperimentDir, submitted_at: str) -> bool:
     return asked >= _dt.datetime.fromisoformat(submitted_at).timestamp()
 
 
-def _task_names(head: dict[str, Any]) -> list[str]:
-    return [f"{head['stamp']}-{i:06d}" for i in range(head["tasks"])]
+def head_arrays(head: dict[str, Any]) -> list[dict[str, Any]]:
+    """The job arrays of a submitted sweep (``job_id``, ``stamp``, ``tasks``; those of
+    a retry with more also ``attempts``, the killed tasks it replaced ``retried``)."""
+    return head.get("arrays") or [
+        {"job_id": head["array_job_id"], "stamp": head["stamp"], "tasks": head["tasks"]}
+    ]
+
+
+def awaited_tasks(array: dict[str, Any]) -> list[str]:
+    """The batches of ``array`` whose end markers the sweep waits for: all but the
+    killed ones whose runs a later array runs again."""
+    retried = set(array.get("retried", ()))
+    names = (f"{array['stamp']}-{i:06d}" for i in range(array["tasks"]))
+    return [name for name in names if name not in retried]
 
 
 def dead_head_error(layout: ExperimentDir, head: dict[str, Any]) -> str:
@@ -221,27 +242,48 @@ def _wait_until_started(
 def _submit_array(
     layout: ExperimentDir, executor: Executor, slurm: SlurmConfig, missing: list[int], now: str
 ) -> dict[str, Any]:
-    """No head process: the array runs the batches, a dependent job writes the summary."""
+    """No head process: the arrays run the batches, a dependent job follows them (retries
+    with more memory or time, then writes the summary: sweep/follow.py)."""
     planned, _ = plan_arrays(layout, slurm, missing, executor.total_cores(), executor.min_chunk)
-    arrays: list[dict[str, Any]] = []
+    arrays = [{"stamp": a.stamp, "tasks": a.tasks, "resources": a.resources} for a in planned]
     try:
-        for array in planned:
-            env = {REQUEUE_VARIABLE: "1"}  # no head process: interrupted tasks requeue
-            argv = array_argv(layout, array.stamp, array.tasks, slurm, array.resources, env)
-            job = submit_array(layout, argv)
-            arrays.append({"job_id": job, "stamp": array.stamp, "tasks": array.tasks})
-        job_id, log = submit_summary(layout, slurm, after=":".join(a["job_id"] for a in arrays))
-    except scheduler.SchedulerError as exc:
+        submitted, job_id, log = submit_arrays(layout, slurm, arrays)
+    except (scheduler.SchedulerError, ExecutorError) as exc:
         raise MetalabError(f"the sweep was not submitted: {exc}") from None
+    return {"kind": "slurm", "submitted_at": now, **array_fields(submitted, job_id, log)}
+
+
+def submit_arrays(
+    layout: ExperimentDir,
+    slurm: SlurmConfig,
+    arrays: list[dict[str, Any]],
+    env: Callable[[str], dict[str, str]] = lambda stamp: {},
+) -> tuple[list[dict[str, Any]], str, str]:
+    """Submit ``arrays`` (``stamp``, ``tasks``, ``resources``; ``env(stamp)`` adds to
+    their tasks' environment) and the follower job that starts when they ended: the
+    arrays with their ``job_id`` and ``submitted_at``, the follower's job ID and log."""
+    submitted = []
+    for array in arrays:
+        task_env = {REQUEUE_VARIABLE: "1", **env(array["stamp"])}  # interrupted tasks requeue
+        argv = array_argv(
+            layout, array["stamp"], array["tasks"], slurm, array["resources"], task_env
+        )
+        job = submit_array(layout, argv)
+        submitted.append({**array, "job_id": job, "submitted_at": utc_now()})
+    after = ":".join(a["job_id"] for a in submitted)
+    job_id, log = submit_summary(layout, slurm, after=after, module=FOLLOW_MODULE)
+    return submitted, job_id, log
+
+
+def array_fields(arrays: list[dict[str, Any]], job_id: str, log: str) -> dict[str, Any]:
+    """What head.json says of the arrays ``arrays`` and their follower job ``job_id``."""
     return {
-        "kind": "slurm",
         "job_id": job_id,
         "array_job_id": arrays[0]["job_id"],
         "array_job_ids": [a["job_id"] for a in arrays],
         "arrays": arrays,
         "stamp": arrays[0]["stamp"],
         "tasks": sum(a["tasks"] for a in arrays),
-        "submitted_at": now,
         "log": log,
     }
 
@@ -254,15 +296,13 @@ def head_alive(layout: ExperimentDir, ask_scheduler: bool = True) -> bool:
     if not head:
         return False
     if "array_job_id" in head:
-        arrays = head.get("arrays") or [
-            {"job_id": head["array_job_id"], "stamp": head["stamp"], "tasks": head["tasks"]}
-        ]
-        running = [a for a in arrays if not tasks_ended(layout, a["stamp"], a["tasks"])]
+        running = [a for a in head_arrays(head) if not _array_ended(layout, a)]
         if not running:
             return False
         if not ask_scheduler:
             return True
-        answers = [array_alive(a["job_id"]) for a in running]
+        # the follower job too: between a killed array and its retry, only it runs
+        answers = [array_alive(job) for job in [*(a["job_id"] for a in running), head["job_id"]]]
         if any(answers):
             return True
         return _just_submitted(head) if None in answers else False
@@ -274,6 +314,14 @@ def head_alive(layout: ExperimentDir, ask_scheduler: bool = True) -> bool:
             return _just_submitted(head)
         return state in scheduler.ALIVE_STATES
     return is_head_process(layout, head)
+
+
+def _array_ended(layout: ExperimentDir, array: dict[str, Any]) -> bool:
+    """Whether every task of ``array`` that the sweep waits for wrote its end marker."""
+    if "retried" not in array:
+        return tasks_ended(layout, array["stamp"], array["tasks"])
+    awaited = awaited_tasks(array)
+    return len(ended_markers(layout, awaited)) >= len(awaited)
 
 
 def is_head_process(layout: ExperimentDir, head: dict[str, Any]) -> bool:

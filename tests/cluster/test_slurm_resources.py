@@ -1,6 +1,7 @@
 """Resources on the local SLURM cluster: a Snakemake profile's units reach sacct,
 per-case memory classes become one array each, a run killed for its memory or time is
-retried with twice as much in the same `metalab run` (OverMemoryKill enforces --mem),
+retried with twice as much in the same `metalab run` (OverMemoryKill enforces --mem)
+and after a detached `metalab submit`,
 `mem: auto` is learned from finished runs, and arrays split to fit MaxArraySize."""
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -96,14 +98,20 @@ def test_two_memory_classes_from_a_callable_are_two_arrays(tmp_path: Path) -> No
     assert len(list((exp_dir / "runs").glob("*.json"))) == 4
 
 
+def _allocating(megabytes: int, seconds: int) -> str:
+    """The operation's body: the run x=0 holds ``megabytes`` of touched memory for
+    ``seconds`` (lines at the body's indentation may follow)."""
+    return textwrap.dedent(f"""
+        if params["x"] == 0:
+            block = bytearray({megabytes} * 1024 * 1024)
+            block[::4096] = b"x" * len(block[::4096])  # touch every page
+            time.sleep({seconds})
+    """)
+
+
 def test_a_run_killed_for_memory_succeeds_after_one_escalation(tmp_path: Path) -> None:
     """600 MB under a 300 MB request: killed, retried with 600 MB in the same run."""
-    body = """
-        if params["x"] == 0:
-            block = bytearray(450 * 1024 * 1024)
-            block[::4096] = b"x" * len(block[::4096])  # touch every page
-            time.sleep(6)
-    """
+    body = _allocating(450, 6)
     exp_dir = _project(tmp_path, "grow", body, '{"mem": "300M", "runtime": 5}')
     done = _run(tmp_path, "grow")
     assert done.returncode == 0, (
@@ -124,6 +132,95 @@ def test_a_run_killed_for_memory_succeeds_after_one_escalation(tmp_path: Path) -
     assert attempts[-1]["resources"]["mem_mb"] == 600
     status = run_metalab(tmp_path, "status", "runs/grow+1")
     assert "retried" in status.stdout and "with 600 MB after OUT_OF_MEMORY" in status.stdout
+
+
+def _squeue(job_id: str) -> list[str]:
+    """The states squeue shows for the job (or array) ``job_id``."""
+    out = subprocess.run(
+        ["squeue", "-h", "-r", "-o", "%T", "-j", job_id], capture_output=True, text=True
+    ).stdout
+    return out.split()
+
+
+def _wait(condition: Callable[[], bool], seconds: float, what: str) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, f"waited {seconds} s for {what}"
+        time.sleep(1)
+
+
+def _submit_and_wait(tmp_path: Path, name: str, exp_dir: Path, *options: str) -> str:
+    """`metalab submit NAME.py --profile prof OPTIONS`, then `metalab status` once the
+    submitted sweep no longer runs."""
+    done = run_metalab(tmp_path, "submit", f"{name}.py", "--profile", "prof", *options)
+    assert done.returncode == 0, done.stderr
+
+    def status() -> str:
+        return run_metalab(tmp_path, "status", str(exp_dir)).stdout
+
+    _wait(lambda: "head process: running" not in status(), 300, "the submitted sweep to end")
+    return status()
+
+
+def test_a_run_killed_for_memory_after_submit_is_retried_and_stop_cancels_the_retry(
+    tmp_path: Path,
+) -> None:
+    """`metalab submit`, no process waiting: the follower job retries the run killed
+    under 300 MB with 600 MB; `metalab stop` cancels that retried array; submitted again,
+    the run succeeds after one escalation, its record listing both attempts."""
+    hold = tmp_path / "hold"
+    body = _allocating(450, 6) + (  # the retried attempt waits while the test says so
+        f'    while "METALAB_RESOURCE_ATTEMPTS" in os.environ and os.path.exists({str(hold)!r}):\n'
+        "        time.sleep(0.5)\n"
+    )
+    exp_dir = _project(tmp_path, "later", body, '{"mem": "300M", "runtime": 5}')
+    head_file = exp_dir / ".metalab" / "head.json"
+    hold.touch()
+    first = run_metalab(tmp_path, "submit", "later.py", "--profile", "prof")
+    assert first.returncode == 0, first.stderr
+
+    def head() -> dict:
+        return json.loads(head_file.read_text())
+
+    _wait(lambda: len(head()["arrays"]) == 2, 240, "the retry's array in head.json")
+    retry = head()["arrays"][1]
+    assert retry["resources"]["mem_mb"] == 600 and retry["stamp"].endswith("m1")
+    _wait(lambda: "RUNNING" in _squeue(retry["job_id"]), 120, "the retried task to run")
+    assert "submitted head process: running" in run_metalab(tmp_path, "status", str(exp_dir)).stdout
+    stopped = run_metalab(tmp_path, "stop", str(exp_dir))
+    assert retry["job_id"] in stopped.stdout and head()["job_id"] in stopped.stdout, stopped.stdout
+    _wait(lambda: not _squeue(retry["job_id"]) and not _squeue(head()["job_id"]), 60, "stop")
+    status = run_metalab(tmp_path, "status", str(exp_dir)).stdout
+    assert "submitted head process: stopped" in status, status
+
+    hold.unlink()  # submitted again: killed under 300 MB again, retried, succeeds
+    status = _submit_and_wait(tmp_path, "later", exp_dir)
+    assert "4 runs: 4 done" in status and "submitted head process: finished" in status, status
+    assert "with 600 MB after OUT_OF_MEMORY" in status, status
+    assert len(head()["arrays"]) == 2 and head()["arrays"][0]["retried"], head()
+    records = [json.loads(p.read_text()) for p in (exp_dir / "runs").glob("*.json")]
+    (zero,) = [r for r in records if r["params_resolved"]["x"] == 0]
+    attempts = zero["provenance"]["extra"]["resource_attempts"]
+    assert [a["resources"]["mem_mb"] for a in attempts] == [300, 600]
+    assert attempts[0]["killed_by"] == "OUT_OF_MEMORY" and "killed_by" not in attempts[1]
+    _wait(lambda: not _squeue(head()["job_id"]), 60, "the follower job to write the summary")
+    assert (exp_dir / "summary" / "runs.parquet").is_file()
+
+
+def test_a_run_still_killed_after_two_escalations_fails_with_one_line_after_submit(
+    tmp_path: Path,
+) -> None:
+    """1600 MB under 300, 600 and 1200 MB: the last follower retries no more; the head
+    fails with the line naming what was asked for and what killed it."""
+    body = _allocating(1600, 8)
+    exp_dir = _project(tmp_path, "hog", body, '{"mem": "300M", "runtime": 5}')
+    status = _submit_and_wait(tmp_path, "hog", exp_dir, "--chunk-size", "1")
+    assert "4 runs: 3 done, 0 running, 1 failed, 0 pending" in status, status
+    assert "with 1200 MB after OUT_OF_MEMORY" in status and "out of memory" in status, status
+    assert (
+        "submitted head process: failed: 1 array task(s) killed by OUT_OF_MEMORY asking for "
+        "mem_mb=300, then mem_mb=600, then mem_mb=1200; not retried: already retried 2 times"
+    ) in status, status
 
 
 def _write(tmp_path: Path, name: str, values: list[int], body: str, resources: str) -> None:

@@ -150,8 +150,9 @@ def test_submit_runs_the_array_then_the_summary_job_after_it(slurm, tmp_path):
     head = json.loads((tmp_path / "runs/detached+1/.metalab/head.json").read_text())
     assert array[array.index("--array") + 1] == "0-1"
     assert f"--dependency=afterany:{head['array_job_id']}" in summary
-    assert "metalab_smk.reduce" in summary[-1]
+    assert "metalab_smk.sweep.follow" in summary[-1]  # follows, then the summary
     _wait(lambda: not _alive_tasks(slurm), 60)
+    assert json.loads((tmp_path / "runs/detached+1/.metalab/head.json").read_text()) == head
     status = _status(tmp_path, "detached")
     assert (status["done"], status["complete"]) == (4, True)
     assert (tmp_path / "runs/detached+1/summary/runs.parquet").is_file()
@@ -197,6 +198,57 @@ def test_a_task_killed_for_its_memory_reports_its_run_out_of_memory(slurm, tmp_p
     (failed,) = status["failed_runs"]
     assert failed["params"] in ({"x": 0}, None) and failed["slurm_state"] == "OUT_OF_MEMORY"
     assert failed["message"].startswith("out of memory"), failed
+
+
+# x = 0 touches started-0 and waits, except in an attempt retried with more
+GROW = textwrap.dedent(
+    """
+    import os, time
+    import metalab
+
+    @metalab.operation
+    def op(params, capture):
+        if params["x"] == 0 and "METALAB_RESOURCE_ATTEMPTS" not in os.environ:
+            open(os.path.join({markers!r}, "started-0"), "w").close()
+            time.sleep(120)
+        capture.metric("y", params["x"])
+
+    exp = metalab.Experiment(name="grow", version="1", context={{}}, operation=op,
+        params=metalab.grid(x=list(range(4))), seeds=metalab.seeds(1))
+    """
+)
+
+
+@pytest.mark.parametrize(
+    ("cause", "key", "option", "shown"),
+    [
+        ("OUT_OF_MEMORY", "mem_mb", "--mem=2000", "2000 MB"),
+        ("TIMEOUT", "runtime", "--time=60", "60 min"),
+    ],
+)
+def test_submit_retries_a_task_killed_for_its_memory_or_time_with_twice_as_much(
+    slurm, tmp_path, cause, key, option, shown
+):
+    """No process waits after `metalab submit`: the follower job retries the killed
+    task's runs asking for twice the profile's memory (1000 MB) or time (30 min), lists
+    the new array and follower in head.json; the last follower writes the summary."""
+    (tmp_path / "grow.py").write_text(GROW.format(markers=str(tmp_path)))
+    _end_task_zero(slurm, tmp_path, cause)
+    done = run_metalab(
+        tmp_path, "submit", "grow.py", "--profile", str(_profile(tmp_path)), "--chunk-size", "2"
+    )
+    assert done.returncode == 0, done.stderr
+    _wait(lambda: (tmp_path / "runs/grow+1/summary/runs.parquet").is_file(), 90)
+    head = json.loads((tmp_path / "runs/grow+1/.metalab/head.json").read_text())
+    first, grown = (a["resources"][key] for a in head["arrays"])
+    assert (first * 2, head["arrays"][0]["retried"]) == (grown, [f"{head['stamp']}-000000"])
+    _, _, retry, follower = fake.calls(slurm, "sbatch")
+    assert option in retry and f"{head['arrays'][1]['job_id']}" in " ".join(follower)
+    assert head["job_id"] == max(fake.jobs(slurm), key=int)
+    status = _status(tmp_path, "grow")
+    assert (status["done"], status["complete"], status["head"]["state"]) == (4, True, "finished")
+    text = run_metalab(tmp_path, "status", "runs/grow+1").stdout
+    assert f"retried 2 run(s) with {shown} after {cause}" in text, text
 
 
 def test_stop_cancels_the_array_and_the_summary_job(slurm, tmp_path):
