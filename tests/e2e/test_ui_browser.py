@@ -343,13 +343,20 @@ def test_live_while_a_real_sweep_runs(page, tmp_path) -> None:
         ],
         cwd=tmp_path,
         env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stdout=(tmp_path / "sweep.log").open("w"),
+        stderr=subprocess.STDOUT,
     )
     try:
         base = f"http://127.0.0.1:{port}/?refresh_ms=300"
         page.goto(base + "#/")
-        page.wait_for_selector("#experiments tbody tr", timeout=60000)
+        try:
+            page.wait_for_selector("#experiments tbody tr", timeout=60000)
+        except sync_api.TimeoutError:  # say why: the sweep's own output, the page's text
+            output = (tmp_path / "sweep.log").read_text()[-3000:]
+            raise AssertionError(
+                f"no experiment listed after 60 s; sweep exit {sweep.poll()}, output:\n"
+                f"{output}\npage: {page.inner_text('body')[:500]}"
+            ) from None
         page.goto(base + "#/e/slow%3A1")
         page.wait_for_selector("#count", timeout=30000)
         seen = set()
