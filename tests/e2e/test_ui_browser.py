@@ -350,11 +350,11 @@ def test_live_while_a_real_sweep_runs(page, tmp_path) -> None:
         base = f"http://127.0.0.1:{port}/?refresh_ms=300"
         page.goto(base + "#/")
         try:
-            page.wait_for_selector("#experiments tbody tr", timeout=60000)
+            page.wait_for_selector("#experiments tbody tr", timeout=120000)
         except sync_api.TimeoutError:  # say why: the sweep's own output, the page's text
             output = (tmp_path / "sweep.log").read_text()[-3000:]
             raise AssertionError(
-                f"no experiment listed after 60 s; sweep exit {sweep.poll()}, output:\n"
+                f"no experiment listed after 120 s; sweep exit {sweep.poll()}, output:\n"
                 f"{output}\npage: {page.inner_text('body')[:500]}"
             ) from None
         page.goto(base + "#/e/slow%3A1")
