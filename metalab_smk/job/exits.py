@@ -7,7 +7,10 @@ import shutil
 import signal
 from pathlib import Path
 
-__all__ = ["describe_exit", "disk_full", "memory_cgroup_files", "oom_kills"]
+__all__ = ["OOM_KILLED", "describe_exit", "disk_full", "memory_cgroup_files", "oom_kills"]
+
+# how a crash record names a run the OOM killer ended (local retries look for it)
+OOM_KILLED = "was killed: out of memory (SIGKILL)"
 
 
 def describe_exit(wait_status: int) -> str:

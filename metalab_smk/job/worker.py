@@ -39,7 +39,7 @@ from metalab_smk.job.execute import (
     warm_up,
     write_record,
 )
-from metalab_smk.job.exits import describe_exit, disk_full, oom_kills
+from metalab_smk.job.exits import OOM_KILLED, describe_exit, disk_full, oom_kills
 from metalab_smk.job.gpus import show_devices, take_gpus
 from metalab_smk.job.isolation import (
     Surroundings,
@@ -555,7 +555,7 @@ def _crash_message(
         return None  # the child wrote the failed record and reported it
     how = describe_exit(status)
     if how.endswith("signal SIGKILL") and oom_kills() > ooms:
-        how = "was killed: out of memory (SIGKILL)"
+        how = OOM_KILLED
     if disk_full(layout.root):
         how += " (no space left on device)"
     return f"the run's process {how} without writing a record"

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from metalab_smk.core.resources import Resources, describe
-from metalab_smk.job.exits import memory_cgroup_files
+from metalab_smk.job.exits import OOM_KILLED, memory_cgroup_files
 from metalab_smk.slurm.escalation import ATTEMPTS_VARIABLE, FACTOR, MEMORY, note_escalation
 from metalab_smk.store.classes import ResourceClasses
 from metalab_smk.store.jsonio import read_json
@@ -77,8 +77,9 @@ class LocalEscalation:
                 record = read_json(path)
             except (OSError, ValueError):
                 continue
-            if "out of memory" in str((record.get("error") or {}).get("message", "")):
-                found.add(run_id)
+            error = record.get("error") or {}  # the worker's crash record, not a user's
+            if error.get("type") == "Crashed" and OOM_KILLED in str(error.get("message")):
+                found.add(run_id)  # ... MemoryError or "CUDA out of memory"
         return [i for i, rid in enumerate(self.layout.read_run_ids()) if rid in found]
 
     def next_round(self) -> RetryRound | None:

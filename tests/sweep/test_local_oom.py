@@ -99,3 +99,26 @@ def test_a_run_the_oom_killer_ended_runs_again_with_twice_the_memory(
     status = run_metalab(tmp_path, "status", "runs/oom+1")
     assert "with 800 MB after OUT_OF_MEMORY" in status.stdout, status.stdout
     assert textwrap.dedent(status.stdout).startswith("oom:1: 2 runs: 2 done"), status.stdout
+
+
+def test_only_the_oom_killer_counts_not_a_users_out_of_memory_error(tmp_path: Path) -> None:
+    """A run that raised "CUDA out of memory" itself is not retried with more host memory;
+    one the worker recorded as ended by the OOM killer is."""
+    from metalab_smk.job.exits import OOM_KILLED
+    from metalab_smk.store.layout import ExperimentDir
+    from metalab_smk.sweep.local_retry import LocalEscalation
+
+    layout = ExperimentDir(tmp_path)
+    ids = ["a" * 16, "b" * 16, "c" * 16]
+    layout.run_table.parent.mkdir(parents=True)
+    layout.run_table.write_text("\n".join(ids) + "\n")
+    errors = {
+        ids[0]: {"type": "RuntimeError", "message": "CUDA out of memory. Tried to allocate"},
+        ids[1]: {"type": "Crashed", "message": f"the run's process {OOM_KILLED} without"},
+        ids[2]: {"type": "MemoryError", "message": "out of memory"},
+    }
+    for run_id, error in errors.items():
+        path = layout.failed_record(run_id)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps({"run_id": run_id, "status": "failed", "error": error}))
+    assert LocalEscalation(layout, since=0.0)._out_of_memory() == [1]
