@@ -5,6 +5,7 @@ that of the largest child process it waited for (Linux: ``VmHWM``, reset before 
 from __future__ import annotations
 
 import math
+import os
 import resource
 from dataclasses import dataclass
 
@@ -14,16 +15,28 @@ _STATUS = "/proc/self/status"
 _CLEAR_REFS = "/proc/self/clear_refs"
 
 
+class _StatusFile:
+    """``/proc/self/status``, opened once per process and read with ``pread`` (a run
+    reads it once; opening it every time costs more than reading it)."""
+
+    fd: int | None = None
+    pid = 0  # the process that opened ``fd``: a forked child opens its own
+
+    @classmethod
+    def read(cls) -> bytes:
+        if cls.fd is None or cls.pid != os.getpid():
+            cls.fd, cls.pid = os.open(_STATUS, os.O_RDONLY | os.O_CLOEXEC), os.getpid()
+        return os.pread(cls.fd, 1 << 14, 0)
+
+
 def _high_water_kib() -> int | None:
     """This process's peak resident set since the last reset, in KiB (None: unknown)."""
     try:
-        with open(_STATUS, encoding="ascii") as status:
-            for line in status:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1])
+        text = _StatusFile.read()
+        start = text.index(b"VmHWM:")
+        return int(text[start + 6 : text.index(b"\n", start)].split()[0])
     except (OSError, ValueError, IndexError):
         return None
-    return None
 
 
 def _children_kib() -> int:

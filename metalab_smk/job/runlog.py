@@ -44,8 +44,11 @@ class RunLog:
         self._saved_fds: list[int] = []
 
     def __enter__(self) -> RunLog:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._file = open(self.partial, "w", buffering=1, encoding="utf-8")
+        try:
+            self._file = open(self.partial, "w", buffering=1, encoding="utf-8")
+        except FileNotFoundError:  # the first run of a store (mkdir only then: it costs)
+            self.partial.parent.mkdir(parents=True, exist_ok=True)
+            self._file = open(self.partial, "w", buffering=1, encoding="utf-8")
         self._file.write(f"{HEADER_PREFIX}{json.dumps(self.header)}\n")
         self.handler = logging.StreamHandler(self._file)
         self.handler.setFormatter(_FORMATTER)

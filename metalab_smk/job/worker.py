@@ -12,6 +12,7 @@ own parent died), the worker cancels its runs and ends.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import select
@@ -21,6 +22,7 @@ import threading
 import time
 import traceback
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -302,25 +304,23 @@ def _put_in_place(seen: _Followed, handed: list[bytes]) -> None:
 
 
 def _fsync_together(paths: list[str]) -> bool:
-    """fsync ``paths`` from up to 8 threads at once, which end before this returns (the
-    filesystem commits concurrent fsyncs together); False when any fsync failed."""
-    failed: list[str] = []
+    """fsync ``paths`` from up to 8 threads at once (the filesystem commits concurrent
+    fsyncs together), all done before this returns; False when any fsync failed."""
+    return all(_sync_threads().map(_fsynced, paths))
 
-    def sync(share: list[str]) -> None:
-        for path in share:
-            try:
-                fsync_path(path)
-            except OSError:
-                failed.append(path)
 
-    threads = [
-        threading.Thread(target=sync, args=(paths[i::8],)) for i in range(min(8, len(paths)))
-    ]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return not failed
+def _fsynced(path: str) -> bool:
+    try:
+        fsync_path(path)
+    except OSError:
+        return False
+    return True
+
+
+@functools.cache
+def _sync_threads() -> ThreadPoolExecutor:
+    """The worker's fsync threads, started once (not once per group of records)."""
+    return ThreadPoolExecutor(max_workers=8, thread_name_prefix="metalab-fsync")
 
 
 def _follow(pid: int, read_fd: int, timeout: float | None) -> _Followed:

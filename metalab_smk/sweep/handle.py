@@ -183,7 +183,7 @@ class RunHandle:
                     began = time.perf_counter()
                     self._watcher.poll()
                     pause = min(2.0, max(0.1, 5 * (time.perf_counter() - began)))
-                time.sleep(pause)
+                self._pause(pause)
             self.returncode = self.process.returncode if self.process is not None else None
             untouched = untouched_indices(self.layout)
             interrupted = interrupted_indices(self.layout)
@@ -203,6 +203,14 @@ class RunHandle:
                 return
             missing = retry.indices
             self.process = self._launch(retry.indices, retry)
+
+    def _pause(self, seconds: float) -> None:
+        """Sleep ``seconds``, or less when the Snakemake process ends sooner."""
+        if self.process is None:
+            time.sleep(seconds)
+            return
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.process.wait(timeout=seconds)
 
     def _finish(self) -> None:
         from metalab_smk.results.ending import end_of_sweep

@@ -27,6 +27,7 @@ from metalab_smk.sweep.processes import (
     snakemake_env,
     started_at,
 )
+from metalab_smk.sweep.snakemake_main import SNAKEMAKE_MODULE
 
 __all__ = [
     "RunnerLock",
@@ -248,7 +249,7 @@ def recover_stale_lock(layout: ExperimentDir, worker_grace: float = 15.0) -> boo
             f"{', '.join(map(str, pids))}); stop them with `metalab stop {where}`."
         )
     subprocess.run(
-        [sys.executable, "-m", "snakemake", "--unlock", "--cores", "1", "--quiet", "all"],
+        [sys.executable, "-m", SNAKEMAKE_MODULE, "--unlock", "--cores", "1", "--quiet", "all"],
         cwd=directory,
         capture_output=True,
         check=False,

@@ -51,6 +51,7 @@ from metalab_smk.sweep.locks import (
 )
 from metalab_smk.sweep.processes import start_detached
 from metalab_smk.sweep.progress import Progress
+from metalab_smk.sweep.snakemake_main import SNAKEMAKE_MODULE
 
 if TYPE_CHECKING:
     pass
@@ -232,7 +233,7 @@ def _launch(
     command = [
         sys.executable,
         "-m",
-        "snakemake",
+        SNAKEMAKE_MODULE,
         *[str(t.relative_to(layout.root)) for t in targets],
         *(executor.snakemake_args(gpu) if gpu else executor.snakemake_args()),  # type: ignore[call-arg]
         *_local_limits(layout, executor, gpu),

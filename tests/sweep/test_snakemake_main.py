@@ -1,0 +1,99 @@
+"""``python -m metalab_smk.sweep.snakemake_main``: Snakemake's command line with its exit
+code, which leaves no job-rate timer behind to keep the process alive after the work."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+import threading
+from pathlib import Path
+
+from process_env import subprocess_env
+
+from metalab_smk.sweep.snakemake_main import SNAKEMAKE_MODULE, cancel_timers
+
+SNAKEFILE = textwrap.dedent(
+    """
+    rule all:
+        input: "a.txt"
+
+    rule a:
+        output: "a.txt"
+        shell: "echo made > {output}"
+    """
+)
+
+# Runs Snakemake's main in this process, then lists the timers still pending.
+PROBE = textwrap.dedent(
+    """
+    import sys, threading
+    from metalab_smk.sweep.snakemake_main import main
+    try:
+        main(sys.argv[1:])
+    except SystemExit as exc:
+        code = exc.code
+    left = [t for t in threading.enumerate() if isinstance(t, threading.Timer)]
+    for t in left:
+        t.join(timeout=5)
+    print("exit", code, "timers", sum(t.is_alive() for t in left), "seen", len(left))
+    """
+)
+
+
+def test_cancel_timers_ends_pending_timers() -> None:
+    fired: list[int] = []
+    timer = threading.Timer(60, fired.append, (1,))
+    timer.start()
+    assert cancel_timers() >= 1
+    timer.join(timeout=5)
+    assert not timer.is_alive() and fired == []
+
+
+def _snakemake(directory: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            SNAKEMAKE_MODULE,
+            *args,
+            "--cores",
+            "1",
+            "--quiet",
+            "progress",
+            "rules",
+        ],
+        cwd=directory,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=subprocess_env(directory),
+    )
+
+
+def test_builds_and_keeps_snakemakes_exit_code(tmp_path: Path) -> None:
+    (tmp_path / "Snakefile").write_text(SNAKEFILE)
+    done = _snakemake(tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "a.txt").read_text() == "made\n"
+    missing = _snakemake(tmp_path, "no-such-target.txt")
+    assert missing.returncode == 1
+    assert "no-such-target.txt" in missing.stderr + missing.stdout
+
+
+def test_no_timer_left_once_snakemake_is_done(tmp_path: Path) -> None:
+    (tmp_path / "Snakefile").write_text(SNAKEFILE)
+    (tmp_path / "probe.py").write_text(PROBE)
+    done = subprocess.run(
+        [sys.executable, "probe.py", "--cores", "1", "--quiet", "all"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=subprocess_env(tmp_path),
+    )
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "a.txt").is_file()
+    words = done.stdout.split()
+    assert words[:4] == ["exit", "0", "timers", "0"], done.stdout
+    assert int(words[5]) >= 1  # Snakemake did arm its rate-limiter timer
