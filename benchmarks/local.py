@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -120,8 +121,14 @@ def _timed(script: str, n_runs: int, python: str = sys.executable, *args: str) -
         Path(directory, "bench_op.py").write_text(OPERATION.replace("__N__", str(n_runs)))
         path = Path(directory) / "exp.py"
         path.write_text(script.replace("__N__", str(n_runs)))
+        scratch = Path(directory, "tmp")  # upstream leaves a temporary folder per run:
+        scratch.mkdir()  # kept in here, so no measurement slows the next ones down
         done = subprocess.run(
-            [python, str(path), *args], cwd=directory, capture_output=True, text=True
+            [python, str(path), *args],
+            cwd=directory,
+            capture_output=True,
+            text=True,
+            env={**os.environ, "TMPDIR": str(scratch)},
         )
         if done.returncode:
             raise RuntimeError(f"{python} {' '.join(args)} failed:\n{done.stderr[-2000:]}")
@@ -130,7 +137,10 @@ def _timed(script: str, n_runs: int, python: str = sys.executable, *args: str) -
 
 def _describe(python: str) -> str:
     """One line naming the metalab that ``python`` imports (upstream or not)."""
-    out = subprocess.run([python, "-c", DESCRIBE], capture_output=True, text=True)
+    with tempfile.TemporaryDirectory() as directory:  # not this checkout's package
+        out = subprocess.run(
+            [python, "-c", DESCRIBE], capture_output=True, text=True, cwd=directory
+        )
     if out.returncode:
         raise SystemExit(f"--upstream-python {python} cannot import metalab:\n{out.stderr}")
     version, ours = out.stdout.split()

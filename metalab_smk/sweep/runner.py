@@ -51,7 +51,7 @@ from metalab_smk.sweep.locks import (
 )
 from metalab_smk.sweep.processes import start_detached
 from metalab_smk.sweep.progress import Progress
-from metalab_smk.sweep.snakemake_main import SNAKEMAKE_MODULE
+from metalab_smk.sweep.snakemake_main import LOCAL_ONLY, SNAKEMAKE_MODULE
 
 if TYPE_CHECKING:
     pass
@@ -254,7 +254,11 @@ def _launch(
         layout.snakemake_log,
         tie_to_parent=tie_to_parent,
         death_signal=death_signal,
-        env={**(gpu.job_env() if gpu else {}), **(retry.env if retry else {})},
+        env={
+            **({LOCAL_ONLY: "1"} if isinstance(executor, LocalExecutor) else {}),
+            **(gpu.job_env() if gpu else {}),
+            **(retry.env if retry else {}),
+        },
     )
 
 
