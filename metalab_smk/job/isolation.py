@@ -110,6 +110,17 @@ def _children() -> list[int]:
     return found
 
 
+def _has_children() -> bool:
+    """Whether this process has any child (running or not yet reaped): one system call,
+    where listing them reads ``/proc`` (a batch child adopts orphaned descendants, so
+    with none, nothing a run started is left)."""
+    try:
+        os.waitid(os.P_ALL, 0, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+    except ChildProcessError:
+        return False
+    return True
+
+
 def _reap() -> None:
     with contextlib.suppress(ChildProcessError):
         while os.waitpid(-1, os.WNOHANG)[0]:
@@ -120,6 +131,8 @@ def end_leftovers(grace: float = LEFTOVER_GRACE_SECONDS) -> int:
     """End the processes a finished run left behind (background jobs, daemons, pools):
     SIGTERM, then SIGKILL after ``grace`` seconds; their descendants, adopted in turn,
     too. Returns how many there were."""
+    if not _has_children():
+        return 0
     children = _children()
     if not children:
         return 0

@@ -8,6 +8,7 @@ import math
 import os
 import resource
 from dataclasses import dataclass
+from typing import ClassVar
 
 __all__ = ["PeakMemory"]
 
@@ -15,24 +16,27 @@ _STATUS = "/proc/self/status"
 _CLEAR_REFS = "/proc/self/clear_refs"
 
 
-class _StatusFile:
-    """``/proc/self/status``, opened once per process and read with ``pread`` (a run
-    reads it once; opening it every time costs more than reading it)."""
+class _ProcFiles:
+    """This process's ``/proc/self`` files, opened once per process (a run uses each
+    once; opening costs more than the use). A forked child opens its own: an inherited
+    descriptor still names the parent."""
 
-    fd: int | None = None
-    pid = 0  # the process that opened ``fd``: a forked child opens its own
+    fds: ClassVar[dict[str, int]] = {}
+    pid = 0
 
     @classmethod
-    def read(cls) -> bytes:
-        if cls.fd is None or cls.pid != os.getpid():
-            cls.fd, cls.pid = os.open(_STATUS, os.O_RDONLY | os.O_CLOEXEC), os.getpid()
-        return os.pread(cls.fd, 1 << 14, 0)
+    def fd(cls, path: str, flags: int) -> int:
+        if cls.pid != os.getpid():  # inherited ones are left alone (close-on-exec)
+            cls.fds, cls.pid = {}, os.getpid()
+        if path not in cls.fds:
+            cls.fds[path] = os.open(path, flags | os.O_CLOEXEC)
+        return cls.fds[path]
 
 
 def _high_water_kib() -> int | None:
     """This process's peak resident set since the last reset, in KiB (None: unknown)."""
     try:
-        text = _StatusFile.read()
+        text = os.pread(_ProcFiles.fd(_STATUS, os.O_RDONLY), 1 << 14, 0)
         start = text.index(b"VmHWM:")
         return int(text[start + 6 : text.index(b"\n", start)].split()[0])
     except (OSError, ValueError, IndexError):
@@ -54,8 +58,7 @@ class PeakMemory:
 
     def start(self) -> None:
         try:
-            with open(_CLEAR_REFS, "w", encoding="ascii") as clear:
-                clear.write("5")  # peak RSS := current RSS (Linux >= 4.0)
+            os.write(_ProcFiles.fd(_CLEAR_REFS, os.O_WRONLY), b"5")  # peak := current
             self._reset = True
         except OSError:
             self._reset = False
