@@ -255,7 +255,7 @@ def _launch(
         tie_to_parent=tie_to_parent,
         death_signal=death_signal,
         env={
-            **({LOCAL_ONLY: "1"} if isinstance(executor, LocalExecutor) else {}),
+            LOCAL_ONLY: "1" if isinstance(executor, LocalExecutor) else "0",  # not inherited
             **(gpu.job_env() if gpu else {}),
             **(retry.env if retry else {}),
         },

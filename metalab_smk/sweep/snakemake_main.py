@@ -5,8 +5,11 @@ Snakemake (9.x) re-arms a non-daemon one-second ``threading.Timer`` while it wai
 jobs (its job-rate limiter, ``--max-jobs-per-timespan``); the interpreter joins such
 timers at exit, so a ``python -m snakemake`` lingers up to a second after its last job.
 Once Snakemake's ``main`` has returned, the timers have nothing left to wake: they are
-cancelled, and the exit code and everything else stay Snakemake's. The module name
-contains "snakemake", as the process checks (``sweep/locks.py``) expect."""
+cancelled, and the exit code and everything else stay Snakemake's.
+
+A local sweep (``METALAB_SNAKEMAKE_LOCAL=1``, set by the runner) starts Snakemake without
+the installed executor plugins, which only cluster sweeps use. The module name contains
+"snakemake", as the process checks (``sweep/locks.py``) expect."""
 
 from __future__ import annotations
 

@@ -3,15 +3,17 @@ code, which leaves no job-rate timer behind to keep the process alive after the 
 
 from __future__ import annotations
 
+import importlib.util
 import subprocess
 import sys
 import textwrap
 import threading
 from pathlib import Path
 
+import pytest
 from process_env import subprocess_env
 
-from metalab_smk.sweep.snakemake_main import SNAKEMAKE_MODULE, cancel_timers
+from metalab_smk.sweep.snakemake_main import LOCAL_ONLY, SNAKEMAKE_MODULE, cancel_timers
 
 SNAKEFILE = textwrap.dedent(
     """
@@ -37,6 +39,7 @@ PROBE = textwrap.dedent(
     for t in left:
         t.join(timeout=5)
     print("exit", code, "timers", sum(t.is_alive() for t in left), "seen", len(left))
+    print("slurm plugin", "snakemake_executor_plugin_slurm" in sys.modules)
     """
 )
 
@@ -97,3 +100,27 @@ def test_no_timer_left_once_snakemake_is_done(tmp_path: Path) -> None:
     words = done.stdout.split()
     assert words[:4] == ["exit", "0", "timers", "0"], done.stdout
     assert int(words[5]) >= 1  # Snakemake did arm its rate-limiter timer
+
+
+@pytest.mark.skipif(
+    importlib.util.find_spec("snakemake_executor_plugin_slurm") is None,
+    reason="the Snakemake SLURM executor plugin is not installed",
+)
+@pytest.mark.parametrize("local", ["1", "0"])
+def test_a_local_sweep_starts_snakemake_without_the_slurm_plugin(
+    tmp_path: Path, local: str
+) -> None:
+    (tmp_path / "Snakefile").write_text(SNAKEFILE)
+    (tmp_path / "probe.py").write_text(PROBE)
+    done = subprocess.run(
+        [sys.executable, "probe.py", "--cores", "1", "--quiet", "all"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=subprocess_env(tmp_path, **{LOCAL_ONLY: local}),
+    )
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "a.txt").read_text() == "made\n"  # the local executor still runs it
+    loaded = done.stdout.splitlines()[-1]
+    assert loaded == f"slurm plugin {local == '0'}", done.stdout
