@@ -84,7 +84,8 @@ def test_builds_and_keeps_snakemakes_exit_code(tmp_path: Path) -> None:
     assert "no-such-target.txt" in missing.stderr + missing.stdout
 
 
-def test_no_timer_left_once_snakemake_is_done(tmp_path: Path) -> None:
+def _probe(tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    """Snakemake's main run by PROBE on SNAKEFILE in ``tmp_path``; checks it succeeded."""
     (tmp_path / "Snakefile").write_text(SNAKEFILE)
     (tmp_path / "probe.py").write_text(PROBE)
     done = subprocess.run(
@@ -93,9 +94,14 @@ def test_no_timer_left_once_snakemake_is_done(tmp_path: Path) -> None:
         capture_output=True,
         text=True,
         timeout=120,
-        env=subprocess_env(tmp_path),
+        env=subprocess_env(tmp_path, **env),
     )
     assert done.returncode == 0, done.stderr
+    return done
+
+
+def test_no_timer_left_once_snakemake_is_done(tmp_path: Path) -> None:
+    done = _probe(tmp_path)
     assert (tmp_path / "a.txt").is_file()
     words = done.stdout.split()
     assert words[:4] == ["exit", "0", "timers", "0"], done.stdout
@@ -110,17 +116,7 @@ def test_no_timer_left_once_snakemake_is_done(tmp_path: Path) -> None:
 def test_a_local_sweep_starts_snakemake_without_the_slurm_plugin(
     tmp_path: Path, local: str
 ) -> None:
-    (tmp_path / "Snakefile").write_text(SNAKEFILE)
-    (tmp_path / "probe.py").write_text(PROBE)
-    done = subprocess.run(
-        [sys.executable, "probe.py", "--cores", "1", "--quiet", "all"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env=subprocess_env(tmp_path, **{LOCAL_ONLY: local}),
-    )
-    assert done.returncode == 0, done.stderr
+    done = _probe(tmp_path, **{LOCAL_ONLY: local})
     assert (tmp_path / "a.txt").read_text() == "made\n"  # the local executor still runs it
     loaded = done.stdout.splitlines()[-1]
     assert loaded == f"slurm plugin {local == '0'}", done.stdout
