@@ -86,6 +86,8 @@ def test_ctrl_c_keeps_the_checkpoint_and_the_next_run_continues(
         stderr=subprocess.PIPE,
         text=True,
         start_new_session=group,
+        # default SIGINT, as a terminal's job (a shell's background jobs ignore it)
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     deadline = time.monotonic() + 60
     while not (trail.exists() and len(trail.read_text().split()) >= 4):

@@ -43,6 +43,8 @@ def _start(tmp_path: Path, sleep: float) -> subprocess.Popen[str]:
         stderr=subprocess.PIPE,
         text=True,
         env=subprocess_env(tmp_path),
+        # default SIGINT, as a terminal's job (a shell's background jobs ignore it)
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
 
 
