@@ -7,21 +7,32 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import textwrap
 
-from metalab_smk.job.isolation import _has_children, end_leftovers
 from metalab_smk.job.peakmem import PeakMemory
+
+# In a fresh process: ending leftovers in the test process would end its other children.
+CHILDREN = textwrap.dedent(
+    """
+    import subprocess, sys
+    from metalab_smk.job.isolation import _has_children, end_leftovers
+
+    seen = [_has_children()]
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    seen.append(_has_children())
+    ended = end_leftovers(grace=0.5)
+    seen.append(_has_children())
+    print(seen, ended, child.poll() is not None)
+    """
+)
 
 
 def test_has_children_follows_started_and_reaped_children() -> None:
-    assert not _has_children()
-    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
-    try:
-        assert _has_children()
-        assert end_leftovers(grace=0.5) == 1
-    finally:
-        child.kill()
-        child.wait()
-    assert not _has_children()
+    done = subprocess.run(
+        [sys.executable, "-c", CHILDREN], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["[False,", "True,", "False]", "1", "True"]
 
 
 def test_peak_memory_in_a_forked_child_is_the_childs() -> None:
