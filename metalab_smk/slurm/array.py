@@ -446,7 +446,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             if not ended_badly:
                 continue
             retried, again = escalation.retry(
-                stamp, resources, killed_tasks(layout, job_id, stamp, since)
+                stamp, resources, killed_tasks(layout, job_id, stamp, n_tasks, since)
             )
             failed += ended_badly - retried
             arrays += again

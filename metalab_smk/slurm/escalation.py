@@ -45,44 +45,54 @@ MEMORY, TIME = "OUT_OF_MEMORY", "TIMEOUT"
 _GROWN = {MEMORY: ("mem_mb_per_cpu", "mem_mb"), TIME: ("runtime",)}
 
 
-def _ended_rows(job_id: str, since: datetime) -> list[scheduler.SacctRow]:
-    """The array's task lines in sacct once none is alive (sacct lags a little)."""
-    rows: list[scheduler.SacctRow] = []
+def _ended_rows(job_id: str, tasks: int, since: datetime) -> dict[int, scheduler.SacctRow] | None:
+    """The array's task lines in sacct by task index, once every task has one and none
+    is alive (sacct lags a little: for a moment it shows the array as one line, or some
+    of its tasks only); None when sacct cannot be asked (no accounting)."""
+    rows: dict[int, scheduler.SacctRow] = {}
     for _ in range(30):
         try:
-            rows = scheduler.parse_sacct(scheduler.call(scheduler.sacct_argv([job_id], since)))
+            parsed = scheduler.parse_sacct(scheduler.call(scheduler.sacct_argv([job_id], since)))
         except SchedulerError:
-            rows = []
-        rows = [r for r in rows if not r.is_step and r.job_id.partition("_")[2].isdigit()]
-        if rows and not any(r.alive for r in rows):
+            return None
+        rows = {}
+        for row in parsed:
+            task = row.job_id.partition("_")[2]
+            if not row.is_step and task.isdigit():
+                rows[int(task)] = row
+        if len(rows) >= tasks and not any(r.alive for r in rows.values()):
             return rows
         time.sleep(0.5)
     return rows
 
 
 def killed_tasks(
-    layout: ExperimentDir, job_id: str, stamp: str, since: datetime
+    layout: ExperimentDir, job_id: str, stamp: str, tasks: int, since: datetime
 ) -> dict[str, list[str]]:
-    """The batches of the array ``job_id`` whose task SLURM ended for memory or time,
-    by cause (a killed task's worker may still have written its end marker). ``since``:
-    when the array was submitted (older jobs of the same ID are left out). A task that
-    died without its end marker for no reason seen yet is looked at again for a few
-    seconds: the accounting and slurmstepd's last log lines may come late."""
+    """The batches of the array ``job_id`` (``tasks`` tasks) whose task SLURM ended for
+    memory or time, by cause (a killed task's worker may still have written its end
+    marker). ``since``: when the array was submitted (older jobs of the same ID are left
+    out). A task that ended without its end marker for no reason seen yet (or not in
+    sacct yet) is looked at again for a few seconds: the accounting and slurmstepd's
+    last log lines may come late."""
     killed: dict[str, list[str]] = {}
     for attempt in range(6):
         killed, unknown = {}, []
-        for row in _ended_rows(job_id, since):
-            if row.state == "COMPLETED":
-                continue
-            task = row.job_id.partition("_")[2]
-            name = f"{stamp}-{int(task):06d}"
-            log = scheduler.log_tail(str(layout.slurm_log(f"{stamp}-{task}")))
-            if row.state == TIME:
+        rows = _ended_rows(job_id, tasks, since)
+        if rows is None:
+            return {}  # without accounting, nothing tells a memory or time kill
+        for task in range(tasks):
+            name = f"{stamp}-{task:06d}"
+            row = rows.get(task)
+            state = row.state if row is not None else None
+            if state == TIME:
                 killed.setdefault(TIME, []).append(name)
-            elif scheduler.out_of_memory(row.state, log):
+            elif state not in (None, "COMPLETED") and scheduler.out_of_memory(
+                state, scheduler.log_tail(str(layout.slurm_log(f"{stamp}-{task}")))
+            ):
                 killed.setdefault(MEMORY, []).append(name)
-            elif not layout.batch_end(name).exists():  # else its runs failed by themselves
-                unknown.append(f"{row.job_id} {row.state}")
+            elif not layout.batch_end(name).exists():  # else its runs ended by themselves
+                unknown.append(f"{job_id}_{task} {state or 'not in sacct'}")
         if not unknown:
             break
         if attempt == 5:

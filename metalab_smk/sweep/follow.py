@@ -70,7 +70,7 @@ def follow(layout: ExperimentDir, stopping: threading.Event) -> bool:
         array["followed"], followed = True, followed + 1
         submitted = _dt.datetime.fromisoformat(array.get("submitted_at", head["submitted_at"]))
         since = submitted - _dt.timedelta(minutes=1)  # clocks may differ a little
-        killed = killed_tasks(layout, array["job_id"], array["stamp"], since)
+        killed = killed_tasks(layout, array["job_id"], array["stamp"], array["tasks"], since)
         before = set(escalation.superseded)
         again += escalation.retry(array["stamp"], array["resources"], killed)[1]
         array["retried"] = sorted(escalation.superseded - before)
