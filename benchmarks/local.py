@@ -8,7 +8,10 @@ executors (``ThreadExecutor(max_workers=2)``, ``ProcessExecutor(max_workers=2)``
 sequential default ``ThreadExecutor(max_workers=1)``); the best of them is the baseline.
 Each measurement runs in a fresh directory and a fresh process; the variants are
 interleaved (one of each per round, for ``--repeat`` rounds) and the best per variant
-is shown with the range.
+is shown with the range. No directory is deleted before the benchmark ends: on ext4
+without a journal, creating a file scans the inodes deleted in the last minutes
+(``recently_deleted``), which made whatever ran after a deleted store up to twice as
+slow (10,000 runs: 6 s or 12 s).
 
     python benchmarks/local.py [--sizes 200 1000] [--upstream-python PY]
 """
@@ -116,23 +119,24 @@ DESCRIBE = (
 )
 
 
-def _timed(script: str, n_runs: int, python: str = sys.executable, *args: str) -> float:
-    with tempfile.TemporaryDirectory() as directory:
-        Path(directory, "bench_op.py").write_text(OPERATION.replace("__N__", str(n_runs)))
-        path = Path(directory) / "exp.py"
-        path.write_text(script.replace("__N__", str(n_runs)))
-        scratch = Path(directory, "tmp")  # upstream leaves a temporary folder per run:
-        scratch.mkdir()  # kept in here, so no measurement slows the next ones down
-        done = subprocess.run(
-            [python, str(path), *args],
-            cwd=directory,
-            capture_output=True,
-            text=True,
-            env={**os.environ, "TMPDIR": str(scratch)},
-        )
-        if done.returncode:
-            raise RuntimeError(f"{python} {' '.join(args)} failed:\n{done.stderr[-2000:]}")
-        return float(done.stdout.strip().splitlines()[-1])
+def _timed(root: Path, script: str, n_runs: int, python: str = sys.executable, *args: str) -> float:
+    """Seconds ``script`` reports, run in a new directory under ``root`` (kept)."""
+    directory = tempfile.mkdtemp(dir=root)
+    Path(directory, "bench_op.py").write_text(OPERATION.replace("__N__", str(n_runs)))
+    path = Path(directory) / "exp.py"
+    path.write_text(script.replace("__N__", str(n_runs)))
+    scratch = Path(directory, "tmp")  # upstream leaves a temporary folder per run:
+    scratch.mkdir()  # kept in here
+    done = subprocess.run(
+        [python, str(path), *args],
+        cwd=directory,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "TMPDIR": str(scratch)},
+    )
+    if done.returncode:
+        raise RuntimeError(f"{python} {' '.join(args)} failed:\n{done.stderr[-2000:]}")
+    return float(done.stdout.strip().splitlines()[-1])
 
 
 def _describe(python: str) -> str:
@@ -171,8 +175,15 @@ def main() -> None:
             f"{', '.join(UPSTREAM_EXECUTORS)}"
         )
     print("times: best (range) of the interleaved rounds, seconds")
+    with tempfile.TemporaryDirectory() as root:  # deleted once every measurement is done
+        rows = _measure(Path(root), args.sizes, args.repeat, upstream)
+    print(json.dumps(rows))
+
+
+def _measure(root: Path, sizes: list[int], repeat: int, upstream: str | None) -> list[dict]:
+    """One row per size; prints one line per size as it goes."""
     rows = []
-    for size in args.sizes:
+    for size in sizes:
         times: dict[str, list[float]] = {"pool": [], "ours": []}
         variants = [
             ("pool", BASELINE, sys.executable, ()),
@@ -181,11 +192,11 @@ def main() -> None:
         for name in UPSTREAM_EXECUTORS if upstream else ():
             times[f"upstream-{name}"] = []
             variants.append((f"upstream-{name}", UPSTREAM, upstream, (name,)))
-        for round_ in range(args.repeat):
+        for round_ in range(repeat):
             # Rotate the order each round so no variant always runs first.
             shift = round_ % len(variants)
             for key, script, python, extra in variants[shift:] + variants[:shift]:
-                times[key].append(_timed(script, size, python, *extra))
+                times[key].append(_timed(root, script, size, python, *extra))
         best = {key: min(values) for key, values in times.items()}
         row = {"runs": size, **{f"{key}_s": values for key, values in times.items()}}
         line = f"{size:>7} runs: pool {_span(times['pool'])}, metalab.run {_span(times['ours'])}"
@@ -199,7 +210,7 @@ def main() -> None:
             row["upstream_best"] = name
         rows.append(row)
         print(line, flush=True)
-    print(json.dumps(rows))
+    return rows
 
 
 if __name__ == "__main__":
