@@ -5,14 +5,21 @@ Snakemake (9.x) re-arms a non-daemon one-second ``threading.Timer`` while it wai
 jobs (its job-rate limiter, ``--max-jobs-per-timespan``); the interpreter joins such
 timers at exit, so a ``python -m snakemake`` lingers up to a second after its last job.
 Once Snakemake's ``main`` has returned, the timers have nothing left to wake: they are
-cancelled, and the exit code and everything else stay Snakemake's.
+cancelled, and the exit code and everything else stay Snakemake's. Run as a program, the
+process then ends at once (logs flushed, ``os._exit``): tearing down the interpreter that
+Snakemake's imports filled took 0.15 s, after its work and its logs were done.
 
-A local sweep (``METALAB_SNAKEMAKE_LOCAL=1``, set by the runner) starts Snakemake without
-the installed executor plugins, which only cluster sweeps use. The module name contains
-"snakemake", as the process checks (``sweep/locks.py``) expect."""
+Snakemake's plugin registries (executors, storage, reports, loggers, schedulers) each
+list every installed top-level module (``pkgutil.iter_modules()``, 20-100 ms apiece); the
+list is made once and shared. A local sweep (``METALAB_SNAKEMAKE_LOCAL=1``, set by the
+runner) starts Snakemake without the installed executor plugins, which only cluster
+sweeps use. The module name contains "snakemake", as the process checks
+(``sweep/locks.py``) expect."""
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
 import pkgutil
 import sys
@@ -33,18 +40,25 @@ def cancel_timers() -> int:
     return len(timers)
 
 
-def hide_executor_plugins() -> None:
-    """Keep Snakemake's plugin discovery from importing the installed executor plugins
-    (its own local executor stays): a local sweep needs none, and the SLURM plugin's
-    import costs a third of a second (it imports pandas) and runs ``scontrol show
-    config``, which waits 10 s where a configured controller cannot be reached."""
+def list_modules_once(local: bool) -> None:
+    """Make ``pkgutil.iter_modules()`` (no path: every installed top-level module) list
+    them once per process, which Snakemake's plugin registries ask for a dozen times;
+    ``local``: without the executor plugins, so Snakemake does not import them (a local
+    sweep needs none; the SLURM plugin's import costs a third of a second, as it imports
+    pandas, and runs ``scontrol show config``, which waits 10 s where a configured
+    controller cannot be reached)."""
     every_module = pkgutil.iter_modules
+    listed: list[Any] = []
 
     def iter_modules(path: Iterable[str] | None = None, prefix: str = "") -> Iterator[Any]:
-        for module in every_module(path, prefix):
-            if path is None and module.name.startswith(_EXECUTOR_PLUGIN):
-                continue
-            yield module
+        if path is not None or prefix:
+            yield from every_module(path, prefix)
+            return
+        if not listed:
+            listed.extend(
+                m for m in every_module() if not (local and m.name.startswith(_EXECUTOR_PLUGIN))
+            )
+        yield from listed
 
     pkgutil.iter_modules = iter_modules  # type: ignore[assignment]
 
@@ -52,8 +66,7 @@ def hide_executor_plugins() -> None:
 def main(argv: Sequence[str] | None = None) -> None:
     """Run Snakemake's command line with ``argv`` (default: this process's arguments);
     with ``METALAB_SNAKEMAKE_LOCAL=1`` (a local sweep) without cluster executor plugins."""
-    if os.environ.get(LOCAL_ONLY) == "1":
-        hide_executor_plugins()
+    list_modules_once(local=os.environ.get(LOCAL_ONLY) == "1")
     from snakemake.cli import main as snakemake_main
 
     try:
@@ -62,5 +75,22 @@ def main(argv: Sequence[str] | None = None) -> None:
         cancel_timers()
 
 
+def exit_at_once(code: object) -> None:
+    """End the process as ``sys.exit(code)`` would, without the interpreter's teardown:
+    logging's handlers and the standard streams are flushed first."""
+    logging.shutdown()
+    if code is not None and not isinstance(code, int):
+        print(code, file=sys.stderr)
+        code = 1
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):  # closed, or its reader is gone
+            stream.flush()
+    os._exit(code or 0)
+
+
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except SystemExit as done:
+        exit_at_once(done.code)
+    exit_at_once(0)

@@ -120,3 +120,24 @@ def test_a_local_sweep_starts_snakemake_without_the_slurm_plugin(
     assert (tmp_path / "a.txt").read_text() == "made\n"  # the local executor still runs it
     loaded = done.stdout.splitlines()[-1]
     assert loaded == f"slurm plugin {local == '0'}", done.stdout
+
+
+def test_ending_at_once_loses_no_output(tmp_path: Path) -> None:
+    """The process skips the interpreter's teardown: Snakemake's last lines still reach
+    the pipe and its log file, whole, and so does what the workflow printed last."""
+    (tmp_path / "Snakefile").write_text(SNAKEFILE + '\nonsuccess:\n    print("printed last")\n')
+    done = subprocess.run(
+        [sys.executable, "-m", SNAKEMAKE_MODULE, "--cores", "1"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=subprocess_env(tmp_path),
+    )
+    assert done.returncode == 0, done.stderr
+    (log,) = (tmp_path / ".snakemake" / "log").glob("*.snakemake.log")
+    assert "2 of 2 steps (100%) done" in log.read_text()
+    out = done.stdout + done.stderr
+    assert "2 of 2 steps (100%) done" in out and f"Complete log(s): {log}" in out, out
+    assert "Elapsed time:" in out, out  # Snakemake's very last line
+    assert "printed last" in done.stdout, done.stdout
