@@ -63,6 +63,7 @@ WORKFLOW_PROFILE = """\
 # Settings measured to matter (Snakemake 9, see docs/architecture.md and docs/benchmarks.md):
 cores: all                 # plain `snakemake` here uses every core (--cores N overrides)
 scheduler-subsample: 100   # keeps scheduling linear when thousands of runs are ready
+scheduler: greedy          # jobs are alike: no ILP solver process per scheduling round
 rerun-triggers: mtime      # run IDs carry identity; never re-run on rule-text changes
 drop-metadata: true        # no per-output metadata files (about 4 KB each)
 rerun-incomplete: true     # runs interrupted by a crash are started again
