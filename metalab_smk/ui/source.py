@@ -164,14 +164,17 @@ class FileSource:
         self._cache = _Refresher()
         self._layouts: dict[str, ExperimentDir] = {}
         self._layouts_key: tuple[int, ...] | None = None
+        self._not_yet: list[ExperimentDir] = []  # folders without a (readable) compile
 
     # -- experiments -------------------------------------------------------------------
     def layouts(self) -> dict[str, ExperimentDir]:
-        """Experiment ID -> directory, re-listed when the root changes."""
-        key = (_mtime(self.root),)
+        """Experiment ID -> directory, re-listed when the root changes or a folder listed
+        before its compile finished gets one (a sweep makes its folder, then compiles)."""
+        key = (_mtime(self.root), *(_mtime(layout.compiled) for layout in self._not_yet))
         if key == self._layouts_key:
             return self._layouts
         found: dict[str, ExperimentDir] = {}
+        not_yet: list[tuple[ExperimentDir, int]] = []  # with its compile's mtime before
         if self._single:
             layout = ExperimentDir.at(self.root)
             found[_read_json(layout.root, layout.compiled)["experiment_id"]] = layout
@@ -179,14 +182,16 @@ class FileSource:
             inside = self.root.resolve()
             for child in sorted(self.root.iterdir()):
                 layout = ExperimentDir(child)
-                if not child.resolve().is_relative_to(inside):
+                if not child.resolve().is_relative_to(inside) or not child.is_dir():
                     continue  # a symlink out of the served directory is not served
-                if child.is_dir() and layout.exists():
-                    try:
-                        found[_read_json(layout.root, layout.compiled)["experiment_id"]] = layout
-                    except (OSError, ValueError, KeyError, NotFound):
-                        continue
-        self._layouts, self._layouts_key = found, key
+                seen = _mtime(layout.compiled)  # taken first: a compile finishing now shows
+                try:
+                    found[_read_json(layout.root, layout.compiled)["experiment_id"]] = layout
+                except (OSError, ValueError, KeyError, NotFound):
+                    not_yet.append((layout, seen))
+        self._layouts = found
+        self._not_yet = [layout for layout, _ in not_yet]
+        self._layouts_key = (key[0], *(seen for _, seen in not_yet))
         return found
 
     def layout(self, experiment_id: str) -> ExperimentDir:

@@ -299,6 +299,26 @@ def test_live_changes_show_without_restart(store: Path, tmp_path: Path) -> None:
         assert (counts["failed"], counts["pending"]) == (2, 1)
 
 
+def test_an_experiment_listed_before_its_compile_shows_once_compiled(
+    store: Path, tmp_path: Path
+) -> None:
+    """A sweep makes its folder, then compiles into it: a listing in between must not
+    hide the experiment for good (the folder's creation is the root's last change)."""
+    copy = tmp_path / "store"
+    shutil.copytree(store, copy)
+    compiled = ExperimentDir(copy / "uidemo+1").compiled
+    held = compiled.read_bytes()
+    compiled.unlink()  # the moment between the folder and its compile
+    root_changed = copy.stat().st_mtime_ns
+    source = FileSource(copy)
+    with TestClient(build_app(source)) as client:
+        assert client.get("/api/experiments").json()["experiments"] == []
+        compiled.write_bytes(held)
+        assert copy.stat().st_mtime_ns == root_changed  # nothing in the root changed
+        listed = client.get("/api/experiments").json()["experiments"]
+        assert [e["experiment_id"] for e in listed] == [EID]
+
+
 def test_derived_metrics_and_manifest(store: Path, tmp_path: Path) -> None:
     from metalab_smk.results.results import load_results
 
