@@ -166,6 +166,12 @@ def main() -> None:
         metavar="PY",
         help="interpreter of an environment where upstream metalab is installed",
     )
+    parser.add_argument(
+        "--workdir",
+        metavar="DIR",
+        help="where the measurements' directories go (default: the system's temporary "
+        "folder); all are kept until the end, up to a few hundred thousand files",
+    )
     args = parser.parse_args()
     upstream = args.upstream_python
     print("baseline 1: multiprocessing pool of 2 writing one JSON file per run")
@@ -175,7 +181,8 @@ def main() -> None:
             f"{', '.join(UPSTREAM_EXECUTORS)}"
         )
     print("times: best (range) of the interleaved rounds, seconds")
-    with tempfile.TemporaryDirectory() as root:  # deleted once every measurement is done
+    with tempfile.TemporaryDirectory(dir=args.workdir) as root:  # deleted at the end
+        print(f"measurements in {root}; free inodes there: {os.statvfs(root).f_favail:,}")
         rows = _measure(Path(root), args.sizes, args.repeat, upstream)
     print(json.dumps(rows))
 

@@ -45,25 +45,52 @@ MEMORY, TIME = "OUT_OF_MEMORY", "TIMEOUT"
 _GROWN = {MEMORY: ("mem_mb_per_cpu", "mem_mb"), TIME: ("runtime",)}
 
 
-def _ended_rows(job_id: str, tasks: int, since: datetime) -> dict[int, scheduler.SacctRow] | None:
+_NO_ACCOUNTING = "accounting storage is disabled"  # what sacct says without slurmdbd
+
+
+def _task_indices(spec: str) -> list[int]:
+    """The task indices of an array line's ID after ``_``: ``5``, or tasks that never
+    started, shown together while pending or once cancelled: ``[5-9%2]``, ``[1,3-4]``."""
+    if spec.isdigit():
+        return [int(spec)]
+    if not (spec.startswith("[") and spec.endswith("]")):
+        return []
+    indices: list[int] = []
+    for part in spec[1:-1].partition("%")[0].split(","):
+        first, _, last = part.partition("-")
+        if first.isdigit() and (last.isdigit() or not last):
+            indices += range(int(first), int(last or first) + 1)
+    return indices
+
+
+def _ended_rows(
+    job_id: str, tasks: int, since: datetime, wait: float = 15.0
+) -> dict[int, scheduler.SacctRow] | None:
     """The array's task lines in sacct by task index, once every task has one and none
-    is alive (sacct lags a little: for a moment it shows the array as one line, or some
-    of its tasks only); None when sacct cannot be asked (no accounting)."""
+    is alive, asking for up to ``wait`` seconds (sacct lags a little: for a moment it
+    shows the array as one line, or some of its tasks only; a failing sacct, say while
+    slurmdbd restarts, is asked again); None when this cluster keeps no accounting."""
+    if not scheduler.available("sacct"):
+        return None
     rows: dict[int, scheduler.SacctRow] = {}
-    for _ in range(30):
+    deadline = time.monotonic() + wait
+    while True:
         try:
             parsed = scheduler.parse_sacct(scheduler.call(scheduler.sacct_argv([job_id], since)))
-        except SchedulerError:
-            return None
-        rows = {}
-        for row in parsed:
-            task = row.job_id.partition("_")[2]
-            if not row.is_step and task.isdigit():
-                rows[int(task)] = row
-        if len(rows) >= tasks and not any(r.alive for r in rows.values()):
+        except SchedulerError as exc:
+            if _NO_ACCOUNTING in str(exc).lower():
+                return None
+            parsed = None
+        if parsed is not None:
+            rows = {}
+            for row in parsed:
+                if not row.is_step:
+                    rows.update(dict.fromkeys(_task_indices(row.job_id.partition("_")[2]), row))
+            if len(rows) >= tasks and not any(r.alive for r in rows.values()):
+                return rows
+        if time.monotonic() >= deadline:
             return rows
         time.sleep(0.5)
-    return rows
 
 
 def killed_tasks(
@@ -78,7 +105,7 @@ def killed_tasks(
     killed: dict[str, list[str]] = {}
     for attempt in range(6):
         killed, unknown = {}, []
-        rows = _ended_rows(job_id, tasks, since)
+        rows = _ended_rows(job_id, tasks, since, wait=15.0 if attempt == 0 else 0.0)
         if rows is None:
             return {}  # without accounting, nothing tells a memory or time kill
         for task in range(tasks):

@@ -30,6 +30,7 @@ from typing import Any
 SNAKEMAKE_MODULE = "metalab_smk.sweep.snakemake_main"  # for `python -m`
 LOCAL_ONLY = "METALAB_SNAKEMAKE_LOCAL"  # "1": a local sweep, no cluster executor needed
 _EXECUTOR_PLUGIN = "snakemake_executor_plugin_"
+_EVERY_MODULE = pkgutil.iter_modules  # the original, whatever was patched since
 
 
 def cancel_timers() -> int:
@@ -47,7 +48,7 @@ def list_modules_once(local: bool) -> None:
     sweep needs none; the SLURM plugin's import costs a third of a second, as it imports
     pandas, and runs ``scontrol show config``, which waits 10 s where a configured
     controller cannot be reached)."""
-    every_module = pkgutil.iter_modules
+    every_module = _EVERY_MODULE
     listed: list[Any] = []
 
     def iter_modules(path: Iterable[str] | None = None, prefix: str = "") -> Iterator[Any]:

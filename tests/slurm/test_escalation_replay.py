@@ -50,6 +50,7 @@ def _replay(monkeypatch: pytest.MonkeyPatch, outputs: list[str]) -> list[list[st
         return outputs[min(len(calls), len(outputs)) - 1]
 
     monkeypatch.setattr(scheduler, "call", call)
+    monkeypatch.setattr(scheduler, "available", lambda command="sbatch": True)
     monkeypatch.setattr(escalation.time, "sleep", lambda seconds: None)
     return calls
 
@@ -87,5 +88,43 @@ def test_without_accounting_nothing_is_retried_at_once(tmp_path, monkeypatch) ->
         raise SchedulerError("sacct: Slurm accounting storage is disabled")
 
     monkeypatch.setattr(scheduler, "call", call)
+    monkeypatch.setattr(scheduler, "available", lambda command="sbatch": True)
     assert escalation.killed_tasks(layout, "2766", STAMP, 4, datetime(2026, 12, 5)) == {}
     assert len(calls) == 1
+
+
+def test_a_failing_sacct_is_asked_again(tmp_path, monkeypatch) -> None:
+    """A timeout or a restarting slurmdbd is not a cluster without accounting."""
+    layout = _layout(tmp_path, [1, 2, 3], KILL_LINE)
+    answers = iter([SchedulerError("sacct: error: slurmdbd: Connection refused"), ENDED])
+    monkeypatch.setattr(scheduler, "available", lambda command="sbatch": True)
+    monkeypatch.setattr(escalation.time, "sleep", lambda seconds: None)
+
+    def call(argv: list[str]) -> str:
+        answer = next(answers)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    monkeypatch.setattr(scheduler, "call", call)
+    killed = escalation.killed_tasks(layout, "2766", STAMP, 4, datetime(2026, 12, 5))
+    assert killed == {"OUT_OF_MEMORY": [f"{STAMP}-000000"]}
+
+
+def test_tasks_cancelled_before_they_started_count_as_ended(tmp_path, monkeypatch, capsys) -> None:
+    """sacct shows tasks that never started as one line (``2766_[1-3%2]``): they are
+    there, ended, so nothing waits for them; they are named, not retried."""
+    layout = _layout(tmp_path, [], KILL_LINE)
+    calls = _replay(monkeypatch, ["2767|2766_0|OUT_OF_MEMORY\n2766|2766_[1-3%2]|CANCELLED by 0\n"])
+    killed = escalation.killed_tasks(layout, "2766", STAMP, 4, datetime(2026, 12, 5))
+    assert killed == {"OUT_OF_MEMORY": [f"{STAMP}-000000"]}
+    assert "2766_1 CANCELLED, 2766_2 CANCELLED, 2766_3 CANCELLED" in capsys.readouterr().out
+    assert len(calls) == 6  # once per look, not a long wait each time
+
+
+@pytest.mark.parametrize(
+    ("spec", "indices"),
+    [("7", [7]), ("[5-9%2]", [5, 6, 7, 8, 9]), ("[1,3-4]", [1, 3, 4]), ("", []), ("[x]", [])],
+)
+def test_task_indices_of_an_array_line(spec: str, indices: list[int]) -> None:
+    assert escalation._task_indices(spec) == indices
