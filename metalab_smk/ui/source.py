@@ -160,7 +160,7 @@ class FileSource:
         if not self.root.is_dir():
             raise MetalabError(f"{path} is not a directory; pass a store root or experiment dir")
         self.label = str(path)
-        self._single = ExperimentDir.at(self.root).exists()
+        self._own = ExperimentDir.at(self.root)  # when the path is an experiment itself
         self._cache = _Refresher()
         self._layouts: dict[str, ExperimentDir] = {}
         self._layouts_key: tuple[int, ...] | None = None
@@ -170,14 +170,14 @@ class FileSource:
     def layouts(self) -> dict[str, ExperimentDir]:
         """Experiment ID -> directory, re-listed when the root changes or a folder listed
         before its compile finished gets one (a sweep makes its folder, then compiles)."""
-        key = (_mtime(self.root), *(_mtime(layout.compiled) for layout in self._not_yet))
+        own = _mtime(self._own.compiled)
+        key = (_mtime(self.root), own, *(_mtime(x.compiled) for x in self._not_yet))
         if key == self._layouts_key:
             return self._layouts
         found: dict[str, ExperimentDir] = {}
         not_yet: list[tuple[ExperimentDir, int]] = []  # with its compile's mtime before
-        if self._single:
-            layout = ExperimentDir.at(self.root)
-            found[_read_json(layout.root, layout.compiled)["experiment_id"]] = layout
+        if own:  # an experiment directory (its compile may come after the server started)
+            found[_read_json(self._own.root, self._own.compiled)["experiment_id"]] = self._own
         else:
             inside = self.root.resolve()
             for child in sorted(self.root.iterdir()):
@@ -191,7 +191,7 @@ class FileSource:
                     not_yet.append((layout, seen))
         self._layouts = found
         self._not_yet = [layout for layout, _ in not_yet]
-        self._layouts_key = (key[0], *(seen for _, seen in not_yet))
+        self._layouts_key = (key[0], own, *(seen for _, seen in not_yet))
         return found
 
     def layout(self, experiment_id: str) -> ExperimentDir:

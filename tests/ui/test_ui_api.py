@@ -319,6 +319,22 @@ def test_an_experiment_listed_before_its_compile_shows_once_compiled(
         assert [e["experiment_id"] for e in listed] == [EID]
 
 
+def test_an_experiment_served_alone_before_its_compile_shows_once_compiled(
+    store: Path, tmp_path: Path
+) -> None:
+    """`metalab ui DIR` on an experiment directory whose compile has not finished."""
+    copy = tmp_path / "exp"
+    shutil.copytree(store / "uidemo+1", copy)
+    compiled = ExperimentDir(copy).compiled
+    held = compiled.read_bytes()
+    compiled.unlink()
+    source = FileSource(copy)
+    assert source.layouts() == {}
+    compiled.write_bytes(held)
+    assert list(source.layouts()) == [EID]
+    assert source.layout(EID).root == ExperimentDir.at(copy).root
+
+
 def test_derived_metrics_and_manifest(store: Path, tmp_path: Path) -> None:
     from metalab_smk.results.results import load_results
 
