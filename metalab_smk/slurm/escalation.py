@@ -48,21 +48,6 @@ _GROWN = {MEMORY: ("mem_mb_per_cpu", "mem_mb"), TIME: ("runtime",)}
 _NO_ACCOUNTING = "accounting storage is disabled"  # what sacct says without slurmdbd
 
 
-def _task_indices(spec: str) -> list[int]:
-    """The task indices of an array line's ID after ``_``: ``5``, or tasks that never
-    started, shown together while pending or once cancelled: ``[5-9%2]``, ``[1,3-4]``."""
-    if spec.isdigit():
-        return [int(spec)]
-    if not (spec.startswith("[") and spec.endswith("]")):
-        return []
-    indices: list[int] = []
-    for part in spec[1:-1].partition("%")[0].split(","):
-        first, _, last = part.partition("-")
-        if first.isdigit() and (last.isdigit() or not last):
-            indices += range(int(first), int(last or first) + 1)
-    return indices
-
-
 def _ended_rows(
     job_id: str, tasks: int, since: datetime, wait: float = 15.0
 ) -> dict[int, scheduler.SacctRow] | None:
@@ -85,7 +70,7 @@ def _ended_rows(
             rows = {}
             for row in parsed:
                 if not row.is_step:
-                    rows.update(dict.fromkeys(_task_indices(row.job_id.partition("_")[2]), row))
+                    rows.update(dict.fromkeys(scheduler.array_task_indices(row.job_id), row))
             if len(rows) >= tasks and not any(r.alive for r in rows.values()):
                 return rows
         if time.monotonic() >= deadline:

@@ -22,6 +22,7 @@ __all__ = [
     "PartitionLimits",
     "SacctRow",
     "SchedulerError",
+    "array_task_indices",
     "available",
     "call",
     "job_states",
@@ -180,6 +181,23 @@ def parse_sacct(stdout: str) -> list[SacctRow]:
         state, _, by = fields[2].partition(" by ")
         rows.append(SacctRow(fields[0], fields[1], state.strip(), by.strip() or None))
     return rows
+
+
+def array_task_indices(job_id: str) -> list[int]:
+    """The task indices of an array job's line, by its ID as shown: ``123_5``, or tasks
+    that never started, shown as one line while pending or once cancelled:
+    ``123_[5-9%2]``, ``123_[1,3-4]``; [] for any other ID."""
+    spec = job_id.partition("_")[2]
+    if spec.isdigit():
+        return [int(spec)]
+    if not (spec.startswith("[") and spec.endswith("]")):
+        return []
+    indices: list[int] = []
+    for part in spec[1:-1].partition("%")[0].split(","):
+        first, _, last = part.partition("-")
+        if first.isdigit() and (last.isdigit() or not last):
+            indices += range(int(first), int(last or first) + 1)
+    return indices
 
 
 def parse_squeue(stdout: str) -> dict[str, str]:

@@ -48,16 +48,15 @@ def list_modules_once(local: bool) -> None:
     sweep needs none; the SLURM plugin's import costs a third of a second, as it imports
     pandas, and runs ``scontrol show config``, which waits 10 s where a configured
     controller cannot be reached)."""
-    every_module = _EVERY_MODULE
     listed: list[Any] = []
 
     def iter_modules(path: Iterable[str] | None = None, prefix: str = "") -> Iterator[Any]:
         if path is not None or prefix:
-            yield from every_module(path, prefix)
+            yield from _EVERY_MODULE(path, prefix)
             return
         if not listed:
             listed.extend(
-                m for m in every_module() if not (local and m.name.startswith(_EXECUTOR_PLUGIN))
+                m for m in _EVERY_MODULE() if not (local and m.name.startswith(_EXECUTOR_PLUGIN))
             )
         yield from listed
 

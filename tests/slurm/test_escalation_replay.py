@@ -120,11 +120,3 @@ def test_tasks_cancelled_before_they_started_count_as_ended(tmp_path, monkeypatc
     assert killed == {"OUT_OF_MEMORY": [f"{STAMP}-000000"]}
     assert "2766_1 CANCELLED, 2766_2 CANCELLED, 2766_3 CANCELLED" in capsys.readouterr().out
     assert len(calls) == 6  # once per look, not a long wait each time
-
-
-@pytest.mark.parametrize(
-    ("spec", "indices"),
-    [("7", [7]), ("[5-9%2]", [5, 6, 7, 8, 9]), ("[1,3-4]", [1, 3, 4]), ("", []), ("[x]", [])],
-)
-def test_task_indices_of_an_array_line(spec: str, indices: list[int]) -> None:
-    assert escalation._task_indices(spec) == indices

@@ -328,3 +328,17 @@ def test_a_snakemake_jobs_resources_give_one_memory_request() -> None:
     options = sbatch_options(SlurmConfig.from_resources(job).job_resources())
     assert "--mem=2000" in options and "--time=30" in options
     assert not [o for o in options if o.startswith("--tmp")]
+
+
+@pytest.mark.parametrize(
+    ("job_id", "indices"),
+    [
+        ("123_7", [7]),
+        ("123_[5-9%2]", [5, 6, 7, 8, 9]),  # pending, at most 2 at once
+        ("123_[1,3-4]", [1, 3, 4]),  # cancelled before they started
+        ("123", []),
+        ("123_[x]", []),
+    ],
+)
+def test_array_task_indices(job_id: str, indices: list[int]) -> None:
+    assert s.array_task_indices(job_id) == indices
