@@ -13,35 +13,64 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from metalab_smk.job.runlog import read_header
 from metalab_smk.store.layout import ExperimentDir
 
-__all__ = ["earlier_attempts", "forget_partials"]
-
-_partials: dict[str, list[str]] | None = None  # run ID -> its partial logs (one scan)
+__all__ = ["earlier_attempts", "forget_traces", "had_checkpoint", "had_failed_record"]
 
 
-def _partial_logs(layout: ExperimentDir) -> dict[str, list[str]]:
-    """``{run_id: [partial log paths]}``, from one scan of ``logs/`` per process."""
-    global _partials
-    if _partials is None:
-        _partials = {}
+@dataclass(frozen=True)
+class _Traces:
+    """What earlier attempts left, scanned once per process (a batch child): partial
+    logs by run ID, and the run IDs with a failed record or a checkpoint directory. A
+    run that has none of these costs its batch no file system call for them."""
+
+    partials: dict[str, list[str]]
+    failed: set[str]
+    checkpoints: set[str]
+
+
+_traces: _Traces | None = None
+
+
+def _scan(layout: ExperimentDir) -> _Traces:
+    global _traces
+    if _traces is None:
+        partials: dict[str, list[str]] = {}
         for run_id, path in layout.every_partial_log():
-            _partials.setdefault(run_id, []).append(str(path))
-    return _partials
+            partials.setdefault(run_id, []).append(str(path))
+        try:
+            checkpoints = set(os.listdir(layout.checkpoints_dir))
+        except OSError:
+            checkpoints = set()
+        _traces = _Traces(partials, layout.failed_ids(), checkpoints)
+    return _traces
 
 
-def forget_partials() -> None:
-    """Scan ``logs/`` again at the next call (a new batch child, a test)."""
-    global _partials
-    _partials = None
+def forget_traces() -> None:
+    """Scan again at the next call (a test)."""
+    global _traces
+    _traces = None
+
+
+def had_failed_record(layout: ExperimentDir, run_id: str) -> bool:
+    """Whether the run had a failed record when this process first looked."""
+    return run_id in _scan(layout).failed
+
+
+def had_checkpoint(layout: ExperimentDir, run_id: str) -> bool:
+    """Whether the run had a checkpoint directory when this process first looked."""
+    return run_id in _scan(layout).checkpoints
 
 
 def _recorded(layout: ExperimentDir, run_id: str) -> tuple[list[dict[str, Any]], float]:
     """The attempts the run's failed record counts (itself included) and its mtime."""
+    if not had_failed_record(layout, run_id):
+        return [], 0.0
     path = layout.failed_record(run_id)
     try:
         mtime = path.stat().st_mtime
@@ -83,7 +112,7 @@ def earlier_attempts(
     attempts, recorded_at = _recorded(layout, run_id)
     killed = [
         _killed(path, recorded_at)
-        for path in _partial_logs(layout).get(run_id, [])
+        for path in _scan(layout).partials.get(run_id, [])
         if path != exclude
     ]
     attempts += sorted((k for k in killed if k is not None), key=lambda k: str(k.get("started_at")))

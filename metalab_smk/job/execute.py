@@ -4,8 +4,8 @@ otherwise)."""
 
 from __future__ import annotations
 
+import _signal  # type: ignore[import-not-found]  # signal.getsignal without its enum wrap
 import contextlib
-import dataclasses
 import functools
 import json
 import os
@@ -23,7 +23,7 @@ from metalab_smk import __version__
 from metalab_smk.core.experiment import Experiment
 from metalab_smk.core.plan import Plan, PlannedRun
 from metalab_smk.core.values import utc_now
-from metalab_smk.job.attempts import earlier_attempts
+from metalab_smk.job.attempts import earlier_attempts, had_checkpoint, had_failed_record
 from metalab_smk.job.capture import Capture, Runtime
 from metalab_smk.job.gpus import RUN_GPUS_VARIABLE, gpu_models, split_devices
 from metalab_smk.job.peakmem import PeakMemory
@@ -96,17 +96,21 @@ def _provenance(code_fp: str, compiled: dict[str, Any], log_path: Path) -> dict[
         models = gpu_models(devices)
         if models:
             extra["gpu_models"] = models
-    return dataclasses.asdict(
-        Provenance(
-            code_hash=code_fp,
-            python_version=platform.python_version(),
-            metalab_version=__version__,
-            snakemake_version=_snakemake_version(),
-            executor_id="slurm" if slurm_job else "local",
-            host=os.uname().nodename,
-            extra=extra,
-        )
-    )
+    provenance = Provenance(
+        code_hash=code_fp,
+        python_version=platform.python_version(),
+        metalab_version=__version__,
+        snakemake_version=_snakemake_version(),
+        executor_id="slurm" if slurm_job else "local",
+        host=_host(),
+        extra=extra,
+    )  # its fields as they are (extra is this record's own): asdict deep-copies
+    return {name: getattr(provenance, name) for name in Provenance.__dataclass_fields__}
+
+
+@functools.cache
+def _host() -> str:
+    return os.uname().nodename
 
 
 _sigints = 0  # SIGINTs this process received (a run may raise KeyboardInterrupt itself)
@@ -121,8 +125,9 @@ def _count_sigint(signum: int, frame: Any) -> None:
 def _sigints_seen() -> int:
     """How many SIGINTs arrived so far; counting starts at the first call, where Python's
     default handler is in place and this is the main thread."""
-    with contextlib.suppress(ValueError):  # not the main thread: no signals here
-        if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+    # _signal's getsignal: signal's wraps the handler in an enum (10 µs a run)
+    if _signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+        with contextlib.suppress(ValueError):  # not the main thread: no signals here
             signal.signal(signal.SIGINT, _count_sigint)
     return _sigints
 
@@ -198,7 +203,7 @@ def execute_run(
     header = {
         "run_id": run.run_id,
         "pid": os.getpid(),
-        "host": os.uname().nodename,
+        "host": _host(),
         "started_at": started_at,
         **slurm_facts(),
     }
@@ -277,10 +282,12 @@ def execute_run(
     if earlier or status is not Status.SUCCESS:  # every attempt, however it ended
         _add_attempt(record, earlier, started_at)
     if status is Status.SUCCESS:
-        if not compiled.get("keep_checkpoints"):
+        checkpoint = capture.checkpoint_used or had_checkpoint(layout, run.run_id)
+        if checkpoint and not compiled.get("keep_checkpoints"):
             shutil.rmtree(layout.checkpoint(run.run_id), ignore_errors=True)
         writer(layout.record(run.run_id), record.to_dict())
-        layout.failed_record(run.run_id).unlink(missing_ok=True)
+        if had_failed_record(layout, run.run_id):
+            layout.failed_record(run.run_id).unlink(missing_ok=True)
     else:
         writer(layout.failed_record(run.run_id), record.to_dict())
     return record

@@ -63,7 +63,7 @@ from metalab_smk.store.jsonio import (
 )
 from metalab_smk.store.layout import ExperimentDir
 from metalab_smk.store.records import Status
-from metalab_smk.store.validate import process_alive, valid_record_exists
+from metalab_smk.store.validate import process_alive, without_valid_record
 
 USAGE = "usage: python -m metalab_smk.job.worker (run RUN_ID | batch NAME | task STAMP)"
 WATCH_SECONDS = 0.5  # how often the worker checks that its Snakemake still lives
@@ -505,8 +505,14 @@ def _hand_over(pipe: int) -> RecordWriter:
             path.parent.mkdir(parents=True, exist_ok=True)
             made.add(path.parent)
         tmp = temp_path(os.fspath(path))
-        with open(tmp, "w", encoding="utf-8") as handle:
-            handle.write(to_strict_json(record))
+        data = to_strict_json(record).encode()
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o666)
+        try:
+            view = memoryview(data)
+            while view:  # a short write: the rest (a full disk raises OSError)
+                view = view[os.write(fd, view) :]
+        finally:
+            os.close(fd)
         _handed.append((tmp, os.fspath(path)))
         try:
             os.write(pipe, b"c" + json.dumps([tmp, os.fspath(path)]).encode() + b"\n")
@@ -654,11 +660,8 @@ def _main(argv: Sequence[str] | None = None) -> int:
         watch_driver()  # the metalab-slurm executor's Snakemake, when it submitted this
     _warn_before_time_limit()
     # a bad record is quarantined here, and its run runs again
-    pending = [
-        (index, run_id)
-        for index, run_id in zip(indices, run_ids, strict=True)
-        if not valid_record_exists(layout, run_id)
-    ]
+    due = without_valid_record(layout, run_ids)
+    pending = [(index, run_ids[n]) for n, index in enumerate(indices) if due[n]]
     if in_array:  # a requeued task continues only what its last attempt listed
         pending = resumed_runs(layout, key, pending)
     try:  # before any child imports the experiment file: its CUDA sees only these

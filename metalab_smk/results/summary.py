@@ -20,7 +20,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from metalab_smk.errors import StorePathError, SummaryError
+from metalab_smk.errors import SummaryError
 from metalab_smk.results.columns import (
     concat_typed,
     frame_of,
@@ -31,8 +31,8 @@ from metalab_smk.results.columns import (
 from metalab_smk.store.coverage import coverage_snapshot, summary_is_current, write_coverage
 from metalab_smk.store.jsonio import atomic_write_via, read_json
 from metalab_smk.store.layout import ExperimentDir, json_stems
-from metalab_smk.store.safepath import inside, read_json_inside
-from metalab_smk.store.validate import clean_leftovers, read_valid_record
+from metalab_smk.store.safepath import read_json_inside
+from metalab_smk.store.validate import clean_leftovers, open_dir_inside, read_valid_record
 
 __all__ = [
     "RESERVED_COLUMNS",
@@ -147,24 +147,6 @@ def _previous(layout: ExperimentDir) -> tuple[pd.DataFrame, pd.DataFrame, int] |
         return None
 
 
-def _open_dir(layout: ExperimentDir, directory: Path) -> int | None:
-    """A descriptor of ``directory`` when it lies inside the experiment directory (links
-    resolved), else None."""
-    try:
-        fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-    except OSError:
-        return None
-    try:
-        inside(layout.root, directory)
-        opened, named = os.fstat(fd), os.stat(directory)
-        if (opened.st_dev, opened.st_ino) == (named.st_dev, named.st_ino):
-            return fd
-    except (OSError, StorePathError):
-        pass
-    os.close(fd)
-    return None
-
-
 def _build(
     layout: ExperimentDir,
     done: set[str],
@@ -187,7 +169,10 @@ def _build(
     kept: dict[str, int] = {}
     order: dict[str, int] = {}
     rows, steps, bad = [], [], 0
-    fds = {True: _open_dir(layout, layout.runs_dir), False: _open_dir(layout, layout.failed_dir)}
+    fds = {
+        True: open_dir_inside(layout, layout.runs_dir),
+        False: open_dir_inside(layout, layout.failed_dir),
+    }
     n_done = 0
     failed_positions: dict[str, int] = {}
     try:

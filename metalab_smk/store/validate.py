@@ -21,7 +21,7 @@ import sys
 import time
 import types
 import typing
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -37,6 +37,7 @@ __all__ = [
     "check_record",
     "checked_names",
     "clean_leftovers",
+    "open_dir_inside",
     "process_alive",
     "quarantine",
     "read_record_file",
@@ -46,6 +47,7 @@ __all__ = [
     "skip_bad_record",
     "valid_names",
     "valid_record_exists",
+    "without_valid_record",
 ]
 
 _STATUSES = {"success", "failed", "running", "cancelled", "interrupted"}
@@ -237,6 +239,48 @@ def read_valid_record(
 def valid_record_exists(layout: ExperimentDir, run_id: str) -> bool:
     """Whether ``runs/<run_id>.json`` is a valid success record (a bad one is quarantined)."""
     return read_valid_record(layout, layout.record(run_id), run_id) is not None
+
+
+def open_dir_inside(layout: ExperimentDir, directory: Path) -> int | None:
+    """A descriptor of ``directory`` when it lies inside the experiment directory (links
+    resolved), else None."""
+    try:
+        fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError:
+        return None
+    try:
+        inside(layout.root, directory)
+        opened, named = os.fstat(fd), os.stat(directory)
+        if (opened.st_dev, opened.st_ino) == (named.st_dev, named.st_ino):
+            return fd
+    except (OSError, StorePathError):
+        pass
+    os.close(fd)
+    return None
+
+
+def without_valid_record(layout: ExperimentDir, run_ids: Sequence[str]) -> list[bool]:
+    """For each of ``run_ids``: True when it has no valid success record (a bad one is
+    quarantined). A run without a record file costs one ``stat`` relative to ``runs/``
+    instead of resolving the record's whole path."""
+    if not layout.runs_dir.is_dir():
+        return [True] * len(run_ids)
+    fd = open_dir_inside(layout, layout.runs_dir)
+    try:
+        missing = []
+        for run_id in run_ids:
+            if fd is not None:
+                try:
+                    os.stat(f"{run_id}.json", dir_fd=fd, follow_symlinks=False)
+                except FileNotFoundError:
+                    missing.append(True)
+                    continue
+            path = layout.record(run_id)
+            missing.append(read_valid_record(layout, path, run_id, dir_fd=fd) is None)
+        return missing
+    finally:
+        if fd is not None:
+            os.close(fd)
 
 
 def _horizon(validated_before_ns: int | None) -> int | None:

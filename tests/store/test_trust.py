@@ -24,7 +24,12 @@ from metalab_smk.store.jsonio import (
     to_strict_json,
 )
 from metalab_smk.store.layout import ExperimentDir
-from metalab_smk.store.validate import check_record, clean_leftovers, valid_record_exists
+from metalab_smk.store.validate import (
+    check_record,
+    clean_leftovers,
+    valid_record_exists,
+    without_valid_record,
+)
 from metalab_smk.sweep.batches import missing_indices
 from metalab_smk.sweep.status import sweep_status
 
@@ -153,6 +158,20 @@ def test_status_names_bad_records_and_run_or_collect_quarantine_them(layout, cap
     assert valid_record_exists(layout, IDS[3])
     reduce.collect(layout.root)
     assert _quarantined(layout) == sorted([*IDS[:3], IDS[4]])
+
+
+def test_the_worker_finds_the_runs_to_do_with_one_stat_each(layout, tmp_path) -> None:
+    """``without_valid_record``: what a batch runs. Missing and bad records count as to
+    do (a bad one is quarantined); a record that is a link leading out of the store is
+    quarantined, never read, and its run is done again."""
+    assert without_valid_record(layout, IDS[:2]) == [True, True]  # no runs/ yet
+    _write_records(layout, 3)
+    layout.record(IDS[1]).write_bytes(b"{truncated")
+    (tmp_path / "outside.json").write_bytes(to_strict_json(_record(IDS[3])).encode())
+    layout.record(IDS[3]).symlink_to(tmp_path / "outside.json")
+    assert without_valid_record(layout, IDS) == [False, True, False, True, True, True]
+    assert _quarantined(layout) == [IDS[1], IDS[3]]  # the link moved, not what it names
+    assert (tmp_path / "outside.json").is_file()
 
 
 def test_results_name_a_bad_record_instead_of_crashing(layout) -> None:
