@@ -20,18 +20,26 @@ from typing import Any
 from metalab_smk.job.runlog import read_header
 from metalab_smk.store.layout import ExperimentDir
 
-__all__ = ["earlier_attempts", "forget_traces", "had_checkpoint", "had_failed_record"]
+__all__ = [
+    "earlier_attempts",
+    "forget_traces",
+    "had_checkpoint",
+    "had_failed_record",
+    "had_log",
+]
 
 
 @dataclass(frozen=True)
 class _Traces:
     """What earlier attempts left, scanned once per process (a batch child): partial
-    logs by run ID, and the run IDs with a failed record or a checkpoint directory. A
-    run that has none of these costs its batch no file system call for them."""
+    logs by run ID, and the run IDs with a failed record, a checkpoint directory or a
+    run log. A run that has none of these costs its batch no file system call for
+    them."""
 
     partials: dict[str, list[str]]
     failed: set[str]
     checkpoints: set[str]
+    logged: set[str]  # with the run log of an earlier attempt
 
 
 _traces: _Traces | None = None
@@ -41,13 +49,14 @@ def _scan(layout: ExperimentDir) -> _Traces:
     global _traces
     if _traces is None:
         partials: dict[str, list[str]] = {}
-        for run_id, path in layout.every_partial_log():
+        listed, logged = layout.run_logs()
+        for run_id, path in listed:
             partials.setdefault(run_id, []).append(str(path))
         try:
             checkpoints = set(os.listdir(layout.checkpoints_dir))
         except OSError:
             checkpoints = set()
-        _traces = _Traces(partials, layout.failed_ids(), checkpoints)
+        _traces = _Traces(partials, layout.failed_ids(), checkpoints, logged)
     return _traces
 
 
@@ -60,6 +69,11 @@ def forget_traces() -> None:
 def had_failed_record(layout: ExperimentDir, run_id: str) -> bool:
     """Whether the run had a failed record when this process first looked."""
     return run_id in _scan(layout).failed
+
+
+def had_log(layout: ExperimentDir, run_id: str) -> bool:
+    """Whether the run had a finished run log when this process first looked."""
+    return run_id in _scan(layout).logged
 
 
 def had_checkpoint(layout: ExperimentDir, run_id: str) -> bool:

@@ -23,7 +23,12 @@ from metalab_smk import __version__
 from metalab_smk.core.experiment import Experiment
 from metalab_smk.core.plan import Plan, PlannedRun
 from metalab_smk.core.values import utc_now
-from metalab_smk.job.attempts import earlier_attempts, had_checkpoint, had_failed_record
+from metalab_smk.job.attempts import (
+    earlier_attempts,
+    had_checkpoint,
+    had_failed_record,
+    had_log,
+)
 from metalab_smk.job.capture import Capture, Runtime
 from metalab_smk.job.gpus import RUN_GPUS_VARIABLE, gpu_models, split_devices
 from metalab_smk.job.peakmem import PeakMemory
@@ -80,13 +85,14 @@ def slurm_facts() -> dict[str, str]:
     return facts
 
 
-def _provenance(code_fp: str, compiled: dict[str, Any], log_path: Path) -> dict[str, Any]:
+def _provenance(code_fp: str, compiled: dict[str, Any], log_path: Path | None) -> dict[str, Any]:
     extra: dict[str, Any] = {}
     if compiled.get("git_commit"):
         extra["git_commit"] = compiled["git_commit"]
     extra.update(slurm_facts())
     slurm_job = extra.get("slurm_job_id")
-    extra["log"] = str(log_path)
+    if log_path is not None:
+        extra["log"] = str(log_path)
     attempts = os.environ.get("METALAB_RESOURCE_ATTEMPTS")  # retried with more memory or
     if attempts:  # time (slurm/escalation.py): each attempt's resources
         extra["resource_attempts"] = json.loads(attempts)
@@ -151,8 +157,10 @@ def _record(
     captured: dict[str, Any],
     error: dict[str, Any] | None,
     warnings: list[Any],
+    logged: bool = True,
 ) -> RunRecord:
-    log_path = layout.log(run.run_id)
+    """The run's record; ``logged``: it has a run log (a quiet success has none)."""
+    log = layout.log(run.run_id).relative_to(layout.root) if logged else None
     return RunRecord(
         run_id=run.run_id,
         experiment_id=plan.experiment_id,
@@ -164,7 +172,7 @@ def _record(
         finished_at=utc_now(),
         duration_ms=round(seconds * 1000),
         metrics=captured["metrics"],
-        provenance=_provenance(plan.code_fp, compiled, log_path.relative_to(layout.root)),
+        provenance=_provenance(plan.code_fp, compiled, log),
         error=error,
         params_resolved=dict(run.params),
         tags=list(run.case.tags),
@@ -263,6 +271,9 @@ def execute_run(
         except Exception as exc:
             status, error = Status.FAILED, _error_of(exc)
             captured = {"metrics": capture.metrics, "stepped_metrics": [], "artifacts": []}
+        runlog.succeeded = status is Status.SUCCESS
+    if runlog.kept and had_log(layout, run.run_id):  # an earlier attempt's: not this one's
+        log_path.unlink(missing_ok=True)
     runtime.remove_scratch()
     peak_mb = peak.mb()
     record = _record(
@@ -276,6 +287,7 @@ def execute_run(
         captured,
         error,
         runlog.warnings,
+        logged=not runlog.kept,
     )
     if peak_mb is not None:  # beside duration_ms: what `metalab plan` learns from
         record.provenance["extra"]["peak_mem_mb"] = peak_mb

@@ -5,10 +5,15 @@ The first line of the log names the process running it (pid, host, SLURM job), s
 While a run executes, file descriptors 1 and 2 (so ``print``, C extensions and child
 processes too), the ``metalab.run`` logger, subscribed loggers and warnings all go to
 ``logs/<run_id>_run.log.<pid>.partial``; the file is renamed to its final name at the end.
+
+A successful run that wrote nothing leaves no log: its file, still holding only the
+header, is renamed to the next run's partial log and rewritten (a rename instead of a
+new file per run), and removed when the process's last run ends (``discard_quiet_log``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -16,9 +21,9 @@ import sys
 import warnings
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, TextIO
 
-__all__ = ["HEADER_PREFIX", "LOG_FORMAT", "RunLog", "read_header"]
+__all__ = ["HEADER_PREFIX", "LOG_FORMAT", "RunLog", "discard_quiet_log", "read_header"]
 
 HEADER_PREFIX = "# metalab run "  # first line of a run log: who runs it (pid, host, SLURM job)
 LOG_FORMAT = "%(asctime)s [%(levelname)-7s] [%(name)s] %(message)s"
@@ -31,8 +36,43 @@ _RUN_LOGGER.propagate = False
 _FORMATTER = logging.Formatter(LOG_FORMAT, LOG_DATE_FORMAT)
 
 
+class _Quiet:
+    """This process's log file of its last quiet run, kept for its next run."""
+
+    pid = 0
+    path: Path | None = None
+    file: TextIO | None = None
+
+
+def _reuse(partial: Path) -> TextIO | None:
+    """The kept log file, renamed to ``partial`` (None: there is none to reuse)."""
+    kept, _Quiet.file = _Quiet.file, None
+    if kept is None or _Quiet.pid != os.getpid() or _Quiet.path is None:
+        return None
+    if _Quiet.path.parent != partial.parent:  # another experiment's logs
+        _Quiet.file = kept
+        discard_quiet_log()
+        return None
+    try:
+        os.replace(_Quiet.path, partial)
+    except OSError:
+        kept.close()
+        return None
+    return kept
+
+
+def discard_quiet_log() -> None:
+    """Remove the kept log of this process's last quiet run (its last run has ended)."""
+    kept, _Quiet.file = _Quiet.file, None
+    if kept is not None and _Quiet.pid == os.getpid() and _Quiet.path is not None:
+        kept.close()
+        with contextlib.suppress(OSError):
+            os.unlink(_Quiet.path)
+
+
 class RunLog:
-    """Context manager that captures output of one run into ``path``."""
+    """Context manager that captures output of one run into ``path``. Set ``succeeded``
+    before it ends: a successful run that wrote nothing then leaves no log (``kept``)."""
 
     def __init__(self, path: Path, header: dict[str, Any], partial: Path) -> None:
         self.path = path
@@ -40,16 +80,22 @@ class RunLog:
         self.partial = partial
         self.logger = _RUN_LOGGER
         self.warnings: list[dict[str, Any]] = []
+        self.succeeded = False
+        self.kept = False  # it wrote nothing and its file waits for the next run
         self._subscribed: list[tuple[logging.Logger, int]] = []
         self._saved_fds: list[int] = []
 
     def __enter__(self) -> RunLog:
-        try:
-            self._file = open(self.partial, "w", buffering=1, encoding="utf-8")
-        except FileNotFoundError:  # the first run of a store (mkdir only then: it costs)
-            self.partial.parent.mkdir(parents=True, exist_ok=True)
-            self._file = open(self.partial, "w", buffering=1, encoding="utf-8")
-        self._file.write(f"{HEADER_PREFIX}{json.dumps(self.header)}\n")
+        reused = _reuse(self.partial)
+        if reused is not None:
+            self._file = reused
+            self._file.seek(0)
+        else:
+            self._file = self._open()
+        header = f"{HEADER_PREFIX}{json.dumps(self.header)}\n"
+        self._file.write(header)
+        self._file.truncate()  # after the header: the file is never empty
+        self._header_size = len(header.encode())
         self.handler = logging.StreamHandler(self._file)
         self.handler.setFormatter(_FORMATTER)
         self.logger.addHandler(self.handler)
@@ -105,8 +151,20 @@ class RunLog:
             target.removeHandler(self.handler)
             target.setLevel(level)
         self.logger.removeHandler(self.handler)
+        self._file.flush()
+        if self.succeeded and os.fstat(self._file.fileno()).st_size == self._header_size:
+            _Quiet.pid, _Quiet.path, _Quiet.file = os.getpid(), self.partial, self._file
+            self.kept = True
+            return
         self._file.close()
         os.replace(self.partial, self.path)
+
+    def _open(self) -> TextIO:
+        try:
+            return open(self.partial, "w", buffering=1, encoding="utf-8")
+        except FileNotFoundError:  # the first run of a store (mkdir only then: it costs)
+            self.partial.parent.mkdir(parents=True, exist_ok=True)
+            return open(self.partial, "w", buffering=1, encoding="utf-8")
 
 
 def read_header(path: Path) -> dict[str, Any]:

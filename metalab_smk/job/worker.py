@@ -51,6 +51,7 @@ from metalab_smk.job.isolation import (
     release_guard,
 )
 from metalab_smk.job.requeue import requeue_interrupted, resumed_runs
+from metalab_smk.job.runlog import discard_quiet_log
 from metalab_smk.store.classes import ResourceClasses
 from metalab_smk.store.jsonio import (
     atomic_write_text,
@@ -261,6 +262,7 @@ def _fork_child(
     except BaseException:
         traceback.print_exc()
     finally:
+        discard_quiet_log()
         end_leftovers(grace=0.5)
         if os.getppid() != worker:  # the worker died: put the records it left in place
             _publish_orphaned()
@@ -716,12 +718,15 @@ def _run_here(compiled: CompiledExperiment, indices: list[int], cancellation: _C
     """Run the runs at ``indices`` in this process (no ``fork``); how many failed."""
     experiment, plan, runs = _load(compiled, indices)
     failures = 0
-    for run in runs:
-        if cancellation.requested:
-            return failures + 1
-        failures += not _run(
-            compiled.layout, plan, experiment, run, compiled.description, cancellation
-        )
+    try:
+        for run in runs:
+            if cancellation.requested:
+                return failures + 1
+            failures += not _run(
+                compiled.layout, plan, experiment, run, compiled.description, cancellation
+            )
+    finally:
+        discard_quiet_log()
     return failures
 
 

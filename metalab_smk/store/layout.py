@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -161,15 +162,22 @@ class ExperimentDir:
 
     def every_partial_log(self) -> list[tuple[str, Path]]:
         """Every partial log: ``[(run_id, path)]`` (several per run after kills)."""
-        if not self.logs_dir.is_dir():
-            return []
-        found = []
-        with os.scandir(self.logs_dir) as entries:
+        return self.run_logs()[0]
+
+    def run_logs(self) -> tuple[list[tuple[str, Path]], set[str]]:
+        """One scan of ``logs/``: every partial log (``every_partial_log``) and the run
+        IDs that have a finished run log."""
+        partials: list[tuple[str, Path]] = []
+        finished: set[str] = set()
+        missing = contextlib.suppress(FileNotFoundError, NotADirectoryError)
+        with missing, os.scandir(self.logs_dir) as entries:
             for entry in entries:
-                run_id, sep, rest = entry.name.partition("_run.log.")
-                if sep and rest.endswith(".partial"):
-                    found.append((run_id, Path(entry.path)))
-        return found
+                run_id, sep, rest = entry.name.partition("_run.log")
+                if sep and not rest:
+                    finished.add(run_id)
+                elif sep and rest.startswith(".") and rest.endswith(".partial"):
+                    partials.append((run_id, Path(entry.path)))
+        return partials, finished
 
     def partial_logs(self) -> dict[str, Path]:
         """The newest partial log of each run that has one: ``{run_id: path}``."""

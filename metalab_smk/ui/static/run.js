@@ -120,9 +120,11 @@ export async function runPage(main, eid, runId, still) {
         return row;
       })));
   }
-  const logPre = h("pre", { id: "log" }, log.text || "(no log)");
+  const quiet = "(nothing: the run printed and logged nothing)";  // a quiet success keeps no log
+  const shown = (l) => l.text || (l.missing ? quiet : "(empty)");
+  const logPre = h("pre", { id: "log" }, shown(log));
   const logNote = h("span", { class: "muted" });
-  const noteOf = (l) => (l.partial ? "in progress" : "") + (l.truncated ? " (last 256 KiB)" : "") + (l.missing ? "no log file" : "");
+  const noteOf = (l) => (l.partial ? "in progress" : "") + (l.truncated ? " (last 256 KiB)" : "");
   logNote.textContent = noteOf(log);
   cards.push(h("div", { class: "card" }, h("h2", {}, "Log ", logNote), logPre));
 
@@ -132,8 +134,8 @@ export async function runPage(main, eid, runId, still) {
 
   return async () => {
     const next = await api(base + "/log");
-    if (still() && next.text !== logPre.textContent) {
-      logPre.textContent = next.text;
+    if (still() && shown(next) !== logPre.textContent) {
+      logPre.textContent = shown(next);
       logNote.textContent = noteOf(next);
     }
   };
