@@ -10,6 +10,7 @@ them. Without per-case resources every run has the experiment's one set.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -19,7 +20,13 @@ from metalab_smk.store.jsonio import atomic_write_text, read_json, to_strict_jso
 from metalab_smk.store.layout import ExperimentDir
 from metalab_smk.store.learned import AUTO, observe, resolve_auto
 
-__all__ = ["ResourceClasses", "rule_resources", "write_batch_resources", "write_batches"]
+__all__ = [
+    "ResourceClasses",
+    "batch_parts",
+    "rule_resources",
+    "write_batch_resources",
+    "write_batches",
+]
 
 
 class ResourceClasses:
@@ -76,17 +83,30 @@ class ResourceClasses:
         return sorted({key for resources in self.classes for key in resources})
 
 
+def batch_parts(indices: Sequence[int], chunk: int, strided: bool = False) -> list[Sequence[int]]:
+    """``indices`` in batches of at most ``chunk``: consecutive slices, or ``strided``
+    (batch k of n holds every n-th run from the k-th), so that run times that grow or
+    shrink along the sweep (a model's size, a dataset's) are shared out evenly."""
+    if not strided:
+        return [indices[start : start + chunk] for start in range(0, len(indices), chunk)]
+    count = math.ceil(len(indices) / chunk)
+    return [indices[number::count] for number in range(count)]
+
+
 def write_batches(
-    layout: ExperimentDir, indices: Sequence[int], chunk: int, stamp: str | None = None
+    layout: ExperimentDir,
+    indices: Sequence[int],
+    chunk: int,
+    stamp: str | None = None,
+    strided: bool = False,
 ) -> list[Path]:
-    """Write batch listings ``<stamp>-<number>`` of ``chunk`` runs each; return their
-    ``.done`` targets."""
+    """Write batch listings ``<stamp>-<number>`` of up to ``chunk`` runs each (see
+    ``batch_parts``); return their ``.done`` targets."""
     stamp = stamp or time.strftime("%Y%m%dT%H%M%S")
     targets = []
-    for number, start in enumerate(range(0, len(indices), chunk)):
+    for number, batch in enumerate(batch_parts(indices, chunk, strided)):
         name = f"{stamp}-{number:06d}"
-        listing = layout.batch_listing(name)
-        atomic_write_text(listing, "".join(f"{i}\n" for i in indices[start : start + chunk]))
+        atomic_write_text(layout.batch_listing(name), "".join(f"{i}\n" for i in batch))
         targets.append(layout.batch_done(name))
     return targets
 

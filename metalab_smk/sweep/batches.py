@@ -18,7 +18,12 @@ from pathlib import Path
 from typing import Any
 
 from metalab_smk.errors import ExecutorError
-from metalab_smk.store.classes import ResourceClasses, write_batch_resources, write_batches
+from metalab_smk.store.classes import (
+    ResourceClasses,
+    batch_parts,
+    write_batch_resources,
+    write_batches,
+)
 from metalab_smk.store.coverage import stored_coverage, validated_before
 from metalab_smk.store.jsonio import atomic_write_text, read_json
 from metalab_smk.store.layout import ExperimentDir
@@ -38,8 +43,9 @@ __all__ = [
     "write_batches",
 ]
 
-MAX_AUTO_CHUNK = 1000
-JOBS_PER_WORKER = 2  # a few jobs per parallel slot balance uneven run times
+MAX_AUTO_CHUNK = 1000  # on a cluster
+MAX_LOCAL_CHUNK = 10_000  # on one machine, where a job costs a tenth of a second to start
+JOBS_PER_WORKER = 2  # on a cluster, a few jobs per parallel slot balance uneven run times
 LONG_RUN_SECONDS = 30.0  # runs at least this long get a job each
 MIN_JOB_SECONDS = 60.0  # on a cluster, short runs fill each job with about this much work
 
@@ -52,18 +58,22 @@ def choose_chunk_size(
     median_run_seconds: float | None = None,
 ) -> int:
     """Runs per job: ``chunk_size`` when given; one when earlier runs of the experiment
-    took at least LONG_RUN_SECONDS; else about JOBS_PER_WORKER jobs per parallel slot,
-    at least ``min_chunk`` (a SLURM job costs seconds to start) and at most MAX_AUTO_CHUNK.
-    On a cluster (``min_chunk > 1``) with recorded durations, a job gets about
-    MIN_JOB_SECONDS of runs, as long as that still gives every parallel slot a job."""
+    took at least LONG_RUN_SECONDS. Else, on one machine (``min_chunk`` 1), one job per
+    parallel slot (its batch strided over the sweep, ``write_batches``) of at most
+    MAX_LOCAL_CHUNK runs; on a cluster (a SLURM job costs seconds to start), about
+    JOBS_PER_WORKER jobs per parallel slot of at least ``min_chunk`` and at most
+    MAX_AUTO_CHUNK runs, and with recorded durations about MIN_JOB_SECONDS of runs per
+    job, as long as that still gives every parallel slot a job."""
     if chunk_size is not None:
         if chunk_size < 1:
             raise ExecutorError(f"chunk_size={chunk_size} must be at least 1.")
         return chunk_size
     if median_run_seconds is not None and median_run_seconds >= LONG_RUN_SECONDS:
         return 1
+    if min_chunk <= 1:
+        return max(1, min(MAX_LOCAL_CHUNK, math.ceil(n_runs / max(1, parallel))))
     spread = math.ceil(n_runs / max(1, parallel * JOBS_PER_WORKER))
-    if median_run_seconds is not None and min_chunk > 1:
+    if median_run_seconds is not None:
         by_time = math.ceil(MIN_JOB_SECONDS / max(median_run_seconds, 1e-3))
         spread = max(spread, min(by_time, math.ceil(n_runs / max(1, parallel))))
     return max(1, min(MAX_AUTO_CHUNK, max(min_chunk, spread)))
@@ -170,7 +180,8 @@ def plan_batches(
         for part, start in enumerate(range(0, len(indices), step)):
             prefix = f"{stamp}c{number}" if table.per_case else stamp
             prefix += f"p{part}" if part else ""
-            targets = write_batches(layout, indices[start : start + step], size, prefix)
+            part_indices = indices[start : start + step]
+            targets = write_batches(layout, part_indices, size, prefix, strided=min_chunk <= 1)
             if table.per_case:
                 for target in targets:
                     write_batch_resources(layout, target.stem, table.classes[number])
@@ -202,10 +213,10 @@ def dag_targets(
     table = ResourceClasses.read(layout)
     for number, indices in table.group(missing).items():
         digest = hashlib.sha256(f"{size}:{','.join(map(str, indices))}".encode()).hexdigest()
-        for part, start in enumerate(range(0, len(indices), size)):
+        for part, batch in enumerate(batch_parts(indices, size, strided=not remote)):
             name = f"dag-{digest[:12]}-{part:06d}"
             listing = layout.batch_listing(name)
-            text = "".join(f"{i}\n" for i in indices[start : start + size])
+            text = "".join(f"{i}\n" for i in batch)
             if not listing.is_file() or listing.read_text() != text:
                 atomic_write_text(listing, text)
             if table.per_case:

@@ -242,7 +242,7 @@ def test_compile_prints_directory_and_snakemake_command(sweep: Sweep) -> None:
     # the printed command works as printed (from the directory compile ran in)
     assert sweep.dry_run.returncode == 0, sweep.dry_run.stdout
     assert "Using workflow specific profile profiles/default" in sweep.dry_run.stdout
-    # missing runs are packed: about two jobs per core (--cores all: this machine's)
+    # missing runs are packed: one job per core (--cores all: this machine's)
     chunk = choose_chunk_size(8, os.cpu_count() or 1)
     rule = "metalab_run" if chunk == 1 else "metalab_batch"
     assert _job_count(sweep.dry_run.stdout, rule) == math.ceil(8 / chunk)
@@ -281,7 +281,7 @@ def test_compile_of_file_calling_run_at_top_level_starts_no_sweep(sweep: Sweep) 
 
 def test_snakemake_runs_every_run_and_writes_summary(sweep: Sweep) -> None:
     assert sweep.first.returncode == 0, sweep.first.stdout
-    assert _job_count(sweep.first.stdout, "metalab_batch") == 4  # 8 runs, 2 cores: 2 per job
+    assert _job_count(sweep.first.stdout, "metalab_batch") == 2  # 8 runs, 2 cores: 4 per job
     # jobs import the unguarded file too: none of them started a nested sweep
     assert not (sweep.base / "started-a-sweep").exists()
     assert "metalab: running" not in sweep.first.stdout

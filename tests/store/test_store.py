@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 
 from metalab_smk.job.capture import CaptureError, check_name, scalar
 from metalab_smk.store import jsonio
+from metalab_smk.store.classes import batch_parts
 from metalab_smk.store.config import FileStoreConfig
 from metalab_smk.store.jsonio import (
     atomic_write_bytes,
@@ -27,7 +28,7 @@ from metalab_smk.store.jsonio import (
 )
 from metalab_smk.store.layout import ExperimentDir, experiment_id_from_dir, safe_experiment_id
 from metalab_smk.store.records import SCHEMA_VERSION, ArtifactDescriptor, RunRecord, Status
-from metalab_smk.sweep.batches import JOBS_PER_WORKER, MAX_AUTO_CHUNK, choose_chunk_size
+from metalab_smk.sweep.batches import JOBS_PER_WORKER, MAX_LOCAL_CHUNK, choose_chunk_size
 
 
 def _reject_constants(token: str) -> None:
@@ -385,13 +386,13 @@ def test_scalar_refuses_structures_with_a_hint(value: object, type_name: str) ->
     [
         (0, 2, 1),
         (1, 2, 1),
-        (4, 2, 1),
-        (5, 2, 2),
-        (8, 2, 2),
-        (9, 2, 3),
-        (1000, 2, 250),
-        (1000, 4, 125),
-        (100_000, 2, MAX_AUTO_CHUNK),
+        (2, 2, 1),
+        (3, 2, 2),
+        (8, 2, 4),
+        (9, 2, 5),
+        (1000, 2, 500),
+        (1000, 4, 250),
+        (100_000, 2, MAX_LOCAL_CHUNK),
         (100, 0, 100),  # no core count: one slot
     ],
 )
@@ -409,19 +410,34 @@ def test_choose_chunk_size_explicit_wins_and_must_be_positive() -> None:
 
 @settings(max_examples=300, deadline=None)
 @given(st.integers(0, 2_000_000), st.integers(1, 256))
-def test_choose_chunk_size_is_the_smallest_giving_a_few_jobs_per_core(n_runs, cores) -> None:
-    jobs_per_core = JOBS_PER_WORKER
-    chunk = choose_chunk_size(n_runs, cores)
-    assert 1 <= chunk <= MAX_AUTO_CHUNK
-    if chunk < MAX_AUTO_CHUNK:
-        assert math.ceil(n_runs / chunk) <= cores * jobs_per_core
-    if 1 < chunk < MAX_AUTO_CHUNK:
-        assert math.ceil(n_runs / (chunk - 1)) > cores * jobs_per_core
+def test_choose_chunk_size_is_the_smallest_giving_a_job_per_core_or_a_few_on_slurm(
+    n_runs, cores
+) -> None:
+    for min_chunk, jobs_per_core, cap in ((1, 1, MAX_LOCAL_CHUNK), (10, JOBS_PER_WORKER, 1000)):
+        chunk = choose_chunk_size(n_runs, cores, min_chunk=min_chunk)
+        assert 1 <= chunk <= cap
+        if min_chunk < chunk < cap:
+            assert math.ceil(n_runs / chunk) <= cores * jobs_per_core
+            assert math.ceil(n_runs / (chunk - 1)) > cores * jobs_per_core
+
+
+def test_local_batches_are_strided_so_growing_run_times_are_shared_out() -> None:
+    assert batch_parts(list(range(7)), 4, strided=True) == [[0, 2, 4, 6], [1, 3, 5]]
+    assert batch_parts(list(range(7)), 4) == [[0, 1, 2, 3], [4, 5, 6]]
+    indices = list(range(3, 1003, 3))
+    for chunk in (1, 7, 100, 334, 1000):
+        parts = batch_parts(indices, chunk, strided=True)
+        assert len(parts) == math.ceil(len(indices) / chunk)
+        assert max(map(len, parts)) <= chunk
+        assert sorted(i for part in parts for i in part) == indices  # each run once
+        # a run time that grows along the sweep: every batch gets about the same total
+        totals = [sum(part) for part in parts]
+        assert max(totals) - min(totals) <= max(indices)
 
 
 def test_choose_chunk_size_uses_earlier_durations_and_the_minimum() -> None:
     assert choose_chunk_size(200, 2, median_run_seconds=60.0) == 1  # long runs: one each
-    assert choose_chunk_size(200, 2, median_run_seconds=0.01) == 50
+    assert choose_chunk_size(200, 2, median_run_seconds=0.01) == 100  # a job per core
     assert choose_chunk_size(20, 100, min_chunk=10) == 10  # SLURM: at least 10 per job
     # SLURM with recorded durations: a job gets about a minute of short runs, while every
     # parallel slot still gets a job
