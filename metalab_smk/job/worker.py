@@ -72,6 +72,7 @@ KILL_AFTER_SECONDS = 10.0  # a run that ignores cancellation this long is killed
 POLL_SECONDS = 0.5  # how often a quiet batch child is checked (exit, timeout)
 FLUSH_SECONDS = 0.02  # a record handed over waits at most this long to be put in place
 FLUSH_RECORDS = 64  # ... or until this many are there, to be fsynced together
+SYNC_THREADS = 8  # ... by this many threads
 _child_pids: set[int] = set()  # the forked processes running runs (one per lane)
 _guards: dict[int, int | None] = {}  # batch child -> the guard that ends it with the worker
 
@@ -307,22 +308,26 @@ def _put_in_place(seen: _Followed, handed: list[bytes]) -> None:
 
 def _fsync_together(paths: list[str]) -> bool:
     """fsync ``paths`` from up to 8 threads at once (the filesystem commits concurrent
-    fsyncs together), all done before this returns; False when any fsync failed."""
-    return all(_sync_threads().map(_fsynced, paths))
+    fsyncs together), each thread a share of them (one task each, not one per file), all
+    done before this returns; False when any fsync failed."""
+    shares = [paths[n::SYNC_THREADS] for n in range(min(SYNC_THREADS, len(paths)))]
+    return all(_sync_threads().map(_fsynced, shares))
 
 
-def _fsynced(path: str) -> bool:
-    try:
-        fsync_path(path)
-    except OSError:
-        return False
-    return True
+def _fsynced(paths: list[str]) -> bool:
+    synced = True
+    for path in paths:
+        try:
+            fsync_path(path)
+        except OSError:
+            synced = False
+    return synced
 
 
 @functools.cache
 def _sync_threads() -> ThreadPoolExecutor:
     """The worker's fsync threads, started once (not once per group of records)."""
-    return ThreadPoolExecutor(max_workers=8, thread_name_prefix="metalab-fsync")
+    return ThreadPoolExecutor(max_workers=SYNC_THREADS, thread_name_prefix="metalab-fsync")
 
 
 def _follow(pid: int, read_fd: int, timeout: float | None) -> _Followed:

@@ -204,13 +204,27 @@ def read_record_file(
             if exc.errno != errno.ELOOP:
                 raise
         else:
-            with os.fdopen(fd, "rb") as handle:
-                return check_record(handle.read(), run_id)
+            try:
+                return check_record(_read_all(fd), run_id)
+            finally:
+                os.close(fd)
     try:
         inside(layout.root, path)
     except StorePathError:
         raise RecordError("it is a symbolic link that leads outside the store") from None
     return check_record(path.read_bytes(), run_id)
+
+
+def _read_all(fd: int) -> bytes:
+    """The rest of the file open at ``fd`` (os.read: a file object costs as much again
+    as reading a record)."""
+    data = os.read(fd, 1 << 16)
+    if len(data) < 1 << 16:  # a regular file's read is short only at its end
+        return data
+    parts = [data]
+    while chunk := os.read(fd, 1 << 20):
+        parts.append(chunk)
+    return b"".join(parts)
 
 
 def read_valid_record(
