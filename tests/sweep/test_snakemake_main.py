@@ -39,6 +39,7 @@ PROBE = textwrap.dedent(
     for t in left:
         t.join(timeout=5)
     print("exit", code, "timers", sum(t.is_alive() for t in left), "seen", len(left))
+    print("html reporter", "snakemake.report.html_reporter" in sys.modules)
     print("slurm plugin", "snakemake_executor_plugin_slurm" in sys.modules)
     """
 )
@@ -118,8 +119,9 @@ def test_a_local_sweep_starts_snakemake_without_the_slurm_plugin(
 ) -> None:
     done = _probe(tmp_path, **{LOCAL_ONLY: local})
     assert (tmp_path / "a.txt").read_text() == "made\n"  # the local executor still runs it
-    loaded = done.stdout.splitlines()[-1]
+    *_, reporter, loaded = done.stdout.splitlines()
     assert loaded == f"slurm plugin {local == '0'}", done.stdout
+    assert reporter == f"html reporter {local == '0'}", done.stdout  # nor its HTML report
 
 
 def test_ending_at_once_loses_no_output(tmp_path: Path) -> None:
