@@ -45,7 +45,6 @@ from metalab_smk.store.jsonio import (
 )
 from metalab_smk.store.layout import ExperimentDir
 from metalab_smk.store.locate import check_store
-from metalab_smk.store.runtable import RunTable
 
 __all__ = [
     "DEFAULT_STORE",
@@ -392,6 +391,8 @@ def describe(experiment: Experiment, plan: Plan, layout: ExperimentDir) -> dict[
 
 def _any_done(layout: ExperimentDir) -> bool:
     """Whether a success record exists for a run of the run table (it would be reused)."""
+    from metalab_smk.store.runtable import RunTable  # numpy: not on a fresh sweep's path
+
     done = layout.done_ids()
     return bool(done) and bool(RunTable(layout.run_table).positions(done))
 

@@ -25,7 +25,6 @@ from metalab_smk.store.coverage import status_coverage, stored_coverage, validat
 from metalab_smk.store.layout import ExperimentDir, newest_by_run
 from metalab_smk.store.locate import shown
 from metalab_smk.store.records import Status
-from metalab_smk.store.runtable import RunTable
 from metalab_smk.store.validate import process_alive, read_valid_record, scan_records
 
 __all__ = [
@@ -206,6 +205,8 @@ def sweep_status(
     are named and left out, never moved (``metalab run`` and ``metalab collect``
     quarantine them). The counts come from the summary's coverage when nothing changed
     since it was written (no directory listing; ``store/coverage.py``)."""
+    from metalab_smk.store.runtable import RunTable  # numpy: off a sweep's start
+
     table = RunTable(layout.run_table)
     counted = None if verify else status_coverage(layout)
     done_names: set[str] | None = None
