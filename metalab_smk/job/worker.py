@@ -220,7 +220,7 @@ def _child(
     except MetalabError as exc:
         print(f"metalab worker: {exc}", file=sys.stderr)
         return 2
-    writer = _hand_over(pipe)
+    writer = _hand_over(pipe, layout.child_scratch(os.getpid()))
     for position, run in enumerate(runs):
         if cancellation.requested:
             return 3
@@ -428,6 +428,8 @@ def _run_in_children(
         finally:
             _child_pids.discard(pid)
             release_guard(_guards.pop(pid, None))
+        with contextlib.suppress(OSError):  # its records are in place: empty (else a
+            os.rmdir(layout.child_scratch(pid))  # crash's leftover, for clean_leftovers)
         failures += seen.failures
         status = seen.status
         if seen.in_flight is None:
@@ -500,20 +502,31 @@ def _run_in_lanes(
     return failures, 1 if failures else 0
 
 
-def _hand_over(pipe: int) -> RecordWriter:
-    """The forked child's record writer: write the record to a temporary file and hand
-    it to the parent (``_publish``), which fsyncs and renames it while the child goes on
-    with the next run, so the disk's latency is off the runs' path."""
+def _hand_over(pipe: int, scratch: Path) -> RecordWriter:
+    """The forked child's record writer: write the record to a temporary file in
+    ``scratch`` (this child's own folder; beside the record when it cannot be made) and
+    hand it to the parent (``_publish``), which fsyncs and renames it while the child goes
+    on with the next run, so the disk's latency is off the runs' path."""
 
     made: set[Path] = set()  # record folders made by this child (one mkdir each)
+    try:
+        scratch.mkdir(parents=True, exist_ok=True)
+        own: str | None = os.fspath(scratch)
+    except OSError:
+        own = None
 
     def write(path: Path, record: dict) -> None:
         if path.parent not in made:
             path.parent.mkdir(parents=True, exist_ok=True)
             made.add(path.parent)
-        tmp = temp_path(os.fspath(path))
+        tmp = temp_path(os.fspath(path), own)
         data = to_strict_json(record).encode()
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o666)
+        flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC
+        try:
+            fd = os.open(tmp, flags, 0o666)
+        except FileNotFoundError:  # the folder was removed meanwhile (a cleaner's mistake)
+            os.makedirs(os.path.dirname(tmp), exist_ok=True)
+            fd = os.open(tmp, flags, 0o666)
         try:
             view = memoryview(data)
             while view:  # a short write: the rest (a full disk raises OSError)

@@ -15,12 +15,14 @@ from typing import Any
 from metalab_smk.core.values import is_numpy, numpy_to_python
 
 
-def temp_path(target: str) -> str:
+def temp_path(target: str, directory: str | None = None) -> str:
     """The temporary name a writer of ``target`` uses: ``.{name}.{pid}.{thread}.tmp`` beside
-    it, so concurrent writers never share one and a dead writer's leftover names its pid
-    (a long name is shortened, so the temporary name fits where ``target`` fits)."""
-    directory, name = os.path.split(target)
-    return os.path.join(directory, f".{name[:120]}.{os.getpid()}.{threading.get_ident()}.tmp")
+    it (or in ``directory``, on the same filesystem), so concurrent writers never share one
+    and a dead writer's leftover names its pid (a long name is shortened, so the temporary
+    name fits where ``target`` fits)."""
+    beside, name = os.path.split(target)
+    where = beside if directory is None else directory
+    return os.path.join(where, f".{name[:120]}.{os.getpid()}.{threading.get_ident()}.tmp")
 
 
 def fsync_enabled() -> bool:

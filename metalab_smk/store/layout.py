@@ -252,6 +252,17 @@ class ExperimentDir:
         return self.meta_dir / ("head-%j.log" if on_slurm else "head.log")
 
     @property
+    def scratch_dir(self) -> Path:
+        """Where batch children write records before they are renamed into ``runs/`` or
+        ``failed/``: one folder per child, so its files never contend for those folders'
+        lock with the renames of the others."""
+        return self.meta_dir / "scratch"
+
+    def child_scratch(self, pid: int) -> Path:
+        """The scratch folder of the batch child ``pid`` on this host."""
+        return self.scratch_dir / f"{os.uname().nodename}-{pid}"
+
+    @property
     def snakemake_log(self) -> Path:
         return self.meta_dir / "snakemake.log"
 

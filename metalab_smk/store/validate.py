@@ -412,6 +412,33 @@ def _stale_temp(entry: os.DirEntry[str], now: float) -> bool:
     return age > STALE_TEMP_SECONDS and not process_alive(int(match.group(1)))
 
 
+def _clean_scratch(layout: ExperimentDir, now: float) -> list[Path]:
+    """Remove what dead batch children left in their scratch folders (temporary records
+    of a run that crashed while writing): stale temporary files, then the folder of a
+    child that is not alive on this host (a live child's folder is in use)."""
+    removed: list[Path] = []
+    host = os.uname().nodename
+    with contextlib.suppress(OSError), os.scandir(layout.scratch_dir) as folders:
+        for folder in folders:
+            gone = False
+            with contextlib.suppress(OSError), os.scandir(folder.path) as entries:
+                for entry in entries:
+                    if _stale_temp(entry, now):
+                        with contextlib.suppress(OSError):
+                            os.unlink(entry.path)
+                            removed.append(Path(entry.path))
+            owner, _, pid = folder.name.rpartition("-")
+            if owner == host and pid.isdigit():
+                gone = not process_alive(int(pid))
+            else:  # another host's child: gone when its folder has long been unused
+                with contextlib.suppress(OSError):
+                    gone = now - folder.stat().st_mtime > STALE_TEMP_SECONDS
+            if gone:
+                with contextlib.suppress(OSError):  # only when empty
+                    os.rmdir(folder.path)
+    return removed
+
+
 def clean_leftovers(layout: ExperimentDir, logs: dict[str, Any] | None = None) -> list[Path]:
     """Remove temporary files of dead writers (older than STALE_TEMP_SECONDS, whose pid
     is not alive on this host) and empty ``.partial`` logs; return what was removed.
@@ -435,6 +462,7 @@ def clean_leftovers(layout: ExperimentDir, logs: dict[str, Any] | None = None) -
                     with contextlib.suppress(OSError):
                         os.unlink(entry.path)
                         removed.append(Path(entry.path))
+    removed += _clean_scratch(layout, now)
     listed_at = time.time_ns()
     try:
         mtime: int | None = os.stat(layout.logs_dir).st_mtime_ns

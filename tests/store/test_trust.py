@@ -390,6 +390,26 @@ def test_collect_removes_temp_files_of_dead_writers_and_empty_partial_logs(layou
     assert clean_leftovers(layout) == []
 
 
+def test_scratch_folders_of_dead_children_are_cleaned_and_live_ones_kept(layout) -> None:
+    """A batch child writes its records in its own ``.metalab/scratch/<host>-<pid>``
+    folder; what a crashed one left is removed, a live child's folder stays."""
+    old, dead, host = time.time() - 3600, 4_000_000, os.uname().nodename
+    crashed = layout.child_scratch(dead)
+    live = layout.child_scratch(os.getpid())
+    remote_old, remote_new = layout.scratch_dir / "node7-12", layout.scratch_dir / "node8-12"
+    leftover = crashed / f".{IDS[0]}.json.{dead}.140.tmp"
+    for folder in (crashed, live, remote_old, remote_new):
+        folder.mkdir(parents=True)
+    leftover.write_bytes(b"{")
+    os.utime(leftover, (old, old))
+    os.utime(remote_old, (old, old))
+    assert crashed.name == f"{host}-{dead}"
+    assert clean_leftovers(layout) == [leftover]
+    assert sorted(p.name for p in layout.scratch_dir.iterdir()) == sorted(
+        [live.name, remote_new.name]
+    )
+
+
 def test_atomic_writes_leave_no_temp_file(tmp_path: Path) -> None:
     atomic_write_json(tmp_path / "a.json", {"a": 1})
     assert [p.name for p in tmp_path.iterdir()] == ["a.json"]
