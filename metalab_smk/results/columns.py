@@ -39,8 +39,21 @@ def _is_null(value: Any) -> bool:
     return value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value))
 
 
-def _kind(values: Iterable[Any]) -> str:
+_NULL_TYPES = frozenset({type(None), float, type(pd.NA)})  # types a null value can have
+_PLAIN = {frozenset({str}): "str", frozenset({float}): "float", frozenset({bool}): "bool"}
+
+
+def _kind(values: list[Any]) -> str:
     """'empty', 'bool', 'int', 'float', 'number', 'str' or 'exact' for non-null values."""
+    seen = frozenset(map(type, values))  # one type (the common case): no loop in Python
+    if seen in _PLAIN:
+        return _PLAIN[seen]
+    if seen == {int}:
+        return "int" if _INT64[0] <= min(values) and max(values) <= _INT64[1] else "exact"
+    return _kind_of_each(values)
+
+
+def _kind_of_each(values: Iterable[Any]) -> str:
     kinds: set[str] = set()
     big = False
     for value in values:
@@ -71,7 +84,10 @@ def _typed(column: pd.Series, exact: bool) -> pd.Series:
     if column.dtype != object:
         return column
     values = column.tolist()
-    present = [v for v in values if not _is_null(v)]
+    if _NULL_TYPES.isdisjoint(map(type, values)):
+        present = values
+    else:
+        present = [v for v in values if not _is_null(v)]
     kind = _kind(present)
     complete = len(present) == len(values)
     if kind == "number" and exact:
@@ -81,6 +97,8 @@ def _typed(column: pd.Series, exact: bool) -> pd.Series:
     if kind == "int":
         return column.astype("int64" if complete else "Int64")
     if kind in ("float", "number"):
+        if complete:
+            return pd.Series(np.asarray(values, dtype=float), index=column.index)
         return pd.Series([np.nan if _is_null(v) else float(v) for v in values], index=column.index)
     if kind == "empty":
         if any(isinstance(v, float) for v in values):  # NaN values: a float column
@@ -158,7 +176,7 @@ def to_table(frame: pd.DataFrame, metadata: dict[bytes, bytes] | None = None) ->
     json_columns = []
     for name in frame.columns:
         column = frame[name]
-        if column.dtype == object and _kind(v for v in column if v is not None) not in (
+        if column.dtype == object and _kind([v for v in column if v is not None]) not in (
             "str",
             "empty",
         ):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -42,7 +43,7 @@ class ExperimentDir:
     def snakefile(self) -> Path:
         return self.root / "Snakefile"
 
-    @property
+    @functools.cached_property  # a run's paths start here: made once
     def meta_dir(self) -> Path:
         return self.root / ".metalab"
 
@@ -70,11 +71,11 @@ class ExperimentDir:
         """What the run table was written for (compile/compiler.py: write_run_table)."""
         return self.meta_dir / "run_ids.key"
 
-    @property
+    @functools.cached_property  # a run's paths start here: made once
     def runs_dir(self) -> Path:
         return self.root / "runs"
 
-    @property
+    @functools.cached_property  # a run's paths start here: made once
     def failed_dir(self) -> Path:
         return self.root / "failed"
 
@@ -143,7 +144,7 @@ class ExperimentDir:
     def artifact_manifest(self, run_id: str) -> Path:
         return self.artifacts(run_id) / "_manifest.json"
 
-    @property
+    @functools.cached_property  # a run's paths start here: made once
     def logs_dir(self) -> Path:
         return self.root / "logs"
 

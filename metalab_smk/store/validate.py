@@ -103,8 +103,13 @@ def _checker(hint: Any) -> Callable[[Any], bool]:
     if hint is Any:
         return lambda value: True
     if origin in (types.UnionType, typing.Union):
-        parts = tuple(_checker(h) for h in typing.get_args(hint))
-        return lambda value: any(part(value) for part in parts)
+        args = typing.get_args(hint)
+        plain = tuple(h for h in args if isinstance(h, type) and h is not int)
+        plain = tuple(type(None) if h is type(None) else h for h in plain)
+        rest = tuple(_checker(h) for h in args if h not in plain)
+        if not rest:  # e.g. str | None: one isinstance
+            return lambda value: isinstance(value, plain)
+        return lambda value: isinstance(value, plain) or any(part(value) for part in rest)
     if hint is type(None):
         return lambda value: value is None
     if hint is int:
