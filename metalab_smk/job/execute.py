@@ -272,8 +272,6 @@ def execute_run(
             status, error = Status.FAILED, _error_of(exc)
             captured = {"metrics": capture.metrics, "stepped_metrics": [], "artifacts": []}
         runlog.succeeded = status is Status.SUCCESS
-    if runlog.kept and had_log(layout, run.run_id):  # an earlier attempt's: not this one's
-        log_path.unlink(missing_ok=True)
     runtime.remove_scratch()
     peak_mb = peak.mb()
     record = _record(
@@ -298,6 +296,8 @@ def execute_run(
         if checkpoint and not compiled.get("keep_checkpoints"):
             shutil.rmtree(layout.checkpoint(run.run_id), ignore_errors=True)
         writer(layout.record(run.run_id), record.to_dict())
+        if runlog.kept and had_log(layout, run.run_id):  # an earlier attempt's: not this
+            log_path.unlink(missing_ok=True)  # one's (its record is written now)
         if had_failed_record(layout, run.run_id):
             layout.failed_record(run.run_id).unlink(missing_ok=True)
     else:

@@ -57,6 +57,8 @@ def _reuse(partial: Path) -> TextIO | None:
         os.replace(_Quiet.path, partial)
     except OSError:
         kept.close()
+        with contextlib.suppress(OSError):
+            os.unlink(_Quiet.path)
         return None
     return kept
 

@@ -396,6 +396,7 @@ def _end_with_worker(worker: int, cancellation: _Cancellation) -> None:
     def on_term(signum: int, frame: object) -> None:
         if os.getppid() != worker:
             _publish_orphaned()
+            discard_quiet_log()  # no finished run keeps a partial log
             os.killpg(0, signal.SIGKILL)
         cancellation._handle(signum, frame)
 
@@ -508,7 +509,7 @@ def _hand_over(pipe: int, scratch: Path) -> RecordWriter:
     hand it to the parent (``_publish``), which fsyncs and renames it while the child goes
     on with the next run, so the disk's latency is off the runs' path."""
 
-    made: set[Path] = set()  # record folders made by this child (one mkdir each)
+    made: dict[Path, str | None] = {}  # record folder -> where its temporary files go
     try:
         scratch.mkdir(parents=True, exist_ok=True)
         own: str | None = os.fspath(scratch)
@@ -516,10 +517,11 @@ def _hand_over(pipe: int, scratch: Path) -> RecordWriter:
         own = None
 
     def write(path: Path, record: dict) -> None:
-        if path.parent not in made:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            made.add(path.parent)
-        tmp = temp_path(os.fspath(path), own)
+        if path.parent not in made:  # one mkdir per folder; beside the record when
+            path.parent.mkdir(parents=True, exist_ok=True)  # it is on another device
+            same = own is not None and os.stat(own).st_dev == os.stat(path.parent).st_dev
+            made[path.parent] = own if same else None
+        tmp = temp_path(os.fspath(path), made[path.parent])
         data = to_strict_json(record).encode()
         flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC
         try:

@@ -39,7 +39,7 @@ def _is_null(value: Any) -> bool:
     return value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value))
 
 
-_NULL_TYPES = frozenset({type(None), float, type(pd.NA)})  # types a null value can have
+_NULL_TYPES = frozenset({type(None), type(pd.NA)})  # with float's: a null value's types
 _PLAIN = {frozenset({str}): "str", frozenset({float}): "float", frozenset({bool}): "bool"}
 
 
@@ -84,7 +84,7 @@ def _typed(column: pd.Series, exact: bool) -> pd.Series:
     if column.dtype != object:
         return column
     values = column.tolist()
-    if _NULL_TYPES.isdisjoint(map(type, values)):
+    if not any(t in _NULL_TYPES or issubclass(t, float) for t in set(map(type, values))):
         present = values
     else:
         present = [v for v in values if not _is_null(v)]

@@ -104,7 +104,7 @@ def _checker(hint: Any) -> Callable[[Any], bool]:
         return lambda value: True
     if origin in (types.UnionType, typing.Union):
         args = typing.get_args(hint)
-        plain = tuple(h for h in args if isinstance(h, type) and h is not int)
+        plain = tuple(h for h in args if isinstance(h, type) and h not in (int, Any))
         plain = tuple(type(None) if h is type(None) else h for h in plain)
         rest = tuple(_checker(h) for h in args if h not in plain)
         if not rest:  # e.g. str | None: one isinstance
@@ -223,11 +223,8 @@ def read_record_file(
 def _read_all(fd: int) -> bytes:
     """The rest of the file open at ``fd`` (os.read: a file object costs as much again
     as reading a record)."""
-    data = os.read(fd, 1 << 16)
-    if len(data) < 1 << 16:  # a regular file's read is short only at its end
-        return data
-    parts = [data]
-    while chunk := os.read(fd, 1 << 20):
+    parts = []
+    while chunk := os.read(fd, 1 << 16):  # a network filesystem may return short reads
         parts.append(chunk)
     return b"".join(parts)
 

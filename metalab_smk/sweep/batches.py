@@ -56,24 +56,26 @@ def choose_chunk_size(
     chunk_size: int | None = None,
     min_chunk: int = 1,
     median_run_seconds: float | None = None,
+    local: bool = False,
 ) -> int:
     """Runs per job: ``chunk_size`` when given; one when earlier runs of the experiment
-    took at least LONG_RUN_SECONDS. Else, on one machine (``min_chunk`` 1), one job per
+    took at least LONG_RUN_SECONDS. Else, on one machine (``local``), one job per
     parallel slot (its batch strided over the sweep, ``write_batches``) of at most
-    MAX_LOCAL_CHUNK runs; on a cluster (a SLURM job costs seconds to start), about
+    MAX_LOCAL_CHUNK runs; elsewhere (a cluster job costs seconds to start), about
     JOBS_PER_WORKER jobs per parallel slot of at least ``min_chunk`` and at most
-    MAX_AUTO_CHUNK runs, and with recorded durations about MIN_JOB_SECONDS of runs per
-    job, as long as that still gives every parallel slot a job."""
+    MAX_AUTO_CHUNK runs, and with recorded durations on a cluster (``min_chunk`` > 1)
+    about MIN_JOB_SECONDS of runs per job, as long as that still gives every parallel
+    slot a job."""
     if chunk_size is not None:
         if chunk_size < 1:
             raise ExecutorError(f"chunk_size={chunk_size} must be at least 1.")
         return chunk_size
     if median_run_seconds is not None and median_run_seconds >= LONG_RUN_SECONDS:
         return 1
-    if min_chunk <= 1:
+    if local:
         return max(1, min(MAX_LOCAL_CHUNK, math.ceil(n_runs / max(1, parallel))))
     spread = math.ceil(n_runs / max(1, parallel * JOBS_PER_WORKER))
-    if median_run_seconds is not None:
+    if median_run_seconds is not None and min_chunk > 1:
         by_time = math.ceil(MIN_JOB_SECONDS / max(median_run_seconds, 1e-3))
         spread = max(spread, min(by_time, math.ceil(n_runs / max(1, parallel))))
     return max(1, min(MAX_AUTO_CHUNK, max(min_chunk, spread)))
@@ -146,6 +148,7 @@ def plan_batches(
     max_jobs: int | None = None,
     max_group: int | None = None,
     time_limit: Callable[[dict[str, Any]], int | None] | None = None,
+    local: bool = False,
 ) -> tuple[list[BatchGroup], int]:
     """Replace earlier batches by batches of ``missing``, one group per resource class
     (a batch never mixes classes); return the groups and the largest batch size.
@@ -154,10 +157,11 @@ def plan_batches(
     batch size is lowered per class so that its runs fit it, by the longest finished run
     of the class. ``max_jobs`` (SLURM's MaxSubmitJobs) raises the size until all batches
     fit; ``max_group`` (a job array's size limit) splits a class's batches into groups of
-    at most that many (one array each)."""
+    at most that many (one array each). ``local``: the jobs run
+    on this machine (``choose_chunk_size``)."""
     clear_batches(layout)
     chunk = choose_chunk_size(
-        len(missing), parallel, chunk_size, min_chunk, median_run_seconds(layout)
+        len(missing), parallel, chunk_size, min_chunk, median_run_seconds(layout), local
     )
     table = ResourceClasses.read(layout)
     groups = table.group(missing)
@@ -181,7 +185,7 @@ def plan_batches(
             prefix = f"{stamp}c{number}" if table.per_case else stamp
             prefix += f"p{part}" if part else ""
             part_indices = indices[start : start + step]
-            targets = write_batches(layout, part_indices, size, prefix, strided=min_chunk <= 1)
+            targets = write_batches(layout, part_indices, size, prefix, strided=local)
             if table.per_case:
                 for target in targets:
                     write_batch_resources(layout, target.stem, table.classes[number])
@@ -206,7 +210,9 @@ def dag_targets(
     done = layout.done_ids()
     missing = [i for i, rid in enumerate(run_ids) if rid not in done]
     median = median_run_seconds(layout) if missing else None
-    size = choose_chunk_size(len(missing), parallel, chunk, 10 if remote else 1, median)
+    size = choose_chunk_size(
+        len(missing), parallel, chunk, 10 if remote else 1, median, local=not remote
+    )
     if size == 1 or not missing:
         return [f"runs/{rid}.json" for rid in run_ids]
     targets = [f"runs/{rid}.json" for rid in run_ids if rid in done]

@@ -228,7 +228,10 @@ def _launch(
         command = [sys.executable, "-m", "metalab_smk.slurm.array", str(layout.root)]
         command.append(array_spec(slurm, [(a.stamp, a.tasks, a.resources) for a in arrays]))
         return start_detached(command, layout.root, layout.array_log, tie_to_parent=tie_to_parent)
-    groups, chunk = plan_batches(layout, missing, parallel, executor.chunk_size, executor.min_chunk)
+    local = isinstance(executor, LocalExecutor)
+    groups, chunk = plan_batches(
+        layout, missing, parallel, executor.chunk_size, executor.min_chunk, local=local
+    )
     targets = [target for group in groups for target in group.targets]
     command = [
         sys.executable,

@@ -345,7 +345,9 @@ class FileSource:
         self._run_id(layout, run_id)
         partial_log = layout.newest_partial_log(run_id)
         candidates = [(layout.log(run_id), False), (partial_log, True)]
-        if _mtime(partial_log) > _mtime(layout.log(run_id)):
+        if _mtime(partial_log) <= _mtime(layout.record(run_id)):
+            candidates.pop()  # a killed attempt's, before the success (which was quiet)
+        elif _mtime(partial_log) > _mtime(layout.log(run_id)):
             candidates.reverse()  # a new attempt is running: its log, not the last one's
         for path, partial in candidates:
             if path.is_file():

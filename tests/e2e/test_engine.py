@@ -243,7 +243,7 @@ def test_compile_prints_directory_and_snakemake_command(sweep: Sweep) -> None:
     assert sweep.dry_run.returncode == 0, sweep.dry_run.stdout
     assert "Using workflow specific profile profiles/default" in sweep.dry_run.stdout
     # missing runs are packed: one job per core (--cores all: this machine's)
-    chunk = choose_chunk_size(8, os.cpu_count() or 1)
+    chunk = choose_chunk_size(8, os.cpu_count() or 1, local=True)
     rule = "metalab_run" if chunk == 1 else "metalab_batch"
     assert _job_count(sweep.dry_run.stdout, rule) == math.ceil(8 / chunk)
     assert _job_count(sweep.dry_run.stdout, "metalab_summary") == 1

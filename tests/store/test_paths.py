@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import time
 from pathlib import Path
 
 import numpy as np
@@ -182,6 +183,26 @@ def test_dashboard_refuses_a_symlinked_record_log_and_artifact(client, layout, t
     assert client.get(f"{base}/{IDS[1]}").json()["record"]["run_id"] == IDS[1]
     rows = client.get(f"{base}").json()
     assert "666" not in str(rows) and IDS[2] not in str(rows)
+
+
+def test_a_quiet_success_after_a_killed_attempt_shows_no_log_not_the_killed_one(
+    client, layout
+) -> None:
+    """A run killed once (its partial log left) that then succeeded printing nothing has
+    no log: neither the dashboard nor get_log shows the killed attempt's as its own; a
+    partial log newer than the record (a new attempt running) is still shown."""
+    killed = layout.partial_log(IDS[0], 4_000_000)
+    killed.parent.mkdir(parents=True)
+    killed.write_text("# metalab run {}\nkilled attempt's output\n")
+    old = time.time() - 60
+    os.utime(killed, (old, old))
+    base = "/api/experiments/p:1/runs"
+    shown = client.get(f"{base}/{IDS[0]}/log").json()
+    assert shown["missing"] and "killed" not in shown["text"] and not shown["partial"]
+    assert FileStore(layout.root).get_log(IDS[0]) is None
+    os.utime(killed, (old + 120, old + 120))  # newer than the record: in progress
+    assert client.get(f"{base}/{IDS[0]}/log").json()["partial"]
+    assert "killed attempt's output" in FileStore(layout.root).get_log(IDS[0])
 
 
 def test_dashboard_refuses_a_symlinked_compiled_description(client, layout, tmp_path) -> None:

@@ -397,7 +397,7 @@ def test_scalar_refuses_structures_with_a_hint(value: object, type_name: str) ->
     ],
 )
 def test_choose_chunk_size_auto(n_runs: int, cores: int, expected: int) -> None:
-    assert choose_chunk_size(n_runs, cores) == expected
+    assert choose_chunk_size(n_runs, cores, local=True) == expected
 
 
 def test_choose_chunk_size_explicit_wins_and_must_be_positive() -> None:
@@ -413,8 +413,12 @@ def test_choose_chunk_size_explicit_wins_and_must_be_positive() -> None:
 def test_choose_chunk_size_is_the_smallest_giving_a_job_per_core_or_a_few_on_slurm(
     n_runs, cores
 ) -> None:
-    for min_chunk, jobs_per_core, cap in ((1, 1, MAX_LOCAL_CHUNK), (10, JOBS_PER_WORKER, 1000)):
-        chunk = choose_chunk_size(n_runs, cores, min_chunk=min_chunk)
+    # on this machine; on a cluster whose jobs are cheap to start (a profile for another
+    # scheduler: min_chunk 1); on SLURM
+    settings = ((1, True, 1, MAX_LOCAL_CHUNK), (1, False, JOBS_PER_WORKER, 1000))
+    settings += ((10, False, JOBS_PER_WORKER, 1000),)
+    for min_chunk, local, jobs_per_core, cap in settings:
+        chunk = choose_chunk_size(n_runs, cores, min_chunk=min_chunk, local=local)
         assert 1 <= chunk <= cap
         if min_chunk < chunk < cap:
             assert math.ceil(n_runs / chunk) <= cores * jobs_per_core
@@ -437,7 +441,8 @@ def test_local_batches_are_strided_so_growing_run_times_are_shared_out() -> None
 
 def test_choose_chunk_size_uses_earlier_durations_and_the_minimum() -> None:
     assert choose_chunk_size(200, 2, median_run_seconds=60.0) == 1  # long runs: one each
-    assert choose_chunk_size(200, 2, median_run_seconds=0.01) == 100  # a job per core
+    assert choose_chunk_size(200, 2, median_run_seconds=0.01, local=True) == 100  # one a core
+    assert choose_chunk_size(200, 2, median_run_seconds=0.01) == 50  # not local: two a core
     assert choose_chunk_size(20, 100, min_chunk=10) == 10  # SLURM: at least 10 per job
     # SLURM with recorded durations: a job gets about a minute of short runs, while every
     # parallel slot still gets a job

@@ -621,3 +621,17 @@ def test_a_bad_record_that_cannot_be_moved_is_skipped_with_a_warning(layout, cap
     assert list(runs["run_id"]) == [IDS[1]]
     assert capsys.readouterr().err.count("could not move it to quarantine") == 1
     assert layout.record(IDS[0]).exists()
+
+
+def test_column_kinds_from_the_set_of_value_types_match_the_rule_for_each_value() -> None:
+    from metalab_smk.results.columns import _kind, _kind_of_each, _typed
+
+    cases = [[], ["a"], [1.5, 2.0], [True], [1, 2], [1, 2**70], [1, 2.5], [1, "a"], [True, 1]]
+    cases += [[np.int64(3)], [np.float64(1.0), 2.0], [2**70, 1.0], [np.bool_(True)]]
+    for values in cases:
+        assert _kind(values) == _kind_of_each(values), values
+    # a numpy NaN is a null (float's subclass), so the ints stay ints
+    with_nan = _typed(pd.Series([np.int64(1), np.float64("nan")], dtype=object), False)
+    assert str(with_nan.dtype) == "Int64" and with_nan.isna().tolist() == [False, True]
+    words = _typed(pd.Series(["a", np.float64("nan")], dtype=object), False)
+    assert words.tolist() == ["a", None]
