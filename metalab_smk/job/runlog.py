@@ -46,21 +46,17 @@ class _Quiet:
 
 def _reuse(partial: Path) -> TextIO | None:
     """The kept log file, renamed to ``partial`` (None: there is none to reuse)."""
-    kept, _Quiet.file = _Quiet.file, None
+    kept = _Quiet.file
     if kept is None or _Quiet.pid != os.getpid() or _Quiet.path is None:
+        _Quiet.file = None  # none, or a parent process's
         return None
-    if _Quiet.path.parent != partial.parent:  # another experiment's logs
-        _Quiet.file = kept
-        discard_quiet_log()
-        return None
-    try:
-        os.replace(_Quiet.path, partial)
-    except OSError:
-        kept.close()
+    if _Quiet.path.parent == partial.parent:  # not another experiment's logs
         with contextlib.suppress(OSError):
-            os.unlink(_Quiet.path)
-        return None
-    return kept
+            os.replace(_Quiet.path, partial)
+            _Quiet.file = None
+            return kept
+    discard_quiet_log()
+    return None
 
 
 def discard_quiet_log() -> None:

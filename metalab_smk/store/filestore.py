@@ -130,9 +130,9 @@ class FileStore:
         except KeyError:
             layout = next(iter(self.experiment_dirs()), ExperimentDir.at(self._root))
         candidates = [layout.log(run_id, name)]
-        partial = layout.newest_partial_log(run_id)
-        if name == "run" and not _older_than_success(partial, layout.record(run_id)):
-            candidates.append(partial)  # not a killed attempt's, before a quiet success
+        partial = layout.current_partial_log(run_id) if name == "run" else None
+        if partial is not None:
+            candidates.append(partial)
         for path in candidates:
             if path.is_file():
                 return inside(layout.root, path).read_text(errors="replace")
@@ -154,14 +154,6 @@ class FileStore:
 
     def __repr__(self) -> str:
         return f"FileStore(root={str(self._root)!r})"
-
-
-def _older_than_success(partial: Path, record: Path) -> bool:
-    """Whether the partial log ``partial`` is older than the success record ``record``."""
-    try:
-        return partial.stat().st_mtime_ns <= record.stat().st_mtime_ns
-    except OSError:
-        return False
 
 
 def export_store(*args: Any, **kwargs: Any) -> Any:

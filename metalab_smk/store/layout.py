@@ -161,6 +161,20 @@ class ExperimentDir:
         )
         return found[-1] if found else self.logs_dir / f"{run_id}_run.log.partial"
 
+    def current_partial_log(self, run_id: str) -> Path | None:
+        """The newest partial log of ``run_id`` (in flight, or left by a killed attempt),
+        unless the run succeeded after it: then it is a killed attempt's before a success
+        that printed nothing (and kept no log), not the run's log. None when none."""
+        partial = self.newest_partial_log(run_id)
+        try:
+            written = partial.stat().st_mtime_ns
+        except OSError:
+            return None
+        try:
+            return partial if written > self.record(run_id).stat().st_mtime_ns else None
+        except OSError:
+            return partial
+
     def every_partial_log(self) -> list[tuple[str, Path]]:
         """Every partial log: ``[(run_id, path)]`` (several per run after kills)."""
         return self.run_logs()[0]

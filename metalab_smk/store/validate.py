@@ -105,7 +105,6 @@ def _checker(hint: Any) -> Callable[[Any], bool]:
     if origin in (types.UnionType, typing.Union):
         args = typing.get_args(hint)
         plain = tuple(h for h in args if isinstance(h, type) and h not in (int, Any))
-        plain = tuple(type(None) if h is type(None) else h for h in plain)
         rest = tuple(_checker(h) for h in args if h not in plain)
         if not rest:  # e.g. str | None: one isinstance
             return lambda value: isinstance(value, plain)

@@ -157,8 +157,8 @@ def plan_batches(
     batch size is lowered per class so that its runs fit it, by the longest finished run
     of the class. ``max_jobs`` (SLURM's MaxSubmitJobs) raises the size until all batches
     fit; ``max_group`` (a job array's size limit) splits a class's batches into groups of
-    at most that many (one array each). ``local``: the jobs run
-    on this machine (``choose_chunk_size``)."""
+    at most that many (one array each). ``local``: the jobs run on this machine
+    (``choose_chunk_size``)."""
     clear_batches(layout)
     chunk = choose_chunk_size(
         len(missing), parallel, chunk_size, min_chunk, median_run_seconds(layout), local

@@ -343,12 +343,12 @@ class FileSource:
         (when newer)."""
         layout = self.layout(experiment_id)
         self._run_id(layout, run_id)
-        partial_log = layout.newest_partial_log(run_id)
-        candidates = [(layout.log(run_id), False), (partial_log, True)]
-        if _mtime(partial_log) <= _mtime(layout.record(run_id)):
-            candidates.pop()  # a killed attempt's, before the success (which was quiet)
-        elif _mtime(partial_log) > _mtime(layout.log(run_id)):
-            candidates.reverse()  # a new attempt is running: its log, not the last one's
+        partial_log = layout.current_partial_log(run_id)
+        candidates = [(layout.log(run_id), False)]
+        if partial_log is not None:
+            candidates.append((partial_log, True))
+            if _mtime(partial_log) > _mtime(layout.log(run_id)):
+                candidates.reverse()  # a new attempt is running: its log, not the last one's
         for path, partial in candidates:
             if path.is_file():
                 path = _inside(layout.root, path)
