@@ -7,19 +7,25 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from metalab_smk.store.layout import ExperimentDir
+
+if TYPE_CHECKING:
+    from metalab_smk.results.rows import RecordRows
 
 __all__ = ["end_of_sweep", "summary_rule"]
 
 
 def end_of_sweep(
-    layout: ExperimentDir, derived: Sequence[Any] = (), summary_checked: bool = False
+    layout: ExperimentDir,
+    derived: Sequence[Any] = (),
+    summary_checked: bool = False,
+    read: RecordRows | None = None,
 ) -> int:
     """Write what a finished sweep leaves behind; the number of runs whose derived
     metrics were computed. ``summary_checked``: a no-op start has just ensured the
-    summary."""
+    summary; ``read``: rows of records read while the sweep ran."""
     from metalab_smk.results.index.upkeep import upkeep
     from metalab_smk.results.summary import ensure_summary
 
@@ -29,7 +35,7 @@ def end_of_sweep(
 
         computed = len(Results(layout).compute_derived(list(derived)))
     if not summary_checked:
-        ensure_summary(layout)  # also quarantines bad records that landed
+        ensure_summary(layout, read=read)  # also quarantines bad records that landed
     upkeep(layout)  # the PostgreSQL index, when one is configured
     return computed
 

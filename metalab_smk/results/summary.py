@@ -12,7 +12,7 @@ import os
 import sys
 import time
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -28,14 +28,24 @@ from metalab_smk.results.columns import (
     to_table,
     typed_frame,
 )
+from metalab_smk.results.rows import (
+    RecordRows,
+    RowKey,
+    Rows,
+    record_path,
+    record_row,
+    rows_of,
+    scalar_or_json,
+)
 from metalab_smk.store.coverage import coverage_snapshot, summary_is_current, write_coverage
-from metalab_smk.store.jsonio import atomic_write_via, read_json
+from metalab_smk.store.jsonio import atomic_write_via
 from metalab_smk.store.layout import ExperimentDir, json_stems
 from metalab_smk.store.safepath import read_json_inside
 from metalab_smk.store.validate import clean_leftovers, open_dir_inside, read_valid_record
 
 __all__ = [
     "RESERVED_COLUMNS",
+    "RecordRows",
     "collect",
     "ensure_summary",
     "record_row",
@@ -60,39 +70,6 @@ RESERVED_COLUMNS = (
 )
 
 
-def _scalar_or_json(value: Any) -> Any:
-    """Scalars as they are; lists, dicts and other values as their (sorted) JSON text."""
-    if value is None or isinstance(value, (bool, int, float, str)):
-        return value
-    return json.dumps(value, sort_keys=True, default=str)
-
-
-def record_row(record: dict[str, Any]) -> dict[str, Any]:
-    """The summary row of one record (params as ``param_<name>``, metrics by name)."""
-    error = record.get("error") or {}
-    seed = record.get("seed") or {}
-    row: dict[str, Any] = {
-        "run_id": record["run_id"],
-        "experiment_id": record.get("experiment_id"),
-        "status": record.get("status"),
-        "run_index": record.get("run_index"),
-        "seed_root": seed.get("root_seed"),
-        "seed_replicate": seed.get("replicate_index"),
-        "duration_ms": record.get("duration_ms"),
-        "started_at": record.get("started_at"),
-        "finished_at": record.get("finished_at"),
-        "error_type": error.get("type"),
-        "error_message": error.get("message"),
-        "tags": ",".join(record.get("tags") or []),
-    }
-    for name, value in (record.get("params_resolved") or {}).items():
-        row[f"param_{name}"] = _scalar_or_json(value)
-    for name, value in (record.get("metrics") or {}).items():
-        column = f"metric_{name}" if name in row else name
-        row[column] = _scalar_or_json(value)
-    return row
-
-
 STEP_COLUMNS = ["run_id", "name", "step", "value"]
 COVERAGE_KEY = b"metalab.coverage"
 MAX_LISTED = 10_000  # the coverage lists failed runs and partial logs up to this many
@@ -102,25 +79,6 @@ REUSE_MARGIN_NS = 2_000_000_000  # records changed this close to the last listin
 def is_exact_column(name: str) -> bool:
     """Params keep ints and floats apart; metrics mixing them become floats."""
     return name.startswith("param_")
-
-
-def _steps_rows(layout: ExperimentDir, record: dict[str, Any]) -> Iterable[dict[str, Any]]:
-    """Rows of the record's stepped metrics; a missing, unreadable or escaping file is
-    skipped (with a warning unless it is just missing)."""
-    for name in record.get("stepped_metrics") or []:
-        try:
-            path = layout.resolve_inside(f"results/{record['run_id']}/{name}.json")
-            data = [(step, value) for step, value in read_json(path)["data"]]
-        except FileNotFoundError:
-            continue
-        except (OSError, ValueError, KeyError, TypeError) as exc:  # incl. StorePathError
-            print(
-                f"metalab: warning: run {record['run_id']}: skipped stepped metric {name!r}: {exc}",
-                file=sys.stderr,
-            )
-            continue
-        for step, value in data:
-            yield {"run_id": record["run_id"], "name": name, "step": step, "value": value}
 
 
 def _stored_coverage(path: Path) -> dict[str, Any] | None:
@@ -152,7 +110,7 @@ def _build(
     done: set[str],
     failed: set[str],
     previous: tuple[pd.DataFrame, pd.DataFrame, int] | None,
-    cache: dict[tuple[str, int, int], tuple[dict[str, Any], list[dict[str, Any]]] | None],
+    cache: dict[RowKey, Rows | None],
     counts: dict[str, Any],
     move_bad: bool = True,
 ) -> tuple[pd.DataFrame, pd.DataFrame, int]:
@@ -179,16 +137,17 @@ def _build(
         for index, run_id in enumerate(layout.read_run_ids()):
             name = f"{run_id}.json"
             if name in done:
-                path, success = layout.record(run_id), True
+                success = True
                 n_done += 1
             elif name in failed:
-                path, success = layout.failed_record(run_id), False
+                success = False
                 failed_positions[run_id] = index
             else:
                 continue
+            fd = fds[success]
             try:  # relative to the directory's descriptor: about twice as fast
-                fd = fds[success]
-                info = os.stat(path) if fd is None else os.stat(name, dir_fd=fd)
+                where = name if fd is not None else record_path(layout, run_id, success)
+                info = os.stat(where, dir_fd=fd)
             except FileNotFoundError:
                 continue
             changed = max(info.st_mtime_ns, info.st_ctime_ns)
@@ -202,16 +161,15 @@ def _build(
                 kept[run_id] = row
                 order[run_id] = len(order)
                 continue
-            key = (str(path), changed, info.st_size)
+            key = (success, name, changed, info.st_size)
             if key not in cache:
-                record = read_valid_record(
-                    layout, path, run_id, move_bad=move_bad, dir_fd=fds[success]
-                )
+                path = record_path(layout, run_id, success)
+                record = read_valid_record(layout, path, run_id, move_bad=move_bad, dir_fd=fd)
                 if record is None:  # quarantined (or skipped): list again
                     bad += 1
                     cache[key] = None
                     continue
-                cache[key] = (record_row(record), list(_steps_rows(layout, record)))
+                cache[key] = rows_of(layout, record)
             cached = cache[key]
             if cached is None:
                 continue
@@ -247,13 +205,14 @@ def _build(
 
 
 def _records(
-    layout: ExperimentDir, incremental: bool, move_bad: bool = True
+    layout: ExperimentDir, incremental: bool, move_bad: bool = True, read: RecordRows | None = None
 ) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any]]:
     """(runs, steps, coverage) of the valid records on disk; bad ones are quarantined
     and the listing repeated, so the coverage describes the directories as left
-    (``move_bad=False``: bad ones are only named, nothing is written)."""
+    (``move_bad=False``: bad ones are only named, nothing is written). ``read``: rows
+    of records read before (while the sweep ran), used where the file is unchanged."""
     previous = _previous(layout) if incremental else None
-    cache: dict[tuple[str, int, int], tuple[dict[str, Any], list[dict[str, Any]]] | None] = {}
+    cache: dict[RowKey, Rows | None] = dict(read.rows) if read is not None else {}
     counts: dict[str, Any] = {}
     for _ in range(10):
         listed_at = time.time_ns()
@@ -305,7 +264,7 @@ def _with_derived(layout: ExperimentDir, runs: pd.DataFrame) -> pd.DataFrame:
     if not stored or runs.empty:
         return runs
     rows = [
-        {f"derived_{k}": _scalar_or_json(v) for k, v in _derived(layout, rid).items()}
+        {f"derived_{k}": scalar_or_json(v) for k, v in _derived(layout, rid).items()}
         if rid in stored
         else {}
         for rid in runs["run_id"].tolist()
@@ -329,15 +288,16 @@ def _write_parquet(table: pa.Table, path: Path) -> None:
 
 
 def collect(
-    directory: str | os.PathLike[str], incremental: bool = True
+    directory: str | os.PathLike[str], incremental: bool = True, read: RecordRows | None = None
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Write both summaries of the experiment directory and return them (``incremental``:
-    reuse the rows of records unchanged since the last summary). Bad records are
-    quarantined, stale temporary files and empty partial logs removed."""
+    reuse the rows of records unchanged since the last summary; ``read``: rows read while
+    the sweep ran). Bad records are quarantined, stale temporary files and empty partial
+    logs removed."""
     layout = ExperimentDir.at(directory)
     logs: dict[str, Any] = {}
     clean_leftovers(layout, logs)
-    runs, steps, state = _records(layout, incremental)
+    runs, steps, state = _records(layout, incremental, read=read)
     state["logs_mtime_ns"] = logs["mtime_ns"]
     state["logs_listed_at_ns"] = logs["listed_at_ns"]
     partials = logs["partials"]
@@ -355,14 +315,16 @@ def collect(
     return runs, steps
 
 
-def ensure_summary(layout: ExperimentDir, stale: bool = False) -> bool:
-    """Rebuild the summary unless it is current (``stale``: known not to be); True when
-    it was rebuilt. Raises SummaryError saying why when no readable, complete summary
-    can be left."""
+def ensure_summary(
+    layout: ExperimentDir, stale: bool = False, read: RecordRows | None = None
+) -> bool:
+    """Rebuild the summary unless it is current (``stale``: known not to be; ``read``:
+    rows read while the sweep ran); True when it was rebuilt. Raises SummaryError saying
+    why when no readable, complete summary can be left."""
     if not stale and summary_is_current(layout):
         return False
     try:
-        collect(layout.root)
+        collect(layout.root, read=read)
     except (OSError, ValueError, pa.ArrowException) as exc:
         raise SummaryError(
             f"could not write the summary of {layout.root}: {exc}; fix the cause and run "

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from metalab_smk.errors import MetalabError, SweepError, SweepInterrupted
+from metalab_smk.results.rows import RecordRows
 from metalab_smk.slurm.array import QueuePolling
 from metalab_smk.store.jsonio import read_json
 from metalab_smk.store.layout import ExperimentDir
@@ -95,6 +96,8 @@ class RunHandle:
         self._skipped = list(skipped or [])
         self._rounds = max(2, max_attempts(layout) - 1)  # more rounds: missed, interrupted
         self._watcher: EventWatcher | None = None
+        self._landed = RecordRows()  # rows of records read as they land, for the summary
+        self._next_read = 0.0
         if progress is not None or on_event is not None:
             skipped_ids = set(self._skipped)
             running = [rid for rid in layout.read_run_ids() if rid not in skipped_ids]
@@ -164,6 +167,7 @@ class RunHandle:
                     self._progress.__exit__(None, None, None)
                 return
         self._started.set()
+        self._landed.start(self.layout)
         import metalab_smk.results.summary  # noqa: F401 - load pandas/pyarrow while Snakemake works
 
         try:
@@ -183,6 +187,7 @@ class RunHandle:
                     began = time.perf_counter()
                     self._watcher.poll()
                     pause = min(2.0, max(0.1, 5 * (time.perf_counter() - began)))
+                self._read_landed()
                 self._pause(pause)
             self.returncode = self.process.returncode if self.process is not None else None
             untouched = untouched_indices(self.layout)
@@ -204,6 +209,16 @@ class RunHandle:
             missing = retry.indices
             self.process = self._launch(retry.indices, retry)
 
+    def _read_landed(self) -> None:
+        """Read the records that landed since the last time (their rows spare the summary
+        at the end that work), at most a fifth of the time."""
+        began = time.monotonic()
+        if began < self._next_read:
+            return
+        with contextlib.suppress(OSError, MetalabError):  # e.g. damaged: the summary says
+            self._landed.read_new(self.layout)
+        self._next_read = began + 4 * (time.monotonic() - began)
+
     def _pause(self, seconds: float) -> None:
         """Sleep ``seconds``, or less when the Snakemake process ends sooner."""
         if self.process is None:
@@ -219,7 +234,9 @@ class RunHandle:
             if self._watcher is not None:
                 self._watcher.poll()
             try:
-                computed = end_of_sweep(self.layout, self._derived, self._summary_checked)
+                computed = end_of_sweep(
+                    self.layout, self._derived, self._summary_checked, self._landed
+                )
                 if computed and self._progress is not None and self._progress.show:
                     print(f"metalab: derived metrics of {computed} runs stored", flush=True)
             except Exception as exc:

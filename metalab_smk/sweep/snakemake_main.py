@@ -13,8 +13,11 @@ Snakemake's plugin registries (executors, storage, reports, loggers, schedulers)
 list every installed top-level module (``pkgutil.iter_modules()``, 20-100 ms apiece); the
 list is made once and shared. A local sweep (``METALAB_SNAKEMAKE_LOCAL=1``, set by the
 runner) starts Snakemake without the installed executor plugins, which only cluster
-sweeps use. The module name contains "snakemake", as the process checks
-(``sweep/locks.py``) expect."""
+sweeps use, nor its database persistence backend: Snakemake imports that backend's
+SQLModel and SQLAlchemy at start (0.17 s of its 0.55 s) though a sweep keeps its metadata
+in files, so a local sweep's Snakemake declares its metadata record with stand-ins for
+them (``file_persistence_only``; Snakemake 9, undone when anything does not fit). The
+module name contains "snakemake", as the process checks (``sweep/locks.py``) expect."""
 
 from __future__ import annotations
 
@@ -22,8 +25,10 @@ import contextlib
 import logging
 import os
 import pkgutil
+import re
 import sys
 import threading
+import types
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
@@ -75,18 +80,104 @@ def skip_html_reporter() -> None:
     ReportPluginRegistry.collect_plugins = PluginRegistryBase.collect_plugins  # type: ignore[method-assign]
 
 
+class _NoDbPersistence:
+    """Stands for Snakemake's database persistence backend in a local sweep's Snakemake."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        raise RuntimeError(
+            "metalab's local sweeps keep Snakemake's metadata in files; its database "
+            "persistence (--persistence db) is not available in them"
+        )
+
+
+def _sql_stand_ins() -> dict[str, types.ModuleType]:
+    """``sqlmodel`` and ``sqlalchemy`` as far as ``snakemake.persistence`` uses them to
+    declare its metadata record: a pydantic model (what the file backend reads and
+    writes), its SQL column types ignored."""
+    import pydantic
+
+    class SQLModel(pydantic.BaseModel):
+        def __init_subclass__(cls, **kwargs: Any) -> None:  # table=...: SQL only
+            super().__init_subclass__()
+
+    def field(*args: Any, sa_column: Any = None, **kwargs: Any) -> Any:
+        return pydantic.Field(*args, **kwargs)
+
+    sqlmodel = types.ModuleType("sqlmodel")
+    sqlmodel.SQLModel, sqlmodel.Field = SQLModel, field  # type: ignore[attr-defined]
+    sqlalchemy = types.ModuleType("sqlalchemy")
+    sqlalchemy.Column, sqlalchemy.JSON = (lambda *a, **k: None), None  # type: ignore[attr-defined]
+    database = types.ModuleType("snakemake.persistence.db")
+    database.DbPersistence = _NoDbPersistence  # type: ignore[attr-defined]
+    return {"sqlmodel": sqlmodel, "sqlalchemy": sqlalchemy, "snakemake.persistence.db": database}
+
+
+def _asks_for_persistence(argv: Sequence[str]) -> bool:
+    """Whether the command line or the workflow's default profile chooses Snakemake's
+    persistence backend (then it is imported as usual)."""
+    if any(arg.startswith("--persistence-backend") for arg in argv):
+        return True
+    try:
+        with open(os.path.join("profiles", "default", "config.yaml"), encoding="utf-8") as f:
+            return "persistence-backend" in f.read()
+    except OSError:
+        return False
+
+
+def file_persistence_only() -> bool:
+    """Import Snakemake's persistence package without its database backend, which a
+    local sweep never uses: Snakemake imports that backend's SQLModel and SQLAlchemy at
+    start (0.17 s of its 0.55 s). Only for the Snakemake versions this was tried with;
+    anything unexpected undoes it, and Snakemake imports as usual. True when done."""
+    taken = ("sqlmodel", "sqlalchemy", "snakemake.persistence", "snakemake.persistence.db")
+    if not _SQL_FREE_VERSIONS.match(_snakemake_version()) or any(
+        name in sys.modules for name in taken
+    ):
+        return False
+    stand_ins = _sql_stand_ins()
+    sys.modules.update(stand_ins)
+    try:
+        import snakemake.persistence
+
+        record = snakemake.persistence.MetadataRecord
+        record.model_validate(dict(record(rule="r").items()))
+        snakemake.persistence.db = stand_ins["snakemake.persistence.db"]  # type: ignore[attr-defined]
+        return True
+    except Exception:
+        for name in [n for n in sys.modules if n.startswith("snakemake.persistence")]:
+            del sys.modules[name]
+        stand_ins.pop("snakemake.persistence.db")
+        return False
+    finally:
+        for name in ("sqlmodel", "sqlalchemy"):  # later imports get the real ones
+            if sys.modules.get(name) is stand_ins.get(name):
+                del sys.modules[name]
+
+
+_SQL_FREE_VERSIONS = re.compile(r"9\.\d+\.")  # snakemake.persistence as of 9.x
+
+
+def _snakemake_version() -> str:
+    import snakemake  # its package alone: no persistence yet
+
+    return str(getattr(snakemake, "__version__", ""))
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     """Run Snakemake's command line with ``argv`` (default: this process's arguments);
-    with ``METALAB_SNAKEMAKE_LOCAL=1`` (a local sweep) without cluster executor plugins
-    and without the HTML report plugin."""
+    with ``METALAB_SNAKEMAKE_LOCAL=1`` (a local sweep) without cluster executor plugins,
+    the HTML report plugin and the database persistence backend."""
+    args = list(sys.argv[1:] if argv is None else argv)
     local = os.environ.get(LOCAL_ONLY) == "1"
     list_modules_once(local=local)
     if local:
         skip_html_reporter()
+        if not _asks_for_persistence(args):
+            file_persistence_only()
     from snakemake.cli import main as snakemake_main
 
     try:
-        snakemake_main(list(sys.argv[1:] if argv is None else argv))
+        snakemake_main(args)
     finally:
         cancel_timers()
 

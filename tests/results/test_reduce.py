@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 from metalab_smk.results import summary as reduce
+from metalab_smk.results.rows import RecordRows
 from metalab_smk.store.jsonio import atomic_write_json, atomic_write_text
 from metalab_smk.store.layout import ExperimentDir
 
@@ -88,3 +89,40 @@ def test_full_rebuild_reads_everything(layout, monkeypatch, _backdate) -> None:
     reads = _count_reads(monkeypatch)
     runs, _ = reduce.records_frame(layout, incremental=False)
     assert len(reads) == 4 and len(runs) == 4
+
+
+def test_rows_read_while_the_sweep_ran_spare_the_summary_reading_them(layout, monkeypatch):
+    landed = RecordRows()
+    landed.start(layout)  # the records on disk before the sweep are the summary's
+    atomic_write_json(layout.record(IDS[4]), _record(IDS[4], y=99))
+    atomic_write_json(layout.record("00000000000000ff"), _record("00000000000000ff"))
+    assert landed.read_new(layout) == 1  # a record of another compile is not read
+    assert landed.read_new(layout) == 0
+    reads = _count_reads(monkeypatch)
+    runs, _ = reduce.collect(layout.root, read=landed)
+    assert sorted(reads) == IDS[:4]
+    assert list(runs["run_id"]) == IDS and list(runs["y"])[4] == 99
+
+
+def test_a_record_replaced_after_it_was_read_is_read_again(layout, monkeypatch):
+    landed = RecordRows()
+    landed.start(layout)
+    atomic_write_json(layout.record(IDS[4]), _record(IDS[4], y=1))
+    landed.read_new(layout)
+    time.sleep(0.05)  # beyond the file-time resolution
+    atomic_write_json(layout.record(IDS[4]), _record(IDS[4], y=2))  # same size
+    reads = _count_reads(monkeypatch)
+    runs, _ = reduce.collect(layout.root, read=landed)
+    assert IDS[4] in reads and list(runs["y"])[4] == 2
+
+
+def test_a_bad_record_read_while_landing_is_quarantined_by_the_summary(layout, capsys):
+    landed = RecordRows()
+    landed.start(layout)
+    atomic_write_text(layout.record(IDS[4]), '{"run_id": "truncated')
+    assert landed.read_new(layout) == 1 and not landed.rows
+    assert capsys.readouterr().err == ""  # named once, by the summary
+    runs, _ = reduce.collect(layout.root, read=landed)
+    assert IDS[4] not in set(runs["run_id"])
+    assert "moved it to quarantine" in capsys.readouterr().err
+    assert list((layout.quarantine_dir / "runs").iterdir())
