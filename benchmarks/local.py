@@ -8,10 +8,12 @@ executors (``ThreadExecutor(max_workers=2)``, ``ProcessExecutor(max_workers=2)``
 sequential default ``ThreadExecutor(max_workers=1)``); the best of them is the baseline.
 Each measurement runs in a fresh directory and a fresh process; the variants are
 interleaved (one of each per round, for ``--repeat`` rounds) and the best per variant
-is shown with the range. No directory is deleted before the benchmark ends: on ext4
-without a journal, creating a file scans the inodes deleted in the last minutes
-(``recently_deleted``), which made whatever ran after a deleted store up to twice as
-slow (10,000 runs: 6 s or 12 s).
+is shown with the range. Each measurement starts after ``os.sync()`` (not timed): the
+kernel's writeback of the files the one before wrote (upstream's records are not
+fsynced) would otherwise compete with its writes. No directory is deleted before the
+benchmark ends: on ext4 without a journal, creating a file scans the inodes deleted in
+the last minutes (``recently_deleted``), which made whatever ran after a deleted store
+up to twice as slow (10,000 runs: 6 s or 12 s).
 
     python benchmarks/local.py [--sizes 200 1000] [--upstream-python PY]
 """
@@ -127,6 +129,7 @@ def _timed(root: Path, script: str, n_runs: int, python: str = sys.executable, *
     path.write_text(script.replace("__N__", str(n_runs)))
     scratch = Path(directory, "tmp")  # upstream leaves a temporary folder per run:
     scratch.mkdir()  # kept in here
+    os.sync()  # not timed: no variant waits for the writeback of the one before it
     done = subprocess.run(
         [python, str(path), *args],
         cwd=directory,

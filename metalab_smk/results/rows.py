@@ -18,10 +18,19 @@ from metalab_smk.store.jsonio import read_json
 from metalab_smk.store.layout import ExperimentDir, json_names
 from metalab_smk.store.validate import open_dir_inside, read_record_file
 
-__all__ = ["RecordRows", "RowKey", "Rows", "record_path", "record_row", "rows_of", "scalar_or_json"]
+__all__ = [
+    "RecordRows",
+    "RowKey",
+    "Rows",
+    "record_path",
+    "record_row",
+    "row_key",
+    "rows_of",
+    "scalar_or_json",
+]
 
 Rows = tuple[dict[str, Any], list[dict[str, Any]]]  # a record's summary row and step rows
-RowKey = tuple[bool, str, int, int]  # (success, file name, change time in ns, size)
+RowKey = tuple[bool, str, int, int, int]  # (success, name, inode, change time in ns, size)
 
 
 def scalar_or_json(value: Any) -> Any:
@@ -81,6 +90,13 @@ def rows_of(layout: ExperimentDir, record: dict[str, Any]) -> Rows:
     return record_row(record), list(steps_rows(layout, record))
 
 
+def row_key(success: bool, name: str, info: os.stat_result) -> RowKey:
+    """What identifies the file a row was read from: a file replaced by a rename has
+    another inode, one rewritten in place another change time (or size)."""
+    changed = max(info.st_mtime_ns, info.st_ctime_ns)
+    return success, name, info.st_ino, changed, info.st_size
+
+
 def record_path(layout: ExperimentDir, run_id: str, success: bool) -> Path:
     """The run's success record (``success``) or failed record."""
     return layout.record(run_id) if success else layout.failed_record(run_id)
@@ -89,8 +105,8 @@ def record_path(layout: ExperimentDir, run_id: str, success: bool) -> Path:
 class RecordRows:
     """The rows of records that landed while a sweep ran, read as they come (``read_new``)
     by whoever follows the sweep, so the summary at its end reads only the records that
-    changed since. A row counts only for the file it was read from: same name, change
-    time and size. Records on disk before ``start`` are left to the summary, which reuses
+    changed since. A row counts only for the file it was read from: same name, inode,
+    change time and size. Records on disk before ``start`` are left to the summary, which reuses
     the rows of the last one."""
 
     def __init__(self) -> None:
@@ -131,6 +147,5 @@ class RecordRows:
                 )
             except (OSError, RecordError):
                 continue
-            changed = max(info.st_mtime_ns, info.st_ctime_ns)
-            self.rows[(success, name, changed, info.st_size)] = rows_of(layout, record)
+            self.rows[row_key(success, name, info)] = rows_of(layout, record)
         return len(new)

@@ -34,6 +34,7 @@ from metalab_smk.results.rows import (
     Rows,
     record_path,
     record_row,
+    row_key,
     rows_of,
     scalar_or_json,
 )
@@ -161,7 +162,7 @@ def _build(
                 kept[run_id] = row
                 order[run_id] = len(order)
                 continue
-            key = (success, name, changed, info.st_size)
+            key = row_key(success, name, info)
             if key not in cache:
                 path = record_path(layout, run_id, success)
                 record = read_valid_record(layout, path, run_id, move_bad=move_bad, dir_fd=fd)

@@ -167,10 +167,11 @@ class RunHandle:
                     self._progress.__exit__(None, None, None)
                 return
         self._started.set()
-        self._landed.start(self.layout)
-        import metalab_smk.results.summary  # noqa: F401 - load pandas/pyarrow while Snakemake works
-
         try:
+            with contextlib.suppress(Exception):  # unreadable: the summary reads them all
+                self._landed.start(self.layout)
+            import metalab_smk.results.summary  # noqa: F401 - pandas/pyarrow while Snakemake works
+
             self._follow(missing)
         except Exception as exc:  # never leave a waiter hanging
             self.error = f"following the sweep failed: {_reason(exc)}"
@@ -215,7 +216,7 @@ class RunHandle:
         began = time.monotonic()
         if began < self._next_read:
             return
-        with contextlib.suppress(OSError, MetalabError):  # e.g. damaged: the summary says
+        with contextlib.suppress(Exception):  # a mere head start: the summary says why
             self._landed.read_new(self.layout)
         self._next_read = began + 4 * (time.monotonic() - began)
 
@@ -234,9 +235,8 @@ class RunHandle:
             if self._watcher is not None:
                 self._watcher.poll()
             try:
-                computed = end_of_sweep(
-                    self.layout, self._derived, self._summary_checked, self._landed
-                )
+                landed, self._landed = self._landed, RecordRows()  # not kept after
+                computed = end_of_sweep(self.layout, self._derived, self._summary_checked, landed)
                 if computed and self._progress is not None and self._progress.show:
                     print(f"metalab: derived metrics of {computed} runs stored", flush=True)
             except Exception as exc:

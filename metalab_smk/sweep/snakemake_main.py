@@ -22,6 +22,7 @@ module name contains "snakemake", as the process checks (``sweep/locks.py``) exp
 from __future__ import annotations
 
 import contextlib
+import glob
 import logging
 import os
 import pkgutil
@@ -29,6 +30,7 @@ import re
 import sys
 import threading
 import types
+import warnings
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
@@ -97,6 +99,8 @@ def _sql_stand_ins() -> dict[str, types.ModuleType]:
     import pydantic
 
     class SQLModel(pydantic.BaseModel):
+        model_config = pydantic.ConfigDict(from_attributes=True)  # as SQLModel's
+
         def __init_subclass__(cls, **kwargs: Any) -> None:  # table=...: SQL only
             super().__init_subclass__()
 
@@ -113,15 +117,20 @@ def _sql_stand_ins() -> dict[str, types.ModuleType]:
 
 
 def _asks_for_persistence(argv: Sequence[str]) -> bool:
-    """Whether the command line or the workflow's default profile chooses Snakemake's
-    persistence backend (then it is imported as usual)."""
-    if any(arg.startswith("--persistence-backend") for arg in argv):
+    """Whether a profile or the command line may choose Snakemake's persistence backend
+    (then Snakemake is imported as usual): a profile named on the command line or by
+    ``SNAKEMAKE_PROFILE``, or the workflow's default profile mentioning persistence."""
+    named = ("--persistence-backend", "--profile", "--workflow-profile")
+    if os.environ.get("SNAKEMAKE_PROFILE") or any(arg.startswith(named) for arg in argv):
         return True
-    try:
-        with open(os.path.join("profiles", "default", "config.yaml"), encoding="utf-8") as f:
-            return "persistence-backend" in f.read()
-    except OSError:
-        return False
+    for path in glob.glob(os.path.join("profiles", "default", "*.yaml")):
+        try:
+            with open(path, encoding="utf-8") as handle:
+                if "persistence" in handle.read():
+                    return True
+        except OSError:
+            return True
+    return False
 
 
 def file_persistence_only() -> bool:
@@ -137,16 +146,19 @@ def file_persistence_only() -> bool:
     stand_ins = _sql_stand_ins()
     sys.modules.update(stand_ins)
     try:
-        import snakemake.persistence
+        with warnings.catch_warnings():  # e.g. a keyword pydantic does not know: undo
+            warnings.simplefilter("error")
+            import snakemake.persistence
 
-        record = snakemake.persistence.MetadataRecord
-        record.model_validate(dict(record(rule="r").items()))
+            record = snakemake.persistence.MetadataRecord
+            record.model_validate(dict(record(rule="r").items()))
         snakemake.persistence.db = stand_ins["snakemake.persistence.db"]  # type: ignore[attr-defined]
         return True
     except Exception:
         for name in [n for n in sys.modules if n.startswith("snakemake.persistence")]:
             del sys.modules[name]
-        stand_ins.pop("snakemake.persistence.db")
+        with contextlib.suppress(AttributeError):
+            delattr(sys.modules["snakemake"], "persistence")
         return False
     finally:
         for name in ("sqlmodel", "sqlalchemy"):  # later imports get the real ones
