@@ -91,11 +91,18 @@ def _open(page, url: str, ready: str) -> None:
 
 
 def _series(page, selector: str = ".chart") -> list[int]:
-    page.wait_for_function(
-        f"document.querySelectorAll('{selector}[data-series]').length > 0", timeout=15000
+    """The series counts of the charts, read in the same check that finds every chart
+    drawn (a chart redrawn between two checks reads as none)."""
+    drawn = page.wait_for_function(
+        """sel => {
+            const charts = [...document.querySelectorAll(sel)];
+            return charts.length > 0 && charts.every(c => c.dataset.series)
+                && charts.map(c => c.dataset.series);
+        }""",
+        arg=selector,
+        timeout=15000,
     )
-    counts = page.eval_on_selector_all(selector, "els => els.map(e => e.dataset.series)")
-    return [int(n) for n in counts]
+    return [int(n) for n in drawn.json_value()]
 
 
 def test_experiments_page(page, server, shots) -> None:
