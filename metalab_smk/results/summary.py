@@ -46,7 +46,6 @@ from metalab_smk.store.validate import clean_leftovers, open_dir_inside, read_va
 
 __all__ = [
     "RESERVED_COLUMNS",
-    "RecordRows",
     "collect",
     "ensure_summary",
     "record_row",

@@ -88,7 +88,7 @@ class _NoDbPersistence:
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         raise RuntimeError(
             "metalab's local sweeps keep Snakemake's metadata in files; its database "
-            "persistence (--persistence db) is not available in them"
+            "persistence (--persistence-backend db) is not available in them"
         )
 
 
@@ -136,8 +136,9 @@ def _asks_for_persistence(argv: Sequence[str]) -> bool:
 def file_persistence_only() -> bool:
     """Import Snakemake's persistence package without its database backend, which a
     local sweep never uses: Snakemake imports that backend's SQLModel and SQLAlchemy at
-    start (0.17 s of its 0.55 s). Only for the Snakemake versions this was tried with;
-    anything unexpected undoes it, and Snakemake imports as usual. True when done."""
+    start (0.17 s of its 0.55 s). Only for Snakemake 9, whose persistence package this
+    was written against; anything unexpected (an error or a warning) undoes it, and
+    Snakemake imports as usual. True when done."""
     taken = ("sqlmodel", "sqlalchemy", "snakemake.persistence", "snakemake.persistence.db")
     if not _SQL_FREE_VERSIONS.match(_snakemake_version()) or any(
         name in sys.modules for name in taken
