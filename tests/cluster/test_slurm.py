@@ -96,6 +96,17 @@ def _queued() -> set[str]:
     return {job.split("_")[0] for job in out.stdout.split()}
 
 
+def _story(exp_dir: Path, log: Path) -> str:
+    """What a failed check shows: Snakemake's log, the batches' files and the tasks' logs."""
+    batches = exp_dir / ".metalab" / "batches"
+    listing = sorted(p.name for p in batches.iterdir()) if batches.is_dir() else []
+    markers = {p.name: p.read_text().strip() for p in sorted(batches.glob("*.end"))}
+    logs = sorted((exp_dir / ".metalab" / "slurm").glob("*"))
+    tasks = [f"== {p.name}\n{p.read_text()[-1500:]}" for p in logs]
+    shown = [log.read_text()[-6000:], f"batches: {listing}", f"markers: {markers}", *tasks]
+    return "\n".join(shown)
+
+
 def _wait_until_gone(jobs: set[str], deadline: float) -> None:
     """Wait until none of ``jobs`` is queued or running any more."""
     while jobs & _queued():
@@ -230,8 +241,11 @@ def test_plain_snakemake_profile_after_ctrl_c_and_a_killed_array_recomputes_noth
         time.sleep(0.2)
     (array,) = re.findall(r"submitted SLURM array job (\d+)", log.read_text())
     subprocess.run(["scancel", "--signal=KILL", "--full", array], check=True)
-    assert process.wait(timeout=90) == 1, log.read_text()[-3000:]  # noticed, not hung
-    assert "ended without finishing" in log.read_text()
+    assert process.wait(timeout=90) == 1, _story(exp_dir, log)  # noticed, not hung
+    # its batches fail: named from the queue (no end marker), or by the end marker of a
+    # task that ended before the kill reached it
+    failed = r"ended without finishing|run\(s\) of batch \S+ failed or did not start"
+    assert re.search(failed, log.read_text()), _story(exp_dir, log)
     assert all(records()[name] == mtime for name, mtime in kept.items())
 
     kept = records()
