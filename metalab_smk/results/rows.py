@@ -107,12 +107,14 @@ class RecordRows:
     by whoever follows the sweep, so the summary at its end reads only the records that
     changed since. A row counts only for the file it was read from: same name, inode,
     change time and size. Records on disk before ``start`` are left to the summary, which reuses
-    the rows of the last one."""
+    the rows of the last one. The rows of a run's failed attempt are dropped once its
+    success record is read (the summary takes the success)."""
 
     def __init__(self) -> None:
         self.rows: dict[RowKey, Rows] = {}
         self._seen: dict[bool, set[str]] = {True: set(), False: set()}
         self._wanted: set[str] | None = None
+        self._failed: dict[str, RowKey] = {}  # file name: the key of its failed rows
 
     def start(self, layout: ExperimentDir) -> None:
         """Take the records on disk now as seen (call it before the sweep starts)."""
@@ -147,5 +149,10 @@ class RecordRows:
                 )
             except (OSError, RecordError):
                 continue
-            self.rows[row_key(success, name, info)] = rows_of(layout, record)
+            key = row_key(success, name, info)
+            self.rows[key] = rows_of(layout, record)
+            if not success:
+                self._failed[name] = key
+            elif name in self._failed:
+                self.rows.pop(self._failed.pop(name), None)
         return len(new)

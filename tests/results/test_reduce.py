@@ -126,3 +126,18 @@ def test_a_bad_record_read_while_landing_is_quarantined_by_the_summary(layout, c
     assert IDS[4] not in set(runs["run_id"])
     assert "moved it to quarantine" in capsys.readouterr().err
     assert list((layout.quarantine_dir / "runs").iterdir())
+
+
+def test_rows_of_a_failed_attempt_are_dropped_when_the_run_succeeds(layout, monkeypatch):
+    landed = RecordRows()
+    landed.start(layout)
+    atomic_write_json(layout.failed_record(IDS[4]), _record(IDS[4], "failed"))
+    assert landed.read_new(layout) == 1 and len(landed.rows) == 1
+    layout.failed_record(IDS[4]).unlink()  # the retry succeeds
+    atomic_write_json(layout.record(IDS[4]), _record(IDS[4], y=7))
+    assert landed.read_new(layout) == 1
+    assert [key[0] for key in landed.rows] == [True]  # the success's rows alone
+    reads = _count_reads(monkeypatch)
+    runs, _ = reduce.collect(layout.root, read=landed)
+    assert IDS[4] not in reads and list(runs["status"])[4] == "success"
+    assert list(runs["y"])[4] == 7
