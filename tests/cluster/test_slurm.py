@@ -246,7 +246,7 @@ def test_plain_snakemake_profile_after_ctrl_c_and_a_killed_array_recomputes_noth
     # its batches fail. A task still starting dies without an end marker and is named
     # from the queue; SLURM cancels a task already running as usual (SIGTERM first), so
     # its runs record themselves cancelled and its end marker names them. Which of the
-    # two happens depends on how fast the tasks start (both seen in CI).
+    # two happens depends on how fast the tasks start.
     failed = r"ended without finishing|run\(s\) of batch \S+ failed or did not start"
     assert re.search(failed, log.read_text()), _story(exp_dir, log)
     assert all(records()[name] == mtime for name, mtime in kept.items())
